@@ -1,0 +1,34 @@
+/**
+ * `@x/broker`: an embeddable, fast MQTT v5 broker for Deno, with v3.1.1 and v3.1 clients too.
+ *
+ * @example A broker that accepts everyone on TCP
+ * ```ts
+ * import { AllowHook, Server, TCP } from "./mod.ts";
+ *
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
+ * await server.serve();
+ * // ... clients connect ...
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+export { Server, VERSION } from "./src/server.ts";
+export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
+export { defaultCapabilities, resolveOptions } from "./src/options.ts";
+export { Client } from "./src/client.ts";
+export type { ClientNet, ClientProperties, ClientState, Connection } from "./src/client.ts";
+export { Clients } from "./src/clients.ts";
+export { HOOK_EVENTS, Hooks } from "./src/hooks.ts";
+export type { Hook, HookEvent, MaybePromise, StorageEvents } from "./src/hooks.ts";
+export { Inflight } from "./src/inflight.ts";
+export { Info, SYS_PREFIX } from "./src/system.ts";
+export { TopicsIndex } from "./src/topics.ts";
+export type { ClientSubscription, Delivery, Subscribers } from "./src/topics.ts";
+export * from "./src/packets/mod.ts";
+export type { EstablishFn, Listener, ListenerConfig } from "./listeners/listener.ts";
+export { TCP } from "./listeners/tcp.ts";
+export { AllowHook } from "./hooks/auth/allow_all.ts";

@@ -1,0 +1,399 @@
+/**
+ * One client: its connection (read loop, coalescing writer, keep-alive) and its session state
+ * (subscriptions, in-flight messages, topic aliases, will).
+ *
+ * @module
+ */
+
+import type { Packet, ProtocolVersion, Properties, Subscription } from "./packets/types.ts";
+import { PacketType } from "./packets/types.ts";
+import { ByteWriter } from "./packets/writer.ts";
+import { FRAME_READY, PacketFramer } from "./packets/framer.ts";
+import { encodePacket } from "./packets/codec.ts";
+import { Inflight } from "./inflight.ts";
+import type { Hooks } from "./hooks.ts";
+import type { Info } from "./system.ts";
+
+/** A byte stream to a client: what listeners hand to the server. `Deno.Conn` satisfies it. */
+export interface Connection {
+  /** Reads into `buffer`; resolves to the byte count, or null at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `data`; resolves to the byte count written. */
+  write(data: Uint8Array): Promise<number>;
+  /** Closes the stream. */
+  close(): void;
+}
+
+/** Where a client is connected from. */
+export interface ClientNet {
+  /** The connection, or null for inline and restored offline clients. */
+  conn: Connection | null;
+  /** The remote address, `host:port`. */
+  remote: string;
+  /** The id of the listener it came through. */
+  listener: string;
+  /** True for the server's own inline client. */
+  inline: boolean;
+}
+
+/** What the client asked for in CONNECT (after the server's caps are applied). */
+export interface ClientProperties {
+  /** The protocol level. */
+  protocolVersion: ProtocolVersion;
+  /** The user name, empty if none. */
+  username: string;
+  /** Clean Start / Clean Session. */
+  clean: boolean;
+  /** Keep alive in seconds, as granted. */
+  keepAlive: number;
+  /** Session expiry interval in seconds, as granted (0xFFFFFFFF: never). */
+  sessionExpiryInterval: number;
+  /** The client's Receive Maximum: QoS 1/2 messages we may have in flight to it. */
+  receiveMaximum: number;
+  /** The largest packet the client accepts (0: no limit). */
+  maximumPacketSize: number;
+  /** The highest topic alias the client accepts from us. */
+  topicAliasMaximum: number;
+  /** Whether reason strings and user properties may be sent on acks [MQTT-3.1.2-29]. */
+  requestProblemInformation: boolean;
+  /** Whether the client asked for Response Information. */
+  requestResponseInformation: boolean;
+  /** The CONNECT's properties. */
+  props: Properties;
+  /** The will message, ready to publish, if any. */
+  will?: Packet;
+  /** The will delay interval in seconds. */
+  willDelayInterval: number;
+}
+
+/** Mutable per-connection and per-session state. */
+export interface ClientState {
+  /** Subscriptions by full filter. */
+  subscriptions: Map<string, Subscription>;
+  /** QoS 1/2 state. */
+  inflight: Inflight;
+  /** Inbound topic aliases set by the client. */
+  inboundAliases: Map<number, string>;
+  /** Outbound topic aliases we assigned. */
+  outboundAliases: Map<string, number>;
+  /** Whether CONNECT was accepted and the connection is live. */
+  connected: boolean;
+  /** When the connection ended (ms since epoch), 0 while connected. */
+  disconnectedAt: number;
+  /** Why the connection ended. */
+  stopCause?: Error;
+  /** Whether the client ended with a normal DISCONNECT (no will). */
+  cleanDisconnect: boolean;
+  /** When the session expires (ms since epoch), 0 for never; set once disconnected. */
+  expiresAt: number;
+  /** When the connection was established (ms since epoch). */
+  connectedAt: number;
+}
+
+/** Called for each complete packet read: the first byte and a view of the body. */
+export type FrameHandler = (client: Client, header: number, body: Uint8Array) => void | Promise<void>;
+
+/** Limits a client needs from the server. */
+export interface ClientLimits {
+  /** Bytes per read. */
+  readBufferSize: number;
+  /** Largest packet accepted from the client, 0 for the protocol maximum. */
+  maximumPacketSize: number;
+  /** Messages that may wait in the outbound buffer before QoS 0 messages are dropped. */
+  maximumWritesPending: number;
+}
+
+/** How long a closing connection may take to flush its last packets. */
+const CLOSE_FLUSH_TIMEOUT_MS = 2000;
+
+/**
+ * A connected (or remembered) client.
+ *
+ * Outbound packets are encoded straight into one buffer and written with one `write` per turn of
+ * the event loop; while a write is under way, new packets go into a second buffer.
+ */
+export class Client {
+  /** The client identifier. */
+  id = "";
+  /** Network details. */
+  readonly net: ClientNet;
+  /** What the client asked for in CONNECT. */
+  properties: ClientProperties = {
+    protocolVersion: 4,
+    username: "",
+    clean: true,
+    keepAlive: 0,
+    sessionExpiryInterval: 0,
+    receiveMaximum: 0xffff,
+    maximumPacketSize: 0,
+    topicAliasMaximum: 0,
+    requestProblemInformation: true,
+    requestResponseInformation: false,
+    props: {},
+    willDelayInterval: 0,
+  };
+  /** Session and connection state. */
+  state: ClientState = {
+    subscriptions: new Map(),
+    inflight: new Inflight(),
+    inboundAliases: new Map(),
+    outboundAliases: new Map(),
+    connected: false,
+    disconnectedAt: 0,
+    cleanDisconnect: false,
+    expiresAt: 0,
+    connectedAt: Date.now(),
+  };
+  /** When a packet was last read (ms since epoch). */
+  lastReceived: number = Date.now();
+  /** Called once when the connection closes (the server's bookkeeping). */
+  onClose: ((client: Client) => void) | undefined;
+
+  readonly #hooks: Hooks;
+  readonly #info: Info;
+  readonly #limits: ClientLimits;
+  readonly #framer: PacketFramer;
+  #out = new ByteWriter(1024);
+  #spare = new ByteWriter(1024);
+  #pendingMessages = 0;
+  #writing = false;
+  #scheduled = false;
+  #closed = false;
+  #closeWhenFlushed = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
+  #onKeepAliveExpired: ((client: Client) => void) | undefined;
+  #done: Promise<void> | undefined;
+  readonly #flush = () => {
+    this.#scheduled = false;
+    if (!this.#writing) this.#writeLoop();
+  };
+
+  /**
+   * Creates a client for a connection.
+   *
+   * @param net The connection details.
+   * @param hooks The server's hooks.
+   * @param info The server's counters.
+   * @param limits Buffer and size limits.
+   */
+  constructor(net: ClientNet, hooks: Hooks, info: Info, limits: ClientLimits) {
+    this.net = net;
+    this.#hooks = hooks;
+    this.#info = info;
+    this.#limits = limits;
+    this.#framer = new PacketFramer(limits.maximumPacketSize);
+  }
+
+  /** True once the connection is closed (or for clients that never had one). */
+  get closed(): boolean {
+    return this.#closed || this.net.conn === null;
+  }
+
+  /**
+   * Reads packets until the connection ends, handing each complete one to `handle` in order and
+   * waiting for it when it returns a Promise.
+   *
+   * @param handle The frame handler.
+   * @param onFrameError Called with a reason code when the byte stream is malformed.
+   * @returns Resolves when the connection has ended.
+   */
+  read(handle: FrameHandler, onFrameError: (client: Client, code: number) => void): Promise<void> {
+    this.#done ??= this.#readLoop(handle, onFrameError);
+    return this.#done;
+  }
+
+  async #readLoop(handle: FrameHandler, onFrameError: (client: Client, code: number) => void): Promise<void> {
+    const conn = this.net.conn;
+    if (!conn) return;
+    const buffer = new Uint8Array(this.#limits.readBufferSize);
+    const framer = this.#framer;
+    try {
+      while (!this.#closed) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        this.lastReceived = Date.now();
+        this.#info.bytesReceived += n;
+        framer.push(buffer.subarray(0, n));
+        let status: number;
+        while ((status = framer.next()) === FRAME_READY) {
+          this.#info.packetsReceived++;
+          const result = handle(this, framer.header, framer.body);
+          if (result instanceof Promise) await result;
+          if (this.#closed) return;
+        }
+        if (status !== 0) {
+          onFrameError(this, status);
+          return;
+        }
+      }
+      this.close(new Error("Connection closed by the client"));
+    } catch (error) {
+      this.close(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * Sets the largest packet accepted from the client.
+   *
+   * @param size Bytes, 0 for the protocol maximum.
+   */
+  setMaximumPacketSize(size: number): void {
+    this.#framer.maximumPacketSize = size;
+  }
+
+  /**
+   * Encodes a packet into the outbound buffer; the buffer is written at the end of this turn.
+   *
+   * @param packet The packet.
+   * @returns False if the packet was not queued: the connection is closed, the packet is larger
+   *   than the client's Maximum Packet Size, or (QoS 0 PUBLISH only) the outbound queue is full.
+   */
+  send(packet: Packet): boolean {
+    if (this.#closed || this.net.conn === null) return false;
+    const type = packet.fixedHeader.type;
+    if (
+      type === PacketType.Publish && packet.fixedHeader.qos === 0 &&
+      this.#pendingMessages >= this.#limits.maximumWritesPending
+    ) {
+      return false;
+    }
+    if (this.#hooks.has("onPacketEncode")) packet = this.#hooks.onPacketEncode(this, packet);
+    if (
+      !this.properties.requestProblemInformation && packet.properties &&
+      type !== PacketType.Publish && type !== PacketType.Connack && type !== PacketType.Disconnect
+    ) {
+      // [MQTT-3.1.2-29] no Reason String or User Properties on other packets.
+      packet = { ...packet, properties: { ...packet.properties, reasonString: undefined, userProperties: undefined } };
+    }
+    const out = this.#out;
+    const start = out.length;
+    const size = encodePacket(packet, this.properties.protocolVersion, out);
+    const max = this.properties.maximumPacketSize;
+    if (max > 0 && size > max) {
+      out.length = start; // [MQTT-3.1.2-24] never send a packet larger than the client accepts
+      return false;
+    }
+    this.#pendingMessages++;
+    this.#info.packetsSent++;
+    this.#info.bytesSent += size;
+    if (type === PacketType.Publish) this.#info.messagesSent++;
+    if (this.#hooks.has("onPacketSent")) {
+      this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
+    }
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+    return true;
+  }
+
+  async #writeLoop(): Promise<void> {
+    const conn = this.net.conn;
+    if (!conn) return;
+    this.#writing = true;
+    try {
+      while (this.#out.length > 0 && !this.#closed) {
+        const batch = this.#out;
+        this.#out = this.#spare;
+        this.#spare = batch;
+        this.#pendingMessages = 0;
+        const data = batch.toBytes();
+        let offset = 0;
+        while (offset < data.length) offset += await conn.write(data.subarray(offset));
+        batch.reset();
+      }
+    } catch (error) {
+      this.#writing = false;
+      this.close(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.#writing = false;
+    if (this.#closeWhenFlushed) this.close(this.state.stopCause);
+  }
+
+  /**
+   * Closes the connection once everything queued has been written (or after a short timeout).
+   *
+   * @param cause Why the connection is closing.
+   */
+  closeAfterFlush(cause: Error): void {
+    if (this.#closed) return;
+    this.state.stopCause ??= cause;
+    this.#closeWhenFlushed = true;
+    if (!this.#writing && !this.#scheduled) {
+      this.close(cause);
+      return;
+    }
+    this.#closeTimer ??= setTimeout(() => this.close(cause), CLOSE_FLUSH_TIMEOUT_MS);
+  }
+
+  /**
+   * Closes the connection now. Safe to call more than once.
+   *
+   * @param cause Why the connection closed.
+   */
+  close(cause?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.state.stopCause ??= cause;
+    this.state.connected = false;
+    this.state.disconnectedAt = Date.now();
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#keepAliveTimer);
+    try {
+      this.net.conn?.close();
+    } catch {
+      // already closed by the peer
+    }
+    this.onClose?.(this);
+  }
+
+  /**
+   * Starts the keep-alive check: the connection is closed by `onExpired` when nothing arrives
+   * for 1.5 times the keep alive [MQTT-3.1.2-22].
+   *
+   * @param onExpired Called when the client has been silent too long.
+   */
+  startKeepAlive(onExpired: (client: Client) => void): void {
+    clearTimeout(this.#keepAliveTimer);
+    if (this.properties.keepAlive === 0 || this.#closed) return;
+    this.#onKeepAliveExpired = onExpired;
+    this.#armKeepAlive(this.properties.keepAlive * 1500);
+  }
+
+  #armKeepAlive(delay: number): void {
+    this.#keepAliveTimer = setTimeout(this.#checkKeepAlive, delay);
+  }
+
+  readonly #checkKeepAlive = (): void => {
+    if (this.#closed) return;
+    const limit = this.properties.keepAlive * 1500;
+    const silent = Date.now() - this.lastReceived;
+    if (silent >= limit) this.#onKeepAliveExpired?.(this);
+    else this.#armKeepAlive(limit - silent);
+  };
+
+  /**
+   * Starts a timer that calls `onTimeout` unless CONNECT is accepted first.
+   *
+   * @param seconds The timeout.
+   * @param onTimeout Called on timeout.
+   */
+  startConnectTimeout(seconds: number, onTimeout: (client: Client) => void): void {
+    this.#keepAliveTimer = setTimeout(() => {
+      if (!this.state.connected) onTimeout(this);
+    }, seconds * 1000);
+  }
+
+  /** Cancels the CONNECT timeout (CONNECT arrived). */
+  clearConnectTimeout(): void {
+    clearTimeout(this.#keepAliveTimer);
+  }
+
+  /** Takes over another client's session state (subscriptions and in-flight messages). */
+  inheritSession(old: Client): void {
+    this.state.subscriptions = old.state.subscriptions;
+    this.state.inflight = old.state.inflight;
+  }
+}

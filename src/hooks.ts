@@ -1,0 +1,616 @@
+/**
+ * The hook interface and its dispatcher. Every broker feature beyond the protocol itself (auth,
+ * storage, logging, metrics) is a hook.
+ *
+ * A hook is an object with an `id` and any subset of the event methods below. The dispatcher
+ * finds which methods a hook has when it is added and keeps one array per event, so an event
+ * that no hook implements costs one length check.
+ *
+ * Events that may change the outcome (`onConnectAuthenticate`, `onACLCheck`, `onConnect`,
+ * `onAuthPacket`, `onPacketRead`, `onSubscribe`, `onUnsubscribe`, `onPublish`, `onWill`) may
+ * return a Promise; the broker waits for it without reordering that client's packets. The
+ * other events are notifications: they run synchronously, and a Promise they return is not
+ * waited for (a rejection is logged).
+ *
+ * @module
+ */
+
+import type { Packet } from "./packets/types.ts";
+import { MqttError } from "./packets/reason_codes.ts";
+import type { Subscribers } from "./topics.ts";
+import type { Client } from "./client.ts";
+import type { Info } from "./system.ts";
+import { logger } from "./logger.ts";
+
+/** A value or a Promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** The stored-data events a storage hook answers on `serve()` to restore state. */
+export interface StorageEvents {
+  /** Stored client sessions. */
+  storedClients?(): MaybePromise<unknown[]>;
+  /** Stored subscriptions. */
+  storedSubscriptions?(): MaybePromise<unknown[]>;
+  /** Stored in-flight messages. */
+  storedInflightMessages?(): MaybePromise<unknown[]>;
+  /** Stored retained messages. */
+  storedRetainedMessages?(): MaybePromise<unknown[]>;
+  /** Stored $SYS counters. */
+  storedSysInfo?(): MaybePromise<unknown>;
+}
+
+/**
+ * A broker hook. Implement any subset of the methods; see the module doc for which may be async.
+ * Hooks run in the order they were added.
+ */
+export interface Hook extends StorageEvents {
+  /** A unique, human-readable id. */
+  readonly id: string;
+  /** Called by `addHook` with its config; a throw or rejection makes `addHook` fail. */
+  init?(config: unknown): MaybePromise<void>;
+  /** Called in order by `server.close()`. */
+  stop?(): MaybePromise<void>;
+  /** The server has started serving. */
+  onStarted?(): void;
+  /** The server has stopped. */
+  onStopped?(): void;
+  /** Authenticate a CONNECT; the client is allowed if ANY hook returns true (none: denied). */
+  onConnectAuthenticate?(client: Client, packet: Packet): MaybePromise<boolean>;
+  /** May the client read (`write` false) or publish to (`write` true) a topic? Allowed if ANY hook says so. */
+  onACLCheck?(client: Client, topic: string, write: boolean): MaybePromise<boolean>;
+  /** The $SYS info was refreshed (every `sysTopicResendInterval`). */
+  onSysInfoTick?(info: Info): void;
+  /** A client sent a valid CONNECT; throw an {@linkcode MqttError} to refuse it with that code. */
+  onConnect?(client: Client, packet: Packet): MaybePromise<void>;
+  /** A session is about to be established (after authentication). */
+  onSessionEstablish?(client: Client, packet: Packet): void;
+  /** A session was established and CONNACK sent. */
+  onSessionEstablished?(client: Client, packet: Packet): void;
+  /** A client disconnected; `expire` is true when its session ends now. */
+  onDisconnect?(client: Client, error: Error | undefined, expire: boolean): void;
+  /** An AUTH packet arrived; return the AUTH packet to answer with, or throw an MqttError. */
+  onAuthPacket?(client: Client, packet: Packet): MaybePromise<Packet>;
+  /** A packet was read, before validation; return it (possibly changed) or throw to close the connection. */
+  onPacketRead?(client: Client, packet: Packet): MaybePromise<Packet>;
+  /** A packet is about to be encoded for a client; return it, possibly changed. Synchronous. */
+  onPacketEncode?(client: Client, packet: Packet): Packet;
+  /** A packet's bytes were queued for the client's socket. */
+  onPacketSent?(client: Client, packet: Packet, bytes: Uint8Array): void;
+  /** A packet from a client has been handled; `error` is set when handling failed. */
+  onPacketProcessed?(client: Client, packet: Packet, error?: Error): void;
+  /** A SUBSCRIBE is about to be processed; return it, possibly changed. */
+  onSubscribe?(client: Client, packet: Packet): MaybePromise<Packet>;
+  /** A SUBSCRIBE was processed with these reason codes. */
+  onSubscribed?(client: Client, packet: Packet, reasonCodes: number[]): void;
+  /** Subscribers of a message were found; return them, possibly changed. Synchronous. */
+  onSelectSubscribers?(subscribers: Subscribers, packet: Packet): Subscribers;
+  /** An UNSUBSCRIBE is about to be processed; return it, possibly changed. */
+  onUnsubscribe?(client: Client, packet: Packet): MaybePromise<Packet>;
+  /** An UNSUBSCRIBE was processed. */
+  onUnsubscribed?(client: Client, packet: Packet): void;
+  /**
+   * A PUBLISH arrived (after the ACL check). Return it, possibly changed. Throw an
+   * {@linkcode MqttError}: with a code >= 0x80 to reject it (v5 acks carry the code), with a
+   * code below 0x80 to acknowledge it but neither deliver nor retain it.
+   */
+  onPublish?(client: Client, packet: Packet): MaybePromise<Packet>;
+  /** A PUBLISH was delivered to its subscribers. */
+  onPublished?(client: Client, packet: Packet): void;
+  /** A message for this client was dropped (queue full, too large, expired). */
+  onPublishDropped?(client: Client, packet: Packet): void;
+  /** A retained message was stored (`result` 1) or cleared (-1). */
+  onRetainMessage?(client: Client, packet: Packet, result: number): void;
+  /** A retained message was sent to a client on subscribe. */
+  onRetainPublished?(client: Client, packet: Packet): void;
+  /** A QoS 1/2 message was sent (or resent) to a client and is in flight. */
+  onQosPublish?(client: Client, packet: Packet, sent: number, resends: number): void;
+  /** A QoS 1/2 flow to a client completed. */
+  onQosComplete?(client: Client, packet: Packet): void;
+  /** An in-flight message was dropped (expired, or session ended). */
+  onQosDropped?(client: Client, packet: Packet): void;
+  /** No packet id was free for a client; the message was dropped. */
+  onPacketIDExhausted?(client: Client, packet: Packet): void;
+  /** A will is about to be sent; return it, possibly changed, or throw to cancel it. */
+  onWill?(client: Client, will: Packet): MaybePromise<Packet>;
+  /** A will was sent. */
+  onWillSent?(client: Client, packet: Packet): void;
+  /** A disconnected client's session expired. */
+  onClientExpired?(client: Client): void;
+  /** A retained message expired. */
+  onRetainedExpired?(topic: string): void;
+}
+
+/** Every event method name, in the order of DESIGN.md. */
+export const HOOK_EVENTS = [
+  "onStarted",
+  "onStopped",
+  "onConnectAuthenticate",
+  "onACLCheck",
+  "onSysInfoTick",
+  "onConnect",
+  "onSessionEstablish",
+  "onSessionEstablished",
+  "onDisconnect",
+  "onAuthPacket",
+  "onPacketRead",
+  "onPacketEncode",
+  "onPacketSent",
+  "onPacketProcessed",
+  "onSubscribe",
+  "onSubscribed",
+  "onSelectSubscribers",
+  "onUnsubscribe",
+  "onUnsubscribed",
+  "onPublish",
+  "onPublished",
+  "onPublishDropped",
+  "onRetainMessage",
+  "onRetainPublished",
+  "onQosPublish",
+  "onQosComplete",
+  "onQosDropped",
+  "onPacketIDExhausted",
+  "onWill",
+  "onWillSent",
+  "onClientExpired",
+  "onRetainedExpired",
+  "storedClients",
+  "storedSubscriptions",
+  "storedInflightMessages",
+  "storedRetainedMessages",
+  "storedSysInfo",
+] as const;
+
+/** The name of a hook event. */
+export type HookEvent = typeof HOOK_EVENTS[number];
+
+const log = logger("hooks");
+
+/**
+ * Runs hooks. Holds, for each event, the hooks that implement it, in the order added.
+ *
+ * @example Adding and calling a hook
+ * ```ts
+ * import { Hooks } from "./hooks.ts";
+ * const hooks = new Hooks();
+ * await hooks.add({ id: "counter", onStarted: () => console.log("started") });
+ * hooks.onStarted();
+ * ```
+ */
+export class Hooks {
+  /** The hooks, in the order added. */
+  readonly list: Hook[] = [];
+  /** Hook errors counted since start (thrown or rejected by any hook). */
+  errors = 0;
+  readonly #byEvent = new Map<HookEvent, Hook[]>();
+
+  /**
+   * Adds a hook: runs `init(config)` and indexes its event methods.
+   *
+   * @param hook The hook.
+   * @param config Passed to `hook.init`.
+   * @throws {TypeError} When a hook with the same id exists.
+   */
+  async add(hook: Hook, config?: unknown): Promise<void> {
+    if (this.list.some((h) => h.id === hook.id)) {
+      throw new TypeError(`A hook with id "${hook.id}" was already added`);
+    }
+    await hook.init?.(config);
+    this.list.push(hook);
+    for (const event of HOOK_EVENTS) {
+      if (typeof hook[event] === "function") this.#for(event).push(hook);
+    }
+  }
+
+  /**
+   * Whether any hook implements an event.
+   *
+   * @param event The event name.
+   * @returns True when at least one hook implements it.
+   */
+  has(event: HookEvent): boolean {
+    return (this.#byEvent.get(event)?.length ?? 0) > 0;
+  }
+
+  /** Stops every hook in order; errors are logged and do not stop the others. */
+  async stop(): Promise<void> {
+    for (const hook of this.list) {
+      try {
+        await hook.stop?.();
+      } catch (error) {
+        this.#failed(hook, "stop", error);
+      }
+    }
+  }
+
+  /** Fires `onStarted`. */
+  onStarted(): void {
+    for (const h of this.#get("onStarted")) this.#notify(h, "onStarted", () => h.onStarted!());
+  }
+
+  /** Fires `onStopped`. */
+  onStopped(): void {
+    for (const h of this.#get("onStopped")) this.#notify(h, "onStopped", () => h.onStopped!());
+  }
+
+  /**
+   * Asks every auth hook; true if any allows.
+   *
+   * @param client The connecting client.
+   * @param packet Its CONNECT.
+   * @returns Whether the client may connect.
+   */
+  onConnectAuthenticate(client: Client, packet: Packet): MaybePromise<boolean> {
+    return this.#any("onConnectAuthenticate", (h) => h.onConnectAuthenticate!(client, packet));
+  }
+
+  /**
+   * Asks every ACL hook; true if any allows.
+   *
+   * @param client The client.
+   * @param topic The topic or filter.
+   * @param write True for publish, false for subscribe/read.
+   * @returns Whether the access is allowed.
+   */
+  onACLCheck(client: Client, topic: string, write: boolean): MaybePromise<boolean> {
+    return this.#any("onACLCheck", (h) => h.onACLCheck!(client, topic, write));
+  }
+
+  /** Fires `onSysInfoTick`. */
+  onSysInfoTick(info: Info): void {
+    for (const h of this.#get("onSysInfoTick")) this.#notify(h, "onSysInfoTick", () => h.onSysInfoTick!(info));
+  }
+
+  /**
+   * Runs `onConnect` hooks in order; the first MqttError thrown refuses the connection.
+   *
+   * @returns Undefined, or the reason code to refuse with.
+   */
+  onConnect(client: Client, packet: Packet): MaybePromise<number | undefined> {
+    return this.#each("onConnect", (h) => h.onConnect!(client, packet));
+  }
+
+  /** Fires `onSessionEstablish`. */
+  onSessionEstablish(client: Client, packet: Packet): void {
+    for (const h of this.#get("onSessionEstablish")) {
+      this.#notify(h, "onSessionEstablish", () => h.onSessionEstablish!(client, packet));
+    }
+  }
+
+  /** Fires `onSessionEstablished`. */
+  onSessionEstablished(client: Client, packet: Packet): void {
+    for (const h of this.#get("onSessionEstablished")) {
+      this.#notify(h, "onSessionEstablished", () => h.onSessionEstablished!(client, packet));
+    }
+  }
+
+  /** Fires `onDisconnect`. */
+  onDisconnect(client: Client, error: Error | undefined, expire: boolean): void {
+    for (const h of this.#get("onDisconnect")) {
+      this.#notify(h, "onDisconnect", () => h.onDisconnect!(client, error, expire));
+    }
+  }
+
+  /**
+   * Chains `onAuthPacket`.
+   *
+   * @returns The AUTH packet to answer with, or a reason code when a hook refused.
+   */
+  onAuthPacket(client: Client, packet: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onAuthPacket", packet, (h, p) => h.onAuthPacket!(client, p));
+  }
+
+  /**
+   * Chains `onPacketRead`.
+   *
+   * @returns The packet, or a reason code when a hook refused it.
+   */
+  onPacketRead(client: Client, packet: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onPacketRead", packet, (h, p) => h.onPacketRead!(client, p));
+  }
+
+  /**
+   * Chains `onPacketEncode` (synchronous).
+   *
+   * @returns The packet to encode.
+   */
+  onPacketEncode(client: Client, packet: Packet): Packet {
+    for (const h of this.#get("onPacketEncode")) {
+      try {
+        packet = h.onPacketEncode!(client, packet);
+      } catch (error) {
+        this.#failed(h, "onPacketEncode", error);
+      }
+    }
+    return packet;
+  }
+
+  /** Fires `onPacketSent`. */
+  onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void {
+    for (const h of this.#get("onPacketSent")) {
+      this.#notify(h, "onPacketSent", () => h.onPacketSent!(client, packet, bytes));
+    }
+  }
+
+  /** Fires `onPacketProcessed`. */
+  onPacketProcessed(client: Client, packet: Packet, error?: Error): void {
+    for (const h of this.#get("onPacketProcessed")) {
+      this.#notify(h, "onPacketProcessed", () => h.onPacketProcessed!(client, packet, error));
+    }
+  }
+
+  /**
+   * Chains `onSubscribe`.
+   *
+   * @returns The packet, or a reason code when a hook refused it.
+   */
+  onSubscribe(client: Client, packet: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onSubscribe", packet, (h, p) => h.onSubscribe!(client, p));
+  }
+
+  /** Fires `onSubscribed`. */
+  onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {
+    for (const h of this.#get("onSubscribed")) {
+      this.#notify(h, "onSubscribed", () => h.onSubscribed!(client, packet, reasonCodes));
+    }
+  }
+
+  /**
+   * Chains `onSelectSubscribers` (synchronous).
+   *
+   * @returns The subscribers to deliver to.
+   */
+  onSelectSubscribers(subscribers: Subscribers, packet: Packet): Subscribers {
+    for (const h of this.#get("onSelectSubscribers")) {
+      try {
+        subscribers = h.onSelectSubscribers!(subscribers, packet);
+      } catch (error) {
+        this.#failed(h, "onSelectSubscribers", error);
+      }
+    }
+    return subscribers;
+  }
+
+  /**
+   * Chains `onUnsubscribe`.
+   *
+   * @returns The packet, or a reason code when a hook refused it.
+   */
+  onUnsubscribe(client: Client, packet: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onUnsubscribe", packet, (h, p) => h.onUnsubscribe!(client, p));
+  }
+
+  /** Fires `onUnsubscribed`. */
+  onUnsubscribed(client: Client, packet: Packet): void {
+    for (const h of this.#get("onUnsubscribed")) {
+      this.#notify(h, "onUnsubscribed", () => h.onUnsubscribed!(client, packet));
+    }
+  }
+
+  /**
+   * Chains `onPublish`.
+   *
+   * @returns The packet, or the reason code a hook threw (>= 0x80 reject, < 0x80 ack and ignore).
+   */
+  onPublish(client: Client, packet: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onPublish", packet, (h, p) => h.onPublish!(client, p));
+  }
+
+  /** Fires `onPublished`. */
+  onPublished(client: Client, packet: Packet): void {
+    for (const h of this.#get("onPublished")) {
+      this.#notify(h, "onPublished", () => h.onPublished!(client, packet));
+    }
+  }
+
+  /** Fires `onPublishDropped`. */
+  onPublishDropped(client: Client, packet: Packet): void {
+    for (const h of this.#get("onPublishDropped")) {
+      this.#notify(h, "onPublishDropped", () => h.onPublishDropped!(client, packet));
+    }
+  }
+
+  /** Fires `onRetainMessage`. */
+  onRetainMessage(client: Client, packet: Packet, result: number): void {
+    for (const h of this.#get("onRetainMessage")) {
+      this.#notify(h, "onRetainMessage", () => h.onRetainMessage!(client, packet, result));
+    }
+  }
+
+  /** Fires `onRetainPublished`. */
+  onRetainPublished(client: Client, packet: Packet): void {
+    for (const h of this.#get("onRetainPublished")) {
+      this.#notify(h, "onRetainPublished", () => h.onRetainPublished!(client, packet));
+    }
+  }
+
+  /** Fires `onQosPublish`. */
+  onQosPublish(client: Client, packet: Packet, sent: number, resends: number): void {
+    for (const h of this.#get("onQosPublish")) {
+      this.#notify(h, "onQosPublish", () => h.onQosPublish!(client, packet, sent, resends));
+    }
+  }
+
+  /** Fires `onQosComplete`. */
+  onQosComplete(client: Client, packet: Packet): void {
+    for (const h of this.#get("onQosComplete")) {
+      this.#notify(h, "onQosComplete", () => h.onQosComplete!(client, packet));
+    }
+  }
+
+  /** Fires `onQosDropped`. */
+  onQosDropped(client: Client, packet: Packet): void {
+    for (const h of this.#get("onQosDropped")) {
+      this.#notify(h, "onQosDropped", () => h.onQosDropped!(client, packet));
+    }
+  }
+
+  /** Fires `onPacketIDExhausted`. */
+  onPacketIDExhausted(client: Client, packet: Packet): void {
+    for (const h of this.#get("onPacketIDExhausted")) {
+      this.#notify(h, "onPacketIDExhausted", () => h.onPacketIDExhausted!(client, packet));
+    }
+  }
+
+  /**
+   * Chains `onWill`.
+   *
+   * @returns The will to send, or a reason code when a hook cancelled it.
+   */
+  onWill(client: Client, will: Packet): MaybePromise<Packet | number> {
+    return this.#chain("onWill", will, (h, p) => h.onWill!(client, p));
+  }
+
+  /** Fires `onWillSent`. */
+  onWillSent(client: Client, packet: Packet): void {
+    for (const h of this.#get("onWillSent")) {
+      this.#notify(h, "onWillSent", () => h.onWillSent!(client, packet));
+    }
+  }
+
+  /** Fires `onClientExpired`. */
+  onClientExpired(client: Client): void {
+    for (const h of this.#get("onClientExpired")) {
+      this.#notify(h, "onClientExpired", () => h.onClientExpired!(client));
+    }
+  }
+
+  /** Fires `onRetainedExpired`. */
+  onRetainedExpired(topic: string): void {
+    for (const h of this.#get("onRetainedExpired")) {
+      this.#notify(h, "onRetainedExpired", () => h.onRetainedExpired!(topic));
+    }
+  }
+
+  #for(event: HookEvent): Hook[] {
+    let list = this.#byEvent.get(event);
+    if (!list) this.#byEvent.set(event, list = []);
+    return list;
+  }
+
+  #get(event: HookEvent): Hook[] {
+    return this.#byEvent.get(event) ?? EMPTY;
+  }
+
+  #failed(hook: Hook, event: string, error: unknown): void {
+    this.errors++;
+    log.error("Hook {hook} failed in {event}: {error}", { hook: hook.id, event, error: String(error) });
+  }
+
+  #notify(hook: Hook, event: string, call: () => unknown): void {
+    try {
+      const result = call();
+      if (result instanceof Promise) result.catch((error) => this.#failed(hook, event, error));
+    } catch (error) {
+      this.#failed(hook, event, error);
+    }
+  }
+
+  /** Converts a throw into a reason code: MqttError keeps its code, anything else is 0x83 (logged). */
+  #codeOf(hook: Hook, event: string, error: unknown): number {
+    if (error instanceof MqttError) return error.reasonCode;
+    this.#failed(hook, event, error);
+    return 0x83;
+  }
+
+  #any<E extends HookEvent>(event: E, call: (h: Hook) => MaybePromise<boolean>): MaybePromise<boolean> {
+    const hooks = this.#get(event);
+    for (let i = 0; i < hooks.length; i++) {
+      let result: MaybePromise<boolean>;
+      try {
+        result = call(hooks[i]);
+      } catch (error) {
+        this.#failed(hooks[i], event, error);
+        continue;
+      }
+      if (result instanceof Promise) return this.#anyAsync(event, hooks, i, result, call);
+      if (result) return true;
+    }
+    return false;
+  }
+
+  async #anyAsync(
+    event: HookEvent,
+    hooks: Hook[],
+    start: number,
+    first: Promise<boolean>,
+    call: (h: Hook) => MaybePromise<boolean>,
+  ): Promise<boolean> {
+    for (let i = start; i < hooks.length; i++) {
+      try {
+        if (await (i === start ? first : call(hooks[i]))) return true;
+      } catch (error) {
+        this.#failed(hooks[i], event, error);
+      }
+    }
+    return false;
+  }
+
+  #each(event: HookEvent, call: (h: Hook) => MaybePromise<void>): MaybePromise<number | undefined> {
+    const hooks = this.#get(event);
+    for (let i = 0; i < hooks.length; i++) {
+      try {
+        const result = call(hooks[i]);
+        if (result instanceof Promise) return this.#eachAsync(event, hooks, i, result, call);
+      } catch (error) {
+        return this.#codeOf(hooks[i], event, error);
+      }
+    }
+    return undefined;
+  }
+
+  async #eachAsync(
+    event: HookEvent,
+    hooks: Hook[],
+    start: number,
+    first: Promise<void>,
+    call: (h: Hook) => MaybePromise<void>,
+  ): Promise<number | undefined> {
+    for (let i = start; i < hooks.length; i++) {
+      try {
+        await (i === start ? first : call(hooks[i]));
+      } catch (error) {
+        return this.#codeOf(hooks[i], event, error);
+      }
+    }
+    return undefined;
+  }
+
+  #chain<E extends HookEvent>(
+    event: E,
+    packet: Packet,
+    call: (h: Hook, p: Packet) => MaybePromise<Packet>,
+  ): MaybePromise<Packet | number> {
+    const hooks = this.#get(event);
+    for (let i = 0; i < hooks.length; i++) {
+      try {
+        const result = call(hooks[i], packet);
+        if (result instanceof Promise) return this.#chainAsync(event, hooks, i, packet, result, call);
+        packet = result ?? packet;
+      } catch (error) {
+        return this.#codeOf(hooks[i], event, error);
+      }
+    }
+    return packet;
+  }
+
+  async #chainAsync(
+    event: HookEvent,
+    hooks: Hook[],
+    start: number,
+    packet: Packet,
+    first: Promise<Packet>,
+    call: (h: Hook, p: Packet) => MaybePromise<Packet>,
+  ): Promise<Packet | number> {
+    for (let i = start; i < hooks.length; i++) {
+      try {
+        packet = (await (i === start ? first : call(hooks[i], packet))) ?? packet;
+      } catch (error) {
+        return this.#codeOf(hooks[i], event, error);
+      }
+    }
+    return packet;
+  }
+}
+
+const EMPTY: Hook[] = [];

@@ -1,0 +1,62 @@
+/**
+ * The QoS 1/2 state of one session: outbound messages in flight (in send order), outbound
+ * messages waiting for send quota or for the client to come back, packet-id allocation, and
+ * the inbound QoS 2 packet ids awaiting PUBREL.
+ *
+ * @module
+ */
+
+import type { Packet } from "./packets/types.ts";
+import { Queue } from "./queue.ts";
+
+/**
+ * In-flight state of a session.
+ *
+ * @example Allocating packet ids
+ * ```ts
+ * import { Inflight } from "./inflight.ts";
+ * const inflight = new Inflight();
+ * const id = inflight.nextPacketId();
+ * inflight.outbound.set(id, { fixedHeader: { type: 3, qos: 1 }, packetId: id, topicName: "a" });
+ * console.log(id, inflight.nextPacketId()); // 1 2
+ * ```
+ */
+export class Inflight {
+  /**
+   * Outbound QoS 1/2 messages sent and not yet completed, keyed by packet id, in send order.
+   * A QoS 2 message whose PUBREC arrived is replaced in place by its PUBREL.
+   */
+  readonly outbound: Map<number, Packet> = new Map();
+  /** Outbound messages not yet sent: over the client's Receive Maximum, or the client is offline. */
+  readonly pending: Queue<Packet> = new Queue();
+  /** Inbound QoS 2 packet ids received (PUBREC sent) and awaiting PUBREL [MQTT-4.3.3-9]. */
+  readonly inboundQos2: Set<number> = new Set();
+  #lastId = 0;
+
+  /**
+   * Allocates the next free packet id for an outbound message.
+   *
+   * @returns A free id from 1 to 65535, or 0 when every id is in use.
+   */
+  nextPacketId(): number {
+    if (this.outbound.size >= 0xffff) return 0;
+    let id = this.#lastId;
+    do {
+      id = id >= 0xffff ? 1 : id + 1;
+    } while (this.outbound.has(id));
+    this.#lastId = id;
+    return id;
+  }
+
+  /** Outbound messages held: in flight plus pending. */
+  get size(): number {
+    return this.outbound.size + this.pending.length;
+  }
+
+  /** Forgets everything (a session ended). */
+  clear(): void {
+    this.outbound.clear();
+    this.pending.clear();
+    this.inboundQos2.clear();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Server options, capabilities and compatibility switches, with Mochi's defaults (camelCased).
+ *
+ * @module
+ */
+
+/** Compatibility switches for clients and test suites that expect non-standard behaviour. */
+export interface Compatibilities {
+  /** Answer authorization failures with 0x80 Unspecified Error instead of 0x87 Not Authorized. */
+  obscureNotAuthorized: boolean;
+  /** After sending a server DISCONNECT, wait for the client to close instead of closing at once. */
+  passiveClientDisconnect: boolean;
+  /** Always return Response Information in CONNACK, even if not requested. */
+  alwaysReturnResponseInfo: boolean;
+  /** Restore $SYS counters from storage on start, as if the server never stopped. */
+  restoreSysInfoOnRestart: boolean;
+  /** Don't copy a PUBLISH's user properties onto its acknowledgements. */
+  noInheritedPropertiesOnAck: boolean;
+}
+
+/** What the server supports and enforces; CONNACK advertises exactly these. */
+export interface Capabilities {
+  /** Maximum number of connected clients. */
+  maximumClients: number;
+  /** Seconds: cap for a message's expiry interval, and the expiry given to messages without one. */
+  maximumMessageExpiryInterval: number;
+  /** Maximum number of outbound messages queued for a client before QoS 0 messages are dropped. */
+  maximumClientWritesPending: number;
+  /** Maximum seconds a disconnected session is kept. */
+  maximumSessionExpiryInterval: number;
+  /** Largest packet accepted from clients, in bytes; 0 means the protocol maximum. */
+  maximumPacketSize: number;
+  /** Receive Maximum: QoS 1/2 publishes a client may have unacknowledged towards the server. */
+  receiveMaximum: number;
+  /** Maximum QoS 1/2 messages stored per client (inflight and queued), 1-65535. */
+  maximumInflight: number;
+  /** Highest inbound topic alias accepted from a client (0 disables aliases). */
+  topicAliasMaximum: number;
+  /** 1 if shared subscriptions are available. */
+  sharedSubAvailable: number;
+  /** The lowest protocol level accepted: 3 (MQTT 3.1), 4 (3.1.1) or 5. */
+  minimumProtocolVersion: number;
+  /** Maximum QoS accepted from publishers (0, 1 or 2). */
+  maximumQos: number;
+  /** 1 if retained messages are available. */
+  retainAvailable: number;
+  /** 1 if wildcard subscriptions are available. */
+  wildcardSubAvailable: number;
+  /** 1 if subscription identifiers are available. */
+  subIdAvailable: number;
+  /** Maximum keep alive in seconds; a v5 client asking for more (or 0) gets Server Keep Alive. 0: no limit. */
+  maximumKeepAlive: number;
+  /** Maximum number of messages kept for an offline persistent session. */
+  maximumOfflineQueue: number;
+  /** Seconds a connection may stay open without sending CONNECT. */
+  connectTimeout: number;
+  /** Compatibility switches. */
+  compatibilities: Compatibilities;
+}
+
+/** Options for a {@linkcode Server}; everything is optional. */
+export interface Options {
+  /** Capabilities; missing fields take the defaults. */
+  capabilities?: Partial<Omit<Capabilities, "compatibilities">> & { compatibilities?: Partial<Compatibilities> };
+  /** Seconds between $SYS topic publishes (default 1). */
+  sysTopicResendInterval?: number;
+  /** Enable the inline client (`server.publish`, `server.subscribe`). */
+  inlineClient?: boolean;
+  /** Size of each connection's read buffer in bytes (default 16 KiB). */
+  clientReadBufferSize?: number;
+}
+
+/** Options after defaults are applied. */
+export interface ResolvedOptions {
+  /** Capabilities with defaults applied. */
+  capabilities: Capabilities;
+  /** Seconds between $SYS publishes. */
+  sysTopicResendInterval: number;
+  /** Whether the inline client is enabled. */
+  inlineClient: boolean;
+  /** Read buffer size in bytes. */
+  clientReadBufferSize: number;
+}
+
+/**
+ * The default capabilities (Mochi's, plus our own limits).
+ *
+ * @returns A fresh object that the caller may change.
+ */
+export function defaultCapabilities(): Capabilities {
+  return {
+    maximumClients: Number.MAX_SAFE_INTEGER,
+    maximumMessageExpiryInterval: 60 * 60 * 24,
+    maximumClientWritesPending: 1024 * 8,
+    maximumSessionExpiryInterval: 0xffffffff,
+    maximumPacketSize: 0,
+    receiveMaximum: 1024,
+    maximumInflight: 1024 * 8,
+    topicAliasMaximum: 0xffff,
+    sharedSubAvailable: 1,
+    minimumProtocolVersion: 3,
+    maximumQos: 2,
+    retainAvailable: 1,
+    wildcardSubAvailable: 1,
+    subIdAvailable: 1,
+    maximumKeepAlive: 0,
+    maximumOfflineQueue: 1024 * 8,
+    connectTimeout: 10,
+    compatibilities: {
+      obscureNotAuthorized: false,
+      passiveClientDisconnect: false,
+      alwaysReturnResponseInfo: false,
+      restoreSysInfoOnRestart: false,
+      noInheritedPropertiesOnAck: false,
+    },
+  };
+}
+
+/**
+ * Applies defaults to user options and checks their ranges.
+ *
+ * @param options The user's options.
+ * @returns The complete options.
+ * @throws {RangeError} When a value is out of range.
+ *
+ * @example Defaults
+ * ```ts
+ * import { resolveOptions } from "./options.ts";
+ * const opts = resolveOptions({ capabilities: { receiveMaximum: 10 } });
+ * console.log(opts.capabilities.receiveMaximum, opts.capabilities.maximumQos); // 10 2
+ * ```
+ */
+export function resolveOptions(options: Options = {}): ResolvedOptions {
+  const base = defaultCapabilities();
+  const { compatibilities, ...rest } = options.capabilities ?? {};
+  const capabilities: Capabilities = {
+    ...base,
+    ...stripUndefined(rest),
+    compatibilities: { ...base.compatibilities, ...stripUndefined(compatibilities ?? {}) },
+  };
+  checkRange("receiveMaximum", capabilities.receiveMaximum, 1, 0xffff);
+  checkRange("maximumInflight", capabilities.maximumInflight, 1, 0xffff);
+  checkRange("topicAliasMaximum", capabilities.topicAliasMaximum, 0, 0xffff);
+  checkRange("maximumQos", capabilities.maximumQos, 0, 2);
+  checkRange("minimumProtocolVersion", capabilities.minimumProtocolVersion, 3, 5);
+  checkRange("maximumPacketSize", capabilities.maximumPacketSize, 0, 268435460);
+  checkRange("maximumSessionExpiryInterval", capabilities.maximumSessionExpiryInterval, 0, 0xffffffff);
+  checkRange("maximumKeepAlive", capabilities.maximumKeepAlive, 0, 0xffff);
+  const sysTopicResendInterval = options.sysTopicResendInterval ?? 1;
+  checkRange("sysTopicResendInterval", sysTopicResendInterval, 0, 86400);
+  return {
+    capabilities,
+    sysTopicResendInterval,
+    inlineClient: options.inlineClient ?? false,
+    clientReadBufferSize: options.clientReadBufferSize ?? 16 * 1024,
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (v !== undefined) (out as Record<string, unknown>)[key] = v;
+  }
+  return out;
+}
+
+function checkRange(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`Option "${name}" must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}

@@ -1,0 +1,1033 @@
+/**
+ * The broker: options, hooks, listeners, sessions, and the routing of publishes.
+ *
+ * @module
+ */
+
+import type { Packet, ProtocolVersion, QoS, Subscription } from "./packets/types.ts";
+import { PacketType } from "./packets/types.ts";
+import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
+import { decodePacket } from "./packets/codec.ts";
+import { isValidTopicFilter, parseSharedFilter } from "./packets/topic_rules.ts";
+import { Client, type ClientNet, type Connection } from "./client.ts";
+import { Clients } from "./clients.ts";
+import { type Hook, Hooks } from "./hooks.ts";
+import { type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { type Delivery, TopicsIndex } from "./topics.ts";
+import { Info } from "./system.ts";
+import { logger } from "./logger.ts";
+import type { Listener } from "../listeners/listener.ts";
+
+/** The broker version reported in `$SYS/broker/version`. */
+export const VERSION = "0.1.0";
+
+const log = logger("server");
+const NEVER_EXPIRES = 0xffffffff;
+const RETAINED_SWEEP_EVERY_TICKS = 60;
+const INLINE_CLIENT_ID = "inline";
+
+/**
+ * An MQTT v5 / v3.1.1 / v3.1 broker.
+ *
+ * @example A broker on a free TCP port
+ * ```ts
+ * import { AllowHook, Server, TCP } from "../mod.ts";
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
+ * await server.serve();
+ * await server.close();
+ * ```
+ */
+export class Server {
+  /** Options with defaults applied. */
+  readonly options: ResolvedOptions;
+  /** The hooks, in the order added. */
+  readonly hooks: Hooks = new Hooks();
+  /** Counters, published under `$SYS`. */
+  readonly info: Info = new Info();
+  /** Subscriptions and retained messages. */
+  readonly topics: TopicsIndex = new TopicsIndex();
+  /** Connected clients and remembered sessions. */
+  readonly clients: Clients = new Clients();
+  /** Listeners by id. */
+  readonly listeners: Map<string, Listener> = new Map();
+
+  readonly #inline: Client;
+  readonly #connections = new Set<Promise<void>>();
+  readonly #stopped = new WeakSet<Client>();
+  readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
+  #serving = false;
+  #closing = false;
+  #tickTimer: ReturnType<typeof setInterval> | undefined;
+  #ticks = 0;
+
+  /**
+   * Creates a broker. Add hooks and listeners, then call {@linkcode Server.serve}.
+   *
+   * @param options Options; all are optional.
+   */
+  constructor(options: Options = {}) {
+    this.options = resolveOptions(options);
+    this.info.version = VERSION;
+    this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
+  }
+
+  /**
+   * Adds a hook; its `init(config)` runs first and a failure rejects.
+   *
+   * @param hook The hook.
+   * @param config Passed to `hook.init`.
+   */
+  async addHook(hook: Hook, config?: unknown): Promise<void> {
+    await this.hooks.add(hook, config);
+  }
+
+  /**
+   * Adds a listener and binds its address; if the server is serving, it starts accepting at once.
+   *
+   * @param listener The listener.
+   * @throws {TypeError} When a listener with the same id exists.
+   */
+  async addListener(listener: Listener): Promise<void> {
+    if (this.listeners.has(listener.id)) {
+      throw new TypeError(`A listener with id "${listener.id}" was already added`);
+    }
+    await listener.init();
+    this.listeners.set(listener.id, listener);
+    log.info("Listener {id} ({protocol}) on {address}", {
+      id: listener.id,
+      protocol: listener.protocol,
+      address: listener.address,
+    });
+    if (this.#serving) listener.serve(this.#establish);
+  }
+
+  /** Starts every listener and the periodic work ($SYS, session expiry). */
+  serve(): Promise<void> {
+    if (this.#serving) return Promise.resolve();
+    this.#serving = true;
+    this.info.started = Math.floor(Date.now() / 1000);
+    for (const listener of this.listeners.values()) listener.serve(this.#establish);
+    this.#tick();
+    this.#tickTimer = setInterval(() => this.#tick(), 1000);
+    this.hooks.onStarted();
+    return Promise.resolve();
+  }
+
+  /**
+   * Stops listening, sends v5 clients DISCONNECT 0x8B, waits for connections to close, and stops
+   * the hooks in order.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearInterval(this.#tickTimer);
+    await Promise.all([...this.listeners.values()].map((l) => l.close()));
+    for (const client of this.clients.values()) {
+      if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
+    }
+    for (const { timer } of this.#pendingWills.values()) clearTimeout(timer);
+    this.#pendingWills.clear();
+    await Promise.all(this.#connections);
+    await this.hooks.stop();
+    this.#serving = false;
+    this.hooks.onStopped();
+    log.info("Server stopped");
+  }
+
+  /**
+   * Creates a client object. Used by listeners (through `establish`) and for inline clients.
+   *
+   * @param conn The connection, or null for an inline client.
+   * @param listener The listener id.
+   * @param id The client id (may be empty until CONNECT).
+   * @param inline Whether this is an inline client.
+   * @returns The client.
+   */
+  newClient(conn: Connection | null, listener: string, id: string, inline: boolean): Client {
+    const net: ClientNet = { conn, remote: inline ? "inline" : "", listener, inline };
+    const caps = this.options.capabilities;
+    const client = new Client(net, this.hooks, this.info, {
+      readBufferSize: this.options.clientReadBufferSize,
+      maximumPacketSize: caps.maximumPacketSize,
+      maximumWritesPending: caps.maximumClientWritesPending,
+    });
+    client.id = id;
+    if (inline) {
+      client.properties.protocolVersion = 5;
+      client.state.connected = true;
+    }
+    client.onClose = this.#onClientClosed;
+    return client;
+  }
+
+  /**
+   * Publishes a message from the server itself (the inline client): no ACL check, `$SYS` allowed.
+   *
+   * @param topic The topic name.
+   * @param payload The payload; a string is UTF-8 encoded.
+   * @param retain Whether to retain it.
+   * @param qos The QoS (caps what subscribers get).
+   * @throws {TypeError} When the inline client is not enabled.
+   */
+  publish(topic: string, payload: Uint8Array | string, retain: boolean, qos: QoS): Promise<void> {
+    if (!this.options.inlineClient) {
+      throw new TypeError("The inline client is not enabled: set the option inlineClient to true");
+    }
+    this.#publishInline(topic, payload, retain, qos);
+    return Promise.resolve();
+  }
+
+  /**
+   * Disconnects a client: v5 clients get a DISCONNECT with the reason code first.
+   *
+   * @param client The client.
+   * @param code The reason code.
+   */
+  disconnectClient(client: Client, code: number): void {
+    if (client.closed) return;
+    if (client.properties.protocolVersion === 5 && client.state.connected) {
+      client.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: code });
+    }
+    const cause = new Error(`Disconnected by the server: ${reasonName(code)}`);
+    if (this.options.capabilities.compatibilities.passiveClientDisconnect && !this.#closing) {
+      client.state.stopCause ??= cause;
+      return;
+    }
+    client.closeAfterFlush(cause);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connections
+
+  readonly #establish = (listenerId: string, conn: Connection, remote: string): Promise<void> => {
+    const client = this.newClient(conn, listenerId, "", false);
+    client.net.remote = remote;
+    if (this.#closing) {
+      client.close(new Error("Server is shutting down"));
+      return Promise.resolve();
+    }
+    client.startConnectTimeout(this.options.capabilities.connectTimeout, (c) => {
+      c.close(new Error("No CONNECT within the connect timeout"));
+    });
+    const done = client.read(this.#handleFrame, this.#handleFrameError);
+    this.#connections.add(done);
+    return done.finally(() => this.#connections.delete(done));
+  };
+
+  readonly #handleFrameError = (client: Client, code: number): void => {
+    log.debug("Client {id} sent a bad frame: {reason}", { id: client.id, reason: reasonName(code) });
+    if (client.state.connected) this.disconnectClient(client, code);
+    else client.close(new Error(`Bad packet before CONNECT: ${reasonName(code)}`));
+  };
+
+  readonly #handleFrame = (client: Client, header: number, body: Uint8Array): void | Promise<void> => {
+    const decoded = decodePacket(header, body, client.properties.protocolVersion);
+    if (!client.state.connected) {
+      if (typeof decoded === "number") return this.#refuseBadConnect(client, body, decoded);
+      if (decoded.fixedHeader.type !== PacketType.Connect) {
+        // [MQTT-3.1.0-1] the first packet must be CONNECT.
+        client.close(new Error("The first packet was not CONNECT"));
+        return;
+      }
+      return this.#processConnect(client, decoded);
+    }
+    if (typeof decoded === "number") {
+      this.disconnectClient(client, decoded);
+      return;
+    }
+    if (this.hooks.has("onPacketRead")) {
+      const read = this.hooks.onPacketRead(client, decoded);
+      if (read instanceof Promise) return read.then((p) => this.#processRead(client, p));
+      return this.#processRead(client, read);
+    }
+    return this.#process(client, decoded);
+  };
+
+  #processRead(client: Client, packet: Packet | number): void | Promise<void> {
+    if (typeof packet === "number") {
+      this.disconnectClient(client, packet);
+      return;
+    }
+    return this.#process(client, packet);
+  }
+
+  #process(client: Client, packet: Packet): void | Promise<void> {
+    let result: void | Promise<void> = undefined;
+    switch (packet.fixedHeader.type) {
+      case PacketType.Publish:
+        result = this.#processPublish(client, packet);
+        break;
+      case PacketType.Puback:
+      case PacketType.Pubcomp:
+        this.#processOutboundDone(client, packet);
+        break;
+      case PacketType.Pubrec:
+        this.#processPubrec(client, packet);
+        break;
+      case PacketType.Pubrel:
+        this.#processPubrel(client, packet);
+        break;
+      case PacketType.Subscribe:
+        result = this.#processSubscribe(client, packet);
+        break;
+      case PacketType.Unsubscribe:
+        result = this.#processUnsubscribe(client, packet);
+        break;
+      case PacketType.Pingreq:
+        client.send({ fixedHeader: { type: PacketType.Pingresp } });
+        break;
+      case PacketType.Disconnect:
+        this.#processDisconnect(client, packet);
+        break;
+      case PacketType.Auth:
+        result = this.#processAuth(client, packet);
+        break;
+      default:
+        // [MQTT-3.1.0-2] a second CONNECT, or a packet only servers send.
+        this.disconnectClient(client, ReasonCode.ProtocolError);
+        return;
+    }
+    if (this.hooks.has("onPacketProcessed")) {
+      if (result instanceof Promise) {
+        return result.then(() => this.hooks.onPacketProcessed(client, packet));
+      }
+      this.hooks.onPacketProcessed(client, packet);
+    }
+    return result;
+  }
+
+  /** Answers a CONNECT that failed to decode: v5 (and 0x84 for any level) get a CONNACK first. */
+  #refuseBadConnect(client: Client, body: Uint8Array, code: number): void {
+    const level = peekProtocolLevel(body);
+    if (level === 5 || code === ReasonCode.UnsupportedProtocolVersion) {
+      client.properties.protocolVersion = level === 5 ? 5 : 4;
+      this.#sendConnack(client, code, false);
+    }
+    client.closeAfterFlush(new Error(`Bad CONNECT: ${reasonName(code)}`));
+  }
+
+  #sendConnack(client: Client, code: number, sessionPresent: boolean, packet?: Packet): void {
+    const v5 = client.properties.protocolVersion === 5;
+    const connack: Packet = packet ?? { fixedHeader: { type: PacketType.Connack } };
+    connack.reasonCode = v5 ? code : toV3ConnackCode(code);
+    connack.sessionPresent = sessionPresent;
+    // CONNACK goes out even though the client is not yet "connected".
+    const wasConnected = client.state.connected;
+    client.state.connected = true;
+    client.send(connack);
+    client.state.connected = wasConnected;
+  }
+
+  #refuseConnect(client: Client, code: number): void {
+    this.#sendConnack(client, this.#obscure(code), false);
+    client.closeAfterFlush(new Error(`Connection refused: ${reasonName(code)}`));
+  }
+
+  #obscure(code: number): number {
+    return code === ReasonCode.NotAuthorized && this.options.capabilities.compatibilities.obscureNotAuthorized
+      ? ReasonCode.UnspecifiedError
+      : code;
+  }
+
+  async #processConnect(client: Client, packet: Packet): Promise<void> {
+    client.clearConnectTimeout();
+    const caps = this.options.capabilities;
+    const c = packet.connect!;
+    const props = packet.properties ?? {};
+    const p = client.properties;
+    p.protocolVersion = c.protocolVersion;
+    if (this.hooks.has("onPacketRead")) {
+      const read = await this.hooks.onPacketRead(client, packet);
+      if (typeof read === "number") return this.#refuseConnect(client, read);
+      packet = read;
+    }
+    if (c.protocolVersion < caps.minimumProtocolVersion) {
+      return this.#refuseConnect(client, ReasonCode.UnsupportedProtocolVersion);
+    }
+    let clientId = c.clientId;
+    let assigned = false;
+    if (clientId === "") {
+      // [MQTT-3.1.3-7/8] v3.1.1 allows an empty id only with a clean session; v3.1 never; v5 always.
+      if (c.protocolVersion === 3 || (c.protocolVersion === 4 && !c.clean)) {
+        return this.#refuseConnect(client, ReasonCode.ClientIdentifierNotValid);
+      }
+      clientId = crypto.randomUUID();
+      assigned = true;
+    }
+    client.id = clientId;
+    p.username = c.username ?? "";
+    p.clean = c.clean;
+    p.props = props;
+    p.receiveMaximum = props.receiveMaximum ?? 0xffff;
+    p.maximumPacketSize = props.maximumPacketSize ?? 0;
+    p.topicAliasMaximum = props.topicAliasMaximum ?? 0;
+    p.requestProblemInformation = props.requestProblemInformation !== 0;
+    p.requestResponseInformation = props.requestResponseInformation === 1;
+    p.keepAlive = c.keepAlive;
+    let serverKeepAlive: number | undefined;
+    if (c.protocolVersion === 5 && caps.maximumKeepAlive > 0 && (c.keepAlive === 0 || c.keepAlive > caps.maximumKeepAlive)) {
+      p.keepAlive = serverKeepAlive = caps.maximumKeepAlive;
+    }
+    const requestedExpiry = c.protocolVersion === 5
+      ? props.sessionExpiryInterval ?? 0
+      : c.clean
+      ? 0
+      : NEVER_EXPIRES;
+    p.sessionExpiryInterval = Math.min(requestedExpiry, caps.maximumSessionExpiryInterval);
+
+    if (c.willFlag) {
+      const willQos = c.willQos ?? 0;
+      if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
+      if (c.willRetain && !caps.retainAvailable) return this.#refuseConnect(client, ReasonCode.RetainNotSupported);
+      const willProps = { ...c.willProperties };
+      p.willDelayInterval = willProps.willDelayInterval ?? 0;
+      delete willProps.willDelayInterval;
+      p.will = this.#stamp({
+        fixedHeader: { type: PacketType.Publish, qos: willQos, retain: c.willRetain ?? false },
+        topicName: c.willTopic ?? "",
+        payload: (c.willPayload ?? new Uint8Array()).slice(),
+        properties: willProps,
+        origin: clientId,
+      });
+    }
+
+    const allowed = await this.hooks.onConnectAuthenticate(client, packet);
+    if (!allowed) return this.#refuseConnect(client, ReasonCode.BadUserNameOrPassword);
+    if (props.authenticationMethod !== undefined && !this.hooks.has("onAuthPacket")) {
+      return this.#refuseConnect(client, ReasonCode.BadAuthenticationMethod);
+    }
+    const refused = await this.hooks.onConnect(client, packet);
+    if (refused !== undefined) return this.#refuseConnect(client, refused);
+    if (this.info.clientsConnected >= caps.maximumClients) {
+      return this.#refuseConnect(client, ReasonCode.QuotaExceeded);
+    }
+    if (client.closed) return; // the client went away while hooks ran
+
+    this.hooks.onSessionEstablish(client, packet);
+    const sessionPresent = this.#attachSession(client);
+    client.state.connected = true;
+    client.state.connectedAt = Date.now();
+    this.info.clientsConnected++;
+    if (this.info.clientsConnected > this.info.clientsMaximum) this.info.clientsMaximum = this.info.clientsConnected;
+
+    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
+    if (c.protocolVersion === 5) {
+      connack.properties = {
+        receiveMaximum: caps.receiveMaximum,
+        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
+        retainAvailable: caps.retainAvailable ? undefined : 0,
+        maximumPacketSize: caps.maximumPacketSize || undefined,
+        topicAliasMaximum: caps.topicAliasMaximum || undefined,
+        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
+        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
+        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
+        serverKeepAlive,
+        assignedClientIdentifier: assigned ? clientId : undefined,
+        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry ? p.sessionExpiryInterval : undefined,
+        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
+          ? `responses/${clientId}`
+          : undefined,
+      };
+    }
+    this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
+    client.startKeepAlive(this.#keepAliveExpired);
+    this.hooks.onSessionEstablished(client, packet);
+    if (sessionPresent) this.#resendInflight(client);
+  }
+
+  /** Registers a newly connected client, taking over or ending any session with its id. */
+  #attachSession(client: Client): boolean {
+    const existing = this.clients.get(client.id);
+    let sessionPresent = false;
+    if (existing && existing !== client) {
+      const wasConnected = !existing.closed;
+      if (!client.properties.clean && (wasConnected || !this.#sessionExpired(existing))) {
+        client.inheritSession(existing);
+        sessionPresent = true;
+      }
+      this.clients.set(client);
+      if (wasConnected) {
+        this.disconnectClient(existing, ReasonCode.SessionTakenOver); // [MQTT-3.1.4-3]
+        this.#stopClient(existing, new Error("Session taken over"));
+      }
+      const pending = this.#pendingWills.get(client.id);
+      if (pending) {
+        clearTimeout(pending.timer);
+        this.#pendingWills.delete(client.id);
+        // [MQTT-3.1.3-9] a resumed session cancels a delayed will; an ended session sends it now.
+        if (!sessionPresent) this.#sendWill(pending.client);
+      }
+      if (!sessionPresent) this.#endSession(existing);
+    } else {
+      this.clients.set(client);
+    }
+    return sessionPresent;
+  }
+
+  #sessionExpired(client: Client): boolean {
+    return client.state.expiresAt !== 0 && Date.now() >= client.state.expiresAt;
+  }
+
+  readonly #keepAliveExpired = (client: Client): void => {
+    this.disconnectClient(client, ReasonCode.KeepAliveTimeout);
+    client.close(new Error("Keep alive timeout"));
+  };
+
+  readonly #onClientClosed = (client: Client): void => {
+    this.#stopClient(client, client.state.stopCause);
+  };
+
+  /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
+  #stopClient(client: Client, cause: Error | undefined): void {
+    if (this.#stopped.has(client) || client.net.inline) return;
+    this.#stopped.add(client);
+    if (client.id === "" || this.clients.get(client.id) === undefined && !client.state.connectedAt) return;
+    const registered = this.clients.get(client.id) === client;
+    if (!registered && this.#wasSessionClient(client) === false) return;
+    this.info.clientsConnected--;
+    let expire = false;
+    if (registered) {
+      const sei = client.properties.sessionExpiryInterval;
+      if (sei === 0) expire = true;
+      else if (sei !== NEVER_EXPIRES) client.state.expiresAt = Date.now() + sei * 1000;
+    }
+    if (client.properties.will && !client.state.cleanDisconnect) {
+      if (expire || client.properties.willDelayInterval === 0) this.#sendWill(client);
+      else this.#delayWill(client);
+    }
+    if (expire) {
+      this.#endSession(client);
+      this.clients.delete(client);
+    }
+    this.hooks.onDisconnect(client, cause, expire);
+  }
+
+  /** Whether a client got as far as a CONNACK (so it was counted as connected). */
+  #wasSessionClient(client: Client): boolean {
+    return client.state.disconnectedAt !== 0 && client.state.connectedAt !== 0 && client.id !== "";
+  }
+
+  #delayWill(client: Client): void {
+    const sei = client.properties.sessionExpiryInterval;
+    const delay = Math.min(client.properties.willDelayInterval, sei);
+    const timer = setTimeout(() => {
+      this.#pendingWills.delete(client.id);
+      this.#sendWill(client);
+    }, delay * 1000);
+    this.#pendingWills.set(client.id, { client, timer });
+  }
+
+  #sendWill(client: Client): void {
+    const will = client.properties.will;
+    if (!will) return;
+    client.properties.will = undefined;
+    const result = this.hooks.onWill(client, will);
+    const send = (w: Packet | number) => {
+      if (typeof w === "number") return;
+      const allowed = this.hooks.onACLCheck(client, w.topicName!, true);
+      const deliver = (ok: boolean) => {
+        if (!ok) return;
+        this.#stamp(w);
+        if (w.fixedHeader.retain) this.#retain(client, w);
+        this.publishToSubscribers(w);
+        this.hooks.onWillSent(client, w);
+      };
+      if (allowed instanceof Promise) allowed.then(deliver);
+      else deliver(allowed);
+    };
+    if (result instanceof Promise) result.then(send);
+    else send(result);
+  }
+
+  /** Ends a session: removes its subscriptions and drops its in-flight messages. */
+  #endSession(client: Client): void {
+    for (const filter of client.state.subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
+    client.state.subscriptions.clear();
+    const inflight = client.state.inflight;
+    for (const packet of inflight.outbound.values()) {
+      this.info.inflight--;
+      this.hooks.onQosDropped(client, packet);
+    }
+    inflight.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PUBLISH, inbound
+
+  #processPublish(client: Client, packet: Packet): void | Promise<void> {
+    const caps = this.options.capabilities;
+    const qos = packet.fixedHeader.qos ?? 0;
+    const alias = packet.properties?.topicAlias;
+    if (alias !== undefined) {
+      // [MQTT-3.3.2-9/10] aliases up to the Topic Alias Maximum we advertised.
+      if (alias > caps.topicAliasMaximum) return this.disconnectClient(client, ReasonCode.TopicAliasInvalid);
+      if (packet.topicName === "") {
+        const topic = client.state.inboundAliases.get(alias);
+        if (topic === undefined) return this.disconnectClient(client, ReasonCode.ProtocolError);
+        packet.topicName = topic;
+      } else {
+        client.state.inboundAliases.set(alias, packet.topicName!);
+      }
+    }
+    if (qos > caps.maximumQos) return this.disconnectClient(client, ReasonCode.QoSNotSupported); // [MQTT-3.2.2-11]
+    if (packet.fixedHeader.retain && !caps.retainAvailable) {
+      return this.disconnectClient(client, ReasonCode.RetainNotSupported); // [MQTT-3.2.2-14]
+    }
+    if (qos === 2) {
+      const inbound = client.state.inflight.inboundQos2;
+      if (inbound.has(packet.packetId!)) {
+        // [MQTT-4.3.3-10] a duplicate: acknowledge again, do not deliver twice.
+        client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 });
+        return;
+      }
+      // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum.
+      if (inbound.size >= caps.receiveMaximum) {
+        return this.disconnectClient(client, ReasonCode.ReceiveMaximumExceeded);
+      }
+    }
+    this.info.messagesReceived++;
+    if (packet.topicName!.startsWith("$")) {
+      // Clients may not publish to $SYS (or any $ topic): treated as an ACL denial.
+      return this.#publishAllowed(client, packet, false);
+    }
+    const allowed = this.hooks.onACLCheck(client, packet.topicName!, true);
+    if (allowed instanceof Promise) return allowed.then((ok) => this.#publishAllowed(client, packet, ok));
+    return this.#publishAllowed(client, packet, allowed);
+  }
+
+  #publishAllowed(client: Client, packet: Packet, allowed: boolean): void | Promise<void> {
+    if (!allowed) {
+      // v5 acks carry the refusal; v3 gets a normal ack [MQTT-3.3.5-2].
+      const code = client.properties.protocolVersion === 5 ? this.#obscure(ReasonCode.NotAuthorized) : 0;
+      this.#ackPublish(client, packet, code);
+      return;
+    }
+    if (!this.hooks.has("onPublish")) return this.#publishAccepted(client, packet, packet);
+    const result = this.hooks.onPublish(client, packet);
+    if (result instanceof Promise) return result.then((r) => this.#publishAccepted(client, packet, r));
+    return this.#publishAccepted(client, packet, result);
+  }
+
+  #publishAccepted(client: Client, original: Packet, result: Packet | number): void {
+    if (typeof result === "number") {
+      const v5 = client.properties.protocolVersion === 5;
+      this.#ackPublish(client, original, v5 ? result : 0);
+      return;
+    }
+    const packet = result;
+    if (packet.payload && ((packet.fixedHeader.qos ?? 0) > 0 || packet.fixedHeader.retain)) {
+      packet.payload = packet.payload.slice(); // kept beyond this read: copy out of the read buffer
+    }
+    packet.origin = client.id;
+    this.#stamp(packet);
+    if (packet.fixedHeader.retain) this.#retain(client, packet);
+    this.#ackPublish(client, packet, 0);
+    this.publishToSubscribers(packet);
+    this.hooks.onPublished(client, packet);
+  }
+
+  #ackPublish(client: Client, packet: Packet, code: number): void {
+    const qos = packet.fixedHeader.qos ?? 0;
+    if (qos === 0) return;
+    const inherit = !this.options.capabilities.compatibilities.noInheritedPropertiesOnAck &&
+      packet.properties?.userProperties;
+    const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
+    if (qos === 1) {
+      client.send({ fixedHeader: { type: PacketType.Puback }, packetId: packet.packetId, reasonCode: code, properties });
+      return;
+    }
+    // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
+    if (code < 0x80) client.state.inflight.inboundQos2.add(packet.packetId!);
+    client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: code, properties });
+  }
+
+  /** Sets `created` and `expiry` (capped by the server's maximum message expiry). */
+  #stamp(packet: Packet): Packet {
+    const now = Date.now();
+    packet.created = now;
+    const max = this.options.capabilities.maximumMessageExpiryInterval;
+    const requested = packet.properties?.messageExpiryInterval;
+    const seconds = requested === undefined ? max : max > 0 ? Math.min(requested, max) : requested;
+    packet.expiry = seconds > 0 ? now + seconds * 1000 : 0;
+    return packet;
+  }
+
+  #retain(client: Client, packet: Packet): void {
+    const stored: Packet = {
+      fixedHeader: { type: PacketType.Publish, qos: packet.fixedHeader.qos, retain: true },
+      topicName: packet.topicName,
+      payload: packet.payload,
+      properties: stripRoutingProperties(packet.properties),
+      created: packet.created,
+      expiry: packet.expiry,
+      origin: packet.origin,
+    };
+    const result = this.topics.retain(stored);
+    this.info.retained = this.topics.retainedCount;
+    if (result !== 0) this.hooks.onRetainMessage(client, stored, result);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Routing
+
+  /**
+   * Delivers an accepted message to every matching subscriber on this server. This is the one
+   * routing seam: a cluster or bridge hook injects messages from elsewhere here.
+   *
+   * @param packet The message, with `created`/`expiry` set and a payload it may keep.
+   */
+  publishToSubscribers(packet: Packet): void {
+    let subscribers = this.topics.subscribers(packet.topicName!);
+    if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
+    if (this.hooks.has("onSelectSubscribers")) subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
+    for (const delivery of subscribers.subscriptions.values()) {
+      // [MQTT-3.8.3-3] No Local: not back to the publisher.
+      if (delivery.noLocal && delivery.clientId === packet.origin) continue;
+      const client = this.clients.get(delivery.clientId);
+      if (client) this.#publishToClient(client, delivery, packet, false);
+    }
+  }
+
+  readonly #isOnline = (clientId: string): boolean => !(this.clients.get(clientId)?.closed ?? true);
+
+  #publishToClient(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
+    const qos = Math.min(packet.fixedHeader.qos ?? 0, delivery.qos) as QoS;
+    // [MQTT-3.3.1-12/13] retained on subscribe keep the flag; otherwise Retain As Published decides.
+    const retain = retained || (delivery.retainAsPublished && (packet.fixedHeader.retain ?? false));
+    let properties = stripRoutingProperties(packet.properties);
+    if (delivery.identifiers.length > 0) properties = { ...properties, subscriptionIdentifier: delivery.identifiers };
+    const out: Packet = {
+      fixedHeader: { type: PacketType.Publish, qos, retain, dup: false },
+      topicName: packet.topicName,
+      payload: packet.payload,
+      properties,
+      created: packet.created,
+      expiry: packet.expiry,
+      origin: packet.origin,
+    };
+    if (qos === 0) {
+      if (client.closed || !this.#transmit(client, out)) this.#dropped(client, out);
+      return;
+    }
+    const inflight = client.state.inflight;
+    if (!client.closed && inflight.outbound.size < client.properties.receiveMaximum && inflight.pending.length === 0) {
+      this.#sendInflight(client, out);
+    } else if (inflight.size < this.options.capabilities.maximumInflight) {
+      inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
+    } else {
+      this.#dropped(client, out);
+    }
+  }
+
+  #dropped(client: Client, packet: Packet): void {
+    this.info.messagesDropped++;
+    this.hooks.onPublishDropped(client, packet);
+  }
+
+  /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
+  #sendInflight(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    if (packet.expiry && Date.now() >= packet.expiry) return this.#dropped(client, packet);
+    const id = inflight.nextPacketId();
+    if (id === 0) {
+      this.hooks.onPacketIDExhausted(client, packet);
+      return this.#dropped(client, packet);
+    }
+    packet.packetId = id;
+    if (!this.#transmit(client, packet)) return this.#dropped(client, packet);
+    inflight.outbound.set(id, packet);
+    this.info.inflight++;
+    this.hooks.onQosPublish(client, packet, Date.now(), 0);
+  }
+
+  /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
+  #transmit(client: Client, packet: Packet): boolean {
+    let out = packet;
+    const expiry = packet.properties?.messageExpiryInterval;
+    if (expiry !== undefined && packet.expiry) {
+      const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
+      if (remaining <= 0) return false; // [MQTT-3.3.2-5] expired messages are never delivered
+      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: remaining } };
+    }
+    const aliasMax = client.properties.topicAliasMaximum;
+    if (aliasMax > 0 && client.properties.protocolVersion === 5) {
+      const aliases = client.state.outboundAliases;
+      const alias = aliases.get(packet.topicName!);
+      if (alias !== undefined) {
+        out = { ...out, topicName: "", properties: { ...out.properties, topicAlias: alias } };
+      } else if (aliases.size < aliasMax) {
+        const next = aliases.size + 1;
+        aliases.set(packet.topicName!, next);
+        out = { ...out, properties: { ...out.properties, topicAlias: next } };
+      }
+    }
+    return client.send(out);
+  }
+
+  #resendInflight(client: Client): void {
+    const inflight = client.state.inflight;
+    const now = Date.now();
+    for (const [id, packet] of inflight.outbound) {
+      if (packet.fixedHeader.type === PacketType.Pubrel) {
+        client.send(packet);
+        continue;
+      }
+      if (packet.expiry && now >= packet.expiry) {
+        inflight.outbound.delete(id);
+        this.info.inflight--;
+        this.hooks.onQosDropped(client, packet);
+        continue;
+      }
+      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH packets with DUP, in the original order.
+      packet.fixedHeader = { ...packet.fixedHeader, dup: true };
+      this.#transmit(client, packet);
+      this.hooks.onQosPublish(client, packet, now, 1);
+    }
+    this.#drainPending(client);
+  }
+
+  #drainPending(client: Client): void {
+    const inflight = client.state.inflight;
+    while (!client.closed && inflight.pending.length > 0 && inflight.outbound.size < client.properties.receiveMaximum) {
+      this.#sendInflight(client, inflight.pending.shift()!);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Acknowledgements
+
+  /** PUBACK, or PUBCOMP: an outbound flow completed. */
+  #processOutboundDone(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    const held = inflight.outbound.get(packet.packetId!);
+    const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
+    if (!held || held.fixedHeader.type !== expected || (expected === PacketType.Publish && held.fixedHeader.qos !== 1)) {
+      return; // unknown or stale id: nothing to complete
+    }
+    inflight.outbound.delete(packet.packetId!);
+    this.info.inflight--;
+    this.hooks.onQosComplete(client, held);
+    this.#drainPending(client);
+  }
+
+  #processPubrec(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    const id = packet.packetId!;
+    const held = inflight.outbound.get(id);
+    if (!held || held.fixedHeader.qos !== 2) {
+      client.send({
+        fixedHeader: { type: PacketType.Pubrel },
+        packetId: id,
+        reasonCode: ReasonCode.PacketIdentifierNotFound,
+      });
+      return;
+    }
+    if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
+      // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
+      inflight.outbound.delete(id);
+      this.info.inflight--;
+      this.hooks.onQosComplete(client, held);
+      this.#drainPending(client);
+      return;
+    }
+    const pubrel: Packet = { fixedHeader: { type: PacketType.Pubrel, qos: 2 }, packetId: id, reasonCode: 0 };
+    inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
+    client.send(pubrel);
+  }
+
+  #processPubrel(client: Client, packet: Packet): void {
+    const id = packet.packetId!;
+    const known = client.state.inflight.inboundQos2.delete(id);
+    client.send({
+      fixedHeader: { type: PacketType.Pubcomp },
+      packetId: id,
+      reasonCode: known ? 0 : ReasonCode.PacketIdentifierNotFound,
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SUBSCRIBE, UNSUBSCRIBE
+
+  async #processSubscribe(client: Client, packet: Packet): Promise<void> {
+    const hooked = await this.hooks.onSubscribe(client, packet);
+    if (typeof hooked === "number") return this.disconnectClient(client, hooked);
+    packet = hooked;
+    const caps = this.options.capabilities;
+    const v5 = client.properties.protocolVersion === 5;
+    const codes: number[] = [];
+    const retainedToSend: [Subscription, Packet[]][] = [];
+    for (const sub of packet.filters ?? []) {
+      const shared = parseSharedFilter(sub.filter);
+      if (shared && sub.noLocal) return this.disconnectClient(client, ReasonCode.ProtocolError); // [MQTT-3.8.3-4]
+      let code: number;
+      if (!isValidTopicFilter(sub.filter)) code = ReasonCode.TopicFilterInvalid;
+      else if (shared && !caps.sharedSubAvailable) code = ReasonCode.SharedSubscriptionsNotSupported;
+      else if (!caps.wildcardSubAvailable && /[+#]/.test(sub.filter)) code = ReasonCode.WildcardSubscriptionsNotSupported;
+      else if (sub.identifier !== undefined && !caps.subIdAvailable) {
+        code = ReasonCode.SubscriptionIdentifiersNotSupported;
+      } else if (!(await this.hooks.onACLCheck(client, sub.filter, false))) {
+        code = this.#obscure(ReasonCode.NotAuthorized);
+      } else {
+        const granted = Math.min(sub.qos, caps.maximumQos) as QoS;
+        const stored: Subscription = { ...sub, qos: granted };
+        const isNew = this.topics.subscribe(client.id, stored);
+        client.state.subscriptions.set(sub.filter, stored);
+        code = granted;
+        // [MQTT-3.3.1-9/10/11] Retain Handling; never for shared subscriptions [MQTT-3.8.4-?].
+        const handling = sub.retainHandling ?? 0;
+        if (!shared && (handling === 0 || (handling === 1 && isNew))) {
+          retainedToSend.push([stored, this.topics.retainedMessages(sub.filter)]);
+        }
+      }
+      codes.push(v5 || code < 0x80 ? code : 0x80);
+    }
+    this.info.subscriptions = this.topics.subscriptionCount;
+    client.send({ fixedHeader: { type: PacketType.Suback }, packetId: packet.packetId, reasonCodes: codes });
+    for (const [sub, messages] of retainedToSend) {
+      const delivery: Delivery = {
+        clientId: client.id,
+        qos: sub.qos,
+        noLocal: false,
+        retainAsPublished: true,
+        identifiers: sub.identifier ? [sub.identifier] : [],
+        shared: false,
+      };
+      for (const message of messages) {
+        if (message.expiry && Date.now() >= message.expiry) {
+          this.#expireRetained(message);
+          continue;
+        }
+        this.#publishToClient(client, delivery, message, true);
+        this.hooks.onRetainPublished(client, message);
+      }
+    }
+    this.hooks.onSubscribed(client, packet, codes);
+  }
+
+  #expireRetained(message: Packet): void {
+    this.topics.retain({ ...message, payload: new Uint8Array() });
+    this.info.retained = this.topics.retainedCount;
+    this.hooks.onRetainedExpired(message.topicName!);
+  }
+
+  async #processUnsubscribe(client: Client, packet: Packet): Promise<void> {
+    const hooked = await this.hooks.onUnsubscribe(client, packet);
+    if (typeof hooked === "number") return this.disconnectClient(client, hooked);
+    packet = hooked;
+    const codes: number[] = [];
+    for (const { filter } of packet.filters ?? []) {
+      const existed = this.topics.unsubscribe(client.id, filter);
+      client.state.subscriptions.delete(filter);
+      codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
+    }
+    this.info.subscriptions = this.topics.subscriptionCount;
+    client.send({ fixedHeader: { type: PacketType.Unsuback }, packetId: packet.packetId, reasonCodes: codes });
+    this.hooks.onUnsubscribed(client, packet);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // DISCONNECT, AUTH
+
+  #processDisconnect(client: Client, packet: Packet): void {
+    const p = client.properties;
+    const requested = packet.properties?.sessionExpiryInterval;
+    if (requested !== undefined) {
+      // [MQTT-3.14.2-2] a session that was to end on disconnect cannot be extended now.
+      if (p.sessionExpiryInterval === 0 && requested !== 0) {
+        return this.disconnectClient(client, ReasonCode.ProtocolError);
+      }
+      p.sessionExpiryInterval = Math.min(requested, this.options.capabilities.maximumSessionExpiryInterval);
+    }
+    // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
+    client.state.cleanDisconnect = packet.reasonCode !== ReasonCode.DisconnectWithWill;
+    client.close(new Error(`Client disconnected: ${reasonName(packet.reasonCode ?? 0)}`));
+  }
+
+  async #processAuth(client: Client, packet: Packet): Promise<void> {
+    if (!this.hooks.has("onAuthPacket")) return this.disconnectClient(client, ReasonCode.ProtocolError);
+    const answer = await this.hooks.onAuthPacket(client, packet);
+    if (typeof answer === "number") return this.disconnectClient(client, answer);
+    client.send(answer);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inline publishing and periodic work
+
+  #publishInline(topic: string, payload: Uint8Array | string, retain: boolean, qos: QoS): void {
+    const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload.slice();
+    const packet = this.#stamp({
+      fixedHeader: { type: PacketType.Publish, qos, retain },
+      topicName: topic,
+      payload: bytes,
+      origin: this.#inline.id,
+    });
+    if (retain) this.#retain(this.#inline, packet);
+    this.publishToSubscribers(packet);
+  }
+
+  #tick(): void {
+    this.#ticks++;
+    const now = Date.now();
+    this.#expireSessions(now);
+    if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#expireRetainedMessages(now);
+    const interval = this.options.sysTopicResendInterval;
+    if (interval > 0 && (this.#ticks - 1) % interval === 0) this.#publishSysTopics(now);
+  }
+
+  #expireSessions(now: number): void {
+    for (const client of this.clients.values()) {
+      if (!client.closed || client.net.inline) continue;
+      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) {
+        const pending = this.#pendingWills.get(client.id);
+        if (pending?.client === client) {
+          clearTimeout(pending.timer);
+          this.#pendingWills.delete(client.id);
+          this.#sendWill(client); // [MQTT-3.1.2-8] the will goes out when the session ends, at the latest
+        }
+        this.#endSession(client);
+        this.clients.delete(client);
+        this.hooks.onClientExpired(client);
+      }
+    }
+  }
+
+  #expireRetainedMessages(now: number): void {
+    for (const message of [...this.topics.allRetained()]) {
+      if (message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined) {
+        this.#expireRetained(message);
+      }
+    }
+  }
+
+  #publishSysTopics(now: number): void {
+    const info = this.info;
+    info.time = Math.floor(now / 1000);
+    info.uptime = info.time - info.started;
+    info.clientsTotal = this.clients.count;
+    info.clientsDisconnected = info.clientsTotal - info.clientsConnected;
+    info.retained = this.topics.retainedCount;
+    info.subscriptions = this.topics.subscriptionCount;
+    info.memoryAlloc = Deno.memoryUsage().heapUsed;
+    this.hooks.onSysInfoTick(info);
+    for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
+  }
+}
+
+/** Removes the properties that belong to one hop (alias, subscription ids). */
+function stripRoutingProperties(properties: Packet["properties"]): Packet["properties"] {
+  if (!properties || (properties.topicAlias === undefined && properties.subscriptionIdentifier === undefined)) {
+    return properties;
+  }
+  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
+  return rest;
+}
+
+/** Reads the protocol level from a CONNECT body without decoding it (0 if unreadable). */
+function peekProtocolLevel(body: Uint8Array): ProtocolVersion | 0 {
+  if (body.length < 2) return 0;
+  const nameLength = (body[0] << 8) | body[1];
+  const level = body[2 + nameLength];
+  return level === 3 || level === 4 || level === 5 ? level : 0;
+}

@@ -1,0 +1,116 @@
+/**
+ * Broker statistics: the counters behind the `$SYS` topics and the HTTP stats endpoint.
+ *
+ * @module
+ */
+
+/** The `$SYS` topic prefix. */
+export const SYS_PREFIX = "$SYS";
+
+/** Counters and values describing the running broker (Mochi's `system.Info`, camelCased). */
+export class Info {
+  /** The broker version. */
+  version = "";
+  /** Start time, unix seconds. */
+  started = 0;
+  /** Current time, unix seconds (refreshed each tick). */
+  time = 0;
+  /** Seconds since start. */
+  uptime = 0;
+  /** Bytes received from clients. */
+  bytesReceived = 0;
+  /** Bytes sent to clients. */
+  bytesSent = 0;
+  /** Currently connected clients. */
+  clientsConnected = 0;
+  /** Persistent sessions whose client is disconnected. */
+  clientsDisconnected = 0;
+  /** Highest number of clients connected at once. */
+  clientsMaximum = 0;
+  /** Connected clients plus disconnected persistent sessions. */
+  clientsTotal = 0;
+  /** PUBLISH packets received. */
+  messagesReceived = 0;
+  /** PUBLISH packets sent. */
+  messagesSent = 0;
+  /** Messages dropped (slow or offline subscribers, too large, expired). */
+  messagesDropped = 0;
+  /** Retained messages held. */
+  retained = 0;
+  /** QoS 1/2 messages in flight. */
+  inflight = 0;
+  /** In-flight messages dropped. */
+  inflightDropped = 0;
+  /** Active subscriptions. */
+  subscriptions = 0;
+  /** Packets received. */
+  packetsReceived = 0;
+  /** Packets sent. */
+  packetsSent = 0;
+  /** Heap memory in use, bytes. */
+  memoryAlloc = 0;
+  /** Event-loop threads (always 1 in Deno, reported for Mochi compatibility). */
+  threads = 1;
+
+  /**
+   * The info with Mochi's JSON field names.
+   *
+   * @returns A plain object for `JSON.stringify`.
+   */
+  toJSON(): Record<string, string | number> {
+    return {
+      version: this.version,
+      started: this.started,
+      time: this.time,
+      uptime: this.uptime,
+      bytes_received: this.bytesReceived,
+      bytes_sent: this.bytesSent,
+      clients_connected: this.clientsConnected,
+      clients_disconnected: this.clientsDisconnected,
+      clients_maximum: this.clientsMaximum,
+      clients_total: this.clientsTotal,
+      messages_received: this.messagesReceived,
+      messages_sent: this.messagesSent,
+      messages_dropped: this.messagesDropped,
+      retained: this.retained,
+      inflight: this.inflight,
+      inflight_dropped: this.inflightDropped,
+      subscriptions: this.subscriptions,
+      packets_received: this.packetsReceived,
+      packets_sent: this.packetsSent,
+      memory_alloc: this.memoryAlloc,
+      threads: this.threads,
+    };
+  }
+
+  /**
+   * The 20 `$SYS/broker/...` topics and their current values (Mochi's set).
+   *
+   * @returns Pairs of topic and value.
+   */
+  sysTopics(): [string, string][] {
+    const b = `${SYS_PREFIX}/broker/`;
+    return [
+      [b + "version", this.version],
+      [b + "time", String(this.time)],
+      [b + "uptime", String(this.uptime)],
+      [b + "started", String(this.started)],
+      [b + "load/bytes/received", String(this.bytesReceived)],
+      [b + "load/bytes/sent", String(this.bytesSent)],
+      [b + "clients/connected", String(this.clientsConnected)],
+      [b + "clients/disconnected", String(this.clientsDisconnected)],
+      [b + "clients/maximum", String(this.clientsMaximum)],
+      [b + "clients/total", String(this.clientsTotal)],
+      [b + "packets/received", String(this.packetsReceived)],
+      [b + "packets/sent", String(this.packetsSent)],
+      [b + "messages/received", String(this.messagesReceived)],
+      [b + "messages/sent", String(this.messagesSent)],
+      [b + "messages/dropped", String(this.messagesDropped)],
+      [b + "messages/inflight", String(this.inflight)],
+      [b + "retained", String(this.retained)],
+      [b + "subscriptions", String(this.subscriptions)],
+      [b + "system/memory", String(this.memoryAlloc)],
+      [b + "system/threads", String(this.threads)],
+    ];
+  }
+}
