@@ -53,7 +53,9 @@ export class TCP implements Listener {
     const { hostname, port } = parseHostPort(this.#address);
     this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
     const addr = this.#listener.addr;
-    this.#address = addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
+    this.#address = addr.hostname.includes(":")
+      ? `[${addr.hostname}]:${addr.port}`
+      : `${addr.hostname}:${addr.port}`;
   }
 
   /**

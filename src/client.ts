@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Packet, ProtocolVersion, Properties, Subscription } from "./packets/types.ts";
+import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ByteWriter } from "./packets/writer.ts";
 import { FRAME_READY, PacketFramer } from "./packets/framer.ts";
@@ -22,6 +22,8 @@ export interface Connection {
   write(data: Uint8Array): Promise<number>;
   /** Closes the stream. */
   close(): void;
+  /** Closes the sending side only (TCP half-close), if the stream can. */
+  closeWrite?(): Promise<void>;
 }
 
 /** Where a client is connected from. */
@@ -103,8 +105,12 @@ export interface ClientLimits {
   maximumWritesPending: number;
 }
 
-/** How long a closing connection may take to flush its last packets. */
-const CLOSE_FLUSH_TIMEOUT_MS = 2000;
+/**
+ * How long a connection the server is closing may take to flush its last packets and let the
+ * client read them; meanwhile whatever the client still sends is read and discarded, so that its
+ * writes do not fail before it has seen our DISCONNECT.
+ */
+const CLOSE_LINGER_MS = 2000;
 
 /**
  * A connected (or remembered) client.
@@ -214,6 +220,7 @@ export class Client {
         if (n === null) break;
         this.lastReceived = Date.now();
         this.#info.bytesReceived += n;
+        if (this.#closeWhenFlushed) continue; // closing: drain and discard
         framer.push(buffer.subarray(0, n));
         let status: number;
         while ((status = framer.next()) === FRAME_READY) {
@@ -250,7 +257,7 @@ export class Client {
    *   than the client's Maximum Packet Size, or (QoS 0 PUBLISH only) the outbound queue is full.
    */
   send(packet: Packet): boolean {
-    if (this.#closed || this.net.conn === null) return false;
+    if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) return false;
     const type = packet.fixedHeader.type;
     if (
       type === PacketType.Publish && packet.fixedHeader.qos === 0 &&
@@ -264,7 +271,10 @@ export class Client {
       type !== PacketType.Publish && type !== PacketType.Connack && type !== PacketType.Disconnect
     ) {
       // [MQTT-3.1.2-29] no Reason String or User Properties on other packets.
-      packet = { ...packet, properties: { ...packet.properties, reasonString: undefined, userProperties: undefined } };
+      packet = {
+        ...packet,
+        properties: { ...packet.properties, reasonString: undefined, userProperties: undefined },
+      };
     }
     const out = this.#out;
     const start = out.length;
@@ -309,7 +319,7 @@ export class Client {
       return;
     }
     this.#writing = false;
-    if (this.#closeWhenFlushed) this.close(this.state.stopCause);
+    if (this.#closeWhenFlushed) this.#finishClose();
   }
 
   /**
@@ -318,14 +328,18 @@ export class Client {
    * @param cause Why the connection is closing.
    */
   closeAfterFlush(cause: Error): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#closeWhenFlushed) return;
     this.state.stopCause ??= cause;
     this.#closeWhenFlushed = true;
-    if (!this.#writing && !this.#scheduled) {
-      this.close(cause);
-      return;
-    }
-    this.#closeTimer ??= setTimeout(() => this.close(cause), CLOSE_FLUSH_TIMEOUT_MS);
+    this.#closeTimer = setTimeout(() => this.close(cause), CLOSE_LINGER_MS);
+    if (!this.#writing && !this.#scheduled) this.#finishClose();
+  }
+
+  /** Everything is flushed: half-close and wait for the client's end of stream (or the linger timer). */
+  #finishClose(): void {
+    const conn = this.net.conn;
+    if (!conn?.closeWrite) return this.close(this.state.stopCause);
+    conn.closeWrite().catch(() => this.close(this.state.stopCause));
   }
 
   /**

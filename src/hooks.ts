@@ -258,7 +258,9 @@ export class Hooks {
 
   /** Fires `onSysInfoTick`. */
   onSysInfoTick(info: Info): void {
-    for (const h of this.#get("onSysInfoTick")) this.#notify(h, "onSysInfoTick", () => h.onSysInfoTick!(info));
+    for (const h of this.#get("onSysInfoTick")) {
+      this.#notify(h, "onSysInfoTick", () => h.onSysInfoTick!(info));
+    }
   }
 
   /**

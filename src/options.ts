@@ -61,7 +61,9 @@ export interface Capabilities {
 /** Options for a {@linkcode Server}; everything is optional. */
 export interface Options {
   /** Capabilities; missing fields take the defaults. */
-  capabilities?: Partial<Omit<Capabilities, "compatibilities">> & { compatibilities?: Partial<Compatibilities> };
+  capabilities?: Partial<Omit<Capabilities, "compatibilities">> & {
+    compatibilities?: Partial<Compatibilities>;
+  };
   /** Seconds between $SYS topic publishes (default 1). */
   sysTopicResendInterval?: number;
   /** Enable the inline client (`server.publish`, `server.subscribe`). */

@@ -8,12 +8,12 @@ import type { Packet, ProtocolVersion, QoS, Subscription } from "./packets/types
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
-import { isValidTopicFilter, parseSharedFilter } from "./packets/topic_rules.ts";
+import { isValidTopicFilter } from "./packets/topic_rules.ts";
 import { Client, type ClientNet, type Connection } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type Delivery, TopicsIndex } from "./topics.ts";
+import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
 import { logger } from "./logger.ts";
 import type { Listener } from "../listeners/listener.ts";
@@ -367,7 +367,10 @@ export class Server {
     p.requestResponseInformation = props.requestResponseInformation === 1;
     p.keepAlive = c.keepAlive;
     let serverKeepAlive: number | undefined;
-    if (c.protocolVersion === 5 && caps.maximumKeepAlive > 0 && (c.keepAlive === 0 || c.keepAlive > caps.maximumKeepAlive)) {
+    if (
+      c.protocolVersion === 5 && caps.maximumKeepAlive > 0 &&
+      (c.keepAlive === 0 || c.keepAlive > caps.maximumKeepAlive)
+    ) {
       p.keepAlive = serverKeepAlive = caps.maximumKeepAlive;
     }
     const requestedExpiry = c.protocolVersion === 5
@@ -380,7 +383,9 @@ export class Server {
     if (c.willFlag) {
       const willQos = c.willQos ?? 0;
       if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
-      if (c.willRetain && !caps.retainAvailable) return this.#refuseConnect(client, ReasonCode.RetainNotSupported);
+      if (c.willRetain && !caps.retainAvailable) {
+        return this.#refuseConnect(client, ReasonCode.RetainNotSupported);
+      }
       const willProps = { ...c.willProperties };
       p.willDelayInterval = willProps.willDelayInterval ?? 0;
       delete willProps.willDelayInterval;
@@ -410,7 +415,9 @@ export class Server {
     client.state.connected = true;
     client.state.connectedAt = Date.now();
     this.info.clientsConnected++;
-    if (this.info.clientsConnected > this.info.clientsMaximum) this.info.clientsMaximum = this.info.clientsConnected;
+    if (this.info.clientsConnected > this.info.clientsMaximum) {
+      this.info.clientsMaximum = this.info.clientsConnected;
+    }
 
     const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
     if (c.protocolVersion === 5) {
@@ -425,7 +432,9 @@ export class Server {
         sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
         serverKeepAlive,
         assignedClientIdentifier: assigned ? clientId : undefined,
-        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry ? p.sessionExpiryInterval : undefined,
+        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
+          ? p.sessionExpiryInterval
+          : undefined,
         responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
           ? `responses/${clientId}`
           : undefined,
@@ -635,12 +644,22 @@ export class Server {
       packet.properties?.userProperties;
     const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
     if (qos === 1) {
-      client.send({ fixedHeader: { type: PacketType.Puback }, packetId: packet.packetId, reasonCode: code, properties });
+      client.send({
+        fixedHeader: { type: PacketType.Puback },
+        packetId: packet.packetId,
+        reasonCode: code,
+        properties,
+      });
       return;
     }
     // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
     if (code < 0x80) client.state.inflight.inboundQos2.add(packet.packetId!);
-    client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: code, properties });
+    client.send({
+      fixedHeader: { type: PacketType.Pubrec },
+      packetId: packet.packetId,
+      reasonCode: code,
+      properties,
+    });
   }
 
   /** Sets `created` and `expiry` (capped by the server's maximum message expiry). */
@@ -681,7 +700,9 @@ export class Server {
   publishToSubscribers(packet: Packet): void {
     let subscribers = this.topics.subscribers(packet.topicName!);
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
-    if (this.hooks.has("onSelectSubscribers")) subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
+    if (this.hooks.has("onSelectSubscribers")) {
+      subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
+    }
     for (const delivery of subscribers.subscriptions.values()) {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
@@ -697,7 +718,9 @@ export class Server {
     // [MQTT-3.3.1-12/13] retained on subscribe keep the flag; otherwise Retain As Published decides.
     const retain = retained || (delivery.retainAsPublished && (packet.fixedHeader.retain ?? false));
     let properties = stripRoutingProperties(packet.properties);
-    if (delivery.identifiers.length > 0) properties = { ...properties, subscriptionIdentifier: delivery.identifiers };
+    if (delivery.identifiers.length > 0) {
+      properties = { ...properties, subscriptionIdentifier: delivery.identifiers };
+    }
     const out: Packet = {
       fixedHeader: { type: PacketType.Publish, qos, retain, dup: false },
       topicName: packet.topicName,
@@ -712,7 +735,10 @@ export class Server {
       return;
     }
     const inflight = client.state.inflight;
-    if (!client.closed && inflight.outbound.size < client.properties.receiveMaximum && inflight.pending.length === 0) {
+    if (
+      !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
+      inflight.pending.length === 0
+    ) {
       this.#sendInflight(client, out);
     } else if (inflight.size < this.options.capabilities.maximumInflight) {
       inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
@@ -790,7 +816,10 @@ export class Server {
 
   #drainPending(client: Client): void {
     const inflight = client.state.inflight;
-    while (!client.closed && inflight.pending.length > 0 && inflight.outbound.size < client.properties.receiveMaximum) {
+    while (
+      !client.closed && inflight.pending.length > 0 &&
+      inflight.outbound.size < client.properties.receiveMaximum
+    ) {
       this.#sendInflight(client, inflight.pending.shift()!);
     }
   }
@@ -803,7 +832,10 @@ export class Server {
     const inflight = client.state.inflight;
     const held = inflight.outbound.get(packet.packetId!);
     const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
-    if (!held || held.fixedHeader.type !== expected || (expected === PacketType.Publish && held.fixedHeader.qos !== 1)) {
+    if (
+      !held || held.fixedHeader.type !== expected ||
+      (expected === PacketType.Publish && held.fixedHeader.qos !== 1)
+    ) {
       return; // unknown or stale id: nothing to complete
     }
     inflight.outbound.delete(packet.packetId!);
@@ -850,24 +882,46 @@ export class Server {
   // ---------------------------------------------------------------------------------------------
   // SUBSCRIBE, UNSUBSCRIBE
 
-  async #processSubscribe(client: Client, packet: Packet): Promise<void> {
-    const hooked = await this.hooks.onSubscribe(client, packet);
-    if (typeof hooked === "number") return this.disconnectClient(client, hooked);
-    packet = hooked;
+  #processSubscribe(client: Client, packet: Packet): void | Promise<void> {
+    const hooked = this.hooks.onSubscribe(client, packet);
+    if (hooked instanceof Promise) return hooked.then((p) => this.#checkSubscribe(client, p));
+    return this.#checkSubscribe(client, hooked);
+  }
+
+  /** Asks the ACL about every filter; waits only if a hook answered with a Promise. */
+  #checkSubscribe(client: Client, packet: Packet | number): void | Promise<void> {
+    if (typeof packet === "number") return this.disconnectClient(client, packet);
+    const filters = packet.filters ?? [];
+    const allowed = filters.map((sub) =>
+      isValidTopicFilter(sub.filter) ? this.hooks.onACLCheck(client, sub.filter, false) : false
+    );
+    if (allowed.some((a) => a instanceof Promise)) {
+      return Promise.all(allowed).then((results) => this.#subscribe(client, packet, results));
+    }
+    return this.#subscribe(client, packet, allowed as boolean[]);
+  }
+
+  #subscribe(client: Client, packet: Packet, allowed: boolean[]): void {
     const caps = this.options.capabilities;
     const v5 = client.properties.protocolVersion === 5;
+    const filters = packet.filters ?? [];
     const codes: number[] = [];
     const retainedToSend: [Subscription, Packet[]][] = [];
-    for (const sub of packet.filters ?? []) {
-      const shared = parseSharedFilter(sub.filter);
-      if (shared && sub.noLocal) return this.disconnectClient(client, ReasonCode.ProtocolError); // [MQTT-3.8.3-4]
+    for (let i = 0; i < filters.length; i++) {
+      const sub = filters[i];
+      const parsed = parseFilter(sub.filter);
+      if (parsed?.group !== undefined && sub.noLocal) {
+        return this.disconnectClient(client, ReasonCode.ProtocolError); // [MQTT-3.8.3-4]
+      }
       let code: number;
-      if (!isValidTopicFilter(sub.filter)) code = ReasonCode.TopicFilterInvalid;
-      else if (shared && !caps.sharedSubAvailable) code = ReasonCode.SharedSubscriptionsNotSupported;
-      else if (!caps.wildcardSubAvailable && /[+#]/.test(sub.filter)) code = ReasonCode.WildcardSubscriptionsNotSupported;
-      else if (sub.identifier !== undefined && !caps.subIdAvailable) {
+      if (!parsed) code = ReasonCode.TopicFilterInvalid;
+      else if (parsed.group !== undefined && !caps.sharedSubAvailable) {
+        code = ReasonCode.SharedSubscriptionsNotSupported;
+      } else if (parsed.wildcard && !caps.wildcardSubAvailable) {
+        code = ReasonCode.WildcardSubscriptionsNotSupported;
+      } else if (sub.identifier !== undefined && !caps.subIdAvailable) {
         code = ReasonCode.SubscriptionIdentifiersNotSupported;
-      } else if (!(await this.hooks.onACLCheck(client, sub.filter, false))) {
+      } else if (!allowed[i]) {
         code = this.#obscure(ReasonCode.NotAuthorized);
       } else {
         const granted = Math.min(sub.qos, caps.maximumQos) as QoS;
@@ -875,9 +929,9 @@ export class Server {
         const isNew = this.topics.subscribe(client.id, stored);
         client.state.subscriptions.set(sub.filter, stored);
         code = granted;
-        // [MQTT-3.3.1-9/10/11] Retain Handling; never for shared subscriptions [MQTT-3.8.4-?].
+        // [MQTT-3.3.1-9/10/11] Retain Handling; never for shared subscriptions (spec 3.3.1.3).
         const handling = sub.retainHandling ?? 0;
-        if (!shared && (handling === 0 || (handling === 1 && isNew))) {
+        if (parsed.group === undefined && (handling === 0 || (handling === 1 && isNew))) {
           retainedToSend.push([stored, this.topics.retainedMessages(sub.filter)]);
         }
       }
@@ -912,10 +966,14 @@ export class Server {
     this.hooks.onRetainedExpired(message.topicName!);
   }
 
-  async #processUnsubscribe(client: Client, packet: Packet): Promise<void> {
-    const hooked = await this.hooks.onUnsubscribe(client, packet);
-    if (typeof hooked === "number") return this.disconnectClient(client, hooked);
-    packet = hooked;
+  #processUnsubscribe(client: Client, packet: Packet): void | Promise<void> {
+    const hooked = this.hooks.onUnsubscribe(client, packet);
+    if (hooked instanceof Promise) return hooked.then((p) => this.#unsubscribe(client, p));
+    return this.#unsubscribe(client, hooked);
+  }
+
+  #unsubscribe(client: Client, packet: Packet | number): void {
+    if (typeof packet === "number") return this.disconnectClient(client, packet);
     const codes: number[] = [];
     for (const { filter } of packet.filters ?? []) {
       const existed = this.topics.unsubscribe(client.id, filter);
@@ -923,7 +981,11 @@ export class Server {
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     }
     this.info.subscriptions = this.topics.subscriptionCount;
-    client.send({ fixedHeader: { type: PacketType.Unsuback }, packetId: packet.packetId, reasonCodes: codes });
+    client.send({
+      fixedHeader: { type: PacketType.Unsuback },
+      packetId: packet.packetId,
+      reasonCodes: codes,
+    });
     this.hooks.onUnsubscribed(client, packet);
   }
 
@@ -995,7 +1057,9 @@ export class Server {
 
   #expireRetainedMessages(now: number): void {
     for (const message of [...this.topics.allRetained()]) {
-      if (message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined) {
+      if (
+        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
+      ) {
         this.#expireRetained(message);
       }
     }
@@ -1017,7 +1081,9 @@ export class Server {
 
 /** Removes the properties that belong to one hop (alias, subscription ids). */
 function stripRoutingProperties(properties: Packet["properties"]): Packet["properties"] {
-  if (!properties || (properties.topicAlias === undefined && properties.subscriptionIdentifier === undefined)) {
+  if (
+    !properties || (properties.topicAlias === undefined && properties.subscriptionIdentifier === undefined)
+  ) {
     return properties;
   }
   const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;

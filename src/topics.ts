@@ -3,17 +3,14 @@
  *
  * Both are tries of topic levels split on `/`. Empty levels are real levels: `a//b` has three levels and
  * `/a` has two, the first empty. Nothing here validates on the hot path: the server checks filters with
- * {@linkcode parseFilter} and topic names with {@linkcode isValidTopicName} before it calls the index.
+ * {@linkcode parseFilter} and topic names with `isValidTopicName` (packets/topic_rules.ts) before it calls the index.
  *
  * @module
  */
 
 import type { Packet, QoS, Subscription } from "./packets/types.ts";
+import { isValidTopicFilter, parseSharedFilter } from "./packets/topic_rules.ts";
 
-/** The first level of a shared subscription's filter, `$share/{ShareName}/{filter}` (case-sensitive). */
-export const SHARE_PREFIX = "$share";
-
-const SLASH = 0x2f;
 const PLUS = 0x2b;
 const HASH = 0x23;
 const DOLLAR = 0x24;
@@ -94,62 +91,18 @@ export interface ParsedFilter {
 }
 
 /**
- * Validates a topic filter from a SUBSCRIBE or UNSUBSCRIBE and splits off any shared-subscription prefix.
- *
- * Invalid filters: empty [MQTT-4.7.3-1], containing U+0000 [MQTT-4.7.3-2], `#` anywhere but alone in the
- * last level [MQTT-4.7.1-1], `+` not alone in its level [MQTT-4.7.1-2], and a `$share` first level without
- * a non-empty ShareName free of `+` and `#` followed by `/` and a non-empty filter [MQTT-4.8.2-1]
- * [MQTT-4.8.2-2]. A filter whose first level is exactly `$share` is always treated as shared (so `$share`
- * alone is invalid); `$SHARE/...` is an ordinary filter, since topics are case-sensitive.
+ * Validates a topic filter from a SUBSCRIBE or UNSUBSCRIBE (the rules are in
+ * `packets/topic_rules.ts`) and splits off any shared-subscription prefix.
  *
  * @param filter The filter as received.
  * @returns The parts of the filter, or undefined when it is invalid (reason code 0x8F).
  */
 export function parseFilter(filter: string): ParsedFilter | undefined {
-  if (filter.length === 0) return undefined; // [MQTT-4.7.3-1]
-  let group: string | undefined;
-  let topicFilter = filter;
-  if (filter.startsWith(SHARE_PREFIX) && (filter.length === 6 || filter.charCodeAt(6) === SLASH)) {
-    const end = filter.indexOf("/", 7);
-    if (end <= 7) return undefined; // no ShareName, or nothing after it [MQTT-4.8.2-1] [MQTT-4.8.2-2]
-    group = filter.slice(7, end);
-    if (group.includes("+") || group.includes("#")) return undefined; // [MQTT-4.8.2-2]
-    topicFilter = filter.slice(end + 1);
-    if (topicFilter.length === 0) return undefined; // [MQTT-4.8.2-2]
-  }
-  let wildcard = false;
-  const last = topicFilter.length - 1;
-  for (let i = 0; i <= last; i++) {
-    const c = topicFilter.charCodeAt(i);
-    if (c === 0) return undefined; // [MQTT-4.7.3-2]
-    if (c === HASH) {
-      // [MQTT-4.7.1-1]
-      if (i !== last || (i > 0 && topicFilter.charCodeAt(i - 1) !== SLASH)) return undefined;
-      wildcard = true;
-    } else if (c === PLUS) {
-      // [MQTT-4.7.1-2]
-      if (i > 0 && topicFilter.charCodeAt(i - 1) !== SLASH) return undefined;
-      if (i < last && topicFilter.charCodeAt(i + 1) !== SLASH) return undefined;
-      wildcard = true;
-    }
-  }
-  return { group, topicFilter, wildcard };
-}
-
-/**
- * Checks a topic name from a PUBLISH (or a will): at least one character [MQTT-4.7.3-1], no U+0000
- * [MQTT-4.7.3-2], no wildcard characters [MQTT-4.7.0-1] [MQTT-3.3.2-2].
- *
- * @param topic The topic name.
- * @returns True when the topic name is valid.
- */
-export function isValidTopicName(topic: string): boolean {
-  if (topic.length === 0) return false;
-  for (let i = 0; i < topic.length; i++) {
-    const c = topic.charCodeAt(i);
-    if (c === 0 || c === PLUS || c === HASH) return false;
-  }
-  return true;
+  if (!isValidTopicFilter(filter)) return undefined;
+  const shared = parseSharedFilter(filter);
+  const topicFilter = shared?.filter ?? filter;
+  const wildcard = topicFilter.indexOf("+") >= 0 || topicFilter.indexOf("#") >= 0;
+  return { group: shared?.group, topicFilter, wildcard };
 }
 
 /**
@@ -342,7 +295,7 @@ class RetainedNode {
  * group, round robin, and merges it in the same way.
  *
  * The index does no validation on the hot path: check filters with {@linkcode parseFilter} and topic names
- * with {@linkcode isValidTopicName} first. It is synchronous and not safe to share between workers.
+ * with `isValidTopicName` (packets/topic_rules.ts) first. It is synchronous and not safe to share between workers.
  *
  * @example Route a message
  * ```ts

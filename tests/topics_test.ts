@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { type Packet, PacketType, type QoS } from "../src/packets/types.ts";
-import {
-  type Delivery,
-  isValidTopicName,
-  matchTopic,
-  parseFilter,
-  type Subscribers,
-  TopicsIndex,
-} from "../src/topics.ts";
+import { isValidTopicName } from "../src/packets/topic_rules.ts";
+import { type Delivery, matchTopic, parseFilter, type Subscribers, TopicsIndex } from "../src/topics.ts";
 
 /** The client ids matched by a topic, sorted, without shared groups. */
 function clients(index: TopicsIndex, topic: string): string[] {

@@ -198,7 +198,7 @@ export class PacketFramer {
 
   /**
    * The total size of the packet starting at `position` (setting the header length), 0 if the
-   * Remaining Length is not complete yet, or minus 0x81 if it runs past four bytes [MQTT-1.5.5].
+   * Remaining Length is not complete yet, or minus 0x81 if it runs past four bytes (spec 1.5.5).
    */
   #frameLength(buffer: Uint8Array, position: number, end: number): number {
     let value = 0;

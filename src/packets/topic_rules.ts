@@ -83,7 +83,7 @@ function hasValidWildcards(filter: string): boolean {
  * ```
  */
 export function isValidTopicFilter(filter: string): boolean {
-  if (!isEncodableTopic(filter)) return false;
+  if (!isEncodableTopic(filter) || filter === "$share") return false; // a share with no group [MQTT-4.8.2-1]
   if (filter.startsWith(SHARE_PREFIX)) {
     const shared = parseSharedFilter(filter);
     if (shared === undefined) return false;

@@ -207,7 +207,8 @@ export class ByteWriter {
   /**
    * The bytes written so far, as a view (not a copy) of the buffer.
    *
-   * @returns `buffer.subarray(0, length)`; later writes may change or detach it.
+   * @returns `buffer.subarray(0, length)`; later writes may overwrite it, and after growth it still
+   * shows the old buffer.
    */
   toBytes(): Uint8Array {
     return this.buffer.subarray(0, this.length);
