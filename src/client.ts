@@ -8,7 +8,7 @@
 import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ByteWriter } from "./packets/writer.ts";
-import { FRAME_READY, PacketFramer } from "./packets/framer.ts";
+import { FRAME_NEED_MORE, FRAME_READY, PacketFramer } from "./packets/framer.ts";
 import { encodePacket } from "./packets/codec.ts";
 import { Inflight } from "./inflight.ts";
 import type { Hooks } from "./hooks.ts";
@@ -214,24 +214,27 @@ export class Client {
     if (!conn) return;
     const buffer = new Uint8Array(this.#limits.readBufferSize);
     const framer = this.#framer;
+    let broken = false;
     try {
       while (!this.#closed) {
         const n = await conn.read(buffer);
         if (n === null) break;
         this.lastReceived = Date.now();
         this.#info.bytesReceived += n;
-        if (this.#closeWhenFlushed) continue; // closing: drain and discard
+        if (this.#closeWhenFlushed || broken) continue; // closing: drain and discard
         framer.push(buffer.subarray(0, n));
-        let status: number;
-        while ((status = framer.next()) === FRAME_READY) {
+        let status = FRAME_NEED_MORE;
+        // [MQTT-4.13.1-1] once a packet made us close, nothing after it is processed.
+        while (!this.#closeWhenFlushed && (status = framer.next()) === FRAME_READY) {
           this.#info.packetsReceived++;
           const result = handle(this, framer.header, framer.body);
           if (result instanceof Promise) await result;
           if (this.#closed) return;
         }
-        if (status !== 0) {
+        if (status > FRAME_READY) {
           onFrameError(this, status);
-          return;
+          if (this.#closed) return;
+          broken = true; // keep reading, so the client's end of stream closes the connection
         }
       }
       this.close(new Error("Connection closed by the client"));

@@ -32,7 +32,7 @@ export interface Capabilities {
   maximumPacketSize: number;
   /** Receive Maximum: QoS 1/2 publishes a client may have unacknowledged towards the server. */
   receiveMaximum: number;
-  /** Maximum QoS 1/2 messages stored per client (inflight and queued), 1-65535. */
+  /** Maximum QoS 1/2 messages kept per session: in flight plus queued (offline or over quota), 1-65535. */
   maximumInflight: number;
   /** Highest inbound topic alias accepted from a client (0 disables aliases). */
   topicAliasMaximum: number;
@@ -50,8 +50,6 @@ export interface Capabilities {
   subIdAvailable: number;
   /** Maximum keep alive in seconds; a v5 client asking for more (or 0) gets Server Keep Alive. 0: no limit. */
   maximumKeepAlive: number;
-  /** Maximum number of messages kept for an offline persistent session. */
-  maximumOfflineQueue: number;
   /** Seconds a connection may stay open without sending CONNECT. */
   connectTimeout: number;
   /** Compatibility switches. */
@@ -106,7 +104,6 @@ export function defaultCapabilities(): Capabilities {
     wildcardSubAvailable: 1,
     subIdAvailable: 1,
     maximumKeepAlive: 0,
-    maximumOfflineQueue: 1024 * 8,
     connectTimeout: 10,
     compatibilities: {
       obscureNotAuthorized: false,

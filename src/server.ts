@@ -8,7 +8,7 @@ import type { Packet, ProtocolVersion, QoS, Subscription } from "./packets/types
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
-import { isValidTopicFilter } from "./packets/topic_rules.ts";
+import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientNet, type Connection } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
@@ -25,6 +25,16 @@ const log = logger("server");
 const NEVER_EXPIRES = 0xffffffff;
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
+/** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
+const INLINE_SUBSCRIBER_PREFIX = "\u0000inline\u0000";
+
+/** Receives messages for an inline subscription: the inline client, the subscription and the message. */
+export type InlineSubscribeHandler = (client: Client, subscription: Subscription, packet: Packet) => void;
+
+interface InlineSubscriber {
+  subscription: Subscription;
+  handler: InlineSubscribeHandler;
+}
 
 /**
  * An MQTT v5 / v3.1.1 / v3.1 broker.
@@ -54,6 +64,7 @@ export class Server {
   readonly listeners: Map<string, Listener> = new Map();
 
   readonly #inline: Client;
+  readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
   readonly #stopped = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
@@ -172,11 +183,75 @@ export class Server {
    * @throws {TypeError} When the inline client is not enabled.
    */
   publish(topic: string, payload: Uint8Array | string, retain: boolean, qos: QoS): Promise<void> {
+    this.#requireInline();
+    if (!isValidTopicName(topic)) throw new TypeError(`Topic name "${topic}" is not valid`);
+    this.#publishInline(topic, payload, retain, qos);
+    return Promise.resolve();
+  }
+
+  /**
+   * Subscribes the inline client: `handler` gets every matching message. Retained messages are
+   * delivered at once; subscribing again with the same filter and id replaces the handler; several
+   * ids on one filter all fire; `$share/{group}/...` filters share with network clients.
+   *
+   * @param filter The topic filter.
+   * @param subscriptionId Identifies this subscription (with the filter).
+   * @param handler Called for each message; its payload is only valid during the call.
+   * @throws {TypeError} When the inline client is not enabled or the filter is invalid.
+   */
+  subscribe(filter: string, subscriptionId: number, handler: InlineSubscribeHandler): Promise<void> {
+    this.#requireInline();
+    const parsed = parseFilter(filter);
+    if (!parsed) throw new TypeError(`Topic filter "${filter}" is not valid`);
+    const key = inlineSubscriberId(filter, subscriptionId);
+    const subscription: Subscription = { filter, qos: 2, identifier: subscriptionId };
+    this.topics.subscribe(key, subscription);
+    this.#inlineSubscribers.set(key, { subscription, handler });
+    this.info.subscriptions = this.topics.subscriptionCount;
+    if (parsed.group === undefined) {
+      for (const message of this.topics.retainedMessages(filter)) {
+        if (message.expiry && Date.now() >= message.expiry) continue;
+        handler(this.#inline, subscription, message);
+      }
+    }
+    return Promise.resolve();
+  }
+
+  /**
+   * Removes an inline subscription.
+   *
+   * @param filter The topic filter it was made with.
+   * @param subscriptionId The id it was made with.
+   * @throws {TypeError} When the inline client is not enabled.
+   */
+  unsubscribe(filter: string, subscriptionId: number): Promise<void> {
+    this.#requireInline();
+    const key = inlineSubscriberId(filter, subscriptionId);
+    this.topics.unsubscribe(key, filter);
+    this.#inlineSubscribers.delete(key);
+    this.info.subscriptions = this.topics.subscriptionCount;
+    return Promise.resolve();
+  }
+
+  /**
+   * Runs a packet through the normal processing as if `client` had sent it (after CONNECT). An
+   * inline client (see {@linkcode Server.newClient}) skips ACL checks and may publish to `$SYS`.
+   *
+   * @param client The client the packet comes from.
+   * @param packet The packet.
+   */
+  async injectPacket(client: Client, packet: Packet): Promise<void> {
+    if (packet.fixedHeader.type === PacketType.Publish) {
+      packet.fixedHeader.qos ??= 0;
+      if (packet.payload) packet.payload = packet.payload.slice();
+    }
+    await this.#process(client, packet);
+  }
+
+  #requireInline(): void {
     if (!this.options.inlineClient) {
       throw new TypeError("The inline client is not enabled: set the option inlineClient to true");
     }
-    this.#publishInline(topic, payload, retain, qos);
-    return Promise.resolve();
   }
 
   /**
@@ -597,6 +672,7 @@ export class Server {
       }
     }
     this.info.messagesReceived++;
+    if (client.net.inline) return this.#publishAllowed(client, packet, true); // no ACL for the server's own clients
     if (packet.topicName!.startsWith("$")) {
       // Clients may not publish to $SYS (or any $ topic): treated as an ACL denial.
       return this.#publishAllowed(client, packet, false);
@@ -706,12 +782,30 @@ export class Server {
     for (const delivery of subscribers.subscriptions.values()) {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
+      if (delivery.clientId.charCodeAt(0) === 0) {
+        this.#deliverInline(delivery, packet);
+        continue;
+      }
       const client = this.clients.get(delivery.clientId);
       if (client) this.#publishToClient(client, delivery, packet, false);
     }
   }
 
-  readonly #isOnline = (clientId: string): boolean => !(this.clients.get(clientId)?.closed ?? true);
+  #deliverInline(delivery: Delivery, packet: Packet): void {
+    const subscriber = this.#inlineSubscribers.get(delivery.clientId);
+    if (!subscriber) return;
+    try {
+      subscriber.handler(this.#inline, subscriber.subscription, packet);
+    } catch (error) {
+      log.error("Inline subscriber for {filter} failed: {error}", {
+        filter: subscriber.subscription.filter,
+        error: String(error),
+      });
+    }
+  }
+
+  readonly #isOnline = (clientId: string): boolean =>
+    clientId.charCodeAt(0) === 0 || !(this.clients.get(clientId)?.closed ?? true);
 
   #publishToClient(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
     const qos = Math.min(packet.fixedHeader.qos ?? 0, delivery.qos) as QoS;
@@ -1088,6 +1182,10 @@ function stripRoutingProperties(properties: Packet["properties"]): Packet["prope
   }
   const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
   return rest;
+}
+
+function inlineSubscriberId(filter: string, subscriptionId: number): string {
+  return `${INLINE_SUBSCRIBER_PREFIX}${subscriptionId}\u0000${filter}`;
 }
 
 /** Reads the protocol level from a CONNECT body without decoding it (0 if unreadable). */

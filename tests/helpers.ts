@@ -1,0 +1,282 @@
+/**
+ * Test helpers: a broker on a free loopback port, a raw MQTT client over a real TCP socket (for
+ * byte-exact and malformed input), and MQTT.js clients.
+ *
+ * @module
+ */
+
+import mqtt from "mqtt";
+import {
+  AllowHook,
+  ByteWriter,
+  decodePacket,
+  encodePacket,
+  FRAME_READY,
+  type Hook,
+  type Options,
+  type Packet,
+  PacketFramer,
+  PacketType,
+  type ProtocolVersion,
+  Server,
+  TCP,
+} from "../mod.ts";
+
+/** A running test broker and its address. */
+export interface TestBroker {
+  /** The server. */
+  server: Server;
+  /** `127.0.0.1` */
+  host: string;
+  /** The TCP port it listens on. */
+  port: number;
+  /** `mqtt://127.0.0.1:PORT` for MQTT.js. */
+  url: string;
+  /** Closes the server. */
+  close(): Promise<void>;
+  /** `await using` support. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts a broker on a free loopback port with `AllowHook` (unless `hooks` is given).
+ *
+ * @param options Server options.
+ * @param hooks Hooks to add instead of `AllowHook`.
+ * @returns The running broker.
+ */
+export async function startBroker(options: Options = {}, hooks?: Hook[]): Promise<TestBroker> {
+  const server = new Server(options);
+  for (const hook of hooks ?? [new AllowHook()]) await server.addHook(hook);
+  const tcp = new TCP({ id: "t1", address: "127.0.0.1:0" });
+  await server.addListener(tcp);
+  await server.serve();
+  const port = Number(tcp.address.split(":").pop());
+  const close = () => server.close();
+  return {
+    server,
+    host: "127.0.0.1",
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Polls `check` until it returns true or the time runs out.
+ *
+ * @param check The condition.
+ * @param timeoutMs How long to wait.
+ * @param what Described in the error on timeout.
+ */
+export async function waitFor(check: () => boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+/**
+ * A raw MQTT client over a real TCP socket: sends packets (or arbitrary bytes) and reads decoded
+ * packets, so tests can check exact broker behaviour, including for malformed input.
+ */
+export class RawClient {
+  readonly #conn: Deno.TcpConn;
+  readonly #framer = new PacketFramer();
+  readonly #buffer = new Uint8Array(64 * 1024);
+  readonly #queue: Packet[] = [];
+  #ended = false;
+  /** The protocol version used to encode and decode. */
+  version: ProtocolVersion;
+
+  private constructor(conn: Deno.TcpConn, version: ProtocolVersion) {
+    this.#conn = conn;
+    this.version = version;
+  }
+
+  /**
+   * Opens a TCP connection to the broker (does not send CONNECT).
+   *
+   * @param broker The broker.
+   * @param version The protocol version for encoding/decoding.
+   * @returns The client.
+   */
+  static async open(broker: TestBroker, version: ProtocolVersion = 5): Promise<RawClient> {
+    const conn = await Deno.connect({ hostname: broker.host, port: broker.port });
+    conn.setNoDelay(true);
+    return new RawClient(conn, version);
+  }
+
+  /**
+   * Opens a connection and completes CONNECT/CONNACK.
+   *
+   * @param broker The broker.
+   * @param clientId The client id.
+   * @param options Protocol version, clean start, keep alive, properties, will...
+   * @returns The client and its CONNACK.
+   */
+  static async connect(
+    broker: TestBroker,
+    clientId: string,
+    options: { version?: ProtocolVersion; connect?: Partial<Packet["connect"]>; properties?: Packet["properties"] } =
+      {},
+  ): Promise<{ client: RawClient; connack: Packet }> {
+    const version = options.version ?? 5;
+    const client = await RawClient.open(broker, version);
+    client.send(connectPacket(clientId, version, options.connect, options.properties));
+    const connack = await client.expect(PacketType.Connack);
+    return { client, connack };
+  }
+
+  /** Sends a packet encoded for this client's version. */
+  send(packet: Packet): Promise<void> {
+    const out = new ByteWriter(256);
+    encodePacket(packet, this.version, out);
+    return this.sendBytes(out.toBytes());
+  }
+
+  /** Sends raw bytes. */
+  async sendBytes(bytes: Uint8Array | number[]): Promise<void> {
+    const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    let offset = 0;
+    while (offset < data.length) offset += await this.#conn.write(data.subarray(offset));
+  }
+
+  /**
+   * Reads the next packet.
+   *
+   * @param timeoutMs How long to wait.
+   * @returns The packet, or undefined if the connection ended first.
+   * @throws {Error} On timeout.
+   */
+  async read(timeoutMs = 3000): Promise<Packet | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#queue.length === 0 && !this.#ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("Timed out waiting for a packet");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), left));
+      const n = await Promise.race([this.#conn.read(this.#buffer).catch(() => null), timeout]);
+      clearTimeout(timer);
+      if (n === "timeout") throw new Error("Timed out waiting for a packet");
+      if (n === null) {
+        this.#ended = true;
+        break;
+      }
+      this.#framer.push(this.#buffer.subarray(0, n));
+      while (this.#framer.next() === FRAME_READY) {
+        const packet = decodePacket(this.#framer.header, this.#framer.body, this.version);
+        if (typeof packet === "number") throw new Error(`Broker sent a packet we cannot decode: ${packet}`);
+        if (packet.payload) packet.payload = packet.payload.slice();
+        this.#queue.push(packet);
+      }
+    }
+    return this.#queue.shift();
+  }
+
+  /**
+   * Reads the next packet and checks its type.
+   *
+   * @param type The expected packet type.
+   * @param timeoutMs How long to wait.
+   * @returns The packet.
+   */
+  async expect(type: number, timeoutMs = 3000): Promise<Packet> {
+    const packet = await this.read(timeoutMs);
+    if (!packet) throw new Error(`Expected packet type ${type}, but the connection closed`);
+    if (packet.fixedHeader.type !== type) {
+      throw new Error(`Expected packet type ${type}, got ${JSON.stringify(packet, replacer)}`);
+    }
+    return packet;
+  }
+
+  /**
+   * Waits for the broker to close the connection; returns the packets received before.
+   *
+   * @param timeoutMs How long to wait.
+   * @returns The packets that arrived before the end of stream.
+   */
+  async closed(timeoutMs = 3000): Promise<Packet[]> {
+    const seen: Packet[] = [];
+    for (;;) {
+      const packet = await this.read(timeoutMs);
+      if (!packet) return seen;
+      seen.push(packet);
+    }
+  }
+
+  /** Whether the broker has closed the connection (as far as we have read). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Builds a CONNECT packet. */
+export function connectPacket(
+  clientId: string,
+  version: ProtocolVersion = 5,
+  connect: Partial<Packet["connect"]> = {},
+  properties?: Packet["properties"],
+): Packet {
+  return {
+    fixedHeader: { type: PacketType.Connect },
+    protocolVersion: version,
+    connect: {
+      protocolName: version === 3 ? "MQIsdp" : "MQTT",
+      protocolVersion: version,
+      clean: true,
+      keepAlive: 0,
+      clientId,
+      willFlag: false,
+      ...connect,
+    },
+    properties,
+  };
+}
+
+/** JSON.stringify replacer that prints Uint8Arrays as text. */
+function replacer(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? new TextDecoder().decode(value) : value;
+}
+
+/** Options for {@linkcode mqttConnect}. */
+export type MqttOptions = mqtt.IClientOptions;
+
+/**
+ * Connects an MQTT.js client (v5 unless `protocolVersion` says otherwise) and waits for CONNACK.
+ *
+ * @param broker The broker.
+ * @param options MQTT.js options.
+ * @returns The connected client; call `await client.endAsync()` at the end.
+ */
+export function mqttConnect(broker: TestBroker, options: MqttOptions = {}): Promise<mqtt.MqttClient> {
+  return mqtt.connectAsync(broker.url, {
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    connectTimeout: 3000,
+    ...options,
+  });
+}
+
+/** Collects the messages an MQTT.js client receives. */
+export function collect(client: mqtt.MqttClient): { topic: string; payload: string; packet: mqtt.IPublishPacket }[] {
+  const messages: { topic: string; payload: string; packet: mqtt.IPublishPacket }[] = [];
+  client.on("message", (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), packet }));
+  return messages;
+}
