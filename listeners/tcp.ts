@@ -1,18 +1,33 @@
 /**
- * A TCP listener on `Deno.listen` (TLS arrives with the listeners issue).
+ * A TCP listener, with optional TLS (1.2 and 1.3) and mutual TLS.
+ *
+ * Plain TCP uses `Deno.listen` and server-only TLS uses `Deno.listenTls` (rustls). `Deno.listenTls`
+ * has no option to request or verify client certificates and no way to read the peer's
+ * certificate, so when `tls.ca` is set (client certificates) the listener uses Deno's `node:tls`,
+ * which verifies the client's chain against `ca` and exposes the certificate's subject.
  *
  * @module
  */
 
-import type { EstablishFn, Listener, ListenerConfig } from "./listener.ts";
+import tls from "node:tls";
+import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
 import { parseHostPort } from "./listener.ts";
+import { ConnectionCounter, type ConnectionPolicy, formatHostPort, type ListenerPolicy, readPem } from "./net.ts";
+import type { TlsConfig } from "./net.ts";
+import { NodeSocketConnection } from "./node_socket.ts";
 import { logger } from "../src/logger.ts";
 
 const log = logger("tcp");
 
+/** Options for a {@linkcode TCP} listener. */
+export interface TCPConfig extends ListenerConfig, ConnectionPolicy {
+  /** Serve TLS instead of plain TCP. */
+  tls?: TlsConfig;
+}
+
 /**
- * Accepts MQTT clients over TCP. Nagle is turned off on every connection so small packets are
- * not held back (Deno leaves it on).
+ * Accepts MQTT clients over TCP or TLS. Nagle is turned off on every connection so small packets
+ * are not held back (Deno leaves it on).
  *
  * @example A TCP listener on a free port
  * ```ts
@@ -23,24 +38,37 @@ const log = logger("tcp");
  * await tcp.close();
  * ```
  */
-export class TCP implements Listener {
+export class TCP implements Listener, ListenerPolicy {
   /** The listener id. */
   readonly id: string;
-  /** The protocol name. */
-  readonly protocol: string = "tcp";
+  /** The protocol name: `"tcp"`, or `"tls"` with TLS. */
+  readonly protocol: string;
+  /** Whether clients without a username may connect (see {@linkcode ListenerAuthHook}). */
+  readonly allowAnonymous: boolean;
+  /** Open and refused connection counts. */
+  readonly connections: ConnectionCounter;
   #address: string;
-  #listener: Deno.TcpListener | undefined;
+  readonly #tls: TlsConfig | undefined;
+  #listener: Deno.Listener | undefined;
+  #nodeServer: tls.Server | undefined;
   #accepting: Promise<void> | undefined;
-  readonly #conns = new Set<Deno.TcpConn>();
+  readonly #usernames = new WeakMap<Connection, string>();
 
   /**
    * Creates a TCP listener.
    *
-   * @param config The id and `host:port` address (`:1883` for all interfaces, port 0 for any free port).
+   * @param config The id, `host:port` address (`:1883` for all interfaces, port 0 for any free
+   *   port), optional TLS, `maxConnections` and `allowAnonymous`.
+   * @throws {TypeError} When the TLS settings are inconsistent.
    */
-  constructor(config: ListenerConfig) {
+  constructor(config: TCPConfig) {
     this.id = config.id;
     this.#address = config.address;
+    this.#tls = config.tls;
+    this.protocol = config.tls ? "tls" : "tcp";
+    this.allowAnonymous = config.allowAnonymous ?? true;
+    this.connections = new ConnectionCounter(config.maxConnections);
+    if (config.tls) checkTlsConfig(config.id, config.tls);
   }
 
   /** The configured address, or after `init` the bound `host:port`. */
@@ -48,14 +76,29 @@ export class TCP implements Listener {
     return this.#address;
   }
 
-  /** Binds the address. */
-  init(): void {
+  /** Binds the address (and loads the TLS certificate and key). */
+  async init(): Promise<void> {
     const { hostname, port } = parseHostPort(this.#address);
-    this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-    const addr = this.#listener.addr;
-    this.#address = addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
+    const settings = this.#tls;
+    if (!settings) {
+      this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+    } else if (settings.ca === undefined) {
+      this.#listener = Deno.listenTls({
+        hostname,
+        port,
+        cert: readPem(settings.cert, "TLS certificate"),
+        key: readPem(settings.key, "TLS key"),
+      });
+    } else {
+      this.#nodeServer = await listenNodeTls(hostname, port, settings);
+    }
+    if (this.#listener) {
+      const addr = this.#listener.addr as Deno.NetAddr;
+      this.#address = formatHostPort(addr.hostname, addr.port);
+    } else {
+      const addr = this.#nodeServer!.address() as { address: string; port: number };
+      this.#address = formatHostPort(addr.address, addr.port);
+    }
   }
 
   /**
@@ -64,15 +107,25 @@ export class TCP implements Listener {
    * @param establish Hands each connection to the server.
    */
   serve(establish: EstablishFn): void {
+    if (this.#nodeServer) return this.#serveNode(this.#nodeServer, establish);
     const listener = this.#listener;
     if (!listener) throw new TypeError(`Listener "${this.id}" must be initialised before serve`);
     this.#accepting ??= (async () => {
       try {
         for await (const conn of listener) {
-          conn.setNoDelay(true);
-          this.#conns.add(conn);
-          const remote = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-          establish(this.id, conn, remote).finally(() => this.#conns.delete(conn));
+          if (!this.connections.acquire()) {
+            log.warn("Listener {id} refused a connection: {max} connections open", {
+              id: this.id,
+              max: this.connections.max,
+            });
+            conn.close();
+            continue;
+          }
+          // TcpConn has setNoDelay; a TlsConn may not expose it.
+          (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+          const addr = conn.remoteAddr as Deno.NetAddr;
+          establish(this.id, conn, formatHostPort(addr.hostname, addr.port))
+            .finally(() => this.connections.release());
         }
       } catch (error) {
         if (!(error instanceof Deno.errors.BadResource)) {
@@ -82,8 +135,56 @@ export class TCP implements Listener {
     })();
   }
 
+  #serveNode(server: tls.Server, establish: EstablishFn): void {
+    if (this.#accepting) return;
+    this.#accepting = Promise.resolve();
+    const asUsername = this.#tls?.clientCertAsUsername === true;
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (!this.connections.acquire()) {
+        log.warn("Listener {id} refused a connection: {max} connections open", {
+          id: this.id,
+          max: this.connections.max,
+        });
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      const conn = new NodeSocketConnection(socket);
+      if (asUsername && socket.authorized) {
+        const commonName = socket.getPeerCertificate()?.subject?.CN;
+        const name = Array.isArray(commonName) ? commonName[0] : commonName;
+        if (name) this.#usernames.set(conn, name);
+      }
+      const remote = formatHostPort(socket.remoteAddress ?? "", socket.remotePort ?? 0);
+      establish(this.id, conn, remote).finally(() => this.connections.release());
+    });
+  }
+
+  /** Whether verified client certificates' Common Names become usernames. */
+  get certUsernames(): boolean {
+    return this.#tls?.clientCertAsUsername === true;
+  }
+
+  /**
+   * The username proven by a connection's client certificate (with `clientCertAsUsername`).
+   *
+   * @param conn A connection this listener accepted.
+   * @returns The certificate's Common Name, or undefined.
+   */
+  usernameFor(conn: Connection): string | undefined {
+    return this.#usernames.get(conn);
+  }
+
   /** Stops accepting connections (open connections are closed by the server). */
   async close(): Promise<void> {
+    if (this.#nodeServer) {
+      const server = this.#nodeServer;
+      this.#nodeServer = undefined;
+      // close() stops listening at once; its callback waits for every connection, which the
+      // server closes afterwards, so it is not awaited here.
+      server.close();
+      return;
+    }
     try {
       this.#listener?.close();
     } catch {
@@ -91,4 +192,38 @@ export class TCP implements Listener {
     }
     await this.#accepting;
   }
+}
+
+function checkTlsConfig(id: string, settings: TlsConfig): void {
+  if (!settings.cert || !settings.key) {
+    throw new TypeError(`Listener "${id}": TLS needs both a certificate and a key`);
+  }
+  if ((settings.requireClientCert || settings.clientCertAsUsername) && !settings.ca) {
+    throw new TypeError(
+      `Listener "${id}": requireClientCert and clientCertAsUsername need a CA (tls.ca) to verify client certificates`,
+    );
+  }
+}
+
+/** Binds a `node:tls` server that verifies client certificates against `settings.ca`. */
+function listenNodeTls(hostname: string, port: number, settings: TlsConfig): Promise<tls.Server> {
+  const server = tls.createServer({
+    cert: readPem(settings.cert, "TLS certificate"),
+    key: readPem(settings.key, "TLS key"),
+    ca: readPem(settings.ca!, "TLS CA"),
+    requestCert: true,
+    rejectUnauthorized: settings.requireClientCert === true,
+    minVersion: "TLSv1.2",
+  });
+  server.on("tlsClientError", (error: Error) => {
+    log.debug("TLS handshake failed: {error}", { error: error.message });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      server.on("error", (error: Error) => log.error("TLS listener error: {error}", { error: error.message }));
+      resolve(server);
+    });
+  });
 }

@@ -166,6 +166,7 @@ export class Client {
   #scheduled = false;
   #closed = false;
   #closeWhenFlushed = false;
+  #lingerAfterFlush = true;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
   #onKeepAliveExpired: ((client: Client) => void) | undefined;
@@ -329,11 +330,14 @@ export class Client {
    * Closes the connection once everything queued has been written (or after a short timeout).
    *
    * @param cause Why the connection is closing.
+   * @param linger Whether to half-close and wait for the client's end of stream once flushed (false:
+   *   close as soon as everything is written, for a client presumed gone).
    */
-  closeAfterFlush(cause: Error): void {
+  closeAfterFlush(cause: Error, linger = true): void {
     if (this.#closed || this.#closeWhenFlushed) return;
     this.state.stopCause ??= cause;
     this.#closeWhenFlushed = true;
+    this.#lingerAfterFlush = linger;
     this.#closeTimer = setTimeout(() => this.close(cause), CLOSE_LINGER_MS);
     if (!this.#writing && !this.#scheduled) this.#finishClose();
   }
@@ -341,7 +345,7 @@ export class Client {
   /** Everything is flushed: half-close and wait for the client's end of stream (or the linger timer). */
   #finishClose(): void {
     const conn = this.net.conn;
-    if (!conn?.closeWrite) return this.close(this.state.stopCause);
+    if (!this.#lingerAfterFlush || !conn?.closeWrite) return this.close(this.state.stopCause);
     conn.closeWrite().catch(() => this.close(this.state.stopCause));
   }
 

@@ -25,8 +25,16 @@ import { logger } from "./logger.ts";
 /** A value or a Promise of it. */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** The stored-data events a storage hook answers on `serve()` to restore state. */
+/**
+ * What a storage hook adds: the `stored*` events answered on `serve()` to restore state (records
+ * as defined in `hooks/storage/storage.ts`), and `sync()`.
+ */
 export interface StorageEvents {
+  /**
+   * Resolves when every write queued before the call is durable. With `durability: "sync"` the
+   * server waits for it before acknowledging QoS 1/2 publishes and (un)subscriptions.
+   */
+  sync?(): Promise<void>;
   /** Stored client sessions. */
   storedClients?(): MaybePromise<unknown[]>;
   /** Stored subscriptions. */
@@ -102,11 +110,15 @@ export interface Hook extends StorageEvents {
   onRetainMessage?(client: Client, packet: Packet, result: number): void;
   /** A retained message was sent to a client on subscribe. */
   onRetainPublished?(client: Client, packet: Packet): void;
-  /** A QoS 1/2 message was sent (or resent) to a client and is in flight. */
+  /**
+   * A step of a QoS 1/2 flow is pending for a client: an outbound PUBLISH sent (`sent` is the
+   * time) or queued for later (`sent` 0: offline, or over the client's Receive Maximum), its
+   * PUBREL, or an inbound QoS 2 PUBREC awaiting the client's PUBREL. `resends` counts redeliveries.
+   */
   onQosPublish?(client: Client, packet: Packet, sent: number, resends: number): void;
-  /** A QoS 1/2 flow to a client completed. */
+  /** A QoS 1/2 flow completed: an outbound message acknowledged, or an inbound QoS 2 PUBREL received. */
   onQosComplete?(client: Client, packet: Packet): void;
-  /** An in-flight message was dropped (expired, or session ended). */
+  /** An in-flight or queued message was dropped (expired, or its session ended). */
   onQosDropped?(client: Client, packet: Packet): void;
   /** No packet id was free for a client; the message was dropped. */
   onPacketIDExhausted?(client: Client, packet: Packet): void;
@@ -159,6 +171,7 @@ export const HOOK_EVENTS = [
   "storedInflightMessages",
   "storedRetainedMessages",
   "storedSysInfo",
+  "sync",
 ] as const;
 
 /** The name of a hook event. */
@@ -482,6 +495,51 @@ export class Hooks {
     for (const h of this.#get("onRetainedExpired")) {
       this.#notify(h, "onRetainedExpired", () => h.onRetainedExpired!(topic));
     }
+  }
+
+  /**
+   * Collects the records of one kind from every storage hook (for restoring on start).
+   *
+   * @param event Which `stored*` event.
+   * @returns The records of all hooks, in hook order.
+   */
+  async stored(
+    event: "storedClients" | "storedSubscriptions" | "storedInflightMessages" | "storedRetainedMessages",
+  ): Promise<unknown[]> {
+    const all: unknown[] = [];
+    for (const h of this.#get(event)) {
+      try {
+        all.push(...(await h[event]!()));
+      } catch (error) {
+        this.#failed(h, event, error);
+        throw error;
+      }
+    }
+    return all;
+  }
+
+  /**
+   * The $SYS counters saved by the first storage hook that has them.
+   *
+   * @returns The saved counters, or undefined.
+   */
+  async storedSysInfo(): Promise<unknown> {
+    for (const h of this.#get("storedSysInfo")) {
+      const info = await h.storedSysInfo!();
+      if (info) return info;
+    }
+    return undefined;
+  }
+
+  /**
+   * Waits for every storage hook's pending writes to be durable.
+   *
+   * @returns Resolves when all hooks' `sync()` resolved.
+   */
+  async sync(): Promise<void> {
+    const hooks = this.#get("sync");
+    if (hooks.length === 1) return await hooks[0].sync!();
+    await Promise.all(hooks.map((h) => h.sync!()));
   }
 
   #for(event: HookEvent): Hook[] {

@@ -32,6 +32,7 @@ export class Inflight {
   /** Inbound QoS 2 packet ids received (PUBREC sent) and awaiting PUBREL [MQTT-4.3.3-9]. */
   readonly inboundQos2: Set<number> = new Set();
   #lastId = 0;
+  #sequence = 0;
 
   /**
    * Allocates the next free packet id for an outbound message.
@@ -46,6 +47,25 @@ export class Inflight {
     } while (this.outbound.has(id));
     this.#lastId = id;
     return id;
+  }
+
+  /**
+   * The next sequence number for an outbound message entering this session (storage restores
+   * messages in this order).
+   *
+   * @returns A number larger than any given before (or restored with {@linkcode Inflight.restoreSequence}).
+   */
+  nextSequence(): number {
+    return ++this.#sequence;
+  }
+
+  /**
+   * Continues numbering after restored messages.
+   *
+   * @param sequence The highest sequence number restored.
+   */
+  restoreSequence(sequence: number): void {
+    if (sequence > this.#sequence) this.#sequence = sequence;
   }
 
   /** Outbound messages held: in flight plus pending. */

@@ -68,6 +68,12 @@ export interface Options {
   inlineClient?: boolean;
   /** Size of each connection's read buffer in bytes (default 16 KiB). */
   clientReadBufferSize?: number;
+  /**
+   * With a storage hook: `"sync"` (default) acknowledges QoS 1/2 publishes, subscriptions and
+   * unsubscriptions only after the storage write that holds them is durable; `"async"` acknowledges
+   * at once (faster, but a crash can lose what was acknowledged since the last write).
+   */
+  durability?: "sync" | "async";
 }
 
 /** Options after defaults are applied. */
@@ -80,6 +86,8 @@ export interface ResolvedOptions {
   inlineClient: boolean;
   /** Read buffer size in bytes. */
   clientReadBufferSize: number;
+  /** When acknowledgements wait for storage. */
+  durability: "sync" | "async";
 }
 
 /**
@@ -147,11 +155,15 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   checkRange("maximumKeepAlive", capabilities.maximumKeepAlive, 0, 0xffff);
   const sysTopicResendInterval = options.sysTopicResendInterval ?? 1;
   checkRange("sysTopicResendInterval", sysTopicResendInterval, 0, 86400);
+  if (options.durability !== undefined && options.durability !== "sync" && options.durability !== "async") {
+    throw new RangeError(`Option "durability" must be "sync" or "async", got "${options.durability}"`);
+  }
   return {
     capabilities,
     sysTopicResendInterval,
     inlineClient: options.inlineClient ?? false,
     clientReadBufferSize: options.clientReadBufferSize ?? 16 * 1024,
+    durability: options.durability ?? "sync",
   };
 }
 

@@ -17,12 +17,21 @@ import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
 import { logger } from "./logger.ts";
 import type { Listener } from "../listeners/listener.ts";
+import {
+  type ClientRecord,
+  type InflightRecord,
+  messagePacket,
+  type StoredMessage,
+  type SubscriptionRecord,
+} from "../hooks/storage/storage.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
 
 const log = logger("server");
 const NEVER_EXPIRES = 0xffffffff;
+/** setTimeout's longest delay, in whole seconds. */
+const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
 /** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
@@ -67,7 +76,11 @@ export class Server {
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
   readonly #stopped = new WeakSet<Client>();
+  /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
+  readonly #accepted = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
+  #durableAcks: [Client, Packet][] = [];
+  #durableScheduled = false;
   #serving = false;
   #closing = false;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
@@ -114,16 +127,16 @@ export class Server {
     if (this.#serving) listener.serve(this.#establish);
   }
 
-  /** Starts every listener and the periodic work ($SYS, session expiry). */
-  serve(): Promise<void> {
-    if (this.#serving) return Promise.resolve();
+  /** Restores stored state (with a storage hook), then starts every listener and the periodic work. */
+  async serve(): Promise<void> {
+    if (this.#serving) return;
     this.#serving = true;
     this.info.started = Math.floor(Date.now() / 1000);
+    await this.#restore();
     for (const listener of this.listeners.values()) listener.serve(this.#establish);
     this.#tick();
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.hooks.onStarted();
-    return Promise.resolve();
   }
 
   /**
@@ -489,6 +502,7 @@ export class Server {
     const sessionPresent = this.#attachSession(client);
     client.state.connected = true;
     client.state.connectedAt = Date.now();
+    this.#accepted.add(client);
     this.info.clientsConnected++;
     if (this.info.clientsConnected > this.info.clientsMaximum) {
       this.info.clientsMaximum = this.info.clientsConnected;
@@ -555,8 +569,12 @@ export class Server {
   }
 
   readonly #keepAliveExpired = (client: Client): void => {
-    this.disconnectClient(client, ReasonCode.KeepAliveTimeout);
-    client.close(new Error("Keep alive timeout"));
+    // [MQTT-3.1.2-22] close as if the network had failed, but let a v5 client's DISCONNECT 0x8D be
+    // written first (closing at once dropped it); no linger: the client is presumed gone.
+    if (client.properties.protocolVersion === 5) {
+      client.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: ReasonCode.KeepAliveTimeout });
+    }
+    client.closeAfterFlush(new Error("Keep alive timeout"), false);
   };
 
   readonly #onClientClosed = (client: Client): void => {
@@ -567,9 +585,10 @@ export class Server {
   #stopClient(client: Client, cause: Error | undefined): void {
     if (this.#stopped.has(client) || client.net.inline) return;
     this.#stopped.add(client);
-    if (client.id === "" || this.clients.get(client.id) === undefined && !client.state.connectedAt) return;
+    // A refused CONNECT was never counted and has no will (v3.1.1 [MQTT-3.1.2-8]: stored only if the
+    // CONNECT is accepted); a client taken over is no longer registered but was counted and has one.
+    if (!this.#accepted.has(client)) return;
     const registered = this.clients.get(client.id) === client;
-    if (!registered && this.#wasSessionClient(client) === false) return;
     this.info.clientsConnected--;
     let expire = false;
     if (registered) {
@@ -588,14 +607,9 @@ export class Server {
     this.hooks.onDisconnect(client, cause, expire);
   }
 
-  /** Whether a client got as far as a CONNACK (so it was counted as connected). */
-  #wasSessionClient(client: Client): boolean {
-    return client.state.disconnectedAt !== 0 && client.state.connectedAt !== 0 && client.id !== "";
-  }
-
   #delayWill(client: Client): void {
     const sei = client.properties.sessionExpiryInterval;
-    const delay = Math.min(client.properties.willDelayInterval, sei);
+    const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
     const timer = setTimeout(() => {
       this.#pendingWills.delete(client.id);
       this.#sendWill(client);
@@ -627,12 +641,22 @@ export class Server {
 
   /** Ends a session: removes its subscriptions and drops its in-flight messages. */
   #endSession(client: Client): void {
-    for (const filter of client.state.subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
-    client.state.subscriptions.clear();
+    const subscriptions = client.state.subscriptions;
+    if (subscriptions.size > 0) {
+      for (const filter of subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
+      this.info.subscriptions = this.topics.subscriptionCount;
+      const filters = [...subscriptions.values()].map(({ filter }) => ({ filter, qos: 0 as QoS }));
+      subscriptions.clear();
+      this.hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
+    }
     const inflight = client.state.inflight;
     for (const packet of inflight.outbound.values()) {
       this.info.inflight--;
       this.hooks.onQosDropped(client, packet);
+    }
+    for (const packet of inflight.pending) this.hooks.onQosDropped(client, packet);
+    for (const packetId of inflight.inboundQos2) {
+      this.hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
     }
     inflight.clear();
   }
@@ -720,7 +744,7 @@ export class Server {
       packet.properties?.userProperties;
     const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
     if (qos === 1) {
-      client.send({
+      this.#sendDurable(client, {
         fixedHeader: { type: PacketType.Puback },
         packetId: packet.packetId,
         reasonCode: code,
@@ -728,15 +752,44 @@ export class Server {
       });
       return;
     }
-    // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
-    if (code < 0x80) client.state.inflight.inboundQos2.add(packet.packetId!);
-    client.send({
+    const pubrec: Packet = {
       fixedHeader: { type: PacketType.Pubrec },
       packetId: packet.packetId,
       reasonCode: code,
       properties,
-    });
+    };
+    // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
+    if (code < 0x80) {
+      client.state.inflight.inboundQos2.add(packet.packetId!);
+      this.hooks.onQosPublish(client, pubrec, Date.now(), 0);
+    }
+    this.#sendDurable(client, pubrec);
   }
+
+  /**
+   * Sends an acknowledgement that promises durability: with a storage hook and `durability: "sync"`
+   * it waits until everything written so far is stored (one wait per turn for all clients).
+   */
+  #sendDurable(client: Client, packet: Packet): void {
+    if (this.options.durability === "async" || !this.hooks.has("sync")) {
+      client.send(packet);
+      return;
+    }
+    this.#durableAcks.push([client, packet]);
+    if (!this.#durableScheduled) {
+      this.#durableScheduled = true;
+      queueMicrotask(this.#flushDurable);
+    }
+  }
+
+  readonly #flushDurable = (): void => {
+    this.#durableScheduled = false;
+    const batch = this.#durableAcks;
+    this.#durableAcks = [];
+    this.hooks.sync().then(() => {
+      for (const [client, packet] of batch) client.send(packet);
+    });
+  };
 
   /** Sets `created` and `expiry` (capped by the server's maximum message expiry). */
   #stamp(packet: Packet): Packet {
@@ -829,15 +882,16 @@ export class Server {
       return;
     }
     const inflight = client.state.inflight;
+    if (inflight.size >= this.options.capabilities.maximumInflight) return this.#dropped(client, out);
+    out.sequence = inflight.nextSequence();
     if (
       !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
       inflight.pending.length === 0
     ) {
       this.#sendInflight(client, out);
-    } else if (inflight.size < this.options.capabilities.maximumInflight) {
-      inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
     } else {
-      this.#dropped(client, out);
+      inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
+      this.hooks.onQosPublish(client, out, 0, 0);
     }
   }
 
@@ -846,17 +900,26 @@ export class Server {
     this.hooks.onPublishDropped(client, packet);
   }
 
+  /** A QoS 1/2 message that had entered the session (maybe stored as queued) was dropped. */
+  #droppedQos(client: Client, packet: Packet): void {
+    this.#dropped(client, packet);
+    this.hooks.onQosDropped(client, packet);
+  }
+
   /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
   #sendInflight(client: Client, packet: Packet): void {
     const inflight = client.state.inflight;
-    if (packet.expiry && Date.now() >= packet.expiry) return this.#dropped(client, packet);
+    if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet);
     const id = inflight.nextPacketId();
     if (id === 0) {
       this.hooks.onPacketIDExhausted(client, packet);
-      return this.#dropped(client, packet);
+      return this.#droppedQos(client, packet);
     }
     packet.packetId = id;
-    if (!this.#transmit(client, packet)) return this.#dropped(client, packet);
+    if (!this.#transmit(client, packet)) {
+      packet.packetId = undefined;
+      return this.#droppedQos(client, packet);
+    }
     inflight.outbound.set(id, packet);
     this.info.inflight++;
     this.hooks.onQosPublish(client, packet, Date.now(), 0);
@@ -879,8 +942,12 @@ export class Server {
         out = { ...out, topicName: "", properties: { ...out.properties, topicAlias: alias } };
       } else if (aliases.size < aliasMax) {
         const next = aliases.size + 1;
-        aliases.set(packet.topicName!, next);
         out = { ...out, properties: { ...out.properties, topicAlias: next } };
+        // Spec 3.3.2.3.4: the mapping exists only once the client has received it; a PUBLISH left
+        // unsent (too large, queue full) must not set it up, or later empty-topic PUBLISHes are unknown.
+        const sent = client.send(out);
+        if (sent) aliases.set(packet.topicName!, next);
+        return sent;
       }
     }
     return client.send(out);
@@ -958,15 +1025,23 @@ export class Server {
       this.#drainPending(client);
       return;
     }
-    const pubrel: Packet = { fixedHeader: { type: PacketType.Pubrel, qos: 2 }, packetId: id, reasonCode: 0 };
+    const pubrel: Packet = {
+      fixedHeader: { type: PacketType.Pubrel, qos: 2 },
+      packetId: id,
+      reasonCode: 0,
+      sequence: held.sequence,
+    };
     inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
+    this.hooks.onQosPublish(client, pubrel, Date.now(), 0);
     client.send(pubrel);
   }
 
   #processPubrel(client: Client, packet: Packet): void {
     const id = packet.packetId!;
     const known = client.state.inflight.inboundQos2.delete(id);
-    client.send({
+    if (known) this.hooks.onQosComplete(client, { fixedHeader: { type: PacketType.Pubrec }, packetId: id });
+    // Durable, so that a restart never remembers an id the client was told is released.
+    this.#sendDurable(client, {
       fixedHeader: { type: PacketType.Pubcomp },
       packetId: id,
       reasonCode: known ? 0 : ReasonCode.PacketIdentifierNotFound,
@@ -1032,7 +1107,7 @@ export class Server {
       codes.push(v5 || code < 0x80 ? code : 0x80);
     }
     this.info.subscriptions = this.topics.subscriptionCount;
-    client.send({ fixedHeader: { type: PacketType.Suback }, packetId: packet.packetId, reasonCodes: codes });
+    this.#sendDurable(client, { fixedHeader: { type: PacketType.Suback }, packetId: packet.packetId, reasonCodes: codes });
     for (const [sub, messages] of retainedToSend) {
       const delivery: Delivery = {
         clientId: client.id,
@@ -1075,7 +1150,7 @@ export class Server {
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     }
     this.info.subscriptions = this.topics.subscriptionCount;
-    client.send({
+    this.#sendDurable(client, {
       fixedHeader: { type: PacketType.Unsuback },
       packetId: packet.packetId,
       reasonCodes: codes,
@@ -1096,8 +1171,9 @@ export class Server {
       }
       p.sessionExpiryInterval = Math.min(requested, this.options.capabilities.maximumSessionExpiryInterval);
     }
-    // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
+    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
     client.state.cleanDisconnect = packet.reasonCode !== ReasonCode.DisconnectWithWill;
+    if (client.state.cleanDisconnect) p.will = undefined;
     client.close(new Error(`Client disconnected: ${reasonName(packet.reasonCode ?? 0)}`));
   }
 
@@ -1110,6 +1186,83 @@ export class Server {
 
   // ---------------------------------------------------------------------------------------------
   // Inline publishing and periodic work
+
+  /** Rebuilds sessions, subscriptions, in-flight and queued messages and retained messages from storage. */
+  async #restore(): Promise<void> {
+    const hooks = this.hooks;
+    if (!hooks.has("storedClients")) return;
+    const now = Date.now();
+    const restored = new Map<string, Client>();
+    const expired: Client[] = [];
+    for (const record of (await hooks.stored("storedClients")) as ClientRecord[]) {
+      const client = this.newClient(null, record.listener, record.id, false);
+      restoreClient(client, record, now);
+      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
+      else restored.set(client.id, client);
+      this.clients.set(client);
+    }
+    for (const { clientId, subscription } of (await hooks.stored("storedSubscriptions")) as SubscriptionRecord[]) {
+      const client = restored.get(clientId);
+      if (!client || !parseFilter(subscription.filter)) continue;
+      this.topics.subscribe(clientId, subscription);
+      client.state.subscriptions.set(subscription.filter, subscription);
+    }
+    for (const record of (await hooks.stored("storedInflightMessages")) as InflightRecord[]) {
+      const client = restored.get(record.clientId);
+      if (!client) continue;
+      const inflight = client.state.inflight;
+      if (record.direction === "in") {
+        inflight.inboundQos2.add(record.packetId);
+        continue;
+      }
+      inflight.restoreSequence(record.sequence);
+      if (record.stage === "pubrel") {
+        inflight.outbound.set(record.packetId, {
+          fixedHeader: { type: PacketType.Pubrel, qos: 2 },
+          packetId: record.packetId,
+          reasonCode: 0,
+          sequence: record.sequence,
+        });
+      } else if (record.message) {
+        const packet = messagePacket(record.message);
+        packet.sequence = record.sequence;
+        if (record.packetId > 0) {
+          packet.packetId = record.packetId;
+          inflight.outbound.set(record.packetId, packet);
+        } else {
+          inflight.pending.push(packet);
+        }
+      }
+      if (record.packetId > 0) this.info.inflight++;
+    }
+    for (const message of (await hooks.stored("storedRetainedMessages")) as StoredMessage[]) {
+      if (message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined) {
+        hooks.onRetainedExpired(message.topic);
+        continue;
+      }
+      this.topics.retain(messagePacket(message));
+    }
+    if (this.options.capabilities.compatibilities.restoreSysInfoOnRestart) {
+      const saved = await hooks.storedSysInfo();
+      if (saved) this.info.restore(saved as Record<string, string | number>);
+    }
+    for (const client of expired) {
+      this.#endSession(client);
+      this.clients.delete(client);
+      hooks.onClientExpired(client);
+    }
+    // Connections that were live at the crash lost their network connection: their wills are due.
+    for (const client of restored.values()) {
+      if (client.properties.will) this.#delayWill(client);
+    }
+    this.info.retained = this.topics.retainedCount;
+    this.info.subscriptions = this.topics.subscriptionCount;
+    log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
+      clients: restored.size,
+      subscriptions: this.topics.subscriptionCount,
+      retained: this.topics.retainedCount,
+    });
+  }
 
   #publishInline(topic: string, payload: Uint8Array | string, retain: boolean, qos: QoS): void {
     const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload.slice();
@@ -1171,6 +1324,30 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
+}
+
+/** Copies a stored session onto an offline client object. */
+function restoreClient(client: Client, record: ClientRecord, now: number): void {
+  const p = client.properties;
+  client.net.remote = record.remote;
+  p.protocolVersion = record.protocolVersion;
+  p.username = record.username;
+  p.clean = record.clean;
+  p.keepAlive = record.keepAlive;
+  p.sessionExpiryInterval = record.sessionExpiryInterval;
+  p.receiveMaximum = record.receiveMaximum;
+  p.maximumPacketSize = record.maximumPacketSize;
+  p.topicAliasMaximum = record.topicAliasMaximum;
+  p.props = record.properties ?? {};
+  p.will = record.will ? messagePacket(record.will) : undefined;
+  p.willDelayInterval = record.willDelayInterval;
+  client.state.connectedAt = record.connectedAt;
+  // A session whose connection was live at the crash is treated as disconnected now.
+  const disconnectedAt = record.disconnectedAt || now;
+  client.state.disconnectedAt = disconnectedAt;
+  client.state.expiresAt = record.sessionExpiryInterval === NEVER_EXPIRES
+    ? 0
+    : disconnectedAt + record.sessionExpiryInterval * 1000;
 }
 
 /** Removes the properties that belong to one hop (alias, subscription ids). */

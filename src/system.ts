@@ -84,6 +84,24 @@ export class Info {
   }
 
   /**
+   * Restores saved counters (Mochi's JSON names), keeping `version` and `started` as they are.
+   *
+   * @param saved Counters saved by a storage hook.
+   */
+  restore(saved: Record<string, string | number>): void {
+    const num = (key: string) => (typeof saved[key] === "number" ? saved[key] as number : 0);
+    this.bytesReceived = num("bytes_received");
+    this.bytesSent = num("bytes_sent");
+    this.clientsMaximum = num("clients_maximum");
+    this.messagesReceived = num("messages_received");
+    this.messagesSent = num("messages_sent");
+    this.messagesDropped = num("messages_dropped");
+    this.inflightDropped = num("inflight_dropped");
+    this.packetsReceived = num("packets_received");
+    this.packetsSent = num("packets_sent");
+  }
+
+  /**
    * The 20 `$SYS/broker/...` topics and their current values (Mochi's set).
    *
    * @returns Pairs of topic and value.

@@ -219,4 +219,6 @@ export interface Packet {
   expiry?: number;
   /** Broker bookkeeping: the client id of the publisher. */
   origin?: string;
+  /** Broker bookkeeping: orders a session's stored outbound messages (restored in this order). */
+  sequence?: number;
 }

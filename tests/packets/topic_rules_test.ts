@@ -108,10 +108,11 @@ Deno.test("isValidTopicFilter checks shared subscription filters [MQTT-4.8.2-1] 
   ) {
     strictEqual(isValidTopicFilter(filter), false, filter);
   }
-  // Not shared: the prefix is case-sensitive and needs the slash.
+  // Not shared: the prefix is case-sensitive and a whole level.
   assert(isValidTopicFilter("$SHARE/g"));
-  assert(isValidTopicFilter("$share"));
   assert(isValidTopicFilter("$sharex/g"));
+  // `$share` alone is a share with no group [MQTT-4.8.2-1].
+  strictEqual(isValidTopicFilter("$share"), false);
 });
 
 Deno.test("parseSharedFilter splits group and filter", () => {

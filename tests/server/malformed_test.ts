@@ -133,10 +133,20 @@ const CASES: Case[] = [
   after("PINGRESP sent by a client", 5, [0xd0, 0x00], PROTOCOL_ERROR),
   after("PINGRESP sent by a client", 4, [0xd0, 0x00], PROTOCOL_ERROR),
   // [MQTT-3.1.0-2]
-  after("a second CONNECT", 5, frame(0x10, connectHead("MQTT", 5, 0x02), props(), utf8("again")), PROTOCOL_ERROR),
+  after(
+    "a second CONNECT",
+    5,
+    frame(0x10, connectHead("MQTT", 5, 0x02), props(), utf8("again")),
+    PROTOCOL_ERROR,
+  ),
   after("a second CONNECT", 4, frame(0x10, connectHead("MQTT", 4, 0x02), utf8("again")), PROTOCOL_ERROR),
   // Spec 4.12: AUTH without an enhanced authentication exchange (no onAuthPacket hook).
-  after("AUTH when no hook handles it", 5, frame(0xf0, 0x18, props(P.authenticationMethod("m"))), PROTOCOL_ERROR),
+  after(
+    "AUTH when no hook handles it",
+    5,
+    frame(0xf0, 0x18, props(P.authenticationMethod("m"))),
+    PROTOCOL_ERROR,
+  ),
   after("AUTH on v3.1.1 (reserved packet type)", 4, [0xf0, 0x00], MALFORMED),
   // [MQTT-3.14.2-2]
   after(
@@ -271,11 +281,17 @@ async function check(broker: TestBroker, c: Case): Promise<void> {
     client.close();
   }
   // The broker has really let go of the connection, not just stopped answering [MQTT-4.13.1-1].
-  await waitFor(() => broker.server.info.clientsConnected === connectedBefore, 1000, `${label}: connection released`);
+  await waitFor(
+    () => broker.server.info.clientsConnected === connectedBefore,
+    1000,
+    `${label}: connection released`,
+  );
 }
 
 /** A client connected before the bad ones, subscribed to its own topic. */
-async function witness(broker: TestBroker): Promise<{ roundTrip(text: string): Promise<void>; close(): void }> {
+async function witness(
+  broker: TestBroker,
+): Promise<{ roundTrip(text: string): Promise<void>; close(): void }> {
   const { client } = await RawClient.connect(broker, `witness-${++counter}`);
   await client.send({
     fixedHeader: { type: PacketType.Subscribe },
@@ -306,7 +322,11 @@ async function witness(broker: TestBroker): Promise<{ roundTrip(text: string): P
       assert.equal(ack?.reasonCode, 0, text);
       assert.ok(message, text);
       assert.equal(new TextDecoder().decode(message.payload), text);
-      await client.send({ fixedHeader: { type: PacketType.Puback }, packetId: message.packetId, reasonCode: 0 });
+      await client.send({
+        fixedHeader: { type: PacketType.Puback },
+        packetId: message.packetId,
+        reasonCode: 0,
+      });
     },
     close: () => client.close(),
   };

@@ -12,7 +12,12 @@ function publish(
   options: { packetId?: number; retain?: boolean; dup?: boolean; properties?: Properties } = {},
 ): Packet {
   return {
-    fixedHeader: { type: PacketType.Publish, qos, retain: options.retain ?? false, dup: options.dup ?? false },
+    fixedHeader: {
+      type: PacketType.Publish,
+      qos,
+      retain: options.retain ?? false,
+      dup: options.dup ?? false,
+    },
     topicName: topic,
     packetId: qos > 0 ? options.packetId ?? 1 : undefined,
     payload: encoder.encode(payload),
@@ -25,7 +30,11 @@ function subscribe(packetId: number, filters: Subscription[], properties?: Prope
 }
 
 function ack(type: number, packetId: number, reasonCode = 0): Packet {
-  return { fixedHeader: { type: type as PacketType, qos: type === PacketType.Pubrel ? 1 : 0 }, packetId, reasonCode };
+  return {
+    fixedHeader: { type: type as PacketType, qos: type === PacketType.Pubrel ? 1 : 0 },
+    packetId,
+    reasonCode,
+  };
 }
 
 /**
@@ -229,7 +238,10 @@ Deno.test("`Server` ends an outbound QoS 2 flow on a PUBREC with an error code",
   await sub.send(ack(PacketType.Pubrec, first.packetId!, 0x80));
   // No PUBREL for the refused message; the quota it held goes to the next one.
   const after = await sync(sub);
-  assert.deepEqual(after.map((p) => [p.fixedHeader.type, decoder.decode(p.payload)]), [[PacketType.Publish, "next"]]);
+  assert.deepEqual(after.map((p) => [p.fixedHeader.type, decoder.decode(p.payload)]), [[
+    PacketType.Publish,
+    "next",
+  ]]);
   await sub.send(ack(PacketType.Pubrec, after[0].packetId!));
   await sub.expect(PacketType.Pubrel);
   await sub.send(ack(PacketType.Pubcomp, after[0].packetId!));
@@ -244,7 +256,9 @@ Deno.test("`Server` gives every in-flight outbound message its own packet id", a
   const { client: sub } = await RawClient.connect(broker, "sub");
   await subscribed(sub, [{ filter: "ids/#", qos: 2 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  for (let i = 1; i <= 20; i++) await pub.send(publish(`ids/${i}`, String(i), i % 2 === 0 ? 2 : 1, { packetId: i }));
+  for (let i = 1; i <= 20; i++) {
+    await pub.send(publish(`ids/${i}`, String(i), i % 2 === 0 ? 2 : 1, { packetId: i }));
+  }
   const pubrecs: number[] = [];
   for (let i = 1; i <= 20; i++) {
     const reply = await pub.read();

@@ -1,0 +1,461 @@
+/**
+ * The storage contract: the records a storage hook keeps, and {@linkcode StorageHook}, the base
+ * class every backend (memory, Deno KV, Redis) shares. The base class turns hook events into
+ * writes, batches every write made while the broker handles one turn of work into one commit
+ * (group commit; at most one commit in flight), retries failed commits with backoff (logging
+ * once per outage), and answers `sync()`, which the server awaits before it acknowledges a QoS 1/2
+ * publish, a retained message or a subscription.
+ *
+ * @module
+ */
+
+import type { Packet, Properties, ProtocolVersion, QoS, Subscription } from "../../src/packets/types.ts";
+import { PacketType } from "../../src/packets/types.ts";
+import type { Hook } from "../../src/hooks.ts";
+import type { Client } from "../../src/client.ts";
+import type { Info } from "../../src/system.ts";
+import { logger } from "../../src/logger.ts";
+
+/** A message as stored (retained, in flight, queued, or a will). */
+export interface StoredMessage {
+  /** Topic name. */
+  topic: string;
+  /** Payload bytes. */
+  payload: Uint8Array;
+  /** QoS. */
+  qos: QoS;
+  /** Retain flag. */
+  retain: boolean;
+  /** v5 properties (without topic alias and subscription identifiers). */
+  properties?: Properties;
+  /** When it was received (ms since epoch). */
+  created: number;
+  /** When it expires (ms since epoch), 0 for never. */
+  expiry: number;
+  /** The publisher's client id. */
+  origin: string;
+}
+
+/** A client session. */
+export interface ClientRecord {
+  /** Client id. */
+  id: string;
+  /** Listener id it last connected through. */
+  listener: string;
+  /** Remote address it last connected from. */
+  remote: string;
+  /** User name. */
+  username: string;
+  /** Protocol level. */
+  protocolVersion: ProtocolVersion;
+  /** Clean start / clean session. */
+  clean: boolean;
+  /** Keep alive granted. */
+  keepAlive: number;
+  /** Session expiry interval in seconds (0xFFFFFFFF: never). */
+  sessionExpiryInterval: number;
+  /** The client's Receive Maximum. */
+  receiveMaximum: number;
+  /** The client's Maximum Packet Size (0: none). */
+  maximumPacketSize: number;
+  /** The client's Topic Alias Maximum. */
+  topicAliasMaximum: number;
+  /** CONNECT properties. */
+  properties: Properties;
+  /** The will, if one is pending. */
+  will?: StoredMessage;
+  /** Will delay interval in seconds. */
+  willDelayInterval: number;
+  /** When it connected (ms since epoch). */
+  connectedAt: number;
+  /** When it disconnected (ms since epoch), 0 while connected. */
+  disconnectedAt: number;
+}
+
+/** One subscription of a client. */
+export interface SubscriptionRecord {
+  /** Client id. */
+  clientId: string;
+  /** The subscription with all its options. */
+  subscription: Subscription;
+}
+
+/**
+ * One QoS 1/2 message of a session: outbound PUBLISH (sent or queued) or PUBREL, or an inbound
+ * QoS 2 packet id awaiting PUBREL (`direction: "in"`).
+ */
+export interface InflightRecord {
+  /** Client id. */
+  clientId: string;
+  /** `out`: to the client; `in`: from the client (QoS 2 awaiting PUBREL). */
+  direction: "out" | "in";
+  /** Orders a session's outbound messages; restored in this order. */
+  sequence: number;
+  /** The packet id, 0 for a queued message not sent yet. */
+  packetId: number;
+  /** What is awaited: `publish` (PUBACK/PUBREC), `pubrel` (PUBCOMP), or `pubrec` (inbound PUBREL). */
+  stage: "publish" | "pubrel" | "pubrec";
+  /** The message, for the `publish` stage. */
+  message?: StoredMessage;
+}
+
+/** Everything a backend holds, as loaded on start. */
+export interface StoredState {
+  /** Sessions. */
+  clients: ClientRecord[];
+  /** Subscriptions. */
+  subscriptions: SubscriptionRecord[];
+  /** In-flight and queued messages. */
+  inflight: InflightRecord[];
+  /** Retained messages. */
+  retained: StoredMessage[];
+  /** $SYS counters (Mochi's JSON names), if saved. */
+  sysInfo?: Record<string, string | number>;
+}
+
+/** One write. `deleteClient` removes a client record and every record of that client. */
+export type WriteOp =
+  | { op: "putClient"; record: ClientRecord }
+  | { op: "deleteClient"; clientId: string }
+  | { op: "putSubscription"; record: SubscriptionRecord }
+  | { op: "deleteSubscription"; clientId: string; filter: string }
+  | { op: "putInflight"; record: InflightRecord }
+  | { op: "deleteInflight"; clientId: string; direction: "out" | "in"; id: number }
+  | { op: "putRetained"; message: StoredMessage }
+  | { op: "deleteRetained"; topic: string }
+  | { op: "putSysInfo"; info: Record<string, string | number> };
+
+/**
+ * What a backend implements. `commit` applies a batch atomically where the store allows (in
+ * order: every op on a client's records comes after any `deleteClient` of that client in the
+ * same batch), and rejects if nothing or only part was written; the base class then retries the
+ * whole batch, so every op must be idempotent.
+ */
+export interface StorageBackend {
+  /** Opens the store. */
+  open(): Promise<void>;
+  /** Applies a batch of writes. */
+  commit(ops: WriteOp[]): Promise<void>;
+  /** Loads everything stored. */
+  load(): Promise<StoredState>;
+  /** Closes the store. */
+  close(): Promise<void>;
+}
+
+/** Key of an in-flight record inside its client: outbound by sequence, inbound by packet id. */
+export function inflightId(record: Pick<InflightRecord, "direction" | "sequence" | "packetId">): number {
+  return record.direction === "out" ? record.sequence : record.packetId;
+}
+
+const log = logger("storage");
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 5000;
+const SYS_INFO_SAVE_EVERY_MS = 10_000;
+
+/**
+ * A storage hook on any {@linkcode StorageBackend}. Subclasses pick the backend.
+ */
+export class StorageHook implements Hook {
+  /** The hook id. */
+  readonly id: string;
+  /** The backend. */
+  protected readonly backend: StorageBackend;
+  #queue: WriteOp[] = [];
+  #appended = 0;
+  #committed = 0;
+  #committing = false;
+  #scheduled = false;
+  #failing = false;
+  #retryMs = RETRY_FIRST_MS;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #waiters: { target: number; resolve: () => void }[] = [];
+  #loaded: StoredState | undefined;
+  #lastSysSave = 0;
+  #stopped = false;
+
+  /**
+   * Creates a storage hook.
+   *
+   * @param id The hook id.
+   * @param backend Where records go.
+   */
+  constructor(id: string, backend: StorageBackend) {
+    this.id = id;
+    this.backend = backend;
+  }
+
+  /** Opens the backend. */
+  async init(): Promise<void> {
+    await this.backend.open();
+  }
+
+  /** Flushes every queued write, then closes the backend. */
+  async stop(): Promise<void> {
+    await this.sync();
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    await this.backend.close();
+  }
+
+  /** Resolves when every write queued before the call is durable. */
+  sync(): Promise<void> {
+    if (this.#committed >= this.#appended) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#waiters.push({ target: this.#appended, resolve });
+    return promise;
+  }
+
+  /** Writes waiting to be committed (for metrics). */
+  get queueDepth(): number {
+    return this.#queue.length;
+  }
+
+  // Restore ------------------------------------------------------------------------------------
+
+  async #state(): Promise<StoredState> {
+    this.#loaded ??= await this.backend.load();
+    return this.#loaded;
+  }
+
+  /** Stored sessions. */
+  async storedClients(): Promise<ClientRecord[]> {
+    return (await this.#state()).clients;
+  }
+
+  /** Stored subscriptions. */
+  async storedSubscriptions(): Promise<SubscriptionRecord[]> {
+    return (await this.#state()).subscriptions;
+  }
+
+  /** Stored in-flight messages, outbound ones in their original order. */
+  async storedInflightMessages(): Promise<InflightRecord[]> {
+    return [...(await this.#state()).inflight].sort((a, b) => a.sequence - b.sequence);
+  }
+
+  /** Stored retained messages. */
+  async storedRetainedMessages(): Promise<StoredMessage[]> {
+    return (await this.#state()).retained;
+  }
+
+  /** Stored $SYS counters. */
+  async storedSysInfo(): Promise<Record<string, string | number> | undefined> {
+    return (await this.#state()).sysInfo;
+  }
+
+  // Events -------------------------------------------------------------------------------------
+
+  /** Saves the session. */
+  onSessionEstablished(client: Client): void {
+    this.#write({ op: "putClient", record: clientRecord(client) });
+  }
+
+  /** Saves the session's disconnected state, or removes it when it ends. */
+  onDisconnect(client: Client, _error: Error | undefined, expire: boolean): void {
+    if (expire) this.#write({ op: "deleteClient", clientId: client.id });
+    else this.#write({ op: "putClient", record: clientRecord(client) });
+  }
+
+  /** Removes an expired session and everything that belongs to it. */
+  onClientExpired(client: Client): void {
+    this.#write({ op: "deleteClient", clientId: client.id });
+  }
+
+  /** Saves granted subscriptions (never failed ones). */
+  onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {
+    const filters = packet.filters ?? [];
+    for (let i = 0; i < filters.length; i++) {
+      if (reasonCodes[i] >= 0x80) continue;
+      const stored = client.state.subscriptions.get(filters[i].filter) ?? filters[i];
+      this.#write({ op: "putSubscription", record: { clientId: client.id, subscription: { ...stored } } });
+    }
+  }
+
+  /** Removes subscriptions. */
+  onUnsubscribed(client: Client, packet: Packet): void {
+    for (const { filter } of packet.filters ?? []) {
+      this.#write({ op: "deleteSubscription", clientId: client.id, filter });
+    }
+  }
+
+  /** Saves or clears a retained message. */
+  onRetainMessage(_client: Client, packet: Packet, result: number): void {
+    if (result > 0) this.#write({ op: "putRetained", message: storedMessage(packet) });
+    else this.#write({ op: "deleteRetained", topic: packet.topicName! });
+  }
+
+  /** Removes an expired retained message. */
+  onRetainedExpired(topic: string): void {
+    this.#write({ op: "deleteRetained", topic });
+  }
+
+  /** Saves an in-flight or queued message (or the PUBREL/PUBREC stage of a QoS 2 flow). */
+  onQosPublish(client: Client, packet: Packet): void {
+    const record = inflightRecord(client.id, packet);
+    if (record) this.#write({ op: "putInflight", record });
+  }
+
+  /** Removes a completed in-flight message. */
+  onQosComplete(client: Client, packet: Packet): void {
+    this.#deleteInflight(client, packet);
+  }
+
+  /** Removes a dropped in-flight message. */
+  onQosDropped(client: Client, packet: Packet): void {
+    this.#deleteInflight(client, packet);
+  }
+
+  /** The will was sent: save the session without it. */
+  onWillSent(client: Client): void {
+    if (client.state.connected || client.state.expiresAt !== 0) {
+      this.#write({ op: "putClient", record: clientRecord(client) });
+    }
+  }
+
+  /** Saves the $SYS counters every 10 seconds at most. */
+  onSysInfoTick(info: Info): void {
+    const now = Date.now();
+    if (now - this.#lastSysSave < SYS_INFO_SAVE_EVERY_MS) return;
+    this.#lastSysSave = now;
+    this.#write({ op: "putSysInfo", info: info.toJSON() });
+  }
+
+  #deleteInflight(client: Client, packet: Packet): void {
+    const record = inflightRecord(client.id, packet);
+    if (record) {
+      this.#write({ op: "deleteInflight", clientId: client.id, direction: record.direction, id: inflightId(record) });
+    }
+  }
+
+  // Group commit -------------------------------------------------------------------------------
+
+  #write(op: WriteOp): void {
+    if (this.#stopped) return;
+    this.#queue.push(op);
+    this.#appended++;
+    if (!this.#scheduled && !this.#committing && !this.#failing) {
+      this.#scheduled = true;
+      queueMicrotask(this.#commit);
+    }
+  }
+
+  readonly #commit = async (): Promise<void> => {
+    this.#scheduled = false;
+    if (this.#committing || this.#queue.length === 0) return;
+    this.#committing = true;
+    const batch = this.#queue;
+    const upTo = this.#appended;
+    this.#queue = [];
+    try {
+      await this.backend.commit(batch);
+      if (this.#failing) log.info("Storage {id} is writing again", { id: this.id });
+      this.#failing = false;
+      this.#retryMs = RETRY_FIRST_MS;
+      this.#committed = upTo;
+      this.#wake();
+    } catch (error) {
+      if (!this.#failing) {
+        log.error("Storage {id} write failed, retrying until it works: {error}", { id: this.id, error: String(error) });
+      }
+      this.#failing = true;
+      this.#queue = batch.concat(this.#queue); // nothing is dropped: retry everything, in order
+      this.#committing = false;
+      if (!this.#stopped) {
+        this.#retryTimer = setTimeout(this.#commit, this.#retryMs);
+        this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+      }
+      return;
+    }
+    this.#committing = false;
+    if (this.#queue.length > 0) this.#commit();
+  };
+
+  #wake(): void {
+    const committed = this.#committed;
+    const still: { target: number; resolve: () => void }[] = [];
+    for (const waiter of this.#waiters) {
+      if (waiter.target <= committed) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.#waiters = still;
+  }
+}
+
+/**
+ * The stored form of a message.
+ *
+ * @param packet A PUBLISH (or will) packet.
+ * @returns The record.
+ */
+export function storedMessage(packet: Packet): StoredMessage {
+  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...properties } = packet.properties ?? {};
+  return {
+    topic: packet.topicName ?? "",
+    payload: packet.payload ?? new Uint8Array(),
+    qos: packet.fixedHeader.qos ?? 0,
+    retain: packet.fixedHeader.retain ?? false,
+    properties: Object.keys(properties).length > 0 ? properties : undefined,
+    created: packet.created ?? 0,
+    expiry: packet.expiry ?? 0,
+    origin: packet.origin ?? "",
+  };
+}
+
+/**
+ * A PUBLISH packet from its stored form.
+ *
+ * @param message The record.
+ * @returns The packet.
+ */
+export function messagePacket(message: StoredMessage): Packet {
+  return {
+    fixedHeader: { type: PacketType.Publish, qos: message.qos, retain: message.retain, dup: false },
+    topicName: message.topic,
+    payload: message.payload,
+    properties: message.properties,
+    created: message.created,
+    expiry: message.expiry,
+    origin: message.origin,
+  };
+}
+
+function clientRecord(client: Client): ClientRecord {
+  const p = client.properties;
+  return {
+    id: client.id,
+    listener: client.net.listener,
+    remote: client.net.remote,
+    username: p.username,
+    protocolVersion: p.protocolVersion,
+    clean: p.clean,
+    keepAlive: p.keepAlive,
+    sessionExpiryInterval: p.sessionExpiryInterval,
+    receiveMaximum: p.receiveMaximum,
+    maximumPacketSize: p.maximumPacketSize,
+    topicAliasMaximum: p.topicAliasMaximum,
+    properties: p.props,
+    will: p.will ? storedMessage(p.will) : undefined,
+    willDelayInterval: p.willDelayInterval,
+    connectedAt: client.state.connectedAt,
+    disconnectedAt: client.closed ? client.state.disconnectedAt || Date.now() : 0,
+  };
+}
+
+function inflightRecord(clientId: string, packet: Packet): InflightRecord | undefined {
+  switch (packet.fixedHeader.type) {
+    case PacketType.Publish:
+      return {
+        clientId,
+        direction: "out",
+        sequence: packet.sequence ?? 0,
+        packetId: packet.packetId ?? 0,
+        stage: "publish",
+        message: storedMessage(packet),
+      };
+    case PacketType.Pubrel:
+      return { clientId, direction: "out", sequence: packet.sequence ?? 0, packetId: packet.packetId!, stage: "pubrel" };
+    case PacketType.Pubrec:
+      return { clientId, direction: "in", sequence: 0, packetId: packet.packetId!, stage: "pubrec" };
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Helpers shared by the network listeners: per-listener limits and policies, TLS settings and
+ * address formatting.
+ *
+ * @module
+ */
+
+import type { Connection } from "./listener.ts";
+
+/** TLS settings for a listener. Each of `cert`, `key` and `ca` is a file path or PEM text. */
+export interface TlsConfig {
+  /** The server certificate chain (PEM text or a file path). */
+  cert: string;
+  /** The server private key (PEM text or a file path). */
+  key: string;
+  /** CA certificates that client certificates must chain to (PEM text or a file path). */
+  ca?: string;
+  /** Refuse clients that do not present a certificate signed by `ca` (mutual TLS). */
+  requireClientCert?: boolean;
+  /** Use the Common Name of a verified client certificate as the client's username. */
+  clientCertAsUsername?: boolean;
+}
+
+/** Limits and policies every connection-accepting listener supports. */
+export interface ConnectionPolicy {
+  /** The most connections open at once through this listener; extra ones are closed at once. */
+  maxConnections?: number;
+  /**
+   * Whether clients without a username may connect through this listener (default true).
+   * Enforced by {@linkcode ListenerAuthHook}, which the CLI and the config loader add.
+   */
+  allowAnonymous?: boolean;
+}
+
+/**
+ * What {@linkcode ListenerAuthHook} and {@linkcode ClientCertUsernameHook} ask of a listener.
+ * Listeners that do not implement it allow anonymous clients.
+ */
+export interface ListenerPolicy {
+  /** Whether clients without a username may connect. */
+  readonly allowAnonymous: boolean;
+  /** Whether the listener maps verified client certificates to usernames. */
+  readonly certUsernames?: boolean;
+  /** The username a connection proved with its TLS client certificate, if any. */
+  usernameFor?(conn: Connection): string | undefined;
+}
+
+/**
+ * Reads PEM text given inline or as a file path.
+ *
+ * @param value PEM text (contains `-----BEGIN`) or a file path.
+ * @param what Named in the error, for example `"TLS certificate"`.
+ * @returns The PEM text.
+ * @throws {TypeError} When the file cannot be read or holds no PEM block.
+ *
+ * @example Inline PEM is returned as is
+ * ```ts
+ * import { readPem } from "./net.ts";
+ * const pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+ * console.log(readPem(pem, "TLS certificate") === pem); // true
+ * ```
+ */
+export function readPem(value: string, what: string): string {
+  if (value.includes("-----BEGIN")) return value;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(value);
+  } catch (error) {
+    throw new TypeError(`${what} file "${value}" cannot be read: ${error instanceof Error ? error.message : error}`);
+  }
+  if (!text.includes("-----BEGIN")) throw new TypeError(`${what} file "${value}" holds no PEM data`);
+  return text;
+}
+
+/**
+ * Formats a network address as `host:port` (IPv6 hosts in brackets).
+ *
+ * @param hostname The host.
+ * @param port The port.
+ * @returns For example `127.0.0.1:1883` or `[::1]:1883`.
+ *
+ * @example Formatting
+ * ```ts
+ * import { formatHostPort } from "./net.ts";
+ * console.log(formatHostPort("::1", 1883)); // [::1]:1883
+ * ```
+ */
+export function formatHostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/**
+ * Counts a listener's open connections against its `maxConnections`.
+ *
+ * @example Two slots
+ * ```ts
+ * import { ConnectionCounter } from "./net.ts";
+ * const counter = new ConnectionCounter(2);
+ * console.log(counter.acquire(), counter.acquire(), counter.acquire()); // true true false
+ * counter.release();
+ * console.log(counter.open); // 1
+ * ```
+ */
+export class ConnectionCounter {
+  /** The limit (Infinity for none). */
+  readonly max: number;
+  /** Connections open now. */
+  open = 0;
+  /** Connections refused because the limit was reached. */
+  refused = 0;
+
+  /**
+   * Creates a counter.
+   *
+   * @param max The limit; undefined or 0 for none.
+   * @throws {RangeError} When `max` is negative or not an integer.
+   */
+  constructor(max?: number) {
+    if (max !== undefined && (!Number.isInteger(max) || max < 0)) {
+      throw new RangeError(`maxConnections must be a non-negative integer, got ${max}`);
+    }
+    this.max = max ? max : Infinity;
+  }
+
+  /**
+   * Takes a slot if one is free.
+   *
+   * @returns False when the limit is reached (the caller closes the connection).
+   */
+  acquire(): boolean {
+    if (this.open >= this.max) {
+      this.refused++;
+      return false;
+    }
+    this.open++;
+    return true;
+  }
+
+  /** Frees a slot. */
+  release(): void {
+    if (this.open > 0) this.open--;
+  }
+}
+
+/**
+ * Splits a comma-separated `X-Forwarded-For` header and picks the client address: the rightmost
+ * entry that is not itself a trusted proxy.
+ *
+ * @param header The header value.
+ * @param trusted Whether an address is a trusted proxy.
+ * @returns The client address, or undefined when the header holds none.
+ *
+ * @example Skipping trusted proxies
+ * ```ts
+ * import { forwardedClient } from "./net.ts";
+ * const trusted = (a: string) => a === "10.0.0.2";
+ * console.log(forwardedClient("203.0.113.9, 10.0.0.2", trusted)); // 203.0.113.9
+ * ```
+ */
+export function forwardedClient(header: string, trusted: (address: string) => boolean): string | undefined {
+  const hops = header.split(",").map((h) => h.trim()).filter((h) => h !== "");
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = stripPort(hops[i]);
+    if (i === 0 || !trusted(hop)) return hop;
+  }
+  return undefined;
+}
+
+/** Removes a port from `1.2.3.4:5` or `[::1]:5`; leaves bare IPv6 addresses alone. */
+function stripPort(address: string): string {
+  if (address.startsWith("[")) return address.slice(1, address.indexOf("]"));
+  const colon = address.indexOf(":");
+  return colon >= 0 && colon === address.lastIndexOf(":") ? address.slice(0, colon) : address;
+}
+
+/**
+ * Builds a matcher for trusted proxy addresses: exact IPs, `*` for any, or IPv4 CIDR ranges.
+ *
+ * @param entries For example `["127.0.0.1", "10.0.0.0/8"]`.
+ * @returns Whether an address is trusted.
+ * @throws {TypeError} On an entry that is not an IP address or an IPv4 CIDR range.
+ *
+ * @example CIDR ranges
+ * ```ts
+ * import { proxyMatcher } from "./net.ts";
+ * const trusted = proxyMatcher(["10.0.0.0/8", "::1"]);
+ * console.log(trusted("10.1.2.3"), trusted("::1"), trusted("11.0.0.1")); // true true false
+ * ```
+ */
+export function proxyMatcher(entries: readonly string[]): (address: string) => boolean {
+  const exact = new Set<string>();
+  const ranges: [number, number][] = [];
+  let any = false;
+  for (const entry of entries) {
+    if (entry === "*") {
+      any = true;
+    } else if (entry.includes("/")) {
+      const [ip, bitsText] = entry.split("/");
+      const base = ipv4ToNumber(ip);
+      const bits = Number(bitsText);
+      if (base === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) {
+        throw new TypeError(`Trusted proxy "${entry}" is not an IPv4 CIDR range`);
+      }
+      const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+      ranges.push([(base & mask) >>> 0, mask]);
+    } else if (ipv4ToNumber(entry) !== undefined || entry.includes(":")) {
+      exact.add(normalizeIp(entry));
+    } else {
+      throw new TypeError(`Trusted proxy "${entry}" is not an IP address`);
+    }
+  }
+  return (address: string) => {
+    if (any) return true;
+    const ip = normalizeIp(address);
+    if (exact.has(ip)) return true;
+    const n = ipv4ToNumber(ip);
+    return n !== undefined && ranges.some(([base, mask]) => ((n & mask) >>> 0) === base);
+  };
+}
+
+/** Maps IPv4-mapped IPv6 (`::ffff:1.2.3.4`) to plain IPv4 and lower-cases the rest. */
+function normalizeIp(ip: string): string {
+  const lower = ip.toLowerCase();
+  return lower.startsWith("::ffff:") && lower.includes(".") ? lower.slice(7) : lower;
+}
+
+function ipv4ToNumber(ip: string): number | undefined {
+  const parts = ip.split(".");
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const part of parts) {
+    const octet = Number(part);
+    if (part === "" || !Number.isInteger(octet) || octet < 0 || octet > 255) return undefined;
+    n = n * 256 + octet;
+  }
+  return n;
+}

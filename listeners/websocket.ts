@@ -1,0 +1,309 @@
+/**
+ * A WebSocket (and WSS) listener on `Deno.serve` and `Deno.upgradeWebSocket`.
+ *
+ * MQTT over WebSocket [MQTT-6.0.0]: binary frames only, the `mqtt` subprotocol (`mqttv3.1` for
+ * old clients), and frame boundaries that mean nothing: one packet may span frames and one frame
+ * may hold several packets. The socket is adapted to the server's byte-stream
+ * {@linkcode Connection}.
+ *
+ * @module
+ */
+
+import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
+import {
+  ConnectionCounter,
+  type ConnectionPolicy,
+  formatHostPort,
+  forwardedClient,
+  type ListenerPolicy,
+  proxyMatcher,
+  type TlsConfig,
+} from "./net.ts";
+import { checkHttpTls, serveHttp } from "./http.ts";
+import { logger } from "../src/logger.ts";
+
+const log = logger("websocket");
+
+/** The subprotocols accepted, in order of preference. */
+export const WEBSOCKET_SUBPROTOCOLS: readonly string[] = ["mqtt", "mqttv3.1"];
+
+/** Options for a {@linkcode WebSocket} listener. */
+export interface WebSocketConfig extends ListenerConfig, ConnectionPolicy {
+  /** Serve WSS (certificate and key; client certificates are not supported by `Deno.serve`). */
+  tls?: TlsConfig;
+  /** The path clients connect to (default `/mqtt`); `/` is always accepted too. */
+  path?: string;
+  /**
+   * Origins allowed to connect, for example `["https://app.example.com"]`. Requests with another
+   * `Origin` header get 403; requests without one (non-browser clients) are allowed. Unset: any.
+   */
+  allowedOrigins?: string[];
+  /**
+   * Proxies whose `X-Forwarded-For` header is believed (IPs, IPv4 CIDR ranges, or `*`). The client
+   * address becomes the rightmost forwarded address that is not itself a trusted proxy.
+   */
+  trustedProxies?: string[];
+}
+
+/**
+ * Accepts MQTT clients over WebSocket (WSS with `tls`).
+ *
+ * @example A WebSocket listener on a free port
+ * ```ts
+ * import { WebSocket } from "./websocket.ts";
+ * const ws = new WebSocket({ id: "ws1", address: "127.0.0.1:0" });
+ * await ws.init();
+ * console.log(ws.protocol, ws.path); // ws /mqtt
+ * await ws.close();
+ * ```
+ */
+export class WebSocket implements Listener, ListenerPolicy {
+  /** The listener id. */
+  readonly id: string;
+  /** `"ws"`, or `"wss"` with TLS. */
+  readonly protocol: string;
+  /** The path clients connect to. */
+  readonly path: string;
+  /** Whether clients without a username may connect (see {@linkcode ListenerAuthHook}). */
+  readonly allowAnonymous: boolean;
+  /** Open and refused connection counts. */
+  readonly connections: ConnectionCounter;
+  #address: string;
+  readonly #tls: TlsConfig | undefined;
+  readonly #origins: Set<string> | undefined;
+  readonly #trusted: ((address: string) => boolean) | undefined;
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #establish: EstablishFn | undefined;
+
+  /**
+   * Creates a WebSocket listener.
+   *
+   * @param config The id, `host:port` address and options.
+   * @throws {TypeError} On a bad path, origin, proxy or TLS setting.
+   */
+  constructor(config: WebSocketConfig) {
+    this.id = config.id;
+    this.#address = config.address;
+    this.#tls = config.tls;
+    checkHttpTls(config.id, config.tls);
+    this.protocol = config.tls ? "wss" : "ws";
+    this.path = config.path ?? "/mqtt";
+    if (!this.path.startsWith("/")) throw new TypeError(`WebSocket path "${this.path}" must start with "/"`);
+    this.allowAnonymous = config.allowAnonymous ?? true;
+    this.connections = new ConnectionCounter(config.maxConnections);
+    this.#origins = config.allowedOrigins ? new Set(config.allowedOrigins.map(normalizeOrigin)) : undefined;
+    this.#trusted = config.trustedProxies?.length ? proxyMatcher(config.trustedProxies) : undefined;
+  }
+
+  /** The configured address, or after `init` the bound `host:port`. */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** Binds the address. */
+  init(): void {
+    const bound = serveHttp(this.id, this.#address, this.#tls, this.#handle);
+    this.#server = bound.server;
+    this.#address = bound.address;
+  }
+
+  /**
+   * Starts handing upgraded connections to the server.
+   *
+   * @param establish Hands each connection to the server.
+   */
+  serve(establish: EstablishFn): void {
+    if (!this.#server) throw new TypeError(`Listener "${this.id}" must be initialised before serve`);
+    this.#establish = establish;
+  }
+
+  /** Stops accepting connections (open connections are closed by the server). */
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    this.#establish = undefined;
+    await server?.shutdown();
+  }
+
+  readonly #handle = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
+    const url = new URL(request.url);
+    if (url.pathname !== this.path && url.pathname !== "/") return new Response("Not Found", { status: 404 });
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Upgrade Required: this is an MQTT over WebSocket endpoint", {
+        status: 426,
+        headers: { upgrade: "websocket" },
+      });
+    }
+    const origin = request.headers.get("origin");
+    if (this.#origins && origin !== null && !this.#origins.has(normalizeOrigin(origin))) {
+      log.info("Listener {id} refused origin {origin}", { id: this.id, origin });
+      return new Response("Forbidden origin", { status: 403 });
+    }
+    const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim())
+      .filter((p) => p !== "");
+    const protocol = WEBSOCKET_SUBPROTOCOLS.find((p) => offered.includes(p));
+    if (offered.length > 0 && protocol === undefined) {
+      // [MQTT-6.0.0-4] the server must select "mqtt"; it cannot speak what the client offered.
+      return new Response(`Unsupported subprotocol; offer one of ${WEBSOCKET_SUBPROTOCOLS.join(", ")}`, {
+        status: 400,
+      });
+    }
+    const establish = this.#establish;
+    if (!establish) return new Response("Service Unavailable", { status: 503 });
+    if (!this.connections.acquire()) {
+      log.warn("Listener {id} refused a connection: {max} connections open", {
+        id: this.id,
+        max: this.connections.max,
+      });
+      return new Response("Too many connections", { status: 503 });
+    }
+    const peer = info.remoteAddr;
+    let remote = formatHostPort(peer.hostname, peer.port);
+    const forwarded = request.headers.get("x-forwarded-for");
+    if (forwarded && this.#trusted?.(peer.hostname)) {
+      const client = forwardedClient(forwarded, this.#trusted);
+      if (client) remote = formatHostPort(client, 0);
+    }
+    const { socket, response } = Deno.upgradeWebSocket(request, protocol ? { protocol } : {});
+    const conn = new WebSocketConnection(socket);
+    establish(this.id, conn, remote).finally(() => this.connections.release());
+    return response;
+  };
+}
+
+function normalizeOrigin(origin: string): string {
+  return origin.toLowerCase().replace(/\/+$/, "");
+}
+
+/** Bytes waiting in the socket's send buffer before `write` waits. */
+const SEND_HIGH_WATER_MARK = 1024 * 1024;
+
+/**
+ * A {@linkcode Connection} over a WebSocket: `read()` fills the caller's buffer from the queued
+ * binary frames (frame boundaries are ignored); `write()` sends one binary frame.
+ *
+ * A text frame is a protocol error [MQTT-6.0.0-1]: the connection is closed.
+ *
+ * @example Wrapping a socket
+ * ```ts ignore
+ * const { socket, response } = Deno.upgradeWebSocket(request, { protocol: "mqtt" });
+ * const conn = new WebSocketConnection(socket);
+ * ```
+ */
+export class WebSocketConnection implements Connection {
+  readonly #socket: globalThis.WebSocket;
+  readonly #frames: Uint8Array[] = [];
+  #head = 0;
+  #offset = 0;
+  #ended = false;
+  #waiting: (() => void) | undefined;
+  readonly #opened: Promise<void>;
+
+  /**
+   * Wraps a socket (open or still connecting).
+   *
+   * @param socket The WebSocket.
+   */
+  constructor(socket: globalThis.WebSocket) {
+    this.#socket = socket;
+    socket.binaryType = "arraybuffer";
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#opened = promise;
+    if (socket.readyState === socket.OPEN) resolve();
+    socket.onopen = () => resolve();
+    socket.onmessage = (event: MessageEvent) => {
+      if (typeof event.data === "string") {
+        log.debug("Closing a WebSocket that sent a text frame");
+        this.#end();
+        this.#closeSocket(1003, "MQTT needs binary frames");
+        return;
+      }
+      this.#frames.push(new Uint8Array(event.data as ArrayBuffer));
+      this.#wake();
+    };
+    socket.onclose = () => {
+      resolve();
+      this.#end();
+    };
+    socket.onerror = () => {
+      resolve();
+      this.#end();
+    };
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+
+  /**
+   * Reads queued frame bytes into `buffer`.
+   *
+   * @param buffer Where to put the bytes.
+   * @returns The byte count, or null once the socket has closed and every frame was read.
+   */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#head === this.#frames.length) {
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#waiting = resolve);
+    }
+    let n = 0;
+    while (n < buffer.length && this.#head < this.#frames.length) {
+      const frame = this.#frames[this.#head];
+      const take = Math.min(buffer.length - n, frame.length - this.#offset);
+      buffer.set(frame.subarray(this.#offset, this.#offset + take), n);
+      n += take;
+      this.#offset += take;
+      if (this.#offset === frame.length) {
+        this.#frames[this.#head++] = EMPTY;
+        this.#offset = 0;
+      }
+    }
+    if (this.#head === this.#frames.length) {
+      this.#frames.length = 0;
+      this.#head = 0;
+    }
+    return n;
+  }
+
+  /**
+   * Sends `data` as one binary frame (copied, so the caller may reuse its buffer); waits while
+   * more than 1 MiB is still unsent.
+   *
+   * @param data The bytes.
+   * @returns The byte count.
+   */
+  async write(data: Uint8Array): Promise<number> {
+    if (this.#socket.readyState === this.#socket.CONNECTING) await this.#opened;
+    if (this.#socket.readyState !== this.#socket.OPEN) throw new Error("The WebSocket is closed");
+    this.#socket.send(data.slice());
+    while (this.#socket.bufferedAmount > SEND_HIGH_WATER_MARK && this.#socket.readyState === this.#socket.OPEN) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return data.length;
+  }
+
+  /** Closes the socket (normal closure). */
+  close(): void {
+    this.#end();
+    this.#closeSocket(1000, "");
+  }
+
+  #closeSocket(code: number, reason: string): void {
+    try {
+      if (this.#socket.readyState === this.#socket.OPEN || this.#socket.readyState === this.#socket.CONNECTING) {
+        this.#socket.close(code, reason);
+      }
+    } catch {
+      // already closing
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
