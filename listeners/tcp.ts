@@ -2,9 +2,10 @@
  * A TCP listener, with optional TLS (1.2 and 1.3) and mutual TLS.
  *
  * Plain TCP uses `Deno.listen` and server-only TLS uses `Deno.listenTls` (rustls). `Deno.listenTls`
- * has no option to request or verify client certificates and no way to read the peer's
- * certificate, so when `tls.ca` is set (client certificates) the listener uses Deno's `node:tls`,
- * which verifies the client's chain against `ca` and exposes the certificate's subject.
+ * has no option to request or verify client certificates, no way to read the peer's certificate,
+ * and its connections have no `setNoDelay`; so when `tls.ca` is set (client certificates) or
+ * `tls.engine` is `"node"`, the listener uses Deno's `node:tls` instead, which verifies the
+ * client's chain against `ca`, exposes the certificate's subject and turns Nagle off.
  *
  * @module
  */
@@ -82,7 +83,7 @@ export class TCP implements Listener, ListenerPolicy {
     const settings = this.#tls;
     if (!settings) {
       this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-    } else if (settings.ca === undefined) {
+    } else if (settings.ca === undefined && settings.engine !== "node") {
       this.#listener = Deno.listenTls({
         hostname,
         port,
@@ -198,6 +199,12 @@ function checkTlsConfig(id: string, settings: TlsConfig): void {
   if (!settings.cert || !settings.key) {
     throw new TypeError(`Listener "${id}": TLS needs both a certificate and a key`);
   }
+  if (settings.engine !== undefined && settings.engine !== "deno" && settings.engine !== "node") {
+    throw new TypeError(`Listener "${id}": TLS engine "${settings.engine}" is not "deno" or "node"`);
+  }
+  if (settings.engine === "deno" && settings.ca) {
+    throw new TypeError(`Listener "${id}": client certificates (tls.ca) need the "node" TLS engine`);
+  }
   if ((settings.requireClientCert || settings.clientCertAsUsername) && !settings.ca) {
     throw new TypeError(
       `Listener "${id}": requireClientCert and clientCertAsUsername need a CA (tls.ca) to verify client certificates`,
@@ -205,13 +212,13 @@ function checkTlsConfig(id: string, settings: TlsConfig): void {
   }
 }
 
-/** Binds a `node:tls` server that verifies client certificates against `settings.ca`. */
+/** Binds a `node:tls` server (verifying client certificates against `settings.ca` when set). */
 function listenNodeTls(hostname: string, port: number, settings: TlsConfig): Promise<tls.Server> {
   const server = tls.createServer({
     cert: readPem(settings.cert, "TLS certificate"),
     key: readPem(settings.key, "TLS key"),
-    ca: readPem(settings.ca!, "TLS CA"),
-    requestCert: true,
+    ca: settings.ca ? readPem(settings.ca, "TLS CA") : undefined,
+    requestCert: settings.ca !== undefined,
     rejectUnauthorized: settings.requireClientCert === true,
     minVersion: "TLSv1.2",
   });

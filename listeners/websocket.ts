@@ -74,6 +74,10 @@ export class WebSocket implements Listener, ListenerPolicy {
   readonly #trusted: ((address: string) => boolean) | undefined;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
   #establish: EstablishFn | undefined;
+  readonly #live = new Set<WebSocketConnection>();
+  #closing = false;
+  #drained: Promise<void> | undefined;
+  #onDrained: (() => void) | undefined;
 
   /**
    * Creates a WebSocket listener.
@@ -117,13 +121,41 @@ export class WebSocket implements Listener, ListenerPolicy {
     this.#establish = establish;
   }
 
-  /** Stops accepting connections (open connections are closed by the server). */
+  /**
+   * Stops accepting connections. Open connections are closed by the server, which first sends v5
+   * clients a DISCONNECT; `Deno.serve`'s shutdown would drop them with close code 1001, so it waits
+   * until every socket has closed (at most {@linkcode SHUTDOWN_GRACE_MS}), and the connections'
+   * end of stream is held back until it has happened, so that `server.close()` covers it.
+   */
   async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#establish = undefined;
+    if (this.#live.size === 0) return await this.#shutdown();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(() => this.#onDrained?.(), SHUTDOWN_GRACE_MS);
+    this.#onDrained = () => {
+      this.#onDrained = undefined;
+      clearTimeout(timer);
+      this.#shutdown().then(resolve);
+    };
+    this.#drained = promise;
+  }
+
+  async #shutdown(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    this.#establish = undefined;
     await server?.shutdown();
   }
+
+  /** Called by a connection once its socket has closed. */
+  #socketClosed = (conn: WebSocketConnection): void => {
+    this.#live.delete(conn);
+    if (this.#closing && this.#live.size === 0) this.#onDrained?.();
+  };
+
+  /** What a connection awaits before reporting end of stream: the shutdown, while closing. */
+  #endOfStream = (): Promise<void> | undefined => this.#drained;
 
   readonly #handle = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
     const url = new URL(request.url);
@@ -165,7 +197,8 @@ export class WebSocket implements Listener, ListenerPolicy {
       if (client) remote = formatHostPort(client, 0);
     }
     const { socket, response } = Deno.upgradeWebSocket(request, protocol ? { protocol } : {});
-    const conn = new WebSocketConnection(socket);
+    const conn = new WebSocketConnection(socket, { closed: this.#socketClosed, endOfStream: this.#endOfStream });
+    this.#live.add(conn);
     establish(this.id, conn, remote).finally(() => this.connections.release());
     return response;
   };
@@ -173,6 +206,17 @@ export class WebSocket implements Listener, ListenerPolicy {
 
 function normalizeOrigin(origin: string): string {
   return origin.toLowerCase().replace(/\/+$/, "");
+}
+
+/** How long a closing listener waits for its WebSockets to close before shutting down anyway. */
+export const SHUTDOWN_GRACE_MS = 3000;
+
+/** Callbacks from a {@linkcode WebSocketConnection} to the listener that owns it. */
+export interface WebSocketConnectionOwner {
+  /** The socket has closed. */
+  closed(conn: WebSocketConnection): void;
+  /** A Promise to await before `read()` reports end of stream, if any. */
+  endOfStream(): Promise<void> | undefined;
 }
 
 /** Bytes waiting in the socket's send buffer before `write` waits. */
@@ -198,14 +242,17 @@ export class WebSocketConnection implements Connection {
   #ended = false;
   #waiting: (() => void) | undefined;
   readonly #opened: Promise<void>;
+  readonly #owner: WebSocketConnectionOwner | undefined;
 
   /**
    * Wraps a socket (open or still connecting).
    *
    * @param socket The WebSocket.
+   * @param owner The listener to tell when the socket closes.
    */
-  constructor(socket: globalThis.WebSocket) {
+  constructor(socket: globalThis.WebSocket, owner?: WebSocketConnectionOwner) {
     this.#socket = socket;
+    this.#owner = owner;
     socket.binaryType = "arraybuffer";
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#opened = promise;
@@ -224,6 +271,7 @@ export class WebSocketConnection implements Connection {
     socket.onclose = () => {
       resolve();
       this.#end();
+      this.#owner?.closed(this);
     };
     socket.onerror = () => {
       resolve();
@@ -250,7 +298,11 @@ export class WebSocketConnection implements Connection {
    */
   async read(buffer: Uint8Array): Promise<number | null> {
     while (this.#head === this.#frames.length) {
-      if (this.#ended) return null;
+      if (this.#ended) {
+        const pending = this.#owner?.endOfStream();
+        if (pending) await pending;
+        return null;
+      }
       await new Promise<void>((resolve) => this.#waiting = resolve);
     }
     let n = 0;

@@ -103,6 +103,8 @@ export interface ClientLimits {
   maximumPacketSize: number;
   /** Messages that may wait in the outbound buffer before QoS 0 messages are dropped. */
   maximumWritesPending: number;
+  /** Bytes that may wait in the outbound buffer before QoS 0 messages are dropped. */
+  maximumWriteBytes: number;
 }
 
 /**
@@ -162,6 +164,7 @@ export class Client {
   #out = new ByteWriter(1024);
   #spare = new ByteWriter(1024);
   #pendingMessages = 0;
+  #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
   #closed = false;
@@ -258,14 +261,16 @@ export class Client {
    *
    * @param packet The packet.
    * @returns False if the packet was not queued: the connection is closed, the packet is larger
-   *   than the client's Maximum Packet Size, or (QoS 0 PUBLISH only) the outbound queue is full.
+   *   than the client's Maximum Packet Size, or (QoS 0 PUBLISH only) the outbound buffer is full
+   *   (too many messages or bytes wait for a slow client).
    */
   send(packet: Packet): boolean {
     if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) return false;
     const type = packet.fixedHeader.type;
     if (
       type === PacketType.Publish && packet.fixedHeader.qos === 0 &&
-      this.#pendingMessages >= this.#limits.maximumWritesPending
+      (this.#pendingMessages >= this.#limits.maximumWritesPending ||
+        this.#out.length >= this.#limits.maximumWriteBytes)
     ) {
       return false;
     }
@@ -302,6 +307,16 @@ export class Client {
     return true;
   }
 
+  /**
+   * How long the socket write under way has been waiting for the client to read.
+   *
+   * @param now The current time (ms since epoch).
+   * @returns Milliseconds, 0 when no write is waiting.
+   */
+  writeStalledFor(now: number): number {
+    return this.#writeStartedAt === 0 ? 0 : now - this.#writeStartedAt;
+  }
+
   async #writeLoop(): Promise<void> {
     const conn = this.net.conn;
     if (!conn) return;
@@ -314,7 +329,9 @@ export class Client {
         this.#pendingMessages = 0;
         const data = batch.toBytes();
         let offset = 0;
+        this.#writeStartedAt = Date.now();
         while (offset < data.length) offset += await conn.write(data.subarray(offset));
+        this.#writeStartedAt = 0;
         batch.reset();
       }
     } catch (error) {

@@ -50,8 +50,24 @@ export interface Capabilities {
   subIdAvailable: number;
   /** Maximum keep alive in seconds; a v5 client asking for more (or 0) gets Server Keep Alive. 0: no limit. */
   maximumKeepAlive: number;
-  /** Seconds a connection may stay open without sending CONNECT. */
+  /** Seconds a connection may stay open without sending CONNECT (slow or silent connections). */
   connectTimeout: number;
+  /** Longest client id accepted, in characters; longer ones get CONNACK 0x85. */
+  maximumClientIdLength: number;
+  /** Longest topic name or filter accepted, in characters (the protocol allows 65535 bytes). */
+  maximumTopicLength: number;
+  /** Most levels a topic name or filter may have. */
+  maximumTopicLevels: number;
+  /** Most subscriptions one client may hold; more get SUBACK 0x97. 0: no limit. */
+  maximumSubscriptionsPerClient: number;
+  /** Bytes waiting in one client's socket buffer before QoS 0 messages to it are dropped. */
+  maximumClientWriteBytes: number;
+  /** Seconds a client may leave queued bytes unread before it is disconnected (slow consumers). */
+  writeTimeout: number;
+  /** New connections accepted per second from one IP address; more get CONNACK 0x9F. 0: no limit. */
+  maximumConnectionRatePerIp: number;
+  /** Process memory (RSS, bytes) above which new connections get CONNACK 0x89; 0: 90% of system memory. */
+  maximumMemory: number;
   /** Compatibility switches. */
   compatibilities: Compatibilities;
 }
@@ -113,6 +129,14 @@ export function defaultCapabilities(): Capabilities {
     subIdAvailable: 1,
     maximumKeepAlive: 0,
     connectTimeout: 10,
+    maximumClientIdLength: 65535,
+    maximumTopicLength: 65535,
+    maximumTopicLevels: 128,
+    maximumSubscriptionsPerClient: 8192,
+    maximumClientWriteBytes: 8 * 1024 * 1024,
+    writeTimeout: 30,
+    maximumConnectionRatePerIp: 0,
+    maximumMemory: 0,
     compatibilities: {
       obscureNotAuthorized: false,
       passiveClientDisconnect: false,
@@ -153,6 +177,12 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   checkRange("maximumPacketSize", capabilities.maximumPacketSize, 0, 268435460);
   checkRange("maximumSessionExpiryInterval", capabilities.maximumSessionExpiryInterval, 0, 0xffffffff);
   checkRange("maximumKeepAlive", capabilities.maximumKeepAlive, 0, 0xffff);
+  checkRange("connectTimeout", capabilities.connectTimeout, 1, 3600);
+  checkRange("maximumClientIdLength", capabilities.maximumClientIdLength, 1, 65535);
+  checkRange("maximumTopicLength", capabilities.maximumTopicLength, 1, 65535);
+  checkRange("maximumTopicLevels", capabilities.maximumTopicLevels, 1, 65535);
+  checkRange("writeTimeout", capabilities.writeTimeout, 1, 86400);
+  if (capabilities.maximumMemory === 0) capabilities.maximumMemory = Math.floor(systemMemory() * 0.9);
   const sysTopicResendInterval = options.sysTopicResendInterval ?? 1;
   checkRange("sysTopicResendInterval", sysTopicResendInterval, 0, 86400);
   if (options.durability !== undefined && options.durability !== "sync" && options.durability !== "async") {
@@ -165,6 +195,14 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     clientReadBufferSize: options.clientReadBufferSize ?? 16 * 1024,
     durability: options.durability ?? "sync",
   };
+}
+
+function systemMemory(): number {
+  try {
+    return Deno.systemMemoryInfo().total;
+  } catch {
+    return Number.MAX_SAFE_INTEGER; // no permission to ask: no guard
+  }
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -75,11 +75,12 @@ export class Server {
   readonly #inline: Client;
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
-  readonly #stopped = new WeakSet<Client>();
   /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
   readonly #accepted = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
   #durableAcks: [Client, Packet][] = [];
+  /** Connections per IP in the current second, for `maximumConnectionRatePerIp`. */
+  readonly #connectionRates = new Map<string, { second: number; count: number }>();
   #durableScheduled = false;
   #serving = false;
   #closing = false;
@@ -176,6 +177,7 @@ export class Server {
       readBufferSize: this.options.clientReadBufferSize,
       maximumPacketSize: caps.maximumPacketSize,
       maximumWritesPending: caps.maximumClientWritesPending,
+      maximumWriteBytes: caps.maximumClientWriteBytes,
     });
     client.id = id;
     if (inline) {
@@ -444,6 +446,11 @@ export class Server {
       clientId = crypto.randomUUID();
       assigned = true;
     }
+    if (clientId.length > caps.maximumClientIdLength) {
+      return this.#refuseConnect(client, ReasonCode.ClientIdentifierNotValid);
+    }
+    const guard = this.#admissionRefusal(client);
+    if (guard !== undefined) return this.#refuseConnect(client, guard);
     client.id = clientId;
     p.username = c.username ?? "";
     p.clean = c.clean;
@@ -564,6 +571,39 @@ export class Server {
     return sessionPresent;
   }
 
+  /** Whether a topic name or filter is within the configured length and depth. */
+  #withinTopicLimits(topic: string): boolean {
+    const caps = this.options.capabilities;
+    if (topic.length > caps.maximumTopicLength) return false;
+    let levels = 1;
+    for (let i = topic.indexOf("/"); i >= 0; i = topic.indexOf("/", i + 1)) {
+      if (++levels > caps.maximumTopicLevels) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Guards against floods and exhaustion before a session is set up: the per-IP connection rate
+   * and the process memory limit.
+   *
+   * @returns A CONNACK reason code to refuse with, or undefined to go on.
+   */
+  #admissionRefusal(client: Client): number | undefined {
+    const caps = this.options.capabilities;
+    if (caps.maximumConnectionRatePerIp > 0) {
+      const ip = hostOf(client.net.remote);
+      const second = Math.floor(Date.now() / 1000);
+      const window = this.#connectionRates.get(ip);
+      if (!window || window.second !== second) this.#connectionRates.set(ip, { second, count: 1 });
+      else if (++window.count > caps.maximumConnectionRatePerIp) return ReasonCode.ConnectionRateExceeded;
+    }
+    if (Deno.memoryUsage().rss > caps.maximumMemory) {
+      log.warn("Memory above {limit} bytes: refusing new connections", { limit: caps.maximumMemory });
+      return ReasonCode.ServerBusy;
+    }
+    return undefined;
+  }
+
   #sessionExpired(client: Client): boolean {
     return client.state.expiresAt !== 0 && Date.now() >= client.state.expiresAt;
   }
@@ -583,11 +623,10 @@ export class Server {
 
   /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
   #stopClient(client: Client, cause: Error | undefined): void {
-    if (this.#stopped.has(client) || client.net.inline) return;
-    this.#stopped.add(client);
-    // A refused CONNECT was never counted and has no will (v3.1.1 [MQTT-3.1.2-8]: stored only if the
-    // CONNECT is accepted); a client taken over is no longer registered but was counted and has one.
-    if (!this.#accepted.has(client)) return;
+    // Runs once per accepted connection. A refused CONNECT was never counted and has no will (v3.1.1
+    // [MQTT-3.1.2-8]: stored only if the CONNECT is accepted); a client taken over is no longer
+    // registered but was counted and has one.
+    if (!this.#accepted.delete(client)) return;
     const registered = this.clients.get(client.id) === client;
     this.info.clientsConnected--;
     let expire = false;
@@ -696,6 +735,13 @@ export class Server {
       }
     }
     this.info.messagesReceived++;
+    if (!this.#withinTopicLimits(packet.topicName!)) {
+      // Not malformed, but not accepted here: v5 acks say so, v3 has no way to and is disconnected.
+      if (client.properties.protocolVersion === 5) {
+        return this.#ackPublish(client, packet, ReasonCode.TopicNameInvalid);
+      }
+      return this.disconnectClient(client, ReasonCode.TopicNameInvalid);
+    }
     if (client.net.inline) return this.#publishAllowed(client, packet, true); // no ACL for the server's own clients
     if (packet.topicName!.startsWith("$")) {
       // Clients may not publish to $SYS (or any $ topic): treated as an ACL denial.
@@ -1083,8 +1129,13 @@ export class Server {
         return this.disconnectClient(client, ReasonCode.ProtocolError); // [MQTT-3.8.3-4]
       }
       let code: number;
-      if (!parsed) code = ReasonCode.TopicFilterInvalid;
-      else if (parsed.group !== undefined && !caps.sharedSubAvailable) {
+      if (!parsed || !this.#withinTopicLimits(parsed.topicFilter)) code = ReasonCode.TopicFilterInvalid;
+      else if (
+        caps.maximumSubscriptionsPerClient > 0 && !client.state.subscriptions.has(sub.filter) &&
+        client.state.subscriptions.size >= caps.maximumSubscriptionsPerClient
+      ) {
+        code = ReasonCode.QuotaExceeded;
+      } else if (parsed.group !== undefined && !caps.sharedSubAvailable) {
         code = ReasonCode.SharedSubscriptionsNotSupported;
       } else if (parsed.wildcard && !caps.wildcardSubAvailable) {
         code = ReasonCode.WildcardSubscriptionsNotSupported;
@@ -1107,7 +1158,11 @@ export class Server {
       codes.push(v5 || code < 0x80 ? code : 0x80);
     }
     this.info.subscriptions = this.topics.subscriptionCount;
-    this.#sendDurable(client, { fixedHeader: { type: PacketType.Suback }, packetId: packet.packetId, reasonCodes: codes });
+    this.#sendDurable(client, {
+      fixedHeader: { type: PacketType.Suback },
+      packetId: packet.packetId,
+      reasonCodes: codes,
+    });
     for (const [sub, messages] of retainedToSend) {
       const delivery: Delivery = {
         clientId: client.id,
@@ -1201,7 +1256,9 @@ export class Server {
       else restored.set(client.id, client);
       this.clients.set(client);
     }
-    for (const { clientId, subscription } of (await hooks.stored("storedSubscriptions")) as SubscriptionRecord[]) {
+    for (
+      const { clientId, subscription } of (await hooks.stored("storedSubscriptions")) as SubscriptionRecord[]
+    ) {
       const client = restored.get(clientId);
       if (!client || !parseFilter(subscription.filter)) continue;
       this.topics.subscribe(clientId, subscription);
@@ -1236,7 +1293,9 @@ export class Server {
       if (record.packetId > 0) this.info.inflight++;
     }
     for (const message of (await hooks.stored("storedRetainedMessages")) as StoredMessage[]) {
-      if (message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined) {
+      if (
+        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
+      ) {
         hooks.onRetainedExpired(message.topic);
         continue;
       }
@@ -1279,15 +1338,31 @@ export class Server {
   #tick(): void {
     this.#ticks++;
     const now = Date.now();
-    this.#expireSessions(now);
+    this.#sweepClients(now);
+    const second = Math.floor(now / 1000);
+    for (const [ip, window] of this.#connectionRates) {
+      if (window.second < second) this.#connectionRates.delete(ip);
+    }
     if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#expireRetainedMessages(now);
     const interval = this.options.sysTopicResendInterval;
     if (interval > 0 && (this.#ticks - 1) % interval === 0) this.#publishSysTopics(now);
   }
 
-  #expireSessions(now: number): void {
+  /** Ends expired sessions, and disconnects clients that have not read their queued bytes in time. */
+  #sweepClients(now: number): void {
+    const writeTimeout = this.options.capabilities.writeTimeout * 1000;
     for (const client of this.clients.values()) {
-      if (!client.closed || client.net.inline) continue;
+      if (client.net.inline) continue;
+      if (!client.closed) {
+        if (client.writeStalledFor(now) > writeTimeout) {
+          log.warn("Client {id} did not read for {seconds} s: disconnecting", {
+            id: client.id,
+            seconds: writeTimeout / 1000,
+          });
+          client.close(new Error("Write timeout: the client stopped reading"));
+        }
+        continue;
+      }
       if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) {
         const pending = this.#pendingWills.get(client.id);
         if (pending?.client === client) {
@@ -1359,6 +1434,12 @@ function stripRoutingProperties(properties: Packet["properties"]): Packet["prope
   }
   const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
   return rest;
+}
+
+/** The host part of `host:port` (or `[v6]:port`). */
+function hostOf(remote: string): string {
+  const at = remote.lastIndexOf(":");
+  return at < 0 ? remote : remote.slice(0, at);
 }
 
 function inlineSubscriberId(filter: string, subscriptionId: number): string {

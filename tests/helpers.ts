@@ -93,6 +93,8 @@ export class RawClient {
   readonly #buffer = new Uint8Array(64 * 1024);
   readonly #queue: Packet[] = [];
   #ended = false;
+  /** A socket read still under way after a timed-out `read()`; the next call waits for it. */
+  #pendingRead: Promise<number | null> | undefined;
   /** The protocol version used to encode and decode. */
   version: ProtocolVersion;
 
@@ -125,8 +127,11 @@ export class RawClient {
   static async connect(
     broker: TestBroker,
     clientId: string,
-    options: { version?: ProtocolVersion; connect?: Partial<Packet["connect"]>; properties?: Packet["properties"] } =
-      {},
+    options: {
+      version?: ProtocolVersion;
+      connect?: Partial<Packet["connect"]>;
+      properties?: Packet["properties"];
+    } = {},
   ): Promise<{ client: RawClient; connack: Packet }> {
     const version = options.version ?? 5;
     const client = await RawClient.open(broker, version);
@@ -163,9 +168,11 @@ export class RawClient {
       if (left <= 0) throw new Error("Timed out waiting for a packet");
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), left));
-      const n = await Promise.race([this.#conn.read(this.#buffer).catch(() => null), timeout]);
+      this.#pendingRead ??= this.#conn.read(this.#buffer).catch(() => null);
+      const n = await Promise.race([this.#pendingRead, timeout]);
       clearTimeout(timer);
       if (n === "timeout") throw new Error("Timed out waiting for a packet");
+      this.#pendingRead = undefined;
       if (n === null) {
         this.#ended = true;
         break;
@@ -217,7 +224,7 @@ export class RawClient {
     return this.#ended;
   }
 
-  /** Closes the socket. */
+  /** Closes the socket (a read still under way ends with it). */
   close(): void {
     try {
       this.#conn.close();
@@ -275,8 +282,13 @@ export function mqttConnect(broker: TestBroker, options: MqttOptions = {}): Prom
 }
 
 /** Collects the messages an MQTT.js client receives. */
-export function collect(client: mqtt.MqttClient): { topic: string; payload: string; packet: mqtt.IPublishPacket }[] {
+export function collect(
+  client: mqtt.MqttClient,
+): { topic: string; payload: string; packet: mqtt.IPublishPacket }[] {
   const messages: { topic: string; payload: string; packet: mqtt.IPublishPacket }[] = [];
-  client.on("message", (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), packet }));
+  client.on(
+    "message",
+    (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), packet }),
+  );
   return messages;
 }

@@ -172,14 +172,22 @@ interface SourceNode {
   items?: SourceNode[];
 }
 
-function fromYaml(node: unknown, doc: Document, lines: LineCounter, source: string, field: string): SourceNode {
+function fromYaml(
+  node: unknown,
+  doc: Document,
+  lines: LineCounter,
+  source: string,
+  field: string,
+): SourceNode {
   if (isAlias(node)) node = node.resolve(doc);
   const range = (node as YamlNode | null)?.range;
   const line = range ? lines.linePos(range[0]).line : undefined;
   if (isMap(node)) {
     const entries = node.items.map((pair) => {
       const key = pair.key;
-      const keyLine = (key as YamlNode | null)?.range ? lines.linePos((key as YamlNode).range![0]).line : line;
+      const keyLine = (key as YamlNode | null)?.range
+        ? lines.linePos((key as YamlNode).range![0]).line
+        : line;
       if (!isScalar(key) || typeof key.value === "object") {
         throw new LedgerError(source, keyLine, field, "map keys must be strings");
       }
@@ -192,7 +200,11 @@ function fromYaml(node: unknown, doc: Document, lines: LineCounter, source: stri
     return { kind: "map", line, entries };
   }
   if (isSeq(node)) {
-    return { kind: "seq", line, items: node.items.map((item, i) => fromYaml(item, doc, lines, source, `${field}[${i}]`)) };
+    return {
+      kind: "seq",
+      line,
+      items: node.items.map((item, i) => fromYaml(item, doc, lines, source, `${field}[${i}]`)),
+    };
   }
   return { kind: "scalar", line, value: isScalar(node) ? node.value : null };
 }
@@ -223,7 +235,11 @@ class Validator {
   }
 
   /** Checks that a node is a map with only the given keys; null counts as an empty map. */
-  map(node: SourceNode, field: string, keys?: readonly string[]): { key: string; line?: number; node: SourceNode }[] {
+  map(
+    node: SourceNode,
+    field: string,
+    keys?: readonly string[],
+  ): { key: string; line?: number; node: SourceNode }[] {
     if (node.kind === "scalar" && node.value === null) return [];
     if (node.kind !== "map") this.fail(node, field, `expected a map, got ${describe(node)}`);
     if (keys) {
@@ -319,7 +335,9 @@ class Validator {
               this.fail(item.node, f, `the user name must match the key "${entry.key}"`);
             }
           }
-          if (user.password === undefined) this.fail(entry, field, `the user has no password (use "*" for any)`);
+          if (user.password === undefined) {
+            this.fail(entry, field, `the user has no password (use "*" for any)`);
+          }
           users[entry.key] = user as UserRule;
         }
         ledger.users = users;
@@ -502,9 +520,11 @@ function compilePassword(password: string | undefined): StoredPassword | typeof 
   return password === undefined || password === "*" ? ANY_PASSWORD : parseStoredPassword(password);
 }
 
+const UNSAFE_LEVEL = /[+#/]/;
+
 /** A value safe to put in a topic filter level for `%u`/`%c`. */
 function safeLevel(value: string): boolean {
-  return value.length > 0 && !/[+#/\u0000]/.test(value);
+  return value.length > 0 && !UNSAFE_LEVEL.test(value) && !value.includes("\u0000");
 }
 
 function substitute(filter: string, identity: Identity): string | undefined {

@@ -76,7 +76,7 @@ function sha256(bytes: Uint8Array): Buffer {
  * @example Parsing a PBKDF2 hash
  * ```ts
  * import { parseStoredPassword } from "./password.ts";
- * const parsed = parseStoredPassword("pbkdf2-sha256$1000$c2FsdA$AAAA");
+ * const parsed = parseStoredPassword("pbkdf2-sha256$1000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAA");
  * console.log(parsed.kind); // "pbkdf2"
  * ```
  */
@@ -101,7 +101,9 @@ export function parseStoredPassword(stored: string): StoredPassword {
     const p = positiveInteger(parts[3], "scrypt p", 64);
     const salt = decodeBase64(parts[4], "scrypt salt");
     const hash = decodeBase64(parts[5], "scrypt hash");
-    if (hash.length < 16) throw new TypeError(`The scrypt hash must be at least 16 bytes, got ${hash.length}`);
+    if (hash.length < 16) {
+      throw new TypeError(`The scrypt hash must be at least 16 bytes, got ${hash.length}`);
+    }
     return { kind: "scrypt", n, r, p, salt, hash };
   }
   if (stored.startsWith("pbkdf2-")) {
@@ -114,8 +116,16 @@ export function parseStoredPassword(stored: string): StoredPassword {
     const iterations = positiveInteger(parts[1], "PBKDF2 iteration count", MAX_PBKDF2_ITERATIONS);
     const salt = decodeBase64(parts[2], "PBKDF2 salt");
     const hash = decodeBase64(parts[3], "PBKDF2 hash");
-    if (hash.length < 16) throw new TypeError(`The PBKDF2 hash must be at least 16 bytes, got ${hash.length}`);
-    return { kind: "pbkdf2", digest: parts[0] === "pbkdf2-sha256" ? "sha256" : "sha512", iterations, salt, hash };
+    if (hash.length < 16) {
+      throw new TypeError(`The PBKDF2 hash must be at least 16 bytes, got ${hash.length}`);
+    }
+    return {
+      kind: "pbkdf2",
+      digest: parts[0] === "pbkdf2-sha256" ? "sha256" : "sha512",
+      iterations,
+      salt,
+      hash,
+    };
   }
   return { kind: "plain", digest: sha256(Buffer.from(stored)) };
 }
@@ -160,7 +170,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * console.log(await verifyPassword(parseStoredPassword(hash), "secret")); // true
  * ```
  */
-export function verifyPassword(stored: StoredPassword, password: Uint8Array | string): boolean | Promise<boolean> {
+export function verifyPassword(
+  stored: StoredPassword,
+  password: Uint8Array | string,
+): boolean | Promise<boolean> {
   const bytes = typeof password === "string" ? Buffer.from(password) : password;
   switch (stored.kind) {
     case "plain":
@@ -181,9 +194,9 @@ export function verifyPassword(stored: StoredPassword, password: Uint8Array | st
         sameBytes(key, stored.hash)
       );
     case "pbkdf2":
-      return pbkdf2Async(bytes, stored.salt, stored.iterations, stored.hash.length, stored.digest).then((key) =>
-        sameBytes(key, stored.hash)
-      );
+      return pbkdf2Async(bytes, stored.salt, stored.iterations, stored.hash.length, stored.digest).then((
+        key,
+      ) => sameBytes(key, stored.hash));
   }
 }
 
@@ -218,7 +231,9 @@ export async function hashPassword(password: string, options: HashPasswordOption
     case "scrypt": {
       const n = options.cost ?? 16384;
       if (!Number.isInteger(n) || n < 2 || n > MAX_SCRYPT_N || (n & (n - 1)) !== 0) {
-        throw new RangeError(`The scrypt cost (N) must be a power of two from 2 to ${MAX_SCRYPT_N}, got ${n}`);
+        throw new RangeError(
+          `The scrypt cost (N) must be a power of two from 2 to ${MAX_SCRYPT_N}, got ${n}`,
+        );
       }
       const key = await scryptAsync(bytes, salt, n, 8, 1, 32);
       return `scrypt$${n}$8$1$${salt.toString("base64")}$${key.toString("base64")}`;

@@ -171,6 +171,7 @@ export class StorageHook implements Hook {
   #waiters: { target: number; resolve: () => void }[] = [];
   #loaded: StoredState | undefined;
   #lastSysSave = 0;
+  #sysInfo: Info | undefined;
   #stopped = false;
 
   /**
@@ -189,8 +190,10 @@ export class StorageHook implements Hook {
     await this.backend.open();
   }
 
-  /** Flushes every queued write, then closes the backend. */
+  /** Saves the latest $SYS counters, flushes every queued write, then closes the backend. */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    if (this.#sysInfo) this.#write({ op: "putSysInfo", info: this.#sysInfo.toJSON() });
     await this.sync();
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
@@ -313,6 +316,7 @@ export class StorageHook implements Hook {
 
   /** Saves the $SYS counters every 10 seconds at most. */
   onSysInfoTick(info: Info): void {
+    this.#sysInfo = info;
     const now = Date.now();
     if (now - this.#lastSysSave < SYS_INFO_SAVE_EVERY_MS) return;
     this.#lastSysSave = now;

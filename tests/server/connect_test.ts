@@ -302,10 +302,14 @@ Deno.test("CONNACK carries no Server Keep Alive when maximumKeepAlive is 0 (no l
 
 Deno.test("CONNACK returns the Session Expiry Interval capped by maximumSessionExpiryInterval", async () => {
   await using broker = await startBroker({ capabilities: { maximumSessionExpiryInterval: 100 } });
-  const capped = await RawClient.connect(broker, "sei-capped", { properties: { sessionExpiryInterval: 3600 } });
+  const capped = await RawClient.connect(broker, "sei-capped", {
+    properties: { sessionExpiryInterval: 3600 },
+  });
   assert.equal(capped.connack.properties?.sessionExpiryInterval, 100);
   capped.client.close();
-  const never = await RawClient.connect(broker, "sei-never", { properties: { sessionExpiryInterval: 0xffffffff } });
+  const never = await RawClient.connect(broker, "sei-never", {
+    properties: { sessionExpiryInterval: 0xffffffff },
+  });
   assert.equal(never.connack.properties?.sessionExpiryInterval, 100);
   never.client.close();
   // Within the cap the client's own value stands, so CONNACK need not repeat it.

@@ -236,6 +236,21 @@ const CASES: Case[] = [
     bytes: frame(0x10, connectHead("MQTT", 5, 0x1e), props(), utf8("c"), props(), utf8("w"), bin()),
     outcome: { connack: MALFORMED },
   },
+  // Framing errors before CONNECT: there is no session to answer in, the connection just closes.
+  {
+    name: "Remaining Length of five bytes before CONNECT",
+    version: 5,
+    connectFirst: false,
+    bytes: [0x10, 0xff, 0xff, 0xff, 0xff, 0x01],
+    outcome: { closed: true },
+  },
+  {
+    name: "CONNECT larger than the Maximum Packet Size",
+    version: 5,
+    connectFirst: false,
+    bytes: frame(0x10, connectHead("MQTT", 5, 0x02), props(), utf8("c".repeat(MAXIMUM_PACKET_SIZE))),
+    outcome: { closed: true },
+  },
   // [MQTT-3.1.0-1] the first packet must be CONNECT.
   {
     name: "PINGREQ before CONNECT",

@@ -18,7 +18,11 @@ const decoder = new TextDecoder();
 
 /** Subscribes a raw client to one filter and waits for the SUBACK. */
 async function subscribe(client: RawClient, filter: string, qos: QoS, packetId = 1): Promise<Packet> {
-  await client.send({ fixedHeader: { type: PacketType.Subscribe, qos: 1 }, packetId, filters: [{ filter, qos }] });
+  await client.send({
+    fixedHeader: { type: PacketType.Subscribe, qos: 1 },
+    packetId,
+    filters: [{ filter, qos }],
+  });
   const suback = await client.expect(PacketType.Suback);
   assert.deepEqual(suback.reasonCodes, [qos]);
   return suback;
@@ -122,16 +126,32 @@ Deno.test("Session with a Session Expiry Interval is resumed with its subscripti
   assert.equal(m1.fixedHeader.qos, 1);
   assert.equal(m2.topicName, "news/qos2");
   assert.equal(m2.fixedHeader.qos, 2);
-  await second.client.send({ fixedHeader: { type: PacketType.Puback }, packetId: m1.packetId, reasonCode: 0 });
-  await second.client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: m2.packetId, reasonCode: 0 });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Puback },
+    packetId: m1.packetId,
+    reasonCode: 0,
+  });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Pubrec },
+    packetId: m2.packetId,
+    reasonCode: 0,
+  });
   await second.client.expect(PacketType.Pubrel);
-  await second.client.send({ fixedHeader: { type: PacketType.Pubcomp }, packetId: m2.packetId, reasonCode: 0 });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Pubcomp },
+    packetId: m2.packetId,
+    reasonCode: 0,
+  });
 
   // The subscription is still there: a new message arrives without resubscribing.
   await pub.publishAsync("news/live", "live", { qos: 1 });
   const live = await second.client.expect(PacketType.Publish);
   assert.equal(text(live), "live");
-  await second.client.send({ fixedHeader: { type: PacketType.Puback }, packetId: live.packetId, reasonCode: 0 });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Puback },
+    packetId: live.packetId,
+    reasonCode: 0,
+  });
   second.client.close();
   await pub.endAsync();
 });
@@ -194,7 +214,9 @@ Deno.test("server.clients no longer holds a session once it expired", async () =
   await using broker = await startBroker();
   const expired: string[] = [];
   await broker.server.addHook({ id: "expiry", onClientExpired: (client) => expired.push(client.id) });
-  const { client } = await RawClient.connect(broker, "expiring", { properties: { sessionExpiryInterval: 1 } });
+  const { client } = await RawClient.connect(broker, "expiring", {
+    properties: { sessionExpiryInterval: 1 },
+  });
   client.close();
   await waitFor(() => broker.server.clients.get("expiring")?.closed === true);
   assert.ok(broker.server.clients.get("expiring"), "kept while within the expiry interval");
@@ -310,7 +332,11 @@ Deno.test("Session takeover sends the first connection DISCONNECT 0x8E and the s
   await pub.publishAsync("t", "to-second", { qos: 1 });
   const message = await second.client.expect(PacketType.Publish);
   assert.equal(text(message), "to-second");
-  await second.client.send({ fixedHeader: { type: PacketType.Puback }, packetId: message.packetId, reasonCode: 0 });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Puback },
+    packetId: message.packetId,
+    reasonCode: 0,
+  });
   await second.client.send({ fixedHeader: { type: PacketType.Pingreq } });
   await second.client.expect(PacketType.Pingresp);
   assert.equal(broker.server.info.clientsConnected, 2);
@@ -393,12 +419,24 @@ Deno.test("Session resumed after a drop resends unacknowledged QoS 1 and 2 messa
   // Acknowledging them completes every flow.
   for (const p of resent) {
     if (p.fixedHeader.qos === 1) {
-      await second.client.send({ fixedHeader: { type: PacketType.Puback }, packetId: p.packetId, reasonCode: 0 });
+      await second.client.send({
+        fixedHeader: { type: PacketType.Puback },
+        packetId: p.packetId,
+        reasonCode: 0,
+      });
     } else {
-      await second.client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: p.packetId, reasonCode: 0 });
+      await second.client.send({
+        fixedHeader: { type: PacketType.Pubrec },
+        packetId: p.packetId,
+        reasonCode: 0,
+      });
       const pubrel = await second.client.expect(PacketType.Pubrel);
       assert.equal(pubrel.packetId, p.packetId);
-      await second.client.send({ fixedHeader: { type: PacketType.Pubcomp }, packetId: p.packetId, reasonCode: 0 });
+      await second.client.send({
+        fixedHeader: { type: PacketType.Pubcomp },
+        packetId: p.packetId,
+        reasonCode: 0,
+      });
     }
   }
   await waitFor(() => broker.server.clients.get("slow")?.state.inflight.outbound.size === 0);
@@ -415,7 +453,11 @@ Deno.test("Session resumed after PUBREC resends PUBREL, not the PUBLISH", async 
   await pub.publishAsync("q", "exactly-once", { qos: 2 });
   const publish = await first.client.expect(PacketType.Publish);
   assert.equal(publish.fixedHeader.qos, 2);
-  await first.client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: publish.packetId, reasonCode: 0 });
+  await first.client.send({
+    fixedHeader: { type: PacketType.Pubrec },
+    packetId: publish.packetId,
+    reasonCode: 0,
+  });
   const pubrel = await first.client.expect(PacketType.Pubrel);
   assert.equal(pubrel.packetId, publish.packetId);
   first.client.close(); // no PUBCOMP
@@ -426,7 +468,11 @@ Deno.test("Session resumed after PUBREC resends PUBREL, not the PUBLISH", async 
   const resent = await second.client.read();
   assert.equal(resent?.fixedHeader.type, PacketType.Pubrel);
   assert.equal(resent?.packetId, publish.packetId);
-  await second.client.send({ fixedHeader: { type: PacketType.Pubcomp }, packetId: publish.packetId, reasonCode: 0 });
+  await second.client.send({
+    fixedHeader: { type: PacketType.Pubcomp },
+    packetId: publish.packetId,
+    reasonCode: 0,
+  });
   // Nothing else was pending: the next packet is the PINGRESP.
   await second.client.send({ fixedHeader: { type: PacketType.Pingreq } });
   await second.client.expect(PacketType.Pingresp);
@@ -512,7 +558,11 @@ Deno.test("$SYS topics cannot be published to by clients", async () => {
     topicName: "$SYS/broker/clients/connected",
     payload: encoder.encode("999"),
   });
-  await client.send({ fixedHeader: { type: PacketType.Publish, qos: 0 }, topicName: "marker", payload: encoder.encode("m") });
+  await client.send({
+    fixedHeader: { type: PacketType.Publish, qos: 0 },
+    topicName: "marker",
+    payload: encoder.encode("m"),
+  });
   await waitFor(() => messages.some((m) => m.topic === "marker"));
   assert.ok(!messages.some((m) => m.payload === "999"));
   client.close();

@@ -341,6 +341,22 @@ Deno.test("`Server` gives every shared group its own copy, and non-shared subscr
   pub.close();
 });
 
+Deno.test("`Server` stops sending to a shared member that unsubscribes; the others share the rest", async () => {
+  await using broker = await startBroker();
+  const { client: m1 } = await RawClient.connect(broker, "m1");
+  const { client: m2 } = await RawClient.connect(broker, "m2");
+  for (const member of [m1, m2]) await subscribed(member, [{ filter: "$share/g/u/t", qos: 0 }]);
+  assert.deepEqual((await unsubscribed(m1, ["$share/g/u/t", "$share/other/u/t"], 2)).reasonCodes, [
+    0x00,
+    0x11,
+  ]);
+  const { client: pub } = await RawClient.connect(broker, "pub");
+  await publishAll(pub, [["u/t", "1"], ["u/t", "2"], ["u/t", "3"]]);
+  assert.deepEqual(await sync(m1), []);
+  assert.deepEqual(payloads(await sync(m2)), ["1", "2", "3"]);
+  for (const client of [m1, m2, pub]) client.close();
+});
+
 Deno.test("`Server` disconnects with 0x82 for No Local on a shared subscription", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");

@@ -1,0 +1,265 @@
+/**
+ * `deno task bench`: runs the benchmark scenarios against our broker, or with `--compare` against
+ * Mosquitto and Aedes too (interleaved: every case runs on each broker in turn, round after round),
+ * and prints one JSON line and a table per run, then medians and the ratios of ours to each.
+ *
+ * ```sh
+ * deno task bench                          # every scenario, our broker, one round
+ * deno task bench --quick                  # smaller counts (a sanity run in about a minute)
+ * deno task bench --compare --rounds 3     # ours vs Mosquitto vs Aedes, medians of 3 rounds
+ * deno task bench --scenario fanout --scenario slow --rounds 5
+ * deno task bench --scenario stresser --cpu-prof /tmp/prof   # our broker under `deno run --cpu-prof`
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { available, BROKERS, type BrokerName, killAllBrokers, startBroker } from "./brokers.ts";
+import { buildCases, type Case, type RunContext, SCENARIOS } from "./scenarios.ts";
+
+const USAGE = `Usage: deno task bench [options]
+
+Options:
+  --compare           also run Mosquitto and Aedes (when installed), interleaved, and print ratios
+  --brokers LIST      comma-separated subset of ${BROKERS.join(",")} (overrides --compare's choice)
+  --scenario NAME     run only this scenario (repeatable): ${SCENARIOS.join(", ")}
+  --rounds N          rounds (default 1, or 3 with --compare)
+  --quick             smaller counts, for a fast sanity run
+  --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR
+  --help              show this help`;
+
+/** The outcome of one case on one broker in one round. */
+interface RunResult {
+  scenario: string;
+  case: string;
+  broker: BrokerName;
+  round: number;
+  ok: boolean;
+  error?: string;
+  seconds: number;
+  metrics: Record<string, number>;
+}
+
+async function runOnce(testCase: Case, broker: BrokerName, round: number, cpuProfileDir?: string) {
+  const started = performance.now();
+  const result: RunResult = {
+    scenario: testCase.scenario,
+    case: testCase.name,
+    broker,
+    round,
+    ok: false,
+    seconds: 0,
+    metrics: {},
+  };
+  let instance;
+  const ctx: RunContext = { broker: undefined!, clients: [], stage: "starting the broker", aborted: false };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    instance = await startBroker(broker, { cpuProfileDir: broker === "ours" ? cpuProfileDir : undefined });
+    ctx.broker = instance;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        ctx.aborted = true;
+        reject(
+          new Error(
+            `${testCase.scenario} (${testCase.name}) on ${broker} timed out after ${testCase.timeoutMs / 1000} s ` +
+              `while ${ctx.stage}`,
+          ),
+        );
+      }, testCase.timeoutMs);
+    });
+    const running = testCase.run(ctx);
+    running.catch(() => {}); // after a timeout it fails on its own, once its sockets are closed
+    result.metrics = await Promise.race([running, timeout]);
+    result.ok = true;
+  } catch (error) {
+    result.error = error instanceof Error ? error.message : String(error);
+    if (instance) result.error += ` (broker log: ${instance.logFile})`;
+  } finally {
+    clearTimeout(timer);
+    ctx.aborted = true;
+    for (const c of ctx.clients) c.close();
+    if (instance) await instance.stop(cpuProfileDir ? 10_000 : 2000);
+  }
+  result.seconds = Math.round((performance.now() - started) / 100) / 10;
+  return result;
+}
+
+function printRun(testCase: Case, result: RunResult): void {
+  console.log(JSON.stringify(result));
+  if (!result.ok) {
+    console.log(`  FAILED ${result.scenario} ${result.case} on ${result.broker}: ${result.error}\n`);
+    return;
+  }
+  const rows = testCase.metrics.filter((m) => m.key in result.metrics).map((m) => [
+    m.label,
+    format(result.metrics[m.key]),
+  ]);
+  console.log(table([`${result.scenario} ${result.case} — ${result.broker} r${result.round}`, "value"], rows));
+  console.log();
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function format(x: number | undefined): string {
+  if (x === undefined || Number.isNaN(x)) return "—";
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString("en-US");
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  if (Math.abs(x) >= 10) return x.toFixed(1);
+  return x.toFixed(Math.abs(x) < 1 ? 3 : 2);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ")} |`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], rounds: number): string {
+  const others = brokers.filter((b) => b !== "ours");
+  const header = [
+    "scenario / metric",
+    ...brokers,
+    ...(brokers.includes("ours") ? others.map((b) => `ours/${b}`) : []),
+  ];
+  const rows: string[][] = [];
+  for (const c of cases) {
+    const of = (b: BrokerName) => results.filter((r) => r.case === c.name && r.scenario === c.scenario && r.broker === b);
+    for (const m of c.metrics) {
+      if (m.better === "none" && !m.key.endsWith("cpu_pct")) continue;
+      const medians = new Map<BrokerName, number>();
+      const cells = brokers.map((b) => {
+        const runs = of(b);
+        const ok = runs.filter((r) => r.ok && m.key in r.metrics).map((r) => r.metrics[m.key]);
+        if (ok.length === 0) return runs.length ? "FAIL" : "—";
+        medians.set(b, median(ok));
+        return format(median(ok)) + (ok.length < runs.length ? ` (${runs.length - ok.length} failed)` : "");
+      });
+      const ratios = brokers.includes("ours")
+        ? others.map((b) => {
+          const a = medians.get("ours");
+          const o = medians.get(b);
+          if (a === undefined || o === undefined || o === 0 || m.better === "none") return "";
+          return `${(a / o).toFixed(2)}x`;
+        })
+        : [];
+      const arrow = m.better === "higher" ? " ↑" : m.better === "lower" ? " ↓" : "";
+      rows.push([`${c.scenario} ${c.name}: ${m.label}${arrow}`, ...cells, ...ratios]);
+    }
+  }
+  return `Medians of ${rounds} round(s). ↑ higher is better, ↓ lower is better; ratios are ours / theirs.\n` +
+    table(header, rows);
+}
+
+/**
+ * Runs the suite.
+ *
+ * @param args Command-line arguments.
+ * @returns The exit code: 0 when every run succeeded.
+ */
+export async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        compare: { type: "boolean", default: false },
+        brokers: { type: "string" },
+        scenario: { type: "string", multiple: true },
+        rounds: { type: "string" },
+        quick: { type: "boolean", default: false },
+        "cpu-prof": { type: "string" },
+        help: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const scenarios = values.scenario ?? [...SCENARIOS];
+  for (const s of scenarios) {
+    if (!SCENARIOS.includes(s)) {
+      console.error(`Unknown scenario "${s}"; one of ${SCENARIOS.join(", ")}`);
+      return 2;
+    }
+  }
+  const rounds = values.rounds ? Number(values.rounds) : values.compare ? 3 : 1;
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    console.error(`--rounds must be a positive integer, got "${values.rounds}"`);
+    return 2;
+  }
+  let brokers: BrokerName[] = values.brokers
+    ? values.brokers.split(",").map((b) => b.trim()) as BrokerName[]
+    : values.compare
+    ? [...BROKERS]
+    : ["ours"];
+  for (const b of brokers) {
+    if (!BROKERS.includes(b)) {
+      console.error(`Unknown broker "${b}"; one of ${BROKERS.join(", ")}`);
+      return 2;
+    }
+  }
+  const usable: BrokerName[] = [];
+  for (const b of brokers) {
+    const ok = await available(b);
+    if (ok === true) usable.push(b);
+    else console.error(`Skipping ${b}: ${ok}`);
+  }
+  brokers = usable;
+  if (values["cpu-prof"]) Deno.mkdirSync(values["cpu-prof"], { recursive: true });
+
+  const cases = buildCases(values.quick).filter((c) => scenarios.includes(c.scenario));
+  const started = new Date();
+  console.log(
+    `# bench ${started.toISOString()} — brokers: ${brokers.join(", ")}; rounds: ${rounds}; ` +
+      `${values.quick ? "quick" : "full"} counts; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
+  );
+  const results: RunResult[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const c of cases) {
+      for (const b of brokers) {
+        const result = await runOnce(c, b, round, values["cpu-prof"]);
+        results.push(result);
+        printRun(c, result);
+      }
+    }
+  }
+  console.log(summarize(cases, brokers, results, rounds));
+  const minutes = (Date.now() - started.getTime()) / 60000;
+  const failed = results.filter((r) => !r.ok);
+  console.log(`\n${results.length} runs in ${minutes.toFixed(1)} min; ${failed.length} failed.`);
+  for (const f of failed) console.log(`  ${f.scenario} ${f.case} on ${f.broker} r${f.round}: ${f.error}`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  const onSignal = () => {
+    killAllBrokers();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  globalThis.addEventListener("unload", killAllBrokers);
+  let code = 1;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    console.error(error);
+  } finally {
+    killAllBrokers();
+  }
+  Deno.exit(code);
+}

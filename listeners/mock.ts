@@ -1,0 +1,185 @@
+/**
+ * An in-memory listener for tests: `connect()` returns the client end of a connection pair whose
+ * server end is handed to the broker, with no sockets involved.
+ *
+ * @module
+ */
+
+import type { Connection, EstablishFn, Listener } from "./listener.ts";
+
+/** One end of an in-memory byte stream pair. */
+class MemoryConnection implements Connection {
+  peer!: MemoryConnection;
+  readonly #chunks: Uint8Array[] = [];
+  #head = 0;
+  #offset = 0;
+  #readEnded = false;
+  #closed = false;
+  #waiting: (() => void) | undefined;
+
+  /** Queues bytes written by the peer. */
+  deliver(data: Uint8Array): void {
+    if (this.#readEnded) return;
+    this.#chunks.push(data);
+    this.#wake();
+  }
+
+  /** The peer will send nothing more. */
+  endOfStream(): void {
+    this.#readEnded = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#head === this.#chunks.length) {
+      if (this.#readEnded || this.#closed) return null;
+      await new Promise<void>((resolve) => this.#waiting = resolve);
+    }
+    let n = 0;
+    while (n < buffer.length && this.#head < this.#chunks.length) {
+      const chunk = this.#chunks[this.#head];
+      const take = Math.min(buffer.length - n, chunk.length - this.#offset);
+      buffer.set(chunk.subarray(this.#offset, this.#offset + take), n);
+      n += take;
+      this.#offset += take;
+      if (this.#offset === chunk.length) {
+        this.#head++;
+        this.#offset = 0;
+      }
+    }
+    if (this.#head === this.#chunks.length) {
+      this.#chunks.length = 0;
+      this.#head = 0;
+    }
+    return n;
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error("The connection is closed"));
+    this.peer.deliver(data.slice());
+    return Promise.resolve(data.length);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake();
+    this.peer.endOfStream();
+  }
+
+  closeWrite(): Promise<void> {
+    this.peer.endOfStream();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Creates two connected in-memory {@linkcode Connection}s: bytes written to one are read from the
+ * other. `close()` on either ends both directions; `closeWrite()` ends one.
+ *
+ * @returns The two ends.
+ *
+ * @example A round trip
+ * ```ts
+ * import { connectionPair } from "./mock.ts";
+ * const [a, b] = connectionPair();
+ * await a.write(new Uint8Array([1, 2, 3]));
+ * const buffer = new Uint8Array(8);
+ * console.log(await b.read(buffer)); // 3
+ * a.close();
+ * console.log(await b.read(buffer)); // null
+ * ```
+ */
+export function connectionPair(): [Connection, Connection] {
+  const a = new MemoryConnection();
+  const b = new MemoryConnection();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/**
+ * A listener for tests: each `connect()` creates an in-memory connection pair, hands the server
+ * end to the broker and returns the client end.
+ *
+ * @example Connecting through a mock listener
+ * ```ts
+ * import { AllowHook, MockListener, Server } from "../mod.ts";
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * const mock = new MockListener({ id: "mock" });
+ * await server.addListener(mock);
+ * await server.serve();
+ * const conn = mock.connect();
+ * conn.close();
+ * await server.close();
+ * ```
+ */
+export class MockListener implements Listener {
+  /** The listener id. */
+  readonly id: string;
+  /** The address reported (`"mock"` unless given). */
+  readonly address: string;
+  /** The protocol name. */
+  readonly protocol: string = "mock";
+  /** Whether `init` was called. */
+  initialised = false;
+  /** Whether `close` was called. */
+  closed = false;
+  #establish: EstablishFn | undefined;
+  readonly #clientEnds = new Set<Connection>();
+
+  /**
+   * Creates a mock listener.
+   *
+   * @param config The id and an optional address to report.
+   */
+  constructor(config: { id: string; address?: string }) {
+    this.id = config.id;
+    this.address = config.address ?? "mock";
+  }
+
+  /** Marks the listener initialised. */
+  init(): void {
+    this.initialised = true;
+  }
+
+  /**
+   * Starts accepting `connect()` calls.
+   *
+   * @param establish Hands each connection to the server.
+   */
+  serve(establish: EstablishFn): void {
+    this.#establish = establish;
+  }
+
+  /**
+   * Opens an in-memory connection to the broker.
+   *
+   * @param remoteAddress The remote address the broker sees.
+   * @returns The client end; write MQTT bytes to it and read the broker's replies.
+   * @throws {TypeError} Before `serve` or after `close`.
+   */
+  connect(remoteAddress = "mock:0"): Connection {
+    if (!this.#establish || this.closed) {
+      throw new TypeError(`Mock listener "${this.id}" is not serving`);
+    }
+    const [client, server] = connectionPair();
+    this.#clientEnds.add(client);
+    this.#establish(this.id, server, remoteAddress).finally(() => this.#clientEnds.delete(client));
+    return client;
+  }
+
+  /** Stops accepting `connect()` calls. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.#establish = undefined;
+    return Promise.resolve();
+  }
+}
