@@ -111,7 +111,7 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     const config = `${LOG_DIR}/mosquitto-${port}.conf`;
     Deno.writeTextFileSync(
       config,
-      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`,
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
     );
     command = `exec mosquitto -c ${quote(config)}`;
   } else {

@@ -8,8 +8,8 @@
 
 import {
   type ClientRecord,
-  type InflightRecord,
   inflightId,
+  type InflightRecord,
   type StorageBackend,
   StorageHook,
   type StoredMessage,

@@ -13,7 +13,7 @@ import type { Packet, Properties, ProtocolVersion, QoS, Subscription } from "../
 import { PacketType } from "../../src/packets/types.ts";
 import type { Hook } from "../../src/hooks.ts";
 import type { Client } from "../../src/client.ts";
-import type { Info } from "../../src/system.ts";
+import { type Info, SYS_PREFIX } from "../../src/system.ts";
 import { logger } from "../../src/logger.ts";
 
 /** A message as stored (retained, in flight, queued, or a will). */
@@ -151,6 +151,7 @@ const log = logger("storage");
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 5000;
 const SYS_INFO_SAVE_EVERY_MS = 10_000;
+const SYS_TOPIC_PREFIX = SYS_PREFIX + "/";
 
 /**
  * A storage hook on any {@linkcode StorageBackend}. Subclasses pick the backend.
@@ -280,8 +281,9 @@ export class StorageHook implements Hook {
     }
   }
 
-  /** Saves or clears a retained message. */
+  /** Saves or clears a retained message ($SYS topics are the broker's own, rewritten every tick: never saved). */
   onRetainMessage(_client: Client, packet: Packet, result: number): void {
+    if (packet.topicName!.startsWith(SYS_TOPIC_PREFIX)) return;
     if (result > 0) this.#write({ op: "putRetained", message: storedMessage(packet) });
     else this.#write({ op: "deleteRetained", topic: packet.topicName! });
   }
@@ -326,7 +328,12 @@ export class StorageHook implements Hook {
   #deleteInflight(client: Client, packet: Packet): void {
     const record = inflightRecord(client.id, packet);
     if (record) {
-      this.#write({ op: "deleteInflight", clientId: client.id, direction: record.direction, id: inflightId(record) });
+      this.#write({
+        op: "deleteInflight",
+        clientId: client.id,
+        direction: record.direction,
+        id: inflightId(record),
+      });
     }
   }
 
@@ -358,7 +365,10 @@ export class StorageHook implements Hook {
       this.#wake();
     } catch (error) {
       if (!this.#failing) {
-        log.error("Storage {id} write failed, retrying until it works: {error}", { id: this.id, error: String(error) });
+        log.error("Storage {id} write failed, retrying until it works: {error}", {
+          id: this.id,
+          error: String(error),
+        });
       }
       this.#failing = true;
       this.#queue = batch.concat(this.#queue); // nothing is dropped: retry everything, in order
@@ -456,7 +466,13 @@ function inflightRecord(clientId: string, packet: Packet): InflightRecord | unde
         message: storedMessage(packet),
       };
     case PacketType.Pubrel:
-      return { clientId, direction: "out", sequence: packet.sequence ?? 0, packetId: packet.packetId!, stage: "pubrel" };
+      return {
+        clientId,
+        direction: "out",
+        sequence: packet.sequence ?? 0,
+        packetId: packet.packetId!,
+        stage: "pubrel",
+      };
     case PacketType.Pubrec:
       return { clientId, direction: "in", sequence: 0, packetId: packet.packetId!, stage: "pubrec" };
     default:
