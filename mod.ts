@@ -47,3 +47,32 @@ export { ConnectionCounter, formatHostPort, readPem } from "./listeners/net.ts";
 export type { ConnectionPolicy, ListenerPolicy, TlsConfig } from "./listeners/net.ts";
 export { ClientCertUsernameHook, ListenerAuthHook, listenerPolicyHooks } from "./listeners/policy.ts";
 export type { HasListeners } from "./listeners/policy.ts";
+export {
+  Access,
+  AuthHook,
+  CompiledLedger,
+  filterCovers,
+  filtersOverlap,
+  hashPassword,
+  LedgerError,
+  loadLedger,
+  parseLedger,
+  parseStoredPassword,
+  validateLedger,
+  verifyPassword,
+} from "./hooks/auth/mod.ts";
+export type {
+  AccessValue,
+  ACLRule,
+  AuthHookConfig,
+  AuthRule,
+  Filters,
+  HashPasswordOptions,
+  Identity,
+  Ledger,
+  PasswordAlgorithm,
+  StoredPassword,
+  UserRule,
+} from "./hooks/auth/mod.ts";
+export { DebugHook, formatBytes } from "./hooks/debug.ts";
+export type { DebugHookConfig } from "./hooks/debug.ts";

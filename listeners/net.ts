@@ -74,7 +74,9 @@ export function readPem(value: string, what: string): string {
   try {
     text = Deno.readTextFileSync(value);
   } catch (error) {
-    throw new TypeError(`${what} file "${value}" cannot be read: ${error instanceof Error ? error.message : error}`);
+    throw new TypeError(
+      `${what} file "${value}" cannot be read: ${error instanceof Error ? error.message : error}`,
+    );
   }
   if (!text.includes("-----BEGIN")) throw new TypeError(`${what} file "${value}" holds no PEM data`);
   return text;

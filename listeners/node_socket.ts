@@ -109,8 +109,9 @@ export class NodeSocketConnection implements Connection {
       const done = () => {
         this.#socket.off("drain", done);
         this.#socket.off("close", done);
-        if (this.#socket.destroyed && this.#socket.writableLength > 0) reject(new Error("The connection is closed"));
-        else resolve(length);
+        if (this.#socket.destroyed && this.#socket.writableLength > 0) {
+          reject(new Error("The connection is closed"));
+        } else resolve(length);
       };
       this.#socket.on("drain", done);
       this.#socket.on("close", done);

@@ -65,7 +65,10 @@ export class ListenerAuthHook implements Hook {
   onConnect(client: Client): void {
     if (client.properties.username !== "") return;
     if (policyOf(this.#owner, client)?.allowAnonymous === false) {
-      throw new MqttError(ReasonCode.NotAuthorized, `Listener ${client.net.listener} does not allow anonymous clients`);
+      throw new MqttError(
+        ReasonCode.NotAuthorized,
+        `Listener ${client.net.listener} does not allow anonymous clients`,
+      );
     }
   }
 }

@@ -13,7 +13,13 @@
 import tls from "node:tls";
 import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
 import { parseHostPort } from "./listener.ts";
-import { ConnectionCounter, type ConnectionPolicy, formatHostPort, type ListenerPolicy, readPem } from "./net.ts";
+import {
+  ConnectionCounter,
+  type ConnectionPolicy,
+  formatHostPort,
+  type ListenerPolicy,
+  readPem,
+} from "./net.ts";
 import type { TlsConfig } from "./net.ts";
 import { NodeSocketConnection } from "./node_socket.ts";
 import { logger } from "../src/logger.ts";
@@ -229,7 +235,10 @@ function listenNodeTls(hostname: string, port: number, settings: TlsConfig): Pro
     server.once("error", reject);
     server.listen(port, hostname, () => {
       server.off("error", reject);
-      server.on("error", (error: Error) => log.error("TLS listener error: {error}", { error: error.message }));
+      server.on(
+        "error",
+        (error: Error) => log.error("TLS listener error: {error}", { error: error.message }),
+      );
       resolve(server);
     });
   });

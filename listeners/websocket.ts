@@ -197,7 +197,10 @@ export class WebSocket implements Listener, ListenerPolicy {
       if (client) remote = formatHostPort(client, 0);
     }
     const { socket, response } = Deno.upgradeWebSocket(request, protocol ? { protocol } : {});
-    const conn = new WebSocketConnection(socket, { closed: this.#socketClosed, endOfStream: this.#endOfStream });
+    const conn = new WebSocketConnection(socket, {
+      closed: this.#socketClosed,
+      endOfStream: this.#endOfStream,
+    });
     this.#live.add(conn);
     establish(this.id, conn, remote).finally(() => this.connections.release());
     return response;
@@ -335,7 +338,9 @@ export class WebSocketConnection implements Connection {
     if (this.#socket.readyState === this.#socket.CONNECTING) await this.#opened;
     if (this.#socket.readyState !== this.#socket.OPEN) throw new Error("The WebSocket is closed");
     this.#socket.send(data.slice());
-    while (this.#socket.bufferedAmount > SEND_HIGH_WATER_MARK && this.#socket.readyState === this.#socket.OPEN) {
+    while (
+      this.#socket.bufferedAmount > SEND_HIGH_WATER_MARK && this.#socket.readyState === this.#socket.OPEN
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     return data.length;
@@ -349,7 +354,9 @@ export class WebSocketConnection implements Connection {
 
   #closeSocket(code: number, reason: string): void {
     try {
-      if (this.#socket.readyState === this.#socket.OPEN || this.#socket.readyState === this.#socket.CONNECTING) {
+      if (
+        this.#socket.readyState === this.#socket.OPEN || this.#socket.readyState === this.#socket.CONNECTING
+      ) {
         this.#socket.close(code, reason);
       }
     } catch {

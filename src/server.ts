@@ -78,7 +78,7 @@ export class Server {
   /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
   readonly #accepted = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
-  #durableAcks: [Client, Packet][] = [];
+  #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
   /** Connections per IP in the current second, for `maximumConnectionRatePerIp`. */
   readonly #connectionRates = new Map<string, { second: number; count: number }>();
   #durableScheduled = false;
@@ -816,12 +816,13 @@ export class Server {
    * Sends an acknowledgement that promises durability: with a storage hook and `durability: "sync"`
    * it waits until everything written so far is stored (one wait per turn for all clients).
    */
-  #sendDurable(client: Client, packet: Packet): void {
+  #sendDurable(client: Client, packet: Packet, after?: () => void): void {
     if (this.options.durability === "async" || !this.hooks.has("sync")) {
       client.send(packet);
+      after?.();
       return;
     }
-    this.#durableAcks.push([client, packet]);
+    this.#durableAcks.push([client, packet, after]);
     if (!this.#durableScheduled) {
       this.#durableScheduled = true;
       queueMicrotask(this.#flushDurable);
@@ -833,7 +834,10 @@ export class Server {
     const batch = this.#durableAcks;
     this.#durableAcks = [];
     this.hooks.sync().then(() => {
-      for (const [client, packet] of batch) client.send(packet);
+      for (const [client, packet, after] of batch) {
+        client.send(packet);
+        after?.(); // e.g. retained messages, which must follow their SUBACK
+      }
     });
   };
 
@@ -1158,11 +1162,17 @@ export class Server {
       codes.push(v5 || code < 0x80 ? code : 0x80);
     }
     this.info.subscriptions = this.topics.subscriptionCount;
+    const sendRetained = () => this.#sendRetained(client, retainedToSend);
     this.#sendDurable(client, {
       fixedHeader: { type: PacketType.Suback },
       packetId: packet.packetId,
       reasonCodes: codes,
-    });
+    }, retainedToSend.length > 0 ? sendRetained : undefined);
+    this.hooks.onSubscribed(client, packet, codes);
+  }
+
+  /** Sends the retained messages matching new subscriptions (after the SUBACK). */
+  #sendRetained(client: Client, retainedToSend: [Subscription, Packet[]][]): void {
     for (const [sub, messages] of retainedToSend) {
       const delivery: Delivery = {
         clientId: client.id,
@@ -1181,7 +1191,6 @@ export class Server {
         this.hooks.onRetainPublished(client, message);
       }
     }
-    this.hooks.onSubscribed(client, packet, codes);
   }
 
   #expireRetained(message: Packet): void {

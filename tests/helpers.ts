@@ -17,8 +17,11 @@ import {
   type Packet,
   PacketFramer,
   PacketType,
+  type Properties,
   type ProtocolVersion,
+  type QoS,
   Server,
+  type Subscription,
   TCP,
 } from "../mod.ts";
 
@@ -219,6 +222,39 @@ export class RawClient {
     }
   }
 
+  /**
+   * Sends PINGREQ and returns every packet that arrives before the PINGRESP. The broker handles a
+   * client's packets in order and writes each client's packets in order, so whatever it meant to
+   * send before it saw the PINGREQ is in the result: an empty result proves nothing was sent.
+   *
+   * @returns The packets received before the PINGRESP.
+   */
+  async sync(): Promise<Packet[]> {
+    await this.send({ fixedHeader: { type: PacketType.Pingreq } });
+    const seen: Packet[] = [];
+    for (;;) {
+      const packet = await this.read();
+      if (!packet) throw new Error("The connection closed before PINGRESP");
+      if (packet.fixedHeader.type === PacketType.Pingresp) return seen;
+      seen.push(packet);
+    }
+  }
+
+  /**
+   * Subscribes and waits for the SUBACK.
+   *
+   * @param filters The subscriptions.
+   * @param packetId The SUBSCRIBE's packet id (checked against the SUBACK's).
+   * @param properties SUBSCRIBE properties.
+   * @returns The SUBACK.
+   */
+  async subscribe(filters: Subscription[], packetId = 1, properties?: Properties): Promise<Packet> {
+    await this.send(subscribePacket(packetId, filters, properties));
+    const suback = await this.expect(PacketType.Suback);
+    if (suback.packetId !== packetId) throw new Error(`SUBACK for ${suback.packetId}, expected ${packetId}`);
+    return suback;
+  }
+
   /** Whether the broker has closed the connection (as far as we have read). */
   get ended(): boolean {
     return this.#ended;
@@ -232,6 +268,53 @@ export class RawClient {
       // already closed
     }
   }
+}
+
+/** Options for {@linkcode publishPacket}. */
+export interface PublishOptions {
+  /** Packet id for QoS > 0 (default 1). */
+  packetId?: number;
+  /** Retain flag. */
+  retain?: boolean;
+  /** DUP flag. */
+  dup?: boolean;
+  /** v5 properties. */
+  properties?: Properties;
+}
+
+/** Builds a PUBLISH packet with a UTF-8 payload. */
+export function publishPacket(
+  topic: string,
+  payload: string,
+  qos: QoS = 0,
+  options: PublishOptions = {},
+): Packet {
+  return {
+    fixedHeader: {
+      type: PacketType.Publish,
+      qos,
+      retain: options.retain ?? false,
+      dup: options.dup ?? false,
+    },
+    topicName: topic,
+    packetId: qos > 0 ? options.packetId ?? 1 : undefined,
+    payload: new TextEncoder().encode(payload),
+    properties: options.properties,
+  };
+}
+
+/** Builds a SUBSCRIBE packet. */
+export function subscribePacket(packetId: number, filters: Subscription[], properties?: Properties): Packet {
+  return { fixedHeader: { type: PacketType.Subscribe }, packetId, filters, properties };
+}
+
+/** Builds a PUBACK, PUBREC, PUBREL or PUBCOMP. */
+export function ackPacket(type: number, packetId: number, reasonCode = 0): Packet {
+  return {
+    fixedHeader: { type: type as PacketType, qos: type === PacketType.Pubrel ? 1 : 0 },
+    packetId,
+    reasonCode,
+  };
 }
 
 /** Builds a CONNECT packet. */

@@ -178,7 +178,8 @@ export function decodeConnack(reader: ByteReader, version: ProtocolVersion): Pac
   if ((flags & 0xfe) !== 0) return ReasonCode.MalformedPacket; // Acknowledge flags bits 7-1 are reserved
   const packet: Packet = {
     fixedHeader: { type: PacketType.Connack, remaining: reader.end },
-    sessionPresent: (flags & 0x01) !== 0,
+    // Level 3 has no Session Present flag (the byte is unused in 3.1), so the encoder cannot write one.
+    sessionPresent: version !== 3 && (flags & 0x01) !== 0,
     reasonCode,
   };
   if (version === 5) {

@@ -82,7 +82,10 @@ Deno.test("parseLedger names the source, line and field of a bad access value", 
   assert.equal(error.source, "rules.yaml");
   assert.equal(error.line, 5);
   assert.equal(error.field, 'acl[0].filters["updates/#"]');
-  assert.match(error.message, /^Bad auth rules in rules\.yaml at line 5, field acl\[0\]\.filters\["updates\/#"\]: /);
+  assert.match(
+    error.message,
+    /^Bad auth rules in rules\.yaml at line 5, field acl\[0\]\.filters\["updates\/#"\]: /,
+  );
   assert.match(error.message, /"Sometimes"/);
 });
 
@@ -91,7 +94,10 @@ Deno.test("parseLedger rejects an unknown key and names it", () => {
   assert.equal(error.line, 3);
   assert.equal(error.field, "auth[0]");
   assert.match(error.message, /unknown key "alow"/);
-  assert.match(ledgerError(() => parseLedger(`users: {}\nrules: []\n`)).message, /line 2.*unknown key "rules"/);
+  assert.match(
+    ledgerError(() => parseLedger(`users: {}\nrules: []\n`)).message,
+    /line 2.*unknown key "rules"/,
+  );
   assert.match(
     ledgerError(() => parseLedger(`users:\n  bob:\n    password: x\n    admin: true\n`)).message,
     /line 4, field users\["bob"\]: unknown key "admin"/,
@@ -109,42 +115,73 @@ Deno.test("parseLedger reports YAML syntax errors and duplicate keys with their 
 
 Deno.test("parseLedger checks types: strings, booleans, filters and hashes", () => {
   const cases: [string, RegExp][] = [
-    [`users:\n  bob:\n    password: 12345\n`, /line 3, field users\["bob"\]\.password: expected a string \(quote it\), got number 12345/],
+    [
+      `users:\n  bob:\n    password: 12345\n`,
+      /line 3, field users\["bob"\]\.password: expected a string \(quote it\), got number 12345/,
+    ],
     [`users:\n  bob: {}\n`, /field users\["bob"\]: the user has no password/],
     [`auth:\n  - allow: yes\n`, /field auth\[0\]\.allow: expected true or false, got "yes"/],
     [`auth:\n  - username: [a]\n`, /field auth\[0\]\.username: expected a string/],
     [`auth: {}\n`, /field auth: expected a list, got a map/],
-    [`acl:\n  - filters:\n      "a/#/b": 1\n`, /line 3, field acl\[0\]\.filters\["a\/#\/b"\]: "a\/#\/b" is not a valid topic filter/],
+    [
+      `acl:\n  - filters:\n      "a/#/b": 1\n`,
+      /line 3, field acl\[0\]\.filters\["a\/#\/b"\]: "a\/#\/b" is not a valid topic filter/,
+    ],
     [`acl:\n  - filters:\n      "$share/g/a": 1\n`, /not a valid topic filter/],
     [`acl:\n  - filters:\n      "a": 4\n`, /the access must be 0, 1, 2, 3/],
-    [`users:\n  bob:\n    password: "$2b$10$short"\n`, /line 3, field users\["bob"\]\.password: The bcrypt hash is malformed/],
+    [
+      `users:\n  bob:\n    password: "$2b$10$short"\n`,
+      /line 3, field users\["bob"\]\.password: The bcrypt hash is malformed/,
+    ],
     [`auth:\n  - password: "scrypt$3$8$1$c2FsdA$AAAA"\n`, /scrypt N must be a power of two/],
     [`auth:\n  - password: "pbkdf2-md5$1$c2FsdA$AAAA"\n`, /PBKDF2 hash must be/],
     [`users:\n  bob:\n    password: x\n    username: robert\n`, /the user name must match the key "bob"/],
   ];
-  for (const [yaml, pattern] of cases) assert.match(ledgerError(() => parseLedger(yaml)).message, pattern, yaml);
+  for (const [yaml, pattern] of cases) {
+    assert.match(ledgerError(() => parseLedger(yaml)).message, pattern, yaml);
+  }
 });
 
 Deno.test("validateLedger checks values built in code, without lines", () => {
   const error = ledgerError(() => validateLedger({ acl: [{ filters: { "#": "Everything" } }] }));
   assert.equal(error.line, undefined);
-  assert.equal(error.message, 'Bad auth rules in ledger, field acl[0].filters["#"]: the access must be 0, 1, 2, 3, Deny, ReadOnly, WriteOnly or ReadWrite, got "Everything"');
-  assert.deepEqual(validateLedger({ auth: [{ username: "a", allow: true }] }), { auth: [{ username: "a", allow: true }] });
+  assert.equal(
+    error.message,
+    'Bad auth rules in ledger, field acl[0].filters["#"]: the access must be 0, 1, 2, 3, Deny, ReadOnly, WriteOnly or ReadWrite, got "Everything"',
+  );
+  assert.deepEqual(validateLedger({ auth: [{ username: "a", allow: true }] }), {
+    auth: [{ username: "a", allow: true }],
+  });
 });
 
 Deno.test("AuthHook init errors make addHook fail with the message (path, data, config)", async () => {
   const path = await Deno.makeTempFile({ suffix: ".yaml" });
   try {
-    await Deno.writeTextFile(path, `auth:\n  - username: a\n    allow: true\nacl:\n  - filters:\n      x: Nope\n`);
+    await Deno.writeTextFile(
+      path,
+      `auth:\n  - username: a\n    allow: true\nacl:\n  - filters:\n      x: Nope\n`,
+    );
     const server = new Server();
     await assert.rejects(server.addHook(new AuthHook(), { path }), (error: Error) => {
-      assert.ok(error.message.startsWith(`Bad auth rules in ${path} at line 6, field acl[0].filters["x"]:`), error.message);
+      assert.ok(
+        error.message.startsWith(`Bad auth rules in ${path} at line 6, field acl[0].filters["x"]:`),
+        error.message,
+      );
       return true;
     });
-    await assert.rejects(server.addHook(new AuthHook(), { data: "acl: [{ filters: 3 }]" }), /in data at line 1, field acl\[0\]\.filters: expected a map/);
+    await assert.rejects(
+      server.addHook(new AuthHook(), { data: "acl: [{ filters: 3 }]" }),
+      /in data at line 1, field acl\[0\]\.filters: expected a map/,
+    );
     await assert.rejects(server.addHook(new AuthHook(), { data: "x", path }), /one of ledger, data or path/);
-    await assert.rejects(server.addHook(new AuthHook(), { file: path }), /Unknown AuthHook config key "file"/);
-    await assert.rejects(server.addHook(new AuthHook(), { path: path + ".missing" }), /No such file|not found/i);
+    await assert.rejects(
+      server.addHook(new AuthHook(), { file: path }),
+      /Unknown AuthHook config key "file"/,
+    );
+    await assert.rejects(
+      server.addHook(new AuthHook(), { path: path + ".missing" }),
+      /No such file|not found/i,
+    );
     await Deno.writeTextFile(path, `auth:\n  - username: a\n    allow: true\n`);
     const hook = new AuthHook();
     await server.addHook(hook, { path });
@@ -176,7 +213,9 @@ Deno.test("filterCovers and filtersOverlap follow the topic matching rules", () 
     ["$SYS/#", "$SYS/x/+", true],
     ["$SYS/#", "#", false],
   ];
-  for (const [outer, inner, want] of covers) assert.equal(filterCovers(outer, inner), want, `${outer} covers ${inner}`);
+  for (const [outer, inner, want] of covers) {
+    assert.equal(filterCovers(outer, inner), want, `${outer} covers ${inner}`);
+  }
   const overlaps: [string, string, boolean][] = [
     ["#", "a", true],
     ["+/x", "updates/#", true],
@@ -208,16 +247,19 @@ Deno.test("CompiledLedger: the most specific filter decides, whatever the writte
     assert.equal(rules.checkACL(who, "news", true), false);
     assert.equal(rules.checkACL(who, "updates/x", false), false);
     assert.equal(rules.checkACL(who, "updates/public/y", true), true);
-    // updates/public/# (two literal levels, with #) vs updates/+/x (one literal level): public wins.
-    assert.equal(rules.checkACL(who, "updates/public/x", false), true);
+    // updates/public/# and updates/+/x both have two literal levels: the one without # wins.
+    assert.equal(rules.checkACL(who, "updates/public/x", false), false);
+    assert.equal(rules.checkACL(who, "updates/public/x", true), true);
     assert.equal(rules.checkACL(who, "updates/other/x", true), true);
     assert.equal(rules.checkACL(who, "updates/other/x", false), false);
   }
   // Same literal levels: without # beats with #; then fewer +; then longer.
-  const tie = new CompiledLedger({ acl: [{ filters: { "a/#": 3, "a/+": 0, "a/+/+": 1, "a/b/+": 2, "a/+/c": 0 } }] });
+  const tie = new CompiledLedger({
+    acl: [{ filters: { "a/#": 3, "a/+": 0, "a/+/+": 1, "a/b/+": 2, "a/+/c": 0 } }],
+  });
   assert.equal(tie.checkACL(who, "a/x", true), false); // a/+ over a/#
   assert.equal(tie.checkACL(who, "a/x/y", false), true); // a/+/+ over a/#
-  assert.equal(tie.checkACL(who, "a/b/c", true), true); // a/b/+ (2 literal) over a/+/c? both 2 literal, 1 plus, same length: first written
+  assert.equal(tie.checkACL(who, "a/b/c", true), true); // a/b/+ and a/+/c tie on every count: first written
   assert.equal(tie.checkACL(who, "a/x/y/z", true), true); // only a/# matches
 });
 
@@ -233,11 +275,16 @@ Deno.test("CompiledLedger: rule order, fall-through and the default allow", () =
   assert.equal(rules.checkACL(who, "b/x", true), false); // first rule has no filter for it: second decides
   assert.equal(rules.checkACL(who, "c", true), true); // nothing decides: allowed
   assert.equal(rules.checkACL({ ...who, username: "v" }, "a/b", true), false);
-  assert.equal(rules.checkACL({ ...who, username: "v", clientId: "x", remote: "10.0.0.1:1" }, "a/b", true), true);
+  assert.equal(
+    rules.checkACL({ ...who, username: "v", clientId: "x", remote: "10.0.0.1:1" }, "a/b", true),
+    true,
+  );
 });
 
 Deno.test("CompiledLedger: partial overlaps of a subscription", () => {
-  const rules = new CompiledLedger({ acl: [{ filters: { "a/b": "ReadOnly", "a/secret": "Deny" } }, { filters: { "#": "Deny" } }] });
+  const rules = new CompiledLedger({
+    acl: [{ filters: { "a/b": "ReadOnly", "a/secret": "Deny" } }, { filters: { "#": "Deny" } }],
+  });
   // a/+ is not covered by a/b: the first rule does not decide, the second denies.
   assert.equal(rules.checkACL(who, "a/+", false), false);
   const open = new CompiledLedger({ acl: [{ filters: { "a/b": "ReadOnly" } }] });
@@ -273,7 +320,11 @@ Deno.test("CompiledLedger: patterns with *, exact, empty and absent", async () =
 Deno.test("CompiledLedger: a hashed auth rule that does not match falls through in order", async () => {
   const rules = new CompiledLedger({
     auth: [
-      { username: "u", password: await hashPassword("one", { algorithm: "pbkdf2-sha256", cost: 10 }), allow: true },
+      {
+        username: "u",
+        password: await hashPassword("one", { algorithm: "pbkdf2-sha256", cost: 10 }),
+        allow: true,
+      },
       { username: "u", password: "two", allow: false },
       { username: "u", password: "*", allow: true },
     ],
@@ -313,7 +364,8 @@ Deno.test("verifyPassword: plain text, the plain$ prefix, and known vectors", as
   const pbkdf2 = "pbkdf2-sha256$1$c2FsdA$Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs=";
   assert.equal(await verifyPassword(parseStoredPassword(pbkdf2), "password"), true);
   // scrypt test vector from RFC 7914: P="password", S="NaCl", N=1024, r=8, p=16, dkLen=64.
-  const scrypt = "scrypt$1024$8$16$TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA==";
+  const scrypt =
+    "scrypt$1024$8$16$TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA==";
   assert.equal(await verifyPassword(parseStoredPassword(scrypt), "password"), true);
   // bcrypt vector (OpenBSD): "U*U" with salt "CCCCCCCCCCCCCCCCCCCCC.", cost 5.
   const bcrypt = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";

@@ -291,7 +291,10 @@ export function mutateOnce(
         return { name: "body byte", bytes: framePacket(header, out) };
       }
       case 2: // cut the body short, keeping the Remaining Length right
-        return { name: "body truncation", bytes: framePacket(header, body.subarray(0, rng.int(body.length + 1))) };
+        return {
+          name: "body truncation",
+          bytes: framePacket(header, body.subarray(0, rng.int(body.length + 1))),
+        };
       case 3: { // a two-byte length field: 0xffff, or one more or less
         if (out.length < 2) break;
         const at = rng.int(out.length - 1);
@@ -324,11 +327,16 @@ export function mutateOnce(
         const n = rng.range(1, Math.min(16, body.length - at));
         return {
           name: "body range duplication",
-          bytes: framePacket(header, concat(body.subarray(0, at + n), body.subarray(at, at + n), body.subarray(at + n))),
+          bytes: framePacket(
+            header,
+            concat(body.subarray(0, at + n), body.subarray(at, at + n), body.subarray(at + n)),
+          ),
         };
       }
       case 7: { // change the flags or the type
-        const newHeader = rng.chance(0.5) ? (header & 0xf0) | rng.int(16) : (rng.int(16) << 4) | (header & 0x0f);
+        const newHeader = rng.chance(0.5)
+          ? (header & 0xf0) | rng.int(16)
+          : (rng.int(16) << 4) | (header & 0x0f);
         return { name: "fixed header", bytes: framePacket(newHeader, body) };
       }
     }

@@ -9,7 +9,20 @@
 import { type Packet, PacketType, type Properties, type ProtocolVersion } from "../../src/packets/mod.ts";
 import type { Rng } from "./rng.ts";
 
-const WORDS = ["a", "b", "sensor", "temp", "€", "ü", "x y", "\u{1F600}", "$SYS", "long".repeat(20), "", "\uFEFF"];
+const WORDS = [
+  "a",
+  "b",
+  "sensor",
+  "temp",
+  "€",
+  "ü",
+  "x y",
+  "\u{1F600}",
+  "$SYS",
+  "long".repeat(20),
+  "",
+  "\uFEFF",
+];
 
 /** A random non-empty UTF-8 string without U+0000, wildcards or surrogate halves. */
 function text(rng: Rng, allowEmpty = false): string {
@@ -84,7 +97,9 @@ function properties(rng: Rng, target: number | "will"): Properties | undefined {
   }
   if (target === 1 || target === 2 || target === 15) {
     // Authentication Data needs an Authentication Method (spec 3.1.2.11.10).
-    if (p.authenticationMethod !== undefined && rng.chance(0.5)) p.authenticationData = rng.bytes(rng.int(10));
+    if (p.authenticationMethod !== undefined && rng.chance(0.5)) {
+      p.authenticationData = rng.bytes(rng.int(10));
+    }
   }
   if ((target === 3 || target === 8) && rng.chance(0.3)) {
     const n = target === 3 ? rng.range(1, 3) : 1;
@@ -165,7 +180,9 @@ export function randomPacket(rng: Rng, version: ProtocolVersion): Packet {
       };
       if (qos > 0) packet.packetId = id(rng);
       withProperties(packet, version, rng, type);
-      if (version === 5 && packet.properties?.topicAlias !== undefined && rng.chance(0.5)) packet.topicName = "";
+      if (version === 5 && packet.properties?.topicAlias !== undefined && rng.chance(0.5)) {
+        packet.topicName = "";
+      }
       packet.payload = rng.bytes(rng.chance(0.05) ? rng.range(128, 20_000) : rng.int(40));
       return packet;
     }
@@ -222,7 +239,9 @@ export function randomPacket(rng: Rng, version: ProtocolVersion): Packet {
     default: { // DISCONNECT, AUTH
       const packet: Packet = { fixedHeader: { type } };
       if (version === 5) {
-        packet.reasonCode = type === PacketType.Auth ? rng.pick([0, 0x18, 0x19]) : rng.pick([0, 4, 0x80, 0x8e]);
+        packet.reasonCode = type === PacketType.Auth
+          ? rng.pick([0, 0x18, 0x19])
+          : rng.pick([0, 4, 0x80, 0x8e]);
       }
       return withProperties(packet, version, rng, type);
     }

@@ -34,7 +34,8 @@ export function testCerts(): Promise<TestCerts> {
   cached ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "broker-certs-" });
     const script = new URL("../../examples/tls/make_cert.sh", import.meta.url).pathname;
-    const result = await new Deno.Command("bash", { args: [script, dir], stdout: "null", stderr: "piped" }).output();
+    const result = await new Deno.Command("bash", { args: [script, dir], stdout: "null", stderr: "piped" })
+      .output();
     if (!result.success) throw new Error(`make_cert.sh failed: ${new TextDecoder().decode(result.stderr)}`);
     const read = (name: string) => Deno.readTextFileSync(`${dir}/${name}`);
     globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));

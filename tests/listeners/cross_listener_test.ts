@@ -60,7 +60,12 @@ type Transport = "tcp" | "tls" | "mtls" | "ws" | "wss" | "unix";
 
 async function connect(broker: Broker, transport: Transport, clientId: string): Promise<mqtt.MqttClient> {
   const certs = await testCerts();
-  const base: mqtt.IClientOptions = { clientId, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 3000 };
+  const base: mqtt.IClientOptions = {
+    clientId,
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    connectTimeout: 3000,
+  };
   switch (transport) {
     case "unix":
       return mqtt.connectAsync({ ...base, protocol: "mqtt", unixSocket: true, path: broker.unix });
@@ -68,7 +73,12 @@ async function connect(broker: Broker, transport: Transport, clientId: string): 
     case "wss":
       return mqtt.connectAsync(broker[transport], { ...base, ca: certs.ca });
     case "mtls":
-      return mqtt.connectAsync(broker.mtls, { ...base, ca: certs.ca, cert: certs.clientCert, key: certs.clientKey });
+      return mqtt.connectAsync(broker.mtls, {
+        ...base,
+        ca: certs.ca,
+        cert: certs.clientCert,
+        key: certs.clientKey,
+      });
     default:
       return mqtt.connectAsync(broker[transport], base);
   }
@@ -116,7 +126,12 @@ Deno.test("TLS listener refuses a client without a certificate when one is requi
   const certs = await testCerts();
   try {
     await assert.rejects(
-      mqtt.connectAsync(broker.mtls, { ca: certs.ca, reconnectPeriod: 0, connectTimeout: 2000, protocolVersion: 5 }),
+      mqtt.connectAsync(broker.mtls, {
+        ca: certs.ca,
+        reconnectPeriod: 0,
+        connectTimeout: 2000,
+        protocolVersion: 5,
+      }),
     );
   } finally {
     await broker.close();

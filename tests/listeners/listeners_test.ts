@@ -67,7 +67,10 @@ Deno.test("HTTPStats serves the $SYS info with Mochi's field names and moving co
   try {
     const before = await getJson(`http://${stats.address}/`);
     assert.deepEqual(Object.keys(before).sort(), [...MOCHI_FIELDS].sort());
-    const client = await mqtt.connectAsync(`mqtt://${tcp.address}`, { reconnectPeriod: 0, protocolVersion: 5 });
+    const client = await mqtt.connectAsync(`mqtt://${tcp.address}`, {
+      reconnectPeriod: 0,
+      protocolVersion: 5,
+    });
     await client.subscribeAsync("stats/#");
     await client.publishAsync("stats/a", "x", { qos: 1 });
     await waitFor(() => server.info.messagesSent > 0, 3000, "a delivery");
@@ -114,7 +117,12 @@ Deno.test("UnixSock removes a stale socket file, refuses to remove a regular fil
     const path = `${dir}/stale.sock`;
     // A process killed while listening leaves its socket file behind (a clean close removes it).
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", `const l = Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} }); console.log("ready"); await l.accept();`],
+      args: [
+        "eval",
+        `const l = Deno.listen({ transport: "unix", path: ${
+          JSON.stringify(path)
+        } }); console.log("ready"); await l.accept();`,
+      ],
       stdout: "piped",
       stderr: "null",
     }).spawn();
@@ -241,7 +249,13 @@ Deno.test("clientCertAsUsername makes the client certificate's Common Name the u
   const mtls = new TCP({
     id: "mtls",
     address: "127.0.0.1:0",
-    tls: { cert: certs.cert, key: certs.key, ca: certs.ca, requireClientCert: true, clientCertAsUsername: true },
+    tls: {
+      cert: certs.cert,
+      key: certs.key,
+      ca: certs.ca,
+      requireClientCert: true,
+      clientCertAsUsername: true,
+    },
   });
   await server.addListener(mtls);
   for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
@@ -266,7 +280,11 @@ Deno.test("TCP listener with the node TLS engine serves TLS without client certi
   const certs = await testCerts();
   const server = new Server();
   await server.addHook(new AllowHook());
-  const tls = new TCP({ id: "tls", address: "127.0.0.1:0", tls: { cert: certs.cert, key: certs.key, engine: "node" } });
+  const tls = new TCP({
+    id: "tls",
+    address: "127.0.0.1:0",
+    tls: { cert: certs.cert, key: certs.key, engine: "node" },
+  });
   await server.addListener(tls);
   await server.serve();
   try {
@@ -284,7 +302,12 @@ Deno.test("TCP listener with the node TLS engine serves TLS without client certi
     await server.close();
   }
   assert.throws(
-    () => new TCP({ id: "bad", address: ":0", tls: { cert: certs.cert, key: certs.key, requireClientCert: true } }),
+    () =>
+      new TCP({
+        id: "bad",
+        address: ":0",
+        tls: { cert: certs.cert, key: certs.key, requireClientCert: true },
+      }),
     /need a CA/,
   );
 });

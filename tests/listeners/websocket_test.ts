@@ -130,7 +130,11 @@ Deno.test("WebSocket listener reassembles a packet split over frames and splits 
     // SUBSCRIBE, a PUBLISH to it and PINGREQ in one frame; then a PUBLISH split across two frames.
     client.socket.send(encode(
       { fixedHeader: { type: PacketType.Subscribe }, packetId: 1, filters: [{ filter: "f/#", qos: 0 }] },
-      { fixedHeader: { type: PacketType.Publish }, topicName: "f/1", payload: new TextEncoder().encode("one") },
+      {
+        fixedHeader: { type: PacketType.Publish },
+        topicName: "f/1",
+        payload: new TextEncoder().encode("one"),
+      },
       { fixedHeader: { type: PacketType.Pingreq } },
     ));
     const second = encode({
@@ -244,7 +248,10 @@ Deno.test("WebSocket clients get DISCONNECT 0x8B when the server closes", async 
   await client.waitForTypes([PacketType.Connack]);
   await broker.close();
   await waitFor(() => client.closed, 3000, "the socket to close");
-  assert.deepEqual(client.packets.map((p) => p.fixedHeader.type), [PacketType.Connack, PacketType.Disconnect]);
+  assert.deepEqual(client.packets.map((p) => p.fixedHeader.type), [
+    PacketType.Connack,
+    PacketType.Disconnect,
+  ]);
   assert.equal(client.packets[1].reasonCode, 0x8b);
   await client.close();
 });

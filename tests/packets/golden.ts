@@ -811,6 +811,14 @@ const connackCases: GoldenCase[] = [
     encodeOnly: true,
   },
   {
+    // Found by the fuzzer: decoding it as Session Present broke the encode/decode round trip.
+    name: "CONNACK v3 reads no Session Present flag",
+    version: 3,
+    bytes: [0x20, 0x02, 0x01, 0x00],
+    packet: { fixedHeader: { type: 2 }, sessionPresent: false, reasonCode: 0 },
+    decodeOnly: true,
+  },
+  {
     name: "CONNACK v5 success without properties",
     version: 5,
     bytes: [0x20, 0x03, 0x00, 0x00, 0x00],

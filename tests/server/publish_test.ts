@@ -1,49 +1,17 @@
 import assert from "node:assert/strict";
-import { type Packet, PacketType, type Properties, type QoS, type Subscription, VERSION } from "../../mod.ts";
-import { collect, delay, mqttConnect, RawClient, startBroker, waitFor } from "../helpers.ts";
+import { PacketType, type Properties, VERSION } from "../../mod.ts";
+import {
+  ackPacket,
+  collect,
+  delay,
+  mqttConnect,
+  publishPacket,
+  RawClient,
+  startBroker,
+  waitFor,
+} from "../helpers.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function publish(
-  topic: string,
-  payload: string,
-  qos: QoS = 0,
-  options: { packetId?: number; retain?: boolean; properties?: Properties } = {},
-): Packet {
-  return {
-    fixedHeader: { type: PacketType.Publish, qos, retain: options.retain ?? false, dup: false },
-    topicName: topic,
-    packetId: qos > 0 ? options.packetId ?? 1 : undefined,
-    payload: encoder.encode(payload),
-    properties: options.properties,
-  };
-}
-
-function ack(type: number, packetId: number, reasonCode = 0): Packet {
-  return {
-    fixedHeader: { type: type as PacketType, qos: type === PacketType.Pubrel ? 1 : 0 },
-    packetId,
-    reasonCode,
-  };
-}
-
-/** Sends PINGREQ and returns every packet that arrives before the PINGRESP (see qos_test.ts). */
-async function sync(client: RawClient): Promise<Packet[]> {
-  await client.send({ fixedHeader: { type: PacketType.Pingreq } });
-  const seen: Packet[] = [];
-  for (;;) {
-    const packet = await client.read();
-    if (!packet) throw new Error("The connection closed before PINGRESP");
-    if (packet.fixedHeader.type === PacketType.Pingresp) return seen;
-    seen.push(packet);
-  }
-}
-
-async function subscribed(client: RawClient, filters: Subscription[], packetId = 1): Promise<Packet> {
-  await client.send({ fixedHeader: { type: PacketType.Subscribe }, packetId, filters });
-  return client.expect(PacketType.Suback);
-}
 
 /** Waits for the broker to close the connection and returns the reason code of its DISCONNECT. */
 async function disconnectCode(client: RawClient): Promise<number | undefined> {
@@ -59,9 +27,9 @@ Deno.test("`Server` advertises its maximumPacketSize and disconnects a bigger pa
   await using broker = await startBroker({ capabilities: { maximumPacketSize: 100 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.maximumPacketSize, 100);
-  await client.send(publish("size/t", "x".repeat(60), 1));
+  await client.send(publishPacket("size/t", "x".repeat(60), 1));
   assert.equal((await client.expect(PacketType.Puback)).reasonCode, 0);
-  await client.send(publish("size/t", "x".repeat(200), 1, { packetId: 2 }));
+  await client.send(publishPacket("size/t", "x".repeat(200), 1, { packetId: 2 }));
   assert.equal(await disconnectCode(client), 0x95);
   client.close();
 });
@@ -72,23 +40,23 @@ Deno.test("`Server` does not send a client a message above its Maximum Packet Si
     properties: { maximumPacketSize: 64 },
   });
   const { client: large } = await RawClient.connect(broker, "large");
-  for (const client of [small, large]) await subscribed(client, [{ filter: "mps/#", qos: 1 }]);
+  for (const client of [small, large]) await client.subscribe([{ filter: "mps/#", qos: 1 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   const droppedBefore = broker.server.info.messagesDropped;
-  await pub.send(publish("mps/big0", "y".repeat(100), 0));
-  await pub.send(publish("mps/big1", "y".repeat(100), 1, { packetId: 1 }));
-  await pub.send(publish("mps/small", "fits", 1, { packetId: 2 }));
+  await pub.send(publishPacket("mps/big0", "y".repeat(100), 0));
+  await pub.send(publishPacket("mps/big1", "y".repeat(100), 1, { packetId: 1 }));
+  await pub.send(publishPacket("mps/small", "fits", 1, { packetId: 2 }));
   await pub.expect(PacketType.Puback);
   await pub.expect(PacketType.Puback);
 
   // [MQTT-3.1.2-24] the packets that would be too large are left out; the small one still goes.
-  const toSmall = await sync(small);
+  const toSmall = await small.sync();
   assert.deepEqual(toSmall.map((p) => p.topicName), ["mps/small"]);
-  const toLarge = await sync(large);
+  const toLarge = await large.sync();
   assert.deepEqual(toLarge.map((p) => p.topicName), ["mps/big0", "mps/big1", "mps/small"]);
   assert.equal(broker.server.info.messagesDropped - droppedBefore, 2);
   for (const [client, got] of [[small, toSmall], [large, toLarge]] as const) {
-    for (const p of got) if (p.fixedHeader.qos) await client.send(ack(PacketType.Puback, p.packetId!));
+    for (const p of got) if (p.fixedHeader.qos) await client.send(ackPacket(PacketType.Puback, p.packetId!));
   }
   await waitFor(() => broker.server.info.inflight === 0, 3000, "acks to be processed");
   for (const client of [small, large, pub]) client.close();
@@ -104,11 +72,11 @@ Deno.test("`Server` resolves an inbound topic alias to the topic it was set with
   await sub.subscribeAsync("alias/#", { qos: 1 });
   const { client: pub, connack } = await RawClient.connect(broker, "pub");
   assert.equal(connack.properties?.topicAliasMaximum, 0xffff);
-  await pub.send(publish("alias/real", "first", 1, { packetId: 1, properties: { topicAlias: 4 } }));
-  await pub.send(publish("", "second", 1, { packetId: 2, properties: { topicAlias: 4 } }));
+  await pub.send(publishPacket("alias/real", "first", 1, { packetId: 1, properties: { topicAlias: 4 } }));
+  await pub.send(publishPacket("", "second", 1, { packetId: 2, properties: { topicAlias: 4 } }));
   // Setting the alias again maps it to another topic.
-  await pub.send(publish("alias/other", "third", 1, { packetId: 3, properties: { topicAlias: 4 } }));
-  await pub.send(publish("", "fourth", 1, { packetId: 4, properties: { topicAlias: 4 } }));
+  await pub.send(publishPacket("alias/other", "third", 1, { packetId: 3, properties: { topicAlias: 4 } }));
+  await pub.send(publishPacket("", "fourth", 1, { packetId: 4, properties: { topicAlias: 4 } }));
   for (let id = 1; id <= 4; id++) assert.equal((await pub.expect(PacketType.Puback)).reasonCode, 0);
   await waitFor(() => messages.length === 4);
   assert.deepEqual(messages.map((m) => [m.topic, m.payload]), [
@@ -127,9 +95,9 @@ Deno.test("`Server` disconnects with 0x94 for a topic alias above its topicAlias
   await using broker = await startBroker({ capabilities: { topicAliasMaximum: 2 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.topicAliasMaximum, 2);
-  await client.send(publish("ta/t", "ok", 1, { properties: { topicAlias: 2 } }));
+  await client.send(publishPacket("ta/t", "ok", 1, { properties: { topicAlias: 2 } }));
   await client.expect(PacketType.Puback);
-  await client.send(publish("ta/t", "too high", 1, { packetId: 2, properties: { topicAlias: 3 } }));
+  await client.send(publishPacket("ta/t", "too high", 1, { packetId: 2, properties: { topicAlias: 3 } }));
   assert.equal(await disconnectCode(client), 0x94);
   client.close();
 });
@@ -137,7 +105,7 @@ Deno.test("`Server` disconnects with 0x94 for a topic alias above its topicAlias
 Deno.test("`Server` disconnects with 0x82 for an unknown topic alias with an empty topic", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  await client.send(publish("", "who?", 1, { properties: { topicAlias: 9 } }));
+  await client.send(publishPacket("", "who?", 1, { properties: { topicAlias: 9 } }));
   assert.equal(await disconnectCode(client), 0x82);
   client.close();
 });
@@ -146,18 +114,18 @@ Deno.test("`Server` assigns outbound topic aliases up to the client's Topic Alia
   await using broker = await startBroker();
   const { client: one } = await RawClient.connect(broker, "one", { properties: { topicAliasMaximum: 1 } });
   const { client: none } = await RawClient.connect(broker, "none", { properties: { topicAliasMaximum: 0 } });
-  for (const client of [one, none]) await subscribed(client, [{ filter: "oa/#", qos: 0 }]);
+  for (const client of [one, none]) await client.subscribe([{ filter: "oa/#", qos: 0 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   for (const [topic, payload] of [["oa/a", "1"], ["oa/a", "2"], ["oa/b", "3"], ["oa/a", "4"]]) {
-    await pub.send(publish(topic, payload, 0));
+    await pub.send(publishPacket(topic, payload, 0));
   }
-  await sync(pub);
-  const withAlias = await sync(one);
+  await pub.sync();
+  const withAlias = await one.sync();
   assert.deepEqual(
     withAlias.map((p) => [p.topicName, p.properties?.topicAlias, decoder.decode(p.payload)]),
     [["oa/a", 1, "1"], ["", 1, "2"], ["oa/b", undefined, "3"], ["", 1, "4"]],
   );
-  const without = await sync(none);
+  const without = await none.sync();
   assert.deepEqual(
     without.map((p) => [p.topicName, p.properties?.topicAlias, decoder.decode(p.payload)]),
     [["oa/a", undefined, "1"], ["oa/a", undefined, "2"], ["oa/b", undefined, "3"], ["oa/a", undefined, "4"]],
@@ -170,13 +138,13 @@ Deno.test("`Server` sets up an outbound topic alias only with a message the clie
   const { client: sub } = await RawClient.connect(broker, "sub", {
     properties: { topicAliasMaximum: 1, maximumPacketSize: 64 },
   });
-  await subscribed(sub, [{ filter: "ad/#", qos: 0 }]);
+  await sub.subscribe([{ filter: "ad/#", qos: 0 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("ad/t", "z".repeat(100), 0)); // too large for the subscriber: not sent
-  await pub.send(publish("ad/t", "small", 0));
-  await pub.send(publish("ad/t", "again", 0));
-  await sync(pub);
-  const got = await sync(sub);
+  await pub.send(publishPacket("ad/t", "z".repeat(100), 0)); // too large for the subscriber: not sent
+  await pub.send(publishPacket("ad/t", "small", 0));
+  await pub.send(publishPacket("ad/t", "again", 0));
+  await pub.sync();
+  const got = await sub.sync();
   // The first PUBLISH it receives must carry the topic name with the alias, or the alias is unknown to it.
   assert.deepEqual(
     got.map((p) => [p.topicName, p.properties?.topicAlias, decoder.decode(p.payload)]),
@@ -210,12 +178,12 @@ Deno.test("`Server` rewrites the message expiry interval to the time remaining o
   await using broker = await startBroker();
   const session = { connect: { clean: false }, properties: { sessionExpiryInterval: 60 } };
   const first = await RawClient.connect(broker, "sub", session);
-  await subscribed(first.client, [{ filter: "exp/t", qos: 1 }]);
+  await first.client.subscribe([{ filter: "exp/t", qos: 1 }]);
   await first.client.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: 0 });
   await first.client.closed();
   first.client.close();
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("exp/t", "ten", 1, { properties: { messageExpiryInterval: 10 } }));
+  await pub.send(publishPacket("exp/t", "ten", 1, { properties: { messageExpiryInterval: 10 } }));
   await pub.expect(PacketType.Puback);
   await delay(1100);
 
@@ -225,7 +193,7 @@ Deno.test("`Server` rewrites the message expiry interval to the time remaining o
   assert.equal(decoder.decode(message.payload), "ten");
   const remaining = message.properties?.messageExpiryInterval;
   assert.ok(remaining !== undefined && remaining <= 9 && remaining >= 7, `remaining ${remaining}`);
-  await second.client.send(ack(PacketType.Puback, message.packetId!));
+  await second.client.send(ackPacket(PacketType.Puback, message.packetId!));
   second.client.close();
   pub.close();
 });
@@ -234,13 +202,17 @@ Deno.test("`Server` never delivers an expired message", async () => {
   await using broker = await startBroker();
   const session = { connect: { clean: false }, properties: { sessionExpiryInterval: 60 } };
   const first = await RawClient.connect(broker, "sub", session);
-  await subscribed(first.client, [{ filter: "gone/t", qos: 1 }]);
+  await first.client.subscribe([{ filter: "gone/t", qos: 1 }]);
   await first.client.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: 0 });
   await first.client.closed();
   first.client.close();
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("gone/t", "short", 1, { packetId: 1, properties: { messageExpiryInterval: 1 } }));
-  await pub.send(publish("gone/t", "long", 1, { packetId: 2, properties: { messageExpiryInterval: 100 } }));
+  await pub.send(
+    publishPacket("gone/t", "short", 1, { packetId: 1, properties: { messageExpiryInterval: 1 } }),
+  );
+  await pub.send(
+    publishPacket("gone/t", "long", 1, { packetId: 2, properties: { messageExpiryInterval: 100 } }),
+  );
   await pub.expect(PacketType.Puback);
   await pub.expect(PacketType.Puback);
   await delay(2000);
@@ -248,9 +220,9 @@ Deno.test("`Server` never delivers an expired message", async () => {
   const second = await RawClient.connect(broker, "sub", session);
   assert.equal(second.connack.sessionPresent, true);
   // [MQTT-3.3.2-5] the 1 s message expired while the subscriber was away.
-  const got = await sync(second.client);
+  const got = await second.client.sync();
   assert.deepEqual(got.map((p) => decoder.decode(p.payload)), ["long"]);
-  await second.client.send(ack(PacketType.Puback, got[0].packetId!));
+  await second.client.send(ackPacket(PacketType.Puback, got[0].packetId!));
   second.client.close();
   pub.close();
 });
@@ -258,13 +230,13 @@ Deno.test("`Server` never delivers an expired message", async () => {
 Deno.test("`Server` caps message expiry at maximumMessageExpiryInterval", async () => {
   await using broker = await startBroker({ capabilities: { maximumMessageExpiryInterval: 5 } });
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "cap/#", qos: 0 }]);
+  await sub.subscribe([{ filter: "cap/#", qos: 0 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("cap/long", "a", 0, { properties: { messageExpiryInterval: 1000 } }));
-  await pub.send(publish("cap/short", "b", 0, { properties: { messageExpiryInterval: 3 } }));
-  await pub.send(publish("cap/none", "c", 0));
-  await sync(pub);
-  const got = await sync(sub);
+  await pub.send(publishPacket("cap/long", "a", 0, { properties: { messageExpiryInterval: 1000 } }));
+  await pub.send(publishPacket("cap/short", "b", 0, { properties: { messageExpiryInterval: 3 } }));
+  await pub.send(publishPacket("cap/none", "c", 0));
+  await pub.sync();
+  const got = await sub.sync();
   assert.deepEqual(got.map((p) => [p.topicName, p.properties?.messageExpiryInterval]), [
     ["cap/long", 5],
     ["cap/short", 3],
@@ -280,7 +252,7 @@ Deno.test("`Server` caps message expiry at maximumMessageExpiryInterval", async 
 Deno.test("`Server` passes request/response properties and user properties through unchanged", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "rr/#", qos: 1 }]);
+  await sub.subscribe([{ filter: "rr/#", qos: 1 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   const properties: Properties = {
     payloadFormatIndicator: 1,
@@ -289,7 +261,7 @@ Deno.test("`Server` passes request/response properties and user properties throu
     correlationData: new Uint8Array([0, 1, 2, 255]),
     userProperties: [["b", "2"], ["a", "1"], ["b", "3"], ["empty", ""]],
   };
-  await pub.send(publish("rr/request", '{"q":1}', 1, { properties }));
+  await pub.send(publishPacket("rr/request", '{"q":1}', 1, { properties }));
   await pub.expect(PacketType.Puback);
   const message = await sub.expect(PacketType.Publish);
   assert.equal(decoder.decode(message.payload), '{"q":1}');
@@ -338,11 +310,11 @@ Deno.test("`Server` copies a publish's user properties onto its PUBACK and PUBRE
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
   const userProperties: [string, string][] = [["k", "v"], ["k", "w"]];
-  await client.send(publish("ack/t", "x", 1, { properties: { userProperties } }));
+  await client.send(publishPacket("ack/t", "x", 1, { properties: { userProperties } }));
   assert.deepEqual((await client.expect(PacketType.Puback)).properties?.userProperties, userProperties);
-  await client.send(publish("ack/t", "x", 2, { packetId: 2, properties: { userProperties } }));
+  await client.send(publishPacket("ack/t", "x", 2, { packetId: 2, properties: { userProperties } }));
   assert.deepEqual((await client.expect(PacketType.Pubrec)).properties?.userProperties, userProperties);
-  await client.send(ack(PacketType.Pubrel, 2));
+  await client.send(ackPacket(PacketType.Pubrel, 2));
   await client.expect(PacketType.Pubcomp);
   client.close();
 });
@@ -352,7 +324,7 @@ Deno.test("`Server` with noInheritedPropertiesOnAck sends acks without the publi
     capabilities: { compatibilities: { noInheritedPropertiesOnAck: true } },
   });
   const { client } = await RawClient.connect(broker, "c");
-  await client.send(publish("ack/t", "x", 1, { properties: { userProperties: [["k", "v"]] } }));
+  await client.send(publishPacket("ack/t", "x", 1, { properties: { userProperties: [["k", "v"]] } }));
   const puback = await client.expect(PacketType.Puback);
   assert.equal(puback.reasonCode, 0);
   assert.equal(puback.properties, undefined);
@@ -363,18 +335,18 @@ Deno.test("`Server` puts no reason string or user properties on acks after Reque
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c", { properties: { requestProblemInformation: 0 } });
   const properties: Properties = { userProperties: [["k", "v"]] };
-  await client.send(publish("rpi/t", "x", 1, { properties }));
+  await client.send(publishPacket("rpi/t", "x", 1, { properties }));
   const puback = await client.expect(PacketType.Puback);
   assert.equal(puback.properties?.userProperties, undefined);
   assert.equal(puback.properties?.reasonString, undefined);
-  await client.send(publish("rpi/t", "x", 2, { packetId: 2, properties }));
+  await client.send(publishPacket("rpi/t", "x", 2, { packetId: 2, properties }));
   const pubrec = await client.expect(PacketType.Pubrec);
   assert.equal(pubrec.properties?.userProperties, undefined);
   assert.equal(pubrec.properties?.reasonString, undefined);
-  await client.send(ack(PacketType.Pubrel, 2));
+  await client.send(ackPacket(PacketType.Pubrel, 2));
   await client.expect(PacketType.Pubcomp);
   // A refused publish too: the reason code only.
-  await client.send(publish("$SYS/x", "x", 1, { packetId: 3, properties }));
+  await client.send(publishPacket("$SYS/x", "x", 1, { packetId: 3, properties }));
   const refused = await client.expect(PacketType.Puback);
   assert.equal(refused.reasonCode, 0x87);
   assert.equal(refused.properties?.userProperties, undefined);
@@ -388,9 +360,9 @@ Deno.test("`Server` puts no reason string or user properties on acks after Reque
 Deno.test("`Server` retains the $SYS/broker topics and sends them on subscribe to $SYS/#", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "sys");
-  const suback = await subscribed(client, [{ filter: "$SYS/#", qos: 0 }]);
+  const suback = await client.subscribe([{ filter: "$SYS/#", qos: 0 }]);
   assert.deepEqual(suback.reasonCodes, [0]);
-  const retained = (await sync(client)).filter((p) => p.fixedHeader.retain);
+  const retained = (await client.sync()).filter((p) => p.fixedHeader.retain);
   assert.equal(retained.length, 20);
   for (const p of retained) assert.ok(p.topicName!.startsWith("$SYS/broker/"), p.topicName!);
   const byTopic = new Map(retained.map((p) => [p.topicName!, decoder.decode(p.payload)]));
@@ -404,20 +376,20 @@ Deno.test("`Server` retains the $SYS/broker topics and sends them on subscribe t
 Deno.test("`Server` refuses a client's publish to $SYS and delivers it to nobody", async () => {
   await using broker = await startBroker();
   const { client: watcher } = await RawClient.connect(broker, "watcher");
-  await subscribed(watcher, [{ filter: "$SYS/#", qos: 1 }, { filter: "#", qos: 1 }]);
-  await sync(watcher); // the retained $SYS topics
+  await watcher.subscribe([{ filter: "$SYS/#", qos: 1 }, { filter: "#", qos: 1 }]);
+  await watcher.sync(); // the retained $SYS topics
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("$SYS/x", "fake", 1, { retain: true }));
+  await pub.send(publishPacket("$SYS/x", "fake", 1, { retain: true }));
   const puback = await pub.expect(PacketType.Puback);
   assert.equal(puback.reasonCode, 0x87);
   const v4 = await RawClient.connect(broker, "v4", { version: 4 });
-  await v4.client.send(publish("$SYS/broker/version", "fake", 1, { packetId: 5 }));
+  await v4.client.send(publishPacket("$SYS/broker/version", "fake", 1, { packetId: 5 }));
   assert.equal((await v4.client.expect(PacketType.Puback)).packetId, 5);
-  const seen = await sync(watcher);
+  const seen = await watcher.sync();
   assert.deepEqual(seen.filter((p) => p.topicName === "$SYS/x" || decoder.decode(p.payload) === "fake"), []);
   assert.equal(broker.server.topics.retained("$SYS/x"), undefined);
   assert.equal(decoder.decode(broker.server.topics.retained("$SYS/broker/version")?.payload), VERSION);
-  for (const p of seen) if (p.fixedHeader.qos) await watcher.send(ack(PacketType.Puback, p.packetId!));
+  for (const p of seen) if (p.fixedHeader.qos) await watcher.send(ackPacket(PacketType.Puback, p.packetId!));
   watcher.close();
   pub.close();
   v4.client.close();
@@ -429,16 +401,16 @@ Deno.test("`Server` refuses a client's publish to $SYS and delivers it to nobody
 Deno.test("`Server` delivers a v5 publish with properties to v3.1.1 and v3.1 subscribers without them", async () => {
   await using broker = await startBroker();
   const { client: v4 } = await RawClient.connect(broker, "v4", { version: 4 });
-  await subscribed(v4, [{ filter: "down/#", qos: 1 }]);
+  await v4.subscribe([{ filter: "down/#", qos: 1 }]);
   const { client: v3 } = await RawClient.connect(broker, "v3", { version: 3 });
-  await subscribed(v3, [{ filter: "down/#", qos: 0 }]);
+  await v3.subscribe([{ filter: "down/#", qos: 0 }]);
   const mqtt4 = await mqttConnect(broker, { clientId: "mqtt4", protocolVersion: 4 });
   const messages = collect(mqtt4);
   await mqtt4.subscribeAsync("down/#", { qos: 1 });
   const { client: pub } = await RawClient.connect(broker, "pub", {
     properties: { topicAliasMaximum: 0 },
   });
-  await pub.send(publish("down/t", "payload", 1, {
+  await pub.send(publishPacket("down/t", "payload", 1, {
     properties: {
       messageExpiryInterval: 60,
       contentType: "text/plain",
@@ -455,8 +427,8 @@ Deno.test("`Server` delivers a v5 publish with properties to v3.1.1 and v3.1 sub
   assert.equal(message.properties, undefined);
   // Topic length + name + packet id + payload: no property bytes on the wire.
   assert.equal(message.fixedHeader.remaining, 2 + "down/t".length + 2 + "payload".length);
-  await v4.send(ack(PacketType.Puback, message.packetId!));
-  const [v31] = await sync(v3);
+  await v4.send(ackPacket(PacketType.Puback, message.packetId!));
+  const [v31] = await v3.sync();
   assert.equal(v31.topicName, "down/t");
   assert.equal(v31.properties, undefined);
   assert.equal(v31.fixedHeader.remaining, 2 + "down/t".length + "payload".length);

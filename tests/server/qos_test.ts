@@ -1,69 +1,23 @@
 import assert from "node:assert/strict";
-import { type Packet, PacketType, type Properties, type QoS, type Subscription } from "../../mod.ts";
-import { collect, mqttConnect, RawClient, startBroker, waitFor } from "../helpers.ts";
+import { type Packet, PacketType } from "../../mod.ts";
+import {
+  ackPacket,
+  collect,
+  mqttConnect,
+  publishPacket,
+  RawClient,
+  startBroker,
+  waitFor,
+} from "../helpers.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function publish(
-  topic: string,
-  payload: string,
-  qos: QoS = 0,
-  options: { packetId?: number; retain?: boolean; dup?: boolean; properties?: Properties } = {},
-): Packet {
-  return {
-    fixedHeader: {
-      type: PacketType.Publish,
-      qos,
-      retain: options.retain ?? false,
-      dup: options.dup ?? false,
-    },
-    topicName: topic,
-    packetId: qos > 0 ? options.packetId ?? 1 : undefined,
-    payload: encoder.encode(payload),
-    properties: options.properties,
-  };
-}
-
-function subscribe(packetId: number, filters: Subscription[], properties?: Properties): Packet {
-  return { fixedHeader: { type: PacketType.Subscribe }, packetId, filters, properties };
-}
-
-function ack(type: number, packetId: number, reasonCode = 0): Packet {
-  return {
-    fixedHeader: { type: type as PacketType, qos: type === PacketType.Pubrel ? 1 : 0 },
-    packetId,
-    reasonCode,
-  };
-}
-
-/**
- * Sends PINGREQ and returns every packet that arrives before the PINGRESP. The broker handles a
- * client's packets in order and writes each client's packets in order, so whatever it meant to send
- * before it saw the PINGREQ is in the result: an empty result proves nothing was sent.
- */
-async function sync(client: RawClient): Promise<Packet[]> {
-  await client.send({ fixedHeader: { type: PacketType.Pingreq } });
-  const seen: Packet[] = [];
-  for (;;) {
-    const packet = await client.read();
-    if (!packet) throw new Error("The connection closed before PINGRESP");
-    if (packet.fixedHeader.type === PacketType.Pingresp) return seen;
-    seen.push(packet);
-  }
-}
-
-async function subscribed(client: RawClient, filters: Subscription[], packetId = 1): Promise<Packet> {
-  await client.send(subscribe(packetId, filters));
-  return client.expect(PacketType.Suback);
-}
 
 Deno.test("`Server` answers an inbound QoS 1 PUBLISH with PUBACK 0x00 and delivers it", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "q1/t", qos: 1 }]);
+  await sub.subscribe([{ filter: "q1/t", qos: 1 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("q1/t", "one", 1, { packetId: 7 }));
+  await pub.send(publishPacket("q1/t", "one", 1, { packetId: 7 }));
   const puback = await pub.expect(PacketType.Puback);
   assert.equal(puback.packetId, 7);
   assert.equal(puback.reasonCode, 0x00);
@@ -78,17 +32,17 @@ Deno.test("`Server` answers an inbound QoS 1 PUBLISH with PUBACK 0x00 and delive
 Deno.test("`Server` answers an inbound QoS 2 PUBLISH with PUBREC, and PUBREL with PUBCOMP", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "q2/t", qos: 0 }]);
+  await sub.subscribe([{ filter: "q2/t", qos: 0 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("q2/t", "two", 2, { packetId: 9 }));
+  await pub.send(publishPacket("q2/t", "two", 2, { packetId: 9 }));
   const pubrec = await pub.expect(PacketType.Pubrec);
   assert.equal(pubrec.packetId, 9);
   assert.equal(pubrec.reasonCode, 0x00);
-  await pub.send(ack(PacketType.Pubrel, 9));
+  await pub.send(ackPacket(PacketType.Pubrel, 9));
   const pubcomp = await pub.expect(PacketType.Pubcomp);
   assert.equal(pubcomp.packetId, 9);
   assert.equal(pubcomp.reasonCode, 0x00);
-  const delivered = await sync(sub);
+  const delivered = await sub.sync();
   assert.equal(delivered.length, 1);
   assert.equal(decoder.decode(delivered[0].payload), "two");
   pub.close();
@@ -98,25 +52,25 @@ Deno.test("`Server` answers an inbound QoS 2 PUBLISH with PUBREC, and PUBREL wit
 Deno.test("`Server` acknowledges a duplicate inbound QoS 2 PUBLISH again but delivers it once", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "dup/t", qos: 0 }]);
+  await sub.subscribe([{ filter: "dup/t", qos: 0 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("dup/t", "once", 2, { packetId: 5 }));
+  await pub.send(publishPacket("dup/t", "once", 2, { packetId: 5 }));
   assert.equal((await pub.expect(PacketType.Pubrec)).packetId, 5);
   // [MQTT-4.3.3-10] the resent PUBLISH (DUP set, before PUBREL) is acknowledged but not delivered again.
-  await pub.send(publish("dup/t", "once", 2, { packetId: 5, dup: true }));
+  await pub.send(publishPacket("dup/t", "once", 2, { packetId: 5, dup: true }));
   const again = await pub.expect(PacketType.Pubrec);
   assert.equal(again.packetId, 5);
   assert.equal(again.reasonCode, 0x00);
-  await pub.send(ack(PacketType.Pubrel, 5));
+  await pub.send(ackPacket(PacketType.Pubrel, 5));
   assert.equal((await pub.expect(PacketType.Pubcomp)).reasonCode, 0x00);
-  const delivered = await sync(sub);
+  const delivered = await sub.sync();
   assert.deepEqual(delivered.map((p) => decoder.decode(p.payload)), ["once"]);
   // After PUBCOMP the packet id is free again: the same id starts a new message.
-  await pub.send(publish("dup/t", "twice", 2, { packetId: 5 }));
+  await pub.send(publishPacket("dup/t", "twice", 2, { packetId: 5 }));
   await pub.expect(PacketType.Pubrec);
-  await pub.send(ack(PacketType.Pubrel, 5));
+  await pub.send(ackPacket(PacketType.Pubrel, 5));
   await pub.expect(PacketType.Pubcomp);
-  assert.deepEqual((await sync(sub)).map((p) => decoder.decode(p.payload)), ["twice"]);
+  assert.deepEqual((await sub.sync()).map((p) => decoder.decode(p.payload)), ["twice"]);
   pub.close();
   sub.close();
 });
@@ -124,12 +78,12 @@ Deno.test("`Server` acknowledges a duplicate inbound QoS 2 PUBLISH again but del
 Deno.test("`Server` answers PUBREL for an unknown packet id with PUBCOMP 0x92", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  await client.send(ack(PacketType.Pubrel, 321));
+  await client.send(ackPacket(PacketType.Pubrel, 321));
   const pubcomp = await client.expect(PacketType.Pubcomp);
   assert.equal(pubcomp.packetId, 321);
   assert.equal(pubcomp.reasonCode, 0x92);
   // The connection stays up.
-  assert.deepEqual(await sync(client), []);
+  assert.deepEqual(await client.sync(), []);
   client.close();
 });
 
@@ -138,19 +92,19 @@ Deno.test("`Server` delivers at the lower of the publish QoS and the subscriptio
   const subscribers: RawClient[] = [];
   for (const qos of [0, 1, 2] as const) {
     const { client } = await RawClient.connect(broker, `sub${qos}`);
-    await subscribed(client, [{ filter: "down/t", qos }]);
+    await client.subscribe([{ filter: "down/t", qos }]);
     subscribers.push(client);
   }
   const { client: pub } = await RawClient.connect(broker, "pub");
   for (const qos of [0, 1, 2] as const) {
-    await pub.send(publish("down/t", `p${qos}`, qos, { packetId: 10 + qos }));
+    await pub.send(publishPacket("down/t", `p${qos}`, qos, { packetId: 10 + qos }));
   }
   await pub.expect(PacketType.Puback);
   const pubrec = await pub.expect(PacketType.Pubrec);
-  await pub.send(ack(PacketType.Pubrel, pubrec.packetId!));
+  await pub.send(ackPacket(PacketType.Pubrel, pubrec.packetId!));
   await pub.expect(PacketType.Pubcomp);
   for (const [subQos, client] of subscribers.entries()) {
-    const delivered = await sync(client);
+    const delivered = await client.sync();
     assert.deepEqual(
       delivered.map((p) => [decoder.decode(p.payload), p.fixedHeader.qos]),
       [0, 1, 2].map((pubQos) => [`p${pubQos}`, Math.min(pubQos, subQos)]),
@@ -166,9 +120,9 @@ Deno.test("`Server` keeps an outbound QoS 1 message in flight until PUBACK and r
   await using broker = await startBroker();
   const session = { connect: { clean: false }, properties: { sessionExpiryInterval: 60 } };
   const first = await RawClient.connect(broker, "sub", session);
-  await subscribed(first.client, [{ filter: "out1/t", qos: 1 }]);
+  await first.client.subscribe([{ filter: "out1/t", qos: 1 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("out1/t", "held", 1));
+  await pub.send(publishPacket("out1/t", "held", 1));
   await pub.expect(PacketType.Puback);
   const sent = await first.client.expect(PacketType.Publish);
   assert.equal(sent.fixedHeader.qos, 1);
@@ -185,8 +139,8 @@ Deno.test("`Server` keeps an outbound QoS 1 message in flight until PUBACK and r
   assert.equal(resent.fixedHeader.dup, true);
   assert.equal(decoder.decode(resent.payload), "held");
   assert.equal(broker.server.info.inflight, 1);
-  await second.client.send(ack(PacketType.Puback, resent.packetId!));
-  assert.deepEqual(await sync(second.client), []);
+  await second.client.send(ackPacket(PacketType.Puback, resent.packetId!));
+  assert.deepEqual(await second.client.sync(), []);
   assert.equal(broker.server.info.inflight, 0);
   second.client.close();
   pub.close();
@@ -195,24 +149,24 @@ Deno.test("`Server` keeps an outbound QoS 1 message in flight until PUBACK and r
 Deno.test("`Server` runs an outbound QoS 2 flow: PUBLISH, PUBREC, PUBREL, PUBCOMP", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "out2/t", qos: 2 }]);
+  await sub.subscribe([{ filter: "out2/t", qos: 2 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  await pub.send(publish("out2/t", "exactly once", 2, { packetId: 3 }));
+  await pub.send(publishPacket("out2/t", "exactly once", 2, { packetId: 3 }));
   await pub.expect(PacketType.Pubrec);
-  await pub.send(ack(PacketType.Pubrel, 3));
+  await pub.send(ackPacket(PacketType.Pubrel, 3));
   await pub.expect(PacketType.Pubcomp);
 
   const message = await sub.expect(PacketType.Publish);
   assert.equal(message.fixedHeader.qos, 2);
   assert.equal(decoder.decode(message.payload), "exactly once");
   const id = message.packetId!;
-  await sub.send(ack(PacketType.Pubrec, id));
+  await sub.send(ackPacket(PacketType.Pubrec, id));
   const pubrel = await sub.expect(PacketType.Pubrel);
   assert.equal(pubrel.packetId, id);
   assert.equal(pubrel.reasonCode, 0x00);
   assert.equal(broker.server.info.inflight, 1);
-  await sub.send(ack(PacketType.Pubcomp, id));
-  assert.deepEqual(await sync(sub), []);
+  await sub.send(ackPacket(PacketType.Pubcomp, id));
+  assert.deepEqual(await sub.sync(), []);
   assert.equal(broker.server.info.inflight, 0);
   sub.close();
   pub.close();
@@ -222,30 +176,30 @@ Deno.test("`Server` ends an outbound QoS 2 flow on a PUBREC with an error code",
   await using broker = await startBroker();
   // Receive Maximum 1: the second message can only go once the first flow has ended.
   const { client: sub } = await RawClient.connect(broker, "sub", { properties: { receiveMaximum: 1 } });
-  await subscribed(sub, [{ filter: "rec/t", qos: 2 }]);
+  await sub.subscribe([{ filter: "rec/t", qos: 2 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   for (const [id, payload] of [[1, "refused"], [2, "next"]] as const) {
-    await pub.send(publish("rec/t", payload, 2, { packetId: id }));
+    await pub.send(publishPacket("rec/t", payload, 2, { packetId: id }));
     await pub.expect(PacketType.Pubrec);
-    await pub.send(ack(PacketType.Pubrel, id));
+    await pub.send(ackPacket(PacketType.Pubrel, id));
     await pub.expect(PacketType.Pubcomp);
   }
 
   const first = await sub.expect(PacketType.Publish);
   assert.equal(decoder.decode(first.payload), "refused");
   assert.equal(first.fixedHeader.qos, 2);
-  assert.deepEqual(await sync(sub), []);
-  await sub.send(ack(PacketType.Pubrec, first.packetId!, 0x80));
+  assert.deepEqual(await sub.sync(), []);
+  await sub.send(ackPacket(PacketType.Pubrec, first.packetId!, 0x80));
   // No PUBREL for the refused message; the quota it held goes to the next one.
-  const after = await sync(sub);
+  const after = await sub.sync();
   assert.deepEqual(after.map((p) => [p.fixedHeader.type, decoder.decode(p.payload)]), [[
     PacketType.Publish,
     "next",
   ]]);
-  await sub.send(ack(PacketType.Pubrec, after[0].packetId!));
+  await sub.send(ackPacket(PacketType.Pubrec, after[0].packetId!));
   await sub.expect(PacketType.Pubrel);
-  await sub.send(ack(PacketType.Pubcomp, after[0].packetId!));
-  assert.deepEqual(await sync(sub), []);
+  await sub.send(ackPacket(PacketType.Pubcomp, after[0].packetId!));
+  assert.deepEqual(await sub.sync(), []);
   assert.equal(broker.server.info.inflight, 0);
   sub.close();
   pub.close();
@@ -254,17 +208,17 @@ Deno.test("`Server` ends an outbound QoS 2 flow on a PUBREC with an error code",
 Deno.test("`Server` gives every in-flight outbound message its own packet id", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub");
-  await subscribed(sub, [{ filter: "ids/#", qos: 2 }]);
+  await sub.subscribe([{ filter: "ids/#", qos: 2 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   for (let i = 1; i <= 20; i++) {
-    await pub.send(publish(`ids/${i}`, String(i), i % 2 === 0 ? 2 : 1, { packetId: i }));
+    await pub.send(publishPacket(`ids/${i}`, String(i), i % 2 === 0 ? 2 : 1, { packetId: i }));
   }
   const pubrecs: number[] = [];
   for (let i = 1; i <= 20; i++) {
     const reply = await pub.read();
     if (reply?.fixedHeader.type === PacketType.Pubrec) pubrecs.push(reply.packetId!);
   }
-  for (const id of pubrecs) await pub.send(ack(PacketType.Pubrel, id));
+  for (const id of pubrecs) await pub.send(ackPacket(PacketType.Pubrel, id));
   for (const _ of pubrecs) await pub.expect(PacketType.Pubcomp);
   const first: Packet[] = [];
   while (first.length < 20) first.push(await sub.expect(PacketType.Publish));
@@ -273,16 +227,16 @@ Deno.test("`Server` gives every in-flight outbound message its own packet id", a
   for (const id of ids) assert.ok(id >= 1 && id <= 0xffff);
   // Complete half of them; new messages must not reuse the ids still in flight.
   for (const p of first.slice(0, 10)) {
-    if (p.fixedHeader.qos === 1) await sub.send(ack(PacketType.Puback, p.packetId!));
+    if (p.fixedHeader.qos === 1) await sub.send(ackPacket(PacketType.Puback, p.packetId!));
     else {
-      await sub.send(ack(PacketType.Pubrec, p.packetId!));
+      await sub.send(ackPacket(PacketType.Pubrec, p.packetId!));
       await sub.expect(PacketType.Pubrel);
-      await sub.send(ack(PacketType.Pubcomp, p.packetId!));
+      await sub.send(ackPacket(PacketType.Pubcomp, p.packetId!));
     }
   }
-  for (let i = 21; i <= 30; i++) await pub.send(publish(`ids/${i}`, String(i), 1, { packetId: i }));
+  for (let i = 21; i <= 30; i++) await pub.send(publishPacket(`ids/${i}`, String(i), 1, { packetId: i }));
   for (let i = 21; i <= 30; i++) await pub.expect(PacketType.Puback);
-  const later = (await sync(sub)).map((p) => p.packetId!);
+  const later = (await sub.sync()).map((p) => p.packetId!);
   assert.equal(later.length, 10);
   const stillInFlight = new Set(ids.slice(10));
   for (const id of later) assert.ok(!stillInFlight.has(id), `packet id ${id} is still in flight`);
@@ -295,9 +249,9 @@ Deno.test("`Server` with maximumQos 1 advertises it and disconnects a QoS 2 publ
   await using broker = await startBroker({ capabilities: { maximumQos: 1 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.maximumQoS, 1);
-  await client.send(publish("mq/t", "x", 1, { packetId: 1 }));
+  await client.send(publishPacket("mq/t", "x", 1, { packetId: 1 }));
   assert.equal((await client.expect(PacketType.Puback)).reasonCode, 0);
-  await client.send(publish("mq/t", "x", 2, { packetId: 2 }));
+  await client.send(publishPacket("mq/t", "x", 2, { packetId: 2 }));
   const rest = await client.closed();
   assert.equal(rest.length, 1);
   assert.equal(rest[0].fixedHeader.type, PacketType.Disconnect);
@@ -310,11 +264,11 @@ Deno.test("`Server` disconnects with 0x93 when unacknowledged QoS 2 publishes ex
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.receiveMaximum, 3);
   for (let id = 1; id <= 3; id++) {
-    await client.send(publish("rm/t", "x", 2, { packetId: id }));
+    await client.send(publishPacket("rm/t", "x", 2, { packetId: id }));
     assert.equal((await client.expect(PacketType.Pubrec)).packetId, id);
   }
   // [MQTT-3.3.4-9] a fourth without any PUBREL.
-  await client.send(publish("rm/t", "x", 2, { packetId: 4 }));
+  await client.send(publishPacket("rm/t", "x", 2, { packetId: 4 }));
   const rest = await client.closed();
   assert.deepEqual(rest.map((p) => [p.fixedHeader.type, p.reasonCode]), [[PacketType.Disconnect, 0x93]]);
   client.close();
@@ -324,34 +278,34 @@ Deno.test("`Server` accepts up to its Receive Maximum again once PUBRELs complet
   await using broker = await startBroker({ capabilities: { receiveMaximum: 2 } });
   const { client } = await RawClient.connect(broker, "c");
   for (let id = 1; id <= 6; id++) {
-    await client.send(publish("rm/t", "x", 2, { packetId: id }));
+    await client.send(publishPacket("rm/t", "x", 2, { packetId: id }));
     assert.equal((await client.expect(PacketType.Pubrec)).packetId, id);
-    await client.send(ack(PacketType.Pubrel, id));
+    await client.send(ackPacket(PacketType.Pubrel, id));
     assert.equal((await client.expect(PacketType.Pubcomp)).reasonCode, 0);
   }
-  assert.deepEqual(await sync(client), []);
+  assert.deepEqual(await client.sync(), []);
   client.close();
 });
 
 Deno.test("`Server` sends at most the client's Receive Maximum of unacknowledged messages, in order", async () => {
   await using broker = await startBroker();
   const { client: sub } = await RawClient.connect(broker, "sub", { properties: { receiveMaximum: 2 } });
-  await subscribed(sub, [{ filter: "flow/t", qos: 1 }]);
+  await sub.subscribe([{ filter: "flow/t", qos: 1 }]);
   const { client: pub } = await RawClient.connect(broker, "pub");
-  for (let i = 1; i <= 4; i++) await pub.send(publish("flow/t", `m${i}`, 1, { packetId: i }));
+  for (let i = 1; i <= 4; i++) await pub.send(publishPacket("flow/t", `m${i}`, 1, { packetId: i }));
   for (let i = 1; i <= 4; i++) await pub.expect(PacketType.Puback);
 
-  const firstTwo = await sync(sub);
+  const firstTwo = await sub.sync();
   assert.deepEqual(firstTwo.map((p) => decoder.decode(p.payload)), ["m1", "m2"]);
-  await sub.send(ack(PacketType.Puback, firstTwo[0].packetId!));
-  const third = await sync(sub);
+  await sub.send(ackPacket(PacketType.Puback, firstTwo[0].packetId!));
+  const third = await sub.sync();
   assert.deepEqual(third.map((p) => decoder.decode(p.payload)), ["m3"]);
-  await sub.send(ack(PacketType.Puback, firstTwo[1].packetId!));
-  const fourth = await sync(sub);
+  await sub.send(ackPacket(PacketType.Puback, firstTwo[1].packetId!));
+  const fourth = await sub.sync();
   assert.deepEqual(fourth.map((p) => decoder.decode(p.payload)), ["m4"]);
-  await sub.send(ack(PacketType.Puback, third[0].packetId!));
-  await sub.send(ack(PacketType.Puback, fourth[0].packetId!));
-  assert.deepEqual(await sync(sub), []);
+  await sub.send(ackPacket(PacketType.Puback, third[0].packetId!));
+  await sub.send(ackPacket(PacketType.Puback, fourth[0].packetId!));
+  assert.deepEqual(await sub.sync(), []);
   assert.equal(broker.server.info.inflight, 0);
   sub.close();
   pub.close();

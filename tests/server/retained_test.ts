@@ -1,36 +1,20 @@
 import assert from "node:assert/strict";
 import { type Packet, PacketType, type Properties, type QoS, type Subscription } from "../../mod.ts";
-import { collect, delay, mqttConnect, RawClient, startBroker, waitFor } from "../helpers.ts";
+import {
+  collect,
+  delay,
+  mqttConnect,
+  type PublishOptions,
+  publishPacket,
+  RawClient,
+  startBroker,
+  waitFor,
+} from "../helpers.ts";
 
-const encoder = new TextEncoder();
+/** Retained by default: most messages here are. */
+const publish = (topic: string, payload: string, qos: QoS = 0, options: PublishOptions = {}): Packet =>
+  publishPacket(topic, payload, qos, { retain: true, ...options });
 const decoder = new TextDecoder();
-
-function publish(
-  topic: string,
-  payload: string,
-  qos: QoS = 0,
-  options: { packetId?: number; retain?: boolean; properties?: Properties } = {},
-): Packet {
-  return {
-    fixedHeader: { type: PacketType.Publish, qos, retain: options.retain ?? true, dup: false },
-    topicName: topic,
-    packetId: qos > 0 ? options.packetId ?? 1 : undefined,
-    payload: encoder.encode(payload),
-    properties: options.properties,
-  };
-}
-
-/** Sends PINGREQ and returns every packet that arrives before the PINGRESP (see qos_test.ts). */
-async function sync(client: RawClient): Promise<Packet[]> {
-  await client.send({ fixedHeader: { type: PacketType.Pingreq } });
-  const seen: Packet[] = [];
-  for (;;) {
-    const packet = await client.read();
-    if (!packet) throw new Error("The connection closed before PINGRESP");
-    if (packet.fixedHeader.type === PacketType.Pingresp) return seen;
-    seen.push(packet);
-  }
-}
 
 /** Subscribes and returns the SUBACK's codes and whatever the broker sent with it (retained messages). */
 async function subscribe(
@@ -38,15 +22,14 @@ async function subscribe(
   filters: Subscription[],
   packetId = 1,
 ): Promise<{ codes: number[]; messages: Packet[] }> {
-  await client.send({ fixedHeader: { type: PacketType.Subscribe }, packetId, filters });
-  const suback = await client.expect(PacketType.Suback);
-  return { codes: suback.reasonCodes ?? [], messages: await sync(client) };
+  const suback = await client.subscribe(filters, packetId);
+  return { codes: suback.reasonCodes ?? [], messages: await client.sync() };
 }
 
 /** Publishes from `client` and waits until the broker has handled it. */
 async function retain(client: RawClient, packet: Packet): Promise<void> {
   await client.send(packet);
-  await sync(client);
+  await client.sync();
 }
 
 const summary = (packets: Packet[]) =>
@@ -66,7 +49,7 @@ Deno.test("`Server` stores, replaces and clears a retained message", async () =>
 
   // [MQTT-3.3.1-6] an empty retained payload clears it, and is delivered to current subscribers normally.
   await retain(pub, publish("rt/t", ""));
-  assert.deepEqual(summary(await sync(a)), [["rt/t", "", false, 0]]);
+  assert.deepEqual(summary(await a.sync()), [["rt/t", "", false, 0]]);
   assert.equal(broker.server.topics.retainedCount, 0);
   assert.equal(broker.server.info.retained, 0);
   const { client: b } = await RawClient.connect(broker, "b");
@@ -123,8 +106,8 @@ Deno.test("`Server` clears the retain flag on normal delivery unless Retain As P
   await retain(pub, publish("rf/t", "retained"));
   await retain(pub, publish("rf/t", "live", 0, { retain: false }));
   // [MQTT-3.3.1-12] / [MQTT-3.3.1-13]
-  assert.deepEqual(summary(await sync(plain)), [["rf/t", "retained", false, 0], ["rf/t", "live", false, 0]]);
-  assert.deepEqual(summary(await sync(rap)), [["rf/t", "retained", true, 0], ["rf/t", "live", false, 0]]);
+  assert.deepEqual(summary(await plain.sync()), [["rf/t", "retained", false, 0], ["rf/t", "live", false, 0]]);
+  assert.deepEqual(summary(await rap.sync()), [["rf/t", "retained", true, 0], ["rf/t", "live", false, 0]]);
   for (const client of [plain, rap, pub]) client.close();
 });
 
@@ -154,7 +137,7 @@ Deno.test("`Server` follows Retain Handling 0, 1 and 2", async () => {
   assert.deepEqual((await subscribe(never, [rh2])).messages, []);
   // Live messages still arrive.
   await retain(pub, publish("rh/t", "live", 0, { retain: false }));
-  assert.deepEqual(summary(await sync(never)), [["rh/t", "live", false, 0]]);
+  assert.deepEqual(summary(await never.sync()), [["rh/t", "live", false, 0]]);
   for (const client of [pub, always, onNew, never]) client.close();
 });
 
@@ -215,7 +198,7 @@ Deno.test("`Server` sends retained messages to v3.1.1 clients with the retain fl
   ]);
   // [MQTT-3.3.1-9] live deliveries to v3.1.1 have the flag cleared.
   await retain(pub, publish("v4/t", "new"));
-  assert.deepEqual(summary(await sync(raw)), [["v4/t", "new", false, 0]]);
+  assert.deepEqual(summary(await raw.sync()), [["v4/t", "new", false, 0]]);
 
   const v4 = await mqttConnect(broker, { clientId: "mqtt4", protocolVersion: 4 });
   const v5 = await mqttConnect(broker, { clientId: "mqtt5" });

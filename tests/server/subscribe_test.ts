@@ -1,42 +1,10 @@
 import assert from "node:assert/strict";
-import { type Packet, PacketType, type Properties, type QoS, type Subscription } from "../../mod.ts";
-import { collect, mqttConnect, RawClient, startBroker, waitFor } from "../helpers.ts";
+import { type Packet, PacketType, type QoS, type Subscription } from "../../mod.ts";
+import { collect, mqttConnect, publishPacket, RawClient, startBroker, waitFor } from "../helpers.ts";
 
-const encoder = new TextEncoder();
+const publish = (topic: string, payload: string, qos: QoS = 0, packetId = 1): Packet =>
+  publishPacket(topic, payload, qos, { packetId });
 const decoder = new TextDecoder();
-
-function publish(topic: string, payload: string, qos: QoS = 0, packetId = 1): Packet {
-  return {
-    fixedHeader: { type: PacketType.Publish, qos, retain: false, dup: false },
-    topicName: topic,
-    packetId: qos > 0 ? packetId : undefined,
-    payload: encoder.encode(payload),
-  };
-}
-
-/** Sends PINGREQ and returns every packet that arrives before the PINGRESP (see qos_test.ts). */
-async function sync(client: RawClient): Promise<Packet[]> {
-  await client.send({ fixedHeader: { type: PacketType.Pingreq } });
-  const seen: Packet[] = [];
-  for (;;) {
-    const packet = await client.read();
-    if (!packet) throw new Error("The connection closed before PINGRESP");
-    if (packet.fixedHeader.type === PacketType.Pingresp) return seen;
-    seen.push(packet);
-  }
-}
-
-async function subscribed(
-  client: RawClient,
-  filters: Subscription[],
-  packetId = 1,
-  properties?: Properties,
-): Promise<Packet> {
-  await client.send({ fixedHeader: { type: PacketType.Subscribe }, packetId, filters, properties });
-  const suback = await client.expect(PacketType.Suback);
-  assert.equal(suback.packetId, packetId);
-  return suback;
-}
 
 async function unsubscribed(client: RawClient, filters: string[], packetId = 1): Promise<Packet> {
   await client.send({
@@ -52,7 +20,7 @@ async function unsubscribed(client: RawClient, filters: string[], packetId = 1):
 /** Publishes QoS 0 messages from a fresh client and waits until the broker has routed them. */
 async function publishAll(client: RawClient, messages: [topic: string, payload: string][]): Promise<void> {
   for (const [topic, payload] of messages) await client.send(publish(topic, payload));
-  await sync(client);
+  await client.sync();
 }
 
 const payloads = (packets: Packet[]): string[] => packets.map((p) => decoder.decode(p.payload));
@@ -67,14 +35,14 @@ Deno.test("`Server` grants the requested QoS in SUBACK, capped by maximumQos", a
     filter: "g/2",
     qos: 2,
   }];
-  assert.deepEqual((await subscribed(client, filters)).reasonCodes, [0, 1, 2]);
+  assert.deepEqual((await client.subscribe(filters)).reasonCodes, [0, 1, 2]);
   client.close();
 
   await using capped = await startBroker({ capabilities: { maximumQos: 1 } });
   const { client: v5 } = await RawClient.connect(capped, "v5");
-  assert.deepEqual((await subscribed(v5, filters)).reasonCodes, [0, 1, 1]);
+  assert.deepEqual((await v5.subscribe(filters)).reasonCodes, [0, 1, 1]);
   const { client: v4 } = await RawClient.connect(capped, "v4", { version: 4 });
-  assert.deepEqual((await subscribed(v4, filters)).reasonCodes, [0, 1, 1]);
+  assert.deepEqual((await v4.subscribe(filters)).reasonCodes, [0, 1, 1]);
   v5.close();
   v4.close();
 });
@@ -82,7 +50,7 @@ Deno.test("`Server` grants the requested QoS in SUBACK, capped by maximumQos", a
 Deno.test("`Server` answers an invalid filter with 0x8F on v5 and still grants the others", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  const suback = await subscribed(client, [
+  const suback = await client.subscribe([
     { filter: "ok/+", qos: 1 },
     { filter: "bad/#/x", qos: 1 },
     { filter: "bad+", qos: 0 },
@@ -92,7 +60,7 @@ Deno.test("`Server` answers an invalid filter with 0x8F on v5 and still grants t
   assert.deepEqual(suback.reasonCodes, [1, 0x8f, 0x8f, 0x8f, 2]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["ok/a", "1"], ["ok2/b/c", "2"]]);
-  assert.deepEqual(payloads(await sync(client)), ["1", "2"]);
+  assert.deepEqual(payloads(await client.sync()), ["1", "2"]);
   client.close();
   pub.close();
 });
@@ -100,14 +68,14 @@ Deno.test("`Server` answers an invalid filter with 0x8F on v5 and still grants t
 Deno.test("`Server` answers an invalid filter with 0x80 on v3.1.1 and still grants the others", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c", { version: 4 });
-  const suback = await subscribed(client, [{ filter: "a/#/b", qos: 1 }, { filter: "ok/#", qos: 1 }, {
+  const suback = await client.subscribe([{ filter: "a/#/b", qos: 1 }, { filter: "ok/#", qos: 1 }, {
     filter: "c#",
     qos: 2,
   }]);
   assert.deepEqual(suback.reasonCodes, [0x80, 1, 0x80]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["ok/x", "yes"]]);
-  assert.deepEqual(payloads(await sync(client)), ["yes"]);
+  assert.deepEqual(payloads(await client.sync()), ["yes"]);
   client.close();
   pub.close();
 });
@@ -121,12 +89,12 @@ Deno.test("`Server` matches + as one level and # as any number of levels, includ
   // One SUBSCRIBE per filter, each with its own subscription identifier, to see which filters matched.
   const filters = ["a/#", "a/+", "a/+/c", "+/b", "#", "+", "a/b", "+/+", "a//c", "/#"];
   for (const [i, filter] of filters.entries()) {
-    await subscribed(client, [{ filter, qos: 0 }], i + 1, { subscriptionIdentifier: [i + 1] });
+    await client.subscribe([{ filter, qos: 0 }], i + 1, { subscriptionIdentifier: [i + 1] });
   }
   const { client: pub } = await RawClient.connect(broker, "pub");
   const topics = ["a", "a/b", "a/b/c", "x/b", "a//c", "/x", "b"];
   await publishAll(pub, topics.map((t) => [t, t]));
-  const got = await sync(client);
+  const got = await client.sync();
   const matched = Object.fromEntries(got.map((p) => [
     p.topicName!,
     [...(p.properties?.subscriptionIdentifier ?? [])].sort((x, y) => x - y).map((id) => filters[id - 1]),
@@ -150,11 +118,11 @@ Deno.test("`Server` does not match $ topics with filters starting with # or +", 
   const { client } = await RawClient.connect(broker, "c");
   const filters = ["#", "+/b", "+/#", "$x/b", "$x/#", "$x/+"];
   for (const [i, filter] of filters.entries()) {
-    await subscribed(client, [{ filter, qos: 0 }], i + 1, { subscriptionIdentifier: [i + 1] });
+    await client.subscribe([{ filter, qos: 0 }], i + 1, { subscriptionIdentifier: [i + 1] });
   }
   await broker.server.publish("$x/b", "dollar", false, 0);
   await broker.server.publish("y/b", "plain", false, 0);
-  const got = await sync(client);
+  const got = await client.sync();
   const matched = got.map((p) => [
     p.topicName,
     [...(p.properties?.subscriptionIdentifier ?? [])].sort((x, y) => x - y).map((id) => filters[id - 1]),
@@ -169,15 +137,15 @@ Deno.test("`Server` does not match $ topics with filters starting with # or +", 
 Deno.test("`Server` sends one copy for overlapping subscriptions, at the highest QoS, with every identifier", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  await subscribed(client, [{ filter: "ov/#", qos: 0 }], 1, { subscriptionIdentifier: [11] });
-  await subscribed(client, [{ filter: "ov/+", qos: 2 }], 2, { subscriptionIdentifier: [22] });
-  await subscribed(client, [{ filter: "ov/x", qos: 1 }], 3);
+  await client.subscribe([{ filter: "ov/#", qos: 0 }], 1, { subscriptionIdentifier: [11] });
+  await client.subscribe([{ filter: "ov/+", qos: 2 }], 2, { subscriptionIdentifier: [22] });
+  await client.subscribe([{ filter: "ov/x", qos: 1 }], 3);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await pub.send(publish("ov/x", "one", 2));
   await pub.expect(PacketType.Pubrec);
   await pub.send({ fixedHeader: { type: PacketType.Pubrel, qos: 1 }, packetId: 1, reasonCode: 0 });
   await pub.expect(PacketType.Pubcomp);
-  const got = await sync(client);
+  const got = await client.sync();
   assert.equal(got.length, 1);
   assert.equal(got[0].fixedHeader.qos, 2);
   assert.deepEqual([...got[0].properties!.subscriptionIdentifier!].sort((x, y) => x - y), [11, 22]);
@@ -206,21 +174,21 @@ Deno.test("`Server` puts the subscription identifier on deliveries to MQTT.js v5
 Deno.test("`Server` replaces a subscription's options when the same filter is subscribed again", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  await subscribed(client, [{ filter: "re/t", qos: 0 }], 1, { subscriptionIdentifier: [1] });
-  await subscribed(client, [{ filter: "re/t", qos: 2 }], 2, { subscriptionIdentifier: [2] });
+  await client.subscribe([{ filter: "re/t", qos: 0 }], 1, { subscriptionIdentifier: [1] });
+  await client.subscribe([{ filter: "re/t", qos: 2 }], 2, { subscriptionIdentifier: [2] });
   assert.equal(broker.server.topics.subscriptionCount, 1);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await pub.send(publish("re/t", "x", 1));
   await pub.expect(PacketType.Puback);
-  const got = await sync(client);
+  const got = await client.sync();
   assert.equal(got.length, 1);
   assert.equal(got[0].fixedHeader.qos, 1);
   assert.deepEqual(got[0].properties?.subscriptionIdentifier, [2]);
   // Resubscribing with No Local now stops the client's own publishes.
-  await subscribed(client, [{ filter: "re/t", qos: 1, noLocal: true }], 3);
+  await client.subscribe([{ filter: "re/t", qos: 1, noLocal: true }], 3);
   await client.send({ fixedHeader: { type: PacketType.Puback }, packetId: got[0].packetId, reasonCode: 0 });
   await client.send(publish("re/t", "own", 0));
-  assert.deepEqual(await sync(client), []);
+  assert.deepEqual(await client.sync(), []);
   client.close();
   pub.close();
 });
@@ -231,13 +199,13 @@ Deno.test("`Server` replaces a subscription's options when the same filter is su
 Deno.test("`Server` answers UNSUBSCRIBE on v5 with 0x00 or 0x11 and stops deliveries", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c");
-  await subscribed(client, [{ filter: "un/a", qos: 0 }, { filter: "un/b", qos: 0 }]);
+  await client.subscribe([{ filter: "un/a", qos: 0 }, { filter: "un/b", qos: 0 }]);
   const unsuback = await unsubscribed(client, ["un/a", "un/never", "$share/g/un/a"], 9);
   assert.deepEqual(unsuback.reasonCodes, [0x00, 0x11, 0x11]);
   assert.deepEqual((await unsubscribed(client, ["un/a"], 10)).reasonCodes, [0x11]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["un/a", "gone"], ["un/b", "kept"]]);
-  assert.deepEqual(payloads(await sync(client)), ["kept"]);
+  assert.deepEqual(payloads(await client.sync()), ["kept"]);
   client.close();
   pub.close();
 });
@@ -245,13 +213,13 @@ Deno.test("`Server` answers UNSUBSCRIBE on v5 with 0x00 or 0x11 and stops delive
 Deno.test("`Server` answers UNSUBSCRIBE on v3.1.1 without reason codes and stops deliveries", async () => {
   await using broker = await startBroker();
   const { client } = await RawClient.connect(broker, "c", { version: 4 });
-  await subscribed(client, [{ filter: "un/a", qos: 1 }]);
+  await client.subscribe([{ filter: "un/a", qos: 1 }]);
   const unsuback = await unsubscribed(client, ["un/a", "un/never"], 4);
   assert.equal(unsuback.fixedHeader.remaining, 2); // packet id only
   assert.equal(unsuback.reasonCodes, undefined);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["un/a", "gone"]]);
-  assert.deepEqual(await sync(client), []);
+  assert.deepEqual(await client.sync(), []);
   client.close();
   pub.close();
 });
@@ -282,15 +250,15 @@ Deno.test("`Server` does not send a client its own publishes on a No Local subsc
   await using broker = await startBroker();
   const { client: self } = await RawClient.connect(broker, "self");
   const { client: other } = await RawClient.connect(broker, "other");
-  await subscribed(self, [{ filter: "nl/t", qos: 0, noLocal: true }]);
-  await subscribed(other, [{ filter: "nl/t", qos: 0, noLocal: true }]);
+  await self.subscribe([{ filter: "nl/t", qos: 0, noLocal: true }]);
+  await other.subscribe([{ filter: "nl/t", qos: 0, noLocal: true }]);
   await self.send(publish("nl/t", "mine"));
-  assert.deepEqual(await sync(self), []);
-  assert.deepEqual(payloads(await sync(other)), ["mine"]);
+  assert.deepEqual(await self.sync(), []);
+  assert.deepEqual(payloads(await other.sync()), ["mine"]);
   // An overlapping subscription without No Local is enough to get it [MQTT-3.8.3-3].
-  await subscribed(self, [{ filter: "nl/#", qos: 0 }], 2);
+  await self.subscribe([{ filter: "nl/#", qos: 0 }], 2);
   await self.send(publish("nl/t", "again"));
-  assert.deepEqual(payloads(await sync(self)), ["again"]);
+  assert.deepEqual(payloads(await self.sync()), ["again"]);
   self.close();
   other.close();
 });
@@ -303,12 +271,12 @@ Deno.test("`Server` sends each message to one member of a shared group, round ro
   const members: RawClient[] = [];
   for (const id of ["m1", "m2", "m3"]) {
     const { client } = await RawClient.connect(broker, id);
-    assert.deepEqual((await subscribed(client, [{ filter: "$share/g/jobs/+", qos: 1 }])).reasonCodes, [1]);
+    assert.deepEqual((await client.subscribe([{ filter: "$share/g/jobs/+", qos: 1 }])).reasonCodes, [1]);
     members.push(client);
   }
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, Array.from({ length: 9 }, (_, i) => ["jobs/x", `j${i}`]));
-  const received = await Promise.all(members.map((m) => sync(m)));
+  const received = await Promise.all(members.map((m) => m.sync()));
   const counts = received.map((r) => r.length);
   assert.deepEqual(counts, [3, 3, 3]);
   const all = received.flatMap(payloads).sort();
@@ -327,12 +295,12 @@ Deno.test("`Server` gives every shared group its own copy, and non-shared subscr
   const clients: Record<string, RawClient> = {};
   for (const [id, filter] of [["a1", "$share/a/t"], ["a2", "$share/a/t"], ["b1", "$share/b/t"], ["n", "t"]]) {
     clients[id] = (await RawClient.connect(broker, id)).client;
-    await subscribed(clients[id], [{ filter, qos: 0 }]);
+    await clients[id].subscribe([{ filter, qos: 0 }]);
   }
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["t", "1"], ["t", "2"]]);
   const got: Record<string, string[]> = {};
-  for (const [id, client] of Object.entries(clients)) got[id] = payloads(await sync(client));
+  for (const [id, client] of Object.entries(clients)) got[id] = payloads(await client.sync());
   assert.deepEqual(got.b1, ["1", "2"]);
   assert.deepEqual(got.n, ["1", "2"]);
   assert.deepEqual([...got.a1, ...got.a2].sort(), ["1", "2"]);
@@ -345,15 +313,15 @@ Deno.test("`Server` stops sending to a shared member that unsubscribes; the othe
   await using broker = await startBroker();
   const { client: m1 } = await RawClient.connect(broker, "m1");
   const { client: m2 } = await RawClient.connect(broker, "m2");
-  for (const member of [m1, m2]) await subscribed(member, [{ filter: "$share/g/u/t", qos: 0 }]);
+  for (const member of [m1, m2]) await member.subscribe([{ filter: "$share/g/u/t", qos: 0 }]);
   assert.deepEqual((await unsubscribed(m1, ["$share/g/u/t", "$share/other/u/t"], 2)).reasonCodes, [
     0x00,
     0x11,
   ]);
   const { client: pub } = await RawClient.connect(broker, "pub");
   await publishAll(pub, [["u/t", "1"], ["u/t", "2"], ["u/t", "3"]]);
-  assert.deepEqual(await sync(m1), []);
-  assert.deepEqual(payloads(await sync(m2)), ["1", "2", "3"]);
+  assert.deepEqual(await m1.sync(), []);
+  assert.deepEqual(payloads(await m2.sync()), ["1", "2", "3"]);
   for (const client of [m1, m2, pub]) client.close();
 });
 
@@ -377,7 +345,7 @@ Deno.test("`Server` without wildcard subscriptions advertises it and answers 0xA
   await using broker = await startBroker({ capabilities: { wildcardSubAvailable: 0 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.wildcardSubscriptionAvailable, 0);
-  const suback = await subscribed(client, [{ filter: "w/+", qos: 0 }, { filter: "w/#", qos: 1 }, {
+  const suback = await client.subscribe([{ filter: "w/+", qos: 0 }, { filter: "w/#", qos: 1 }, {
     filter: "w/x",
     qos: 1,
   }]);
@@ -389,7 +357,7 @@ Deno.test("`Server` without shared subscriptions advertises it and answers 0x9E"
   await using broker = await startBroker({ capabilities: { sharedSubAvailable: 0 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.sharedSubscriptionAvailable, 0);
-  const suback = await subscribed(client, [{ filter: "$share/g/t", qos: 0 }, { filter: "t", qos: 0 }]);
+  const suback = await client.subscribe([{ filter: "$share/g/t", qos: 0 }, { filter: "t", qos: 0 }]);
   assert.deepEqual(suback.reasonCodes, [0x9e, 0]);
   client.close();
 });
@@ -398,8 +366,8 @@ Deno.test("`Server` without subscription identifiers advertises it and answers 0
   await using broker = await startBroker({ capabilities: { subIdAvailable: 0 } });
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.subscriptionIdentifierAvailable, 0);
-  const refused = await subscribed(client, [{ filter: "s/t", qos: 1 }], 1, { subscriptionIdentifier: [5] });
+  const refused = await client.subscribe([{ filter: "s/t", qos: 1 }], 1, { subscriptionIdentifier: [5] });
   assert.deepEqual(refused.reasonCodes, [0xa1]);
-  assert.deepEqual((await subscribed(client, [{ filter: "s/t", qos: 1 }], 2)).reasonCodes, [1]);
+  assert.deepEqual((await client.subscribe([{ filter: "s/t", qos: 1 }], 2)).reasonCodes, [1]);
   client.close();
 });

@@ -18,7 +18,9 @@ const server = new Server();
 await server.addHook(new AuthHook(), { path });
 await server.addListener(new TCP({ id: "t1", address }));
 await server.serve();
-console.log(`Auth (encoded) broker with rules from ${path} listening on ${server.listeners.get("t1")!.address}`);
+console.log(
+  `Auth (encoded) broker with rules from ${path} listening on ${server.listeners.get("t1")!.address}`,
+);
 
 const stop = () => server.close().then(() => Deno.exit(0));
 Deno.addSignalListener("SIGINT", stop);

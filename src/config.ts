@@ -1,0 +1,832 @@
+/**
+ * The configuration file: YAML or JSON (JSON is YAML 1.2, so one parser reads both), with a schema
+ * compatible with Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys.
+ *
+ * Relative file paths (TLS files, `ledger_file`, the KV store's `path`) are relative to the config
+ * file's directory.
+ *
+ * Every unknown key, wrong type and bad value is a {@linkcode ConfigError} that names the file,
+ * line, column and key, for example
+ * `broker.yaml:12:7: options.capabilities.maximum_qos: must be an integer from 0 to 2, got 3`.
+ *
+ * @example Parsing a config
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig(`
+ * listeners:
+ *   - type: tcp
+ *     id: t1
+ *     address: ":1883"
+ * hooks:
+ *   auth:
+ *     allow_all: true
+ * options:
+ *   capabilities:
+ *     maximum_qos: 1
+ * `, "broker.yaml");
+ * console.log(config.listeners[0].id, config.options.capabilities?.maximumQos); // t1 1
+ * ```
+ *
+ * @module
+ */
+
+import {
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  type Scalar,
+  type YAMLMap,
+} from "yaml";
+import type { LogLevel } from "@logtape/logtape";
+import { defaultCapabilities, type Options, resolveOptions } from "./options.ts";
+import type { Server } from "./server.ts";
+import type { Hook } from "./hooks.ts";
+import type { Listener } from "../listeners/listener.ts";
+import type { TlsConfig } from "../listeners/net.ts";
+import { TCP } from "../listeners/tcp.ts";
+import { WebSocket } from "../listeners/websocket.ts";
+import { UnixSock } from "../listeners/unix.ts";
+import { HTTPStats } from "../listeners/http_stats.ts";
+import { HTTPHealthCheck } from "../listeners/http_health.ts";
+import { listenerPolicyHooks } from "../listeners/policy.ts";
+import { AllowHook } from "../hooks/auth/allow_all.ts";
+import { AuthHook } from "../hooks/auth/auth.ts";
+import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.ts";
+import { DebugHook, type DebugHookConfig } from "../hooks/debug.ts";
+
+/** The listener types (Mochi's names). */
+export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck"];
+
+/** A listener as declared in the file. */
+export interface ListenerSettings {
+  /** `tcp`, `ws`, `unix`, `sysinfo` (HTTP stats) or `healthcheck`. */
+  type: "tcp" | "ws" | "unix" | "sysinfo" | "healthcheck";
+  /** The listener id. */
+  id: string;
+  /** `host:port`, or the socket path for `unix`. */
+  address: string;
+  /** TLS settings, from `tls_cert_file`, `tls_key_file`, `tls_ca_file`, ... */
+  tls?: TlsConfig;
+  /** `max_connections`. */
+  maxConnections?: number;
+  /** `allow_anonymous`. */
+  allowAnonymous?: boolean;
+  /** `path` (ws). */
+  path?: string;
+  /** `allowed_origins` (ws). */
+  allowedOrigins?: string[];
+  /** `trusted_proxies` (ws). */
+  trustedProxies?: string[];
+}
+
+/** Redis storage settings (`hooks.storage.redis`). */
+export interface RedisSettings {
+  /** `host:port` (default `localhost:6379`). */
+  address: string;
+  /** ACL user name. */
+  username?: string;
+  /** Password. */
+  password?: string;
+  /** Database number. */
+  database: number;
+  /** Key prefix (`prefix`, or Mochi's `h_prefix`). */
+  prefix?: string;
+}
+
+/** The hooks declared in the file. */
+export interface HookSettings {
+  /** `hooks.auth`: `allow_all`, or a `ledger` (inline) or `ledger_file`. */
+  auth?: { allowAll: boolean; ledger?: Ledger; ledgerFile?: string };
+  /** `hooks.storage`: at most one of `kv` and `redis`. */
+  storage?: { kv?: { path: string }; redis?: RedisSettings };
+  /** `hooks.debug`: enabled when present with `enable: true`. */
+  debug?: DebugHookConfig & { enable: boolean };
+}
+
+/** A parsed, validated configuration file. */
+export interface BrokerConfig {
+  /** The file it came from. */
+  file: string;
+  /** Listeners, in file order. */
+  listeners: ListenerSettings[];
+  /** Hooks. */
+  hooks: HookSettings;
+  /** Server options (camelCased). */
+  options: Options;
+  /** `logging.level` and `logging.format`. */
+  logging: { level?: LogLevel; format?: "text" | "json" };
+}
+
+/** A configuration file that cannot be used; the message names the file, line, column and key. */
+export class ConfigError extends Error {
+  /** The file. */
+  readonly file: string;
+  /** 1-based line, 0 when unknown. */
+  readonly line: number;
+  /** 1-based column, 0 when unknown. */
+  readonly column: number;
+  /** The key path, for example `options.capabilities.maximum_qos`. */
+  readonly key: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param file The file.
+   * @param line The line.
+   * @param column The column.
+   * @param key The key path.
+   * @param problem What is wrong.
+   */
+  constructor(file: string, line: number, column: number, key: string, problem: string) {
+    super(`${file}:${line}:${column}: ${key ? `${key}: ` : ""}${problem}`);
+    this.name = "ConfigError";
+    this.file = file;
+    this.line = line;
+    this.column = column;
+    this.key = key;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// A small schema over the YAML AST, so every error has a position.
+
+type Check =
+  | { kind: "string"; nonEmpty?: boolean; values?: readonly string[] }
+  | { kind: "int"; min: number; max: number }
+  | { kind: "number"; min: number; max: number }
+  | { kind: "bool" }
+  | { kind: "strings" }
+  | { kind: "map"; fields: Record<string, Check>; required?: readonly string[] }
+  | { kind: "list"; item: Check }
+  | { kind: "any" };
+
+const str: Check = { kind: "string", nonEmpty: true };
+const bool: Check = { kind: "bool" };
+const int = (min: number, max: number): Check => ({ kind: "int", min, max });
+const oneOf = (...values: string[]): Check => ({ kind: "string", values });
+
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "warn", "error", "fatal"];
+
+function capabilityFields(): Record<string, Check> {
+  const { compatibilities, ...caps } = defaultCapabilities();
+  const fields: Record<string, Check> = {};
+  for (const key of Object.keys(caps)) fields[snake(key)] = int(0, Number.MAX_SAFE_INTEGER);
+  const compat: Record<string, Check> = {};
+  for (const key of Object.keys(compatibilities)) compat[snake(key)] = bool;
+  fields.compatibilities = { kind: "map", fields: compat };
+  return fields;
+}
+
+const LISTENER: Check = {
+  kind: "map",
+  required: ["type", "id", "address"],
+  fields: {
+    type: oneOf(...LISTENER_TYPES),
+    id: str,
+    address: str,
+    tls_cert_file: str,
+    tls_key_file: str,
+    tls_ca_file: str,
+    tls_engine: oneOf("deno", "node"),
+    require_client_cert: bool,
+    client_cert_as_username: bool,
+    max_connections: int(0, Number.MAX_SAFE_INTEGER),
+    allow_anonymous: bool,
+    path: str,
+    allowed_origins: { kind: "strings" },
+    trusted_proxies: { kind: "strings" },
+  },
+};
+
+function rootSchema(): Check {
+  return {
+    kind: "map",
+    fields: {
+      listeners: { kind: "list", item: LISTENER },
+      hooks: {
+        kind: "map",
+        fields: {
+          auth: { kind: "map", fields: { allow_all: bool, ledger: { kind: "any" }, ledger_file: str } },
+          storage: {
+            kind: "map",
+            fields: {
+              kv: { kind: "map", fields: { path: str }, required: ["path"] },
+              redis: {
+                kind: "map",
+                fields: {
+                  address: str,
+                  username: { kind: "string" },
+                  password: { kind: "string" },
+                  database: int(0, 65535),
+                  prefix: { kind: "string" },
+                  h_prefix: { kind: "string" },
+                },
+              },
+              badger: { kind: "any" },
+              bolt: { kind: "any" },
+              pebble: { kind: "any" },
+            },
+          },
+          debug: {
+            kind: "map",
+            fields: { enable: bool, show_packet_data: bool, show_pings: bool, show_passwords: bool },
+          },
+        },
+      },
+      options: {
+        kind: "map",
+        fields: {
+          capabilities: { kind: "map", fields: capabilityFields() },
+          client_net_write_buffer_size: int(0, 1 << 30),
+          client_net_read_buffer_size: int(1, 1 << 30),
+          sys_topic_resend_interval: int(0, 86400),
+          inline_client: bool,
+          durability: oneOf("sync", "async"),
+        },
+      },
+      logging: {
+        kind: "map",
+        fields: { level: { kind: "string", values: LOG_LEVELS }, format: oneOf("text", "json") },
+      },
+    },
+  };
+}
+
+class Walker {
+  readonly file: string;
+  readonly #lines: LineCounter;
+
+  constructor(file: string, lines: LineCounter) {
+    this.file = file;
+    this.#lines = lines;
+  }
+
+  error(node: Node | null | undefined, key: string, problem: string): ConfigError {
+    const offset = node?.range?.[0] ?? 0;
+    const { line, col } = this.#lines.linePos(offset);
+    return new ConfigError(this.file, line, col, key, problem);
+  }
+
+  /** Validates `node` against `check` and returns the plain value. */
+  value(node: Node | null, check: Check, key: string, keyNode?: Node): unknown {
+    const where = node ?? keyNode;
+    if (check.kind === "any") return node === null ? null : node.toJSON();
+    if (node === null || (isScalar(node) && node.value === null)) {
+      throw this.error(where, key, `must not be empty (expected ${describe(check)})`);
+    }
+    switch (check.kind) {
+      case "map":
+        return this.map(node, check, key);
+      case "list": {
+        if (!isSeq(node)) throw this.error(node, key, `must be a list, got ${shown(node)}`);
+        return node.items.map((item, i) => this.value(item as Node, check.item, `${key}[${i}]`));
+      }
+      case "strings": {
+        if (!isSeq(node)) throw this.error(node, key, `must be a list of strings, got ${shown(node)}`);
+        return node.items.map((item, i) => {
+          const s = item as Node;
+          if (!isScalar(s) || typeof s.value !== "string") {
+            throw this.error(s, `${key}[${i}]`, `must be a string, got ${shown(s)}`);
+          }
+          return s.value;
+        });
+      }
+    }
+    if (!isScalar(node)) throw this.error(node, key, `must be ${describe(check)}, got ${shown(node)}`);
+    const v = node.value;
+    switch (check.kind) {
+      case "bool":
+        if (typeof v !== "boolean") throw this.error(node, key, `must be true or false, got ${shown(node)}`);
+        return v;
+      case "string":
+        if (typeof v !== "string") throw this.error(node, key, `must be a string, got ${shown(node)}`);
+        if (check.nonEmpty && v === "") throw this.error(node, key, "must not be an empty string");
+        if (check.values && !check.values.includes(v.toLowerCase())) {
+          throw this.error(node, key, `must be one of ${check.values.join(", ")}, got "${v}"`);
+        }
+        return check.values ? v.toLowerCase() : v;
+      case "int":
+      case "number":
+        if (typeof v !== "number" || (check.kind === "int" && !Number.isInteger(v))) {
+          throw this.error(node, key, `must be ${describe(check)}, got ${shown(node)}`);
+        }
+        if (v < check.min || v > check.max) {
+          throw this.error(node, key, `must be ${describe(check)}, got ${v}`);
+        }
+        return v;
+    }
+  }
+
+  map(node: Node, check: Check & { kind: "map" }, key: string): Record<string, unknown> {
+    if (!isMap(node)) throw this.error(node, key, `must be a mapping of keys to values, got ${shown(node)}`);
+    const out: Record<string, unknown> = {};
+    for (const pair of (node as YAMLMap).items) {
+      const keyNode = pair.key as Node;
+      const name = isScalar(keyNode) ? String((keyNode as Scalar).value) : "";
+      const path = key ? `${key}.${name}` : name;
+      const field = check.fields[name];
+      if (!field) {
+        throw this.error(
+          keyNode,
+          path,
+          `unknown key "${name}" (expected one of: ${Object.keys(check.fields).join(", ")})`,
+        );
+      }
+      out[name] = this.value(pair.value as Node | null, field, path, keyNode);
+      if (out[name] !== null) nodes.set(out, { ...nodes.get(out), [name]: (pair.value ?? keyNode) as Node });
+    }
+    for (const name of check.required ?? []) {
+      if (!(name in out)) throw this.error(node, key ? `${key}.${name}` : name, "is required");
+    }
+    return out;
+  }
+}
+
+/** Remembers the YAML node of each value, for errors found after the schema check. */
+const nodes = new WeakMap<object, Record<string, Node>>();
+
+function describe(check: Check): string {
+  switch (check.kind) {
+    case "int":
+      return check.max === Number.MAX_SAFE_INTEGER
+        ? `an integer of at least ${check.min}`
+        : `an integer from ${check.min} to ${check.max}`;
+    case "number":
+      return `a number from ${check.min} to ${check.max}`;
+    case "bool":
+      return "true or false";
+    case "string":
+      return check.values ? `one of ${check.values.join(", ")}` : "a string";
+    case "strings":
+      return "a list of strings";
+    case "map":
+      return "a mapping";
+    case "list":
+      return "a list";
+    default:
+      return "a value";
+  }
+}
+
+function shown(node: Node | null): string {
+  if (node === null) return "nothing";
+  if (isMap(node)) return "a mapping";
+  if (isSeq(node)) return "a list";
+  if (isScalar(node)) return JSON.stringify(node.value) ?? String(node.value);
+  return "an alias";
+}
+
+function snake(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function camel(snakeCase: string): string {
+  return snakeCase.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parsing
+
+type Raw = Record<string, unknown>;
+
+/**
+ * Parses and validates configuration text.
+ *
+ * @param text YAML or JSON.
+ * @param file The file name, used in error messages.
+ * @returns The validated configuration.
+ * @throws {ConfigError} On a syntax error, an unknown key, a wrong type or a bad value.
+ */
+export function parseConfig(text: string, file = "config"): BrokerConfig {
+  const slash = file.lastIndexOf("/");
+  const base = slash < 0 ? "" : file.slice(0, slash + 1);
+  const resolve = (path: string) => path.startsWith("/") ? path : base + path;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const walker = new Walker(file, lines);
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0];
+    const { line, col } = lines.linePos(error.pos[0]);
+    throw new ConfigError(file, line, col, "", `syntax error: ${error.message.split("\n")[0]}`);
+  }
+  const contents = doc.contents as Node | null;
+  if (contents === null || (isScalar(contents) && contents.value === null)) {
+    throw new ConfigError(file, 1, 1, "", "the file is empty");
+  }
+  const raw = walker.value(contents, rootSchema(), "") as Raw;
+  const at = (obj: unknown, name: string) => nodes.get(obj as object)?.[name];
+
+  const listeners = ((raw.listeners ?? []) as Raw[]).map((l, i) =>
+    listenerSettings(walker, l, i, at, resolve)
+  );
+  const seen = new Map<string, number>();
+  listeners.forEach((l, i) => {
+    const first = seen.get(l.id);
+    if (first !== undefined) {
+      throw walker.error(
+        at((raw.listeners as Raw[])[i], "id"),
+        `listeners[${i}].id`,
+        `duplicate listener id "${l.id}" (also listeners[${first}])`,
+      );
+    }
+    seen.set(l.id, i);
+  });
+
+  const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve);
+  const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
+  const logging = (raw.logging ?? {}) as Raw;
+  const level = logging.level as string | undefined;
+  return {
+    file,
+    listeners,
+    hooks,
+    options,
+    logging: {
+      level: level === undefined ? undefined : (level === "warn" ? "warning" : level) as LogLevel,
+      format: logging.format as "text" | "json" | undefined,
+    },
+  };
+}
+
+function listenerSettings(
+  walker: Walker,
+  l: Raw,
+  i: number,
+  at: (obj: unknown, name: string) => Node | undefined,
+  resolve: (path: string) => string,
+): ListenerSettings {
+  const key = `listeners[${i}]`;
+  const type = l.type as ListenerSettings["type"];
+  const fail = (name: string, problem: string) => walker.error(at(l, name), `${key}.${name}`, problem);
+  for (const name of ["path", "allowed_origins", "trusted_proxies"]) {
+    if (name in l && type !== "ws") throw fail(name, `only applies to ws listeners, not ${type}`);
+  }
+  for (const name of ["max_connections", "allow_anonymous"]) {
+    if (name in l && (type === "sysinfo" || type === "healthcheck")) {
+      throw fail(name, `does not apply to ${type} listeners (they accept no MQTT clients)`);
+    }
+  }
+  const tlsKeys = [
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_ca_file",
+    "tls_engine",
+    "require_client_cert",
+    "client_cert_as_username",
+  ];
+  if (type === "unix") {
+    for (const name of tlsKeys) if (name in l) throw fail(name, "does not apply to unix listeners");
+  }
+  let tls: TlsConfig | undefined;
+  if (tlsKeys.some((name) => name in l)) {
+    if (!l.tls_cert_file || !l.tls_key_file) {
+      const missing = l.tls_cert_file ? "tls_key_file" : "tls_cert_file";
+      throw walker.error(at(l, "id"), `${key}.${missing}`, `is required when any TLS key is set`);
+    }
+    if ((l.require_client_cert || l.client_cert_as_username) && !l.tls_ca_file) {
+      const name = l.require_client_cert ? "require_client_cert" : "client_cert_as_username";
+      throw fail(name, "needs tls_ca_file to verify client certificates");
+    }
+    if (type !== "tcp") {
+      for (const name of ["tls_ca_file", "require_client_cert", "client_cert_as_username", "tls_engine"]) {
+        if (name in l) {
+          throw fail(name, `only applies to tcp listeners (Deno.serve cannot verify client certificates)`);
+        }
+      }
+    }
+    if (l.tls_engine === "deno" && l.tls_ca_file) {
+      throw fail("tls_engine", `"deno" cannot verify client certificates`);
+    }
+    for (const name of ["tls_cert_file", "tls_key_file", "tls_ca_file"]) {
+      if (typeof l[name] === "string") {
+        l[name] = resolve(l[name] as string);
+        try {
+          Deno.statSync(l[name] as string);
+        } catch {
+          throw fail(name, `file "${l[name]}" cannot be read`);
+        }
+      }
+    }
+    tls = {
+      cert: l.tls_cert_file as string,
+      key: l.tls_key_file as string,
+      ca: l.tls_ca_file as string | undefined,
+      requireClientCert: l.require_client_cert as boolean | undefined,
+      clientCertAsUsername: l.client_cert_as_username as boolean | undefined,
+      engine: l.tls_engine as "deno" | "node" | undefined,
+    };
+  }
+  if (type === "ws" && typeof l.path === "string" && !l.path.startsWith("/")) {
+    throw fail("path", `must start with "/", got "${l.path}"`);
+  }
+  if (type !== "unix" && !/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(l.address as string)) {
+    throw fail("address", `must be host:port or :port, got "${l.address}"`);
+  }
+  return stripUndefined({
+    type,
+    id: l.id as string,
+    address: l.address as string,
+    tls,
+    maxConnections: l.max_connections as number | undefined,
+    allowAnonymous: l.allow_anonymous as boolean | undefined,
+    path: l.path as string | undefined,
+    allowedOrigins: l.allowed_origins as string[] | undefined,
+    trustedProxies: l.trusted_proxies as string[] | undefined,
+  });
+}
+
+function hookSettings(
+  walker: Walker,
+  h: Raw,
+  at: (obj: unknown, name: string) => Node | undefined,
+  resolve: (path: string) => string,
+): HookSettings {
+  const hooks: HookSettings = {};
+  if (h.auth) {
+    const a = h.auth as Raw;
+    const sources = ["allow_all", "ledger", "ledger_file"].filter((k) => k in a && a[k] !== false);
+    if (sources.length > 1) {
+      throw walker.error(
+        at(a, sources[1]),
+        `hooks.auth.${sources[1]}`,
+        `cannot be used together with ${sources[0]}`,
+      );
+    }
+    if (sources.length === 0) {
+      throw walker.error(at(h, "auth"), "hooks.auth", "needs allow_all: true, a ledger or a ledger_file");
+    }
+    let ledger: Ledger | undefined;
+    if ("ledger" in a) {
+      try {
+        ledger = validateLedger(a.ledger, walker.file);
+      } catch (error) {
+        if (!(error instanceof LedgerError)) throw error;
+        const problem = error.message.replace(/^.*?: /, "");
+        const field = error.field ? `hooks.auth.ledger.${error.field}` : "hooks.auth.ledger";
+        throw walker.error(ledgerNode(at(a, "ledger"), error.field), field, problem);
+      }
+    }
+    hooks.auth = stripUndefined({
+      allowAll: a.allow_all === true,
+      ledger,
+      ledgerFile: a.ledger_file === undefined ? undefined : resolve(a.ledger_file as string),
+    });
+  }
+  if (h.storage) {
+    const s = h.storage as Raw;
+    for (const name of ["badger", "bolt", "pebble"]) {
+      if (name in s) {
+        throw walker.error(at(s, name), `hooks.storage.${name}`, `is a Mochi (Go) store; use kv or redis`);
+      }
+    }
+    const names = Object.keys(s);
+    if (names.length > 1) {
+      throw walker.error(
+        at(s, names[1]),
+        `hooks.storage.${names[1]}`,
+        `only one storage hook may be set (also ${names[0]})`,
+      );
+    }
+    const storage: HookSettings["storage"] = {};
+    if (s.kv) storage.kv = { path: resolve((s.kv as Raw).path as string) };
+    if (s.redis) {
+      const r = s.redis as Raw;
+      if ("prefix" in r && "h_prefix" in r) {
+        throw walker.error(
+          at(r, "h_prefix"),
+          "hooks.storage.redis.h_prefix",
+          "cannot be used together with prefix",
+        );
+      }
+      storage.redis = stripUndefined({
+        address: (r.address as string | undefined) ?? "localhost:6379",
+        username: r.username as string | undefined,
+        password: r.password as string | undefined,
+        database: (r.database as number | undefined) ?? 0,
+        prefix: (r.prefix ?? r.h_prefix) as string | undefined,
+      });
+    }
+    hooks.storage = storage;
+  }
+  if (h.debug) {
+    const d = h.debug as Raw;
+    hooks.debug = stripUndefined({
+      enable: d.enable === true,
+      showPacketData: d.show_packet_data as boolean | undefined,
+      showPings: d.show_pings as boolean | undefined,
+      showPasswords: d.show_passwords as boolean | undefined,
+    });
+  }
+  return hooks;
+}
+
+/** Finds the YAML node of a ledger field such as `acl[1].filters["a/#"]`, or the ledger itself. */
+function ledgerNode(ledger: Node | undefined, field: string): Node | undefined {
+  let node: Node | undefined = ledger;
+  const parts = field.match(/[^.[\]"]+|\["[^"]*"\]|\[\d+\]/g) ?? [];
+  for (const part of parts) {
+    let next: unknown;
+    if (/^\[\d+\]$/.test(part) && isSeq(node)) next = node.items[Number(part.slice(1, -1))];
+    else if (isMap(node)) {
+      const name = part.startsWith('["') ? part.slice(2, -2) : part;
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === name);
+      next = pair?.value ?? pair?.key;
+    }
+    if (!next) break;
+    node = next as Node;
+  }
+  return node;
+}
+
+function optionSettings(
+  walker: Walker,
+  o: Raw,
+  at: (obj: unknown, name: string) => Node | undefined,
+): Options {
+  const options: Options = {};
+  if (o.capabilities) {
+    const raw = o.capabilities as Raw;
+    const caps: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(raw)) {
+      if (name === "compatibilities") continue;
+      caps[camel(name)] = value;
+    }
+    if (raw.compatibilities) {
+      const compat: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(raw.compatibilities as Raw)) compat[camel(name)] = value;
+      caps.compatibilities = compat;
+    }
+    options.capabilities = caps as Options["capabilities"];
+  }
+  if (o.sys_topic_resend_interval !== undefined) {
+    options.sysTopicResendInterval = o.sys_topic_resend_interval as number;
+  }
+  if (o.inline_client !== undefined) options.inlineClient = o.inline_client as boolean;
+  if (o.client_net_read_buffer_size !== undefined) {
+    options.clientReadBufferSize = o.client_net_read_buffer_size as number;
+  }
+  if (o.durability !== undefined) options.durability = o.durability as "sync" | "async";
+  // client_net_write_buffer_size is accepted for Mochi compatibility; the outbound buffer grows as needed.
+  try {
+    resolveOptions(options);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const name = /Option "(\w+)"/.exec(error.message)?.[1] ?? "";
+    const key = snake(name);
+    const caps = o.capabilities as Raw | undefined;
+    const inCaps = caps !== undefined && key in caps;
+    const node = inCaps
+      ? at(caps, key)
+      : at(o, key === "client_read_buffer_size" ? "client_net_read_buffer_size" : key);
+    const path = inCaps ? `options.capabilities.${key}` : `options.${key}`;
+    throw walker.error(node ?? at(o, "capabilities"), path, error.message.replace(/^Option "\w+" /, ""));
+  }
+  return options;
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) {
+    if (value[key] === undefined) delete value[key];
+  }
+  return value;
+}
+
+/**
+ * Reads and validates a configuration file (`.yaml`, `.yml` or `.json`).
+ *
+ * @param path The file.
+ * @returns The validated configuration.
+ * @throws {ConfigError} When the file cannot be read or is not valid.
+ */
+export async function loadConfig(path: string): Promise<BrokerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new ConfigError(
+      path,
+      0,
+      0,
+      "",
+      `cannot be read: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  return parseConfig(text, path);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Building
+
+/**
+ * Creates the listeners a configuration declares (not yet added to a server).
+ *
+ * @param config The configuration.
+ * @param server The server (HTTP stats read its `info`).
+ * @returns The listeners, in file order.
+ */
+export function createListeners(config: BrokerConfig, server: Server): Listener[] {
+  return config.listeners.map((l): Listener => {
+    const common = { id: l.id, address: l.address };
+    const policy = { maxConnections: l.maxConnections, allowAnonymous: l.allowAnonymous };
+    switch (l.type) {
+      case "tcp":
+        return new TCP({ ...common, ...policy, tls: l.tls });
+      case "ws":
+        return new WebSocket({
+          ...common,
+          ...policy,
+          tls: l.tls,
+          path: l.path,
+          allowedOrigins: l.allowedOrigins,
+          trustedProxies: l.trustedProxies,
+        });
+      case "unix":
+        return new UnixSock({ ...common, ...policy });
+      case "sysinfo":
+        return new HTTPStats({ ...common, tls: l.tls }, server.info);
+      case "healthcheck":
+        return new HTTPHealthCheck({ ...common, tls: l.tls });
+    }
+  });
+}
+
+/** A hook and the config passed to its `init`. */
+export interface HookWithConfig {
+  /** The hook. */
+  hook: Hook;
+  /** Its config. */
+  config?: unknown;
+}
+
+/** Loads a storage hook module; the storage hooks arrive with the storage issue. */
+async function storageHook(
+  kind: "kv" | "redis",
+  settings: { path: string } | RedisSettings,
+): Promise<HookWithConfig> {
+  const module = kind === "kv" ? "../hooks/storage/kv.ts" : "../hooks/storage/redis.ts";
+  const exported = kind === "kv" ? "KVHook" : "RedisHook";
+  let mod: Record<string, unknown>;
+  try {
+    // A computed specifier: the module may not exist yet, and must not break type checking.
+    mod = await import(new URL(module, import.meta.url).href);
+  } catch (error) {
+    throw new Error(
+      `The ${kind} storage hook is not available yet (${module} could not be loaded: ` +
+        `${error instanceof Error ? error.message.split("\n")[0] : error})`,
+    );
+  }
+  const Hook = mod[exported] as (new () => Hook) | undefined;
+  if (typeof Hook !== "function") {
+    throw new Error(`The ${kind} storage hook is not available yet (${module} has no ${exported})`);
+  }
+  return { hook: new Hook(), config: settings };
+}
+
+/**
+ * Creates the hooks a configuration declares, in a fixed order: auth, storage, debug.
+ *
+ * @param config The configuration.
+ * @returns The hooks and their configs.
+ * @throws {Error} When a declared storage hook is not available.
+ */
+export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[]> {
+  const hooks: HookWithConfig[] = [];
+  const { auth, storage, debug } = config.hooks;
+  if (auth?.allowAll) hooks.push({ hook: new AllowHook() });
+  else if (auth?.ledger) hooks.push({ hook: new AuthHook(), config: { ledger: auth.ledger } });
+  else if (auth?.ledgerFile) hooks.push({ hook: new AuthHook(), config: { path: auth.ledgerFile } });
+  if (storage?.kv) hooks.push(await storageHook("kv", storage.kv));
+  if (storage?.redis) hooks.push(await storageHook("redis", storage.redis));
+  if (debug?.enable) {
+    const { enable: _, ...show } = debug;
+    hooks.push({ hook: new DebugHook(), config: show });
+  }
+  return hooks;
+}
+
+/**
+ * Adds a configuration's hooks and listeners to a server (and the listener policy hooks its
+ * listeners need). If anything fails, the listeners already bound are closed again.
+ *
+ * @param server A server created with `config.options`.
+ * @param config The configuration.
+ */
+export async function applyConfig(server: Server, config: BrokerConfig): Promise<void> {
+  const hooks = await createHooks(config);
+  const listeners = createListeners(config, server);
+  for (const { hook, config: hookConfig } of hooks) await server.addHook(hook, hookConfig);
+  const added: Listener[] = [];
+  try {
+    for (const listener of listeners) {
+      await server.addListener(listener);
+      added.push(listener);
+    }
+  } catch (error) {
+    await Promise.all(added.map((l) => l.close()));
+    throw error;
+  }
+  for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
+}
