@@ -204,12 +204,12 @@ export class DebugHook implements Hook {
    */
   onPublish(client: Client, packet: Packet): Packet {
     if (!log.isEnabledFor("debug")) return packet;
-    log.debug("Client {client} published {size} bytes to {topic} (QoS {qos}{retain})", {
+    log.debug("Client {client} published {size} bytes to {topic} (QoS {qos}, retain {retain})", {
       client: client.id,
       topic: packet.topicName,
       size: packet.payload?.length ?? 0,
       qos: packet.fixedHeader.qos ?? 0,
-      retain: packet.fixedHeader.retain ? ", retained" : "",
+      retain: packet.fixedHeader.retain ?? false,
     });
     return packet;
   }

@@ -28,7 +28,7 @@ export interface Capabilities {
   maximumClientWritesPending: number;
   /** Maximum seconds a disconnected session is kept. */
   maximumSessionExpiryInterval: number;
-  /** Largest packet accepted from clients, in bytes; 0 means the protocol maximum. */
+  /** Largest packet accepted from clients, in bytes (default 1 MiB, advertised); 0 means the protocol maximum. */
   maximumPacketSize: number;
   /** Receive Maximum: QoS 1/2 publishes a client may have unacknowledged towards the server. */
   receiveMaximum: number;
@@ -117,7 +117,7 @@ export function defaultCapabilities(): Capabilities {
     maximumMessageExpiryInterval: 60 * 60 * 24,
     maximumClientWritesPending: 1024 * 8,
     maximumSessionExpiryInterval: 0xffffffff,
-    maximumPacketSize: 0,
+    maximumPacketSize: 1024 * 1024,
     receiveMaximum: 1024,
     maximumInflight: 1024 * 8,
     topicAliasMaximum: 0xffff,

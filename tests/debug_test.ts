@@ -71,7 +71,9 @@ Deno.test("DebugHook logs packets in and out with client id, direction and type"
       ),
     );
     assert.ok(texts.includes("Client {client} subscribed to {filters} with reason codes {reasonCodes}"));
-    assert.ok(texts.includes("Client {client} published {size} bytes to {topic} (QoS {qos}{retain})"));
+    assert.ok(
+      texts.includes("Client {client} published {size} bytes to {topic} (QoS {qos}, retain {retain})"),
+    );
     await waitFor(() =>
       debugRecords(records).some((r) =>
         r.rawMessage === "Client {client} disconnected ({reason}); session {session}"

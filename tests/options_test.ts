@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { defaultCapabilities, resolveOptions, Server } from "../mod.ts";
 
-Deno.test("`resolveOptions` applies Mochi's defaults", () => {
+Deno.test("`resolveOptions` applies Mochi's defaults, and a 1 MiB maximum packet size", () => {
   const options = resolveOptions();
   const caps = options.capabilities;
   assert.equal(caps.maximumMessageExpiryInterval, 86400);
@@ -12,7 +12,7 @@ Deno.test("`resolveOptions` applies Mochi's defaults", () => {
   assert.equal(caps.maximumSessionExpiryInterval, 0xffffffff);
   assert.equal(caps.maximumClientWritesPending, 8192);
   assert.equal(caps.maximumQos, 2);
-  assert.equal(caps.maximumPacketSize, 0);
+  assert.equal(caps.maximumPacketSize, 1024 * 1024); // Mochi: 0 (none); ours is bounded by default
   assert.equal(caps.retainAvailable, 1);
   assert.equal(caps.wildcardSubAvailable, 1);
   assert.equal(caps.subIdAvailable, 1);

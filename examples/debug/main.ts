@@ -8,11 +8,18 @@
  * @module
  */
 
-import { configure, getConsoleSink } from "@logtape/logtape";
+import { configure, getConsoleSink, getTextFormatter, type LogRecord } from "@logtape/logtape";
 import { AllowHook, DebugHook, Server, TCP } from "../../mod.ts";
 
+// The text formatter prints the message; add the decoded packet (showPacketData) after it.
+const text = getTextFormatter();
+const formatter = (record: LogRecord): string => {
+  const packet = record.properties.packet;
+  return packet === undefined ? text(record) : `${text(record).trimEnd()} ${JSON.stringify(packet)}\n`;
+};
+
 await configure({
-  sinks: { console: getConsoleSink() },
+  sinks: { console: getConsoleSink({ formatter }) },
   loggers: [
     { category: ["x-broker"], lowestLevel: "debug", sinks: ["console"] },
     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },

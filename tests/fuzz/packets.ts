@@ -129,7 +129,7 @@ function withProperties(packet: Packet, version: ProtocolVersion, rng: Rng, targ
  * @returns The packet.
  */
 export function randomPacket(rng: Rng, version: ProtocolVersion): Packet {
-  const type = version === 5 ? rng.range(1, 15) : rng.range(1, 14);
+  const type = (version === 5 ? rng.range(1, 15) : rng.range(1, 14)) as PacketType;
   switch (type) {
     case PacketType.Connect: {
       const willFlag = rng.chance(0.4);

@@ -106,10 +106,14 @@ Deno.test("CONNECT at level 3 is refused with return code 1 when minimumProtocol
 // ---------------------------------------------------------------------------------------------
 // CONNACK capabilities
 
-Deno.test("CONNACK advertises only receiveMaximum and topicAliasMaximum with default capabilities", async () => {
+Deno.test("CONNACK advertises receiveMaximum, maximumPacketSize and topicAliasMaximum by default", async () => {
   await using broker = await startBroker();
   const { client, connack } = await RawClient.connect(broker, "defaults");
-  assert.deepEqual(connack.properties, { receiveMaximum: 1024, topicAliasMaximum: 0xffff });
+  assert.deepEqual(connack.properties, {
+    receiveMaximum: 1024,
+    maximumPacketSize: 1024 * 1024,
+    topicAliasMaximum: 0xffff,
+  });
   client.close();
 });
 
@@ -144,7 +148,7 @@ Deno.test("CONNACK advertises every capability that is limited or turned off", a
 Deno.test("CONNACK advertises maximumQoS 0 and omits topicAliasMaximum when aliases are off", async () => {
   await using broker = await startBroker({ capabilities: { maximumQos: 0, topicAliasMaximum: 0 } });
   const { client, connack } = await RawClient.connect(broker, "qos0");
-  assert.deepEqual(connack.properties, { receiveMaximum: 1024, maximumQoS: 0 });
+  assert.deepEqual(connack.properties, { receiveMaximum: 1024, maximumQoS: 0, maximumPacketSize: 1024 * 1024 });
   client.close();
 });
 

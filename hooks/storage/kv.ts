@@ -1,0 +1,403 @@
+/**
+ * {@linkcode KVHook}: the default storage hook, on Deno KV (SQLite on disk, or `:memory:`).
+ *
+ * Key layout (every value is a structured-clone record, so payloads stay binary):
+ *
+ * | key | value |
+ * | --- | --- |
+ * | `["c", clientId]` | {@linkcode ClientRecord} |
+ * | `["s", clientId, filter]` | {@linkcode SubscriptionRecord} |
+ * | `["i", clientId, "out" \| "in", id]` | {@linkcode InflightRecord} (`id` from {@linkcode inflightId}) |
+ * | `["r", topic]` | retained {@linkcode StoredMessage} |
+ * | `["sys"]` | $SYS counters |
+ * | `["x", ...key, version, n]` | chunk `n` of a record too large for one value (see below) |
+ *
+ * A record larger than about 48 KiB (a big payload or will) is serialized and split into 60 KB
+ * chunks under `["x", ...key, version]`; the record's own key then holds `{ $blob, version }`.
+ * A new version never overwrites the chunks of the old one, so a crash between two atomic
+ * commits cannot leave a record pointing at half-written chunks. Strings longer than 800 bytes
+ * (client ids, filters, topics) are replaced in keys by their SHA-256, since KV keys are at most
+ * 2 KiB. A batch is written as one atomic operation, or several in order when it exceeds KV's
+ * limits (1,000 mutations, 800 KiB); each op is idempotent, so a retried batch is harmless.
+ *
+ * @module
+ */
+
+import { deserialize, serialize } from "node:v8";
+import {
+  type ClientRecord,
+  type InflightRecord,
+  inflightId,
+  type StorageBackend,
+  StorageHook,
+  type StoredMessage,
+  type StoredState,
+  type SubscriptionRecord,
+  type WriteOp,
+} from "./storage.ts";
+
+/** Options of {@linkcode KVHook}. */
+export interface KVHookOptions {
+  /** The database file, or `:memory:` (default `./data/broker.kv`; its folder is created). */
+  path?: string;
+  /** An open database to use instead of `path`; the hook does not close it. */
+  kv?: Deno.Kv;
+}
+
+const MAX_KEY_PART_BYTES = 800;
+const INLINE_MAX_BYTES = 48 * 1024;
+const CHUNK_BYTES = 60_000;
+const ATOMIC_MAX_MUTATIONS = 900;
+const ATOMIC_MAX_BYTES = 640 * 1024;
+const ATOMIC_MAX_KEY_BYTES = 64 * 1024;
+const LIST_BATCH = 500;
+
+/** What a record's key holds when the record is stored in chunks. */
+interface BlobPointer {
+  $blob: number;
+  version: string;
+}
+
+type Mutation = { key: Deno.KvKey; value?: unknown; bytes: number };
+
+const encoder = new TextEncoder();
+
+function isBlob(value: unknown): value is BlobPointer {
+  return typeof value === "object" && value !== null && "$blob" in value;
+}
+
+function keyId(key: Deno.KvKey): string {
+  return JSON.stringify(key);
+}
+
+function keyBytes(key: Deno.KvKey): number {
+  let n = 8;
+  for (const part of key) n += typeof part === "string" ? part.length * 3 + 2 : 10;
+  return n;
+}
+
+/** A string as a key part: itself, or its SHA-256 when too long for a KV key. */
+async function part(value: string): Promise<string> {
+  const bytes = encoder.encode(value);
+  if (bytes.length <= MAX_KEY_PART_BYTES) return value;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return "\u0000sha256:" + Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A generous estimate of a record's encoded size, to choose between one value and chunks. */
+function estimate(record: unknown): number {
+  let n = 512;
+  const visit = (value: unknown, depth: number): void => {
+    if (value instanceof Uint8Array) n += value.byteLength + 8;
+    else if (typeof value === "string") n += value.length * 3 + 4;
+    else if (typeof value === "object" && value !== null && depth < 8) {
+      for (const [k, v] of Object.entries(value)) {
+        n += k.length + 4;
+        visit(v, depth + 1);
+      }
+    } else n += 9;
+  };
+  visit(record, 0);
+  return n;
+}
+
+/** The {@linkcode StorageBackend} of {@linkcode KVHook}. */
+export class KVBackend implements StorageBackend {
+  #options: KVHookOptions;
+  #kv: Deno.Kv | undefined;
+  #owned = false;
+  /** Chunk versions present per record key (rare: only records over ~48 KiB). */
+  #chunks = new Map<string, { key: Deno.KvKey; versions: Map<string, number> }>();
+  #version = 0;
+
+  /**
+   * Creates a backend; nothing is opened before {@linkcode KVBackend.open}.
+   *
+   * @param options Where the database is.
+   */
+  constructor(options: KVHookOptions = {}) {
+    this.#options = options;
+  }
+
+  /**
+   * Changes the options (before `open`).
+   *
+   * @param options Options merged over the current ones.
+   */
+  configure(options: KVHookOptions): void {
+    this.#options = { ...this.#options, ...options };
+  }
+
+  /** The open database. */
+  get kv(): Deno.Kv {
+    if (!this.#kv) throw new TypeError("The KV store is not open");
+    return this.#kv;
+  }
+
+  /** Opens the database and indexes stored chunks. */
+  async open(): Promise<void> {
+    if (this.#kv) return;
+    if (this.#options.kv) {
+      this.#kv = this.#options.kv;
+    } else {
+      const path = this.#options.path ?? "./data/broker.kv";
+      if (path !== ":memory:") {
+        const folder = path.replace(/[\\/][^\\/]*$/, "");
+        if (folder !== path && folder !== "") await Deno.mkdir(folder, { recursive: true });
+      }
+      this.#kv = await Deno.openKv(path);
+      this.#owned = true;
+    }
+    this.#version = Date.now() * 1000;
+    this.#chunks.clear();
+    for await (const entry of this.kv.list({ prefix: ["x"] }, { batchSize: LIST_BATCH })) {
+      const key = entry.key.slice(1, -2);
+      const version = String(entry.key[entry.key.length - 2]);
+      const index = Number(entry.key[entry.key.length - 1]);
+      const id = keyId(key);
+      let known = this.#chunks.get(id);
+      if (!known) this.#chunks.set(id, known = { key, versions: new Map() });
+      known.versions.set(version, Math.max(known.versions.get(version) ?? 0, index + 1));
+    }
+  }
+
+  /**
+   * Writes a batch: one atomic operation, or several in order when it exceeds KV's limits.
+   *
+   * @param ops The writes.
+   */
+  async commit(ops: WriteOp[]): Promise<void> {
+    const chunks = new Map(this.#chunks);
+    const mutations = await this.#mutations(ops, chunks);
+    let atomic = this.kv.atomic();
+    let count = 0;
+    let bytes = 0;
+    let keys = 0;
+    for (const m of mutations) {
+      const k = keyBytes(m.key);
+      if (count > 0 && (count >= ATOMIC_MAX_MUTATIONS || bytes + m.bytes > ATOMIC_MAX_BYTES ||
+          keys + k > ATOMIC_MAX_KEY_BYTES)) {
+        await this.#run(atomic);
+        atomic = this.kv.atomic();
+        count = bytes = keys = 0;
+      }
+      if (m.value === undefined) atomic.delete(m.key);
+      else atomic.set(m.key, m.value);
+      count++;
+      bytes += m.bytes + k;
+      keys += k;
+    }
+    if (count > 0) await this.#run(atomic);
+    this.#chunks = chunks;
+  }
+
+  async #run(atomic: Deno.AtomicOperation): Promise<void> {
+    const result = await atomic.commit();
+    if (!result.ok) throw new Error("Deno KV refused an atomic write");
+  }
+
+  async #mutations(
+    ops: WriteOp[],
+    chunks: Map<string, { key: Deno.KvKey; versions: Map<string, number> }>,
+  ): Promise<Mutation[]> {
+    const out: Mutation[] = [];
+    /** Keys written earlier in this batch, per client key part (a later deleteClient removes them). */
+    const written = new Map<string, Map<string, Deno.KvKey>>();
+    const dropChunks = (key: Deno.KvKey) => {
+      const id = keyId(key);
+      const known = chunks.get(id);
+      if (!known) return;
+      for (const [version, count] of known.versions) {
+        for (let i = 0; i < count; i++) out.push({ key: ["x", ...key, version, i], bytes: 0 });
+      }
+      chunks.delete(id);
+    };
+    const put = (key: Deno.KvKey, record: unknown, clientPart?: string) => {
+      if (clientPart !== undefined) {
+        let set = written.get(clientPart);
+        if (!set) written.set(clientPart, set = new Map());
+        set.set(keyId(key), key);
+      }
+      const size = estimate(record);
+      if (size <= INLINE_MAX_BYTES) {
+        dropChunks(key);
+        out.push({ key, value: record, bytes: size });
+        return;
+      }
+      const bytes = serialize(record);
+      const version = String(++this.#version);
+      const count = Math.ceil(bytes.length / CHUNK_BYTES);
+      for (let i = 0; i < count; i++) {
+        const chunk = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+        out.push({ key: ["x", ...key, version, i], value: new Uint8Array(chunk), bytes: chunk.length });
+      }
+      const pointer: BlobPointer = { $blob: count, version };
+      out.push({ key, value: pointer, bytes: 64 });
+      dropChunks(key);
+      chunks.set(keyId(key), { key, versions: new Map([[version, count]]) });
+    };
+    const del = (key: Deno.KvKey) => {
+      out.push({ key, bytes: 0 });
+      dropChunks(key);
+    };
+    for (const op of ops) {
+      switch (op.op) {
+        case "putClient": {
+          const c = await part(op.record.id);
+          put(["c", c], op.record, c);
+          break;
+        }
+        case "deleteClient": {
+          const c = await part(op.clientId);
+          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]]]);
+          for (const prefix of [["s", c], ["i", c]]) {
+            for await (const entry of this.kv.list({ prefix }, { batchSize: LIST_BATCH })) {
+              keys.set(keyId(entry.key), entry.key);
+            }
+          }
+          for (const [id, key] of written.get(c) ?? []) keys.set(id, key);
+          written.delete(c);
+          for (const key of keys.values()) del(key);
+          break;
+        }
+        case "putSubscription": {
+          const c = await part(op.record.clientId);
+          put(["s", c, await part(op.record.subscription.filter)], op.record, c);
+          break;
+        }
+        case "deleteSubscription":
+          del(["s", await part(op.clientId), await part(op.filter)]);
+          break;
+        case "putInflight": {
+          const c = await part(op.record.clientId);
+          put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
+          break;
+        }
+        case "deleteInflight":
+          del(["i", await part(op.clientId), op.direction, op.id]);
+          break;
+        case "putRetained":
+          put(["r", await part(op.message.topic)], op.message);
+          break;
+        case "deleteRetained":
+          del(["r", await part(op.topic)]);
+          break;
+        case "putSysInfo":
+          put(["sys"], op.info);
+          break;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Reads every record (and removes chunks no record points at, left by an interrupted write).
+   *
+   * @returns The stored state.
+   */
+  async load(): Promise<StoredState> {
+    const referenced = new Set<string>();
+    const read = async <T>(prefix: Deno.KvKey): Promise<T[]> => {
+      const out: T[] = [];
+      for await (const entry of this.kv.list<unknown>({ prefix }, { batchSize: LIST_BATCH })) {
+        out.push(await this.#value<T>(entry.key, entry.value, referenced));
+      }
+      return out;
+    };
+    const clients = await read<ClientRecord>(["c"]);
+    const subscriptions = await read<SubscriptionRecord>(["s"]);
+    const inflight = await read<InflightRecord>(["i"]);
+    const retained = await read<StoredMessage>(["r"]);
+    const sys = await this.kv.get<unknown>(["sys"]);
+    const sysInfo = sys.value === null
+      ? undefined
+      : await this.#value<Record<string, string | number>>(sys.key, sys.value, referenced);
+    await this.#collectGarbage(referenced);
+    return { clients, subscriptions, inflight, retained, sysInfo };
+  }
+
+  async #value<T>(key: Deno.KvKey, value: unknown, referenced: Set<string>): Promise<T> {
+    if (!isBlob(value)) return value as T;
+    referenced.add(keyId([...key, value.version]));
+    const parts: Uint8Array[] = [];
+    for await (const entry of this.kv.list<Uint8Array>({ prefix: ["x", ...key, value.version] })) {
+      parts.push(entry.value);
+    }
+    if (parts.length !== value.$blob) {
+      throw new Error(`Record ${keyId(key)} has ${parts.length} of its ${value.$blob} chunks`);
+    }
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let offset = 0;
+    for (const p of parts) {
+      bytes.set(p, offset);
+      offset += p.length;
+    }
+    return deserialize(bytes) as T;
+  }
+
+  async #collectGarbage(referenced: Set<string>): Promise<void> {
+    const orphans: Deno.KvKey[] = [];
+    for (const [id, known] of this.#chunks) {
+      for (const [version, count] of known.versions) {
+        if (referenced.has(keyId([...known.key, version]))) continue;
+        for (let i = 0; i < count; i++) orphans.push(["x", ...known.key, version, i]);
+        known.versions.delete(version);
+      }
+      if (known.versions.size === 0) this.#chunks.delete(id);
+    }
+    for (let i = 0; i < orphans.length; i += ATOMIC_MAX_MUTATIONS) {
+      const atomic = this.kv.atomic();
+      for (const key of orphans.slice(i, i + ATOMIC_MAX_MUTATIONS)) atomic.delete(key);
+      await this.#run(atomic);
+    }
+  }
+
+  /** Closes the database, unless it was given open. */
+  close(): Promise<void> {
+    if (this.#owned) this.#kv?.close();
+    this.#kv = undefined;
+    this.#owned = false;
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Stores sessions, subscriptions, in-flight and queued messages, retained messages and the $SYS
+ * counters in Deno KV, and restores them when the server starts. Needs `--unstable-kv` (or
+ * `"unstable": ["kv"]` in deno.json).
+ *
+ * @example A broker that keeps its state in a KV file
+ * ```ts
+ * import { AllowHook, KVHook, Server } from "../../mod.ts";
+ *
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * await server.addHook(new KVHook(), { path: ":memory:" }); // a file path in real use
+ * await server.serve();
+ * await server.close();
+ * ```
+ */
+export class KVHook extends StorageHook {
+  readonly #kvBackend: KVBackend;
+
+  /**
+   * Creates a Deno KV storage hook. Options may also be given to `addHook` as its config.
+   *
+   * @param options Where the database is, and the hook id (default `kv-storage`).
+   */
+  constructor(options: KVHookOptions & { id?: string } = {}) {
+    const backend = new KVBackend(options);
+    super(options.id ?? "kv-storage", backend);
+    this.#kvBackend = backend;
+  }
+
+  /**
+   * Opens the database.
+   *
+   * @param config Options given to `addHook`, merged over the constructor's.
+   */
+  override async init(config?: KVHookOptions): Promise<void> {
+    if (config) this.#kvBackend.configure(config);
+    await super.init();
+  }
+}
