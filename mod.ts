@@ -34,7 +34,7 @@ export type { EstablishFn, Listener, ListenerConfig } from "./listeners/listener
 export { TCP } from "./listeners/tcp.ts";
 export { AllowHook } from "./hooks/auth/allow_all.ts";
 export type { TCPConfig } from "./listeners/tcp.ts";
-export { WEBSOCKET_SUBPROTOCOLS, WebSocket, WebSocketConnection } from "./listeners/websocket.ts";
+export { WebSocket, WEBSOCKET_SUBPROTOCOLS, WebSocketConnection } from "./listeners/websocket.ts";
 export type { WebSocketConfig } from "./listeners/websocket.ts";
 export { UnixSock } from "./listeners/unix.ts";
 export type { UnixSockConfig } from "./listeners/unix.ts";
@@ -76,3 +76,15 @@ export type {
 } from "./hooks/auth/mod.ts";
 export { DebugHook, formatBytes } from "./hooks/debug.ts";
 export type { DebugHookConfig } from "./hooks/debug.ts";
+export { KVBackend, KVHook, MemoryHook, MemoryStore, StorageHook } from "./hooks/storage/mod.ts";
+export type {
+  ClientRecord,
+  InflightRecord,
+  KVHookOptions,
+  MemoryHookOptions,
+  StorageBackend,
+  StoredMessage,
+  StoredState,
+  SubscriptionRecord,
+  WriteOp,
+} from "./hooks/storage/mod.ts";

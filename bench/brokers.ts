@@ -18,7 +18,9 @@ export const BROKERS: readonly BrokerName[] = ["ours", "mosquitto", "aedes"];
 
 const REPO = new URL("..", import.meta.url).pathname;
 /** Where Aedes is installed (outside the repository, so `deno lint`/`fmt` never see it). */
-export const AEDES_DIR: string = `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`}/x-broker-bench/aedes`;
+export const AEDES_DIR: string = `${
+  Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`
+}/x-broker-bench/aedes`;
 const AEDES_VERSION = "1.2.0";
 const LOG_DIR = "/tmp/x-broker-bench";
 
@@ -77,8 +79,13 @@ export async function available(name: BrokerName, install = true): Promise<true 
   if (!install) return `Aedes is not installed in ${AEDES_DIR}`;
   console.error(`Installing aedes@${AEDES_VERSION} into ${AEDES_DIR} ...`);
   Deno.mkdirSync(AEDES_DIR, { recursive: true });
-  if (!exists(`${AEDES_DIR}/package.json`)) Deno.writeTextFileSync(`${AEDES_DIR}/package.json`, '{"private":true}\n');
-  const result = await run(["npm", "install", `aedes@${AEDES_VERSION}`, "--no-audit", "--no-fund"], AEDES_DIR);
+  if (!exists(`${AEDES_DIR}/package.json`)) {
+    Deno.writeTextFileSync(`${AEDES_DIR}/package.json`, '{"private":true}\n');
+  }
+  const result = await run(
+    ["npm", "install", `aedes@${AEDES_VERSION}`, "--no-audit", "--no-fund"],
+    AEDES_DIR,
+  );
   return result.ok ? true : `npm install aedes failed: ${result.stderr.slice(-500)}`;
 }
 
@@ -120,7 +127,10 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     command = `exec node bench/aedes_server.mjs 127.0.0.1 ${port}`;
   }
   const child = new Deno.Command("bash", {
-    args: ["-c", `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); ${command} >${quote(logFile)} 2>&1`],
+    args: [
+      "-c",
+      `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); ${command} >${quote(logFile)} 2>&1`,
+    ],
     cwd: REPO,
     env,
     stdin: "null",
@@ -170,7 +180,9 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     } catch {
       if (performance.now() > deadline) {
         await broker.stop(0);
-        throw new Error(`${name} did not listen on port ${port} within the timeout; log ${logFile}:\n${tail(logFile)}`);
+        throw new Error(
+          `${name} did not listen on port ${port} within the timeout; log ${logFile}:\n${tail(logFile)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }

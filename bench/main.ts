@@ -15,7 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { available, BROKERS, type BrokerName, killAllBrokers, startBroker } from "./brokers.ts";
+import { available, type BrokerName, BROKERS, killAllBrokers, startBroker } from "./brokers.ts";
 import { buildCases, type Case, type RunContext, SCENARIOS } from "./scenarios.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -63,7 +63,9 @@ async function runOnce(testCase: Case, broker: BrokerName, round: number, cpuPro
         ctx.aborted = true;
         reject(
           new Error(
-            `${testCase.scenario} (${testCase.name}) on ${broker} timed out after ${testCase.timeoutMs / 1000} s ` +
+            `${testCase.scenario} (${testCase.name}) on ${broker} timed out after ${
+              testCase.timeoutMs / 1000
+            } s ` +
               `while ${ctx.stage}`,
           ),
         );
@@ -96,7 +98,9 @@ function printRun(testCase: Case, result: RunResult): void {
     m.label,
     format(result.metrics[m.key]),
   ]);
-  console.log(table([`${result.scenario} ${result.case} — ${result.broker} r${result.round}`, "value"], rows));
+  console.log(
+    table([`${result.scenario} ${result.case} — ${result.broker} r${result.round}`, "value"], rows),
+  );
   console.log();
 }
 
@@ -131,7 +135,8 @@ function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], r
   ];
   const rows: string[][] = [];
   for (const c of cases) {
-    const of = (b: BrokerName) => results.filter((r) => r.case === c.name && r.scenario === c.scenario && r.broker === b);
+    const of = (b: BrokerName) =>
+      results.filter((r) => r.case === c.name && r.scenario === c.scenario && r.broker === b);
     for (const m of c.metrics) {
       if (m.better === "none" && !m.key.endsWith("cpu_pct")) continue;
       const medians = new Map<BrokerName, number>();
@@ -225,7 +230,9 @@ export async function main(args: string[]): Promise<number> {
   const started = new Date();
   console.log(
     `# bench ${started.toISOString()} — brokers: ${brokers.join(", ")}; rounds: ${rounds}; ` +
-      `${values.quick ? "quick" : "full"} counts; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
+      `${
+        values.quick ? "quick" : "full"
+      } counts; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
   );
   const results: RunResult[] = [];
   for (let round = 1; round <= rounds; round++) {

@@ -113,7 +113,12 @@ export function encodeConnect(clientId: string, version: Version, keepAlive = 0)
 }
 
 /** Encodes a SUBSCRIBE for several filters at one QoS. */
-export function encodeSubscribe(packetId: number, filters: string[], qos: number, version: Version): Uint8Array {
+export function encodeSubscribe(
+  packetId: number,
+  filters: string[],
+  qos: number,
+  version: Version,
+): Uint8Array {
   const body = [packetId >> 8, packetId & 0xff];
   if (version === 5) body.push(0);
   for (const f of filters) body.push(...str(f), qos);
@@ -122,11 +127,32 @@ export function encodeSubscribe(packetId: number, filters: string[], qos: number
 
 /** Property value sizes by id (v5), for skipping CONNACK properties: -1 string/binary, -2 pair, -3 varint. */
 const PROPERTY_SIZE: Record<number, number> = {
-  0x01: 1, 0x17: 1, 0x19: 1, 0x24: 1, 0x25: 1, 0x28: 1, 0x29: 1, 0x2a: 1,
-  0x13: 2, 0x21: 2, 0x22: 2, 0x23: 2,
-  0x02: 4, 0x11: 4, 0x18: 4, 0x27: 4,
+  0x01: 1,
+  0x17: 1,
+  0x19: 1,
+  0x24: 1,
+  0x25: 1,
+  0x28: 1,
+  0x29: 1,
+  0x2a: 1,
+  0x13: 2,
+  0x21: 2,
+  0x22: 2,
+  0x23: 2,
+  0x02: 4,
+  0x11: 4,
+  0x18: 4,
+  0x27: 4,
   0x0b: -3,
-  0x03: -1, 0x08: -1, 0x12: -1, 0x15: -1, 0x1a: -1, 0x1c: -1, 0x1f: -1, 0x09: -1, 0x16: -1,
+  0x03: -1,
+  0x08: -1,
+  0x12: -1,
+  0x15: -1,
+  0x1a: -1,
+  0x1c: -1,
+  0x1f: -1,
+  0x09: -1,
+  0x16: -1,
   0x26: -2,
 };
 
@@ -229,7 +255,9 @@ export class BenchClient {
       p += size + length;
     }
     for (; p < body.length; p++) {
-      if (body[p] >= 0x80) throw new Error(`Subscription to ${filters} refused with 0x${body[p].toString(16)}`);
+      if (body[p] >= 0x80) {
+        throw new Error(`Subscription to ${filters} refused with 0x${body[p].toString(16)}`);
+      }
     }
   }
 
@@ -290,7 +318,12 @@ export class BenchClient {
    * @param batchBytes QoS 0: bytes per socket write.
    * @returns A promise that settles when all are written (QoS 0) or acknowledged (QoS 1/2).
    */
-  async publishMany(template: PublishTemplate, count: number, window = 1000, batchBytes = 65536): Promise<void> {
+  async publishMany(
+    template: PublishTemplate,
+    count: number,
+    window = 1000,
+    batchBytes = 65536,
+  ): Promise<void> {
     if (template.qos === 0) {
       const perBatch = Math.max(1, Math.floor(batchBytes / template.bytes.length));
       let seq = 0;

@@ -412,7 +412,15 @@ async function fanout(
   ctx.stage = "receiving";
   const total = () => liveSinks.reduce((a, s) => a + s.received, 0);
   const expected = m * live.length;
-  await waitFor(ctx, "deliveries", () => total() >= expected, total, qos === 0 ? 3000 : 10_000, qos === 0, live);
+  await waitFor(
+    ctx,
+    "deliveries",
+    () => total() >= expected,
+    total,
+    qos === 0 ? 3000 : 10_000,
+    qos === 0,
+    live,
+  );
   const end = lastReceive(live);
   const checked = verify(liveSinks, m, qos, "fanout");
   return {
@@ -423,7 +431,12 @@ async function fanout(
   };
 }
 
-async function fanin(ctx: RunContext, qos: number, publishers: number, m: number): Promise<Record<string, number>> {
+async function fanin(
+  ctx: RunContext,
+  qos: number,
+  publishers: number,
+  m: number,
+): Promise<Record<string, number>> {
   ctx.stage = "connecting";
   const [subscriber] = await connectMany(ctx, 1, "fanin-sub");
   const pubs = await connectMany(ctx, publishers, "fanin-pub");
@@ -500,7 +513,9 @@ async function latency(ctx: RunContext, rate: number, seconds: number): Promise<
   }
   const pubEnd = performance.now();
   ctx.stage = "receiving";
-  await waitFor(ctx, "deliveries", () => sink.received >= total, () => sink.received, 10_000, false, [subscriber]);
+  await waitFor(ctx, "deliveries", () => sink.received >= total, () => sink.received, 10_000, false, [
+    subscriber,
+  ]);
   const checked = verify([sink], total, 1, "latency");
   const sorted = Float64Array.from(sink.latencies).sort();
   const pct = (p: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))], 3);
@@ -525,7 +540,9 @@ async function connectionsCase(ctx: RunContext, n: number): Promise<Record<strin
   await sleep(1000);
   const after = rssBytes(ctx.broker.pid);
   const closed = ctx.clients.filter((c) => c.closedReason);
-  if (closed.length > 0) throw new Error(`${closed.length} idle connection(s) ended: ${closed[0].closedReason}`);
+  if (closed.length > 0) {
+    throw new Error(`${closed.length} idle connection(s) ended: ${closed[0].closedReason}`);
+  }
   return {
     connect_rate: Math.round(n / connectTime * 1000),
     rss_per_conn_kb: round((after - before) / n / 1024, 2),
@@ -543,7 +560,9 @@ async function retained(ctx: RunContext, n: number): Promise<Record<string, numb
   for (let i = 0; i < n; i += batch) {
     if (ctx.aborted || publisher.closedReason) throw new Error(`publisher ended: ${publisher.closedReason}`);
     for (let j = i; j < Math.min(n, i + batch); j++) {
-      publisher.write(new PublishTemplate(`bench/retained/${j}`, PAYLOAD, 0, publisher.version, j, true).bytes);
+      publisher.write(
+        new PublishTemplate(`bench/retained/${j}`, PAYLOAD, 0, publisher.version, j, true).bytes,
+      );
     }
     await publisher.flush();
   }
@@ -557,12 +576,18 @@ async function retained(ctx: RunContext, n: number): Promise<Record<string, numb
   const cpu = cpuMeter(ctx.broker);
   const t0 = performance.now();
   await subscriber.subscribe(["#"], 0);
-  await waitFor(ctx, "retained messages", () => sink.unique >= n, () => sink.unique, 5000, true, [subscriber]);
+  await waitFor(ctx, "retained messages", () => sink.unique >= n, () => sink.unique, 5000, true, [
+    subscriber,
+  ]);
   const end = subscriber.lastPublishAt;
   if (sink.unique < n) {
-    throw new Error(`retained: received ${sink.unique} of ${n} retained messages (QoS 0; the rest were dropped)`);
+    throw new Error(
+      `retained: received ${sink.unique} of ${n} retained messages (QoS 0; the rest were dropped)`,
+    );
   }
-  if (sink.other > 0) throw new Error(`retained: ${sink.other} message(s) repeated or without the retain flag`);
+  if (sink.other > 0) {
+    throw new Error(`retained: ${sink.other} message(s) repeated or without the retain flag`);
+  }
   return {
     time_ms: Math.round(end - t0),
     recv_rate: Math.round(sink.unique / (end - t0) * 1000),

@@ -890,7 +890,20 @@ export class Server {
         continue;
       }
       const client = this.clients.get(delivery.clientId);
-      if (client) this.#publishToClient(client, delivery, packet, false);
+      if (client) this.#deliverChecked(client, delivery, packet, false);
+    }
+  }
+
+  /**
+   * Delivers after checking that the subscriber may read this topic: the ACL is checked on every
+   * delivery, not only on subscribe, so a wildcard subscription never carries a denied topic and
+   * changed rules apply to existing subscriptions. An async ACL answer delays only that delivery.
+   */
+  #deliverChecked(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
+    const allowed = this.hooks.onACLCheck(client, packet.topicName!, false);
+    if (allowed === true) this.#publishToClient(client, delivery, packet, retained);
+    else if (allowed instanceof Promise) {
+      allowed.then((ok) => ok && this.#publishToClient(client, delivery, packet, retained));
     }
   }
 
@@ -1187,7 +1200,7 @@ export class Server {
           this.#expireRetained(message);
           continue;
         }
-        this.#publishToClient(client, delivery, message, true);
+        this.#deliverChecked(client, delivery, message, true);
         this.hooks.onRetainPublished(client, message);
       }
     }

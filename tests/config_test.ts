@@ -4,7 +4,15 @@
  */
 
 import assert from "node:assert/strict";
-import { applyConfig, type BrokerConfig, ConfigError, createHooks, loadConfig, parseConfig } from "../src/config.ts";
+import {
+  applyConfig,
+  type BrokerConfig,
+  ConfigError,
+  createHooks,
+  loadConfig,
+  parseConfig,
+} from "../src/config.ts";
+import mqtt from "mqtt";
 import { Server } from "../mod.ts";
 
 /** Copies examples/config to a temp dir beside freshly made test certificates (../tls/certs). */
@@ -16,7 +24,8 @@ async function exampleDir(): Promise<string> {
     await Deno.copyFile(new URL(`../examples/config/${name}`, import.meta.url), `${root}/config/${name}`);
   }
   const script = new URL("../examples/tls/make_cert.sh", import.meta.url).pathname;
-  const made = await new Deno.Command("bash", { args: [script, `${root}/tls/certs`], stdout: "null" }).output();
+  const made = await new Deno.Command("bash", { args: [script, `${root}/tls/certs`], stdout: "null" })
+    .output();
   assert.ok(made.success, "make_cert.sh failed");
   return root;
 }
@@ -60,11 +69,20 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
     try {
       const config = onFreePorts(await loadConfig(`${root}/config/${name}`), root);
       // Storage hooks arrive with the storage issue: until then asking for one is a clear error.
-      assert.ok(config.hooks.storage?.[expected.storage as "kv" | "redis"], `${name} declares ${expected.storage}`);
+      assert.ok(
+        config.hooks.storage?.[expected.storage as "kv" | "redis"],
+        `${name} declares ${expected.storage}`,
+      );
       const storageModule = new URL(`../hooks/storage/${expected.storage}.ts`, import.meta.url);
       const hasStorage = await Deno.stat(storageModule).then(() => true, () => false);
+      const expectedHooks = [...expected.hooks];
       if (!hasStorage) await assert.rejects(createHooks(config), /storage hook is not available yet/);
-      delete config.hooks.storage; // not started here (redis needs a server; kv writes a file)
+      if (hasStorage && expected.storage === "kv") {
+        config.hooks.storage!.kv!.path = `${root}/broker.kv`; // a Deno KV file inside the temp dir
+        expectedHooks.splice(1, 0, "kv-storage");
+      } else {
+        delete config.hooks.storage; // not started here: Redis needs a server
+      }
 
       const server = new Server(config.options);
       try {
@@ -74,11 +92,14 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
           [...server.listeners.values()].map((l) => [l.id, l.protocol]),
           expected.listeners,
         );
-        assert.deepEqual(server.hooks.list.map((h) => h.id), expected.hooks);
+        assert.deepEqual(server.hooks.list.map((h) => h.id), expectedHooks);
         assert.equal(server.options.inlineClient, true);
         assert.equal(server.options.sysTopicResendInterval, 10);
         assert.equal(server.options.capabilities.maximumClients, 100000);
-        assert.equal(server.options.capabilities.compatibilities.obscureNotAuthorized, name === "broker.json");
+        assert.equal(
+          server.options.capabilities.compatibilities.obscureNotAuthorized,
+          name === "broker.json",
+        );
       } finally {
         await server.close();
       }
@@ -210,9 +231,114 @@ Deno.test("ten malformed config files give ten errors naming the file, line and 
 });
 
 Deno.test("a YAML syntax error and a duplicate key name their line", () => {
-  assert.throws(() => parseConfig("listeners:\n  - type: tcp\n   id: x\n", "s.yaml"), /^ConfigError: s\.yaml:3:/);
+  assert.throws(
+    () => parseConfig("listeners:\n  - type: tcp\n   id: x\n", "s.yaml"),
+    /^ConfigError: s\.yaml:3:/,
+  );
   assert.throws(
     () => parseConfig("options:\n  inline_client: true\n  inline_client: false\n", "d.yaml"),
     /d\.yaml:3:\d+: syntax error: Map keys must be unique/,
   );
 });
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+function cli(args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/cli.ts", ...args],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("`cli --config` starts the file's listeners, logs JSON lines to stderr and exits 0 on SIGINT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-cli-config-" });
+  const tcpPort = freePort();
+  const file = `${dir}/broker.yaml`;
+  await Deno.writeTextFile(
+    file,
+    [
+      "listeners:",
+      "  - type: tcp",
+      "    id: file-tcp",
+      `    address: 127.0.0.1:${tcpPort}`,
+      "hooks:",
+      "  auth:",
+      "    allow_all: true",
+      "logging:",
+      "  level: info",
+      "  format: json",
+    ].join("\n"),
+  );
+  const child = cli(["--config", file, "--info", "127.0.0.1:0"]).spawn();
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const drained = (async () => {
+    for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+  })();
+  const stdout = new Response(child.stdout).text();
+  try {
+    const end = Date.now() + 15000;
+    while (!stderr.includes("Broker") && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const client = await mqttConnectTo(`mqtt://127.0.0.1:${tcpPort}`);
+    await client.endAsync();
+  } finally {
+    child.kill("SIGINT");
+  }
+  const status = await child.status;
+  await drained;
+  assert.equal(status.code, 0, stderr);
+  assert.equal(await stdout, "");
+  const records = stderr.trim().split("\n").map((line) => JSON.parse(line));
+  const listeners = records.filter((r) => /^Listener /.test(r.message)).map((r) => r.properties.id);
+  assert.deepEqual(listeners, ["file-tcp", "stats"]);
+  assert.ok(records.some((r) => r.message.includes("Shutting down")));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("`cli --config` with a bad file starts nothing and exits 1 naming the file, line and key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-cli-bad-" });
+  const file = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(
+    file,
+    "listeners:\n  - type: tcp\n    id: a\n    address: 127.0.0.1:0\n    colour: red\n",
+  );
+  const { code, stderr } = await cli(["--config", file]).output();
+  const err = new TextDecoder().decode(stderr);
+  assert.equal(code, 1);
+  assert.match(
+    err,
+    new RegExp(`${file.replaceAll(".", "\\.")}:5:5: listeners\\[0\\]\\.colour: unknown key "colour"`),
+  );
+  assert.doesNotMatch(err, /Listener /);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("`cli --config` asking for an unavailable storage hook fails with a clear error", async () => {
+  const exists = await Deno.stat(new URL("../hooks/storage/kv.ts", import.meta.url)).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return; // the storage issue has landed: nothing to check here
+  const dir = await Deno.makeTempDir({ prefix: "broker-cli-kv-" });
+  const file = `${dir}/kv.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listeners:\n  - type: tcp\n    id: t\n    address: 127.0.0.1:0\nhooks:\n  storage:\n    kv:\n      path: x.kv\n`,
+  );
+  const { code, stderr } = await cli(["--config", file]).output();
+  assert.equal(code, 1);
+  assert.match(new TextDecoder().decode(stderr), /kv storage hook is not available yet/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+function mqttConnectTo(url: string) {
+  return mqtt.connectAsync(url, { reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 3000 });
+}

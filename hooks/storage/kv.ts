@@ -26,8 +26,8 @@
 import { deserialize, serialize } from "node:v8";
 import {
   type ClientRecord,
-  type InflightRecord,
   inflightId,
+  type InflightRecord,
   type StorageBackend,
   StorageHook,
   type StoredMessage,
@@ -175,8 +175,10 @@ export class KVBackend implements StorageBackend {
     let keys = 0;
     for (const m of mutations) {
       const k = keyBytes(m.key);
-      if (count > 0 && (count >= ATOMIC_MAX_MUTATIONS || bytes + m.bytes > ATOMIC_MAX_BYTES ||
-          keys + k > ATOMIC_MAX_KEY_BYTES)) {
+      if (
+        count > 0 && (count >= ATOMIC_MAX_MUTATIONS || bytes + m.bytes > ATOMIC_MAX_BYTES ||
+          keys + k > ATOMIC_MAX_KEY_BYTES)
+      ) {
         await this.#run(atomic);
         atomic = this.kv.atomic();
         count = bytes = keys = 0;

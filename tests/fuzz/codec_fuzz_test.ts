@@ -20,8 +20,10 @@ Deno.test("codec fuzz: 120,000 fixed-seed cases hold every codec property", () =
   const seconds = (performance.now() - started) / 1000;
   console.log(`codec fuzz, seed ${SEED}: ${summarize(stats)} in ${seconds.toFixed(1)} s`);
   for (const failure of stats.failures.slice(0, 5)) {
-    console.error(`${failure.property}: ${failure.detail}\n  ${failure.origin}, v${failure.version}, ` +
-      `maximum ${failure.maximumPacketSize}\n  bytes [${failure.bytes.join(", ")}]`);
+    console.error(
+      `${failure.property}: ${failure.detail}\n  ${failure.origin}, v${failure.version}, ` +
+        `maximum ${failure.maximumPacketSize}\n  bytes [${failure.bytes.join(", ")}]`,
+    );
   }
   strictEqual(stats.failureCount, 0, `${stats.failureCount} property violations`);
   assert(stats.cases >= 100_000);
@@ -88,7 +90,11 @@ Deno.test("decodePacket answers 0x81 to huge declared lengths in a small body, w
   for (let round = 0; round < 200; round++) {
     for (const [header, body, version] of bodies) {
       const result = decodePacket(header, new Uint8Array(body), version);
-      strictEqual(result, ReasonCode.MalformedPacket, `${header.toString(16)} ${body}: ${describeResult(result)}`);
+      strictEqual(
+        result,
+        ReasonCode.MalformedPacket,
+        `${header.toString(16)} ${body}: ${describeResult(result)}`,
+      );
     }
   }
   assert(external() - before < 1_000_000, `${external() - before} bytes allocated`);

@@ -148,7 +148,11 @@ Deno.test("CONNACK advertises every capability that is limited or turned off", a
 Deno.test("CONNACK advertises maximumQoS 0 and omits topicAliasMaximum when aliases are off", async () => {
   await using broker = await startBroker({ capabilities: { maximumQos: 0, topicAliasMaximum: 0 } });
   const { client, connack } = await RawClient.connect(broker, "qos0");
-  assert.deepEqual(connack.properties, { receiveMaximum: 1024, maximumQoS: 0, maximumPacketSize: 1024 * 1024 });
+  assert.deepEqual(connack.properties, {
+    receiveMaximum: 1024,
+    maximumQoS: 0,
+    maximumPacketSize: 1024 * 1024,
+  });
   client.close();
 });
 

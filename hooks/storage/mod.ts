@@ -1,0 +1,35 @@
+/**
+ * Storage hooks: {@linkcode KVHook} (Deno KV, the default) and {@linkcode MemoryHook}, with the
+ * storage contract they share. The Redis hook is in `@x/broker/redis`, so that programs without
+ * Redis never load its client.
+ *
+ * @example Choosing a storage hook
+ * ```ts
+ * import { AllowHook, Server } from "../../mod.ts";
+ * import { KVHook } from "./mod.ts";
+ *
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * await server.addHook(new KVHook({ path: ":memory:" }));
+ * await server.serve();
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+export { KVBackend, KVHook, type KVHookOptions } from "./kv.ts";
+export { MemoryHook, type MemoryHookOptions, MemoryStore } from "./memory.ts";
+export {
+  type ClientRecord,
+  inflightId,
+  type InflightRecord,
+  messagePacket,
+  type StorageBackend,
+  StorageHook,
+  type StoredMessage,
+  storedMessage,
+  type StoredState,
+  type SubscriptionRecord,
+  type WriteOp,
+} from "./storage.ts";
