@@ -26,6 +26,7 @@ Options:
   --scenario NAME     run only this scenario (repeatable): ${SCENARIOS.join(", ")}
   --rounds N          rounds (default 1, or 3 with --compare)
   --quick             smaller counts, for a fast sanity run
+  --scale F           multiply message counts by F (clients, connections and retained topics stay)
   --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR
   --help              show this help`;
 
@@ -180,6 +181,7 @@ export async function main(args: string[]): Promise<number> {
         scenario: { type: "string", multiple: true },
         rounds: { type: "string" },
         quick: { type: "boolean", default: false },
+        scale: { type: "string", default: "1" },
         "cpu-prof": { type: "string" },
         help: { type: "boolean", default: false },
       },
@@ -206,6 +208,11 @@ export async function main(args: string[]): Promise<number> {
     console.error(`--rounds must be a positive integer, got "${values.rounds}"`);
     return 2;
   }
+  const scale = Number(values.scale);
+  if (!(scale > 0)) {
+    console.error(`--scale must be a positive number, got "${values.scale}"`);
+    return 2;
+  }
   let brokers: BrokerName[] = values.brokers
     ? values.brokers.split(",").map((b) => b.trim()) as BrokerName[]
     : values.compare
@@ -226,13 +233,12 @@ export async function main(args: string[]): Promise<number> {
   brokers = usable;
   if (values["cpu-prof"]) Deno.mkdirSync(values["cpu-prof"], { recursive: true });
 
-  const cases = buildCases(values.quick).filter((c) => scenarios.includes(c.scenario));
+  const cases = buildCases(values.quick, scale).filter((c) => scenarios.includes(c.scenario));
   const started = new Date();
   console.log(
     `# bench ${started.toISOString()} — brokers: ${brokers.join(", ")}; rounds: ${rounds}; ` +
-      `${
-        values.quick ? "quick" : "full"
-      } counts; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
+      `${values.quick ? "quick" : "full"} counts${scale === 1 ? "" : ` × ${scale} messages`}; ` +
+      `${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
   );
   const results: RunResult[] = [];
   for (let round = 1; round <= rounds; round++) {

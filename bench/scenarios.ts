@@ -7,7 +7,7 @@
  * @module
  */
 
-import { BenchClient, PAYLOAD_HEADER, PublishTemplate, type Sink, type Version } from "./mqtt.ts";
+import { BenchClient, PAYLOAD_HEADER, PublishTemplate, type Sink } from "./mqtt.ts";
 import { type Broker, cpuSeconds, rssBytes } from "./brokers.ts";
 
 /** What a case gets to run against. */
@@ -231,12 +231,14 @@ function lastReceive(clients: BenchClient[]): number {
  * The parameters of a run.
  *
  * @param quick Smaller counts for a fast sanity run.
+ * @param scale Multiplies message counts (not clients, connections or retained topics).
  * @returns The cases, in run order.
  */
-export function buildCases(quick: boolean): Case[] {
+export function buildCases(quick: boolean, scale = 1): Case[] {
   const q = (full: number, small: number) => (quick ? small : full);
+  const qm = (full: number, small: number) => Math.max(1, Math.round(q(full, small) * scale));
   const cases: Case[] = [];
-  const stresserM = q(10_000, 1_000);
+  const stresserM = qm(10_000, 1_000);
   for (const n of [2, 10, 100]) {
     cases.push({
       scenario: "stresser",
@@ -251,7 +253,7 @@ export function buildCases(quick: boolean): Case[] {
       run: (ctx) => stresser(ctx, n, stresserM),
     });
   }
-  const fanoutM = q(10_000, 1_000);
+  const fanoutM = qm(10_000, 1_000);
   for (const qos of [0, 1]) {
     cases.push({
       scenario: "fanout",
@@ -266,7 +268,7 @@ export function buildCases(quick: boolean): Case[] {
       run: (ctx) => fanout(ctx, qos, 100, fanoutM, -1),
     });
   }
-  const faninM = q(2_000, 200);
+  const faninM = qm(2_000, 200);
   for (const qos of [0, 1]) {
     cases.push({
       scenario: "fanin",
@@ -280,7 +282,7 @@ export function buildCases(quick: boolean): Case[] {
       run: (ctx) => fanin(ctx, qos, 100, faninM),
     });
   }
-  const qos2M = q(1_000, 200);
+  const qos2M = qm(1_000, 200);
   cases.push({
     scenario: "qos2",
     name: `10->10 m=${qos2M}`,
@@ -292,7 +294,7 @@ export function buildCases(quick: boolean): Case[] {
     ],
     run: (ctx) => qos2(ctx, 10, qos2M),
   });
-  const latencySeconds = q(10, 2);
+  const latencySeconds = Math.max(1, Math.round(q(10, 2) * scale));
   cases.push({
     scenario: "latency",
     name: `qos1 5000/s ${latencySeconds}s`,

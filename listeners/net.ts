@@ -20,11 +20,11 @@ export interface TlsConfig {
   /** Use the Common Name of a verified client certificate as the client's username. */
   clientCertAsUsername?: boolean;
   /**
-   * Which TLS implementation a TCP listener uses. `"deno"` (the default without `ca`):
-   * `Deno.listenTls`, the fastest for bulk data (about 3x `node:tls` here), but its connections
-   * cannot turn Nagle's algorithm off, so a small write that follows another within a round trip
-   * may wait for the peer's delayed ACK (measured: about 45 ms per exchange). `"node"`: Deno's
-   * `node:tls`, with no-delay sockets and client certificates; used whenever `ca` is set.
+   * Which TLS implementation a TCP listener uses. `"node"` (the default): Deno's `node:tls`, with
+   * no-delay sockets (small MQTT packets go out at once) and client certificates. `"deno"`:
+   * `Deno.listenTls`, faster for bulk data (about 3x here), but its connections cannot turn
+   * Nagle's algorithm off, so a small write that follows another within a round trip may wait for
+   * the peer's delayed ACK (measured: about 45 ms per exchange), and it cannot take `ca`.
    */
   engine?: "deno" | "node";
 }

@@ -1,11 +1,10 @@
 /**
  * A TCP listener, with optional TLS (1.2 and 1.3) and mutual TLS.
  *
- * Plain TCP uses `Deno.listen` and server-only TLS uses `Deno.listenTls` (rustls). `Deno.listenTls`
- * has no option to request or verify client certificates, no way to read the peer's certificate,
- * and its connections have no `setNoDelay`; so when `tls.ca` is set (client certificates) or
- * `tls.engine` is `"node"`, the listener uses Deno's `node:tls` instead, which verifies the
- * client's chain against `ca`, exposes the certificate's subject and turns Nagle off.
+ * Plain TCP uses `Deno.listen`. TLS uses Deno's `node:tls` by default, which turns Nagle off
+ * (small packets are not held back), verifies client chains against `ca` and exposes the
+ * certificate's subject. `tls.engine: "deno"` selects `Deno.listenTls` (rustls) instead: faster
+ * for bulk data, but it has no `setNoDelay` and cannot request or read client certificates.
  *
  * @module
  */
@@ -89,7 +88,7 @@ export class TCP implements Listener, ListenerPolicy {
     const settings = this.#tls;
     if (!settings) {
       this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-    } else if (settings.ca === undefined && settings.engine !== "node") {
+    } else if (settings.engine === "deno") {
       this.#listener = Deno.listenTls({
         hostname,
         port,

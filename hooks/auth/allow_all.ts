@@ -18,7 +18,7 @@ import type { Hook } from "../../src/hooks.ts";
  */
 export class AllowHook implements Hook {
   /** The hook id. */
-  readonly id = "allow-all-auth";
+  readonly id: string = "allow-all-auth";
 
   /**
    * Allows the connection.

@@ -442,6 +442,8 @@ export interface Corpus {
   golden: { bytes: Uint8Array; version: ProtocolVersion; decodes: boolean; name: string }[];
   /** Golden bytes only, to splice in. */
   pool: Uint8Array[];
+  /** The next golden case to mutate (round robin). */
+  next: number;
 }
 
 /** Builds the corpus from the golden table. */
@@ -452,7 +454,7 @@ export function goldenCorpus(): Corpus {
     decodes: c.packet !== undefined,
     name: c.name,
   }));
-  return { golden, pool: golden.map((g) => g.bytes) };
+  return { golden, pool: golden.map((g) => g.bytes), next: 0 };
 }
 
 const FIRST_BYTES = [
@@ -513,7 +515,8 @@ function makeInput(rng: Rng, corpus: Corpus): { kind: string; input: Input } {
   }
   if (roll < 85) {
     // (b) a mutation of a golden case, decoded with its own protocol level.
-    const g = rng.pick(corpus.golden);
+    // Round robin, so that every golden case is mutated.
+    const g = corpus.golden[corpus.next++ % corpus.golden.length];
     const mutant: Mutant = mutate(g.bytes, g.version, rng, corpus.pool);
     const input: Input = {
       bytes: mutant.bytes,

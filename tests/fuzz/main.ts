@@ -63,7 +63,7 @@ if (target !== "server") {
     cases,
     seconds: codecSeconds,
     onProgress: (s) => {
-      if (s.cases % 204_800 === 0 && s.cases > 0) console.log(`  codec: ${s.cases} cases...`);
+      if (s.cases % 1_024_000 === 0 && s.cases > 0) console.log(`  codec: ${s.cases} cases...`);
     },
   });
   const elapsed = (performance.now() - started) / 1000;

@@ -605,7 +605,7 @@ async function runCase(
   stats: ServerFuzzStats,
   fail: (detail: string, origin: string, bytes?: Uint8Array) => void,
 ): Promise<void> {
-  const golden = rng.pick(corpus.golden);
+  const golden = corpus.golden[corpus.next++ % corpus.golden.length];
   const version: ProtocolVersion = golden.version;
   let mutant = mutate(golden.bytes, version, rng, corpus.pool);
   // Now and then, a packet larger than the broker's maximum.

@@ -276,14 +276,14 @@ Deno.test("clientCertAsUsername makes the client certificate's Common Name the u
   }
 });
 
-Deno.test("TCP listener with the node TLS engine serves TLS without client certificates", async () => {
+Deno.test("TCP listener with the deno TLS engine (Deno.listenTls) serves TLS without client certificates", async () => {
   const certs = await testCerts();
   const server = new Server();
   await server.addHook(new AllowHook());
   const tls = new TCP({
     id: "tls",
     address: "127.0.0.1:0",
-    tls: { cert: certs.cert, key: certs.key, engine: "node" },
+    tls: { cert: certs.cert, key: certs.key, engine: "deno" },
   });
   await server.addListener(tls);
   await server.serve();
@@ -295,8 +295,8 @@ Deno.test("TCP listener with the node TLS engine serves TLS without client certi
     });
     const got = new Promise<string>((resolve) => client.on("message", (_t, p) => resolve(p.toString())));
     await client.subscribeAsync("n/#");
-    await client.publishAsync("n/1", "over node tls");
-    assert.equal(await got, "over node tls");
+    await client.publishAsync("n/1", "over deno tls");
+    assert.equal(await got, "over deno tls");
     await client.endAsync();
   } finally {
     await server.close();
