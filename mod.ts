@@ -44,9 +44,7 @@ export { HTTPHealthCheck } from "./listeners/http_health.ts";
 export type { HTTPHealthCheckConfig } from "./listeners/http_health.ts";
 export { connectionPair, MockListener } from "./listeners/mock.ts";
 export { ConnectionCounter, formatHostPort, readPem } from "./listeners/net.ts";
-export type { ConnectionPolicy, ListenerPolicy, TlsConfig } from "./listeners/net.ts";
-export { ClientCertUsernameHook, ListenerAuthHook, listenerPolicyHooks } from "./listeners/policy.ts";
-export type { HasListeners } from "./listeners/policy.ts";
+export type { ConnectionPolicy, TlsConfig } from "./listeners/net.ts";
 export {
   Access,
   AuthHook,

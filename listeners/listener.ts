@@ -25,6 +25,13 @@ export interface Listener {
   serve(establish: EstablishFn): void;
   /** Stops accepting connections and releases the address. */
   close(): Promise<void>;
+  /** Whether clients without a username may connect (absent: yes); the server refuses others with 0x87. */
+  readonly allowAnonymous?: boolean;
+  /**
+   * The username a connection proved with a verified TLS client certificate, if the listener maps
+   * certificates to usernames; the server uses it in place of the CONNECT's username.
+   */
+  usernameFor?(conn: Connection): string | undefined;
 }
 
 /** Options shared by network listeners. */

@@ -34,23 +34,10 @@ export interface ConnectionPolicy {
   /** The most connections open at once through this listener; extra ones are closed at once. */
   maxConnections?: number;
   /**
-   * Whether clients without a username may connect through this listener (default true).
-   * Enforced by {@linkcode ListenerAuthHook}, which the CLI and the config loader add.
+   * Whether clients without a username may connect through this listener (default true); the
+   * server refuses others with CONNACK 0x87 (v3: 5).
    */
   allowAnonymous?: boolean;
-}
-
-/**
- * What {@linkcode ListenerAuthHook} and {@linkcode ClientCertUsernameHook} ask of a listener.
- * Listeners that do not implement it allow anonymous clients.
- */
-export interface ListenerPolicy {
-  /** Whether clients without a username may connect. */
-  readonly allowAnonymous: boolean;
-  /** Whether the listener maps verified client certificates to usernames. */
-  readonly certUsernames?: boolean;
-  /** The username a connection proved with its TLS client certificate, if any. */
-  usernameFor?(conn: Connection): string | undefined;
 }
 
 /**

@@ -12,13 +12,7 @@
 import tls from "node:tls";
 import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
 import { parseHostPort } from "./listener.ts";
-import {
-  ConnectionCounter,
-  type ConnectionPolicy,
-  formatHostPort,
-  type ListenerPolicy,
-  readPem,
-} from "./net.ts";
+import { ConnectionCounter, type ConnectionPolicy, formatHostPort, readPem } from "./net.ts";
 import type { TlsConfig } from "./net.ts";
 import { NodeSocketConnection } from "./node_socket.ts";
 import { logger } from "../src/logger.ts";
@@ -44,12 +38,12 @@ export interface TCPConfig extends ListenerConfig, ConnectionPolicy {
  * await tcp.close();
  * ```
  */
-export class TCP implements Listener, ListenerPolicy {
+export class TCP implements Listener {
   /** The listener id. */
   readonly id: string;
   /** The protocol name: `"tcp"`, or `"tls"` with TLS. */
   readonly protocol: string;
-  /** Whether clients without a username may connect (see {@linkcode ListenerAuthHook}). */
+  /** Whether clients without a username may connect (the server refuses others with 0x87). */
   readonly allowAnonymous: boolean;
   /** Open and refused connection counts. */
   readonly connections: ConnectionCounter;
@@ -164,11 +158,6 @@ export class TCP implements Listener, ListenerPolicy {
       const remote = formatHostPort(socket.remoteAddress ?? "", socket.remotePort ?? 0);
       establish(this.id, conn, remote).finally(() => this.connections.release());
     });
-  }
-
-  /** Whether verified client certificates' Common Names become usernames. */
-  get certUsernames(): boolean {
-    return this.#tls?.clientCertAsUsername === true;
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 
 import type { EstablishFn, Listener, ListenerConfig } from "./listener.ts";
-import { ConnectionCounter, type ConnectionPolicy, type ListenerPolicy } from "./net.ts";
+import { ConnectionCounter, type ConnectionPolicy } from "./net.ts";
 import { logger } from "../src/logger.ts";
 
 const log = logger("unix");
@@ -29,14 +29,14 @@ export interface UnixSockConfig extends ListenerConfig, ConnectionPolicy {}
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export class UnixSock implements Listener, ListenerPolicy {
+export class UnixSock implements Listener {
   /** The listener id. */
   readonly id: string;
   /** The protocol name. */
   readonly protocol: string = "unix";
   /** The socket file's path. */
   readonly address: string;
-  /** Whether clients without a username may connect (see {@linkcode ListenerAuthHook}). */
+  /** Whether clients without a username may connect (the server refuses others with 0x87). */
   readonly allowAnonymous: boolean;
   /** Open and refused connection counts. */
   readonly connections: ConnectionCounter;

@@ -15,7 +15,6 @@ import {
   type ConnectionPolicy,
   formatHostPort,
   forwardedClient,
-  type ListenerPolicy,
   proxyMatcher,
   type TlsConfig,
 } from "./net.ts";
@@ -57,14 +56,14 @@ export interface WebSocketConfig extends ListenerConfig, ConnectionPolicy {
  * await ws.close();
  * ```
  */
-export class WebSocket implements Listener, ListenerPolicy {
+export class WebSocket implements Listener {
   /** The listener id. */
   readonly id: string;
   /** `"ws"`, or `"wss"` with TLS. */
   readonly protocol: string;
   /** The path clients connect to. */
   readonly path: string;
-  /** Whether clients without a username may connect (see {@linkcode ListenerAuthHook}). */
+  /** Whether clients without a username may connect (the server refuses others with 0x87). */
   readonly allowAnonymous: boolean;
   /** Open and refused connection counts. */
   readonly connections: ConnectionCounter;

@@ -51,7 +51,6 @@ import { WebSocket } from "../listeners/websocket.ts";
 import { UnixSock } from "../listeners/unix.ts";
 import { HTTPStats } from "../listeners/http_stats.ts";
 import { HTTPHealthCheck } from "../listeners/http_health.ts";
-import { listenerPolicyHooks } from "../listeners/policy.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
 import { AuthHook } from "../hooks/auth/auth.ts";
 import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.ts";
@@ -828,5 +827,4 @@ export async function applyConfig(server: Server, config: BrokerConfig): Promise
     await Promise.all(added.map((l) => l.close()));
     throw error;
   }
-  for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
 }

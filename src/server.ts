@@ -428,6 +428,9 @@ export class Server {
     const props = packet.properties ?? {};
     const p = client.properties;
     p.protocolVersion = c.protocolVersion;
+    const listener = this.listeners.get(client.net.listener);
+    const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
+    if (certName !== undefined) c.username = certName; // a verified client certificate names the user
     if (this.hooks.has("onPacketRead")) {
       const read = await this.hooks.onPacketRead(client, packet);
       if (typeof read === "number") return this.#refuseConnect(client, read);
@@ -493,6 +496,9 @@ export class Server {
       });
     }
 
+    if (listener?.allowAnonymous === false && p.username === "") {
+      return this.#refuseConnect(client, ReasonCode.NotAuthorized); // this listener wants a user name
+    }
     const allowed = await this.hooks.onConnectAuthenticate(client, packet);
     if (!allowed) return this.#refuseConnect(client, ReasonCode.BadUserNameOrPassword);
     if (props.authenticationMethod !== undefined && !this.hooks.has("onAuthPacket")) {

@@ -46,7 +46,7 @@ const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[];
       ["stats", "https"],
       ["health", "http"],
     ],
-    hooks: ["auth-ledger", "debug", "listener-auth", "client-cert-username"],
+    hooks: ["auth-ledger", "debug"],
     storage: "kv",
   },
   "broker.json": {
@@ -58,7 +58,7 @@ const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[];
       ["stats", "http"],
       ["health", "http"],
     ],
-    hooks: ["auth-ledger", "debug", "listener-auth"],
+    hooks: ["auth-ledger", "debug"],
     storage: "redis",
   },
 };

@@ -15,7 +15,7 @@
  * `cert`, `key` and `ca` take a file path or PEM text.
  */
 
-import { AllowHook, listenerPolicyHooks, Server, TCP } from "../../mod.ts";
+import { AllowHook, Server, TCP } from "../../mod.ts";
 
 const certs = new URL("./certs/", import.meta.url).pathname;
 const server = new Server();
@@ -38,7 +38,6 @@ await server.addListener(
   }),
 );
 // Adds the hooks that apply allowAnonymous and clientCertAsUsername.
-for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
 await server.serve();
 console.error("MQTT over TLS on :8883, mutual TLS on :8884; Ctrl-C to stop");
 

@@ -209,7 +209,7 @@ function checkInput(input: Input, rng: Rng, stats: FuzzStats): void {
   const ref = referenceFrames(bytes, limit);
 
   // Whole stream in one push.
-  const whole = feed(bytes, [bytes.length], maximumPacketSize, ref, limit, fail);
+  const whole = feed(bytes, [bytes.length], undefined, maximumPacketSize, ref, limit, fail);
   if (whole === undefined) return;
   // The same stream in random chunks (and, now and then, one byte at a time).
   const chunks: number[] = [];
@@ -225,7 +225,7 @@ function checkInput(input: Input, rng: Rng, stats: FuzzStats): void {
       }
     }
   }
-  const chunked = feed(bytes, chunks, maximumPacketSize, ref, limit, fail);
+  const chunked = feed(bytes, chunks, rng, maximumPacketSize, ref, limit, fail);
   if (chunked === undefined) return;
   if (chunked.length !== whole.length) {
     fail(
@@ -293,6 +293,7 @@ function count(stats: FuzzStats, code: number): void {
 function feed(
   bytes: Uint8Array,
   chunks: number[],
+  rng: Rng | undefined,
   maximumPacketSize: number,
   ref: RefResult,
   limit: number,
@@ -305,14 +306,23 @@ function feed(
   let status = FRAME_NEED_MORE;
   const where = () => `chunks ${chunks.join(",")}, after ${pushed} bytes`;
   try {
-    for (const n of chunks) {
-      // Push a copy that is overwritten afterwards, as a reused read buffer would be.
+    const live: Uint8Array[] = [];
+    for (let c = 0; c < chunks.length; c++) {
+      const n = chunks[c];
+      // Push a copy that is overwritten once the framer is done with it, as a reused read buffer would be.
       const chunk = bytes.slice(pushed, pushed + n);
+      live.push(chunk);
       framer.push(chunk);
       pushed += n;
-      for (;;) {
+      // Usually take every ready frame; sometimes only a few (or none), so that the next push joins
+      // onto bytes the framer has not framed yet.
+      const drain = rng === undefined || c === chunks.length - 1 || rng.chance(0.7) ? Infinity : rng.int(3);
+      let taken = 0;
+      status = FRAME_READY;
+      while (taken < drain) {
         status = framer.next();
         if (status !== FRAME_READY) break;
+        taken++;
         const expected = ref.frames[frameIndex++];
         if (expected === undefined) {
           fail("framer", `a frame the reference does not have (${where()})`);
@@ -328,7 +338,9 @@ function feed(
         }
         seen.push({ header: framer.header, body: body.slice() });
       }
-      chunk.fill(0xee);
+      if (status === FRAME_READY) continue; // not drained: the framer may still hold views of the chunks
+      for (const old of live) old.fill(0xee);
+      live.length = 0;
       // What the reference says about the bytes pushed so far.
       const prefix = referenceFrames(bytes.subarray(0, pushed), limit);
       if (prefix.frames.length !== frameIndex) {

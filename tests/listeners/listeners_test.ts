@@ -13,7 +13,6 @@ import {
   FRAME_READY,
   HTTPHealthCheck,
   HTTPStats,
-  listenerPolicyHooks,
   MockListener,
   type Packet,
   PacketFramer,
@@ -208,7 +207,6 @@ Deno.test("a listener with allowAnonymous false refuses clients without a userna
   const open = new TCP({ id: "open", address: "127.0.0.1:0" });
   await server.addListener(closed);
   await server.addListener(open);
-  for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
   await server.serve();
   const portOf = (l: TCP) => Number(l.address.split(":").pop());
   const conns: Deno.TcpConn[] = [];
@@ -258,7 +256,6 @@ Deno.test("clientCertAsUsername makes the client certificate's Common Name the u
     },
   });
   await server.addListener(mtls);
-  for (const hook of listenerPolicyHooks(server)) await server.addHook(hook);
   await server.serve();
   try {
     const client = await mqtt.connectAsync(`mqtts://${mtls.address}`, {
