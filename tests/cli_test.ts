@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { VERSION } from "../mod.ts";
-import { waitFor } from "./helpers.ts";
+import { freePort, waitFor } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -19,14 +19,6 @@ function cli(args: string[], piped = true): Deno.Command {
     stdout: piped ? "piped" : "null",
     stderr: piped ? "piped" : "null",
   });
-}
-
-/** A port that was free a moment ago. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Reads a stream to its end, appending the text to `into.text` as it arrives. */

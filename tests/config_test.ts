@@ -13,6 +13,7 @@ import {
   parseConfig,
 } from "../src/config.ts";
 import mqtt from "mqtt";
+import { freePort } from "./helpers.ts";
 import { Server } from "../mod.ts";
 
 /** Copies examples/config to a temp dir beside freshly made test certificates (../tls/certs). */
@@ -240,13 +241,6 @@ Deno.test("a YAML syntax error and a duplicate key name their line", () => {
     /d\.yaml:3:\d+: syntax error: Map keys must be unique/,
   );
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 function cli(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {

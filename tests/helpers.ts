@@ -5,6 +5,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import {
   AllowHook,
@@ -63,6 +64,75 @@ export async function startBroker(options: Options = {}, hooks?: Hook[]): Promis
     url: `mqtt://127.0.0.1:${port}`,
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/** The repository root, for running programs from it. */
+export const ROOT: string = new URL("../", import.meta.url).pathname;
+
+/** A loopback port that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A running example program. */
+export interface Example {
+  /** `mqtt://127.0.0.1:PORT` */
+  url: string;
+  /** Everything it printed so far. */
+  output(): string;
+  /** Sends SIGTERM and waits for a clean exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs an example program (`deno run -A SCRIPT 127.0.0.1:PORT ...args`) on a free port and waits
+ * until it prints that it is listening.
+ *
+ * @param script The script, relative to the repository root.
+ * @param args More arguments.
+ * @returns The running example.
+ */
+export async function startExample(script: string, ...args: string[]): Promise<Example> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, `127.0.0.1:${port}`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let ready!: () => void;
+  const listening = new Promise<void>((resolve) => ready = resolve);
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (text.includes("listening on")) ready();
+    }
+  };
+  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), 15_000));
+  const started = await Promise.race([listening, child.status.then(() => "exited" as const), timeout]);
+  clearTimeout(timer);
+  if (started !== undefined) {
+    if (started === "timeout") child.kill("SIGKILL");
+    await child.status;
+    await reading;
+    throw new Error(`${script} did not start (${started}):\n${text}`);
+  }
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    output: () => text,
+    async stop() {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await reading;
+      assert.equal(status.code, 0, `${script} exit status; output:\n${text}`);
+    },
   };
 }
 

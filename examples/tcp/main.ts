@@ -13,7 +13,7 @@ await server.addHook(new AllowHook());
 // At most 1000 connections through this listener; the 1001st is closed at once.
 await server.addListener(new TCP({ id: "t1", address, maxConnections: 1000 }));
 await server.serve();
-console.error(`MQTT on tcp://${server.listeners.get("t1")!.address}; Ctrl-C to stop`);
+console.log(`TCP broker listening on ${server.listeners.get("t1")!.address}; Ctrl-C to stop`);
 
 const stop = () => server.close().then(() => Deno.exit(0));
 Deno.addSignalListener("SIGINT", stop);

@@ -1,68 +1,11 @@
 /**
- * Smoke tests of the auth and debug examples: each runs as its own process on a free port, real
- * MQTT.js clients show that its rules work, and SIGTERM stops it cleanly.
+ * Smoke tests of the examples: each runs as its own process on a free port, real MQTT.js clients
+ * show that it does what it says, and SIGTERM stops it cleanly.
  */
 
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-
-/** A running example program. */
-interface Example {
-  url: string;
-  /** Everything it printed so far. */
-  output(): string;
-  /** Sends SIGTERM and waits for a clean exit. */
-  stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function startExample(script: string, ...args: string[]): Promise<Example> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, `127.0.0.1:${port}`, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  let ready!: () => void;
-  const listening = new Promise<void>((resolve) => ready = resolve);
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      if (text.includes("listening on")) ready();
-    }
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), 15_000));
-  const started = await Promise.race([listening, child.status.then(() => "exited" as const), timeout]);
-  clearTimeout(timer);
-  if (started !== undefined) {
-    if (started === "timeout") child.kill("SIGKILL");
-    await child.status;
-    await reading;
-    throw new Error(`${script} did not start (${started}):\n${text}`);
-  }
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    output: () => text,
-    async stop() {
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await reading;
-      assert.equal(status.code, 0, `${script} exit status; output:\n${text}`);
-    },
-  };
-}
+import { startExample } from "./helpers.ts";
 
 function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
   return mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -128,3 +71,60 @@ Deno.test("examples/debug logs the packets of a client", async () => {
     await example.stop();
   }
 });
+
+Deno.test("examples/direct publishes from the program and answers commands from TCP clients", async () => {
+  const example = await startExample("examples/direct/main.ts");
+  try {
+    const client = await connect(example.url, { clientId: "x1" });
+    const messages: string[] = [];
+    client.on("message", (topic, payload) => messages.push(`${topic}=${payload}`));
+    await client.subscribeAsync("direct/#", { qos: 1 });
+    await client.publishAsync("commands/hello", "1", { qos: 1 });
+    const deadline = Date.now() + 5000;
+    while (!messages.includes("direct/replies=got commands/hello") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(messages.includes("direct/status=online"), messages.join(", "));
+    assert.ok(messages.includes("direct/replies=got commands/hello"), messages.join(", "));
+    await client.endAsync();
+  } finally {
+    await example.stop();
+  }
+});
+
+Deno.test("examples/hooks rewrites legacy topics, stamps a user property and refuses empty payloads", async () => {
+  const example = await startExample("examples/hooks/main.ts");
+  try {
+    const client = await connect(example.url, { clientId: "h1" });
+    const got = new Promise<mqtt.IPublishPacket>((resolve) =>
+      client.on("message", (_t, _p, packet) => resolve(packet))
+    );
+    await client.subscribeAsync("v2/#", { qos: 1 });
+    await client.publishAsync("legacy/temp", "21", { qos: 1 });
+    const packet = await got;
+    assert.equal(packet.topic, "v2/temp");
+    assert.deepEqual({ ...packet.properties?.userProperties }, { "received-by": "example" });
+    await assert.rejects(client.publishAsync("a", "", { qos: 1 }), /Payload format invalid|153/i);
+    await client.endAsync();
+  } finally {
+    await example.stop();
+  }
+});
+
+for (const script of ["examples/tcp/main.ts", "examples/paho/main.ts"]) {
+  Deno.test(`${script} serves MQTT over TCP`, async () => {
+    const example = await startExample(script);
+    try {
+      const client = await connect(example.url, { clientId: "t1" });
+      const got = new Promise<string>((resolve) =>
+        client.on("message", (_t, payload) => resolve(String(payload)))
+      );
+      await client.subscribeAsync("smoke/#", { qos: 1 });
+      await client.publishAsync("smoke/t", "ok", { qos: 1 });
+      assert.equal(await got, "ok");
+      await client.endAsync();
+    } finally {
+      await example.stop();
+    }
+  });
+}

@@ -1,0 +1,906 @@
+/**
+ * Prometheus metrics: a {@linkcode MetricsHook} that counts from hook events, and
+ * {@linkcode renderMetrics}, which adds what the server knows at scrape time (clients, sessions,
+ * subscriptions, retained messages, storage queues, memory) and writes the text exposition format.
+ *
+ * Label cardinality is bounded: labels are packet types, QoS levels, reason names and hook ids,
+ * never client ids or topics.
+ *
+ * @module
+ */
+
+import type { Packet } from "./packets/types.ts";
+import { PacketType } from "./packets/types.ts";
+import { reasonName } from "./packets/reason_codes.ts";
+import { encodePacket } from "./packets/codec.ts";
+import { ByteWriter } from "./packets/writer.ts";
+import { type Hook, HOOK_EVENTS } from "./hooks.ts";
+import type { Client } from "./client.ts";
+import type { Server } from "./server.ts";
+
+/** Default histogram buckets for latencies, in seconds (0.5 ms to 10 s). */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/**
+ * A Prometheus histogram: counts of observations at or below each upper bound, their sum and count.
+ *
+ * @example Observing latencies
+ * ```ts
+ * import { Histogram } from "./metrics.ts";
+ * const h = new Histogram([0.01, 0.1, 1]);
+ * h.observe(0.05);
+ * h.observe(2);
+ * console.log(h.cumulative(), h.count, h.sum); // [0, 1, 1] 2 2.05
+ * ```
+ */
+export class Histogram {
+  /** The upper bounds, ascending (the implicit `+Inf` bucket is not listed). */
+  readonly buckets: readonly number[];
+  /** Observations per bucket (not cumulative); the last slot is the `+Inf` overflow. */
+  readonly counts: Float64Array;
+  /** The sum of all observations. */
+  sum = 0;
+  /** The number of observations. */
+  count = 0;
+
+  /**
+   * Creates an empty histogram.
+   *
+   * @param buckets Ascending upper bounds; {@linkcode LATENCY_BUCKETS} by default.
+   * @throws {RangeError} When the bounds are empty, not finite or not ascending.
+   */
+  constructor(buckets: readonly number[] = LATENCY_BUCKETS) {
+    if (buckets.length === 0) throw new RangeError("A histogram needs at least one bucket");
+    for (let i = 0; i < buckets.length; i++) {
+      if (!Number.isFinite(buckets[i]) || (i > 0 && buckets[i] <= buckets[i - 1])) {
+        throw new RangeError(`Histogram buckets must be finite and ascending: "${buckets.join(",")}"`);
+      }
+    }
+    this.buckets = [...buckets];
+    this.counts = new Float64Array(buckets.length + 1);
+  }
+
+  /**
+   * Records one observation.
+   *
+   * @param value The value, in the histogram's unit (seconds for latencies).
+   */
+  observe(value: number): void {
+    const buckets = this.buckets;
+    let i = 0;
+    while (i < buckets.length && value > buckets[i]) i++;
+    this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+
+  /**
+   * The cumulative counts per listed bucket (`le` semantics), without `+Inf` (which is `count`).
+   *
+   * @returns One number per bucket.
+   */
+  cumulative(): number[] {
+    const out: number[] = [];
+    let total = 0;
+    for (let i = 0; i < this.buckets.length; i++) out.push(total += this.counts[i]);
+    return out;
+  }
+}
+
+/** Why a message was dropped (the `reason` label of `mqtt_messages_dropped_total`). */
+export type DropReason =
+  | "queue_full"
+  | "expired"
+  | "too_large"
+  | "acl_denied"
+  | "offline"
+  | "packet_id_exhausted"
+  | "rejected";
+
+/** Every drop reason, in label order. */
+export const DROP_REASONS: readonly DropReason[] = [
+  "queue_full",
+  "expired",
+  "too_large",
+  "acl_denied",
+  "offline",
+  "packet_id_exhausted",
+  "rejected",
+];
+
+/** Packet type names for the `type` label, indexed by packet type. */
+const PACKET_NAMES = [
+  "reserved",
+  "connect",
+  "connack",
+  "publish",
+  "puback",
+  "pubrec",
+  "pubrel",
+  "pubcomp",
+  "subscribe",
+  "suback",
+  "unsubscribe",
+  "unsuback",
+  "pingreq",
+  "pingresp",
+  "disconnect",
+  "auth",
+];
+
+/** v3 CONNACK return codes 1-5 as the v5 reason they stand for. */
+const V3_CONNACK_REASONS = [0, 0x84, 0x85, 0x88, 0x86, 0x87];
+
+/** A reason code as a label value: `"not_authorized"`. */
+function reasonLabel(code: number): string {
+  if (code === 0) return "normal_disconnection";
+  return reasonName(code).replace(/[^a-z0-9]+/g, "_");
+}
+
+/** Reason names as they appear in the server's close messages, back to labels. */
+const REASON_BY_NAME = new Map<string, string>();
+for (let code = 0; code <= 0xa2; code++) {
+  const name = reasonName(code);
+  if (!name.startsWith("unknown")) REASON_BY_NAME.set(name, reasonLabel(code));
+}
+REASON_BY_NAME.set("success", "normal_disconnection");
+
+/**
+ * The `reason` label for a closed connection, from the error the server closed it with.
+ *
+ * The server closes with plain `Error`s whose messages name the reason code (`"Disconnected by the
+ * server: session taken over"`, `"Client disconnected: normal disconnection"`); an `MqttError`
+ * carries its code. Anything else is a lost connection.
+ *
+ * @param error The close cause (`client.state.stopCause` or the `onDisconnect` error).
+ * @returns A bounded label value.
+ */
+export function closeReason(error: Error | undefined): string {
+  if (!error) return "connection_lost";
+  const code = (error as { reasonCode?: unknown }).reasonCode;
+  if (typeof code === "number") return reasonLabel(code);
+  const message = error.message;
+  const colon = message.lastIndexOf(": ");
+  if (
+    colon > 0 &&
+    (message.startsWith("Disconnected by the server") || message.startsWith("Client disconnected"))
+  ) {
+    const label = REASON_BY_NAME.get(message.slice(colon + 2));
+    if (label) return label;
+  }
+  switch (message) {
+    case "Keep alive timeout":
+      return "keep_alive_timeout";
+    case "Session taken over":
+      return "session_taken_over";
+    case "Write timeout: the client stopped reading":
+      return "write_timeout";
+    case "Server is shutting down":
+      return "server_shutting_down";
+    default:
+      return "connection_lost";
+  }
+}
+
+/** A hook that queues storage writes: `StorageHook` and its subclasses. */
+interface StorageLike extends Hook {
+  readonly queueDepth: number;
+  sync?(): Promise<void>;
+  /** Optional: called after each successful commit with its duration (see the module notes). */
+  commitObserver?: ((seconds: number, writes: number) => void) | undefined;
+}
+
+function isStorage(hook: Hook): hook is StorageLike {
+  return typeof (hook as Partial<StorageLike>).queueDepth === "number";
+}
+
+/** One point of the per-second history the dashboard charts. */
+export interface HistoryPoint {
+  /** Time, ms since the epoch. */
+  t: number;
+  /** PUBLISH packets received so far. */
+  received: number;
+  /** PUBLISH packets sent so far. */
+  sent: number;
+  /** Clients connected at that time. */
+  connected: number;
+}
+
+/** Options for {@linkcode MetricsHook}. */
+export interface MetricsHookOptions {
+  /** The hook id; `"metrics"` by default. */
+  id?: string;
+  /** How often the event-loop lag and the history are sampled, in ms; 1000 by default. */
+  sampleIntervalMs?: number;
+  /** How many history points are kept; 300 (five minutes at 1 s) by default. */
+  historySize?: number;
+  /** Buckets of the latency histograms, in seconds. */
+  latencyBuckets?: readonly number[];
+}
+
+const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i]));
+
+/**
+ * Counts what happens in the broker, from hook events: packets and bytes by type, messages by QoS,
+ * drops by reason, connections opened, refused and closed by reason, publish-to-deliver latency,
+ * storage write latency, and the event-loop lag (a timer-drift sampler started in `onStarted`
+ * and stopped in `stop`/`onStopped`). Add it after any storage hook, then serve
+ * {@linkcode renderMetrics} (the `Metrics` listener and the stats listener's `/metrics` do).
+ *
+ * @example Counting and rendering
+ * ```ts
+ * import { AllowHook, MetricsHook, renderMetrics, Server } from "../mod.ts";
+ * const server = new Server();
+ * await server.addHook(new AllowHook());
+ * const metrics = new MetricsHook();
+ * await server.addHook(metrics);
+ * await server.serve();
+ * console.log(renderMetrics(server).includes("mqtt_clients_connected 0")); // true
+ * await server.close();
+ * ```
+ */
+export class MetricsHook implements Hook {
+  /** The hook id. */
+  readonly id: string;
+  /** Packets received, by packet type. */
+  readonly packetsReceived: Float64Array = new Float64Array(16);
+  /** Bytes received, by packet type (only when the server reports packet sizes). */
+  readonly bytesReceived: Float64Array = new Float64Array(16);
+  /** Packets sent, by packet type. */
+  readonly packetsSent: Float64Array = new Float64Array(16);
+  /** Bytes sent, by packet type. */
+  readonly bytesSent: Float64Array = new Float64Array(16);
+  /** PUBLISH packets received, by QoS. */
+  readonly messagesReceived: Float64Array = new Float64Array(3);
+  /** PUBLISH packets sent, by QoS. */
+  readonly messagesSent: Float64Array = new Float64Array(3);
+  /** Messages dropped, by `qos * DROP_REASONS.length + reason index`. */
+  readonly messagesDropped: Float64Array = new Float64Array(3 * DROP_REASONS.length);
+  /** In-flight or queued QoS 1/2 messages dropped (expired, or their session ended). */
+  inflightDropped = 0;
+  /** Connections accepted (CONNACK success). */
+  connectionsOpened = 0;
+  /** Connections refused with a CONNACK error, by reason label. */
+  readonly connectionsRefused: Map<string, number> = new Map();
+  /** Accepted connections that closed, by reason label. */
+  readonly connectionsClosed: Map<string, number> = new Map();
+  /** Clients connected now (opened minus closed). */
+  connected = 0;
+  /** Wills sent. */
+  willsSent = 0;
+  /** Seconds from a message's acceptance to its PUBLISH being queued to a subscriber's socket. */
+  readonly deliveryLatency: Histogram;
+  /** Seconds a storage write waits until it is durable. */
+  readonly storageWriteLatency: Histogram;
+  /** The last event-loop lag sample, in seconds. */
+  eventLoopLag = 0;
+
+  readonly #interval: number;
+  readonly #historySize: number;
+  readonly #history: HistoryPoint[] = [];
+  #historyStart = 0;
+  readonly #lagWindow: number[] = [];
+  #timer: number | undefined;
+  #lastTick = 0;
+  /** Clients whose current PUBLISH reached `onPublished` (accepted). */
+  readonly #accepted = new WeakSet<Client>();
+  /** Clients whose last PUBACK/PUBREC refused with "not authorized". */
+  readonly #deniedAck = new WeakSet<Client>();
+  /** Clients whose next drop is for want of a packet id. */
+  readonly #exhausted = new WeakSet<Client>();
+  #storage: StorageLike[] = [];
+  #boundTo: Server | undefined;
+  #probing = false;
+  #sizer: ByteWriter | undefined;
+
+  /**
+   * Creates the hook.
+   *
+   * @param options Id, sampling interval, history size and histogram buckets.
+   */
+  constructor(options: MetricsHookOptions = {}) {
+    this.id = options.id ?? "metrics";
+    this.#interval = options.sampleIntervalMs ?? 1000;
+    if (!(this.#interval > 0)) {
+      throw new RangeError(`sampleIntervalMs must be positive, got "${options.sampleIntervalMs}"`);
+    }
+    this.#historySize = Math.max(2, options.historySize ?? 300);
+    this.deliveryLatency = new Histogram(options.latencyBuckets);
+    this.storageWriteLatency = new Histogram(options.latencyBuckets);
+    // A server that reports packet sizes (`onPacketReceived`) makes `onPacketRead` unnecessary:
+    // hide it so the dispatcher does not chain through it for every packet.
+    if ((HOOK_EVENTS as readonly string[]).includes("onPacketReceived")) {
+      (this as { onPacketRead?: unknown }).onPacketRead = undefined;
+    }
+  }
+
+  /**
+   * Lets the hook find the server's storage hooks (for write latency). `renderMetrics` and the
+   * HTTP handlers call it; call it yourself to measure storage before the first scrape.
+   *
+   * @param server The server this hook was added to.
+   */
+  bind(server: Server): void {
+    if (this.#boundTo === server) return;
+    this.#boundTo = server;
+    this.#storage = server.hooks.list.filter(isStorage);
+    for (const hook of this.#storage) {
+      if ("commitObserver" in hook) {
+        hook.commitObserver = (seconds: number) => this.storageWriteLatency.observe(seconds);
+      }
+    }
+  }
+
+  /** Starts the sampler (the server calls this through `onStarted`). Idempotent. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#lastTick = performance.now();
+    this.#sample(Date.now());
+    this.#timer = setInterval(this.#tick, this.#interval);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Stops the sampler. Idempotent. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Starts the sampler. */
+  onStarted(): void {
+    this.start();
+  }
+
+  /** Stops the sampler. */
+  onStopped(): void {
+    this.stop();
+  }
+
+  /** The largest event-loop lag among the last ten samples, in seconds. */
+  get eventLoopLagMax(): number {
+    let max = 0;
+    for (const lag of this.#lagWindow) if (lag > max) max = lag;
+    return max;
+  }
+
+  /**
+   * The per-second history, oldest first.
+   *
+   * @param since Only points newer than this time (ms since the epoch).
+   * @returns The points.
+   */
+  history(since = 0): HistoryPoint[] {
+    const out: HistoryPoint[] = [];
+    const n = this.#history.length;
+    for (let i = 0; i < n; i++) {
+      const point = this.#history[(this.#historyStart + i) % n];
+      if (point.t > since) out.push(point);
+    }
+    return out;
+  }
+
+  /** PUBLISH packets received, all QoS. */
+  get messagesReceivedTotal(): number {
+    return this.messagesReceived[0] + this.messagesReceived[1] + this.messagesReceived[2];
+  }
+
+  /** PUBLISH packets sent, all QoS. */
+  get messagesSentTotal(): number {
+    return this.messagesSent[0] + this.messagesSent[1] + this.messagesSent[2];
+  }
+
+  /** Messages dropped, all QoS and reasons. */
+  get messagesDroppedTotal(): number {
+    let total = 0;
+    for (const n of this.messagesDropped) total += n;
+    return total;
+  }
+
+  readonly #tick = (): void => {
+    const now = performance.now();
+    const lag = Math.max(0, now - this.#lastTick - this.#interval) / 1000;
+    this.#lastTick = now;
+    this.eventLoopLag = lag;
+    this.#lagWindow.push(lag);
+    if (this.#lagWindow.length > 10) this.#lagWindow.shift();
+    this.#sample(Date.now());
+    this.#probeStorage();
+  };
+
+  #sample(t: number): void {
+    const point = {
+      t,
+      received: this.messagesReceivedTotal,
+      sent: this.messagesSentTotal,
+      connected: this.connected,
+    };
+    if (this.#history.length < this.#historySize) this.#history.push(point);
+    else {
+      this.#history[this.#historyStart] = point;
+      this.#historyStart = (this.#historyStart + 1) % this.#historySize;
+    }
+  }
+
+  // Packets ------------------------------------------------------------------------------------
+
+  /** Counts an inbound packet (used when the server has no `onPacketReceived` event). */
+  onPacketRead(_client: Client, packet: Packet): Packet {
+    const type = packet.fixedHeader.type;
+    this.packetsReceived[type]++;
+    if (type === PacketType.Publish) this.messagesReceived[packet.fixedHeader.qos ?? 0]++;
+    return packet;
+  }
+
+  /**
+   * Counts an inbound packet with its size, for servers that report it (see the module notes).
+   *
+   * @param _client The client.
+   * @param header The fixed header's first byte.
+   * @param size The packet's size in bytes.
+   */
+  onPacketReceived(_client: Client, header: number, size: number): void {
+    const type = header >> 4;
+    this.packetsReceived[type]++;
+    this.bytesReceived[type] += size;
+    if (type === PacketType.Publish) this.messagesReceived[(header >> 1) & 3]++;
+  }
+
+  /** Counts an outbound packet; times deliveries; notes refusals. */
+  onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void {
+    const type = packet.fixedHeader.type;
+    this.packetsSent[type]++;
+    this.bytesSent[type] += bytes.length;
+    switch (type) {
+      case PacketType.Publish: {
+        const header = packet.fixedHeader;
+        this.messagesSent[header.qos ?? 0]++;
+        // Resends and retained messages sent on subscribe would only measure their age.
+        if (packet.created && !header.dup && !header.retain) {
+          this.deliveryLatency.observe(Math.max(0, Date.now() - packet.created) / 1000);
+        }
+        break;
+      }
+      case PacketType.Connack: {
+        let code = packet.reasonCode ?? 0;
+        if (code === 0) break;
+        if (client.properties.protocolVersion !== 5) code = V3_CONNACK_REASONS[code] ?? 0x80;
+        const label = reasonLabel(code);
+        this.connectionsRefused.set(label, (this.connectionsRefused.get(label) ?? 0) + 1);
+        break;
+      }
+      case PacketType.Puback:
+      case PacketType.Pubrec:
+        if (packet.reasonCode === 0x87) this.#deniedAck.add(client);
+        break;
+    }
+  }
+
+  /** Classifies an inbound PUBLISH that was not accepted as dropped. */
+  onPacketProcessed(client: Client, packet: Packet): void {
+    if (packet.fixedHeader.type !== PacketType.Publish) return;
+    if (this.#accepted.delete(client)) return;
+    const qos = packet.fixedHeader.qos ?? 0;
+    if (qos === 2 && packet.fixedHeader.dup) return; // a re-sent QoS 2 publish, acknowledged again
+    const denied = this.#deniedAck.delete(client) || (packet.topicName?.startsWith("$") ?? false);
+    this.#drop(qos, denied ? "acl_denied" : "rejected");
+  }
+
+  // Connections --------------------------------------------------------------------------------
+
+  /** Counts an accepted connection. */
+  onSessionEstablished(): void {
+    this.connectionsOpened++;
+    this.connected++;
+    this.#probeStorage();
+  }
+
+  /** Counts a closed connection by reason. */
+  onDisconnect(client: Client, error: Error | undefined): void {
+    this.connected--;
+    const label = closeReason(client.state.stopCause ?? error);
+    this.connectionsClosed.set(label, (this.connectionsClosed.get(label) ?? 0) + 1);
+    this.#probeStorage();
+  }
+
+  // Messages -----------------------------------------------------------------------------------
+
+  /** Notes that the client's PUBLISH was accepted. */
+  onPublished(client: Client): void {
+    this.#accepted.add(client);
+    this.#probeStorage();
+  }
+
+  /** Probes storage latency after a subscription change. */
+  onSubscribed(): void {
+    this.#probeStorage();
+  }
+
+  /**
+   * Counts a dropped message, by QoS and reason. A server that passes the reason as a third
+   * argument is believed; otherwise the reason is worked out from the message and the client.
+   */
+  onPublishDropped(client: Client, packet: Packet, reason?: string): void {
+    const qos = packet.fixedHeader.qos ?? 0;
+    this.#drop(
+      qos,
+      reason !== undefined && reason in DROP_INDEX ? reason as DropReason : this.#why(client, packet),
+    );
+  }
+
+  /** Notes that the next drop for this client is for want of a packet id. */
+  onPacketIDExhausted(client: Client): void {
+    this.#exhausted.add(client);
+  }
+
+  /** Counts a dropped in-flight or queued message. */
+  onQosDropped(_client: Client, packet: Packet): void {
+    if (packet.fixedHeader.type === PacketType.Publish) this.inflightDropped++;
+  }
+
+  /** Counts a will sent. */
+  onWillSent(): void {
+    this.willsSent++;
+  }
+
+  #drop(qos: number, reason: DropReason): void {
+    this.messagesDropped[qos * DROP_REASONS.length + DROP_INDEX[reason]]++;
+  }
+
+  #why(client: Client, packet: Packet): DropReason {
+    if (this.#exhausted.delete(client)) return "packet_id_exhausted";
+    if (packet.expiry && Date.now() >= packet.expiry) return "expired";
+    if (client.closed) return "offline";
+    const max = client.properties.maximumPacketSize;
+    if (max > 0) {
+      const sizer = this.#sizer ??= new ByteWriter(1024);
+      sizer.length = 0;
+      if (encodePacket(packet, client.properties.protocolVersion, sizer) > max) return "too_large";
+    }
+    return "queue_full";
+  }
+
+  /** Times the next storage commit when writes are waiting and no probe is under way. */
+  #probeStorage(): void {
+    if (this.#probing) return;
+    for (const hook of this.#storage) {
+      if (hook.commitObserver !== undefined || !hook.sync || hook.queueDepth === 0) continue;
+      this.#probing = true;
+      const start = performance.now();
+      hook.sync().then(
+        () => {
+          this.storageWriteLatency.observe((performance.now() - start) / 1000);
+          this.#probing = false;
+        },
+        () => this.#probing = false,
+      );
+      return;
+    }
+  }
+}
+
+// Rendering ----------------------------------------------------------------------------------------
+
+type Labels = Record<string, string>;
+
+/** Writes metric families in the Prometheus text exposition format (version 0.0.4). */
+class Exposition {
+  #out: string[] = [];
+
+  family(name: string, type: "counter" | "gauge", help: string, samples: [Labels, number][]): void {
+    this.#header(name, type, help);
+    for (const [labels, value] of samples) this.#line(name, labels, value);
+  }
+
+  one(name: string, type: "counter" | "gauge", help: string, value: number): void {
+    this.family(name, type, help, [[{}, value]]);
+  }
+
+  histogram(name: string, help: string, h: Histogram): void {
+    this.#header(name, "histogram", help);
+    const cumulative = h.cumulative();
+    for (let i = 0; i < h.buckets.length; i++) {
+      this.#line(name + "_bucket", { le: String(h.buckets[i]) }, cumulative[i]);
+    }
+    this.#line(name + "_bucket", { le: "+Inf" }, h.count);
+    this.#line(name + "_sum", {}, h.sum);
+    this.#line(name + "_count", {}, h.count);
+  }
+
+  toString(): string {
+    return this.#out.join("\n") + "\n";
+  }
+
+  #header(name: string, type: string, help: string): void {
+    this.#out.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
+    this.#out.push(`# TYPE ${name} ${type}`);
+  }
+
+  #line(name: string, labels: Labels, value: number): void {
+    const keys = Object.keys(labels);
+    let text = name;
+    if (keys.length > 0) {
+      text += "{" + keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",") + "}";
+    }
+    this.#out.push(`${text} ${formatValue(value)}`);
+  }
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
+/** The content type of {@linkcode renderMetrics}' output. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/**
+ * The server's {@linkcode MetricsHook}, if one was added.
+ *
+ * @param server The server.
+ * @returns The hook, or undefined.
+ */
+export function findMetricsHook(server: Server): MetricsHook | undefined {
+  for (const hook of server.hooks.list) if (hook instanceof MetricsHook) return hook;
+  return undefined;
+}
+
+/** What the server knows about its clients at one moment. */
+export interface SessionCounts {
+  /** Sessions with a live connection (inline clients excluded). */
+  online: number;
+  /** Remembered sessions without a connection. */
+  offline: number;
+  /** QoS 1/2 messages queued (waiting for a client's quota or for it to come back). */
+  queued: number;
+}
+
+/**
+ * Counts sessions and queued messages (one pass over the clients).
+ *
+ * @param server The server.
+ * @returns The counts.
+ */
+export function sessionCounts(server: Server): SessionCounts {
+  let online = 0, offline = 0, queued = 0;
+  for (const client of server.clients.values()) {
+    if (client.net.inline) continue;
+    if (client.closed) offline++;
+    else online++;
+    queued += client.state.inflight.pending.length;
+  }
+  return { online, offline, queued };
+}
+
+/**
+ * Renders the broker's metrics in the Prometheus text exposition format. With a
+ * {@linkcode MetricsHook} (passed, or found among the server's hooks) the counters are broken down
+ * by packet type, QoS and reason; without one, the `$SYS` totals are rendered.
+ *
+ * @param server The server.
+ * @param metrics The metrics hook; looked up among the server's hooks when omitted.
+ * @returns The exposition text (serve it with {@linkcode METRICS_CONTENT_TYPE}).
+ *
+ * @example Without a metrics hook
+ * ```ts
+ * import { renderMetrics, Server } from "../mod.ts";
+ * const text = renderMetrics(new Server());
+ * console.log(text.includes("# TYPE mqtt_clients_connected gauge")); // true
+ * ```
+ */
+export function renderMetrics(
+  server: Server,
+  metrics: MetricsHook | undefined = findMetricsHook(server),
+): string {
+  metrics?.bind(server);
+  const info = server.info;
+  const sessions = sessionCounts(server);
+  const out = new Exposition();
+  const now = Date.now();
+
+  out.family("mqtt_build_info", "gauge", "The broker version.", [[{ version: info.version }, 1]]);
+  out.one("mqtt_start_time_seconds", "gauge", "When the broker started, unix seconds.", info.started);
+  out.one("mqtt_clients_connected", "gauge", "Clients connected now.", info.clientsConnected);
+  out.one("mqtt_clients_maximum", "gauge", "Most clients connected at once.", info.clientsMaximum);
+  out.one(
+    "mqtt_clients_known",
+    "gauge",
+    "Connected clients plus remembered offline sessions (clients_total in $SYS).",
+    sessions.online + sessions.offline,
+  );
+  out.family("mqtt_sessions", "gauge", "Sessions by state.", [
+    [{ state: "online" }, sessions.online],
+    [{ state: "offline" }, sessions.offline],
+  ]);
+
+  if (metrics) {
+    out.one("mqtt_connections_opened_total", "counter", "Connections accepted.", metrics.connectionsOpened);
+    out.family(
+      "mqtt_connections_refused_total",
+      "counter",
+      "Connections refused with a CONNACK error, by reason.",
+      mapSamples(metrics.connectionsRefused),
+    );
+    out.family(
+      "mqtt_connections_closed_total",
+      "counter",
+      "Accepted connections that ended, by reason.",
+      mapSamples(metrics.connectionsClosed),
+    );
+    out.family(
+      "mqtt_packets_received_total",
+      "counter",
+      "Packets received, by type.",
+      typeSamples(metrics.packetsReceived),
+    );
+    out.family(
+      "mqtt_packets_sent_total",
+      "counter",
+      "Packets sent, by type.",
+      typeSamples(metrics.packetsSent),
+    );
+    if (metrics.bytesReceived.some((n) => n > 0)) {
+      out.family(
+        "mqtt_received_bytes_total",
+        "counter",
+        "Bytes received in packets, by type.",
+        typeSamples(metrics.bytesReceived),
+      );
+    } else {
+      out.one("mqtt_received_bytes_total", "counter", "Bytes received.", info.bytesReceived);
+    }
+    out.family(
+      "mqtt_sent_bytes_total",
+      "counter",
+      "Bytes sent, by packet type.",
+      typeSamples(metrics.bytesSent),
+    );
+    out.family(
+      "mqtt_messages_received_total",
+      "counter",
+      "PUBLISH packets received, by QoS.",
+      qosSamples(metrics.messagesReceived),
+    );
+    out.family(
+      "mqtt_messages_sent_total",
+      "counter",
+      "PUBLISH packets sent, by QoS.",
+      qosSamples(metrics.messagesSent),
+    );
+    const dropped: [Labels, number][] = [];
+    for (let qos = 0; qos < 3; qos++) {
+      for (let r = 0; r < DROP_REASONS.length; r++) {
+        const n = metrics.messagesDropped[qos * DROP_REASONS.length + r];
+        if (n > 0) dropped.push([{ qos: String(qos), reason: DROP_REASONS[r] }, n]);
+      }
+    }
+    out.family("mqtt_messages_dropped_total", "counter", "Messages dropped, by QoS and reason.", dropped);
+    out.one(
+      "mqtt_inflight_messages_dropped_total",
+      "counter",
+      "In-flight or queued QoS 1/2 messages dropped (expired, or their session ended).",
+      metrics.inflightDropped,
+    );
+    out.one("mqtt_wills_sent_total", "counter", "Will messages sent.", metrics.willsSent);
+  } else {
+    out.one("mqtt_packets_received_total", "counter", "Packets received.", info.packetsReceived);
+    out.one("mqtt_packets_sent_total", "counter", "Packets sent.", info.packetsSent);
+    out.one("mqtt_received_bytes_total", "counter", "Bytes received.", info.bytesReceived);
+    out.one("mqtt_sent_bytes_total", "counter", "Bytes sent.", info.bytesSent);
+    out.one("mqtt_messages_received_total", "counter", "PUBLISH packets received.", info.messagesReceived);
+    out.one("mqtt_messages_sent_total", "counter", "PUBLISH packets sent.", info.messagesSent);
+    out.one("mqtt_messages_dropped_total", "counter", "Messages dropped.", info.messagesDropped);
+  }
+
+  out.one(
+    "mqtt_messages_inflight",
+    "gauge",
+    "QoS 1/2 messages sent and not yet acknowledged.",
+    info.inflight,
+  );
+  out.one("mqtt_messages_queued", "gauge", "QoS 1/2 messages waiting to be sent.", sessions.queued);
+  out.one("mqtt_retained_messages", "gauge", "Retained messages held.", server.topics.retainedCount);
+  out.one(
+    "mqtt_subscriptions",
+    "gauge",
+    "Subscriptions, shared ones included.",
+    server.topics.subscriptionCount,
+  );
+  out.one(
+    "mqtt_shared_subscriptions",
+    "gauge",
+    "Shared subscriptions ($share/...).",
+    server.topics.sharedSubscriptionCount,
+  );
+  out.one("mqtt_hook_errors_total", "counter", "Errors thrown or rejected by hooks.", server.hooks.errors);
+
+  const storage: [Labels, number][] = [];
+  for (const hook of server.hooks.list) {
+    if (isStorage(hook)) storage.push([{ hook: hook.id }, hook.queueDepth]);
+  }
+  if (storage.length > 0) {
+    out.family(
+      "mqtt_storage_queue_depth",
+      "gauge",
+      "Storage writes waiting to be committed, by hook.",
+      storage,
+    );
+  }
+  if (metrics) {
+    if (storage.length > 0) {
+      out.histogram(
+        "mqtt_storage_write_duration_seconds",
+        "Time from a storage write being queued until it is durable.",
+        metrics.storageWriteLatency,
+      );
+    }
+    out.histogram(
+      "mqtt_publish_delivery_seconds",
+      "Time from a message being accepted to its PUBLISH being queued to a subscriber's socket.",
+      metrics.deliveryLatency,
+    );
+  }
+
+  const memory = Deno.memoryUsage();
+  out.one("process_resident_memory_bytes", "gauge", "Resident set size.", memory.rss);
+  out.one("deno_heap_total_bytes", "gauge", "V8 heap size.", memory.heapTotal);
+  out.one("deno_heap_used_bytes", "gauge", "V8 heap in use.", memory.heapUsed);
+  out.one("deno_external_memory_bytes", "gauge", "Memory held by V8 external objects.", memory.external);
+  if (metrics) {
+    out.one(
+      "deno_eventloop_lag_seconds",
+      "gauge",
+      "Event-loop lag at the last sample.",
+      metrics.eventLoopLag,
+    );
+    out.one(
+      "deno_eventloop_lag_max_seconds",
+      "gauge",
+      "Largest event-loop lag among the last ten samples.",
+      metrics.eventLoopLagMax,
+    );
+  }
+  out.one(
+    "mqtt_scrape_timestamp_seconds",
+    "gauge",
+    "When these metrics were rendered, unix seconds.",
+    now / 1000,
+  );
+  return out.toString();
+}
+
+function mapSamples(map: Map<string, number>): [Labels, number][] {
+  return [...map].sort(([a], [b]) => a < b ? -1 : 1).map(([reason, n]) => [{ reason }, n]);
+}
+
+function typeSamples(counts: Float64Array): [Labels, number][] {
+  const out: [Labels, number][] = [];
+  for (let type = 1; type < 16; type++) {
+    if (counts[type] > 0) out.push([{ type: PACKET_NAMES[type] }, counts[type]]);
+  }
+  return out;
+}
+
+function qosSamples(counts: Float64Array): [Labels, number][] {
+  return [0, 1, 2].map((qos) => [{ qos: String(qos) }, counts[qos]]);
+}
