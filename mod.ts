@@ -86,3 +86,35 @@ export type {
   SubscriptionRecord,
   WriteOp,
 } from "./hooks/storage/mod.ts";
+export {
+  closeReason,
+  DROP_REASONS,
+  findMetricsHook,
+  Histogram,
+  LATENCY_BUCKETS,
+  METRICS_CONTENT_TYPE,
+  MetricsHook,
+  renderMetrics,
+  sessionCounts,
+} from "./src/metrics.ts";
+export type { DropReason, HistoryPoint, MetricsHookOptions, SessionCounts } from "./src/metrics.ts";
+export {
+  ADMIN_DISCONNECT_CODE,
+  adminHandler,
+  checkAccess,
+  clientSession,
+  clientSummary,
+  deleteRetained,
+  isLoopback,
+} from "./src/admin.ts";
+export type {
+  AccessOptions,
+  ClientSummary,
+  PartialHandler,
+  RequestInfo,
+  RetainedSummary,
+} from "./src/admin.ts";
+export { liveSnapshot, observabilityHandler } from "./listeners/dashboard/dashboard.ts";
+export type { LiveSnapshot, ObservabilityOptions } from "./listeners/dashboard/dashboard.ts";
+export { Metrics } from "./listeners/metrics.ts";
+export type { MetricsConfig } from "./listeners/metrics.ts";

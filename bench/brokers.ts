@@ -93,6 +93,8 @@ export async function available(name: BrokerName, install = true): Promise<true 
 export interface StartOptions {
   /** Ours only: write a V8 CPU profile into this directory (`--cpu-prof`). */
   cpuProfileDir?: string;
+  /** Ours only: keep state in Deno KV (a fresh directory per run) instead of running without storage. */
+  persist?: boolean;
   /** Milliseconds to wait for the port to accept connections. */
   readyTimeoutMs?: number;
 }
@@ -111,9 +113,23 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
   let command: string;
   const env: Record<string, string> = {};
   let version: Version = 5;
+  let dataDir = "";
   if (name === "ours") {
     const profile = options.cpuProfileDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfileDir)} ` : "";
-    command = `exec deno run -A ${profile}src/cli.ts --tcp 127.0.0.1:${port}`;
+    // Only the TCP listener, on loopback. Newer CLIs also start WebSocket and HTTP listeners on all
+    // interfaces and keep state in ./data by default: turn those off (state would leak between runs,
+    // and Mosquitto runs without persistence too), or give each run a fresh KV directory (--persist).
+    let extra = "";
+    const help = await cliHelp();
+    if (help.includes("--ws ")) extra += " --ws off";
+    if (help.includes("--info ")) extra += " --info off";
+    if (help.includes("--data ")) {
+      if (options.persist) {
+        dataDir = Deno.makeTempDirSync({ prefix: "x-broker-bench-kv-" });
+        extra += ` --data ${quote(dataDir)}`;
+      } else extra += " --data off";
+    }
+    command = `exec deno run -A ${profile}src/cli.ts --tcp 127.0.0.1:${port}${extra}`;
   } else if (name === "mosquitto") {
     const config = `${LOG_DIR}/mosquitto-${port}.conf`;
     Deno.writeTextFileSync(
@@ -166,6 +182,7 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       }, graceMs);
       await status;
       clearTimeout(timer);
+      if (dataDir) Deno.removeSync(dataDir, { recursive: true });
     },
   };
   const deadline = performance.now() + (options.readyTimeoutMs ?? 20_000);
@@ -215,6 +232,19 @@ export function cpuSeconds(pid: number | "self"): number {
   } catch {
     return NaN;
   }
+}
+
+let helpText: Promise<string> | undefined;
+
+/** The CLI's `--help` output (read once), to know which flags it has. */
+function cliHelp(): Promise<string> {
+  helpText ??= new Deno.Command("deno", {
+    args: ["run", "-A", "src/cli.ts", "--help"],
+    cwd: REPO,
+    stderr: "null",
+  })
+    .output().then((out) => new TextDecoder().decode(out.stdout));
+  return helpText;
 }
 
 function tail(file: string): string {

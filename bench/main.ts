@@ -27,6 +27,7 @@ Options:
   --rounds N          rounds (default 1, or 3 with --compare)
   --quick             smaller counts, for a fast sanity run
   --scale F           multiply message counts by F (clients, connections and retained topics stay)
+  --persist           run our broker with its Deno KV storage (a fresh directory per run)
   --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR
   --help              show this help`;
 
@@ -42,7 +43,13 @@ interface RunResult {
   metrics: Record<string, number>;
 }
 
-async function runOnce(testCase: Case, broker: BrokerName, round: number, cpuProfileDir?: string) {
+async function runOnce(
+  testCase: Case,
+  broker: BrokerName,
+  round: number,
+  cpuProfileDir: string | undefined,
+  persist: boolean,
+) {
   const started = performance.now();
   const result: RunResult = {
     scenario: testCase.scenario,
@@ -57,7 +64,10 @@ async function runOnce(testCase: Case, broker: BrokerName, round: number, cpuPro
   const ctx: RunContext = { broker: undefined!, clients: [], stage: "starting the broker", aborted: false };
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    instance = await startBroker(broker, { cpuProfileDir: broker === "ours" ? cpuProfileDir : undefined });
+    instance = await startBroker(broker, {
+      cpuProfileDir: broker === "ours" ? cpuProfileDir : undefined,
+      persist,
+    });
     ctx.broker = instance;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -183,6 +193,7 @@ export async function main(args: string[]): Promise<number> {
         quick: { type: "boolean", default: false },
         scale: { type: "string", default: "1" },
         "cpu-prof": { type: "string" },
+        persist: { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -244,7 +255,7 @@ export async function main(args: string[]): Promise<number> {
   for (let round = 1; round <= rounds; round++) {
     for (const c of cases) {
       for (const b of brokers) {
-        const result = await runOnce(c, b, round, values["cpu-prof"]);
+        const result = await runOnce(c, b, round, values["cpu-prof"], values.persist);
         results.push(result);
         printRun(c, result);
       }

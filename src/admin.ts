@@ -215,10 +215,19 @@ export function clientSession(client: Client): Record<string, unknown> {
       identifier: s.identifier,
     })),
     inflightMessages: [...inflight.outbound.values()].map(message),
-    queuedMessages: inflight.pending.slice(0, 100).map(message),
+    queuedMessages: firstOf(inflight.pending, 100).map(message),
     inboundQos2: [...inflight.inboundQos2],
     lastReceived: client.lastReceived,
   };
+}
+
+function firstOf<T>(items: Iterable<T>, n: number): T[] {
+  const out: T[] = [];
+  for (const item of items) {
+    if (out.length >= n) break;
+    out.push(item);
+  }
+  return out;
 }
 
 /** DISCONNECT reason codes a server may send (spec table 3-10 less the client-only 0x04). */

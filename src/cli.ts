@@ -27,6 +27,7 @@ import { HTTPStats } from "../listeners/http_stats.ts";
 import type { Listener } from "../listeners/listener.ts";
 import type { TlsConfig } from "../listeners/net.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
+import { KVHook } from "../hooks/storage/kv.ts";
 import { applyConfig, type BrokerConfig, loadConfig } from "./config.ts";
 import { logger } from "./logger.ts";
 
@@ -37,6 +38,7 @@ Options:
   --tcp ADDR            TCP listener address (default ":1883"; "off" to disable)
   --ws ADDR             WebSocket listener address (default ":1882"; "off" to disable)
   --info ADDR           HTTP stats and /healthcheck address (default ":8080"; "off" to disable)
+  --data DIR            Deno KV storage directory (default "./data"; "off" for none; ignored with --config)
   --tls-cert-file FILE  TLS certificate (PEM) for the TCP and WebSocket listeners
   --tls-key-file FILE   TLS private key (PEM) for the TCP and WebSocket listeners
   --log-level LEVEL     trace, debug, info, warning, error or fatal (default "info")
@@ -45,7 +47,8 @@ Options:
   --version             show the version
 
 With --config, only the listeners in the file start, plus any given with --tcp, --ws or --info.
-Without it, the three default listeners start with the allow-all auth hook (development only).`;
+Without it, the three default listeners start with the allow-all auth hook (development only)
+and sessions, subscriptions, in-flight and retained messages are kept in Deno KV in --data.`;
 
 const LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 const FORMATS = ["text", "json"] as const;
@@ -68,6 +71,8 @@ export interface CliOptions {
   logLevel?: LogLevel;
   /** `--log-format`: text or JSON lines. */
   logFormat?: "text" | "json";
+  /** `--data`: the Deno KV directory, or "off". */
+  data?: string;
 }
 
 /**
@@ -97,6 +102,7 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
         "tls-key-file": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
+        data: { type: "string" },
         help: { type: "boolean", default: false },
         version: { type: "boolean", default: false },
       },
@@ -128,6 +134,7 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
     tlsKeyFile: values["tls-key-file"],
     logLevel: logLevel as LogLevel | undefined,
     logFormat: logFormat as "text" | "json" | undefined,
+    data: values.data,
   };
   for (const key of Object.keys(options) as (keyof CliOptions)[]) {
     if (options[key] === undefined) delete options[key];
@@ -252,6 +259,12 @@ export async function main(args: string[]): Promise<number> {
     } else {
       log.warn("Using AllowHook: every client may connect, publish and subscribe. For development only.");
       await server.addHook(new AllowHook());
+      const data = options.data ?? "./data";
+      if (data !== "off") {
+        const path = `${data.replace(/\/+$/, "")}/broker.kv`;
+        await server.addHook(new KVHook(), { path });
+        log.info("Storing state in Deno KV at {path}", { path });
+      }
     }
     for (const { listener, explicit } of planListeners(options, server, config)) {
       try {

@@ -52,6 +52,7 @@ import { UnixSock } from "../listeners/unix.ts";
 import { HTTPStats } from "../listeners/http_stats.ts";
 import { HTTPHealthCheck } from "../listeners/http_health.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
+import { KVHook } from "../hooks/storage/kv.ts";
 import { AuthHook } from "../hooks/auth/auth.ts";
 import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.ts";
 import { DebugHook, type DebugHookConfig } from "../hooks/debug.ts";
@@ -760,28 +761,17 @@ export interface HookWithConfig {
   config?: unknown;
 }
 
-/** Loads a storage hook module; the storage hooks arrive with the storage issue. */
+/**
+ * The storage hook a config names. The Redis hook is imported only when used, so that brokers
+ * without Redis never load its client library.
+ */
 async function storageHook(
   kind: "kv" | "redis",
   settings: { path: string } | RedisSettings,
 ): Promise<HookWithConfig> {
-  const module = kind === "kv" ? "../hooks/storage/kv.ts" : "../hooks/storage/redis.ts";
-  const exported = kind === "kv" ? "KVHook" : "RedisHook";
-  let mod: Record<string, unknown>;
-  try {
-    // A computed specifier: the module may not exist yet, and must not break type checking.
-    mod = await import(new URL(module, import.meta.url).href);
-  } catch (error) {
-    throw new Error(
-      `The ${kind} storage hook is not available yet (${module} could not be loaded: ` +
-        `${error instanceof Error ? error.message.split("\n")[0] : error})`,
-    );
-  }
-  const Hook = mod[exported] as (new () => Hook) | undefined;
-  if (typeof Hook !== "function") {
-    throw new Error(`The ${kind} storage hook is not available yet (${module} has no ${exported})`);
-  }
-  return { hook: new Hook(), config: settings };
+  if (kind === "kv") return { hook: new KVHook(), config: settings };
+  const { RedisHook } = await import("../hooks/storage/redis.ts");
+  return { hook: new RedisHook(), config: settings };
 }
 
 /**
@@ -789,7 +779,7 @@ async function storageHook(
  *
  * @param config The configuration.
  * @returns The hooks and their configs.
- * @throws {Error} When a declared storage hook is not available.
+ * @throws {Error} When a storage hook cannot be loaded.
  */
 export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[]> {
   const hooks: HookWithConfig[] = [];

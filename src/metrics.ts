@@ -19,21 +19,9 @@ import type { Client } from "./client.ts";
 import type { Server } from "./server.ts";
 
 /** Default histogram buckets for latencies, in seconds (0.5 ms to 10 s). */
+// deno-fmt-ignore
 export const LATENCY_BUCKETS: readonly number[] = [
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
 /**
@@ -113,35 +101,16 @@ export type DropReason =
   | "rejected";
 
 /** Every drop reason, in label order. */
+// deno-fmt-ignore
 export const DROP_REASONS: readonly DropReason[] = [
-  "queue_full",
-  "expired",
-  "too_large",
-  "acl_denied",
-  "offline",
-  "packet_id_exhausted",
-  "rejected",
+  "queue_full", "expired", "too_large", "acl_denied", "offline", "packet_id_exhausted", "rejected",
 ];
 
 /** Packet type names for the `type` label, indexed by packet type. */
-const PACKET_NAMES = [
-  "reserved",
-  "connect",
-  "connack",
-  "publish",
-  "puback",
-  "pubrec",
-  "pubrel",
-  "pubcomp",
-  "subscribe",
-  "suback",
-  "unsubscribe",
-  "unsuback",
-  "pingreq",
-  "pingresp",
-  "disconnect",
-  "auth",
-];
+const PACKET_NAMES: readonly string[] = (
+  "reserved connect connack publish puback pubrec pubrel pubcomp subscribe suback unsubscribe unsuback " +
+  "pingreq pingresp disconnect auth"
+).split(" ");
 
 /** v3 CONNACK return codes 1-5 as the v5 reason they stand for. */
 const V3_CONNACK_REASONS = [0, 0x84, 0x85, 0x88, 0x86, 0x87];
@@ -295,7 +264,7 @@ export class MetricsHook implements Hook {
   readonly #history: HistoryPoint[] = [];
   #historyStart = 0;
   readonly #lagWindow: number[] = [];
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
   #lastTick = 0;
   /** Clients whose current PUBLISH reached `onPublished` (accepted). */
   readonly #accepted = new WeakSet<Client>();
@@ -351,8 +320,9 @@ export class MetricsHook implements Hook {
     if (this.#timer !== undefined) return;
     this.#lastTick = performance.now();
     this.#sample(Date.now());
-    this.#timer = setInterval(this.#tick, this.#interval);
-    Deno.unrefTimer(this.#timer);
+    const timer = setInterval(this.#tick, this.#interval);
+    Deno.unrefTimer(timer as unknown as number);
+    this.#timer = timer;
   }
 
   /** Stops the sampler. Idempotent. */
@@ -564,12 +534,17 @@ export class MetricsHook implements Hook {
   #why(client: Client, packet: Packet): DropReason {
     if (this.#exhausted.delete(client)) return "packet_id_exhausted";
     if (packet.expiry && Date.now() >= packet.expiry) return "expired";
-    if (client.closed) return "offline";
+    // QoS 1/2 messages for an offline session are queued, so dropping one means the queue is full.
+    if (client.closed) return (packet.fixedHeader.qos ?? 0) > 0 ? "queue_full" : "offline";
     const max = client.properties.maximumPacketSize;
     if (max > 0) {
       const sizer = this.#sizer ??= new ByteWriter(1024);
       sizer.length = 0;
-      if (encodePacket(packet, client.properties.protocolVersion, sizer) > max) return "too_large";
+      try {
+        if (encodePacket(packet, client.properties.protocolVersion, sizer) > max) return "too_large";
+      } catch {
+        // not encodable as it stands: count it as a full queue
+      }
     }
     return "queue_full";
   }
@@ -716,7 +691,6 @@ export function renderMetrics(
   const info = server.info;
   const sessions = sessionCounts(server);
   const out = new Exposition();
-  const now = Date.now();
 
   out.family("mqtt_build_info", "gauge", "The broker version.", [[{ version: info.version }, 1]]);
   out.one("mqtt_start_time_seconds", "gauge", "When the broker started, unix seconds.", info.started);
@@ -823,7 +797,7 @@ export function renderMetrics(
   out.one(
     "mqtt_subscriptions",
     "gauge",
-    "Subscriptions, shared ones included.",
+    "Subscriptions (client and filter pairs), shared ones excluded.",
     server.topics.subscriptionCount,
   );
   out.one(
@@ -880,12 +854,6 @@ export function renderMetrics(
       metrics.eventLoopLagMax,
     );
   }
-  out.one(
-    "mqtt_scrape_timestamp_seconds",
-    "gauge",
-    "When these metrics were rendered, unix seconds.",
-    now / 1000,
-  );
   return out.toString();
 }
 

@@ -1334,6 +1334,7 @@ export class Server {
       if (saved) this.info.restore(saved as Record<string, string | number>);
     }
     for (const client of expired) {
+      this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
       this.#endSession(client);
       this.clients.delete(client);
       hooks.onClientExpired(client);

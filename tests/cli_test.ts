@@ -27,31 +27,61 @@ async function drain(stream: ReadableStream<Uint8Array>, into: { text: string })
   for await (const chunk of stream) into.text += decoder.decode(chunk, { stream: true });
 }
 
-Deno.test("`cli` serves MQTT on the given address and exits 0 on SIGTERM", async () => {
+/** A CLI process serving on a free TCP port. */
+interface RunningCli {
+  /** `mqtt://127.0.0.1:PORT` */
+  url: string;
+  /** stdout and stderr so far. */
+  output(): { stdout: string; stderr: string };
+  /** Sends SIGTERM and returns the exit status. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/** Starts the CLI with `--tcp` on a free port (plus `args`) and waits until it listens. */
+async function startCli(args: string[]): Promise<RunningCli> {
   const port = freePort();
-  const child = cli(["--tcp", `127.0.0.1:${port}`]).spawn();
+  const child = cli(["--tcp", `127.0.0.1:${port}`, ...args]).spawn();
   const stdout = { text: "" };
   const stderr = { text: "" };
   const drained = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
   const exited: { status?: Deno.CommandStatus } = {};
   child.status.then((s) => exited.status = s);
-  let status: Deno.CommandStatus;
+  const stop = async () => {
+    if (exited.status === undefined) child.kill("SIGTERM");
+    const status = await child.status;
+    await drained;
+    return status;
+  };
   try {
-    const listening = `on "127.0.0.1:${port}"`;
     await waitFor(
-      () => (stdout.text + stderr.text).includes(listening) || exited.status !== undefined,
+      () => (stdout.text + stderr.text).includes(`on "127.0.0.1:${port}"`) || exited.status !== undefined,
       15000,
       "the CLI to log that it listens",
     );
     assert.equal(exited.status, undefined, `the CLI exited early:\n${stdout.text}\n${stderr.text}`);
-    assert.match(stderr.text, /AllowHook/, "the allow-all warning goes to stderr");
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    output: () => ({ stdout: stdout.text, stderr: stderr.text }),
+    stop,
+  };
+}
 
-    const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+Deno.test("`cli` serves MQTT on the given address and exits 0 on SIGTERM", async () => {
+  const data = await Deno.makeTempDir({ prefix: "broker-cli-" });
+  const broker = await startCli(["--ws", "off", "--info", "off", "--data", data]);
+  let status: Deno.CommandStatus;
+  try {
+    assert.match(broker.output().stderr, /AllowHook/, "the allow-all warning goes to stderr");
+    const sub = await mqtt.connectAsync(broker.url, {
       clientId: "cli-sub",
       protocolVersion: 5,
       reconnectPeriod: 0,
     });
-    const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    const pub = await mqtt.connectAsync(broker.url, {
       clientId: "cli-pub",
       protocolVersion: 4,
       reconnectPeriod: 0,
@@ -65,14 +95,68 @@ Deno.test("`cli` serves MQTT on the given address and exits 0 on SIGTERM", async
     await pub.endAsync();
     await sub.endAsync();
   } finally {
-    if (exited.status === undefined) child.kill("SIGTERM");
-    status = await child.status;
-    await drained;
+    status = await broker.stop();
+    await Deno.remove(data, { recursive: true });
   }
-  assert.equal(status.code, 0, `stdout:\n${stdout.text}\nstderr:\n${stderr.text}`);
+  const { stdout, stderr } = broker.output();
+  assert.equal(status.code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
   assert.equal(status.signal, null);
-  assert.match(stdout.text + stderr.text, /Shutting down/);
-  assert.match(stdout.text + stderr.text, /Server stopped/);
+  assert.match(stdout + stderr, /Shutting down/);
+  assert.match(stdout + stderr, /Server stopped/);
+});
+
+Deno.test("`cli` keeps sessions and retained messages in Deno KV (--data) across a restart", async () => {
+  const data = await Deno.makeTempDir({ prefix: "broker-cli-" });
+  try {
+    const first = await startCli(["--ws", "off", "--info", "off", "--data", data]);
+    try {
+      assert.match(first.output().stderr, /Deno KV/);
+      const sub = await mqtt.connectAsync(first.url, {
+        clientId: "keeper",
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 3600 },
+        reconnectPeriod: 0,
+      });
+      await sub.subscribeAsync("kept/#", { qos: 1 });
+      await sub.endAsync();
+      const pub = await mqtt.connectAsync(first.url, {
+        clientId: "writer",
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
+      await pub.publishAsync("kept/queued", "for keeper", { qos: 1 });
+      await pub.publishAsync("state/retained", "still here", { qos: 1, retain: true });
+      await pub.endAsync();
+    } finally {
+      assert.equal((await first.stop()).code, 0);
+    }
+    const second = await startCli(["--ws", "off", "--info", "off", "--data", data]);
+    try {
+      const received: string[] = [];
+      // Listen for messages before CONNECT: the queued one arrives right after CONNACK.
+      const sub = mqtt.connect(second.url, {
+        clientId: "keeper",
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 3600 },
+        reconnectPeriod: 0,
+        manualConnect: true,
+      });
+      sub.on("message", (topic, payload) => received.push(`${topic}=${payload}`));
+      const connack = new Promise<{ sessionPresent: boolean }>((resolve) => sub.once("connect", resolve));
+      sub.connect();
+      assert.equal((await connack).sessionPresent, true);
+      await sub.subscribeAsync("state/#", { qos: 1 });
+      await waitFor(() => received.length === 2, 5000, "the queued and the retained message");
+      assert.deepEqual(received.sort(), ["kept/queued=for keeper", "state/retained=still here"]);
+      await sub.endAsync();
+    } finally {
+      assert.equal((await second.stop()).code, 0);
+    }
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
 });
 
 Deno.test("`cli --help` prints the usage and exits 0", async () => {

@@ -4,16 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  applyConfig,
-  type BrokerConfig,
-  ConfigError,
-  createHooks,
-  loadConfig,
-  parseConfig,
-} from "../src/config.ts";
+import { applyConfig, type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/config.ts";
 import mqtt from "mqtt";
 import { freePort } from "./helpers.ts";
+import { type RedisServer, startRedis } from "./storage/redis_server.ts";
 import { Server } from "../mod.ts";
 
 /** Copies examples/config to a temp dir beside freshly made test certificates (../tls/certs). */
@@ -69,21 +63,19 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
     const root = await exampleDir();
     try {
       const config = onFreePorts(await loadConfig(`${root}/config/${name}`), root);
-      // Storage hooks arrive with the storage issue: until then asking for one is a clear error.
-      assert.ok(
-        config.hooks.storage?.[expected.storage as "kv" | "redis"],
-        `${name} declares ${expected.storage}`,
-      );
-      const storageModule = new URL(`../hooks/storage/${expected.storage}.ts`, import.meta.url);
-      const hasStorage = await Deno.stat(storageModule).then(() => true, () => false);
-      const expectedHooks = [...expected.hooks];
-      if (!hasStorage) await assert.rejects(createHooks(config), /storage hook is not available yet/);
-      if (hasStorage && expected.storage === "kv") {
-        config.hooks.storage!.kv!.path = `${root}/broker.kv`; // a Deno KV file inside the temp dir
-        expectedHooks.splice(1, 0, "kv-storage");
+      const storage = config.hooks.storage!;
+      // The declared storage, pointed at a temporary place: a KV file, or a real redis-server.
+      let redis: RedisServer | undefined;
+      if (expected.storage === "kv") {
+        storage.kv!.path = `${root}/broker.kv`;
       } else {
-        delete config.hooks.storage; // not started here: Redis needs a server
+        redis = await startRedis();
+        storage.redis!.address = redis.address;
+        storage.redis!.password = undefined;
+        storage.redis!.username = undefined;
       }
+      const expectedHooks = [...expected.hooks];
+      expectedHooks.splice(1, 0, expected.storage === "kv" ? "kv-storage" : "redis-storage");
 
       const server = new Server(config.options);
       try {
@@ -103,6 +95,7 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
         );
       } finally {
         await server.close();
+        await redis?.stop();
       }
     } finally {
       await Deno.remove(root, { recursive: true });
@@ -312,24 +305,6 @@ Deno.test("`cli --config` with a bad file starts nothing and exits 1 naming the 
     new RegExp(`${file.replaceAll(".", "\\.")}:5:5: listeners\\[0\\]\\.colour: unknown key "colour"`),
   );
   assert.doesNotMatch(err, /Listener /);
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("`cli --config` asking for an unavailable storage hook fails with a clear error", async () => {
-  const exists = await Deno.stat(new URL("../hooks/storage/kv.ts", import.meta.url)).then(
-    () => true,
-    () => false,
-  );
-  if (exists) return; // the storage issue has landed: nothing to check here
-  const dir = await Deno.makeTempDir({ prefix: "broker-cli-kv-" });
-  const file = `${dir}/kv.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `listeners:\n  - type: tcp\n    id: t\n    address: 127.0.0.1:0\nhooks:\n  storage:\n    kv:\n      path: x.kv\n`,
-  );
-  const { code, stderr } = await cli(["--config", file]).output();
-  assert.equal(code, 1);
-  assert.match(new TextDecoder().decode(stderr), /kv storage hook is not available yet/);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -6,6 +6,7 @@
  *
  * - `stats`: the broker's counters (clients, subscriptions, in-flight messages, trie nodes, ...);
  * - `gc`: the same after forcing garbage collection, with the heap size;
+ * - `held`: up to 10 sessions that still hold outbound messages (for diagnosing a failed drain);
  * - `close`: closes the broker, answers `{"closed":true}` and exits.
  *
  * ```sh
@@ -84,6 +85,28 @@ function stats(server: Server, collected: boolean): BrokerStats {
   };
 }
 
+/** Sessions still holding outbound messages: for diagnosing a failed drain. */
+function held(server: Server): unknown[] {
+  const out = [];
+  for (const client of server.clients.values()) {
+    const inflight = client.state.inflight;
+    if (inflight.size === 0) continue;
+    out.push({
+      id: client.id,
+      closed: client.closed,
+      version: client.properties.protocolVersion,
+      receiveMaximum: client.properties.receiveMaximum,
+      outbound: [...inflight.outbound.entries()].slice(0, 5).map(([id, p]) =>
+        `${id}:${p.fixedHeader.type === 3 ? "PUBLISH" : "PUBREL"}`
+      ),
+      outboundCount: inflight.outbound.size,
+      pending: inflight.pending.length,
+    });
+    if (out.length >= 10) break;
+  }
+  return out;
+}
+
 /** Full collections, with turns in between so that finalizers and pending promises settle. */
 async function collect(): Promise<boolean> {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -111,6 +134,7 @@ if (import.meta.main) {
       pending = pending.slice(at + 1);
       if (command === "stats") await answer(stats(server, false));
       else if (command === "gc") await answer(stats(server, await collect()));
+      else if (command === "held") await answer(held(server));
       else if (command === "close") break loop;
       else await answer({ error: `Unknown command "${command}"` });
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { delay } from "../helpers.ts";
+import { delay, freePort } from "../helpers.ts";
 
 /** A running redis-server. */
 export interface RedisServer {
@@ -36,14 +36,6 @@ export async function redisAvailable(): Promise<boolean> {
 /** Whether tests must fail (not skip) without redis-server: on CI. */
 export function redisRequired(): boolean {
   return Boolean(Deno.env.get("CI"));
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /**

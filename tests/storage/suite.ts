@@ -546,6 +546,50 @@ const CASES: Case[] = [
     }
   }],
 
+  [
+    "a delayed will of a session that expired while the broker was down is sent on restart",
+    async (fixture) => {
+      const h = await Harness.start(fixture);
+      try {
+        const { client: b } = await connect(h.broker, "b");
+        await subscribe(b, [{ filter: "will/#", qos: 1 }]);
+        await disconnect(h.broker, b, "b");
+        const { client: a } = await connect(h.broker, "a", {
+          connect: {
+            clean: false,
+            willFlag: true,
+            willTopic: "will/late",
+            willPayload: encoder.encode("late"),
+            willQos: 1,
+            willProperties: { willDelayInterval: 3600 },
+          },
+          properties: { sessionExpiryInterval: 1 },
+        });
+        await disconnect(h.broker, a, "a"); // no DISCONNECT: the will is due after its delay
+        assert.equal(recordsOf(await h.stored(), "a").client?.will?.topic, "will/late");
+        await h.broker.close();
+        await delay(1100);
+        await h.restart();
+        assert.equal(h.broker.server.clients.get("a"), undefined);
+        const { client: b2 } = await connect(h.broker, "b");
+        try {
+          const [will] = await readPublishes(b2, 1);
+          assert.equal(text(will), "late");
+          await b2.send(ack(PacketType.Puback, will.packetId!));
+          assert.deepEqual(recordsOf(await h.stored(), "a"), {
+            client: undefined,
+            subscriptions: [],
+            inflight: [],
+          });
+        } finally {
+          b2.close();
+        }
+      } finally {
+        await h.close();
+      }
+    },
+  ],
+
   ["$SYS counters are restored with restoreSysInfoOnRestart", async (fixture) => {
     const options: Options = { capabilities: { compatibilities: { restoreSysInfoOnRestart: true } } };
     const h = await Harness.start(fixture, options);

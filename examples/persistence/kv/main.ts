@@ -19,7 +19,7 @@ await server.addHook(new AllowHook());
 await server.addHook(new KVHook(), { path });
 await server.addListener(new TCP({ id: "t1", address }));
 await server.serve();
-console.log(`Broker on ${server.listeners.get("t1")!.address}, state in ${path}`);
+console.log(`Broker listening on ${server.listeners.get("t1")!.address}, state in ${path}`);
 
 const stop = () => server.close().then(() => Deno.exit(0));
 Deno.addSignalListener("SIGINT", stop);

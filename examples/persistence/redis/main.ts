@@ -34,7 +34,7 @@ await server.addHook(new RedisHook(), {
 });
 await server.addListener(new TCP({ id: "t1", address }));
 await server.serve();
-console.log(`Broker on ${server.listeners.get("t1")!.address}, state in Redis at ${redis}`);
+console.log(`Broker listening on ${server.listeners.get("t1")!.address}, state in Redis at ${redis}`);
 
 const stop = () => server.close().then(() => Deno.exit(0));
 Deno.addSignalListener("SIGINT", stop);
