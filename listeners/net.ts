@@ -5,7 +5,6 @@
  * @module
  */
 
-import type { Connection } from "./listener.ts";
 
 /** TLS settings for a listener. Each of `cert`, `key` and `ca` is a file path or PEM text. */
 export interface TlsConfig {
