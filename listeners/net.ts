@@ -5,7 +5,6 @@
  * @module
  */
 
-
 /** TLS settings for a listener. Each of `cert`, `key` and `ca` is a file path or PEM text. */
 export interface TlsConfig {
   /** The server certificate chain (PEM text or a file path). */

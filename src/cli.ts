@@ -28,6 +28,7 @@ import type { Listener } from "../listeners/listener.ts";
 import type { TlsConfig } from "../listeners/net.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
 import { KVHook } from "../hooks/storage/kv.ts";
+import { MetricsHook } from "./metrics.ts";
 import { applyConfig, type BrokerConfig, loadConfig } from "./config.ts";
 import { logger } from "./logger.ts";
 
@@ -189,7 +190,7 @@ function planListeners(
   const info = want(options.info, ":8080");
   if (info) {
     planned.push({
-      listener: new HTTPStats({ id: "stats", address: info }, server.info),
+      listener: new HTTPStats({ id: "stats", address: info }, server.info, server),
       explicit: options.info !== undefined,
     });
   }
@@ -265,6 +266,7 @@ export async function main(args: string[]): Promise<number> {
         await server.addHook(new KVHook(), { path });
         log.info("Storing state in Deno KV at {path}", { path });
       }
+      if (options.info !== "off") await server.addHook(new MetricsHook());
     }
     for (const { listener, explicit } of planListeners(options, server, config)) {
       try {

@@ -50,6 +50,8 @@ import { TCP } from "../listeners/tcp.ts";
 import { WebSocket } from "../listeners/websocket.ts";
 import { UnixSock } from "../listeners/unix.ts";
 import { HTTPStats } from "../listeners/http_stats.ts";
+import { Metrics } from "../listeners/metrics.ts";
+import { MetricsHook } from "./metrics.ts";
 import { HTTPHealthCheck } from "../listeners/http_health.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
 import { KVHook } from "../hooks/storage/kv.ts";
@@ -58,12 +60,12 @@ import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.t
 import { DebugHook, type DebugHookConfig } from "../hooks/debug.ts";
 
 /** The listener types (Mochi's names). */
-export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck"];
+export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
 
 /** A listener as declared in the file. */
 export interface ListenerSettings {
-  /** `tcp`, `ws`, `unix`, `sysinfo` (HTTP stats) or `healthcheck`. */
-  type: "tcp" | "ws" | "unix" | "sysinfo" | "healthcheck";
+  /** `tcp`, `ws`, `unix`, `sysinfo` (stats, dashboard, admin API, metrics), `healthcheck` or `metrics`. */
+  type: "tcp" | "ws" | "unix" | "sysinfo" | "healthcheck" | "metrics";
   /** The listener id. */
   id: string;
   /** `host:port`, or the socket path for `unix`. */
@@ -80,6 +82,8 @@ export interface ListenerSettings {
   allowedOrigins?: string[];
   /** `trusted_proxies` (ws). */
   trustedProxies?: string[];
+  /** `http_username` and `http_password` (sysinfo, metrics): HTTP basic auth for the dashboard, admin API and metrics. */
+  httpAuth?: { username: string; password: string };
 }
 
 /** Redis storage settings (`hooks.storage.redis`). */
@@ -198,6 +202,8 @@ const LISTENER: Check = {
     path: str,
     allowed_origins: { kind: "strings" },
     trusted_proxies: { kind: "strings" },
+    http_username: str,
+    http_password: str,
   },
 };
 
@@ -461,13 +467,28 @@ function listenerSettings(
   const key = `listeners[${i}]`;
   const type = l.type as ListenerSettings["type"];
   const fail = (name: string, problem: string) => walker.error(at(l, name), `${key}.${name}`, problem);
-  for (const name of ["path", "allowed_origins", "trusted_proxies"]) {
+  for (const name of ["allowed_origins", "trusted_proxies"]) {
     if (name in l && type !== "ws") throw fail(name, `only applies to ws listeners, not ${type}`);
   }
+  if ("path" in l && type !== "ws" && type !== "metrics") {
+    throw fail("path", `only applies to ws and metrics listeners`);
+  }
+  const http = type === "sysinfo" || type === "healthcheck" || type === "metrics";
   for (const name of ["max_connections", "allow_anonymous"]) {
-    if (name in l && (type === "sysinfo" || type === "healthcheck")) {
+    if (name in l && http) {
       throw fail(name, `does not apply to ${type} listeners (they accept no MQTT clients)`);
     }
+  }
+  for (const name of ["http_username", "http_password"]) {
+    if (name in l && type !== "sysinfo" && type !== "metrics") {
+      throw fail(name, `only applies to sysinfo and metrics listeners`);
+    }
+  }
+  if (("http_username" in l) !== ("http_password" in l)) {
+    throw fail(
+      "http_username" in l ? "http_username" : "http_password",
+      "needs both http_username and http_password",
+    );
   }
   const tlsKeys = [
     "tls_cert_file",
@@ -519,7 +540,7 @@ function listenerSettings(
       engine: l.tls_engine as "deno" | "node" | undefined,
     };
   }
-  if (type === "ws" && typeof l.path === "string" && !l.path.startsWith("/")) {
+  if (typeof l.path === "string" && !l.path.startsWith("/")) {
     throw fail("path", `must start with "/", got "${l.path}"`);
   }
   if (type !== "unix" && !/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(l.address as string)) {
@@ -535,6 +556,9 @@ function listenerSettings(
     path: l.path as string | undefined,
     allowedOrigins: l.allowed_origins as string[] | undefined,
     trustedProxies: l.trusted_proxies as string[] | undefined,
+    httpAuth: typeof l.http_username === "string"
+      ? { username: l.http_username, password: l.http_password as string }
+      : undefined,
   });
 }
 
@@ -746,9 +770,11 @@ export function createListeners(config: BrokerConfig, server: Server): Listener[
       case "unix":
         return new UnixSock({ ...common, ...policy });
       case "sysinfo":
-        return new HTTPStats({ ...common, tls: l.tls }, server.info);
+        return new HTTPStats({ ...common, tls: l.tls, dashboard: l.httpAuth }, server.info, server);
       case "healthcheck":
         return new HTTPHealthCheck({ ...common, tls: l.tls });
+      case "metrics":
+        return new Metrics({ ...common, tls: l.tls, path: l.path, auth: l.httpAuth }, server);
     }
   });
 }
@@ -775,7 +801,8 @@ async function storageHook(
 }
 
 /**
- * Creates the hooks a configuration declares, in a fixed order: auth, storage, debug.
+ * Creates the hooks a configuration declares, in a fixed order: auth, storage, debug, and metrics
+ * when a `sysinfo` or `metrics` listener will show them.
  *
  * @param config The configuration.
  * @returns The hooks and their configs.
@@ -793,12 +820,15 @@ export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[
     const { enable: _, ...show } = debug;
     hooks.push({ hook: new DebugHook(), config: show });
   }
+  if (config.listeners.some((l) => l.type === "sysinfo" || l.type === "metrics")) {
+    hooks.push({ hook: new MetricsHook() });
+  }
   return hooks;
 }
 
 /**
- * Adds a configuration's hooks and listeners to a server (and the listener policy hooks its
- * listeners need). If anything fails, the listeners already bound are closed again.
+ * Adds a configuration's hooks and listeners to a server. If anything fails, the listeners already
+ * bound are closed again.
  *
  * @param server A server created with `config.options`.
  * @param config The configuration.

@@ -41,7 +41,7 @@ const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[];
       ["stats", "https"],
       ["health", "http"],
     ],
-    hooks: ["auth-ledger", "debug"],
+    hooks: ["auth-ledger", "debug", "metrics"],
     storage: "kv",
   },
   "broker.json": {
@@ -53,7 +53,7 @@ const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[];
       ["stats", "http"],
       ["health", "http"],
     ],
-    hooks: ["auth-ledger", "debug"],
+    hooks: ["auth-ledger", "debug", "metrics"],
     storage: "redis",
   },
 };
@@ -142,7 +142,7 @@ const MALFORMED: { name: string; text: string; line: number; key: string; proble
     text: "listeners:\n  - type: mqtt\n    id: a\n    address: :1883\n",
     line: 2,
     key: "listeners[0].type",
-    problem: /must be one of tcp, ws, unix, sysinfo, healthcheck, got "mqtt"/,
+    problem: /must be one of tcp, ws, unix, sysinfo, healthcheck, metrics, got "mqtt"/,
   },
   {
     name: "missing address",
