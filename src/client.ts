@@ -107,6 +107,11 @@ export interface ClientLimits {
   maximumWriteBytes: number;
 }
 
+/** First read buffer of a connection; it doubles up to `readBufferSize` while reads fill it. */
+const INITIAL_READ_BUFFER = 1024;
+/** First size of each of a connection's two write buffers; they double as needed. */
+const INITIAL_WRITE_BUFFER = 256;
+
 /**
  * How long a connection the server is closing may take to flush its last packets and let the
  * client read them; meanwhile whatever the client still sends is read and discarded, so that its
@@ -154,6 +159,8 @@ export class Client {
   };
   /** When a packet was last read (ms since epoch). */
   lastReceived: number = Date.now();
+  /** Set by the server while it slows publishers for this client: called when its backlog drains. */
+  onDrained: ((client: Client) => void) | undefined;
   /** Called once when the connection closes (the server's bookkeeping). */
   onClose: ((client: Client) => void) | undefined;
 
@@ -161,9 +168,12 @@ export class Client {
   readonly #info: Info;
   readonly #limits: ClientLimits;
   readonly #framer: PacketFramer;
-  #out = new ByteWriter(1024);
-  #spare = new ByteWriter(1024);
+  #out = new ByteWriter(INITIAL_WRITE_BUFFER);
+  /** The buffer being written while `#out` fills; allocated on the first write that needs it. */
+  #spare: ByteWriter | undefined;
   #pendingMessages = 0;
+  #lastReadFilled = false;
+  #paused: PromiseWithResolvers<void> | undefined;
   #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
@@ -216,13 +226,21 @@ export class Client {
   async #readLoop(handle: FrameHandler, onFrameError: (client: Client, code: number) => void): Promise<void> {
     const conn = this.net.conn;
     if (!conn) return;
-    const buffer = new Uint8Array(this.#limits.readBufferSize);
+    // Idle connections are many and mostly quiet: start with a small read buffer and double it
+    // (up to readBufferSize) whenever a read fills it.
+    let buffer = new Uint8Array(Math.min(INITIAL_READ_BUFFER, this.#limits.readBufferSize));
     const framer = this.#framer;
     let broken = false;
     try {
       while (!this.#closed) {
+        if (this.#paused) await this.#paused.promise;
+        if (this.#closed) break;
+        if (buffer.length < this.#limits.readBufferSize && this.#lastReadFilled) {
+          buffer = new Uint8Array(Math.min(buffer.length * 2, this.#limits.readBufferSize));
+        }
         const n = await conn.read(buffer);
         if (n === null) break;
+        this.#lastReadFilled = n === buffer.length;
         this.lastReceived = Date.now();
         this.#info.bytesReceived += n;
         if (this.#closeWhenFlushed || broken) continue; // closing: drain and discard
@@ -260,15 +278,17 @@ export class Client {
    * Encodes a packet into the outbound buffer; the buffer is written at the end of this turn.
    *
    * @param packet The packet.
+   * @param force Queue a QoS 0 PUBLISH even past the outbound limits (messages the client asked
+   *   for, such as retained messages on subscribe, which the retained store already bounds).
    * @returns False if the packet was not queued: the connection is closed, the packet is larger
    *   than the client's Maximum Packet Size, or (QoS 0 PUBLISH only) the outbound buffer is full
    *   (too many messages or bytes wait for a slow client).
    */
-  send(packet: Packet): boolean {
+  send(packet: Packet, force = false): boolean {
     if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) return false;
     const type = packet.fixedHeader.type;
     if (
-      type === PacketType.Publish && packet.fixedHeader.qos === 0 &&
+      type === PacketType.Publish && packet.fixedHeader.qos === 0 && !force &&
       (this.#pendingMessages >= this.#limits.maximumWritesPending ||
         this.#out.length >= this.#limits.maximumWriteBytes)
     ) {
@@ -307,6 +327,34 @@ export class Client {
     return true;
   }
 
+  /** Whether more than half the outbound limits (messages or bytes) wait to be written. */
+  get backlogged(): boolean {
+    const limits = this.#limits;
+    return this.#pendingMessages * 2 >= limits.maximumWritesPending ||
+      this.#out.length * 2 >= limits.maximumWriteBytes;
+  }
+
+  /**
+   * Stops reading from this client after the packets already read (backpressure: what it
+   * publishes cannot be delivered fast enough). Its TCP window then slows it down.
+   */
+  pauseReading(): void {
+    if (!this.#paused) this.#paused = Promise.withResolvers<void>();
+  }
+
+  /** Reads from this client again. */
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused.resolve();
+    this.#paused = undefined;
+    this.lastReceived = Date.now(); // the keep-alive counts from when we listen again
+  }
+
+  /** Whether reading is paused for backpressure. */
+  get readingPaused(): boolean {
+    return this.#paused !== undefined;
+  }
+
   /**
    * How long the socket write under way has been waiting for the client to read.
    *
@@ -324,7 +372,7 @@ export class Client {
     try {
       while (this.#out.length > 0 && !this.#closed) {
         const batch = this.#out;
-        this.#out = this.#spare;
+        this.#out = this.#spare ?? new ByteWriter(INITIAL_WRITE_BUFFER);
         this.#spare = batch;
         this.#pendingMessages = 0;
         const data = batch.toBytes();
@@ -333,6 +381,7 @@ export class Client {
         while (offset < data.length) offset += await conn.write(data.subarray(offset));
         this.#writeStartedAt = 0;
         batch.reset();
+        if (this.onDrained && !this.backlogged) this.onDrained(this);
       }
     } catch (error) {
       this.#writing = false;
@@ -379,6 +428,7 @@ export class Client {
     this.state.disconnectedAt = Date.now();
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#keepAliveTimer);
+    this.resumeReading();
     try {
       this.net.conn?.close();
     } catch {
@@ -407,7 +457,7 @@ export class Client {
   readonly #checkKeepAlive = (): void => {
     if (this.#closed) return;
     const limit = this.properties.keepAlive * 1500;
-    const silent = Date.now() - this.lastReceived;
+    const silent = this.#paused ? 0 : Date.now() - this.lastReceived; // we stopped reading, not the client
     if (silent >= limit) this.#onKeepAliveExpired?.(this);
     else this.#armKeepAlive(limit - silent);
   };

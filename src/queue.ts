@@ -24,9 +24,9 @@ export class Queue<T> {
   /**
    * Creates an empty queue.
    *
-   * @param capacity Initial capacity (a power of two is best).
+   * @param capacity Initial capacity (a power of two is best); 0 allocates on the first push.
    */
-  constructor(capacity = 16) {
+  constructor(capacity = 0) {
     this.#items = new Array(capacity);
   }
 

@@ -30,6 +30,10 @@ export const VERSION = "0.1.0";
 
 const log = logger("server");
 const NEVER_EXPIRES = 0xffffffff;
+/** A subscriber whose socket write has waited this long is stalled, not busy: it slows no publisher. */
+const STALL_MS = 100;
+/** How often congested subscribers are re-checked while publishers are paused for them. */
+const CONGESTION_CHECK_MS = 50;
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
@@ -79,6 +83,11 @@ export class Server {
   readonly #accepted = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
   #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
+  /** Subscribers that fell behind while still draining, and the publishers paused for each. */
+  readonly #congested = new Map<Client, Set<Client>>();
+  #congestionTimer: ReturnType<typeof setInterval> | undefined;
+  /** Process RSS in bytes, read once per tick (reading it per CONNECT costs too much in a storm). */
+  #rss = Deno.memoryUsage().rss;
   /** Connections per IP in the current second, for `maximumConnectionRatePerIp`. */
   readonly #connectionRates = new Map<string, { second: number; count: number }>();
   #durableScheduled = false;
@@ -148,6 +157,7 @@ export class Server {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#tickTimer);
+    for (const target of [...this.#congested.keys()]) this.#resumePublishers(target, true);
     await Promise.all([...this.listeners.values()].map((l) => l.close()));
     for (const client of this.clients.values()) {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
@@ -603,7 +613,7 @@ export class Server {
       if (!window || window.second !== second) this.#connectionRates.set(ip, { second, count: 1 });
       else if (++window.count > caps.maximumConnectionRatePerIp) return ReasonCode.ConnectionRateExceeded;
     }
-    if (Deno.memoryUsage().rss > caps.maximumMemory) {
+    if (this.#rss > caps.maximumMemory) {
       log.warn("Memory above {limit} bytes: refusing new connections", { limit: caps.maximumMemory });
       return ReasonCode.ServerBusy;
     }
@@ -629,6 +639,7 @@ export class Server {
 
   /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
   #stopClient(client: Client, cause: Error | undefined): void {
+    this.#resumePublishers(client, true);
     // Runs once per accepted connection. A refused CONNECT was never counted and has no will (v3.1.1
     // [MQTT-3.1.2-8]: stored only if the CONNECT is accepted); a client taken over is no longer
     // registered but was counted and has one.
@@ -947,11 +958,22 @@ export class Server {
       origin: packet.origin,
     };
     if (qos === 0) {
-      if (client.closed || !this.#transmit(client, out)) this.#dropped(client, out);
+      // Retained messages on subscribe were asked for: they pass the slow-consumer limits.
+      if (client.closed || !this.#transmit(client, out, retained)) this.#dropped(client, out);
+      else if (!retained && client.backlogged) this.#slowDown(client, packet);
       return;
     }
     const inflight = client.state.inflight;
-    if (inflight.size >= this.options.capabilities.maximumInflight) return this.#dropped(client, out);
+    const limit = this.options.capabilities.maximumInflight;
+    let congested = false;
+    if (!retained && inflight.size >= limit) {
+      // A subscriber that is online and draining gets up to twice the limit while its publishers
+      // are paused; an offline or stalled one loses what exceeds the limit (counted).
+      if (client.closed || inflight.size >= 2 * limit || client.writeStalledFor(Date.now()) > STALL_MS) {
+        return this.#dropped(client, out);
+      }
+      congested = true;
+    }
     out.sequence = inflight.nextSequence();
     if (
       !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
@@ -962,7 +984,61 @@ export class Server {
       inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
       this.hooks.onQosPublish(client, out, 0, 0);
     }
+    if (congested) this.#slowDown(client, packet);
   }
+
+  /**
+   * Backpressure: pauses reading from the publisher of `packet` while `target`, a subscriber that
+   * is busy but still draining, catches up (as a single-threaded broker gets for free). A stalled
+   * subscriber pauses nobody: it gets the drop and write-timeout rules instead.
+   */
+  #slowDown(target: Client, packet: Packet): void {
+    const origin = packet.origin === undefined ? undefined : this.clients.get(packet.origin);
+    if (!origin || origin === target || origin.closed || target.writeStalledFor(Date.now()) > STALL_MS) {
+      return;
+    }
+    let origins = this.#congested.get(target);
+    if (!origins) {
+      this.#congested.set(target, origins = new Set());
+      target.onDrained = this.#onDrained;
+    }
+    origins.add(origin);
+    origin.pauseReading();
+    this.#congestionTimer ??= setInterval(this.#checkCongestion, CONGESTION_CHECK_MS);
+  }
+
+  readonly #onDrained = (target: Client): void => this.#resumePublishers(target, false);
+
+  /** Resumes the publishers paused for `target` once it has caught up (or at once with `force`). */
+  #resumePublishers(target: Client, force: boolean): void {
+    const origins = this.#congested.get(target);
+    if (!origins) return;
+    if (
+      !force &&
+      (target.backlogged || target.state.inflight.size > this.options.capabilities.maximumInflight / 2)
+    ) {
+      return;
+    }
+    this.#congested.delete(target);
+    target.onDrained = undefined;
+    for (const origin of origins) {
+      let stillHeld = false;
+      for (const others of this.#congested.values()) stillHeld ||= others.has(origin);
+      if (!stillHeld) origin.resumeReading();
+    }
+    if (this.#congested.size === 0) {
+      clearInterval(this.#congestionTimer);
+      this.#congestionTimer = undefined;
+    }
+  }
+
+  /** While publishers are paused: release them for subscribers that caught up, left or stalled. */
+  readonly #checkCongestion = (): void => {
+    const now = Date.now();
+    for (const target of [...this.#congested.keys()]) {
+      this.#resumePublishers(target, target.closed || target.writeStalledFor(now) > STALL_MS);
+    }
+  };
 
   #dropped(client: Client, packet: Packet): void {
     this.info.messagesDropped++;
@@ -995,7 +1071,7 @@ export class Server {
   }
 
   /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
-  #transmit(client: Client, packet: Packet): boolean {
+  #transmit(client: Client, packet: Packet, force = false): boolean {
     let out = packet;
     const expiry = packet.properties?.messageExpiryInterval;
     if (expiry !== undefined && packet.expiry) {
@@ -1014,12 +1090,12 @@ export class Server {
         out = { ...out, properties: { ...out.properties, topicAlias: next } };
         // Spec 3.3.2.3.4: the mapping exists only once the client has received it; a PUBLISH left
         // unsent (too large, queue full) must not set it up, or later empty-topic PUBLISHes are unknown.
-        const sent = client.send(out);
+        const sent = client.send(out, force);
         if (sent) aliases.set(packet.topicName!, next);
         return sent;
       }
     }
-    return client.send(out);
+    return client.send(out, force);
   }
 
   #resendInflight(client: Client): void {
@@ -1072,6 +1148,7 @@ export class Server {
     this.info.inflight--;
     this.hooks.onQosComplete(client, held);
     this.#drainPending(client);
+    if (this.#congested.size > 0) this.#resumePublishers(client, false);
   }
 
   #processPubrec(client: Client, packet: Packet): void {
@@ -1367,6 +1444,7 @@ export class Server {
   #tick(): void {
     this.#ticks++;
     const now = Date.now();
+    this.#rss = Deno.memoryUsage().rss;
     this.#sweepClients(now);
     const second = Math.floor(now / 1000);
     for (const [ip, window] of this.#connectionRates) {

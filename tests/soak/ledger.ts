@@ -61,6 +61,13 @@ export interface Expectation {
   status: ExpectationStatus;
   /** Deliveries so far (after the receiver's own QoS 2 de-duplication). */
   delivered: number;
+  /**
+   * Whether the broker routed the message through this epoch's subscription (so that the QoS and
+   * duplicate checks apply): known once the expectation became required, or when it arrived before
+   * the subscription changed. A message whose publish overlapped an unsubscribe and a new
+   * subscribe may be routed through the new one, at its QoS.
+   */
+  routed: boolean;
 }
 
 /** How a publish ended, from the publisher's side. */
@@ -189,6 +196,7 @@ export class Ledger {
         subscriptionQos: subscriber.qos,
         status: "pending",
         delivered: 0,
+        routed: qos === 0, // delivered at QoS 0 and routed once, whichever subscription it went through
       };
       message.expectations.push(expectation);
       subscriber.open.add(expectation);
@@ -211,6 +219,7 @@ export class Ledger {
       if (expectation.status !== "pending") continue;
       const subscriber = expectation.subscriber;
       const unbroken = subscriber.active && subscriber.epoch === expectation.epoch;
+      if (unbroken) expectation.routed = true;
       if (unbroken && expectation.subscriptionQos > 0) {
         expectation.status = "required";
         if (expectation.delivered > 0) subscriber.open.delete(expectation);
@@ -335,6 +344,10 @@ export class Ledger {
     if (!expectation) return; // subscribed after the publish started: allowed either way
     expectation.delivered++;
     if (expectation.status !== "pending") subscriber.open.delete(expectation);
+    if (expectation.status === "pending" && subscriber.active && subscriber.epoch === expectation.epoch) {
+      expectation.routed = true;
+    }
+    if (!expectation.routed) return;
     const effective = Math.min(message.qos, expectation.subscriptionQos);
     if (qos !== effective) {
       this.violation(
