@@ -248,6 +248,9 @@ export class Client {
         let status = FRAME_NEED_MORE;
         // [MQTT-4.13.1-1] once a packet made us close, nothing after it is processed.
         while (!this.#closeWhenFlushed && (status = framer.next()) === FRAME_READY) {
+          // Backpressure applies between packets too: the frame stays valid, as nothing is read meanwhile.
+          if (this.#paused) await this.#paused.promise;
+          if (this.#closed) return;
           this.#info.packetsReceived++;
           const result = handle(this, framer.header, framer.body);
           if (result instanceof Promise) await result;

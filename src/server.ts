@@ -997,10 +997,14 @@ export class Server {
     if (!origin || origin === target || origin.closed || target.writeStalledFor(Date.now()) > STALL_MS) {
       return;
     }
+    // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
+    // never paused: this keeps two clients that publish to each other from waiting on each other.
+    if (this.#congested.has(origin)) return;
     let origins = this.#congested.get(target);
     if (!origins) {
       this.#congested.set(target, origins = new Set());
       target.onDrained = this.#onDrained;
+      target.resumeReading();
     }
     origins.add(origin);
     origin.pauseReading();
