@@ -24,7 +24,7 @@ export { Client } from "./src/client.ts";
 export type { ClientNet, ClientProperties, ClientState, Connection } from "./src/client.ts";
 export { Clients } from "./src/clients.ts";
 export { HOOK_EVENTS, Hooks } from "./src/hooks.ts";
-export type { Hook, HookEvent, MaybePromise, StorageEvents } from "./src/hooks.ts";
+export type { DropReason, Hook, HookEvent, MaybePromise, StorageEvents } from "./src/hooks.ts";
 export { Inflight } from "./src/inflight.ts";
 export { Info, SYS_PREFIX } from "./src/system.ts";
 export { TopicsIndex } from "./src/topics.ts";
@@ -97,7 +97,7 @@ export {
   renderMetrics,
   sessionCounts,
 } from "./src/metrics.ts";
-export type { DropReason, HistoryPoint, MetricsHookOptions, SessionCounts } from "./src/metrics.ts";
+export type { HistoryPoint, MessageDropReason, MetricsHookOptions, SessionCounts } from "./src/metrics.ts";
 export {
   ADMIN_DISCONNECT_CODE,
   adminHandler,

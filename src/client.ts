@@ -159,6 +159,8 @@ export class Client {
   };
   /** When a packet was last read (ms since epoch). */
   lastReceived: number = Date.now();
+  /** Why the last `send` that returned false refused its packet. */
+  lastRefusal: "too_large" | "queue_full" | "offline" = "offline";
   /** Set by the server while it slows publishers for this client: called when its backlog drains. */
   onDrained: ((client: Client) => void) | undefined;
   /** Called once when the connection closes (the server's bookkeeping). */
@@ -288,13 +290,17 @@ export class Client {
    *   (too many messages or bytes wait for a slow client).
    */
   send(packet: Packet, force = false): boolean {
-    if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) return false;
+    if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) {
+      this.lastRefusal = "offline";
+      return false;
+    }
     const type = packet.fixedHeader.type;
     if (
       type === PacketType.Publish && packet.fixedHeader.qos === 0 && !force &&
       (this.#pendingMessages >= this.#limits.maximumWritesPending ||
         this.#out.length >= this.#limits.maximumWriteBytes)
     ) {
+      this.lastRefusal = "queue_full";
       return false;
     }
     if (this.#hooks.has("onPacketEncode")) packet = this.#hooks.onPacketEncode(this, packet);
@@ -314,6 +320,7 @@ export class Client {
     const max = this.properties.maximumPacketSize;
     if (max > 0 && size > max) {
       out.length = start; // [MQTT-3.1.2-24] never send a packet larger than the client accepts
+      this.lastRefusal = "too_large";
       return false;
     }
     this.#pendingMessages++;

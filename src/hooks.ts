@@ -22,6 +22,9 @@ import type { Client } from "./client.ts";
 import type { Info } from "./system.ts";
 import { logger } from "./logger.ts";
 
+/** Why a message for a client was dropped, as `onPublishDropped` reports it. */
+export type DropReason = "queue_full" | "expired" | "too_large" | "offline" | "packet_id_exhausted";
+
 /** A value or a Promise of it. */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -104,8 +107,8 @@ export interface Hook extends StorageEvents {
   onPublish?(client: Client, packet: Packet): MaybePromise<Packet>;
   /** A PUBLISH was delivered to its subscribers. */
   onPublished?(client: Client, packet: Packet): void;
-  /** A message for this client was dropped (queue full, too large, expired). */
-  onPublishDropped?(client: Client, packet: Packet): void;
+  /** A message for this client was dropped, and why (queue full, too large, expired, ...). */
+  onPublishDropped?(client: Client, packet: Packet, reason: DropReason): void;
   /** A retained message was stored (`result` 1) or cleared (-1). */
   onRetainMessage?(client: Client, packet: Packet, result: number): void;
   /** A retained message was sent to a client on subscribe. */
@@ -419,9 +422,9 @@ export class Hooks {
   }
 
   /** Fires `onPublishDropped`. */
-  onPublishDropped(client: Client, packet: Packet): void {
+  onPublishDropped(client: Client, packet: Packet, reason: DropReason): void {
     for (const h of this.#get("onPublishDropped")) {
-      this.#notify(h, "onPublishDropped", () => h.onPublishDropped!(client, packet));
+      this.#notify(h, "onPublishDropped", () => h.onPublishDropped!(client, packet, reason));
     }
   }
 

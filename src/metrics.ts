@@ -12,9 +12,7 @@
 import type { Packet } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { reasonName } from "./packets/reason_codes.ts";
-import { encodePacket } from "./packets/codec.ts";
-import { ByteWriter } from "./packets/writer.ts";
-import { type Hook, HOOK_EVENTS } from "./hooks.ts";
+import { type DropReason, type Hook, HOOK_EVENTS } from "./hooks.ts";
 import type { Client } from "./client.ts";
 import type { Server } from "./server.ts";
 
@@ -90,19 +88,15 @@ export class Histogram {
   }
 }
 
-/** Why a message was dropped (the `reason` label of `mqtt_messages_dropped_total`). */
-export type DropReason =
-  | "queue_full"
-  | "expired"
-  | "too_large"
-  | "acl_denied"
-  | "offline"
-  | "packet_id_exhausted"
-  | "rejected";
+/**
+ * Why a message was dropped (the `reason` label of `mqtt_messages_dropped_total`): what the
+ * server reports for outbound drops, plus inbound publishes refused by the ACL or a hook.
+ */
+export type MessageDropReason = DropReason | "acl_denied" | "rejected";
 
 /** Every drop reason, in label order. */
 // deno-fmt-ignore
-export const DROP_REASONS: readonly DropReason[] = [
+export const DROP_REASONS: readonly MessageDropReason[] = [
   "queue_full", "expired", "too_large", "acl_denied", "offline", "packet_id_exhausted", "rejected",
 ];
 
@@ -271,11 +265,9 @@ export class MetricsHook implements Hook {
   /** Clients whose last PUBACK/PUBREC refused with "not authorized". */
   readonly #deniedAck = new WeakSet<Client>();
   /** Clients whose next drop is for want of a packet id. */
-  readonly #exhausted = new WeakSet<Client>();
   #storage: StorageLike[] = [];
   #boundTo: Server | undefined;
   #probing = false;
-  #sizer: ByteWriter | undefined;
 
   /**
    * Creates the hook.
@@ -501,20 +493,10 @@ export class MetricsHook implements Hook {
   }
 
   /**
-   * Counts a dropped message, by QoS and reason. A server that passes the reason as a third
-   * argument is believed; otherwise the reason is worked out from the message and the client.
+   * Counts a dropped message, by QoS and the reason the server gives.
    */
-  onPublishDropped(client: Client, packet: Packet, reason?: string): void {
-    const qos = packet.fixedHeader.qos ?? 0;
-    this.#drop(
-      qos,
-      reason !== undefined && reason in DROP_INDEX ? reason as DropReason : this.#why(client, packet),
-    );
-  }
-
-  /** Notes that the next drop for this client is for want of a packet id. */
-  onPacketIDExhausted(client: Client): void {
-    this.#exhausted.add(client);
+  onPublishDropped(_client: Client, packet: Packet, reason: DropReason): void {
+    this.#drop(packet.fixedHeader.qos ?? 0, reason);
   }
 
   /** Counts a dropped in-flight or queued message. */
@@ -527,26 +509,8 @@ export class MetricsHook implements Hook {
     this.willsSent++;
   }
 
-  #drop(qos: number, reason: DropReason): void {
+  #drop(qos: number, reason: MessageDropReason): void {
     this.messagesDropped[qos * DROP_REASONS.length + DROP_INDEX[reason]]++;
-  }
-
-  #why(client: Client, packet: Packet): DropReason {
-    if (this.#exhausted.delete(client)) return "packet_id_exhausted";
-    if (packet.expiry && Date.now() >= packet.expiry) return "expired";
-    // QoS 1/2 messages for an offline session are queued, so dropping one means the queue is full.
-    if (client.closed) return (packet.fixedHeader.qos ?? 0) > 0 ? "queue_full" : "offline";
-    const max = client.properties.maximumPacketSize;
-    if (max > 0) {
-      const sizer = this.#sizer ??= new ByteWriter(1024);
-      sizer.length = 0;
-      try {
-        if (encodePacket(packet, client.properties.protocolVersion, sizer) > max) return "too_large";
-      } catch {
-        // not encodable as it stands: count it as a full queue
-      }
-    }
-    return "queue_full";
   }
 
   /** Times the next storage commit when writes are waiting and no probe is under way. */

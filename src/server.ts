@@ -11,7 +11,7 @@ import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientNet, type Connection } from "./client.ts";
 import { Clients } from "./clients.ts";
-import { type Hook, Hooks } from "./hooks.ts";
+import { type DropReason, type Hook, Hooks } from "./hooks.ts";
 import { type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
@@ -959,7 +959,8 @@ export class Server {
     };
     if (qos === 0) {
       // Retained messages on subscribe were asked for: they pass the slow-consumer limits.
-      if (client.closed || !this.#transmit(client, out, retained)) this.#dropped(client, out);
+      if (client.closed) this.#dropped(client, out, "offline");
+      else if (!this.#transmit(client, out, retained)) this.#dropped(client, out, this.#refusal(client, out));
       else if (!retained && client.backlogged) this.#slowDown(client, packet);
       return;
     }
@@ -970,7 +971,7 @@ export class Server {
       // A subscriber that is online and draining gets up to twice the limit while its publishers
       // are paused; an offline or stalled one loses what exceeds the limit (counted).
       if (client.closed || inflight.size >= 2 * limit || client.writeStalledFor(Date.now()) > STALL_MS) {
-        return this.#dropped(client, out);
+        return this.#dropped(client, out, "queue_full");
       }
       congested = true;
     }
@@ -1044,30 +1045,35 @@ export class Server {
     }
   };
 
-  #dropped(client: Client, packet: Packet): void {
+  #dropped(client: Client, packet: Packet, reason: DropReason): void {
     this.info.messagesDropped++;
-    this.hooks.onPublishDropped(client, packet);
+    this.hooks.onPublishDropped(client, packet, reason);
+  }
+
+  /** Why `#transmit` refused a message: it expired, or the client's `send` said why. */
+  #refusal(client: Client, packet: Packet): DropReason {
+    return packet.expiry && Date.now() >= packet.expiry ? "expired" : client.lastRefusal;
   }
 
   /** A QoS 1/2 message that had entered the session (maybe stored as queued) was dropped. */
-  #droppedQos(client: Client, packet: Packet): void {
-    this.#dropped(client, packet);
+  #droppedQos(client: Client, packet: Packet, reason: DropReason): void {
+    this.#dropped(client, packet, reason);
     this.hooks.onQosDropped(client, packet);
   }
 
   /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
   #sendInflight(client: Client, packet: Packet): void {
     const inflight = client.state.inflight;
-    if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet);
+    if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet, "expired");
     const id = inflight.nextPacketId();
     if (id === 0) {
       this.hooks.onPacketIDExhausted(client, packet);
-      return this.#droppedQos(client, packet);
+      return this.#droppedQos(client, packet, "packet_id_exhausted");
     }
     packet.packetId = id;
     if (!this.#transmit(client, packet)) {
       packet.packetId = undefined;
-      return this.#droppedQos(client, packet);
+      return this.#droppedQos(client, packet, this.#refusal(client, packet));
     }
     inflight.outbound.set(id, packet);
     this.info.inflight++;
