@@ -11,10 +11,11 @@ import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientNet, type Connection } from "./client.ts";
 import { Clients } from "./clients.ts";
-import { type DropReason, type Hook, Hooks } from "./hooks.ts";
+import { type Hook, Hooks } from "./hooks.ts";
 import { type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
+import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
 import type { Listener } from "../listeners/listener.ts";
 import {
@@ -30,10 +31,6 @@ export const VERSION = "0.1.0";
 
 const log = logger("server");
 const NEVER_EXPIRES = 0xffffffff;
-/** A subscriber whose socket write has waited this long is stalled, not busy: it slows no publisher. */
-const STALL_MS = 100;
-/** How often congested subscribers are re-checked while publishers are paused for them. */
-const CONGESTION_CHECK_MS = 50;
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
@@ -77,15 +74,13 @@ export class Server {
   readonly listeners: Map<string, Listener> = new Map();
 
   readonly #inline: Client;
+  readonly #outbound: Outbound;
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
   /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
   readonly #accepted = new WeakSet<Client>();
   readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
   #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
-  /** Subscribers that fell behind while still draining, and the publishers paused for each. */
-  readonly #congested = new Map<Client, Set<Client>>();
-  #congestionTimer: ReturnType<typeof setInterval> | undefined;
   /** Process RSS in bytes, read once per tick (reading it per CONNECT costs too much in a storm). */
   #rss = Deno.memoryUsage().rss;
   /** Connections per IP in the current second, for `maximumConnectionRatePerIp`. */
@@ -103,6 +98,7 @@ export class Server {
    */
   constructor(options: Options = {}) {
     this.options = resolveOptions(options);
+    this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
     this.info.version = VERSION;
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
@@ -157,7 +153,7 @@ export class Server {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#tickTimer);
-    for (const target of [...this.#congested.keys()]) this.#resumePublishers(target, true);
+    this.#outbound.close();
     await Promise.all([...this.listeners.values()].map((l) => l.close()));
     for (const client of this.clients.values()) {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
@@ -361,10 +357,10 @@ export class Server {
         break;
       case PacketType.Puback:
       case PacketType.Pubcomp:
-        this.#processOutboundDone(client, packet);
+        this.#outbound.completed(client, packet);
         break;
       case PacketType.Pubrec:
-        this.#processPubrec(client, packet);
+        this.#outbound.pubrec(client, packet);
         break;
       case PacketType.Pubrel:
         this.#processPubrel(client, packet);
@@ -555,7 +551,7 @@ export class Server {
     this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
     client.startKeepAlive(this.#keepAliveExpired);
     this.hooks.onSessionEstablished(client, packet);
-    if (sessionPresent) this.#resendInflight(client);
+    if (sessionPresent) this.#outbound.resend(client);
   }
 
   /** Registers a newly connected client, taking over or ending any session with its id. */
@@ -639,7 +635,7 @@ export class Server {
 
   /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
   #stopClient(client: Client, cause: Error | undefined): void {
-    this.#resumePublishers(client, true);
+    this.#outbound.resumePublishers(client, true);
     // Runs once per accepted connection. A refused CONNECT was never counted and has no will (v3.1.1
     // [MQTT-3.1.2-8]: stored only if the CONNECT is accepted); a client taken over is no longer
     // registered but was counted and has one.
@@ -918,9 +914,9 @@ export class Server {
    */
   #deliverChecked(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
     const allowed = this.hooks.onACLCheck(client, packet.topicName!, false);
-    if (allowed === true) this.#publishToClient(client, delivery, packet, retained);
+    if (allowed === true) this.#outbound.deliver(client, delivery, packet, retained);
     else if (allowed instanceof Promise) {
-      allowed.then((ok) => ok && this.#publishToClient(client, delivery, packet, retained));
+      allowed.then((ok) => ok && this.#outbound.deliver(client, delivery, packet, retained));
     }
   }
 
@@ -940,257 +936,8 @@ export class Server {
   readonly #isOnline = (clientId: string): boolean =>
     clientId.charCodeAt(0) === 0 || !(this.clients.get(clientId)?.closed ?? true);
 
-  #publishToClient(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
-    const qos = Math.min(packet.fixedHeader.qos ?? 0, delivery.qos) as QoS;
-    // [MQTT-3.3.1-12/13] retained on subscribe keep the flag; otherwise Retain As Published decides.
-    const retain = retained || (delivery.retainAsPublished && (packet.fixedHeader.retain ?? false));
-    let properties = stripRoutingProperties(packet.properties);
-    if (delivery.identifiers.length > 0) {
-      properties = { ...properties, subscriptionIdentifier: delivery.identifiers };
-    }
-    const out: Packet = {
-      fixedHeader: { type: PacketType.Publish, qos, retain, dup: false },
-      topicName: packet.topicName,
-      payload: packet.payload,
-      properties,
-      created: packet.created,
-      expiry: packet.expiry,
-      origin: packet.origin,
-    };
-    if (qos === 0) {
-      // Retained messages on subscribe were asked for: they pass the slow-consumer limits.
-      if (client.closed) this.#dropped(client, out, "offline");
-      else if (!this.#transmit(client, out, retained)) this.#dropped(client, out, this.#refusal(client, out));
-      else if (!retained && client.backlogged) this.#slowDown(client, packet);
-      return;
-    }
-    const inflight = client.state.inflight;
-    const limit = this.options.capabilities.maximumInflight;
-    let congested = false;
-    if (!retained && inflight.size >= limit) {
-      // A subscriber that is online and draining gets up to twice the limit while its publishers
-      // are paused; an offline or stalled one loses what exceeds the limit (counted).
-      if (client.closed || inflight.size >= 2 * limit || client.writeStalledFor(Date.now()) > STALL_MS) {
-        return this.#dropped(client, out, "queue_full");
-      }
-      congested = true;
-    }
-    out.sequence = inflight.nextSequence();
-    if (
-      !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
-      inflight.pending.length === 0
-    ) {
-      this.#sendInflight(client, out);
-    } else {
-      inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
-      this.hooks.onQosPublish(client, out, 0, 0);
-    }
-    if (congested) this.#slowDown(client, packet);
-  }
-
-  /**
-   * Backpressure: pauses reading from the publisher of `packet` while `target`, a subscriber that
-   * is busy but still draining, catches up (as a single-threaded broker gets for free). A stalled
-   * subscriber pauses nobody: it gets the drop and write-timeout rules instead.
-   */
-  #slowDown(target: Client, packet: Packet): void {
-    const origin = packet.origin === undefined ? undefined : this.clients.get(packet.origin);
-    if (!origin || origin === target || origin.closed || target.writeStalledFor(Date.now()) > STALL_MS) {
-      return;
-    }
-    // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
-    // never paused: this keeps two clients that publish to each other from waiting on each other.
-    if (this.#congested.has(origin)) return;
-    let origins = this.#congested.get(target);
-    if (!origins) {
-      this.#congested.set(target, origins = new Set());
-      target.onDrained = this.#onDrained;
-      target.resumeReading();
-    }
-    origins.add(origin);
-    origin.pauseReading();
-    this.#congestionTimer ??= setInterval(this.#checkCongestion, CONGESTION_CHECK_MS);
-  }
-
-  readonly #onDrained = (target: Client): void => this.#resumePublishers(target, false);
-
-  /** Resumes the publishers paused for `target` once it has caught up (or at once with `force`). */
-  #resumePublishers(target: Client, force: boolean): void {
-    const origins = this.#congested.get(target);
-    if (!origins) return;
-    if (
-      !force &&
-      (target.backlogged || target.state.inflight.size > this.options.capabilities.maximumInflight / 2)
-    ) {
-      return;
-    }
-    this.#congested.delete(target);
-    target.onDrained = undefined;
-    for (const origin of origins) {
-      let stillHeld = false;
-      for (const others of this.#congested.values()) stillHeld ||= others.has(origin);
-      if (!stillHeld) origin.resumeReading();
-    }
-    if (this.#congested.size === 0) {
-      clearInterval(this.#congestionTimer);
-      this.#congestionTimer = undefined;
-    }
-  }
-
-  /** While publishers are paused: release them for subscribers that caught up, left or stalled. */
-  readonly #checkCongestion = (): void => {
-    const now = Date.now();
-    for (const target of [...this.#congested.keys()]) {
-      this.#resumePublishers(target, target.closed || target.writeStalledFor(now) > STALL_MS);
-    }
-  };
-
-  #dropped(client: Client, packet: Packet, reason: DropReason): void {
-    this.info.messagesDropped++;
-    this.hooks.onPublishDropped(client, packet, reason);
-  }
-
-  /** Why `#transmit` refused a message: it expired, or the client's `send` said why. */
-  #refusal(client: Client, packet: Packet): DropReason {
-    return packet.expiry && Date.now() >= packet.expiry ? "expired" : client.lastRefusal;
-  }
-
-  /** A QoS 1/2 message that had entered the session (maybe stored as queued) was dropped. */
-  #droppedQos(client: Client, packet: Packet, reason: DropReason): void {
-    this.#dropped(client, packet, reason);
-    this.hooks.onQosDropped(client, packet);
-  }
-
-  /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
-  #sendInflight(client: Client, packet: Packet): void {
-    const inflight = client.state.inflight;
-    if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet, "expired");
-    const id = inflight.nextPacketId();
-    if (id === 0) {
-      this.hooks.onPacketIDExhausted(client, packet);
-      return this.#droppedQos(client, packet, "packet_id_exhausted");
-    }
-    packet.packetId = id;
-    if (!this.#transmit(client, packet)) {
-      packet.packetId = undefined;
-      return this.#droppedQos(client, packet, this.#refusal(client, packet));
-    }
-    inflight.outbound.set(id, packet);
-    this.info.inflight++;
-    this.hooks.onQosPublish(client, packet, Date.now(), 0);
-  }
-
-  /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
-  #transmit(client: Client, packet: Packet, force = false): boolean {
-    let out = packet;
-    const expiry = packet.properties?.messageExpiryInterval;
-    if (expiry !== undefined && packet.expiry) {
-      const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
-      if (remaining <= 0) return false; // [MQTT-3.3.2-5] expired messages are never delivered
-      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: remaining } };
-    }
-    const aliasMax = client.properties.topicAliasMaximum;
-    if (aliasMax > 0 && client.properties.protocolVersion === 5) {
-      const aliases = client.state.outboundAliases;
-      const alias = aliases.get(packet.topicName!);
-      if (alias !== undefined) {
-        out = { ...out, topicName: "", properties: { ...out.properties, topicAlias: alias } };
-      } else if (aliases.size < aliasMax) {
-        const next = aliases.size + 1;
-        out = { ...out, properties: { ...out.properties, topicAlias: next } };
-        // Spec 3.3.2.3.4: the mapping exists only once the client has received it; a PUBLISH left
-        // unsent (too large, queue full) must not set it up, or later empty-topic PUBLISHes are unknown.
-        const sent = client.send(out, force);
-        if (sent) aliases.set(packet.topicName!, next);
-        return sent;
-      }
-    }
-    return client.send(out, force);
-  }
-
-  #resendInflight(client: Client): void {
-    const inflight = client.state.inflight;
-    const now = Date.now();
-    for (const [id, packet] of inflight.outbound) {
-      if (packet.fixedHeader.type === PacketType.Pubrel) {
-        client.send(packet);
-        continue;
-      }
-      if (packet.expiry && now >= packet.expiry) {
-        inflight.outbound.delete(id);
-        this.info.inflight--;
-        this.hooks.onQosDropped(client, packet);
-        continue;
-      }
-      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH packets with DUP, in the original order.
-      packet.fixedHeader = { ...packet.fixedHeader, dup: true };
-      this.#transmit(client, packet);
-      this.hooks.onQosPublish(client, packet, now, 1);
-    }
-    this.#drainPending(client);
-  }
-
-  #drainPending(client: Client): void {
-    const inflight = client.state.inflight;
-    while (
-      !client.closed && inflight.pending.length > 0 &&
-      inflight.outbound.size < client.properties.receiveMaximum
-    ) {
-      this.#sendInflight(client, inflight.pending.shift()!);
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------
-  // Acknowledgements
-
-  /** PUBACK, or PUBCOMP: an outbound flow completed. */
-  #processOutboundDone(client: Client, packet: Packet): void {
-    const inflight = client.state.inflight;
-    const held = inflight.outbound.get(packet.packetId!);
-    const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
-    if (
-      !held || held.fixedHeader.type !== expected ||
-      (expected === PacketType.Publish && held.fixedHeader.qos !== 1)
-    ) {
-      return; // unknown or stale id: nothing to complete
-    }
-    inflight.outbound.delete(packet.packetId!);
-    this.info.inflight--;
-    this.hooks.onQosComplete(client, held);
-    this.#drainPending(client);
-    if (this.#congested.size > 0) this.#resumePublishers(client, false);
-  }
-
-  #processPubrec(client: Client, packet: Packet): void {
-    const inflight = client.state.inflight;
-    const id = packet.packetId!;
-    const held = inflight.outbound.get(id);
-    if (!held || held.fixedHeader.qos !== 2) {
-      client.send({
-        fixedHeader: { type: PacketType.Pubrel },
-        packetId: id,
-        reasonCode: ReasonCode.PacketIdentifierNotFound,
-      });
-      return;
-    }
-    if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
-      // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
-      inflight.outbound.delete(id);
-      this.info.inflight--;
-      this.hooks.onQosComplete(client, held);
-      this.#drainPending(client);
-      return;
-    }
-    const pubrel: Packet = {
-      fixedHeader: { type: PacketType.Pubrel, qos: 2 },
-      packetId: id,
-      reasonCode: 0,
-      sequence: held.sequence,
-    };
-    inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
-    this.hooks.onQosPublish(client, pubrel, Date.now(), 0);
-    client.send(pubrel);
-  }
+  // PUBREL: the end of an inbound QoS 2 flow
 
   #processPubrel(client: Client, packet: Packet): void {
     const id = packet.packetId!;
@@ -1540,17 +1287,6 @@ function restoreClient(client: Client, record: ClientRecord, now: number): void 
   client.state.expiresAt = record.sessionExpiryInterval === NEVER_EXPIRES
     ? 0
     : disconnectedAt + record.sessionExpiryInterval * 1000;
-}
-
-/** Removes the properties that belong to one hop (alias, subscription ids). */
-function stripRoutingProperties(properties: Packet["properties"]): Packet["properties"] {
-  if (
-    !properties || (properties.topicAlias === undefined && properties.subscriptionIdentifier === undefined)
-  ) {
-    return properties;
-  }
-  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
-  return rest;
 }
 
 /** The host part of `host:port` (or `[v6]:port`). */

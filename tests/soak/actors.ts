@@ -859,6 +859,7 @@ export class RawPublisher extends RawActor {
     const packetId = this.packetId();
     this.usedIds.add(packetId);
     this.ctx.events.retries++;
+    message.resent = qos === 1;
     if (kind <= 1) {
       // DUP retransmission on the same connection: the broker must not deliver a QoS 2 twice.
       const done = this.#acknowledgement(message, packetId);

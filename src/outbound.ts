@@ -1,0 +1,356 @@
+/**
+ * Outbound delivery to one client: QoS 0 writes, QoS 1/2 in flight and queued (offline, or over
+ * the client's Receive Maximum), resends on reconnect, the client's acknowledgements, outbound
+ * topic aliases and remaining message expiry, drop accounting, and backpressure (pausing the
+ * publishers of a subscriber that is busy but still draining).
+ *
+ * @module
+ */
+
+import type { Packet, QoS } from "./packets/types.ts";
+import { PacketType } from "./packets/types.ts";
+import { ReasonCode } from "./packets/reason_codes.ts";
+import type { Client } from "./client.ts";
+import type { Clients } from "./clients.ts";
+import type { DropReason, Hooks } from "./hooks.ts";
+import type { Capabilities } from "./options.ts";
+import type { Delivery } from "./topics.ts";
+import type { Info } from "./system.ts";
+
+/** A subscriber whose socket write has waited this long is stalled, not busy: it slows no publisher. */
+const STALL_MS = 100;
+/** How often congested subscribers are re-checked while publishers are paused for them. */
+const CONGESTION_CHECK_MS = 50;
+
+/**
+ * Sends messages to clients and keeps their QoS 1/2 flows. One per server.
+ */
+export class Outbound {
+  readonly #caps: Capabilities;
+  readonly #info: Info;
+  readonly #hooks: Hooks;
+  readonly #clients: Clients;
+  /** Subscribers that fell behind while still draining, and the publishers paused for each. */
+  readonly #congested = new Map<Client, Set<Client>>();
+  #congestionTimer: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * Creates the outbound side of a server.
+   *
+   * @param caps The server's capabilities.
+   * @param info The server's counters.
+   * @param hooks The server's hooks.
+   * @param clients The server's clients (to find a message's publisher for backpressure).
+   */
+  constructor(caps: Capabilities, info: Info, hooks: Hooks, clients: Clients) {
+    this.#caps = caps;
+    this.#info = info;
+    this.#hooks = hooks;
+    this.#clients = clients;
+  }
+
+  /** Resumes every paused publisher (the server is closing). */
+  close(): void {
+    for (const target of [...this.#congested.keys()]) this.resumePublishers(target, true);
+  }
+
+  /**
+   * Delivers a message to one subscriber: QoS capped by the subscription, Retain As Published,
+   * subscription identifiers; QoS 0 is written (or dropped for a slow or offline client), QoS 1/2
+   * is sent in flight or queued (offline, or over the client's Receive Maximum).
+   *
+   * @param client The subscriber.
+   * @param delivery What its matching subscriptions ask for.
+   * @param packet The message.
+   * @param retained True for retained messages sent on subscribe (they keep the retain flag and
+   *   pass the slow-consumer limits: the client asked for them).
+   */
+  deliver(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void {
+    const qos = Math.min(packet.fixedHeader.qos ?? 0, delivery.qos) as QoS;
+    // [MQTT-3.3.1-12/13] retained on subscribe keep the flag; otherwise Retain As Published decides.
+    const retain = retained || (delivery.retainAsPublished && (packet.fixedHeader.retain ?? false));
+    let properties = stripRoutingProperties(packet.properties);
+    if (delivery.identifiers.length > 0) {
+      properties = { ...properties, subscriptionIdentifier: delivery.identifiers };
+    }
+    const out: Packet = {
+      fixedHeader: { type: PacketType.Publish, qos, retain, dup: false },
+      topicName: packet.topicName,
+      payload: packet.payload,
+      properties,
+      created: packet.created,
+      expiry: packet.expiry,
+      origin: packet.origin,
+    };
+    if (qos === 0) {
+      // Retained messages on subscribe were asked for: they pass the slow-consumer limits.
+      if (client.closed) this.#dropped(client, out, "offline");
+      else if (!this.#transmit(client, out, retained)) this.#dropped(client, out, this.#refusal(client, out));
+      else if (!retained && client.backlogged) this.#slowDown(client, packet);
+      return;
+    }
+    const inflight = client.state.inflight;
+    const limit = this.#caps.maximumInflight;
+    let congested = false;
+    if (!retained && inflight.size >= limit) {
+      // A subscriber that is online and draining gets up to twice the limit while its publishers
+      // are paused; an offline or stalled one loses what exceeds the limit (counted).
+      if (client.closed || inflight.size >= 2 * limit || client.writeStalledFor(Date.now()) > STALL_MS) {
+        return this.#dropped(client, out, "queue_full");
+      }
+      congested = true;
+    }
+    out.sequence = inflight.nextSequence();
+    if (
+      !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
+      inflight.pending.length === 0
+    ) {
+      this.#sendInflight(client, out);
+    } else {
+      inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
+      this.#hooks.onQosPublish(client, out, 0, 0);
+    }
+    if (congested) this.#slowDown(client, packet);
+  }
+
+  /**
+   * Backpressure: pauses reading from the publisher of `packet` while `target`, a subscriber that
+   * is busy but still draining, catches up (as a single-threaded broker gets for free). A stalled
+   * subscriber pauses nobody: it gets the drop and write-timeout rules instead.
+   */
+  #slowDown(target: Client, packet: Packet): void {
+    const origin = packet.origin === undefined ? undefined : this.#clients.get(packet.origin);
+    if (!origin || origin === target || origin.closed || target.writeStalledFor(Date.now()) > STALL_MS) {
+      return;
+    }
+    // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
+    // never paused: this keeps two clients that publish to each other from waiting on each other.
+    if (this.#congested.has(origin)) return;
+    let origins = this.#congested.get(target);
+    if (!origins) {
+      this.#congested.set(target, origins = new Set());
+      target.onDrained = this.#onDrained;
+      target.resumeReading();
+    }
+    origins.add(origin);
+    origin.pauseReading();
+    this.#congestionTimer ??= setInterval(this.#checkCongestion, CONGESTION_CHECK_MS);
+  }
+
+  readonly #onDrained = (target: Client): void => this.resumePublishers(target, false);
+
+  /**
+   * Resumes the publishers paused for `target` once it has caught up (or at once with `force`,
+   * for example when it disconnects).
+   *
+   * @param target A subscriber.
+   * @param force Resume whatever its backlog.
+   */
+  resumePublishers(target: Client, force: boolean): void {
+    const origins = this.#congested.get(target);
+    if (!origins) return;
+    if (
+      !force &&
+      (target.backlogged || target.state.inflight.size > this.#caps.maximumInflight / 2)
+    ) {
+      return;
+    }
+    this.#congested.delete(target);
+    target.onDrained = undefined;
+    for (const origin of origins) {
+      let stillHeld = false;
+      for (const others of this.#congested.values()) stillHeld ||= others.has(origin);
+      if (!stillHeld) origin.resumeReading();
+    }
+    if (this.#congested.size === 0) {
+      clearInterval(this.#congestionTimer);
+      this.#congestionTimer = undefined;
+    }
+  }
+
+  /** While publishers are paused: release them for subscribers that caught up, left or stalled. */
+  readonly #checkCongestion = (): void => {
+    const now = Date.now();
+    for (const target of [...this.#congested.keys()]) {
+      this.resumePublishers(target, target.closed || target.writeStalledFor(now) > STALL_MS);
+    }
+  };
+
+  #dropped(client: Client, packet: Packet, reason: DropReason): void {
+    this.#info.messagesDropped++;
+    this.#hooks.onPublishDropped(client, packet, reason);
+  }
+
+  /** Why `#transmit` refused a message: it expired, or the client's `send` said why. */
+  #refusal(client: Client, packet: Packet): DropReason {
+    return packet.expiry && Date.now() >= packet.expiry ? "expired" : client.lastRefusal;
+  }
+
+  /** A QoS 1/2 message that had entered the session (maybe stored as queued) was dropped. */
+  #droppedQos(client: Client, packet: Packet, reason: DropReason): void {
+    this.#dropped(client, packet, reason);
+    this.#hooks.onQosDropped(client, packet);
+  }
+
+  /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
+  #sendInflight(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet, "expired");
+    const id = inflight.nextPacketId();
+    if (id === 0) {
+      this.#hooks.onPacketIDExhausted(client, packet);
+      return this.#droppedQos(client, packet, "packet_id_exhausted");
+    }
+    packet.packetId = id;
+    if (!this.#transmit(client, packet)) {
+      packet.packetId = undefined;
+      return this.#droppedQos(client, packet, this.#refusal(client, packet));
+    }
+    inflight.outbound.set(id, packet);
+    this.#info.inflight++;
+    this.#hooks.onQosPublish(client, packet, Date.now(), 0);
+  }
+
+  /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
+  #transmit(client: Client, packet: Packet, force = false): boolean {
+    let out = packet;
+    const expiry = packet.properties?.messageExpiryInterval;
+    if (expiry !== undefined && packet.expiry) {
+      const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
+      if (remaining <= 0) return false; // [MQTT-3.3.2-5] expired messages are never delivered
+      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: remaining } };
+    }
+    const aliasMax = client.properties.topicAliasMaximum;
+    if (aliasMax > 0 && client.properties.protocolVersion === 5) {
+      const aliases = client.state.outboundAliases;
+      const alias = aliases.get(packet.topicName!);
+      if (alias !== undefined) {
+        out = { ...out, topicName: "", properties: { ...out.properties, topicAlias: alias } };
+      } else if (aliases.size < aliasMax) {
+        const next = aliases.size + 1;
+        out = { ...out, properties: { ...out.properties, topicAlias: next } };
+        // Spec 3.3.2.3.4: the mapping exists only once the client has received it; a PUBLISH left
+        // unsent (too large, queue full) must not set it up, or later empty-topic PUBLISHes are unknown.
+        const sent = client.send(out, force);
+        if (sent) aliases.set(packet.topicName!, next);
+        return sent;
+      }
+    }
+    return client.send(out, force);
+  }
+
+  /**
+   * Resends a resumed session's unacknowledged messages (PUBLISH with DUP, or PUBREL) in their
+   * original order, then what was queued.
+   *
+   * @param client The client that reconnected.
+   */
+  resend(client: Client): void {
+    const inflight = client.state.inflight;
+    const now = Date.now();
+    for (const [id, packet] of inflight.outbound) {
+      if (packet.fixedHeader.type === PacketType.Pubrel) {
+        client.send(packet);
+        continue;
+      }
+      if (packet.expiry && now >= packet.expiry) {
+        inflight.outbound.delete(id);
+        this.#info.inflight--;
+        this.#hooks.onQosDropped(client, packet);
+        continue;
+      }
+      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH packets with DUP, in the original order.
+      packet.fixedHeader = { ...packet.fixedHeader, dup: true };
+      this.#transmit(client, packet);
+      this.#hooks.onQosPublish(client, packet, now, 1);
+    }
+    this.#drainPending(client);
+  }
+
+  #drainPending(client: Client): void {
+    const inflight = client.state.inflight;
+    while (
+      !client.closed && inflight.pending.length > 0 &&
+      inflight.outbound.size < client.properties.receiveMaximum
+    ) {
+      this.#sendInflight(client, inflight.pending.shift()!);
+    }
+  }
+
+  /**
+   * A PUBACK or PUBCOMP from the client: that outbound flow is complete; queued messages may go.
+   *
+   * @param client The client.
+   * @param packet The acknowledgement.
+   */
+  completed(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    const held = inflight.outbound.get(packet.packetId!);
+    const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
+    if (
+      !held || held.fixedHeader.type !== expected ||
+      (expected === PacketType.Publish && held.fixedHeader.qos !== 1)
+    ) {
+      return; // unknown or stale id: nothing to complete
+    }
+    inflight.outbound.delete(packet.packetId!);
+    this.#info.inflight--;
+    this.#hooks.onQosComplete(client, held);
+    this.#drainPending(client);
+    if (this.#congested.size > 0) this.resumePublishers(client, false);
+  }
+
+  /**
+   * A PUBREC from the client: answer PUBREL (kept in flight in the same place), or end the flow
+   * when the PUBREC carries an error.
+   *
+   * @param client The client.
+   * @param packet The PUBREC.
+   */
+  pubrec(client: Client, packet: Packet): void {
+    const inflight = client.state.inflight;
+    const id = packet.packetId!;
+    const held = inflight.outbound.get(id);
+    if (!held || held.fixedHeader.qos !== 2) {
+      client.send({
+        fixedHeader: { type: PacketType.Pubrel },
+        packetId: id,
+        reasonCode: ReasonCode.PacketIdentifierNotFound,
+      });
+      return;
+    }
+    if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
+      // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
+      inflight.outbound.delete(id);
+      this.#info.inflight--;
+      this.#hooks.onQosComplete(client, held);
+      this.#drainPending(client);
+      return;
+    }
+    const pubrel: Packet = {
+      fixedHeader: { type: PacketType.Pubrel, qos: 2 },
+      packetId: id,
+      reasonCode: 0,
+      sequence: held.sequence,
+    };
+    inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
+    this.#hooks.onQosPublish(client, pubrel, Date.now(), 0);
+    client.send(pubrel);
+  }
+}
+
+/**
+ * Removes the properties that belong to one hop (topic alias, subscription identifiers).
+ *
+ * @param properties A message's properties.
+ * @returns The properties to forward or store.
+ */
+export function stripRoutingProperties(properties: Packet["properties"]): Packet["properties"] {
+  if (
+    !properties || (properties.topicAlias === undefined && properties.subscriptionIdentifier === undefined)
+  ) {
+    return properties;
+  }
+  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
+  return rest;
+}
