@@ -26,6 +26,9 @@ import {
   TCP,
 } from "../mod.ts";
 
+/** Where a broker listens. */
+export type BrokerAddress = Pick<TestBroker, "host" | "port">;
+
 /** A running test broker and its address. */
 export interface TestBroker {
   /** The server. */
@@ -183,7 +186,7 @@ export class RawClient {
    * @param version The protocol version for encoding/decoding.
    * @returns The client.
    */
-  static async open(broker: TestBroker, version: ProtocolVersion = 5): Promise<RawClient> {
+  static async open(broker: BrokerAddress, version: ProtocolVersion = 5): Promise<RawClient> {
     const conn = await Deno.connect({ hostname: broker.host, port: broker.port });
     conn.setNoDelay(true);
     return new RawClient(conn, version);
@@ -198,7 +201,7 @@ export class RawClient {
    * @returns The client and its CONNACK.
    */
   static async connect(
-    broker: TestBroker,
+    broker: BrokerAddress,
     clientId: string,
     options: {
       version?: ProtocolVersion;
