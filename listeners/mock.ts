@@ -6,75 +6,34 @@
  */
 
 import type { Connection, EstablishFn, Listener } from "./listener.ts";
+import { ChunkQueue } from "./chunk_queue.ts";
 
 /** One end of an in-memory byte stream pair. */
 class MemoryConnection implements Connection {
   peer!: MemoryConnection;
-  readonly #chunks: Uint8Array[] = [];
-  #head = 0;
-  #offset = 0;
-  #readEnded = false;
+  /** Bytes written by the peer; ended when the peer closes its side. */
+  readonly incoming = new ChunkQueue();
   #closed = false;
-  #waiting: (() => void) | undefined;
 
-  /** Queues bytes written by the peer. */
-  deliver(data: Uint8Array): void {
-    if (this.#readEnded) return;
-    this.#chunks.push(data);
-    this.#wake();
-  }
-
-  /** The peer will send nothing more. */
-  endOfStream(): void {
-    this.#readEnded = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.();
-  }
-
-  async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#head === this.#chunks.length) {
-      if (this.#readEnded || this.#closed) return null;
-      await new Promise<void>((resolve) => this.#waiting = resolve);
-    }
-    let n = 0;
-    while (n < buffer.length && this.#head < this.#chunks.length) {
-      const chunk = this.#chunks[this.#head];
-      const take = Math.min(buffer.length - n, chunk.length - this.#offset);
-      buffer.set(chunk.subarray(this.#offset, this.#offset + take), n);
-      n += take;
-      this.#offset += take;
-      if (this.#offset === chunk.length) {
-        this.#head++;
-        this.#offset = 0;
-      }
-    }
-    if (this.#head === this.#chunks.length) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-    }
-    return n;
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.incoming.read(buffer);
   }
 
   write(data: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("The connection is closed"));
-    this.peer.deliver(data.slice());
+    this.peer.incoming.push(data.slice());
     return Promise.resolve(data.length);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wake();
-    this.peer.endOfStream();
+    this.incoming.end();
+    this.peer.incoming.end();
   }
 
   closeWrite(): Promise<void> {
-    this.peer.endOfStream();
+    this.peer.incoming.end();
     return Promise.resolve();
   }
 }

@@ -8,6 +8,7 @@
 
 import type { Socket } from "node:net";
 import type { Connection } from "./listener.ts";
+import { ChunkQueue } from "./chunk_queue.ts";
 
 /**
  * A {@linkcode Connection} over a Node.js socket: `read()` takes bytes from the chunks the socket
@@ -16,13 +17,8 @@ import type { Connection } from "./listener.ts";
  */
 export class NodeSocketConnection implements Connection {
   readonly #socket: Socket;
-  readonly #chunks: Uint8Array[] = [];
-  #head = 0;
-  #offset = 0;
-  #buffered = 0;
-  #ended = false;
+  readonly #queue = new ChunkQueue();
   #error: Error | undefined;
-  #waiting: (() => void) | undefined;
   readonly #highWaterMark: number;
 
   /**
@@ -35,29 +31,15 @@ export class NodeSocketConnection implements Connection {
     this.#socket = socket;
     this.#highWaterMark = highWaterMark;
     socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered > this.#highWaterMark) socket.pause();
-      this.#wake();
+      this.#queue.push(chunk);
+      if (this.#queue.buffered > this.#highWaterMark) socket.pause();
     });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    socket.on("end", () => this.#queue.end());
+    socket.on("close", () => this.#queue.end());
     socket.on("error", (error: Error) => {
       this.#error = error;
-      this.#wake();
+      this.#queue.fail(error);
     });
-  }
-
-  #wake(): void {
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.();
   }
 
   /**
@@ -67,29 +49,8 @@ export class NodeSocketConnection implements Connection {
    * @returns The byte count, or null at end of stream.
    */
   async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#head === this.#chunks.length) {
-      if (this.#error) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiting = resolve);
-    }
-    let n = 0;
-    while (n < buffer.length && this.#head < this.#chunks.length) {
-      const chunk = this.#chunks[this.#head];
-      const take = Math.min(buffer.length - n, chunk.length - this.#offset);
-      buffer.set(chunk.subarray(this.#offset, this.#offset + take), n);
-      n += take;
-      this.#offset += take;
-      if (this.#offset === chunk.length) {
-        this.#chunks[this.#head++] = EMPTY;
-        this.#offset = 0;
-      }
-    }
-    if (this.#head === this.#chunks.length) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-    }
-    this.#buffered -= n;
-    if (this.#buffered <= this.#highWaterMark && this.#socket.isPaused()) this.#socket.resume();
+    const n = await this.#queue.read(buffer);
+    if (this.#queue.buffered <= this.#highWaterMark && this.#socket.isPaused()) this.#socket.resume();
     return n;
   }
 
@@ -120,9 +81,8 @@ export class NodeSocketConnection implements Connection {
 
   /** Closes the socket at once. */
   close(): void {
-    this.#ended = true;
+    this.#queue.end();
     this.#socket.destroy();
-    this.#wake();
   }
 
   /** Sends end of stream (TLS close_notify, then FIN) after the buffered data. */
@@ -130,5 +90,3 @@ export class NodeSocketConnection implements Connection {
     return new Promise((resolve) => this.#socket.end(resolve));
   }
 }
-
-const EMPTY = new Uint8Array(0);

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { ChunkQueue } from "./chunk_queue.ts";
 import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
 import {
   ConnectionCounter,
@@ -238,11 +239,7 @@ const SEND_HIGH_WATER_MARK = 1024 * 1024;
  */
 export class WebSocketConnection implements Connection {
   readonly #socket: globalThis.WebSocket;
-  readonly #frames: Uint8Array[] = [];
-  #head = 0;
-  #offset = 0;
-  #ended = false;
-  #waiting: (() => void) | undefined;
+  readonly #frames = new ChunkQueue();
   readonly #opened: Promise<void>;
   readonly #owner: WebSocketConnectionOwner | undefined;
 
@@ -263,33 +260,21 @@ export class WebSocketConnection implements Connection {
     socket.onmessage = (event: MessageEvent) => {
       if (typeof event.data === "string") {
         log.debug("Closing a WebSocket that sent a text frame");
-        this.#end();
+        this.#frames.end();
         this.#closeSocket(1003, "MQTT needs binary frames");
         return;
       }
       this.#frames.push(new Uint8Array(event.data as ArrayBuffer));
-      this.#wake();
     };
     socket.onclose = () => {
       resolve();
-      this.#end();
+      this.#frames.end();
       this.#owner?.closed(this);
     };
     socket.onerror = () => {
       resolve();
-      this.#end();
+      this.#frames.end();
     };
-  }
-
-  #end(): void {
-    this.#ended = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.();
   }
 
   /**
@@ -299,30 +284,8 @@ export class WebSocketConnection implements Connection {
    * @returns The byte count, or null once the socket has closed and every frame was read.
    */
   async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#head === this.#frames.length) {
-      if (this.#ended) {
-        const pending = this.#owner?.endOfStream();
-        if (pending) await pending;
-        return null;
-      }
-      await new Promise<void>((resolve) => this.#waiting = resolve);
-    }
-    let n = 0;
-    while (n < buffer.length && this.#head < this.#frames.length) {
-      const frame = this.#frames[this.#head];
-      const take = Math.min(buffer.length - n, frame.length - this.#offset);
-      buffer.set(frame.subarray(this.#offset, this.#offset + take), n);
-      n += take;
-      this.#offset += take;
-      if (this.#offset === frame.length) {
-        this.#frames[this.#head++] = EMPTY;
-        this.#offset = 0;
-      }
-    }
-    if (this.#head === this.#frames.length) {
-      this.#frames.length = 0;
-      this.#head = 0;
-    }
+    const n = await this.#frames.read(buffer);
+    if (n === null) await this.#owner?.endOfStream();
     return n;
   }
 
@@ -347,7 +310,7 @@ export class WebSocketConnection implements Connection {
 
   /** Closes the socket (normal closure). */
   close(): void {
-    this.#end();
+    this.#frames.end();
     this.#closeSocket(1000, "");
   }
 
@@ -363,5 +326,3 @@ export class WebSocketConnection implements Connection {
     }
   }
 }
-
-const EMPTY = new Uint8Array(0);
