@@ -27,7 +27,10 @@ Deno.test("`resolveOptions` applies Mochi's defaults, and a 1 MiB maximum packet
     noInheritedPropertiesOnAck: false,
   });
   assert.deepEqual(resolveOptions({}), options);
-  assert.deepEqual(caps, defaultCapabilities());
+  // maximumMemory 0 means "90% of this machine's memory", resolved when the options are.
+  assert.equal(defaultCapabilities().maximumMemory, 0);
+  assert.equal(caps.maximumMemory, Math.floor(Deno.systemMemoryInfo().total * 0.9));
+  assert.deepEqual({ ...caps, maximumMemory: 0 }, defaultCapabilities());
 });
 
 Deno.test("`resolveOptions` keeps given values and fills in the rest", () => {
