@@ -23,7 +23,7 @@ const USAGE = `Usage: deno task bench [options]
 Options:
   --compare           also run Mosquitto and Aedes (when installed), interleaved, and print ratios
   --brokers LIST      comma-separated subset of ${BROKERS.join(",")} (overrides --compare's choice)
-  --scenario NAME     run only this scenario (repeatable): ${SCENARIOS.join(", ")}
+  --scenario NAME     run only this scenario (repeatable): ${[...SCENARIOS, "durability"].join(", ")}
   --rounds N          rounds (default 1, or 3 with --compare)
   --quick             smaller counts, for a fast sanity run
   --scale F           multiply message counts by F (clients, connections and retained topics stay)
@@ -207,10 +207,10 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const scenarios = values.scenario ?? [...SCENARIOS];
+  const scenarios = values.scenario ?? [...SCENARIOS, DURABILITY];
   for (const s of scenarios) {
-    if (!SCENARIOS.includes(s)) {
-      console.error(`Unknown scenario "${s}"; one of ${SCENARIOS.join(", ")}`);
+    if (!SCENARIOS.includes(s) && s !== DURABILITY) {
+      console.error(`Unknown scenario "${s}"; one of ${[...SCENARIOS, DURABILITY].join(", ")}`);
       return 2;
     }
   }
@@ -266,7 +266,23 @@ export async function main(args: string[]): Promise<number> {
   const failed = results.filter((r) => !r.ok);
   console.log(`\n${results.length} runs in ${minutes.toFixed(1)} min; ${failed.length} failed.`);
   for (const f of failed) console.log(`  ${f.scenario} ${f.case} on ${f.broker} r${f.round}: ${f.error}`);
-  return failed.length === 0 ? 0 : 1;
+  let durabilityOk = true;
+  if (scenarios.includes(DURABILITY)) durabilityOk = await runDurability(values.quick, scale);
+  return failed.length === 0 && durabilityOk ? 0 : 1;
+}
+
+/** The `durability` scenario: the cost of storage on our broker (`bench/durability.ts`, its own process). */
+const DURABILITY = "durability";
+
+async function runDurability(quick: boolean, scale: number): Promise<boolean> {
+  const messages = Math.max(1000, Math.round((quick ? 4000 : 20000) * scale));
+  console.log(`\n# durability: QoS 1 throughput with no storage, Deno KV (sync, async) and Redis\n`);
+  const { success } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./durability.ts", import.meta.url).pathname, "--messages", String(messages)],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return success;
 }
 
 if (import.meta.main) {

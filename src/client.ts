@@ -251,8 +251,12 @@ export class Client {
         // [MQTT-4.13.1-1] once a packet made us close, nothing after it is processed.
         while (!this.#closeWhenFlushed && (status = framer.next()) === FRAME_READY) {
           // Backpressure applies between packets too: the frame stays valid, as nothing is read meanwhile.
-          if (this.#paused) await this.#paused.promise;
-          if (this.#closed) return;
+          if (this.#paused) {
+            await this.#paused.promise;
+            // Closing meanwhile (a takeover, say) means this connection's packets no longer count: its
+            // session state may already belong to the new connection.
+            if (this.#closed || this.#closeWhenFlushed) break;
+          }
           this.#info.packetsReceived++;
           const result = handle(this, framer.header, framer.body);
           if (result instanceof Promise) await result;

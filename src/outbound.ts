@@ -212,13 +212,14 @@ export class Outbound {
   }
 
   /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
-  #transmit(client: Client, packet: Packet, force = false): boolean {
+  #transmit(client: Client, packet: Packet, force = false, resend = false): boolean {
     let out = packet;
     const expiry = packet.properties?.messageExpiryInterval;
     if (expiry !== undefined && packet.expiry) {
       const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
-      if (remaining <= 0) return false; // [MQTT-3.3.2-5] expired messages are never delivered
-      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: remaining } };
+      // [MQTT-3.3.2-5] an expired message is not delivered, unless its delivery already started.
+      if (remaining <= 0 && !resend) return false;
+      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: Math.max(1, remaining) } };
     }
     const aliasMax = client.properties.topicAliasMaximum;
     if (aliasMax > 0 && client.properties.protocolVersion === 5) {
@@ -248,20 +249,16 @@ export class Outbound {
   resend(client: Client): void {
     const inflight = client.state.inflight;
     const now = Date.now();
-    for (const [id, packet] of inflight.outbound) {
+    for (const packet of inflight.outbound.values()) {
       if (packet.fixedHeader.type === PacketType.Pubrel) {
         client.send(packet);
         continue;
       }
-      if (packet.expiry && now >= packet.expiry) {
-        inflight.outbound.delete(id);
-        this.#info.inflight--;
-        this.#hooks.onQosDropped(client, packet);
-        continue;
-      }
-      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH packets with DUP, in the original order.
+      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH packets with DUP, in the original order. Their
+      // delivery has started, so they go out even if they expired meanwhile [MQTT-3.3.2-5]: the
+      // client may hold the packet id of a QoS 2 message, and a new message under it would be lost.
       packet.fixedHeader = { ...packet.fixedHeader, dup: true };
-      this.#transmit(client, packet);
+      this.#transmit(client, packet, false, true);
       this.#hooks.onQosPublish(client, packet, now, 1);
     }
     this.#drainPending(client);

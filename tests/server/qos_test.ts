@@ -331,3 +331,25 @@ Deno.test("`Server` delivers QoS 1 and 2 exactly once between MQTT.js v3.1.1 and
   await waitFor(() => broker.server.info.inflight === 0, 3000, "every flow to complete");
   for (const client of [sub4, sub5, pub4, pub5]) await client.endAsync();
 });
+
+Deno.test("`Server` resends an expired QoS 2 message whose delivery started, under the same packet id", async () => {
+  await using broker = await startBroker();
+  const options = { connect: { clean: false }, properties: { sessionExpiryInterval: 60 } };
+  const first = await RawClient.connect(broker, "expiring", options);
+  await first.client.subscribe([{ filter: "exp/#", qos: 2 }]);
+  const pub = await mqttConnect(broker, { clientId: "pub" });
+  await pub.publishAsync("exp/a", "short-lived", { qos: 2, properties: { messageExpiryInterval: 1 } });
+  const sent = await first.client.expect(PacketType.Publish);
+  // No PUBREC: the connection drops while the client may hold this packet id awaiting PUBREL.
+  first.client.close();
+  await waitFor(() => broker.server.info.clientsConnected === 1);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // the message expires meanwhile
+  const second = await RawClient.connect(broker, "expiring", options);
+  assert.equal(second.connack.sessionPresent, true);
+  const again = await second.client.expect(PacketType.Publish);
+  assert.equal(again.packetId, sent.packetId);
+  assert.equal(again.fixedHeader.dup, true);
+  assert.equal(new TextDecoder().decode(again.payload), "short-lived");
+  second.client.close();
+  await pub.endAsync();
+});
