@@ -33,6 +33,7 @@ export class Inflight {
   readonly inboundQos2: Set<number> = new Set();
   #lastId = 0;
   #sequence = 0;
+  #bytes = 0;
 
   /**
    * Allocates the next free packet id for an outbound message.
@@ -68,6 +69,29 @@ export class Inflight {
     if (sequence > this.#sequence) this.#sequence = sequence;
   }
 
+  /** Bytes of the outbound messages held (payloads and topics), for `maximumSessionBytes`. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Counts a message entering this session (sent or queued).
+   *
+   * @param packet A PUBLISH.
+   */
+  hold(packet: Packet): void {
+    this.#bytes += messageBytes(packet);
+  }
+
+  /**
+   * Counts a message leaving this session (completed, dropped, or past PUBREC: only its id stays).
+   *
+   * @param packet The PUBLISH it held (a PUBREL holds nothing).
+   */
+  release(packet: Packet): void {
+    if (packet.fixedHeader.type === 3) this.#bytes -= messageBytes(packet);
+  }
+
   /** Outbound messages held: in flight plus pending. */
   get size(): number {
     return this.outbound.size + this.pending.length;
@@ -75,8 +99,19 @@ export class Inflight {
 
   /** Forgets everything (a session ended). */
   clear(): void {
+    this.#bytes = 0;
     this.outbound.clear();
     this.pending.clear();
     this.inboundQos2.clear();
   }
+}
+
+/**
+ * What a held message costs: its payload and topic.
+ *
+ * @param packet A PUBLISH.
+ * @returns Bytes.
+ */
+export function messageBytes(packet: Packet): number {
+  return (packet.payload?.length ?? 0) + (packet.topicName?.length ?? 0);
 }

@@ -34,6 +34,8 @@ export interface Capabilities {
   receiveMaximum: number;
   /** Maximum QoS 1/2 messages kept per session: in flight plus queued (offline or over quota), 1-65535. */
   maximumInflight: number;
+  /** Maximum bytes (payloads and topics) of the QoS 1/2 messages kept per session. */
+  maximumSessionBytes: number;
   /** Highest inbound topic alias accepted from a client (0 disables aliases). */
   topicAliasMaximum: number;
   /** 1 if shared subscriptions are available. */
@@ -120,6 +122,7 @@ export function defaultCapabilities(): Capabilities {
     maximumPacketSize: 1024 * 1024,
     receiveMaximum: 1024,
     maximumInflight: 1024 * 8,
+    maximumSessionBytes: 64 * 1024 * 1024,
     topicAliasMaximum: 0xffff,
     sharedSubAvailable: 1,
     minimumProtocolVersion: 3,

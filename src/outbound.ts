@@ -16,6 +16,7 @@ import type { DropReason, Hooks } from "./hooks.ts";
 import type { Capabilities } from "./options.ts";
 import type { Delivery } from "./topics.ts";
 import type { Info } from "./system.ts";
+import { messageBytes } from "./inflight.ts";
 
 /** A subscriber whose socket write has waited this long is stalled, not busy: it slows no publisher. */
 const STALL_MS = 100;
@@ -91,16 +92,22 @@ export class Outbound {
     }
     const inflight = client.state.inflight;
     const limit = this.#caps.maximumInflight;
+    const byteLimit = this.#caps.maximumSessionBytes;
+    const bytes = inflight.bytes + messageBytes(out);
     let congested = false;
-    if (!retained && inflight.size >= limit) {
-      // A subscriber that is online and draining gets up to twice the limit while its publishers
-      // are paused; an offline or stalled one loses what exceeds the limit (counted).
-      if (client.closed || inflight.size >= 2 * limit || client.writeStalledFor(Date.now()) > STALL_MS) {
+    if (!retained && (inflight.size >= limit || bytes > byteLimit)) {
+      // A subscriber that is online and draining gets up to twice the limits while its publishers
+      // are paused; an offline or stalled one loses what exceeds them (counted).
+      if (
+        client.closed || inflight.size >= 2 * limit || bytes > 2 * byteLimit ||
+        client.writeStalledFor(Date.now()) > STALL_MS
+      ) {
         return this.#dropped(client, out, "queue_full");
       }
       congested = true;
     }
     out.sequence = inflight.nextSequence();
+    inflight.hold(out);
     if (
       !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
       inflight.pending.length === 0
@@ -151,7 +158,8 @@ export class Outbound {
     if (!origins) return;
     if (
       !force &&
-      (target.backlogged || target.state.inflight.size > this.#caps.maximumInflight / 2)
+      (target.backlogged || target.state.inflight.size > this.#caps.maximumInflight / 2 ||
+        target.state.inflight.bytes > this.#caps.maximumSessionBytes / 2)
     ) {
       return;
     }
@@ -188,6 +196,7 @@ export class Outbound {
 
   /** A QoS 1/2 message that had entered the session (maybe stored as queued) was dropped. */
   #droppedQos(client: Client, packet: Packet, reason: DropReason): void {
+    client.state.inflight.release(packet);
     this.#dropped(client, packet, reason);
     this.#hooks.onQosDropped(client, packet);
   }
@@ -219,7 +228,10 @@ export class Outbound {
       const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
       // [MQTT-3.3.2-5] an expired message is not delivered, unless its delivery already started.
       if (remaining <= 0 && !resend) return false;
-      out = { ...packet, properties: { ...packet.properties, messageExpiryInterval: Math.max(1, remaining) } };
+      out = {
+        ...packet,
+        properties: { ...packet.properties, messageExpiryInterval: Math.max(1, remaining) },
+      };
     }
     const aliasMax = client.properties.topicAliasMaximum;
     if (aliasMax > 0 && client.properties.protocolVersion === 5) {
@@ -291,6 +303,7 @@ export class Outbound {
       return; // unknown or stale id: nothing to complete
     }
     inflight.outbound.delete(packet.packetId!);
+    inflight.release(held);
     this.#info.inflight--;
     this.#hooks.onQosComplete(client, held);
     this.#drainPending(client);
@@ -319,11 +332,13 @@ export class Outbound {
     if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
       // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
       inflight.outbound.delete(id);
+      inflight.release(held);
       this.#info.inflight--;
       this.#hooks.onQosComplete(client, held);
       this.#drainPending(client);
       return;
     }
+    inflight.release(held); // past PUBREC only the packet id is kept
     const pubrel: Packet = {
       fixedHeader: { type: PacketType.Pubrel, qos: 2 },
       packetId: id,

@@ -1145,6 +1145,7 @@ export class Server {
       } else if (record.message) {
         const packet = messagePacket(record.message);
         packet.sequence = record.sequence;
+        inflight.hold(packet);
         if (record.packetId > 0) {
           packet.packetId = record.packetId;
           inflight.outbound.set(record.packetId, packet);

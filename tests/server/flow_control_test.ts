@@ -120,3 +120,32 @@ Deno.test("Flow control: two busy clients publishing to each other at QoS 1 do n
   a.client.close();
   b.client.close();
 });
+
+Deno.test("Flow control: an offline session past maximumSessionBytes drops and counts the excess", async () => {
+  await using broker = await startBroker({ capabilities: { maximumSessionBytes: 4096 } });
+  const { client: sub } = await RawClient.connect(broker, "offline-bytes", {
+    connect: { clean: false },
+    properties: { sessionExpiryInterval: 60 },
+  });
+  await sub.subscribe([{ filter: "big/#", qos: 1 }]);
+  await sub.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: 0 });
+  sub.close();
+  await waitFor(() => broker.server.info.clientsConnected === 0);
+  const pub = await mqttConnect(broker, { clientId: "pub" });
+  const payload = "x".repeat(1000); // with the topic, 1005 bytes each: four fit in 4096
+  for (let i = 0; i < 6; i++) await pub.publishAsync("big/t", payload, { qos: 1 });
+  assert.equal(broker.server.info.messagesDropped, 2);
+  await pub.endAsync();
+  // The four kept arrive when the session comes back, and its byte count returns to zero.
+  const back = await RawClient.connect(broker, "offline-bytes", {
+    connect: { clean: false },
+    properties: { sessionExpiryInterval: 0 },
+  });
+  for (let i = 0; i < 4; i++) {
+    const packet = await back.client.expect(PacketType.Publish);
+    await back.client.send(ackPacket(PacketType.Puback, packet.packetId!));
+  }
+  await back.client.sync();
+  assert.equal(broker.server.clients.get("offline-bytes")?.state.inflight.bytes, 0);
+  back.client.close();
+});
