@@ -380,26 +380,12 @@ export class KVBackend implements StorageBackend {
  * ```
  */
 export class KVHook extends StorageHook {
-  readonly #kvBackend: KVBackend;
-
   /**
    * Creates a Deno KV storage hook. Options may also be given to `addHook` as its config.
    *
    * @param options Where the database is, and the hook id (default `kv-storage`).
    */
   constructor(options: KVHookOptions & { id?: string } = {}) {
-    const backend = new KVBackend(options);
-    super(options.id ?? "kv-storage", backend);
-    this.#kvBackend = backend;
-  }
-
-  /**
-   * Opens the database.
-   *
-   * @param config Options given to `addHook`, merged over the constructor's.
-   */
-  override async init(config?: KVHookOptions): Promise<void> {
-    if (config) this.#kvBackend.configure(config);
-    await super.init();
+    super(options.id ?? "kv-storage", new KVBackend(options));
   }
 }

@@ -296,26 +296,12 @@ export class RedisBackend implements StorageBackend {
  * ```
  */
 export class RedisHook extends StorageHook {
-  readonly #redisBackend: RedisBackend;
-
   /**
    * Creates a Redis storage hook. Options may also be given to `addHook` as its config.
    *
    * @param options Where Redis is, the key prefix, and the hook id (default `redis-storage`).
    */
   constructor(options: RedisHookOptions & { id?: string } = {}) {
-    const backend = new RedisBackend(options);
-    super(options.id ?? "redis-storage", backend);
-    this.#redisBackend = backend;
-  }
-
-  /**
-   * Connects to Redis.
-   *
-   * @param config Options given to `addHook`, merged over the constructor's.
-   */
-  override async init(config?: RedisHookOptions): Promise<void> {
-    if (config) this.#redisBackend.configure(config);
-    await super.init();
+    super(options.id ?? "redis-storage", new RedisBackend(options));
   }
 }

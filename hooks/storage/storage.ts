@@ -132,6 +132,8 @@ export type WriteOp =
  * whole batch, so every op must be idempotent.
  */
 export interface StorageBackend {
+  /** Takes options given to `addHook(hook, options)`, merged over the constructor's (before `open`). */
+  configure?(options: unknown): void;
   /** Opens the store. */
   open(): Promise<void>;
   /** Applies a batch of writes. */
@@ -187,7 +189,13 @@ export class StorageHook implements Hook {
   }
 
   /** Opens the backend. */
-  async init(): Promise<void> {
+  /**
+   * Opens the backend.
+   *
+   * @param config Options given to `addHook`, passed to the backend's `configure`.
+   */
+  async init(config?: unknown): Promise<void> {
+    if (config !== undefined) this.backend.configure?.(config);
     await this.backend.open();
   }
 

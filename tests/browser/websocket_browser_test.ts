@@ -7,19 +7,9 @@
  */
 
 import assert from "node:assert/strict";
+import { assertChromium, launchChromium, skipBrowserTests } from "./chromium.ts";
 import mqtt from "mqtt";
-import { chromium } from "playwright-core";
 import { AllowHook, Server, TCP, WebSocket } from "../../mod.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
-const inCI = Deno.env.get("CI") !== undefined;
 
 const PAGE = (wsUrl: string) =>
   `<!doctype html>
@@ -45,15 +35,12 @@ const PAGE = (wsUrl: string) =>
 
 Deno.test({
   name: "a browser's MQTT.js connects over WebSocket and receives a message published over TCP",
-  ignore: !hasChromium && !inCI,
+  ignore: skipBrowserTests,
   // Playwright keeps pipes and timers of its own around the browser process.
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    assert.ok(
-      hasChromium,
-      `CI is set but ${CHROMIUM} is missing: install it with apt-get install -y chromium`,
-    );
+    assertChromium();
     const bundle = await Deno.readFile(new URL("../../node_modules/mqtt/dist/mqtt.min.js", import.meta.url));
 
     // The page server first: its origin goes on the WebSocket listener's allow-list.
@@ -80,20 +67,7 @@ Deno.test({
     wsAddress = ws.address;
 
     const profile = await Deno.makeTempDir({ prefix: "broker-chromium-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const context = await launchChromium(profile);
     let publisher: mqtt.MqttClient | undefined;
     try {
       const tab = context.pages()[0] ?? await context.newPage();

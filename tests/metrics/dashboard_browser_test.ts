@@ -8,19 +8,11 @@
  */
 
 import assert from "node:assert/strict";
+import { assertChromium, launchChromium, skipBrowserTests } from "../browser/chromium.ts";
 import mqtt from "mqtt";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { AllowHook, MetricsHook, observabilityHandler, Server, TCP } from "../../mod.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
-const inCI = Deno.env.get("CI") !== undefined;
 const SCREENSHOT = new URL("../../docs/dashboard.png", import.meta.url);
 
 /** Waits until the element's text is `value`. */
@@ -40,15 +32,12 @@ interface DashboardState {
 
 Deno.test({
   name: "dashboard shows clients connecting, updates its chart, and disconnects a client from its table",
-  ignore: !hasChromium && !inCI,
+  ignore: skipBrowserTests,
   // Playwright keeps pipes and timers of its own around the browser process.
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    assert.ok(
-      hasChromium,
-      `CI is set but ${CHROMIUM} is missing: install it with apt-get install -y chromium`,
-    );
+    assertChromium();
 
     const server = new Server();
     await server.addHook(new AllowHook());
@@ -64,21 +53,7 @@ Deno.test({
     const url = `http://127.0.0.1:${http.addr.port}/`;
 
     const profile = await Deno.makeTempDir({ prefix: "broker-dashboard-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const context = await launchChromium(profile, { width: 1280, height: 900 });
     const clients: mqtt.MqttClient[] = [];
     let traffic: ReturnType<typeof setInterval> | undefined;
     try {
