@@ -1202,7 +1202,9 @@ export class Server {
   #tick(): void {
     this.#ticks++;
     const now = Date.now();
-    this.#rss = Deno.memoryUsage().rss;
+    const memory = Deno.memoryUsage();
+    this.#rss = memory.rss;
+    this.info.memoryAlloc = memory.heapUsed;
     this.#sweepClients(now);
     const second = Math.floor(now / 1000);
     for (const [ip, window] of this.#connectionRates) {
@@ -1260,7 +1262,6 @@ export class Server {
     info.clientsDisconnected = info.clientsTotal - info.clientsConnected;
     info.retained = this.topics.retainedCount;
     info.subscriptions = this.topics.subscriptionCount;
-    info.memoryAlloc = Deno.memoryUsage().heapUsed;
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
