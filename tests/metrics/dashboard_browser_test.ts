@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real headless Chromium: it shows the client count change as MQTT clients
  * connect, its chart updates as messages flow, and its client table disconnects a client. A
- * screenshot is saved to `docs/dashboard.png` (shown in the README).
+ * screenshot is saved to `tests/artifacts/dashboard.png` (and, with `UPDATE_DOCS=1`, to `docs/dashboard.png`,
+ * shown in the README).
  *
  * Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs it). Without it the
  * test is skipped locally, and fails when `CI` is set.
@@ -13,7 +14,9 @@ import mqtt from "mqtt";
 import type { Page } from "playwright-core";
 import { AllowHook, MetricsHook, observabilityHandler, Server, TCP } from "../../mod.ts";
 
-const SCREENSHOT = new URL("../../docs/dashboard.png", import.meta.url);
+/** The test artifact (git-ignored); with UPDATE_DOCS=1 the README's copy in docs/ is replaced too. */
+const SCREENSHOT = new URL("../artifacts/dashboard.png", import.meta.url);
+const DOCS_SCREENSHOT = new URL("../../docs/dashboard.png", import.meta.url);
 
 /** Waits until the element's text is `value`. */
 async function waitForText(tab: Page, id: string, value: string): Promise<void> {
@@ -120,6 +123,7 @@ Deno.test({
 
       await Deno.mkdir(new URL(".", SCREENSHOT), { recursive: true });
       await tab.screenshot({ path: SCREENSHOT.pathname, fullPage: true });
+      if (Deno.env.get("UPDATE_DOCS") === "1") await Deno.copyFile(SCREENSHOT, DOCS_SCREENSHOT);
 
       // Disconnect from the table: the client gets a v5 DISCONNECT 0x98 and the count drops.
       const victim = clients[3];
