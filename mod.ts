@@ -19,7 +19,7 @@
 export { Server, VERSION } from "./src/server.ts";
 export type { InlineSubscribeHandler } from "./src/server.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
-export { defaultCapabilities, resolveOptions } from "./src/options.ts";
+export { defaultCapabilities, NEVER_EXPIRES, resolveOptions } from "./src/options.ts";
 export { Client } from "./src/client.ts";
 export type { ClientNet, ClientProperties, ClientState, Connection } from "./src/client.ts";
 export { Clients } from "./src/clients.ts";

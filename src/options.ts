@@ -4,6 +4,9 @@
  * @module
  */
 
+/** The session expiry interval that means "never expires" (MQTT 5, 3.1.2.11.2). */
+export const NEVER_EXPIRES = 0xffffffff;
+
 /** Compatibility switches for clients and test suites that expect non-standard behaviour. */
 export interface Compatibilities {
   /** Answer authorization failures with 0x80 Unspecified Error instead of 0x87 Not Authorized. */
@@ -118,7 +121,7 @@ export function defaultCapabilities(): Capabilities {
     maximumClients: Number.MAX_SAFE_INTEGER,
     maximumMessageExpiryInterval: 60 * 60 * 24,
     maximumClientWritesPending: 1024 * 8,
-    maximumSessionExpiryInterval: 0xffffffff,
+    maximumSessionExpiryInterval: NEVER_EXPIRES,
     maximumPacketSize: 1024 * 1024,
     receiveMaximum: 1024,
     maximumInflight: 1024 * 8,
@@ -178,7 +181,7 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   checkRange("maximumQos", capabilities.maximumQos, 0, 2);
   checkRange("minimumProtocolVersion", capabilities.minimumProtocolVersion, 3, 5);
   checkRange("maximumPacketSize", capabilities.maximumPacketSize, 0, 268435460);
-  checkRange("maximumSessionExpiryInterval", capabilities.maximumSessionExpiryInterval, 0, 0xffffffff);
+  checkRange("maximumSessionExpiryInterval", capabilities.maximumSessionExpiryInterval, 0, NEVER_EXPIRES);
   checkRange("maximumKeepAlive", capabilities.maximumKeepAlive, 0, 0xffff);
   checkRange("connectTimeout", capabilities.connectTimeout, 1, 3600);
   checkRange("maximumClientIdLength", capabilities.maximumClientIdLength, 1, 65535);

@@ -12,25 +12,18 @@ import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientNet, type Connection } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
-import { type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { NEVER_EXPIRES, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
 import type { Listener } from "../listeners/listener.ts";
-import {
-  type ClientRecord,
-  type InflightRecord,
-  messagePacket,
-  type StoredMessage,
-  type SubscriptionRecord,
-} from "../hooks/storage/storage.ts";
+import { restoreState } from "./restore.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
 
 const log = logger("server");
-const NEVER_EXPIRES = 0xffffffff;
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
@@ -1106,82 +1099,27 @@ export class Server {
 
   /** Rebuilds sessions, subscriptions, in-flight and queued messages and retained messages from storage. */
   async #restore(): Promise<void> {
-    const hooks = this.hooks;
-    if (!hooks.has("storedClients")) return;
-    const now = Date.now();
-    const restored = new Map<string, Client>();
-    const expired: Client[] = [];
-    for (const record of (await hooks.stored("storedClients")) as ClientRecord[]) {
-      const client = this.newClient(null, record.listener, record.id, false);
-      restoreClient(client, record, now);
-      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
-      else restored.set(client.id, client);
-      this.clients.set(client);
-    }
-    for (
-      const { clientId, subscription } of (await hooks.stored("storedSubscriptions")) as SubscriptionRecord[]
-    ) {
-      const client = restored.get(clientId);
-      if (!client || !parseFilter(subscription.filter)) continue;
-      this.topics.subscribe(clientId, subscription);
-      client.state.subscriptions.set(subscription.filter, subscription);
-    }
-    for (const record of (await hooks.stored("storedInflightMessages")) as InflightRecord[]) {
-      const client = restored.get(record.clientId);
-      if (!client) continue;
-      const inflight = client.state.inflight;
-      if (record.direction === "in") {
-        inflight.inboundQos2.add(record.packetId);
-        continue;
-      }
-      inflight.restoreSequence(record.sequence);
-      if (record.stage === "pubrel") {
-        inflight.outbound.set(record.packetId, {
-          fixedHeader: { type: PacketType.Pubrel, qos: 2 },
-          packetId: record.packetId,
-          reasonCode: 0,
-          sequence: record.sequence,
-        });
-      } else if (record.message) {
-        const packet = messagePacket(record.message);
-        packet.sequence = record.sequence;
-        inflight.hold(packet);
-        if (record.packetId > 0) {
-          packet.packetId = record.packetId;
-          inflight.outbound.set(record.packetId, packet);
-        } else {
-          inflight.pending.push(packet);
-        }
-      }
-      if (record.packetId > 0) this.info.inflight++;
-    }
-    for (const message of (await hooks.stored("storedRetainedMessages")) as StoredMessage[]) {
-      if (
-        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
-      ) {
-        hooks.onRetainedExpired(message.topic);
-        continue;
-      }
-      this.topics.retain(messagePacket(message));
-    }
-    if (this.options.capabilities.compatibilities.restoreSysInfoOnRestart) {
-      const saved = await hooks.storedSysInfo();
-      if (saved) this.info.restore(saved as Record<string, string | number>);
-    }
+    if (!this.hooks.has("storedClients")) return;
+    const { live, expired } = await restoreState({
+      hooks: this.hooks,
+      clients: this.clients,
+      topics: this.topics,
+      info: this.info,
+      restoreSysInfo: this.options.capabilities.compatibilities.restoreSysInfoOnRestart,
+      newClient: (listener, id) => this.newClient(null, listener, id, false),
+    });
     for (const client of expired) {
       this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
       this.#endSession(client);
       this.clients.delete(client);
-      hooks.onClientExpired(client);
+      this.hooks.onClientExpired(client);
     }
     // Connections that were live at the crash lost their network connection: their wills are due.
-    for (const client of restored.values()) {
+    for (const client of live) {
       if (client.properties.will) this.#delayWill(client);
     }
-    this.info.retained = this.topics.retainedCount;
-    this.info.subscriptions = this.topics.subscriptionCount;
     log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
-      clients: restored.size,
+      clients: live.length,
       subscriptions: this.topics.subscriptionCount,
       retained: this.topics.retainedCount,
     });
@@ -1265,30 +1203,6 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
-}
-
-/** Copies a stored session onto an offline client object. */
-function restoreClient(client: Client, record: ClientRecord, now: number): void {
-  const p = client.properties;
-  client.net.remote = record.remote;
-  p.protocolVersion = record.protocolVersion;
-  p.username = record.username;
-  p.clean = record.clean;
-  p.keepAlive = record.keepAlive;
-  p.sessionExpiryInterval = record.sessionExpiryInterval;
-  p.receiveMaximum = record.receiveMaximum;
-  p.maximumPacketSize = record.maximumPacketSize;
-  p.topicAliasMaximum = record.topicAliasMaximum;
-  p.props = record.properties ?? {};
-  p.will = record.will ? messagePacket(record.will) : undefined;
-  p.willDelayInterval = record.willDelayInterval;
-  client.state.connectedAt = record.connectedAt;
-  // A session whose connection was live at the crash is treated as disconnected now.
-  const disconnectedAt = record.disconnectedAt || now;
-  client.state.disconnectedAt = disconnectedAt;
-  client.state.expiresAt = record.sessionExpiryInterval === NEVER_EXPIRES
-    ? 0
-    : disconnectedAt + record.sessionExpiryInterval * 1000;
 }
 
 /** The host part of `host:port` (or `[v6]:port`). */
