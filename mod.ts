@@ -42,6 +42,8 @@ export { HTTPStats } from "./listeners/http_stats.ts";
 export type { HTTPStatsConfig } from "./listeners/http_stats.ts";
 export { HTTPHealthCheck } from "./listeners/http_health.ts";
 export type { HTTPHealthCheckConfig } from "./listeners/http_health.ts";
+export { HttpListener, methodNotAllowed } from "./listeners/http.ts";
+export type { HttpListenerConfig } from "./listeners/http.ts";
 export { connectionPair, MockListener } from "./listeners/mock.ts";
 export { ConnectionCounter, formatHostPort, readPem } from "./listeners/net.ts";
 export type { ConnectionPolicy, TlsConfig } from "./listeners/net.ts";

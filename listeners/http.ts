@@ -1,10 +1,11 @@
 /**
- * A small wrapper around `Deno.serve` shared by the WebSocket, stats and health-check listeners.
+ * A small wrapper around `Deno.serve` shared by the WebSocket, stats, health-check and metrics
+ * listeners, and {@linkcode HttpListener}, the base of those that only answer requests.
  *
  * @module
  */
 
-import { parseHostPort } from "./listener.ts";
+import { type Listener, type ListenerConfig, parseHostPort } from "./listener.ts";
 import { formatHostPort, readPem, type TlsConfig } from "./net.ts";
 import { logger } from "../src/logger.ts";
 
@@ -68,4 +69,84 @@ export function checkHttpTls(id: string, tls: TlsConfig | undefined): void {
         "(Deno.serve cannot request or verify them); use a TCP listener with TLS for mutual TLS",
     );
   }
+}
+
+/** Options of an {@linkcode HttpListener}. */
+export interface HttpListenerConfig extends ListenerConfig {
+  /** Serve HTTPS with this certificate and key. */
+  tls?: TlsConfig;
+}
+
+/**
+ * A listener that answers HTTP requests (stats, health check, metrics): it binds in `init`, serves
+ * from then on, and shuts down in `close`. Subclasses implement `handle`.
+ */
+export abstract class HttpListener implements Listener {
+  /** The listener id. */
+  readonly id: string;
+  /** `"http"`, or `"https"` with TLS. */
+  readonly protocol: string;
+  #address: string;
+  readonly #tls: TlsConfig | undefined;
+  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+
+  /**
+   * Checks the settings.
+   *
+   * @param config The id, `host:port` address and optional TLS.
+   * @throws {TypeError} When `tls` asks for client certificates.
+   */
+  constructor(config: HttpListenerConfig) {
+    checkHttpTls(config.id, config.tls);
+    this.id = config.id;
+    this.#address = config.address;
+    this.#tls = config.tls;
+    this.protocol = config.tls ? "https" : "http";
+  }
+
+  /** The configured address, or after `init` the bound `host:port`. */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** Binds the address and starts answering. */
+  init(): void {
+    const bound = serveHttp(this.id, this.#address, this.#tls, (request, info) => this.handle(request, info));
+    this.#http = bound.server;
+    this.#address = bound.address;
+  }
+
+  /** Nothing to do: requests are answered from `init` on. */
+  serve(): void {}
+
+  /** Stops the HTTP server. */
+  async close(): Promise<void> {
+    const http = this.#http;
+    this.#http = undefined;
+    await http?.shutdown();
+  }
+
+  /**
+   * Answers one request.
+   *
+   * @param request The request.
+   * @param info Where it came from.
+   * @returns The response.
+   */
+  protected abstract handle(
+    request: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ): Response | Promise<Response>;
+}
+
+/**
+ * Answers 405 to methods other than those allowed.
+ *
+ * @param request The request.
+ * @param allowed The methods allowed.
+ * @returns A 405 response, or undefined when the method is allowed.
+ */
+export function methodNotAllowed(request: Request, allowed: readonly string[]): Response | undefined {
+  if (allowed.includes(request.method)) return undefined;
+  return new Response("Method Not Allowed", { status: 405, headers: { allow: allowed.join(", ") } });
 }

@@ -5,6 +5,10 @@
  * @module
  */
 
+import { logger } from "../src/logger.ts";
+
+const log = logger("listeners");
+
 /** TLS settings for a listener. Each of `cert`, `key` and `ca` is a file path or PEM text. */
 export interface TlsConfig {
   /** The server certificate chain (PEM text or a file path). */
@@ -85,12 +89,12 @@ export function formatHostPort(hostname: string, port: number): string {
 }
 
 /**
- * Counts a listener's open connections against its `maxConnections`.
+ * Counts a listener's open connections against its `maxConnections`, and logs each refusal.
  *
  * @example Two slots
  * ```ts
  * import { ConnectionCounter } from "./net.ts";
- * const counter = new ConnectionCounter(2);
+ * const counter = new ConnectionCounter("t1", 2);
  * console.log(counter.acquire(), counter.acquire(), counter.acquire()); // true true false
  * counter.release();
  * console.log(counter.open); // 1
@@ -104,27 +108,35 @@ export class ConnectionCounter {
   /** Connections refused because the limit was reached. */
   refused = 0;
 
+  readonly #listenerId: string;
+
   /**
    * Creates a counter.
    *
+   * @param listenerId The listener's id, for the log.
    * @param max The limit; undefined or 0 for none.
    * @throws {RangeError} When `max` is negative or not an integer.
    */
-  constructor(max?: number) {
+  constructor(listenerId: string, max?: number) {
     if (max !== undefined && (!Number.isInteger(max) || max < 0)) {
       throw new RangeError(`maxConnections must be a non-negative integer, got ${max}`);
     }
+    this.#listenerId = listenerId;
     this.max = max ? max : Infinity;
   }
 
   /**
    * Takes a slot if one is free.
    *
-   * @returns False when the limit is reached (the caller closes the connection).
+   * @returns False when the limit is reached (logged; the caller closes the connection).
    */
   acquire(): boolean {
     if (this.open >= this.max) {
       this.refused++;
+      log.warn("Listener {id} refused a connection: {max} connections open", {
+        id: this.#listenerId,
+        max: this.max,
+      });
       return false;
     }
     this.open++;

@@ -67,7 +67,7 @@ export class TCP implements Listener {
     this.#tls = config.tls;
     this.protocol = config.tls ? "tls" : "tcp";
     this.allowAnonymous = config.allowAnonymous ?? true;
-    this.connections = new ConnectionCounter(config.maxConnections);
+    this.connections = new ConnectionCounter(config.id, config.maxConnections);
     if (config.tls) checkTlsConfig(config.id, config.tls);
   }
 
@@ -114,10 +114,6 @@ export class TCP implements Listener {
       try {
         for await (const conn of listener) {
           if (!this.connections.acquire()) {
-            log.warn("Listener {id} refused a connection: {max} connections open", {
-              id: this.id,
-              max: this.connections.max,
-            });
             conn.close();
             continue;
           }
@@ -141,10 +137,6 @@ export class TCP implements Listener {
     const asUsername = this.#tls?.clientCertAsUsername === true;
     server.on("secureConnection", (socket: tls.TLSSocket) => {
       if (!this.connections.acquire()) {
-        log.warn("Listener {id} refused a connection: {max} connections open", {
-          id: this.id,
-          max: this.connections.max,
-        });
         socket.destroy();
         return;
       }

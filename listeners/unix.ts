@@ -52,7 +52,7 @@ export class UnixSock implements Listener {
     this.id = config.id;
     this.address = config.address;
     this.allowAnonymous = config.allowAnonymous ?? true;
-    this.connections = new ConnectionCounter(config.maxConnections);
+    this.connections = new ConnectionCounter(config.id, config.maxConnections);
   }
 
   /**
@@ -90,10 +90,6 @@ export class UnixSock implements Listener {
       try {
         for await (const conn of listener) {
           if (!this.connections.acquire()) {
-            log.warn("Listener {id} refused a connection: {max} connections open", {
-              id: this.id,
-              max: this.connections.max,
-            });
             conn.close();
             continue;
           }

@@ -94,7 +94,7 @@ export class WebSocket implements Listener {
     this.path = config.path ?? "/mqtt";
     if (!this.path.startsWith("/")) throw new TypeError(`WebSocket path "${this.path}" must start with "/"`);
     this.allowAnonymous = config.allowAnonymous ?? true;
-    this.connections = new ConnectionCounter(config.maxConnections);
+    this.connections = new ConnectionCounter(config.id, config.maxConnections);
     this.#origins = config.allowedOrigins ? new Set(config.allowedOrigins.map(normalizeOrigin)) : undefined;
     this.#trusted = config.trustedProxies?.length ? proxyMatcher(config.trustedProxies) : undefined;
   }
@@ -183,10 +183,6 @@ export class WebSocket implements Listener {
     const establish = this.#establish;
     if (!establish) return new Response("Service Unavailable", { status: 503 });
     if (!this.connections.acquire()) {
-      log.warn("Listener {id} refused a connection: {max} connections open", {
-        id: this.id,
-        max: this.connections.max,
-      });
       return new Response("Too many connections", { status: 503 });
     }
     const peer = info.remoteAddr;
