@@ -19,6 +19,7 @@ import {
   type ClientRecord,
   type InflightRecord,
   messagePacket,
+  STORED_CLIENT_PROPERTIES,
   type StoredMessage,
   type SubscriptionRecord,
 } from "../hooks/storage/storage.ts";
@@ -121,18 +122,10 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
 /** Copies a stored session onto an offline client object. */
 function restoreClient(client: Client, record: ClientRecord, now: number): void {
   const p = client.properties;
+  Object.assign(p, Object.fromEntries(STORED_CLIENT_PROPERTIES.map((key) => [key, record[key]])));
   client.net.remote = record.remote;
-  p.protocolVersion = record.protocolVersion;
-  p.username = record.username;
-  p.clean = record.clean;
-  p.keepAlive = record.keepAlive;
-  p.sessionExpiryInterval = record.sessionExpiryInterval;
-  p.receiveMaximum = record.receiveMaximum;
-  p.maximumPacketSize = record.maximumPacketSize;
-  p.topicAliasMaximum = record.topicAliasMaximum;
   p.props = record.properties ?? {};
   p.will = record.will ? messagePacket(record.will) : undefined;
-  p.willDelayInterval = record.willDelayInterval;
   client.state.connectedAt = record.connectedAt;
   // A session whose connection was live at the crash is treated as disconnected now.
   const disconnectedAt = record.disconnectedAt || now;

@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { Packet, Properties, ProtocolVersion, QoS, Subscription } from "../../src/packets/types.ts";
+import type { Packet, Properties, QoS, Subscription } from "../../src/packets/types.ts";
 import { PacketType } from "../../src/packets/types.ts";
 import type { Hook } from "../../src/hooks.ts";
-import type { Client } from "../../src/client.ts";
+import type { Client, ClientProperties } from "../../src/client.ts";
 import { type Info, SYS_PREFIX } from "../../src/system.ts";
 import { logger } from "../../src/logger.ts";
 
@@ -36,36 +36,31 @@ export interface StoredMessage {
   origin: string;
 }
 
-/** A client session. */
-export interface ClientRecord {
+/** The {@linkcode ClientProperties} a session record keeps, under the same names. */
+export const STORED_CLIENT_PROPERTIES = [
+  "username",
+  "protocolVersion",
+  "clean",
+  "keepAlive",
+  "sessionExpiryInterval",
+  "receiveMaximum",
+  "maximumPacketSize",
+  "topicAliasMaximum",
+  "willDelayInterval",
+] as const;
+
+/** A client session: the kept client properties, and where, when and what else. */
+export interface ClientRecord extends Pick<ClientProperties, typeof STORED_CLIENT_PROPERTIES[number]> {
   /** Client id. */
   id: string;
   /** Listener id it last connected through. */
   listener: string;
   /** Remote address it last connected from. */
   remote: string;
-  /** User name. */
-  username: string;
-  /** Protocol level. */
-  protocolVersion: ProtocolVersion;
-  /** Clean start / clean session. */
-  clean: boolean;
-  /** Keep alive granted. */
-  keepAlive: number;
-  /** Session expiry interval in seconds (0xFFFFFFFF: never). */
-  sessionExpiryInterval: number;
-  /** The client's Receive Maximum. */
-  receiveMaximum: number;
-  /** The client's Maximum Packet Size (0: none). */
-  maximumPacketSize: number;
-  /** The client's Topic Alias Maximum. */
-  topicAliasMaximum: number;
   /** CONNECT properties. */
   properties: Properties;
   /** The will, if one is pending. */
   will?: StoredMessage;
-  /** Will delay interval in seconds. */
-  willDelayInterval: number;
   /** When it connected (ms since epoch). */
   connectedAt: number;
   /** When it disconnected (ms since epoch), 0 while connected. */
@@ -442,21 +437,14 @@ export function messagePacket(message: StoredMessage): Packet {
 
 function clientRecord(client: Client): ClientRecord {
   const p = client.properties;
+  const kept = Object.fromEntries(STORED_CLIENT_PROPERTIES.map((key) => [key, p[key]]));
   return {
+    ...kept as Pick<ClientProperties, typeof STORED_CLIENT_PROPERTIES[number]>,
     id: client.id,
     listener: client.net.listener,
     remote: client.net.remote,
-    username: p.username,
-    protocolVersion: p.protocolVersion,
-    clean: p.clean,
-    keepAlive: p.keepAlive,
-    sessionExpiryInterval: p.sessionExpiryInterval,
-    receiveMaximum: p.receiveMaximum,
-    maximumPacketSize: p.maximumPacketSize,
-    topicAliasMaximum: p.topicAliasMaximum,
     properties: p.props,
     will: p.will ? storedMessage(p.will) : undefined,
-    willDelayInterval: p.willDelayInterval,
     connectedAt: client.state.connectedAt,
     disconnectedAt: client.closed ? client.state.disconnectedAt || Date.now() : 0,
   };
