@@ -701,11 +701,7 @@ export class CompiledLedger {
     const rules = this.#auth;
     for (let i = start; i < rules.length; i++) {
       const rule = rules[i];
-      if (
-        (rule.client !== null && !rule.client(identity.clientId)) ||
-        (rule.username !== null && !rule.username(identity.username)) ||
-        (rule.remote !== null && !rule.remote(identity.remote))
-      ) continue;
+      if (!matchesIdentity(rule, identity)) continue;
       if (rule.password === ANY_PASSWORD) return rule.allow;
       const ok = verifyPassword(rule.password, password);
       if (ok instanceof Promise) {
@@ -736,11 +732,7 @@ export class CompiledLedger {
     const rules = this.#acl;
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i];
-      if (
-        (rule.client !== null && !rule.client(identity.clientId)) ||
-        (rule.username !== null && !rule.username(identity.username)) ||
-        (rule.remote !== null && !rule.remote(identity.remote))
-      ) continue;
+      if (!matchesIdentity(rule, identity)) continue;
       if (rule.filters === null) return true;
       const decision = decide(rule.filters, identity, topic, isFilter, want);
       if (decision !== undefined) return decision;
@@ -750,3 +742,13 @@ export class CompiledLedger {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Whether a rule's client, user name and remote patterns (null: any) all match an identity. */
+function matchesIdentity(
+  rule: { client: Matcher; username: Matcher; remote: Matcher },
+  identity: Identity,
+): boolean {
+  return (rule.client === null || rule.client(identity.clientId)) &&
+    (rule.username === null || rule.username(identity.username)) &&
+    (rule.remote === null || rule.remote(identity.remote));
+}
