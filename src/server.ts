@@ -402,11 +402,7 @@ export class Server {
     const connack: Packet = packet ?? { fixedHeader: { type: PacketType.Connack } };
     connack.reasonCode = v5 ? code : toV3ConnackCode(code);
     connack.sessionPresent = sessionPresent;
-    // CONNACK goes out even though the client is not yet "connected".
-    const wasConnected = client.state.connected;
-    client.state.connected = true;
     client.send(connack);
-    client.state.connected = wasConnected;
   }
 
   #refuseConnect(client: Client, code: number): void {
@@ -580,6 +576,7 @@ export class Server {
   #withinTopicLimits(topic: string): boolean {
     const caps = this.options.capabilities;
     if (topic.length > caps.maximumTopicLength) return false;
+    if (topic.length < caps.maximumTopicLevels) return true; // n characters make at most n + 1 levels
     let levels = 1;
     for (let i = topic.indexOf("/"); i >= 0; i = topic.indexOf("/", i + 1)) {
       if (++levels > caps.maximumTopicLevels) return false;

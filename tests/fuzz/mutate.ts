@@ -11,6 +11,7 @@
 
 import { propertyById, PropertyType } from "../../src/packets/mod.ts";
 import type { Rng } from "./rng.ts";
+import { varint } from "../packets/golden.ts";
 
 /** The largest Variable Byte Integer. */
 export const MAX_VARINT = 268_435_455;
@@ -26,18 +27,6 @@ export interface Mutant {
    * undefined when only the general properties apply.
    */
   expectDecode?: number | "packet";
-}
-
-/** The Variable Byte Integer encoding of a value. */
-export function varint(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return out;
 }
 
 /** Reads a Variable Byte Integer at `offset`: its value and size, or undefined if truncated or too long. */

@@ -32,9 +32,10 @@ import {
   type ProtocolVersion,
 } from "../../mod.ts";
 import { reasonName } from "../../src/packets/mod.ts";
-import { startBroker, type TestBroker } from "../helpers.ts";
+import { connectPacket, startBroker, type TestBroker } from "../helpers.ts";
 import { goldenCorpus, referenceFrames } from "./codec_fuzz.ts";
-import { mutate, varint } from "./mutate.ts";
+import { mutate } from "./mutate.ts";
+import { varint } from "../packets/golden.ts";
 import { Rng } from "./rng.ts";
 
 /** The broker's Maximum Packet Size during the run, so that 0x95 is reachable. */
@@ -214,21 +215,6 @@ export class FuzzConnection {
     }
     await this.#pump;
   }
-}
-
-function connectPacket(clientId: string, version: ProtocolVersion): Packet {
-  return {
-    fixedHeader: { type: PacketType.Connect },
-    protocolVersion: version,
-    connect: {
-      protocolName: version === 3 ? "MQIsdp" : "MQTT",
-      protocolVersion: version,
-      clean: true,
-      keepAlive: 0,
-      clientId,
-      willFlag: false,
-    },
-  };
 }
 
 /** Opens a connection and completes CONNECT/CONNACK. */

@@ -55,12 +55,7 @@ Deno.test({
       connect: { clean: false },
       properties: { sessionExpiryInterval: 3600 },
     });
-    await q.send({
-      fixedHeader: { type: PacketType.Subscribe, qos: 1 },
-      packetId: 1,
-      filters: [{ filter: "f/#", qos: 1 }],
-    });
-    await q.expect(PacketType.Suback);
+    await q.subscribe([{ filter: "f/#", qos: 1 }]);
     q.close();
     await waitFor(() => broker.server.clients.get("q")?.closed === true);
     const live = await mqttConnect(broker, { clientId: "live" });

@@ -132,12 +132,7 @@ Deno.test("StorageHook batches a burst of QoS 1 publishes read in one turn into 
     connect: { clean: false },
     properties: { sessionExpiryInterval: 60 },
   });
-  await sub.send({
-    fixedHeader: { type: PacketType.Subscribe, qos: 1 },
-    packetId: 1,
-    filters: [{ filter: "b/#", qos: 1 }],
-  });
-  await sub.expect(PacketType.Suback);
+  await sub.subscribe([{ filter: "b/#", qos: 1 }]);
   sub.close();
   await waitFor(() => broker.server.clients.get("sub")?.closed === true);
   const { client: pub } = await RawClient.connect(broker, "pub");
