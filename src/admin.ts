@@ -350,7 +350,6 @@ export function deleteRetained(server: Server, topic: string): boolean {
     payload: new Uint8Array(),
   };
   const result = server.topics.retain(cleared);
-  server.info.retained = server.topics.retainedCount;
   if (result === -1) server.hooks.onRetainMessage(adminClient(server), cleared, -1);
   return result === -1;
 }

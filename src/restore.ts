@@ -114,8 +114,6 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
     const saved = await hooks.storedSysInfo();
     if (saved) info.restore(saved as Record<string, string | number>);
   }
-  info.retained = topics.retainedCount;
-  info.subscriptions = topics.subscriptionCount;
   return { live: [...restored.values()], expired };
 }
 

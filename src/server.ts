@@ -93,6 +93,7 @@ export class Server {
     this.options = resolveOptions(options);
     this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
     this.info.version = VERSION;
+    this.info.countFrom(this.topics);
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
 
@@ -221,7 +222,6 @@ export class Server {
     const subscription: Subscription = { filter, qos: 2, identifier: subscriptionId };
     this.topics.subscribe(key, subscription);
     this.#inlineSubscribers.set(key, { subscription, handler });
-    this.info.subscriptions = this.topics.subscriptionCount;
     if (parsed.group === undefined) {
       for (const message of this.topics.retainedMessages(filter)) {
         if (message.expiry && Date.now() >= message.expiry) continue;
@@ -243,7 +243,6 @@ export class Server {
     const key = inlineSubscriberId(filter, subscriptionId);
     this.topics.unsubscribe(key, filter);
     this.#inlineSubscribers.delete(key);
-    this.info.subscriptions = this.topics.subscriptionCount;
     return Promise.resolve();
   }
 
@@ -686,7 +685,6 @@ export class Server {
     const subscriptions = client.state.subscriptions;
     if (subscriptions.size > 0) {
       for (const filter of subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
-      this.info.subscriptions = this.topics.subscriptionCount;
       const filters = [...subscriptions.values()].map(({ filter }) => ({ filter, qos: 0 as QoS }));
       subscriptions.clear();
       this.hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
@@ -866,7 +864,6 @@ export class Server {
       origin: packet.origin,
     };
     const result = this.topics.retain(stored);
-    this.info.retained = this.topics.retainedCount;
     if (result !== 0) this.hooks.onRetainMessage(client, stored, result);
   }
 
@@ -1004,7 +1001,6 @@ export class Server {
       }
       codes.push(v5 || code < 0x80 ? code : 0x80);
     }
-    this.info.subscriptions = this.topics.subscriptionCount;
     const sendRetained = () => this.#sendRetained(client, retainedToSend);
     this.#sendDurable(client, {
       fixedHeader: { type: PacketType.Suback },
@@ -1038,7 +1034,6 @@ export class Server {
 
   #expireRetained(message: Packet): void {
     this.topics.retain({ ...message, payload: new Uint8Array() });
-    this.info.retained = this.topics.retainedCount;
     this.hooks.onRetainedExpired(message.topicName!);
   }
 
@@ -1056,7 +1051,6 @@ export class Server {
       client.state.subscriptions.delete(filter);
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     }
-    this.info.subscriptions = this.topics.subscriptionCount;
     this.#sendDurable(client, {
       fixedHeader: { type: PacketType.Unsuback },
       packetId: packet.packetId,
@@ -1195,8 +1189,6 @@ export class Server {
     info.uptime = info.time - info.started;
     info.clientsTotal = this.clients.count;
     info.clientsDisconnected = info.clientsTotal - info.clientsConnected;
-    info.retained = this.topics.retainedCount;
-    info.subscriptions = this.topics.subscriptionCount;
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }

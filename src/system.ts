@@ -35,14 +35,29 @@ export class Info {
   messagesSent = 0;
   /** Messages dropped (slow or offline subscribers, too large, expired). */
   messagesDropped = 0;
-  /** Retained messages held. */
-  retained = 0;
+  #counts: { readonly retainedCount: number; readonly subscriptionCount: number } | undefined;
+
+  /** Retained messages held (read from the topic index given to {@linkcode Info.countFrom}). */
+  get retained(): number {
+    return this.#counts?.retainedCount ?? 0;
+  }
   /** QoS 1/2 messages in flight. */
   inflight = 0;
   /** In-flight messages dropped. */
   inflightDropped = 0;
-  /** Active subscriptions. */
-  subscriptions = 0;
+  /** Active subscriptions (read from the topic index given to {@linkcode Info.countFrom}). */
+  get subscriptions(): number {
+    return this.#counts?.subscriptionCount ?? 0;
+  }
+
+  /**
+   * Reads `retained` and `subscriptions` from a topic index, so they are always current.
+   *
+   * @param topics The server's topic index.
+   */
+  countFrom(topics: { readonly retainedCount: number; readonly subscriptionCount: number }): void {
+    this.#counts = topics;
+  }
   /** Packets received. */
   packetsReceived = 0;
   /** Packets sent. */
