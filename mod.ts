@@ -96,6 +96,7 @@ export {
   LATENCY_BUCKETS,
   METRICS_CONTENT_TYPE,
   MetricsHook,
+  metricsResponse,
   renderMetrics,
   sessionCounts,
 } from "./src/metrics.ts";

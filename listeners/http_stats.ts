@@ -7,7 +7,7 @@
 
 import type { Info } from "../src/system.ts";
 import type { Server } from "../src/server.ts";
-import type { PartialHandler } from "../src/admin.ts";
+import { json, type PartialHandler } from "../src/admin.ts";
 import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "./http.ts";
 import { observabilityHandler, type ObservabilityOptions } from "./dashboard/dashboard.ts";
 
@@ -73,8 +73,6 @@ export class HTTPStats extends HttpListener {
     const refused = methodNotAllowed(request, ["GET", "HEAD"]);
     if (refused) return refused;
     if (path === "/healthcheck") return new Response(null, { status: 200 });
-    return new Response(JSON.stringify(this.#info, null, 2), {
-      headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-    });
+    return json(this.#info);
   }
 }

@@ -5,7 +5,7 @@
  */
 
 import type { Server } from "../src/server.ts";
-import { METRICS_CONTENT_TYPE, type MetricsHook, renderMetrics } from "../src/metrics.ts";
+import { type MetricsHook, metricsResponse } from "../src/metrics.ts";
 import { type AccessOptions, checkAccess } from "../src/admin.ts";
 import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "./http.ts";
 
@@ -72,8 +72,6 @@ export class Metrics extends HttpListener {
       const denied = checkAccess(request, info, auth);
       if (denied) return denied;
     }
-    return new Response(renderMetrics(this.#server, this.#config.metrics), {
-      headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" },
-    });
+    return metricsResponse(this.#server, this.#config.metrics);
   }
 }

@@ -632,6 +632,19 @@ export function sessionCounts(server: Server): SessionCounts {
 }
 
 /**
+ * The `/metrics` HTTP response: the exposition text with its content type, never cached.
+ *
+ * @param server The server.
+ * @param metrics The metrics hook; looked up among the server's hooks when omitted.
+ * @returns The response.
+ */
+export function metricsResponse(server: Server, metrics?: MetricsHook): Response {
+  return new Response(renderMetrics(server, metrics), {
+    headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" },
+  });
+}
+
+/**
  * Renders the broker's metrics in the Prometheus text exposition format. With a
  * {@linkcode MetricsHook} (passed, or found among the server's hooks) the counters are broken down
  * by packet type, QoS and reason; without one, the `$SYS` totals are rendered.

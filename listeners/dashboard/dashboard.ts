@@ -12,10 +12,11 @@ import type { Server } from "../../src/server.ts";
 import {
   findMetricsHook,
   type HistoryPoint,
-  METRICS_CONTENT_TYPE,
   type MetricsHook,
+  metricsResponse,
+  sessionCounts,
 } from "../../src/metrics.ts";
-import { renderMetrics, sessionCounts } from "../../src/metrics.ts";
+import { methodNotAllowed } from "../http.ts";
 import { type AccessOptions, adminHandler, checkAccess, json, type PartialHandler } from "../../src/admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
@@ -117,33 +118,29 @@ export function observabilityHandler(server: Server, options: ObservabilityOptio
     const readOnly = method === "GET" || method === "HEAD";
 
     if (path === "/metrics" && metricsEndpoint) {
-      if (!readOnly) return notAllowed();
+      if (!readOnly) return methodNotAllowed(request, READ_METHODS)!;
       if (options.protectMetrics) {
         const refused = checkAccess(request, info, options);
         if (refused) return refused;
       }
-      return new Response(renderMetrics(server, metricsHook()), {
-        headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" },
-      });
+      return metricsResponse(server, metricsHook());
     }
 
     const wantsInfo = path === "/api/info" ||
       (path === "/" && !(request.headers.get("accept") ?? "").includes("text/html"));
     if (wantsInfo) {
-      if (!readOnly) return notAllowed();
+      if (!readOnly) return methodNotAllowed(request, READ_METHODS)!;
       if (options.protectMetrics) {
         const refused = checkAccess(request, info, options);
         if (refused) return refused;
       }
-      return new Response(JSON.stringify(server.info, null, 2), {
-        headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-      });
+      return json(server.info);
     }
 
     if (dashboard && (path in ASSETS || path === "/api/live")) {
       const refused = checkAccess(request, info, options);
       if (refused) return refused;
-      if (!readOnly) return notAllowed();
+      if (!readOnly) return methodNotAllowed(request, READ_METHODS)!;
       if (path === "/api/live") {
         const since = Number(url.searchParams.get("since") ?? 0) || 0;
         return json(liveSnapshot(server, metricsHook(), since, fallbackHistory));
@@ -215,6 +212,4 @@ export function liveSnapshot(
   };
 }
 
-function notAllowed(): Response {
-  return new Response("Method Not Allowed", { status: 405, headers: { allow: "GET, HEAD" } });
-}
+const READ_METHODS = ["GET", "HEAD"];
