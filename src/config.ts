@@ -41,7 +41,7 @@ import {
   type YAMLMap,
 } from "yaml";
 import type { LogLevel } from "@logtape/logtape";
-import { defaultCapabilities, type Options, resolveOptions } from "./options.ts";
+import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "./options.ts";
 import type { Server } from "./server.ts";
 import type { Hook } from "./hooks.ts";
 import type { Listener } from "../listeners/listener.ts";
@@ -709,13 +709,6 @@ function optionSettings(
     throw walker.error(node ?? at(o, "capabilities"), path, error.message.replace(/^Option "\w+" /, ""));
   }
   return options;
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[]) {
-    if (value[key] === undefined) delete value[key];
-  }
-  return value;
 }
 
 /**

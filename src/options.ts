@@ -211,8 +211,14 @@ function systemMemory(): number {
   }
 }
 
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  const out: Partial<T> = {};
+/**
+ * A copy of an object without its undefined values, so that spreading it over defaults keeps them.
+ *
+ * @param value An object.
+ * @returns The copy.
+ */
+export function stripUndefined<T extends object>(value: T): T {
+  const out = {} as T;
   for (const [key, v] of Object.entries(value)) {
     if (v !== undefined) (out as Record<string, unknown>)[key] = v;
   }
