@@ -241,12 +241,12 @@ export class Hooks {
 
   /** Fires `onStarted`. */
   onStarted(): void {
-    for (const h of this.#get("onStarted")) this.#notify(h, "onStarted", () => h.onStarted!());
+    this.#fire("onStarted");
   }
 
   /** Fires `onStopped`. */
   onStopped(): void {
-    for (const h of this.#get("onStopped")) this.#notify(h, "onStopped", () => h.onStopped!());
+    this.#fire("onStopped");
   }
 
   /**
@@ -257,7 +257,7 @@ export class Hooks {
    * @returns Whether the client may connect.
    */
   onConnectAuthenticate(client: Client, packet: Packet): MaybePromise<boolean> {
-    return this.#any("onConnectAuthenticate", (h) => h.onConnectAuthenticate!(client, packet));
+    return this.#any("onConnectAuthenticate", client, packet);
   }
 
   /**
@@ -269,14 +269,12 @@ export class Hooks {
    * @returns Whether the access is allowed.
    */
   onACLCheck(client: Client, topic: string, write: boolean): MaybePromise<boolean> {
-    return this.#any("onACLCheck", (h) => h.onACLCheck!(client, topic, write));
+    return this.#any("onACLCheck", client, topic, write);
   }
 
   /** Fires `onSysInfoTick`. */
   onSysInfoTick(info: Info): void {
-    for (const h of this.#get("onSysInfoTick")) {
-      this.#notify(h, "onSysInfoTick", () => h.onSysInfoTick!(info));
-    }
+    this.#fire("onSysInfoTick", info);
   }
 
   /**
@@ -285,28 +283,22 @@ export class Hooks {
    * @returns Undefined, or the reason code to refuse with.
    */
   onConnect(client: Client, packet: Packet): MaybePromise<number | undefined> {
-    return this.#each("onConnect", (h) => h.onConnect!(client, packet));
+    return this.#each("onConnect", client, packet);
   }
 
   /** Fires `onSessionEstablish`. */
   onSessionEstablish(client: Client, packet: Packet): void {
-    for (const h of this.#get("onSessionEstablish")) {
-      this.#notify(h, "onSessionEstablish", () => h.onSessionEstablish!(client, packet));
-    }
+    this.#fire("onSessionEstablish", client, packet);
   }
 
   /** Fires `onSessionEstablished`. */
   onSessionEstablished(client: Client, packet: Packet): void {
-    for (const h of this.#get("onSessionEstablished")) {
-      this.#notify(h, "onSessionEstablished", () => h.onSessionEstablished!(client, packet));
-    }
+    this.#fire("onSessionEstablished", client, packet);
   }
 
   /** Fires `onDisconnect`. */
   onDisconnect(client: Client, error: Error | undefined, expire: boolean): void {
-    for (const h of this.#get("onDisconnect")) {
-      this.#notify(h, "onDisconnect", () => h.onDisconnect!(client, error, expire));
-    }
+    this.#fire("onDisconnect", client, error, expire);
   }
 
   /**
@@ -315,7 +307,7 @@ export class Hooks {
    * @returns The AUTH packet to answer with, or a reason code when a hook refused.
    */
   onAuthPacket(client: Client, packet: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onAuthPacket", packet, (h, p) => h.onAuthPacket!(client, p));
+    return this.#chain("onAuthPacket", client, packet);
   }
 
   /**
@@ -324,7 +316,7 @@ export class Hooks {
    * @returns The packet, or a reason code when a hook refused it.
    */
   onPacketRead(client: Client, packet: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onPacketRead", packet, (h, p) => h.onPacketRead!(client, p));
+    return this.#chain("onPacketRead", client, packet);
   }
 
   /**
@@ -345,16 +337,12 @@ export class Hooks {
 
   /** Fires `onPacketSent`. */
   onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void {
-    for (const h of this.#get("onPacketSent")) {
-      this.#notify(h, "onPacketSent", () => h.onPacketSent!(client, packet, bytes));
-    }
+    this.#fire("onPacketSent", client, packet, bytes);
   }
 
   /** Fires `onPacketProcessed`. */
   onPacketProcessed(client: Client, packet: Packet, error?: Error): void {
-    for (const h of this.#get("onPacketProcessed")) {
-      this.#notify(h, "onPacketProcessed", () => h.onPacketProcessed!(client, packet, error));
-    }
+    this.#fire("onPacketProcessed", client, packet, error);
   }
 
   /**
@@ -363,14 +351,12 @@ export class Hooks {
    * @returns The packet, or a reason code when a hook refused it.
    */
   onSubscribe(client: Client, packet: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onSubscribe", packet, (h, p) => h.onSubscribe!(client, p));
+    return this.#chain("onSubscribe", client, packet);
   }
 
   /** Fires `onSubscribed`. */
   onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {
-    for (const h of this.#get("onSubscribed")) {
-      this.#notify(h, "onSubscribed", () => h.onSubscribed!(client, packet, reasonCodes));
-    }
+    this.#fire("onSubscribed", client, packet, reasonCodes);
   }
 
   /**
@@ -395,14 +381,12 @@ export class Hooks {
    * @returns The packet, or a reason code when a hook refused it.
    */
   onUnsubscribe(client: Client, packet: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onUnsubscribe", packet, (h, p) => h.onUnsubscribe!(client, p));
+    return this.#chain("onUnsubscribe", client, packet);
   }
 
   /** Fires `onUnsubscribed`. */
   onUnsubscribed(client: Client, packet: Packet): void {
-    for (const h of this.#get("onUnsubscribed")) {
-      this.#notify(h, "onUnsubscribed", () => h.onUnsubscribed!(client, packet));
-    }
+    this.#fire("onUnsubscribed", client, packet);
   }
 
   /**
@@ -411,63 +395,47 @@ export class Hooks {
    * @returns The packet, or the reason code a hook threw (>= 0x80 reject, < 0x80 ack and ignore).
    */
   onPublish(client: Client, packet: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onPublish", packet, (h, p) => h.onPublish!(client, p));
+    return this.#chain("onPublish", client, packet);
   }
 
   /** Fires `onPublished`. */
   onPublished(client: Client, packet: Packet): void {
-    for (const h of this.#get("onPublished")) {
-      this.#notify(h, "onPublished", () => h.onPublished!(client, packet));
-    }
+    this.#fire("onPublished", client, packet);
   }
 
   /** Fires `onPublishDropped`. */
   onPublishDropped(client: Client, packet: Packet, reason: DropReason): void {
-    for (const h of this.#get("onPublishDropped")) {
-      this.#notify(h, "onPublishDropped", () => h.onPublishDropped!(client, packet, reason));
-    }
+    this.#fire("onPublishDropped", client, packet, reason);
   }
 
   /** Fires `onRetainMessage`. */
   onRetainMessage(client: Client, packet: Packet, result: number): void {
-    for (const h of this.#get("onRetainMessage")) {
-      this.#notify(h, "onRetainMessage", () => h.onRetainMessage!(client, packet, result));
-    }
+    this.#fire("onRetainMessage", client, packet, result);
   }
 
   /** Fires `onRetainPublished`. */
   onRetainPublished(client: Client, packet: Packet): void {
-    for (const h of this.#get("onRetainPublished")) {
-      this.#notify(h, "onRetainPublished", () => h.onRetainPublished!(client, packet));
-    }
+    this.#fire("onRetainPublished", client, packet);
   }
 
   /** Fires `onQosPublish`. */
   onQosPublish(client: Client, packet: Packet, sent: number, resends: number): void {
-    for (const h of this.#get("onQosPublish")) {
-      this.#notify(h, "onQosPublish", () => h.onQosPublish!(client, packet, sent, resends));
-    }
+    this.#fire("onQosPublish", client, packet, sent, resends);
   }
 
   /** Fires `onQosComplete`. */
   onQosComplete(client: Client, packet: Packet): void {
-    for (const h of this.#get("onQosComplete")) {
-      this.#notify(h, "onQosComplete", () => h.onQosComplete!(client, packet));
-    }
+    this.#fire("onQosComplete", client, packet);
   }
 
   /** Fires `onQosDropped`. */
   onQosDropped(client: Client, packet: Packet): void {
-    for (const h of this.#get("onQosDropped")) {
-      this.#notify(h, "onQosDropped", () => h.onQosDropped!(client, packet));
-    }
+    this.#fire("onQosDropped", client, packet);
   }
 
   /** Fires `onPacketIDExhausted`. */
   onPacketIDExhausted(client: Client, packet: Packet): void {
-    for (const h of this.#get("onPacketIDExhausted")) {
-      this.#notify(h, "onPacketIDExhausted", () => h.onPacketIDExhausted!(client, packet));
-    }
+    this.#fire("onPacketIDExhausted", client, packet);
   }
 
   /**
@@ -476,28 +444,22 @@ export class Hooks {
    * @returns The will to send, or a reason code when a hook cancelled it.
    */
   onWill(client: Client, will: Packet): MaybePromise<Packet | number> {
-    return this.#chain("onWill", will, (h, p) => h.onWill!(client, p));
+    return this.#chain("onWill", client, will);
   }
 
   /** Fires `onWillSent`. */
   onWillSent(client: Client, packet: Packet): void {
-    for (const h of this.#get("onWillSent")) {
-      this.#notify(h, "onWillSent", () => h.onWillSent!(client, packet));
-    }
+    this.#fire("onWillSent", client, packet);
   }
 
   /** Fires `onClientExpired`. */
   onClientExpired(client: Client): void {
-    for (const h of this.#get("onClientExpired")) {
-      this.#notify(h, "onClientExpired", () => h.onClientExpired!(client));
-    }
+    this.#fire("onClientExpired", client);
   }
 
   /** Fires `onRetainedExpired`. */
   onRetainedExpired(topic: string): void {
-    for (const h of this.#get("onRetainedExpired")) {
-      this.#notify(h, "onRetainedExpired", () => h.onRetainedExpired!(topic));
-    }
+    this.#fire("onRetainedExpired", topic);
   }
 
   /**
@@ -560,12 +522,17 @@ export class Hooks {
     log.error("Hook {hook} failed in {event}: {error}", { hook: hook.id, event, error: String(error) });
   }
 
-  #notify(hook: Hook, event: string, call: () => unknown): void {
-    try {
-      const result = call();
-      if (result instanceof Promise) result.catch((error) => this.#failed(hook, event, error));
-    } catch (error) {
-      this.#failed(hook, event, error);
+  /** Calls a notification on every hook that has it; failures are logged and counted. */
+  #fire(event: HookEvent, a?: unknown, b?: unknown, c?: unknown, d?: unknown): void {
+    const hooks = this.#get(event);
+    for (let i = 0; i < hooks.length; i++) {
+      const hook = hooks[i];
+      try {
+        const result = invoke(hook, event, a, b, c, d);
+        if (result instanceof Promise) result.catch((error) => this.#failed(hook, event, error));
+      } catch (error) {
+        this.#failed(hook, event, error);
+      }
     }
   }
 
@@ -576,17 +543,18 @@ export class Hooks {
     return 0x83;
   }
 
-  #any<E extends HookEvent>(event: E, call: (h: Hook) => MaybePromise<boolean>): MaybePromise<boolean> {
+  /** True if any hook says so; waits only when a hook answers with a Promise. */
+  #any(event: HookEvent, a: unknown, b: unknown, c?: unknown): MaybePromise<boolean> {
     const hooks = this.#get(event);
     for (let i = 0; i < hooks.length; i++) {
-      let result: MaybePromise<boolean>;
+      let result: unknown;
       try {
-        result = call(hooks[i]);
+        result = invoke(hooks[i], event, a, b, c);
       } catch (error) {
         this.#failed(hooks[i], event, error);
         continue;
       }
-      if (result instanceof Promise) return this.#anyAsync(event, hooks, i, result, call);
+      if (result instanceof Promise) return this.#anyAsync(event, hooks, i, result, a, b, c);
       if (result) return true;
     }
     return false;
@@ -596,12 +564,14 @@ export class Hooks {
     event: HookEvent,
     hooks: Hook[],
     start: number,
-    first: Promise<boolean>,
-    call: (h: Hook) => MaybePromise<boolean>,
+    first: Promise<unknown>,
+    a: unknown,
+    b: unknown,
+    c: unknown,
   ): Promise<boolean> {
     for (let i = start; i < hooks.length; i++) {
       try {
-        if (await (i === start ? first : call(hooks[i]))) return true;
+        if (await (i === start ? first : invoke(hooks[i], event, a, b, c))) return true;
       } catch (error) {
         this.#failed(hooks[i], event, error);
       }
@@ -609,12 +579,13 @@ export class Hooks {
     return false;
   }
 
-  #each(event: HookEvent, call: (h: Hook) => MaybePromise<void>): MaybePromise<number | undefined> {
+  /** Runs every hook in order; the first MqttError thrown gives its reason code. */
+  #each(event: HookEvent, a: unknown, b: unknown): MaybePromise<number | undefined> {
     const hooks = this.#get(event);
     for (let i = 0; i < hooks.length; i++) {
       try {
-        const result = call(hooks[i]);
-        if (result instanceof Promise) return this.#eachAsync(event, hooks, i, result, call);
+        const result = invoke(hooks[i], event, a, b);
+        if (result instanceof Promise) return this.#eachAsync(event, hooks, i, result, a, b);
       } catch (error) {
         return this.#codeOf(hooks[i], event, error);
       }
@@ -626,12 +597,13 @@ export class Hooks {
     event: HookEvent,
     hooks: Hook[],
     start: number,
-    first: Promise<void>,
-    call: (h: Hook) => MaybePromise<void>,
+    first: Promise<unknown>,
+    a: unknown,
+    b: unknown,
   ): Promise<number | undefined> {
     for (let i = start; i < hooks.length; i++) {
       try {
-        await (i === start ? first : call(hooks[i]));
+        await (i === start ? first : invoke(hooks[i], event, a, b));
       } catch (error) {
         return this.#codeOf(hooks[i], event, error);
       }
@@ -639,16 +611,13 @@ export class Hooks {
     return undefined;
   }
 
-  #chain<E extends HookEvent>(
-    event: E,
-    packet: Packet,
-    call: (h: Hook, p: Packet) => MaybePromise<Packet>,
-  ): MaybePromise<Packet | number> {
+  /** Passes a packet through every hook in order, each getting the previous one's result. */
+  #chain(event: HookEvent, client: Client, packet: Packet): MaybePromise<Packet | number> {
     const hooks = this.#get(event);
     for (let i = 0; i < hooks.length; i++) {
       try {
-        const result = call(hooks[i], packet);
-        if (result instanceof Promise) return this.#chainAsync(event, hooks, i, packet, result, call);
+        const result = invoke(hooks[i], event, client, packet) as MaybePromise<Packet> | undefined;
+        if (result instanceof Promise) return this.#chainAsync(event, hooks, i, client, packet, result);
         packet = result ?? packet;
       } catch (error) {
         return this.#codeOf(hooks[i], event, error);
@@ -661,19 +630,35 @@ export class Hooks {
     event: HookEvent,
     hooks: Hook[],
     start: number,
+    client: Client,
     packet: Packet,
     first: Promise<Packet>,
-    call: (h: Hook, p: Packet) => MaybePromise<Packet>,
   ): Promise<Packet | number> {
     for (let i = start; i < hooks.length; i++) {
       try {
-        packet = (await (i === start ? first : call(hooks[i], packet))) ?? packet;
+        const next = i === start ? first : invoke(hooks[i], event, client, packet) as MaybePromise<Packet>;
+        packet = (await next) ?? packet;
       } catch (error) {
         return this.#codeOf(hooks[i], event, error);
       }
     }
     return packet;
   }
+}
+
+/**
+ * Calls a hook's event method by name, with no closure per call (the hot path calls events for
+ * every packet).
+ */
+function invoke(hook: Hook, event: HookEvent, a?: unknown, b?: unknown, c?: unknown, d?: unknown): unknown {
+  const method = hook[event] as unknown as (
+    this: Hook,
+    a: unknown,
+    b: unknown,
+    c: unknown,
+    d: unknown,
+  ) => unknown;
+  return method.call(hook, a, b, c, d);
 }
 
 const EMPTY: Hook[] = [];
