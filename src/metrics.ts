@@ -228,6 +228,11 @@ export class MetricsHook implements Hook {
   readonly packetsSent: Float64Array = new Float64Array(16);
   /** Bytes sent, by packet type. */
   readonly bytesSent: Float64Array = new Float64Array(16);
+  #now = 0;
+  #nowValid = false;
+  readonly #expireNow = (): void => {
+    this.#nowValid = false;
+  };
   /** PUBLISH packets received, by QoS. */
   readonly messagesReceived: Float64Array = new Float64Array(3);
   /** PUBLISH packets sent, by QoS. */
@@ -422,6 +427,19 @@ export class MetricsHook implements Hook {
     if (type === PacketType.Publish) this.messagesReceived[(header >> 1) & 3]++;
   }
 
+  /**
+   * The time, read once per turn of the event loop: a fan-out delivers one message to every
+   * subscriber in one turn, and reading the clock for each delivery would cost more than the rest.
+   */
+  #clock(): number {
+    if (!this.#nowValid) {
+      this.#now = Date.now();
+      this.#nowValid = true;
+      queueMicrotask(this.#expireNow);
+    }
+    return this.#now;
+  }
+
   /** Counts an outbound packet; times deliveries; notes refusals. */
   onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void {
     const type = packet.fixedHeader.type;
@@ -433,7 +451,7 @@ export class MetricsHook implements Hook {
         this.messagesSent[header.qos ?? 0]++;
         // Resends and retained messages sent on subscribe would only measure their age.
         if (packet.created && !header.dup && !header.retain) {
-          this.deliveryLatency.observe(Math.max(0, Date.now() - packet.created) / 1000);
+          this.deliveryLatency.observe(Math.max(0, this.#clock() - packet.created) / 1000);
         }
         break;
       }
