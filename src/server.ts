@@ -19,13 +19,12 @@ import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
 import type { Listener } from "../listeners/listener.ts";
 import { restoreState } from "./restore.ts";
+import { Sessions } from "./sessions.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
 
 const log = logger("server");
-/** setTimeout's longest delay, in whole seconds. */
-const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
 /** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
@@ -70,9 +69,7 @@ export class Server {
   readonly #outbound: Outbound;
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
-  /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
-  readonly #accepted = new WeakSet<Client>();
-  readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
+  readonly #sessions: Sessions;
   #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
   /** Process RSS in bytes, read once per tick (reading it per CONNECT costs too much in a storm). */
   #rss = Deno.memoryUsage().rss;
@@ -94,6 +91,19 @@ export class Server {
     this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
     this.info.version = VERSION;
     this.info.countFrom(this.topics);
+    this.#sessions = new Sessions({
+      clients: this.clients,
+      topics: this.topics,
+      hooks: this.hooks,
+      info: this.info,
+      disconnectClient: (client, code) => this.disconnectClient(client, code),
+      publishWill: (client, will) => {
+        this.#stamp(will);
+        if (will.fixedHeader.retain) this.#retain(client, will);
+        this.publishToSubscribers(will);
+      },
+      connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
+    });
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
 
@@ -152,8 +162,7 @@ export class Server {
     for (const client of this.clients.values()) {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
     }
-    for (const { timer } of this.#pendingWills.values()) clearTimeout(timer);
-    this.#pendingWills.clear();
+    this.#sessions.close();
     await Promise.all(this.#connections);
     await this.hooks.stop();
     this.#serving = false;
@@ -506,14 +515,9 @@ export class Server {
     if (client.closed) return; // the client went away while hooks ran
 
     this.hooks.onSessionEstablish(client, packet);
-    const sessionPresent = this.#attachSession(client);
+    const sessionPresent = this.#sessions.admit(client);
     client.state.connected = true;
     client.state.connectedAt = Date.now();
-    this.#accepted.add(client);
-    this.info.clientsConnected++;
-    if (this.info.clientsConnected > this.info.clientsMaximum) {
-      this.info.clientsMaximum = this.info.clientsConnected;
-    }
 
     const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
     if (c.protocolVersion === 5) {
@@ -540,35 +544,6 @@ export class Server {
     client.startKeepAlive(this.#keepAliveExpired);
     this.hooks.onSessionEstablished(client, packet);
     if (sessionPresent) this.#outbound.resend(client);
-  }
-
-  /** Registers a newly connected client, taking over or ending any session with its id. */
-  #attachSession(client: Client): boolean {
-    const existing = this.clients.get(client.id);
-    let sessionPresent = false;
-    if (existing && existing !== client) {
-      const wasConnected = !existing.closed;
-      if (!client.properties.clean && (wasConnected || !this.#sessionExpired(existing))) {
-        client.inheritSession(existing);
-        sessionPresent = true;
-      }
-      this.clients.set(client);
-      if (wasConnected) {
-        this.disconnectClient(existing, ReasonCode.SessionTakenOver); // [MQTT-3.1.4-3]
-        this.#stopClient(existing, new Error("Session taken over"));
-      }
-      const pending = this.#pendingWills.get(client.id);
-      if (pending) {
-        clearTimeout(pending.timer);
-        this.#pendingWills.delete(client.id);
-        // [MQTT-3.1.3-9] a resumed session cancels a delayed will; an ended session sends it now.
-        if (!sessionPresent) this.#sendWill(pending.client);
-      }
-      if (!sessionPresent) this.#endSession(existing);
-    } else {
-      this.clients.set(client);
-    }
-    return sessionPresent;
   }
 
   /** Whether a topic name or filter is within the configured length and depth. */
@@ -605,10 +580,6 @@ export class Server {
     return undefined;
   }
 
-  #sessionExpired(client: Client): boolean {
-    return client.state.expiresAt !== 0 && Date.now() >= client.state.expiresAt;
-  }
-
   readonly #keepAliveExpired = (client: Client): void => {
     // [MQTT-3.1.2-22] close as if the network had failed, but let a v5 client's DISCONNECT 0x8D be
     // written first (closing at once dropped it); no linger: the client is presumed gone.
@@ -619,87 +590,8 @@ export class Server {
   };
 
   readonly #onClientClosed = (client: Client): void => {
-    this.#stopClient(client, client.state.stopCause);
+    this.#sessions.ended(client, client.state.stopCause);
   };
-
-  /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
-  #stopClient(client: Client, cause: Error | undefined): void {
-    this.#outbound.resumePublishers(client, true);
-    // Runs once per accepted connection. A refused CONNECT was never counted and has no will (v3.1.1
-    // [MQTT-3.1.2-8]: stored only if the CONNECT is accepted); a client taken over is no longer
-    // registered but was counted and has one.
-    if (!this.#accepted.delete(client)) return;
-    const registered = this.clients.get(client.id) === client;
-    this.info.clientsConnected--;
-    let expire = false;
-    if (registered) {
-      const sei = client.properties.sessionExpiryInterval;
-      if (sei === 0) expire = true;
-      else if (sei !== NEVER_EXPIRES) client.state.expiresAt = Date.now() + sei * 1000;
-    }
-    if (client.properties.will && !client.state.cleanDisconnect) {
-      if (expire || client.properties.willDelayInterval === 0) this.#sendWill(client);
-      else this.#delayWill(client);
-    }
-    if (expire) {
-      this.#endSession(client);
-      this.clients.delete(client);
-    }
-    this.hooks.onDisconnect(client, cause, expire);
-  }
-
-  #delayWill(client: Client): void {
-    const sei = client.properties.sessionExpiryInterval;
-    const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
-    const timer = setTimeout(() => {
-      this.#pendingWills.delete(client.id);
-      this.#sendWill(client);
-    }, delay * 1000);
-    this.#pendingWills.set(client.id, { client, timer });
-  }
-
-  #sendWill(client: Client): void {
-    const will = client.properties.will;
-    if (!will) return;
-    client.properties.will = undefined;
-    const result = this.hooks.onWill(client, will);
-    const send = (w: Packet | number) => {
-      if (typeof w === "number") return;
-      const allowed = this.hooks.onACLCheck(client, w.topicName!, true);
-      const deliver = (ok: boolean) => {
-        if (!ok) return;
-        this.#stamp(w);
-        if (w.fixedHeader.retain) this.#retain(client, w);
-        this.publishToSubscribers(w);
-        this.hooks.onWillSent(client, w);
-      };
-      if (allowed instanceof Promise) allowed.then(deliver);
-      else deliver(allowed);
-    };
-    if (result instanceof Promise) result.then(send);
-    else send(result);
-  }
-
-  /** Ends a session: removes its subscriptions and drops its in-flight messages. */
-  #endSession(client: Client): void {
-    const subscriptions = client.state.subscriptions;
-    if (subscriptions.size > 0) {
-      for (const filter of subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
-      const filters = [...subscriptions.values()].map(({ filter }) => ({ filter, qos: 0 as QoS }));
-      subscriptions.clear();
-      this.hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
-    }
-    const inflight = client.state.inflight;
-    for (const packet of inflight.outbound.values()) {
-      this.info.inflight--;
-      this.hooks.onQosDropped(client, packet);
-    }
-    for (const packet of inflight.pending) this.hooks.onQosDropped(client, packet);
-    for (const packetId of inflight.inboundQos2) {
-      this.hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
-    }
-    inflight.clear();
-  }
 
   // ---------------------------------------------------------------------------------------------
   // PUBLISH, inbound
@@ -1099,16 +991,7 @@ export class Server {
       restoreSysInfo: this.options.capabilities.compatibilities.restoreSysInfoOnRestart,
       newClient: (listener, id) => this.newClient(null, listener, id, false),
     });
-    for (const client of expired) {
-      this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
-      this.#endSession(client);
-      this.clients.delete(client);
-      this.hooks.onClientExpired(client);
-    }
-    // Connections that were live at the crash lost their network connection: their wills are due.
-    for (const client of live) {
-      if (client.properties.will) this.#delayWill(client);
-    }
+    this.#sessions.restored(live, expired);
     log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
       clients: live.length,
       subscriptions: this.topics.subscriptionCount,
@@ -1159,17 +1042,7 @@ export class Server {
         }
         continue;
       }
-      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) {
-        const pending = this.#pendingWills.get(client.id);
-        if (pending?.client === client) {
-          clearTimeout(pending.timer);
-          this.#pendingWills.delete(client.id);
-          this.#sendWill(client); // [MQTT-3.1.2-8] the will goes out when the session ends, at the latest
-        }
-        this.#endSession(client);
-        this.clients.delete(client);
-        this.hooks.onClientExpired(client);
-      }
+      this.#sessions.expireIfDue(client, now);
     }
   }
 
