@@ -34,17 +34,14 @@
 
 import { Buffer } from "node:buffer";
 import { Redis, type RedisOptions } from "ioredis";
-import {
-  type ClientRecord,
-  inflightId,
-  type InflightRecord,
-  type StorageBackend,
-  StorageHook,
-  type StoredMessage,
-  type StoredState,
-  type SubscriptionRecord,
-  type WriteOp,
-} from "./storage.ts";
+import type {
+  ClientRecord,
+  InflightRecord,
+  StoredMessage,
+  StoredState,
+  SubscriptionRecord,
+} from "../../src/storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 import { logger } from "../../src/logger.ts";
 
 /** Options of {@linkcode RedisHook} (also accepted as the config of `addHook`). */
