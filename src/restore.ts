@@ -15,14 +15,7 @@ import type { TopicsIndex } from "./topics.ts";
 import { parseFilter } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
-import {
-  type ClientRecord,
-  type InflightRecord,
-  messagePacket,
-  STORED_CLIENT_PROPERTIES,
-  type StoredMessage,
-  type SubscriptionRecord,
-} from "./storage.ts";
+import { type ClientRecord, messagePacket, STORED_CLIENT_PROPERTIES } from "./storage.ts";
 
 /** What restoring needs from the server. */
 export interface RestoreTarget {

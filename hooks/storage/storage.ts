@@ -17,7 +17,6 @@ import type { Client, ClientProperties } from "../../src/client.ts";
 import {
   type ClientRecord,
   type InflightRecord,
-  messagePacket,
   STORED_CLIENT_PROPERTIES,
   type StoredMessage,
   storedMessage,
