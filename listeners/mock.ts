@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Connection, EstablishFn, Listener } from "./listener.ts";
+import type { Connection, EstablishFn, Listener } from "../src/listener.ts";
 import { ChunkQueue } from "./chunk_queue.ts";
 
 /** One end of an in-memory byte stream pair. */

@@ -242,3 +242,27 @@ function ipv4ToNumber(ip: string): number | undefined {
   }
   return n;
 }
+
+/**
+ * Splits a `host:port` address; an empty host means all interfaces.
+ *
+ * @param address For example `":1883"`, `"127.0.0.1:1883"` or `"[::1]:1883"`.
+ * @returns The hostname and port.
+ * @throws {TypeError} When the port is missing or not a number.
+ *
+ * @example Parsing addresses
+ * ```ts
+ * import { parseHostPort } from "./net.ts";
+ * console.log(parseHostPort(":1883")); // { hostname: "0.0.0.0", port: 1883 }
+ * ```
+ */
+export function parseHostPort(address: string): { hostname: string; port: number } {
+  const at = address.lastIndexOf(":");
+  const port = Number(address.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535 || address.slice(at + 1) === "") {
+    throw new TypeError(`Address "${address}" is not of the form host:port`);
+  }
+  let hostname = address.slice(0, at);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  return { hostname: hostname || "0.0.0.0", port };
+}

@@ -24,7 +24,7 @@ import { Server, VERSION } from "./server.ts";
 import { TCP } from "../listeners/tcp.ts";
 import { WebSocket } from "../listeners/websocket.ts";
 import { HTTPStats } from "../listeners/http_stats.ts";
-import type { Listener } from "../listeners/listener.ts";
+import type { Listener } from "./listener.ts";
 import type { TlsConfig } from "../listeners/net.ts";
 import { AllowHook } from "../hooks/auth/allow_all.ts";
 import { KVHook } from "../hooks/storage/kv.ts";

@@ -13,18 +13,7 @@ import { encodePacket } from "./packets/codec.ts";
 import { Inflight } from "./inflight.ts";
 import type { Hooks } from "./hooks.ts";
 import type { Info } from "./system.ts";
-
-/** A byte stream to a client: what listeners hand to the server. `Deno.Conn` satisfies it. */
-export interface Connection {
-  /** Reads into `buffer`; resolves to the byte count, or null at end of stream. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes some of `data`; resolves to the byte count written. */
-  write(data: Uint8Array): Promise<number>;
-  /** Closes the stream. */
-  close(): void;
-  /** Closes the sending side only (TCP half-close), if the stream can. */
-  closeWrite?(): Promise<void>;
-}
+import type { Connection } from "./listener.ts";
 
 /** Where a client is connected from. */
 export interface ClientNet {

@@ -44,7 +44,7 @@ import type { LogLevel } from "@logtape/logtape";
 import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "./options.ts";
 import type { Server } from "./server.ts";
 import type { Hook } from "./hooks.ts";
-import type { Listener } from "../listeners/listener.ts";
+import type { Listener } from "./listener.ts";
 import type { TlsConfig } from "../listeners/net.ts";
 import { TCP } from "../listeners/tcp.ts";
 import { WebSocket } from "../listeners/websocket.ts";

@@ -9,7 +9,7 @@ import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
-import { Client, type ClientNet, type Connection } from "./client.ts";
+import { Client, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { NEVER_EXPIRES, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -17,7 +17,7 @@ import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
-import type { Listener } from "../listeners/listener.ts";
+import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
 
