@@ -4,7 +4,7 @@
 #   docker run --rm -p 1883:1883 -p 1882:1882 -p 8080:8080 \
 #     -v "$PWD/config.yaml:/config/config.yaml:ro" x-broker
 #
-# The image runs `src/cli.ts --config /config/config.yaml`; see examples/config/broker.yaml for
+# The image runs `src/app/cli.ts --config /config/config.yaml`; see examples/config/broker.yaml for
 # every key. (Not built in this repository's CI: the build needs Docker Hub and the Deno download
 # host.)
 FROM denoland/deno:2.9.6
@@ -16,10 +16,10 @@ COPY src/ src/
 COPY listeners/ listeners/
 COPY hooks/ hooks/
 # Fetch and cache the npm dependencies at build time, not at start.
-RUN deno install --frozen --entrypoint src/cli.ts
+RUN deno install --frozen --entrypoint src/app/cli.ts
 
 USER deno
 EXPOSE 1883 1882 8080
 VOLUME ["/config"]
-ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/cli.ts"]
+ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/app/cli.ts"]
 CMD ["--config", "/config/config.yaml"]

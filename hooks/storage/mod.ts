@@ -25,8 +25,10 @@ export {
   type ClientRecord,
   type InflightRecord,
   messagePacket,
+  STORED_CLIENT_PROPERTIES,
   type StoredMessage,
   storedMessage,
   type StoredState,
   type SubscriptionRecord,
+  type SysInfoRecord,
 } from "../../src/storage.ts";

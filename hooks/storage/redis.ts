@@ -56,10 +56,10 @@ export interface RedisHookOptions {
   database?: number;
   /** Prefix of every key (default `mqtt:`). */
   prefix?: string;
-  /** ioredis options, applied over the ones above. */
-  options?: RedisOptions;
+  /** ioredis options (`RedisOptions`), applied over the ones above. */
+  options?: Record<string, unknown>;
   /** A connected client to use instead; the hook does not close it. */
-  client?: Redis;
+  client?: object;
 }
 
 const log = logger("redis");
@@ -129,7 +129,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   /** The Redis client (once open). */
-  get redis(): Redis {
+  get #client(): Redis {
     if (!this.#redis) throw new TypeError("The Redis connection is not open");
     return this.#redis;
   }
@@ -139,7 +139,7 @@ export class RedisBackend implements StorageBackend {
     if (this.#redis) return;
     const o = this.#options;
     if (o.client) {
-      this.#redis = o.client;
+      this.#redis = o.client as Redis;
       return;
     }
     const base: RedisOptions = {
@@ -183,7 +183,7 @@ export class RedisBackend implements StorageBackend {
    */
   async commit(ops: WriteOp[]): Promise<void> {
     const p = this.prefix;
-    const multi = this.redis.multi();
+    const multi = this.#client.multi();
     for (const op of ops) {
       switch (op.op) {
         case "putClient":
@@ -233,7 +233,7 @@ export class RedisBackend implements StorageBackend {
    */
   async load(): Promise<StoredState> {
     const p = this.prefix;
-    const redis = this.redis;
+    const redis = this.#client;
     const clients = Object.values(await redis.hgetall(`${p}clients`)).map((v) => decode<ClientRecord>(v));
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
     const inflight = await this.#scanHashes<InflightRecord>(`${p}inflight:`);
@@ -249,7 +249,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
-    const redis = this.redis;
+    const redis = this.#client;
     const match = keyPrefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
     const out: T[] = [];
     let cursor = "0";

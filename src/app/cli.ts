@@ -20,17 +20,17 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import { Server, VERSION } from "./server.ts";
-import { TCP } from "../listeners/tcp.ts";
-import { WebSocket } from "../listeners/websocket.ts";
-import { HTTPStats } from "../listeners/http_stats.ts";
-import type { Listener } from "./listener.ts";
-import type { TlsConfig } from "../listeners/net.ts";
-import { AllowHook } from "../hooks/auth/allow_all.ts";
-import { KVHook } from "../hooks/storage/kv.ts";
-import { MetricsHook } from "./metrics.ts";
+import { Server, VERSION } from "../server.ts";
+import { TCP } from "../../listeners/tcp.ts";
+import { WebSocket } from "../../listeners/websocket.ts";
+import { HTTPStats } from "./http_stats.ts";
+import type { Listener } from "../listener.ts";
+import type { TlsConfig } from "../../listeners/net.ts";
+import { AllowHook } from "../../hooks/auth/allow_all.ts";
+import { KVHook } from "../../hooks/storage/kv.ts";
+import { MetricsHook } from "../../hooks/metrics.ts";
 import { applyConfig, type BrokerConfig, loadConfig } from "./config.ts";
-import { logger } from "./logger.ts";
+import { logger } from "../logger.ts";
 
 const USAGE = `Usage: deno run -A jsr:@x/broker/cli [options]
 
@@ -69,7 +69,7 @@ export interface CliOptions {
   /** `--tls-key-file`. */
   tlsKeyFile?: string;
   /** `--log-level`: the lowest log level printed. */
-  logLevel?: LogLevel;
+  logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /** `--log-format`: text or JSON lines. */
   logFormat?: "text" | "json";
   /** `--data`: the Deno KV directory, or "off". */

@@ -41,23 +41,23 @@ import {
   type YAMLMap,
 } from "yaml";
 import type { LogLevel } from "@logtape/logtape";
-import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "./options.ts";
-import type { Server } from "./server.ts";
-import type { Hook } from "./hooks.ts";
-import type { Listener } from "./listener.ts";
-import type { TlsConfig } from "../listeners/net.ts";
-import { TCP } from "../listeners/tcp.ts";
-import { WebSocket } from "../listeners/websocket.ts";
-import { UnixSock } from "../listeners/unix.ts";
-import { HTTPStats } from "../listeners/http_stats.ts";
-import { Metrics } from "../listeners/metrics.ts";
-import { MetricsHook } from "./metrics.ts";
-import { HTTPHealthCheck } from "../listeners/http_health.ts";
-import { AllowHook } from "../hooks/auth/allow_all.ts";
-import { KVHook } from "../hooks/storage/kv.ts";
-import { AuthHook } from "../hooks/auth/auth.ts";
-import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.ts";
-import { DebugHook, type DebugHookConfig } from "../hooks/debug.ts";
+import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "../options.ts";
+import type { Server } from "../server.ts";
+import type { Hook } from "../hooks.ts";
+import type { Listener } from "../listener.ts";
+import type { TlsConfig } from "../../listeners/net.ts";
+import { TCP } from "../../listeners/tcp.ts";
+import { WebSocket } from "../../listeners/websocket.ts";
+import { UnixSock } from "../../listeners/unix.ts";
+import { HTTPStats } from "./http_stats.ts";
+import { Metrics } from "./http_metrics.ts";
+import { MetricsHook } from "../../hooks/metrics.ts";
+import { HTTPHealthCheck } from "../../listeners/http_health.ts";
+import { AllowHook } from "../../hooks/auth/allow_all.ts";
+import { KVHook } from "../../hooks/storage/kv.ts";
+import { AuthHook } from "../../hooks/auth/auth.ts";
+import { type Ledger, LedgerError, validateLedger } from "../../hooks/auth/ledger.ts";
+import { DebugHook, type DebugHookConfig } from "../../hooks/debug.ts";
 
 /** The listener types (Mochi's names). */
 export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
@@ -789,7 +789,7 @@ async function storageHook(
   settings: { path: string } | RedisSettings,
 ): Promise<HookWithConfig> {
   if (kind === "kv") return { hook: new KVHook(), config: settings };
-  const { RedisHook } = await import("../hooks/storage/redis.ts");
+  const { RedisHook } = await import("../../hooks/storage/redis.ts");
   return { hook: new RedisHook(), config: settings };
 }
 
