@@ -11,14 +11,14 @@
  *
  * @example A broker that accepts everyone on TCP
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { AllowHook, Server, TCP } from "./mod.ts";
  *
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
  * await server.serve();
- * assertEquals(server.listeners.get("t1")?.protocol, "tcp");
+ * assert.equal(server.listeners.get("t1")?.protocol, "tcp");
  * await server.close();
  * ```
  *
@@ -31,7 +31,14 @@ export type { InlineSubscribeHandler } from "./src/server.ts";
 export { NEVER_EXPIRES } from "./src/options.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
 // What a hook sees of the server: read through `server.clients`, `.topics`, `.info`, `.hooks`; never built by users.
-export type { Client, ClientNet, ClientProperties, ClientState, FrameHandler } from "./src/client.ts";
+export type {
+  Client,
+  ClientEvents,
+  ClientNet,
+  ClientProperties,
+  ClientState,
+  FrameHandler,
+} from "./src/client.ts";
 export type { Clients } from "./src/clients.ts";
 export type { Hooks } from "./src/hooks.ts";
 export type { ClientSubscription, TopicsIndex } from "./src/topics.ts";

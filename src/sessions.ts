@@ -46,10 +46,10 @@ export interface SessionHost {
  *
  * @example A server's sessions start empty
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
  * const server = new Server();
- * assertEquals(server.clients.count, 1); // only the inline client
+ * assert.equal(server.clients.count, 1); // only the inline client
  * ```
  */
 export class Sessions {

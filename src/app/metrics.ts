@@ -5,13 +5,13 @@
  *
  * @example The metrics of a broker with a metrics hook, rendered as Prometheus text
  * ```ts
- * import { assertMatch } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { MetricsHook, Server } from "../../mod.ts";
  * import { renderMetrics } from "./metrics.ts";
  *
  * const server = new Server();
  * await server.addHook(new MetricsHook());
- * assertMatch(renderMetrics(server), /mqtt_clients_connected 0/);
+ * assert.match(renderMetrics(server), /mqtt_clients_connected 0/);
  * ```
  *
  * @module
