@@ -213,7 +213,7 @@ const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((
  * @example Counting and rendering
  * ```ts
  * import { AllowHook, MetricsHook, Server } from "../mod.ts";
-import { renderMetrics } from "../src/app/metrics.ts";
+ * import { renderMetrics } from "../src/app/metrics.ts";
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const metrics = new MetricsHook();

@@ -70,7 +70,7 @@ export function connectionPair(): [Connection, Connection] {
  * @example Connecting through a mock listener
  * ```ts
  * import { AllowHook, Server } from "../mod.ts";
-import { MockListener } from "./mock.ts";
+ * import { MockListener } from "./mock.ts";
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const mock = new MockListener({ id: "mock" });

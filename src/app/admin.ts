@@ -374,7 +374,7 @@ function adminClient(server: Server): Client {
  * @example Listing clients
  * ```ts
  * import { Server } from "../../mod.ts";
-import { adminHandler } from "../admin.ts";
+ * import { adminHandler } from "./admin.ts";
  * const handler = adminHandler(new Server(), { username: "admin", password: "secret" });
  * const response = await handler(new Request("http://localhost/api/clients", {
  *   headers: { authorization: "Basic " + btoa("admin:secret") },

@@ -134,7 +134,8 @@ export function metricsResponse(server: Server, metrics?: MetricsHook): Response
  *
  * @example Without a metrics hook
  * ```ts
- * import { renderMetrics, Server } from "../mod.ts";
+ * import { Server } from "../../mod.ts";
+ * import { renderMetrics } from "./prometheus.ts";
  * const text = renderMetrics(new Server());
  * console.log(text.includes("# TYPE mqtt_clients_connected gauge")); // true
  * ```

@@ -89,7 +89,7 @@ const HISTORY_WITHOUT_HOOK = 300;
  * @example Serving it
  * ```ts
  * import { MetricsHook, Server } from "../../../mod.ts";
-import { observabilityHandler } from "./dashboard.ts";
+ * import { observabilityHandler } from "./dashboard.ts";
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const handler = observabilityHandler(server);
