@@ -11,7 +11,7 @@
  */
 
 import type { Server } from "../server.ts";
-import { DROP_REASONS, Histogram, isStorage, MetricsHook, PACKET_NAMES } from "../../hooks/metrics.ts";
+import { DROP_REASONS, type Histogram, isStorage, MetricsHook, PACKET_NAMES } from "../../hooks/metrics.ts";
 
 type Labels = Record<string, string>;
 
