@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { applyConfig, type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/app/config.ts";
+import { type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/app/config.ts";
+import { applyConfig } from "../src/app/config_build.ts";
 import mqtt from "mqtt";
 import { freePort } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./storage/redis_server.ts";

@@ -29,7 +29,8 @@ import type { TlsConfig } from "../../listeners/net.ts";
 import { AllowHook } from "../../hooks/auth/allow_all.ts";
 import { KVHook } from "../../hooks/storage/kv.ts";
 import { MetricsHook } from "../../hooks/metrics.ts";
-import { applyConfig, type BrokerConfig, loadConfig } from "./config.ts";
+import { type BrokerConfig, loadConfig } from "./config.ts";
+import { applyConfig } from "./config_build.ts";
 import { logger } from "../logger.ts";
 
 const USAGE = `Usage: deno run -A jsr:@x/broker/cli [options]
