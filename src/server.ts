@@ -12,13 +12,7 @@ import { isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
-import {
-  NEVER_EXPIRES,
-  obscureNotAuthorized,
-  type Options,
-  type ResolvedOptions,
-  resolveOptions,
-} from "./options.ts";
+import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type Delivery, parseFilter, TopicsIndex, withinTopicLimits } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";

@@ -10,7 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { AllowHook, KVHook, Server, TCP } from "../../mod.ts";
-import { type StorageHook } from "../../hooks/storage/mod.ts";
+import type { StorageHook } from "../../hooks/storage/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
