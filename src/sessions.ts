@@ -49,7 +49,7 @@ export interface SessionHost {
  * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
  * const server = new Server();
- * assert.equal(server.clients.count, 1); // only the inline client
+ * assert.equal(server.clients.count, 0);
  * ```
  */
 export class Sessions {
