@@ -20,6 +20,7 @@ import { logger } from "./logger.ts";
 import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
+import type { Cluster, ClusterHost, MessageOrigin } from "./cluster.ts";
 import { ConnectHandler } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
 
@@ -82,6 +83,7 @@ export class Server {
   #closing = false;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
+  #cluster: Cluster | undefined;
 
   /**
    * Creates a broker. Add hooks and listeners, then call {@linkcode Server.serve}.
@@ -105,6 +107,7 @@ export class Server {
         this.publishToSubscribers(will);
       },
       connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
+      sessionEnded: (clientId) => this.#cluster?.sessionEnded(clientId),
     });
     this.#connect = new ConnectHandler({
       options: this.options,
@@ -115,6 +118,7 @@ export class Server {
       stamp: (packet) => this.#stamp(packet),
       resend: (client) => this.#outbound.resend(client),
       rss: () => this.#rss,
+      cluster: () => this.#cluster,
     });
     this.#subscriptions = new SubscriptionHandler({
       options: this.options,
@@ -124,6 +128,7 @@ export class Server {
       sendDurable: (client, packet, after) => this.#sendDurable(client, packet, after),
       deliverChecked: (client, delivery, packet, retained) =>
         this.#deliverChecked(client, delivery, packet, retained),
+      cluster: () => this.#cluster,
     });
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
@@ -137,6 +142,38 @@ export class Server {
   async addHook(hook: Hook, config?: unknown): Promise<void> {
     await this.hooks.add(hook, config);
   }
+
+  /**
+   * Makes this server one node of a cluster (for example `RedisCluster` from `@x/broker/cluster`):
+   * joins it at once, so a cluster that cannot be reached rejects here. Add it before `serve()`.
+   *
+   * @param cluster The cluster engine.
+   * @throws {TypeError} When a cluster was already added or the server is serving.
+   */
+  async addCluster(cluster: Cluster): Promise<void> {
+    if (this.#cluster !== undefined) throw new TypeError("A cluster was already added");
+    if (this.#serving) throw new TypeError("Add the cluster before serve()");
+    await cluster.start(this.#clusterHost);
+    this.#cluster = cluster;
+    this.topics.filterObserver = cluster;
+    for (const sub of this.topics.allSubscriptions()) cluster.filterAdded(sub.filter);
+  }
+
+  /** The cluster this server is a node of, if any. */
+  get cluster(): Cluster | undefined {
+    return this.#cluster;
+  }
+
+  readonly #clusterHost: ClusterHost = {
+    deliver: (packet, from) => this.publishToSubscribers(packet, from),
+    applyRetained: (packet) => {
+      this.topics.retain(packet);
+    },
+    syncLocal: () => this.hooks.has("sync") ? this.hooks.sync() : Promise.resolve(),
+    connections: () => this.info.clientsConnected,
+    messagesReceived: () => this.info.messagesReceived,
+    releaseSession: (clientId, clean) => this.#sessions.release(clientId, clean),
+  };
 
   /**
    * Adds a listener and binds its address; if the server is serving, it starts accepting at once.
@@ -185,6 +222,10 @@ export class Server {
     }
     this.#sessions.close();
     await Promise.all(this.#connections);
+    if (this.#cluster) {
+      this.topics.filterObserver = undefined;
+      await this.#cluster.stop();
+    }
     await this.hooks.stop();
     this.#serving = false;
     this.hooks.onStopped();
@@ -539,7 +580,7 @@ export class Server {
    * it waits until everything written so far is stored (one wait per turn for all clients).
    */
   #sendDurable(client: Client, packet: Packet, after?: () => void): void {
-    if (this.options.durability === "async" || !this.hooks.has("sync")) {
+    if (this.options.durability === "async" || (!this.hooks.has("sync") && this.#cluster === undefined)) {
       client.send(packet);
       after?.();
       return;
@@ -555,7 +596,13 @@ export class Server {
     this.#durableScheduled = false;
     const batch = this.#durableAcks;
     this.#durableAcks = [];
-    this.hooks.sync().then(() => {
+    const cluster = this.#cluster;
+    const synced = cluster === undefined
+      ? this.hooks.sync()
+      : this.hooks.has("sync")
+      ? Promise.all([this.hooks.sync(), cluster.sync()])
+      : cluster.sync();
+    synced.then(() => {
       for (const [client, packet, after] of batch) {
         client.send(packet);
         after?.(); // e.g. retained messages, which must follow their SUBACK
@@ -586,6 +633,7 @@ export class Server {
     };
     const result = this.topics.retain(stored);
     if (result !== 0) this.hooks.onRetainMessage(client, stored, result);
+    this.#cluster?.retain(stored);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -593,12 +641,24 @@ export class Server {
 
   /**
    * Delivers an accepted message to every matching subscriber on this server. This is the one
-   * routing seam: a cluster or bridge hook injects messages from elsewhere here.
+   * routing seam: in a cluster, a message accepted here is also handed to the cluster (which forwards
+   * it to the nodes whose routes match), and a message from another node comes in here with its
+   * origin, delivered only to what that node chose this one for (never forwarded again).
    *
    * @param packet The message, with `created`/`expiry` set and a payload it may keep.
+   * @param from Where a message from another node came from; undefined for one accepted here.
    */
-  publishToSubscribers(packet: Packet): void {
+  publishToSubscribers(packet: Packet, from?: MessageOrigin): void {
     let subscribers = this.topics.subscribers(packet.topicName!);
+    if (this.#cluster !== undefined) {
+      if (from === undefined) this.#cluster.route(packet, subscribers);
+      else {
+        if (!from.plain) subscribers.subscriptions.clear();
+        for (const key of subscribers.shared.keys()) {
+          if (!from.groups.includes(key)) subscribers.shared.delete(key);
+        }
+      }
+    }
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
       subscribers = this.hooks.onSelectSubscribers(subscribers, packet);

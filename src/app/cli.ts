@@ -32,6 +32,7 @@ import { MetricsHook } from "../../hooks/metrics.ts";
 import { type BrokerConfig, loadConfig } from "./config.ts";
 import { applyConfig } from "./config_build.ts";
 import { logger } from "../logger.ts";
+import { RedisCluster } from "../../hooks/cluster/redis_cluster.ts";
 
 const USAGE = `Usage: deno run -A jsr:@x/broker/cli [options]
 
@@ -40,7 +41,10 @@ Options:
   --tcp ADDR            TCP listener address (default ":1883"; "off" to disable)
   --ws ADDR             WebSocket listener address (default ":1882"; "off" to disable)
   --info ADDR           HTTP stats and /healthcheck address (default ":8080"; "off" to disable)
-  --data DIR            Deno KV storage directory (default "./data"; "off" for none; ignored with --config)
+  --data DIR            Deno KV storage directory (default "./data"; "off" for none; ignored with --config
+                        and with --cluster)
+  --cluster URL         join the cluster whose state is in this Redis: redis://[user:password@]host:port[/db]
+  --node-id ID          this node's id in the cluster (default: hostname-pid-random)
   --tls-cert-file FILE  TLS certificate (PEM) for the TCP and WebSocket listeners
   --tls-key-file FILE   TLS private key (PEM) for the TCP and WebSocket listeners
   --log-level LEVEL     trace, debug, info, warning, error or fatal (default "info")
@@ -75,6 +79,10 @@ export interface CliOptions {
   logFormat?: "text" | "json";
   /** `--data`: the Deno KV directory, or "off". */
   data?: string;
+  /** `--cluster`: the Redis URL of the cluster to join. */
+  cluster?: string;
+  /** `--node-id`: this node's id in the cluster. */
+  nodeId?: string;
 }
 
 /**
@@ -105,6 +113,8 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         data: { type: "string" },
+        cluster: { type: "string" },
+        "node-id": { type: "string" },
         help: { type: "boolean", default: false },
         version: { type: "boolean", default: false },
       },
@@ -137,7 +147,12 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
     logLevel: logLevel as LogLevel | undefined,
     logFormat: logFormat as "text" | "json" | undefined,
     data: values.data,
+    cluster: values.cluster,
+    nodeId: values["node-id"],
   };
+  if (options.nodeId !== undefined && options.cluster === undefined) {
+    throw new TypeError(`--node-id needs --cluster\n\n${USAGE}`);
+  }
   for (const key of Object.keys(options) as (keyof CliOptions)[]) {
     if (options[key] === undefined) delete options[key];
   }
@@ -261,13 +276,21 @@ export async function main(args: string[]): Promise<number> {
     } else {
       log.warn("Using AllowHook: every client may connect, publish and subscribe. For development only.");
       await server.addHook(new AllowHook());
-      const data = options.data ?? "./data";
+      const data = options.cluster !== undefined ? "off" : options.data ?? "./data";
+      if (options.cluster !== undefined && options.data !== undefined && options.data !== "off") {
+        log.warn("--data {data} does not apply in cluster mode: the cluster's state is in its Redis", {
+          data: options.data,
+        });
+      }
       if (data !== "off") {
         const path = `${data.replace(/\/+$/, "")}/broker.kv`;
         await server.addHook(new KVHook(), { path });
         log.info("Storing state in Deno KV at {path}", { path });
       }
       if (options.info !== "off") await server.addHook(new MetricsHook());
+    }
+    if (options.cluster !== undefined) {
+      await server.addCluster(new RedisCluster({ address: options.cluster, nodeId: options.nodeId }));
     }
     for (const { listener, explicit } of planListeners(options, server, config)) {
       try {
