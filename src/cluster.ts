@@ -27,7 +27,9 @@
 
 import type { Packet, Subscription } from "./packets/types.ts";
 import type { InflightRecord } from "./storage.ts";
-import type { FilterObserver, Subscribers } from "./topics.ts";
+import type { FilterObserver, Subscribers, TopicsIndex } from "./topics.ts";
+import type { Hooks } from "./hooks.ts";
+import type { Info } from "./system.ts";
 
 /** Where a message delivered by {@linkcode ClusterHost.deliver} came from, and whom it is for here. */
 export interface MessageOrigin {
@@ -146,4 +148,50 @@ export interface Cluster extends FilterObserver {
   sessionEnded(clientId: string): void;
   /** The cluster's nodes, this one included, as last seen. */
   nodes(): ClusterNodeInfo[];
+}
+
+/**
+ * Starts a cluster for a server and wires the topic index to it: the glue behind `Server.addCluster`.
+ *
+ * @param cluster The cluster.
+ * @param topics The server's topic index (routes follow its subscriptions; retained mirror).
+ * @param hooks The server's hooks (local durability).
+ * @param info The server's counters.
+ * @param deliver The server's routing function.
+ * @param sessions The server's sessions (released when another node claims one).
+ */
+export async function attachCluster(
+  cluster: Cluster,
+  topics: TopicsIndex,
+  hooks: Hooks,
+  info: Info,
+  deliver: ClusterHost["deliver"],
+  sessions: { release(clientId: string, clean: boolean): SessionSnapshot | undefined },
+): Promise<void> {
+  await cluster.start({
+    deliver,
+    releaseSession: (clientId, clean) => sessions.release(clientId, clean),
+    applyRetained: (packet) => {
+      topics.retain(packet);
+    },
+    syncLocal: () => hooks.has("sync") ? hooks.sync() : Promise.resolve(),
+    connections: () => info.clientsConnected,
+    messagesReceived: () => info.messagesReceived,
+  });
+  topics.filterObserver = cluster;
+  for (const sub of topics.allSubscriptions()) cluster.filterAdded(sub.filter);
+}
+
+/**
+ * Narrows a message's subscribers on this node to what the node that forwarded it chose this node
+ * for: non-shared subscriptions only if `plain`, and only the listed shared groups.
+ *
+ * @param subscribers What the topic index matched (changed in place).
+ * @param from The message's origin.
+ */
+export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin): void {
+  if (!from.plain) subscribers.subscriptions.clear();
+  for (const key of subscribers.shared.keys()) {
+    if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  }
 }

@@ -20,7 +20,7 @@ import { logger } from "./logger.ts";
 import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
-import type { Cluster, ClusterHost, MessageOrigin } from "./cluster.ts";
+import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
 import { ConnectHandler } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
 
@@ -144,36 +144,22 @@ export class Server {
   }
 
   /**
-   * Makes this server one node of a cluster (for example `RedisCluster` from `@x/broker/cluster`):
-   * joins it at once, so a cluster that cannot be reached rejects here. Add it before `serve()`.
+   * Makes this server a node of a cluster (e.g. `RedisCluster` from `@x/broker/cluster`); joins at once.
    *
    * @param cluster The cluster engine.
    * @throws {TypeError} When a cluster was already added or the server is serving.
    */
   async addCluster(cluster: Cluster): Promise<void> {
-    if (this.#cluster !== undefined) throw new TypeError("A cluster was already added");
-    if (this.#serving) throw new TypeError("Add the cluster before serve()");
-    await cluster.start(this.#clusterHost);
+    if (this.#cluster !== undefined || this.#serving) throw new TypeError("Add one cluster, before serve()");
+    const deliver = (packet: Packet, from: MessageOrigin) => this.publishToSubscribers(packet, from);
+    await attachCluster(cluster, this.topics, this.hooks, this.info, deliver, this.#sessions);
     this.#cluster = cluster;
-    this.topics.filterObserver = cluster;
-    for (const sub of this.topics.allSubscriptions()) cluster.filterAdded(sub.filter);
   }
 
   /** The cluster this server is a node of, if any. */
   get cluster(): Cluster | undefined {
     return this.#cluster;
   }
-
-  readonly #clusterHost: ClusterHost = {
-    deliver: (packet, from) => this.publishToSubscribers(packet, from),
-    applyRetained: (packet) => {
-      this.topics.retain(packet);
-    },
-    syncLocal: () => this.hooks.has("sync") ? this.hooks.sync() : Promise.resolve(),
-    connections: () => this.info.clientsConnected,
-    messagesReceived: () => this.info.messagesReceived,
-    releaseSession: (clientId, clean) => this.#sessions.release(clientId, clean),
-  };
 
   /**
    * Adds a listener and binds its address; if the server is serving, it starts accepting at once.
@@ -222,10 +208,7 @@ export class Server {
     }
     this.#sessions.close();
     await Promise.all(this.#connections);
-    if (this.#cluster) {
-      this.topics.filterObserver = undefined;
-      await this.#cluster.stop();
-    }
+    await this.#cluster?.stop();
     await this.hooks.stop();
     this.#serving = false;
     this.hooks.onStopped();
@@ -596,12 +579,7 @@ export class Server {
     this.#durableScheduled = false;
     const batch = this.#durableAcks;
     this.#durableAcks = [];
-    const cluster = this.#cluster;
-    const synced = cluster === undefined
-      ? this.hooks.sync()
-      : this.hooks.has("sync")
-      ? Promise.all([this.hooks.sync(), cluster.sync()])
-      : cluster.sync();
+    const synced = this.#cluster ? Promise.all([this.hooks.sync(), this.#cluster.sync()]) : this.hooks.sync();
     synced.then(() => {
       for (const [client, packet, after] of batch) {
         client.send(packet);
@@ -640,10 +618,9 @@ export class Server {
   // Routing
 
   /**
-   * Delivers an accepted message to every matching subscriber on this server. This is the one
-   * routing seam: in a cluster, a message accepted here is also handed to the cluster (which forwards
-   * it to the nodes whose routes match), and a message from another node comes in here with its
-   * origin, delivered only to what that node chose this one for (never forwarded again).
+   * Delivers an accepted message to every matching subscriber on this server: the one routing seam.
+   * In a cluster, a message accepted here also goes to the nodes whose routes match; one from another
+   * node comes in with its origin (never forwarded again).
    *
    * @param packet The message, with `created`/`expiry` set and a payload it may keep.
    * @param from Where a message from another node came from; undefined for one accepted here.
@@ -652,12 +629,7 @@ export class Server {
     let subscribers = this.topics.subscribers(packet.topicName!);
     if (this.#cluster !== undefined) {
       if (from === undefined) this.#cluster.route(packet, subscribers);
-      else {
-        if (!from.plain) subscribers.subscriptions.clear();
-        for (const key of subscribers.shared.keys()) {
-          if (!from.groups.includes(key)) subscribers.shared.delete(key);
-        }
-      }
+      else restrictToOrigin(subscribers, from);
     }
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
@@ -787,7 +759,7 @@ export class Server {
     this.info.memoryAlloc = memory.heapUsed;
     this.#sweepClients(now);
     this.#connect.tick(now);
-    if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#expireRetainedMessages(now);
+    if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#subscriptions.expireRetainedMessages(now);
     const interval = this.options.sysTopicResendInterval;
     if (interval > 0 && (this.#ticks - 1) % interval === 0) this.#publishSysTopics(now);
   }
@@ -808,16 +780,6 @@ export class Server {
         continue;
       }
       this.#sessions.expireIfDue(client, now);
-    }
-  }
-
-  #expireRetainedMessages(now: number): void {
-    for (const message of [...this.topics.allRetained()]) {
-      if (
-        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
-      ) {
-        this.#subscriptions.expireRetained(message);
-      }
     }
   }
 

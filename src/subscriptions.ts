@@ -163,6 +163,21 @@ export class SubscriptionHandler {
   }
 
   /**
+   * Expires the retained messages whose Message Expiry Interval has passed.
+   *
+   * @param now The current time in ms.
+   */
+  expireRetainedMessages(now: number): void {
+    for (const message of [...this.#host.topics.allRetained()]) {
+      if (
+        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
+      ) {
+        this.expireRetained(message);
+      }
+    }
+  }
+
+  /**
    * Clears an expired retained message and fires `onRetainedExpired`.
    *
    * @param message The retained message.
