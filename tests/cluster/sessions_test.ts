@@ -93,3 +93,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "`cluster` a SIGKILLed node is claimed once within 3 s, its routes dropped; its clients connect elsewhere",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      const [a, b, c] = nodes;
+      const victim = await connect(b, "on-b", 5, { clean: false, properties: { sessionExpiryInterval: 300 } });
+      await victim.subscribeAsync("k/#", { qos: 1 });
+      victim.on("error", () => {});
+      const killedAt = Date.now();
+      await b.stop("SIGKILL");
+      await waitFor(
+        () => /Node "b" stopped renewing its lease/.test(a.output() + c.output()),
+        5000,
+        "a survivor to claim b",
+      );
+      const detected = Date.now() - killedAt;
+      assert.ok(detected < 3500, `detected in ${detected} ms`);
+      const claims = (a.output() + c.output()).match(/Node "b" stopped renewing its lease/g) ?? [];
+      assert.equal(claims.length, 1, "claimed exactly once");
+      // The id is free at once for a connection on another node (the dead owner is not waited for).
+      const started = Date.now();
+      const again = await connect(c, "on-b", 5, { clean: false, properties: { sessionExpiryInterval: 300 } });
+      assert.ok(Date.now() - started < 1000, "CONNACK without waiting for the dead node");
+      // Routing among the survivors goes on.
+      const got: string[] = [];
+      again.on("message", (topic) => got.push(topic));
+      await again.subscribeAsync("k/#", { qos: 1 });
+      const pub = await connect(a, "k-pub");
+      await pub.publishAsync("k/1", "x", { qos: 1 });
+      await waitFor(() => got.length === 1, 3000, "delivery after the death");
+      await Promise.all([pub.endAsync(), again.endAsync(), victim.endAsync(true)]);
+    } finally {
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
