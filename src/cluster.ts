@@ -179,6 +179,7 @@ export async function attachCluster(
     messagesReceived: () => info.messagesReceived,
   });
   topics.filterObserver = cluster;
+  info.cluster = cluster;
   for (const sub of topics.allSubscriptions()) cluster.filterAdded(sub.filter);
 }
 

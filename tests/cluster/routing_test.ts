@@ -31,7 +31,7 @@ Deno.test({
     const redis = await startRedis();
     let nodes: Node[] = [];
     try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      nodes = await startNodes(redis.address, ["a", "b", "c"], { info: true });
       const [a, b, c] = nodes;
       const subB = await connect(b, "sub-b");
       const subC = await connect(c, "sub-c", 4);
@@ -65,6 +65,20 @@ Deno.test({
       await subA.subscribeAsync("local/t", { qos: 1 });
       await pub.publishAsync("local/t", "x", { qos: 1 });
       await waitFor(() => local.length === 1);
+      // The node id and the cluster's nodes in /api/info, /metrics and $SYS.
+      const info = await (await fetch(`${a.info}/api/info`)).json();
+      assert.equal(info.node_id, "a");
+      assert.deepEqual(info.cluster_nodes.map((n: { id: string; alive: boolean }) => [n.id, n.alive]), [
+        ["a", true],
+        ["b", true],
+        ["c", true],
+      ]);
+      const metrics = await (await fetch(`${a.info}/metrics`)).text();
+      assert.match(metrics, /mqtt_cluster_node_alive\{node="b"\} 1/);
+      const sys: string[] = [];
+      subA.on("message", (topic, payload) => sys.push(`${topic}=${payload}`));
+      await subA.subscribeAsync("$SYS/broker/cluster/node_id");
+      await waitFor(() => sys.includes("$SYS/broker/cluster/node_id=a"), 3000, "$SYS node id");
       await Promise.all([pub.endAsync(), subA.endAsync(), subB.endAsync(), subC.endAsync()]);
     } finally {
       await stopNodes(nodes);
