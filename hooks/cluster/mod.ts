@@ -1,6 +1,7 @@
 /**
  * `@x/broker/cluster`: many broker processes, one broker, on Redis. Add a {@linkcode RedisCluster}
- * to each server; they find each other through Redis. It lives in its own entry point so that
+ * to each server; they find each other through Redis. The engine-neutral node (`BusCluster`, on the
+ * `ClusterBus` interface of `bus.ts`) and the Redis bus are in this folder for a second engine to reuse. It lives in its own entry point so that
  * programs without a cluster never load the Redis client.
  *
  * @example A node
@@ -16,6 +17,7 @@
 
 export { RedisCluster, type RedisClusterOptions } from "./redis_cluster.ts";
 export { BusCluster, type ClusterOptions, defaultNodeId } from "./cluster.ts";
+export { RedisBus, type RedisBusOptions } from "./redis_bus.ts";
 export type {
   Batch,
   BusListener,
@@ -24,6 +26,6 @@ export type {
   NodeEntry,
   RetainedChange,
   RouteChange,
+  SessionClaim,
   StoredRoutes,
 } from "./bus.ts";
-export { RedisBus, type RedisBusOptions } from "./redis_bus.ts";

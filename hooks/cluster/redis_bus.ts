@@ -48,8 +48,8 @@ export interface RedisBusOptions {
   database?: number;
   /** Prefix of every key and channel (default `mqtt:cluster:`). */
   prefix?: string;
-  /** ioredis options, applied over the ones above. */
-  options?: RedisOptions;
+  /** ioredis options (`RedisOptions`), applied over the ones above. */
+  options?: Record<string, unknown>;
 }
 
 const log = logger("cluster");
@@ -115,10 +115,10 @@ type ScriptedRedis = Redis & {
  *
  * @example Not connected until the cluster starts
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { RedisBus } from "./redis_bus.ts";
  * const bus = new RedisBus({ address: "redis://127.0.0.1:6390/2" });
- * assertEquals(bus.address, "127.0.0.1:6390");
+ * assert.deepEqual(bus.address, "127.0.0.1:6390");
  * ```
  */
 export class RedisBus implements ClusterBus {
@@ -168,7 +168,7 @@ export class RedisBus implements ClusterBus {
     if (/^rediss?:\/\//.test(address)) {
       const url = new URL(address);
       const db = Number(url.pathname.slice(1) || o.database || 0);
-      redis = new Redis(address, { ...base, db, ...o.options });
+      redis = new Redis(address, { ...base, db, ...(o.options as RedisOptions) });
     } else {
       const colon = address.lastIndexOf(":");
       const host = (colon > 0 ? address.slice(0, colon) : address).replace(/^\[|\]$/g, "") || "127.0.0.1";
@@ -176,7 +176,7 @@ export class RedisBus implements ClusterBus {
       if (!Number.isInteger(port) || port <= 0 || port > 65535) {
         throw new RangeError(`Redis address "${address}" has no valid port`);
       }
-      redis = new Redis({ ...base, host, port, ...o.options });
+      redis = new Redis({ ...base, host, port, ...(o.options as RedisOptions) });
     }
     redis.on("error", (error: Error) => log.debug("Redis {name}: {error}", { name, error: error.message }));
     return redis;

@@ -34,11 +34,11 @@ export interface RedisClusterOptions extends RedisBusOptions {
  *
  * @example Configured, not connected
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { RedisCluster } from "./redis_cluster.ts";
  * const cluster = new RedisCluster({ address: "redis://127.0.0.1:6379/1", nodeId: "node-a" });
- * assertEquals(cluster.nodeId, "node-a");
- * assertEquals(cluster.address, "127.0.0.1:6379");
+ * assert.deepEqual(cluster.nodeId, "node-a");
+ * assert.deepEqual(cluster.address, "127.0.0.1:6379");
  * ```
  */
 export class RedisCluster extends BusCluster {

@@ -19,12 +19,12 @@ interface NodeRoutes {
  *
  * @example Finding the nodes a topic goes to
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { RouteTable } from "./route_table.ts";
  * const routes = new RouteTable();
  * routes.replace("b", 3, new Map([["a/+", 1]]));
- * assertEquals([...routes.match("a/x").subscriptions.keys()], ["b"]);
- * assertEquals(routes.match("z").subscriptions.size, 0);
+ * assert.deepEqual([...routes.match("a/x").subscriptions.keys()], ["b"]);
+ * assert.deepEqual(routes.match("z").subscriptions.size, 0);
  * ```
  */
 export class RouteTable {

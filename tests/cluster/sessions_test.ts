@@ -95,7 +95,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "`cluster` a SIGKILLed node is claimed once within 3 s, its routes dropped; its clients connect elsewhere",
+  name:
+    "`cluster` a SIGKILLed node is claimed once within 3 s, its routes dropped; its clients connect elsewhere",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -105,7 +106,10 @@ Deno.test({
     try {
       nodes = await startNodes(redis.address, ["a", "b", "c"]);
       const [a, b, c] = nodes;
-      const victim = await connect(b, "on-b", 5, { clean: false, properties: { sessionExpiryInterval: 300 } });
+      const victim = await connect(b, "on-b", 5, {
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+      });
       await victim.subscribeAsync("k/#", { qos: 1 });
       victim.on("error", () => {});
       const killedAt = Date.now();
