@@ -291,6 +291,8 @@ export async function main(args: string[]): Promise<number> {
     }
     if (options.cluster !== undefined) {
       await server.addCluster(new RedisCluster({ address: options.cluster, nodeId: options.nodeId }));
+    } else if (config?.cluster) {
+      await server.addCluster(new RedisCluster({ ...config.cluster.redis, nodeId: config.cluster.nodeId }));
     }
     for (const { listener, explicit } of planListeners(options, server, config)) {
       try {

@@ -109,6 +109,8 @@ export interface BrokerConfig {
   options: Options;
   /** `logging.level` and `logging.format`. */
   logging: { level?: LogLevel; format?: "text" | "json" };
+  /** `cluster`: join the cluster whose state is in this Redis, as this node. */
+  cluster?: { redis: RedisSettings; nodeId?: string };
 }
 
 /** A configuration file that cannot be used; the message names the file, line, column and key. */
@@ -243,6 +245,24 @@ function rootSchema(): Check {
       logging: {
         kind: "map",
         fields: { level: { kind: "string", values: LOG_LEVELS }, format: oneOf("text", "json") },
+      },
+      cluster: {
+        kind: "map",
+        fields: {
+          redis: {
+            kind: "map",
+            fields: {
+              address: str,
+              username: { kind: "string" },
+              password: { kind: "string" },
+              database: int(0, 65535),
+              prefix: { kind: "string" },
+            },
+            required: ["address"],
+          },
+          node_id: str,
+        },
+        required: ["redis"],
       },
     },
   };
@@ -432,7 +452,21 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
   const logging = (raw.logging ?? {}) as Raw;
   const level = logging.level as string | undefined;
+  const cluster = raw.cluster as Raw | undefined;
+  const redis = cluster?.redis as Raw | undefined;
   return {
+    cluster: cluster && redis
+      ? {
+        redis: stripUndefined({
+          address: redis.address as string,
+          username: redis.username as string | undefined,
+          password: redis.password as string | undefined,
+          database: (redis.database as number | undefined) ?? 0,
+          prefix: redis.prefix as string | undefined,
+        }) as RedisSettings,
+        nodeId: cluster.node_id as string | undefined,
+      }
+      : undefined,
     file,
     listeners,
     hooks,
