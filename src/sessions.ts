@@ -53,8 +53,8 @@ export interface SessionHost {
  * ```ts
  * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
- * const server = new Server();
- * assert.equal(server.clients.count, 0);
+ * const server = new Server({ inlineClient: true });
+ * assert.equal(server.clients.count, 0); // the inline client is not listed among the clients
  * ```
  */
 export class Sessions {
