@@ -103,9 +103,15 @@ export function isLoopback(hostname: string): boolean {
  *
  * @example Basic auth
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkAccess } from "./admin.ts";
+ *
+ * const credentials = { username: "a", password: "b" };
  * const request = new Request("http://x/api/clients", { headers: { authorization: "Basic " + btoa("a:b") } });
- * console.log(checkAccess(request, undefined, { username: "a", password: "b" })); // undefined
+ * assert.equal(checkAccess(request, undefined, credentials), undefined); // allowed
+ *
+ * const anonymous = new Request("http://x/api/clients");
+ * assert.equal(checkAccess(anonymous, undefined, credentials)?.status, 401);
  * ```
  */
 export function checkAccess(
@@ -387,13 +393,17 @@ function adminClient(server: Server): Client {
  *
  * @example Listing clients
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Server } from "../../mod.ts";
  * import { adminHandler } from "./admin.ts";
+ *
  * const handler = adminHandler(new Server(), { username: "admin", password: "secret" });
  * const response = await handler(new Request("http://localhost/api/clients", {
  *   headers: { authorization: "Basic " + btoa("admin:secret") },
  * }));
- * console.log((await response!.json()).total); // 0
+ * assert.equal(response?.status, 200);
+ * assert.equal((await response!.json()).total, 0);
+ * assert.equal(await handler(new Request("http://localhost/other")), undefined); // not an admin path
  * ```
  */
 export function adminHandler(server: Server, options: AccessOptions = {}): PartialHandler {

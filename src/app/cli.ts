@@ -94,8 +94,12 @@ export interface CliOptions {
  *
  * @example Parsing flags
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCliArgs } from "./cli.ts";
- * console.log(parseCliArgs(["--tcp", ":1884", "--log-format", "json"])); // { tcp: ":1884", logFormat: "json" }
+ *
+ * assert.deepEqual(parseCliArgs(["--tcp", ":1884", "--log-format", "json"]), { tcp: ":1884", logFormat: "json" });
+ * assert.equal(parseCliArgs(["--help"]), "help");
+ * assert.throws(() => parseCliArgs(["--bogus"]), TypeError);
  * ```
  */
 export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {

@@ -11,7 +11,9 @@
  *
  * @example Parsing a config
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
+ *
  * const config = parseConfig(`
  * listeners:
  *   - type: tcp
@@ -24,7 +26,8 @@
  *   capabilities:
  *     maximum_qos: 1
  * `, "broker.yaml");
- * console.log(config.listeners[0].id, config.options.capabilities?.maximumQos); // t1 1
+ * assert.equal(config.listeners[0].id, "t1");
+ * assert.equal(config.options.capabilities?.maximumQos, 1); // snake_case keys become camelCase
  * ```
  *
  * @module

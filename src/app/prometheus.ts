@@ -134,10 +134,12 @@ export function metricsResponse(server: Server, metrics?: MetricsHook): Response
  *
  * @example Without a metrics hook
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Server } from "../../mod.ts";
  * import { renderMetrics } from "./prometheus.ts";
- * const text = renderMetrics(new Server());
- * console.log(text.includes("# TYPE mqtt_clients_connected gauge")); // true
+ *
+ * const text = renderMetrics(new Server()); // the server's own counters, without latencies
+ * assert.match(text, /^# TYPE mqtt_clients_connected gauge$/m);
  * ```
  */
 export function renderMetrics(

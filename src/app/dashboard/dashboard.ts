@@ -95,15 +95,17 @@ const HISTORY_WITHOUT_HOOK = 300;
  *
  * @example Serving it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MetricsHook, Server } from "../../../mod.ts";
  * import { observabilityHandler } from "./dashboard.ts";
+ *
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const handler = observabilityHandler(server);
  * const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request, info) =>
  *   await handler(request, info) ?? new Response("Not Found", { status: 404 }));
  * const response = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
- * console.log((await response.text()).includes("mqtt_clients_connected 0")); // true
+ * assert.match(await response.text(), /^mqtt_clients_connected 0$/m);
  * await http.shutdown();
  * ```
  */
