@@ -101,7 +101,6 @@ export class StorageHook implements Hook {
     this.backend = backend;
   }
 
-  /** Opens the backend. */
   /**
    * Opens the backend.
    *
