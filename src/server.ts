@@ -47,13 +47,10 @@ interface InlineSubscriber {
  * @example A broker on a free TCP port
  * ```ts
  * import assert from "node:assert/strict";
- * import { AllowHook, Server, TCP } from "../mod.ts";
- *
- * const server = new Server();
- * await server.addHook(new AllowHook());
- * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
- * await server.serve();
- * assert.match(server.listeners.get("t1")!.address, /^127\.0\.0\.1:\d+$/); // the port chosen
+ * import { Server, TCP } from "../mod.ts";
+ * const server = new Server(); // then an auth hook (AllowHook, AuthHook), and serve() to accept clients
+ * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" })); // binds at once
+ * assert.match(server.listeners.get("t1")!.address, /^127\.0\.0\.1:[1-9]\d*$/); // the port chosen
  * await server.close();
  * ```
  */
