@@ -98,3 +98,7 @@ export type {
   Subscription,
   UserProperty,
 } from "./src/packets/types.ts";
+
+// Bridges to other brokers (the rest of the bridge API: `@x/broker/bridge`).
+export { Bridge, BridgeConfigError, findBridges } from "./hooks/bridge/mod.ts";
+export type { BridgeConfig, BridgeStatus, BridgeTls } from "./hooks/bridge/mod.ts";
