@@ -132,9 +132,16 @@ export class MqttConnection {
   static async open(conn: Connection, options: MqttConnectOptions): Promise<MqttConnection> {
     const client = new MqttConnection(conn, options.protocolVersion);
     const connack = Promise.withResolvers<Packet>();
+    const early: Packet[] = [];
+    client.#early = early;
     client.#handler = (packet) => {
-      if (packet.fixedHeader.type === PacketType.Connack) connack.resolve(packet);
-      else connack.reject(new Error(`Expected CONNACK, got packet type ${packet.fixedHeader.type}`));
+      if (packet.fixedHeader.type !== PacketType.Connack) {
+        connack.reject(new Error(`Expected CONNACK, got packet type ${packet.fixedHeader.type}`));
+        return;
+      }
+      connack.resolve(packet);
+      // A resumed session's messages may follow in the same read: keep them for start().
+      client.#handler = (next) => early.push(next);
     };
     client.closed.then((error) => connack.reject(error));
     client.#readLoop();
@@ -167,9 +174,6 @@ export class MqttConnection {
     client.maximumPacketSize = props.maximumPacketSize ?? 0;
     client.maximumQoS = (props.maximumQoS ?? 2) as QoS;
     client.retainAvailable = props.retainAvailable !== 0;
-    const early: Packet[] = [];
-    client.#handler = (packet) => early.push(packet);
-    client.#early = early;
     const keepAlive = props.serverKeepAlive ?? options.keepAlive;
     if (keepAlive > 0) client.#startKeepAlive(keepAlive);
     return client;
