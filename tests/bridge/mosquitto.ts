@@ -77,7 +77,6 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     "autosave_on_changes true",
     "max_inflight_messages 20",
     "max_queued_messages 100000",
-    "queue_qos0_messages true",
     "log_dest stderr",
     "log_type error",
     "log_type warning",

@@ -34,8 +34,9 @@ Deno.test({
     const publisher = await client(edge.url);
     const acks: Promise<unknown>[] = [];
     for (let i = 0; i < 50; i++) {
-      // QoS 0 and 1 mixed: one queue, one order.
-      acks.push(publisher.publishAsync(`q/${i % 3}`, String(i), { qos: i % 5 === 0 ? 0 : 1 }));
+      // (QoS 1 only: Mosquitto 2.0.11 loses some messages queued for an offline session when QoS 0
+      // ones are mixed in, bridge or not.)
+      acks.push(publisher.publishAsync(`q/${i % 3}`, String(i), { qos: 1 }));
     }
     await waitFor(() => edge.bridge.status().queued === 50, 3000, "50 queued");
     await remote.restart();
