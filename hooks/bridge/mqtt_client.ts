@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Connection } from "../../src/client.ts";
+import type { Connection } from "../../src/listener.ts";
 import { decodePacket, encodePacket } from "../../src/packets/codec.ts";
 import { FRAME_READY, PacketFramer } from "../../src/packets/framer.ts";
 import { reasonName } from "../../src/packets/reason_codes.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Connection } from "../../src/client.ts";
+import type { Connection } from "../../src/listener.ts";
 import { WebSocketConnection } from "../../listeners/websocket.ts";
 import type { BridgeTls } from "./rules.ts";
 
