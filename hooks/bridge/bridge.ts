@@ -534,3 +534,20 @@ export class Bridge implements Hook {
     });
   }
 }
+
+/**
+ * The bridges added to a server as hooks, in the order added.
+ *
+ * @param server The server.
+ * @returns Its bridges.
+ *
+ * @example No bridges
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findBridges, Server } from "../../mod.ts";
+ * assert.deepEqual(findBridges(new Server()), []);
+ * ```
+ */
+export function findBridges(server: Server): Bridge[] {
+  return server.hooks.list.filter((hook): hook is Bridge => hook instanceof Bridge);
+}

@@ -12,7 +12,7 @@
  * @module
  */
 
-export { Bridge } from "./bridge.ts";
+export { Bridge, findBridges } from "./bridge.ts";
 export type { BridgeState, BridgeStatus } from "./bridge.ts";
 export {
   BridgeConfigError,
