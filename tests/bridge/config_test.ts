@@ -86,3 +86,10 @@ Deno.test("parseConfig refuses duplicate bridge ids and bridges without the inli
   const off = configError(GOOD + "options:\n  inline_client: false\n");
   assert.equal(off.key, "options.inline_client");
 });
+
+Deno.test("examples/bridge/bridge.yaml is a valid config", async () => {
+  const { loadConfig } = await import("../../src/config.ts");
+  const config = await loadConfig(new URL("../../examples/bridge/bridge.yaml", import.meta.url).pathname);
+  assert.equal(config.bridges[0].id, "cloud");
+  assert.equal(config.bridges[0].topics.length, 3);
+});
