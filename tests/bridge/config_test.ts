@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config.ts";
+import { ConfigError, parseConfig } from "../../src/app/config.ts";
 
 const GOOD = `
 listeners:
@@ -71,7 +71,7 @@ Deno.test("parseConfig names the line and key of a bad bridge value", () => {
   const unknown = configError(GOOD.replace("keep_alive: 30", "keepalive: 30"));
   assert.equal(unknown.line, 15);
   assert.equal(unknown.key, "bridges[0].keepalive");
-  const missing = configError(GOOD.replace(/    topics:\n.*\n.*\n.*\n/, ""));
+  const missing = configError(GOOD.replace(/ {4}topics:\n.*\n.*\n.*\n/, ""));
   assert.equal(missing.key, "bridges[0].topics");
   const ca = configError(
     GOOD.replace("keep_alive: 30", "keep_alive: 30\n    tls_ca_file: /nonexistent/ca.pem"),
@@ -88,7 +88,7 @@ Deno.test("parseConfig refuses duplicate bridge ids and bridges without the inli
 });
 
 Deno.test("examples/bridge/bridge.yaml is a valid config", async () => {
-  const { loadConfig } = await import("../../src/config.ts");
+  const { loadConfig } = await import("../../src/app/config.ts");
   const config = await loadConfig(new URL("../../examples/bridge/bridge.yaml", import.meta.url).pathname);
   assert.equal(config.bridges[0].id, "cloud");
   assert.equal(config.bridges[0].topics.length, 3);

@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { adminHandler, AllowHook, liveSnapshot, renderMetrics, Server, TCP } from "../../mod.ts";
+import { AllowHook, Server, TCP } from "../../mod.ts";
+import { adminHandler } from "../../src/app/admin.ts";
+import { renderMetrics } from "../../src/app/prometheus.ts";
+import { liveSnapshot } from "../../src/app/dashboard/dashboard.ts";
 import { waitFor } from "../helpers.ts";
 import { connected, startEdge } from "./setup.ts";
 
