@@ -53,7 +53,7 @@
 
 // The server and its options.
 export { Server, VERSION } from "./src/server.ts";
-export type { InlineSubscribeHandler } from "./src/server.ts";
+export type { InlineSubscribeHandler, InlineSubscribeOptions } from "./src/server.ts";
 export { NEVER_EXPIRES } from "./src/options.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
 // What a hook sees of the server: read through `server.clients`, `.topics`, `.info`, `.hooks`; never built by users.
@@ -124,3 +124,7 @@ export type {
   Subscription,
   UserProperty,
 } from "./src/packets/types.ts";
+
+// Bridges to other brokers (the rest of the bridge API: `@x/broker/bridge`).
+export { Bridge, BridgeConfigError, findBridges } from "./hooks/bridge/mod.ts";
+export type { BridgeConfig, BridgeStatus, BridgeTls } from "./hooks/bridge/mod.ts";

@@ -33,12 +33,33 @@ const INLINE_CLIENT_ID = "inline";
 /** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
 const INLINE_SUBSCRIBER_PREFIX = "\u0000inline\u0000";
 
-/** Receives messages for an inline subscription: the inline client, the subscription and the message. */
-export type InlineSubscribeHandler = (client: Client, subscription: Subscription, packet: Packet) => void;
+/**
+ * Receives messages for an inline subscription: the inline client, the subscription and the message.
+ * Its result is ignored, unless the subscription was made with `holdAcks` (see
+ * {@linkcode InlineSubscribeOptions}).
+ */
+export type InlineSubscribeHandler = (client: Client, subscription: Subscription, packet: Packet) => unknown;
+
+/** Options of an inline subscription. */
+export interface InlineSubscribeOptions {
+  /**
+   * Let the handler hold the publisher's acknowledgement: when a network client's QoS 1/2 PUBLISH
+   * reaches the handler and it returns a Promise, the PUBACK (or PUBREC) is sent only once that
+   * Promise has settled, and in the order the client's publishes arrived (later acks to that client
+   * wait too). A Promise that resolves to a reason code of 0x80 or more gives that code to a v5
+   * publisher's ack (for example 0x97 Quota Exceeded when a bridge dropped the message); a rejection
+   * gives 0x80. This is how a bridge acknowledges a message only once the remote broker has it.
+   */
+  holdAcks?: boolean;
+}
+
+/** An acknowledgement waits for these (inline subscribers' holds, and the client's earlier held acks). */
+type AckHold = Promise<number | void>;
 
 interface InlineSubscriber {
   subscription: Subscription;
   handler: InlineSubscribeHandler;
+  holdAcks: boolean;
 }
 
 /**
@@ -71,6 +92,12 @@ export class Server {
   readonly #inline: Client;
   readonly #outbound: Outbound;
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
+  /** While a QoS 1/2 client publish is routed: the holds its inline subscribers returned. */
+  #holds: AckHold[] | undefined;
+  /** The last held acknowledgement of each client that has one pending (keeps its acks in order). */
+  readonly #ackTails = new Map<Client, Promise<void>>();
+  /** Inline subscriptions made with `holdAcks`. */
+  #ackHolders = 0;
   readonly #connections = new Set<Promise<void>>();
   readonly #sessions: Sessions;
   readonly #connect: ConnectHandler;
@@ -266,16 +293,25 @@ export class Server {
    * @param filter The topic filter.
    * @param subscriptionId Identifies this subscription (with the filter).
    * @param handler Called for each message; its payload is only valid during the call.
+   * @param options `holdAcks`: the handler may hold publishers' acknowledgements.
    * @throws {TypeError} When the inline client is not enabled or the filter is invalid.
    */
-  subscribe(filter: string, subscriptionId: number, handler: InlineSubscribeHandler): Promise<void> {
+  subscribe(
+    filter: string,
+    subscriptionId: number,
+    handler: InlineSubscribeHandler,
+    options: InlineSubscribeOptions = {},
+  ): Promise<void> {
     this.#requireInline();
     const parsed = parseFilter(filter);
     if (!parsed) throw new TypeError(`Topic filter "${filter}" is not valid`);
     const key = inlineSubscriberId(filter, subscriptionId);
     const subscription: Subscription = { filter, qos: 2, identifier: subscriptionId };
     this.topics.subscribe(key, subscription);
-    this.#inlineSubscribers.set(key, { subscription, handler });
+    const holdAcks = options.holdAcks === true;
+    if (this.#inlineSubscribers.get(key)?.holdAcks) this.#ackHolders--;
+    if (holdAcks) this.#ackHolders++;
+    this.#inlineSubscribers.set(key, { subscription, handler, holdAcks });
     if (parsed.group === undefined) {
       for (const message of this.topics.retainedMessages(filter)) {
         if (message.expiry && Date.now() >= message.expiry) continue;
@@ -296,6 +332,7 @@ export class Server {
     this.#requireInline();
     const key = inlineSubscriberId(filter, subscriptionId);
     this.topics.unsubscribe(key, filter);
+    if (this.#inlineSubscribers.get(key)?.holdAcks) this.#ackHolders--;
     this.#inlineSubscribers.delete(key);
     return Promise.resolve();
   }
@@ -470,7 +507,8 @@ export class Server {
       const inbound = client.state.inflight.inboundQos2;
       if (inbound.has(packet.packetId!)) {
         // [MQTT-4.3.3-10] a duplicate: acknowledge again, do not deliver twice.
-        client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 });
+        const pubrec = { fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 };
+        this.#sendAck(client, pubrec, undefined);
         return;
       }
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum.
@@ -524,24 +562,35 @@ export class Server {
     packet.origin = client.id;
     this.#stamp(packet);
     if (packet.fixedHeader.retain) this.#retain(client, packet);
-    this.#ackPublish(client, packet, 0);
-    this.publishToSubscribers(packet);
+    if ((packet.fixedHeader.qos ?? 0) === 0 || this.#ackHolders === 0 || client.net.inline) {
+      this.#ackPublish(client, packet, 0);
+      this.publishToSubscribers(packet);
+    } else {
+      // Inline subscribers (a bridge) may hold the ack until the message is safe elsewhere.
+      const outer = this.#holds;
+      const holds: AckHold[] = [];
+      this.#holds = holds;
+      this.publishToSubscribers(packet);
+      this.#holds = outer;
+      this.#ackPublish(client, packet, 0, holds.length > 0 ? holds : undefined);
+    }
     this.hooks.onPublished(client, packet);
   }
 
-  #ackPublish(client: Client, packet: Packet, code: number): void {
+  #ackPublish(client: Client, packet: Packet, code: number, holds?: AckHold[]): void {
     const qos = packet.fixedHeader.qos ?? 0;
-    if (qos === 0) return;
+    // An inline client has no connection to ack to, and must keep no QoS 2 state for injected packets.
+    if (qos === 0 || client.net.inline) return;
     const inherit = !this.options.capabilities.compatibilities.noInheritedPropertiesOnAck &&
       packet.properties?.userProperties;
     const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
     if (qos === 1) {
-      this.#sendDurable(client, {
+      this.#sendAck(client, {
         fixedHeader: { type: PacketType.Puback },
         packetId: packet.packetId,
         reasonCode: code,
         properties,
-      });
+      }, holds);
       return;
     }
     const pubrec: Packet = {
@@ -555,7 +604,36 @@ export class Server {
       client.state.inflight.inboundQos2.add(packet.packetId!);
       this.hooks.onQosPublish(client, pubrec, Date.now(), 0);
     }
-    this.#sendDurable(client, pubrec);
+    this.#sendAck(client, pubrec, holds);
+  }
+
+  /**
+   * Sends a PUBACK or PUBREC, after the holds of inline subscribers and after this client's earlier
+   * held acks ([MQTT-4.6.0-2] acks go in the order the publishes came). One size check when nothing
+   * is held.
+   */
+  #sendAck(client: Client, ack: Packet, holds: AckHold[] | undefined): void {
+    const tail = this.#ackTails.size > 0 ? this.#ackTails.get(client) : undefined;
+    if (holds === undefined && tail === undefined) return this.#sendDurable(client, ack);
+    const waits: AckHold[] = holds ?? [];
+    if (tail) waits.push(tail);
+    const next: Promise<void> = Promise.allSettled(waits).then((results) => {
+      if (this.#ackTails.get(client) === next) this.#ackTails.delete(client);
+      let refused = 0;
+      for (const result of results) {
+        const code = result.status === "fulfilled" ? result.value : ReasonCode.UnspecifiedError;
+        if (typeof code === "number" && code >= 0x80 && refused === 0) refused = code;
+      }
+      if (refused !== 0 && (ack.reasonCode ?? 0) < 0x80) {
+        if (ack.fixedHeader.type === PacketType.Pubrec) {
+          client.state.inflight.inboundQos2.delete(ack.packetId!); // a refused QoS 2 flow ends here
+          this.hooks.onQosComplete(client, ack);
+        }
+        if (client.properties.protocolVersion === 5) ack.reasonCode = refused;
+      }
+      this.#sendDurable(client, ack);
+    });
+    this.#ackTails.set(client, next);
   }
 
   /**
@@ -664,7 +742,10 @@ export class Server {
     const subscriber = this.#inlineSubscribers.get(delivery.clientId);
     if (!subscriber) return;
     try {
-      subscriber.handler(this.#inline, subscriber.subscription, packet);
+      const hold = subscriber.handler(this.#inline, subscriber.subscription, packet);
+      if (subscriber.holdAcks && hold instanceof Promise && this.#holds !== undefined) {
+        this.#holds.push(hold as AckHold);
+      }
     } catch (error) {
       log.error("Inline subscriber for {filter} failed: {error}", {
         filter: subscriber.subscription.filter,

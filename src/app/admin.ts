@@ -18,6 +18,7 @@
  * @module
  */
 
+import { findBridges } from "../../hooks/bridge/bridge.ts";
 import type { Packet } from "../packets/types.ts";
 import { PacketType } from "../packets/types.ts";
 import { reasonName } from "../packets/reason_codes.ts";
@@ -410,6 +411,12 @@ export function adminHandler(server: Server, options: AccessOptions = {}): Parti
   return async (request, info) => {
     const url = new URL(request.url);
     const path = url.pathname;
+    if (path === "/api/bridges") {
+      const refused = checkAccess(request, info, options);
+      if (refused) return refused;
+      if (request.method !== "GET" && request.method !== "HEAD") return notAllowed("GET, HEAD");
+      return json(findBridges(server).map((bridge) => bridge.status()));
+    }
     if (!path.startsWith("/api/clients") && !path.startsWith("/api/retained")) return undefined;
     if (path !== "/api/clients" && path !== "/api/retained" && !/^\/api\/(clients|retained)\//.test(path)) {
       return undefined;

@@ -21,6 +21,7 @@ import {
   type PartialHandler,
 } from "../admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
+import { type BridgeStatus, findBridges } from "../../../hooks/bridge/bridge.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
 import { DASHBOARD_CSS } from "./dashboard_css.ts";
 
@@ -30,7 +31,7 @@ export interface ObservabilityOptions extends AccessOptions {
   metrics?: MetricsHook;
   /** Serve the dashboard (`/`, its assets and `/api/live`); true by default. */
   dashboard?: boolean;
-  /** Serve the admin API (`/api/clients...`, `/api/retained...`); true by default. */
+  /** Serve the admin API (`/api/clients...`, `/api/retained...`, `/api/bridges`); true by default. */
   admin?: boolean;
   /** Serve `/metrics`; true by default. */
   metricsEndpoint?: boolean;
@@ -66,6 +67,8 @@ export interface LiveSnapshot {
   memory: { rss: number; heapUsed: number };
   /** The last event-loop lag sample in seconds (null without a metrics hook). */
   eventLoopLag: number | null;
+  /** Each bridge's state and counters. */
+  bridges: BridgeStatus[];
   /** Per-second points newer than the `since` query parameter. */
   history: HistoryPoint[];
 }
@@ -213,6 +216,7 @@ export function liveSnapshot(
     hookErrors: server.hooks.errors,
     memory: { rss: memory.rss, heapUsed: memory.heapUsed },
     eventLoopLag: metrics ? metrics.eventLoopLag : null,
+    bridges: findBridges(server).map((bridge) => bridge.status()),
     history,
   };
 }
