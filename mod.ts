@@ -53,7 +53,7 @@
 
 // The server and its options.
 export { Server, VERSION } from "./src/server.ts";
-export type { InlineSubscribeHandler, InlineSubscribeOptions } from "./src/server.ts";
+export type { InlineSubscribeHandler, InlineSubscribeOptions } from "./src/inline.ts";
 export { NEVER_EXPIRES } from "./src/options.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
 // What a hook sees of the server: read through `server.clients`, `.topics`, `.info`, `.hooks`; never built by users.

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Packet, QoS, Subscription } from "./packets/types.ts";
+import type { Packet, QoS } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
@@ -13,7 +13,7 @@ import { Client, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type Delivery, parseFilter, TopicsIndex, withinTopicLimits } from "./topics.ts";
+import { type Delivery, TopicsIndex, withinTopicLimits } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
@@ -23,6 +23,14 @@ import { Sessions } from "./sessions.ts";
 import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
 import { ConnectHandler } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
+import {
+  type AckHold,
+  type InlineSubscribeHandler,
+  type InlineSubscribeOptions,
+  InlineSubscribers,
+  isInlineSubscriber,
+} from "./inline.ts";
+import { PublishAcks } from "./publish_acks.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
@@ -30,37 +38,6 @@ export const VERSION = "0.1.0";
 const log = logger("server");
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
-/** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
-const INLINE_SUBSCRIBER_PREFIX = "\u0000inline\u0000";
-
-/**
- * Receives messages for an inline subscription: the inline client, the subscription and the message.
- * Its result is ignored, unless the subscription was made with `holdAcks` (see
- * {@linkcode InlineSubscribeOptions}).
- */
-export type InlineSubscribeHandler = (client: Client, subscription: Subscription, packet: Packet) => unknown;
-
-/** Options of an inline subscription. */
-export interface InlineSubscribeOptions {
-  /**
-   * Let the handler hold the publisher's acknowledgement: when a network client's QoS 1/2 PUBLISH
-   * reaches the handler and it returns a Promise, the PUBACK (or PUBREC) is sent only once that
-   * Promise has settled, and in the order the client's publishes arrived (later acks to that client
-   * wait too). A Promise that resolves to a reason code of 0x80 or more gives that code to a v5
-   * publisher's ack (for example 0x97 Quota Exceeded when a bridge dropped the message); a rejection
-   * gives 0x80. This is how a bridge acknowledges a message only once the remote broker has it.
-   */
-  holdAcks?: boolean;
-}
-
-/** An acknowledgement waits for these (inline subscribers' holds, and the client's earlier held acks). */
-type AckHold = Promise<number | void>;
-
-interface InlineSubscriber {
-  subscription: Subscription;
-  handler: InlineSubscribeHandler;
-  holdAcks: boolean;
-}
 
 /**
  * An MQTT v5 / v3.1.1 / v3.1 broker.
@@ -91,13 +68,10 @@ export class Server {
 
   readonly #inline: Client;
   readonly #outbound: Outbound;
-  readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
+  readonly #inlineSubscribers: InlineSubscribers;
+  readonly #acks: PublishAcks;
   /** While a QoS 1/2 client publish is routed: the holds its inline subscribers returned. */
   #holds: AckHold[] | undefined;
-  /** The last held acknowledgement of each client that has one pending (keeps its acks in order). */
-  readonly #ackTails = new Map<Client, Promise<void>>();
-  /** Inline subscriptions made with `holdAcks`. */
-  #ackHolders = 0;
   readonly #connections = new Set<Promise<void>>();
   readonly #sessions: Sessions;
   readonly #connect: ConnectHandler;
@@ -157,6 +131,12 @@ export class Server {
         this.#deliverChecked(client, delivery, packet, retained),
       cluster: () => this.#cluster,
     });
+    this.#acks = new PublishAcks({
+      options: this.options,
+      hooks: this.hooks,
+      sendDurable: (client, packet) => this.#sendDurable(client, packet),
+    });
+    this.#inlineSubscribers = new InlineSubscribers(this.topics, () => this.#inline);
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
 
@@ -303,21 +283,7 @@ export class Server {
     options: InlineSubscribeOptions = {},
   ): Promise<void> {
     this.#requireInline();
-    const parsed = parseFilter(filter);
-    if (!parsed) throw new TypeError(`Topic filter "${filter}" is not valid`);
-    const key = inlineSubscriberId(filter, subscriptionId);
-    const subscription: Subscription = { filter, qos: 2, identifier: subscriptionId };
-    this.topics.subscribe(key, subscription);
-    const holdAcks = options.holdAcks === true;
-    if (this.#inlineSubscribers.get(key)?.holdAcks) this.#ackHolders--;
-    if (holdAcks) this.#ackHolders++;
-    this.#inlineSubscribers.set(key, { subscription, handler, holdAcks });
-    if (parsed.group === undefined) {
-      for (const message of this.topics.retainedMessages(filter)) {
-        if (message.expiry && Date.now() >= message.expiry) continue;
-        handler(this.#inline, subscription, message);
-      }
-    }
+    this.#inlineSubscribers.add(filter, subscriptionId, handler, options);
     return Promise.resolve();
   }
 
@@ -330,10 +296,7 @@ export class Server {
    */
   unsubscribe(filter: string, subscriptionId: number): Promise<void> {
     this.#requireInline();
-    const key = inlineSubscriberId(filter, subscriptionId);
-    this.topics.unsubscribe(key, filter);
-    if (this.#inlineSubscribers.get(key)?.holdAcks) this.#ackHolders--;
-    this.#inlineSubscribers.delete(key);
+    this.#inlineSubscribers.remove(filter, subscriptionId);
     return Promise.resolve();
   }
 
@@ -508,7 +471,7 @@ export class Server {
       if (inbound.has(packet.packetId!)) {
         // [MQTT-4.3.3-10] a duplicate: acknowledge again, do not deliver twice.
         const pubrec = { fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 };
-        this.#sendAck(client, pubrec, undefined);
+        this.#acks.inOrder(client, pubrec, undefined);
         return;
       }
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum.
@@ -520,7 +483,7 @@ export class Server {
     if (!withinTopicLimits(packet.topicName!, caps)) {
       // Not malformed, but not accepted here: v5 acks say so, v3 has no way to and is disconnected.
       if (client.properties.protocolVersion === 5) {
-        return this.#ackPublish(client, packet, ReasonCode.TopicNameInvalid);
+        return this.#acks.send(client, packet, ReasonCode.TopicNameInvalid);
       }
       return this.disconnectClient(client, ReasonCode.TopicNameInvalid);
     }
@@ -540,7 +503,7 @@ export class Server {
       const code = client.properties.protocolVersion === 5
         ? obscureNotAuthorized(ReasonCode.NotAuthorized, this.options.capabilities.compatibilities)
         : 0;
-      this.#ackPublish(client, packet, code);
+      this.#acks.send(client, packet, code);
       return;
     }
     if (!this.hooks.has("onPublish")) return this.#publishAccepted(client, packet, packet);
@@ -552,7 +515,7 @@ export class Server {
   #publishAccepted(client: Client, original: Packet, result: Packet | number): void {
     if (typeof result === "number") {
       const v5 = client.properties.protocolVersion === 5;
-      this.#ackPublish(client, original, v5 ? result : 0);
+      this.#acks.send(client, original, v5 ? result : 0);
       return;
     }
     const packet = result;
@@ -562,8 +525,8 @@ export class Server {
     packet.origin = client.id;
     this.#stamp(packet);
     if (packet.fixedHeader.retain) this.#retain(client, packet);
-    if ((packet.fixedHeader.qos ?? 0) === 0 || this.#ackHolders === 0 || client.net.inline) {
-      this.#ackPublish(client, packet, 0);
+    if ((packet.fixedHeader.qos ?? 0) === 0 || !this.#inlineSubscribers.holdingAcks || client.net.inline) {
+      this.#acks.send(client, packet, 0);
       this.publishToSubscribers(packet);
     } else {
       // Inline subscribers (a bridge) may hold the ack until the message is safe elsewhere.
@@ -572,68 +535,9 @@ export class Server {
       this.#holds = holds;
       this.publishToSubscribers(packet);
       this.#holds = outer;
-      this.#ackPublish(client, packet, 0, holds.length > 0 ? holds : undefined);
+      this.#acks.send(client, packet, 0, holds.length > 0 ? holds : undefined);
     }
     this.hooks.onPublished(client, packet);
-  }
-
-  #ackPublish(client: Client, packet: Packet, code: number, holds?: AckHold[]): void {
-    const qos = packet.fixedHeader.qos ?? 0;
-    // An inline client has no connection to ack to, and must keep no QoS 2 state for injected packets.
-    if (qos === 0 || client.net.inline) return;
-    const inherit = !this.options.capabilities.compatibilities.noInheritedPropertiesOnAck &&
-      packet.properties?.userProperties;
-    const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
-    if (qos === 1) {
-      this.#sendAck(client, {
-        fixedHeader: { type: PacketType.Puback },
-        packetId: packet.packetId,
-        reasonCode: code,
-        properties,
-      }, holds);
-      return;
-    }
-    const pubrec: Packet = {
-      fixedHeader: { type: PacketType.Pubrec },
-      packetId: packet.packetId,
-      reasonCode: code,
-      properties,
-    };
-    // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
-    if (code < 0x80) {
-      client.state.inflight.inboundQos2.add(packet.packetId!);
-      this.hooks.onQosPublish(client, pubrec, Date.now(), 0);
-    }
-    this.#sendAck(client, pubrec, holds);
-  }
-
-  /**
-   * Sends a PUBACK or PUBREC, after the holds of inline subscribers and after this client's earlier
-   * held acks ([MQTT-4.6.0-2] acks go in the order the publishes came). One size check when nothing
-   * is held.
-   */
-  #sendAck(client: Client, ack: Packet, holds: AckHold[] | undefined): void {
-    const tail = this.#ackTails.size > 0 ? this.#ackTails.get(client) : undefined;
-    if (holds === undefined && tail === undefined) return this.#sendDurable(client, ack);
-    const waits: AckHold[] = holds ?? [];
-    if (tail) waits.push(tail);
-    const next: Promise<void> = Promise.allSettled(waits).then((results) => {
-      if (this.#ackTails.get(client) === next) this.#ackTails.delete(client);
-      let refused = 0;
-      for (const result of results) {
-        const code = result.status === "fulfilled" ? result.value : ReasonCode.UnspecifiedError;
-        if (typeof code === "number" && code >= 0x80 && refused === 0) refused = code;
-      }
-      if (refused !== 0 && (ack.reasonCode ?? 0) < 0x80) {
-        if (ack.fixedHeader.type === PacketType.Pubrec) {
-          client.state.inflight.inboundQos2.delete(ack.packetId!); // a refused QoS 2 flow ends here
-          this.hooks.onQosComplete(client, ack);
-        }
-        if (client.properties.protocolVersion === 5) ack.reasonCode = refused;
-      }
-      this.#sendDurable(client, ack);
-    });
-    this.#ackTails.set(client, next);
   }
 
   /**
@@ -716,8 +620,8 @@ export class Server {
     for (const delivery of subscribers.subscriptions.values()) {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
-      if (delivery.clientId.charCodeAt(0) === 0) {
-        this.#deliverInline(delivery, packet);
+      if (isInlineSubscriber(delivery.clientId)) {
+        this.#inlineSubscribers.deliver(delivery, packet, this.#holds);
         continue;
       }
       const client = this.clients.get(delivery.clientId);
@@ -738,24 +642,8 @@ export class Server {
     }
   }
 
-  #deliverInline(delivery: Delivery, packet: Packet): void {
-    const subscriber = this.#inlineSubscribers.get(delivery.clientId);
-    if (!subscriber) return;
-    try {
-      const hold = subscriber.handler(this.#inline, subscriber.subscription, packet);
-      if (subscriber.holdAcks && hold instanceof Promise && this.#holds !== undefined) {
-        this.#holds.push(hold as AckHold);
-      }
-    } catch (error) {
-      log.error("Inline subscriber for {filter} failed: {error}", {
-        filter: subscriber.subscription.filter,
-        error: String(error),
-      });
-    }
-  }
-
   readonly #isOnline = (clientId: string): boolean =>
-    clientId.charCodeAt(0) === 0 || !(this.clients.get(clientId)?.closed ?? true);
+    isInlineSubscriber(clientId) || !(this.clients.get(clientId)?.closed ?? true);
 
   // ---------------------------------------------------------------------------------------------
   // PUBREL: the end of an inbound QoS 2 flow
@@ -873,8 +761,4 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
-}
-
-function inlineSubscriberId(filter: string, subscriptionId: number): string {
-  return `${INLINE_SUBSCRIBER_PREFIX}${subscriptionId}\u0000${filter}`;
 }
