@@ -231,7 +231,7 @@ export class ConnectHandler {
     if (cluster !== undefined) {
       // The id is claimed cluster-wide first: the node that had it hands the session over.
       try {
-        handedOver = await cluster.claimSession(clientId, p.clean);
+        handedOver = await cluster.claimSession(client);
       } catch (error) {
         log.warn("Refusing {id}: the cluster cannot record its session: {error}", {
           id: clientId,

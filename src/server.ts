@@ -158,8 +158,7 @@ export class Server {
    */
   async addCluster(cluster: Cluster): Promise<void> {
     if (this.#cluster !== undefined || this.#serving) throw new TypeError("Add one cluster, before serve()");
-    const deliver = (packet: Packet, from: MessageOrigin) => this.publishToSubscribers(packet, from);
-    await attachCluster(cluster, this.topics, this.hooks, this.info, deliver, this.#sessions);
+    await attachCluster(cluster, this, this.#sessions);
     this.#cluster = cluster;
   }
 
