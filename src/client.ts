@@ -342,6 +342,59 @@ export class Client {
     return true;
   }
 
+  /**
+   * Queues a PUBLISH that is already encoded (the same bytes go to many subscribers): the bytes are
+   * copied into the outbound buffer and, for QoS 1/2, the packet identifier is patched in. The same
+   * checks as {@linkcode Client.send} apply; `onPacketEncode` is not called (the caller encodes only
+   * when no hook has it).
+   *
+   * @param packet The packet the bytes encode (with this client's packet identifier).
+   * @param bytes The encoded packet.
+   * @param packetIdAt Where the packet identifier sits in `bytes`, or -1 for QoS 0.
+   * @param force As for {@linkcode Client.send}.
+   * @returns False if the packet was not queued (see {@linkcode Client.send}).
+   */
+  sendEncoded(packet: Packet, bytes: Uint8Array, packetIdAt: number, force = false): boolean {
+    if (this.#closed || this.#closeWhenFlushed || this.net.conn === null) {
+      this.lastRefusal = "offline";
+      return false;
+    }
+    if (
+      packetIdAt < 0 && !force &&
+      (this.#pendingMessages >= this.#limits.maximumWritesPending ||
+        this.#out.length >= this.#limits.maximumWriteBytes)
+    ) {
+      this.lastRefusal = "queue_full";
+      return false;
+    }
+    const size = bytes.length;
+    const max = this.properties.maximumPacketSize;
+    if (max > 0 && size > max) {
+      this.lastRefusal = "too_large"; // [MQTT-3.1.2-24]
+      return false;
+    }
+    const out = this.#out;
+    const start = out.length;
+    out.bytes(bytes);
+    if (packetIdAt >= 0) {
+      const id = packet.packetId!;
+      out.buffer[start + packetIdAt] = id >>> 8;
+      out.buffer[start + packetIdAt + 1] = id & 0xff;
+    }
+    this.#pendingMessages++;
+    this.#info.packetsSent++;
+    this.#info.bytesSent += size;
+    this.#info.messagesSent++;
+    if (this.#hooks.has("onPacketSent")) {
+      this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
+    }
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+    return true;
+  }
+
   /** Whether more than half the outbound limits (messages or bytes) wait to be written. */
   get backlogged(): boolean {
     const limits = this.#limits;

@@ -17,11 +17,31 @@ import type { Capabilities } from "./options.ts";
 import type { Delivery } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { messageBytes } from "./inflight.ts";
+import { encodePacket } from "./packets/codec.ts";
+import { ByteWriter } from "./packets/writer.ts";
 
 /** A subscriber whose socket write has waited this long is stalled, not busy: it slows no publisher. */
 const STALL_MS = 100;
 /** How often congested subscribers are re-checked while publishers are paused for them. */
 const CONGESTION_CHECK_MS = 50;
+/** At most this many encodings of one message are kept while it is fanned out. */
+const MAX_VARIANTS = 8;
+
+/**
+ * One encoding of the message being fanned out, shared by every subscriber that needs these bytes:
+ * the same protocol family (v5 or not), QoS, retain flag and remaining expiry, no subscription
+ * identifiers and no topic alias.
+ */
+interface EncodedVariant {
+  v5: boolean;
+  qos: number;
+  retain: boolean;
+  /** Remaining message expiry in seconds, -1 when the message has none. */
+  expiry: number;
+  bytes: Uint8Array;
+  /** Where the packet identifier sits in `bytes` (QoS 1/2), -1 for QoS 0. */
+  packetIdAt: number;
+}
 
 /**
  * Sends messages to clients and keeps their QoS 1/2 flows. One per server.
@@ -34,6 +54,10 @@ export class Outbound {
   /** Subscribers that fell behind while still draining, and the publishers paused for each. */
   readonly #congested = new Map<Client, Set<Client>>();
   #congestionTimer: ReturnType<typeof setInterval> | undefined;
+  /** The message being fanned out (between `startFanOut` and `endFanOut`), whose encodings are shared. */
+  #fanOut: Packet | undefined;
+  readonly #variants: EncodedVariant[] = [];
+  readonly #scratch = new ByteWriter(256);
 
   /**
    * Creates the outbound side of a server.
@@ -48,6 +72,26 @@ export class Outbound {
     this.#info = info;
     this.#hooks = hooks;
     this.#clients = clients;
+  }
+
+  /**
+   * Starts fanning out `packet` to many subscribers: until {@linkcode Outbound.endFanOut}, each
+   * distinct encoding of it is made once and copied to every subscriber that needs the same bytes
+   * (a QoS 1/2 copy gets its own packet identifier patched in). A fan-out started inside another
+   * (a hook publishing while a message is delivered) ends sharing for the outer one.
+   *
+   * @param packet The message about to be delivered.
+   */
+  startFanOut(packet: Packet): void {
+    this.#variants.length = 0;
+    // A hook that rewrites packets as they are encoded sees each one: nothing is shared then.
+    this.#fanOut = this.#hooks.has("onPacketEncode") ? undefined : packet;
+  }
+
+  /** Ends the fan-out started by {@linkcode Outbound.startFanOut} and drops its encodings. */
+  endFanOut(): void {
+    this.#fanOut = undefined;
+    this.#variants.length = 0;
   }
 
   /** Resumes every paused publisher (the server is closing). */
@@ -83,11 +127,14 @@ export class Outbound {
       expiry: packet.expiry,
       origin: packet.origin,
     };
+    // Subscription identifiers make the bytes this subscriber's own; otherwise they may be shared.
+    const shared = this.#fanOut === packet && delivery.identifiers.length === 0;
     if (qos === 0) {
       // Retained messages on subscribe were asked for: they pass the slow-consumer limits.
       if (client.closed) this.#dropped(client, out, "offline");
-      else if (!this.#transmit(client, out, retained)) this.#dropped(client, out, this.#refusal(client, out));
-      else if (!retained && client.backlogged) this.#slowDown(client, packet);
+      else if (!this.#transmit(client, out, retained, false, shared)) {
+        this.#dropped(client, out, this.#refusal(client, out));
+      } else if (!retained && client.backlogged) this.#slowDown(client, packet);
       return;
     }
     const inflight = client.state.inflight;
@@ -112,7 +159,7 @@ export class Outbound {
       !client.closed && inflight.outbound.size < client.properties.receiveMaximum &&
       inflight.pending.length === 0
     ) {
-      this.#sendInflight(client, out);
+      this.#sendInflight(client, out, shared);
     } else {
       inflight.pending.push(out); // over the client's Receive Maximum, or offline: sent later in order
       this.#hooks.onQosPublish(client, out, 0, 0);
@@ -202,7 +249,7 @@ export class Outbound {
   }
 
   /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
-  #sendInflight(client: Client, packet: Packet): void {
+  #sendInflight(client: Client, packet: Packet, shared = false): void {
     const inflight = client.state.inflight;
     if (packet.expiry && Date.now() >= packet.expiry) return this.#droppedQos(client, packet, "expired");
     const id = inflight.nextPacketId();
@@ -211,7 +258,7 @@ export class Outbound {
       return this.#droppedQos(client, packet, "packet_id_exhausted");
     }
     packet.packetId = id;
-    if (!this.#transmit(client, packet)) {
+    if (!this.#transmit(client, packet, false, false, shared)) {
       packet.packetId = undefined;
       return this.#droppedQos(client, packet, this.#refusal(client, packet));
     }
@@ -220,21 +267,30 @@ export class Outbound {
     this.#hooks.onQosPublish(client, packet, Date.now(), 0);
   }
 
-  /** Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. */
-  #transmit(client: Client, packet: Packet, force = false, resend = false): boolean {
+  /**
+   * Encodes a PUBLISH for one client: remaining expiry, outbound topic alias. With `shared` (a
+   * fan-out in progress, no subscription identifiers) the bytes are encoded once per variant.
+   */
+  #transmit(client: Client, packet: Packet, force = false, resend = false, shared = false): boolean {
     let out = packet;
     const expiry = packet.properties?.messageExpiryInterval;
+    let remainingSeconds = -1;
     if (expiry !== undefined && packet.expiry) {
       const remaining = Math.ceil((packet.expiry - Date.now()) / 1000);
       // [MQTT-3.3.2-5] an expired message is not delivered, unless its delivery already started.
       if (remaining <= 0 && !resend) return false;
+      remainingSeconds = Math.max(1, remaining);
       out = {
         ...packet,
-        properties: { ...packet.properties, messageExpiryInterval: Math.max(1, remaining) },
+        properties: { ...packet.properties, messageExpiryInterval: remainingSeconds },
       };
     }
     const aliasMax = client.properties.topicAliasMaximum;
-    if (aliasMax > 0 && client.properties.protocolVersion === 5) {
+    const v5 = client.properties.protocolVersion === 5;
+    if (shared && !(aliasMax > 0 && v5)) {
+      return this.#transmitShared(client, out, force, v5, remainingSeconds);
+    }
+    if (aliasMax > 0 && v5) {
       const aliases = client.state.outboundAliases;
       const alias = aliases.get(packet.topicName!);
       if (alias !== undefined) {
@@ -250,6 +306,39 @@ export class Outbound {
       }
     }
     return client.send(out, force);
+  }
+
+  /** Sends the shared encoding of the message being fanned out, encoding it on first use. */
+  #transmitShared(client: Client, packet: Packet, force: boolean, v5: boolean, expiry: number): boolean {
+    const qos = packet.fixedHeader.qos ?? 0;
+    const retain = packet.fixedHeader.retain ?? false;
+    const variants = this.#variants;
+    let variant: EncodedVariant | undefined;
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[i];
+      if (v.v5 === v5 && v.qos === qos && v.retain === retain && v.expiry === expiry) {
+        variant = v;
+        break;
+      }
+    }
+    if (variant === undefined) {
+      if (variants.length >= MAX_VARIANTS) return client.send(packet, force);
+      const scratch = this.#scratch;
+      scratch.reset();
+      const size = encodePacket(packet, client.properties.protocolVersion, scratch);
+      const bytes = scratch.buffer.slice(0, size);
+      let packetIdAt = -1;
+      if (qos > 0) {
+        // After the fixed header (type byte, Remaining Length) comes the topic, then the packet id.
+        let at = 1;
+        while (bytes[at] & 0x80) at++;
+        at++;
+        packetIdAt = at + 2 + ((bytes[at] << 8) | bytes[at + 1]);
+      }
+      variant = { v5, qos, retain, expiry, bytes, packetIdAt };
+      variants.push(variant);
+    }
+    return client.sendEncoded(packet, variant.bytes, variant.packetIdAt, force);
   }
 
   /**

@@ -616,6 +616,9 @@ export class Server {
     if (this.hooks.has("onSelectSubscribers")) {
       subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
     }
+    // Many subscribers: each distinct encoding of the message is made once (the outbound side shares it).
+    const fanOut = subscribers.subscriptions.size > 1;
+    if (fanOut) this.#outbound.startFanOut(packet);
     for (const delivery of subscribers.subscriptions.values()) {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
@@ -626,6 +629,7 @@ export class Server {
       const client = this.clients.get(delivery.clientId);
       if (client) this.#deliverChecked(client, delivery, packet, false);
     }
+    if (fanOut) this.#outbound.endFanOut();
   }
 
   /**
