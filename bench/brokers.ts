@@ -10,11 +10,33 @@
 
 import type { Version } from "./mqtt.ts";
 
-/** The brokers the suite knows. */
-export type BrokerName = "ours" | "mosquitto" | "aedes";
+/**
+ * A broker the suite knows: `ours`, `base` (our broker from the `--baseline` directory, for before and
+ * after in one run), `mosquitto` or `aedes`. `ours` and `base` take a configuration suffix:
+ * `+kv` (Deno KV storage), `+redis` (Redis storage, a fresh `redis-server` per run), `+metrics` (the
+ * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook);
+ * no suffix is the bare broker (no storage, no stats).
+ */
+export type BrokerName = string;
 
-/** All broker names, ours first. */
+/** The brokers `--compare` runs, ours first. */
 export const BROKERS: readonly BrokerName[] = ["ours", "mosquitto", "aedes"];
+
+/** The configurations of ours (and base). */
+export const CONFIGS: readonly string[] = ["kv", "redis", "metrics", "default"];
+
+/**
+ * Whether a name is one the suite can start.
+ *
+ * @param name A broker name, maybe with a configuration suffix.
+ * @returns True if known.
+ */
+export function isBrokerName(name: string): boolean {
+  const [impl, config, extra] = name.split("+");
+  if (extra !== undefined) return false;
+  if (impl === "ours" || impl === "base") return config === undefined || CONFIGS.includes(config);
+  return config === undefined && (impl === "mosquitto" || impl === "aedes");
+}
 
 const REPO = new URL("..", import.meta.url).pathname;
 /** Where Aedes is installed (outside the repository, so `deno lint`/`fmt` never see it). */
@@ -70,7 +92,12 @@ export function freePort(): number {
  * @returns `true`, or a reason why not.
  */
 export async function available(name: BrokerName, install = true): Promise<true | string> {
-  if (name === "ours") return true;
+  if (name.startsWith("ours") || name.startsWith("base")) {
+    if (name.endsWith("+redis") && !(await run(["bash", "-c", "command -v redis-server"])).ok) {
+      return "redis-server is not installed";
+    }
+    return true;
+  }
   if (name === "mosquitto") {
     return (await run(["bash", "-c", "command -v mosquitto"])).ok ? true : "mosquitto is not installed";
   }
@@ -95,6 +122,8 @@ export interface StartOptions {
   cpuProfileDir?: string;
   /** Ours only: keep state in Deno KV (a fresh directory per run) instead of running without storage. */
   persist?: boolean;
+  /** `base`: the directory holding the baseline version of our broker. */
+  baselineDir?: string;
   /** Milliseconds to wait for the port to accept connections. */
   readyTimeoutMs?: number;
 }
@@ -114,17 +143,39 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
   const env: Record<string, string> = {};
   let version: Version = 5;
   let dataDir = "";
-  if (name === "ours") {
+  let cwd = REPO;
+  let redis: { stop(): Promise<void> } | undefined;
+  const [impl, suffix] = name.split("+");
+  if (impl === "ours" || impl === "base") {
+    if (impl === "base") {
+      if (!options.baselineDir) throw new Error("The base broker needs --baseline DIR");
+      cwd = options.baselineDir;
+    }
+    const config = suffix ?? (options.persist ? "kv" : "");
     const profile = options.cpuProfileDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfileDir)} ` : "";
     // Only the TCP listener, on loopback. Newer CLIs also start WebSocket and HTTP listeners on all
     // interfaces and keep state in ./data by default: turn those off (state would leak between runs,
-    // and Mosquitto runs without persistence too), or give each run a fresh KV directory (--persist).
+    // and Mosquitto runs without persistence too), or give each run a fresh KV directory (+kv), or
+    // the stats listener on a free loopback port (+metrics; +default has both).
     let extra = "";
-    const help = await cliHelp();
+    const help = await cliHelp(cwd);
     if (help.includes("--ws ")) extra += " --ws off";
-    if (help.includes("--info ")) extra += " --info off";
-    if (help.includes("--data ")) {
-      if (options.persist) {
+    if (help.includes("--info ")) {
+      extra += config === "metrics" || config === "default"
+        ? ` --info 127.0.0.1:${freePort()}`
+        : " --info off";
+    }
+    if (config === "redis") {
+      const server = await startRedis();
+      redis = server;
+      const file = `${LOG_DIR}/ours-${port}-redis.yaml`;
+      Deno.writeTextFileSync(
+        file,
+        `hooks:\n  auth:\n    allow_all: true\n  storage:\n    redis:\n      address: "${server.address}"\n`,
+      );
+      extra += ` --config ${quote(file)}`;
+    } else if (help.includes("--data ")) {
+      if (config === "kv" || config === "default") {
         dataDir = Deno.makeTempDirSync({ prefix: "x-broker-bench-kv-" });
         extra += ` --data ${quote(dataDir)}`;
       } else extra += " --data off";
@@ -147,7 +198,7 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       "-c",
       `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); ${command} >${quote(logFile)} 2>&1`,
     ],
-    cwd: REPO,
+    cwd,
     env,
     stdin: "null",
     stdout: "null",
@@ -183,6 +234,7 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       await status;
       clearTimeout(timer);
       if (dataDir) Deno.removeSync(dataDir, { recursive: true });
+      await redis?.stop();
     },
   };
   const deadline = performance.now() + (options.readyTimeoutMs ?? 20_000);
@@ -234,17 +286,51 @@ export function cpuSeconds(pid: number | "self"): number {
   }
 }
 
-let helpText: Promise<string> | undefined;
+const helpTexts = new Map<string, Promise<string>>();
 
-/** The CLI's `--help` output (read once), to know which flags it has. */
-function cliHelp(): Promise<string> {
-  helpText ??= new Deno.Command("deno", {
-    args: ["run", "-A", "src/app/cli.ts", "--help"],
-    cwd: REPO,
+/** The CLI's `--help` output (read once per directory), to know which flags it has. */
+function cliHelp(cwd: string): Promise<string> {
+  let text = helpTexts.get(cwd);
+  if (!text) {
+    text = new Deno.Command("deno", { args: ["run", "-A", "src/app/cli.ts", "--help"], cwd, stderr: "null" })
+      .output().then((out) => new TextDecoder().decode(out.stdout));
+    helpTexts.set(cwd, text);
+  }
+  return text;
+}
+
+/** Starts a `redis-server` on a free loopback port (no persistence to disk: the write path, not the disk). */
+async function startRedis(): Promise<{ address: string; stop(): Promise<void> }> {
+  const dir = Deno.makeTempDirSync({ prefix: "x-broker-bench-redis-" });
+  const port = freePort();
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    stdin: "null",
+    stdout: "null",
     stderr: "null",
-  })
-    .output().then((out) => new TextDecoder().decode(out.stdout));
-  return helpText;
+  }).spawn();
+  live.set(child.pid, child);
+  for (let i = 0; i < 250; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // gone
+      }
+      await child.status;
+      live.delete(child.pid);
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
 }
 
 function tail(file: string): string {

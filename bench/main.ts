@@ -15,14 +15,21 @@
  */
 
 import { parseArgs } from "node:util";
-import { available, type BrokerName, BROKERS, killAllBrokers, startBroker } from "./brokers.ts";
+import { available, type BrokerName, BROKERS, isBrokerName, killAllBrokers, startBroker } from "./brokers.ts";
+import { sessions } from "./mqtt.ts";
 import { buildCases, type Case, type RunContext, SCENARIOS } from "./scenarios.ts";
 
 const USAGE = `Usage: deno task bench [options]
 
 Options:
   --compare           also run Mosquitto and Aedes (when installed), interleaved, and print ratios
-  --brokers LIST      comma-separated subset of ${BROKERS.join(",")} (overrides --compare's choice)
+  --brokers LIST      comma-separated brokers (overrides --compare's choice): ${BROKERS.join(", ")}, base
+                      (ours from --baseline); ours and base take +kv, +redis, +metrics or +default
+                      (the CLI's defaults); ratios are the first broker's over each other's
+  --baseline DIR      a checkout of an earlier version of our broker, run as "base" (before and after
+                      in one run, interleaved)
+  --persistent        the generator's clients ask for persistent sessions (clean session 0 / v5 session
+                      expiry of an hour) instead of clean ones
   --scenario NAME     run only this scenario (repeatable): ${[...SCENARIOS, "durability"].join(", ")}
   --rounds N          rounds (default 1, or 3 with --compare)
   --quick             smaller counts, for a fast sanity run
@@ -49,6 +56,7 @@ async function runOnce(
   round: number,
   cpuProfileDir: string | undefined,
   persist: boolean,
+  baselineDir: string | undefined,
 ) {
   const started = performance.now();
   const result: RunResult = {
@@ -65,8 +73,9 @@ async function runOnce(
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     instance = await startBroker(broker, {
-      cpuProfileDir: broker === "ours" ? cpuProfileDir : undefined,
+      cpuProfileDir: broker.startsWith("ours") ? cpuProfileDir : undefined,
       persist,
+      baselineDir,
     });
     ctx.broker = instance;
     const timeout = new Promise<never>((_, reject) => {
@@ -138,12 +147,10 @@ function table(header: string[], rows: string[][]): string {
 }
 
 function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], rounds: number): string {
-  const others = brokers.filter((b) => b !== "ours");
-  const header = [
-    "scenario / metric",
-    ...brokers,
-    ...(brokers.includes("ours") ? others.map((b) => `ours/${b}`) : []),
-  ];
+  // Ratios are the first broker's over each other's.
+  const first = brokers[0];
+  const others = brokers.slice(1);
+  const header = ["scenario / metric", ...brokers, ...others.map((b) => `${first}/${b}`)];
   const rows: string[][] = [];
   for (const c of cases) {
     const of = (b: BrokerName) =>
@@ -158,14 +165,12 @@ function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], r
         medians.set(b, median(ok));
         return format(median(ok)) + (ok.length < runs.length ? ` (${runs.length - ok.length} failed)` : "");
       });
-      const ratios = brokers.includes("ours")
-        ? others.map((b) => {
-          const a = medians.get("ours");
-          const o = medians.get(b);
-          if (a === undefined || o === undefined || o === 0 || m.better === "none") return "";
-          return `${(a / o).toFixed(2)}x`;
-        })
-        : [];
+      const ratios = others.map((b) => {
+        const a = medians.get(first);
+        const o = medians.get(b);
+        if (a === undefined || o === undefined || o === 0 || m.better === "none") return "";
+        return `${(a / o).toFixed(2)}x`;
+      });
       const arrow = m.better === "higher" ? " ↑" : m.better === "lower" ? " ↓" : "";
       rows.push([`${c.scenario} ${c.name}: ${m.label}${arrow}`, ...cells, ...ratios]);
     }
@@ -194,6 +199,8 @@ export async function main(args: string[]): Promise<number> {
         scale: { type: "string", default: "1" },
         "cpu-prof": { type: "string" },
         persist: { type: "boolean", default: false },
+        persistent: { type: "boolean", default: false },
+        baseline: { type: "string" },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -230,8 +237,8 @@ export async function main(args: string[]): Promise<number> {
     ? [...BROKERS]
     : ["ours"];
   for (const b of brokers) {
-    if (!BROKERS.includes(b)) {
-      console.error(`Unknown broker "${b}"; one of ${BROKERS.join(", ")}`);
+    if (!isBrokerName(b)) {
+      console.error(`Unknown broker "${b}"; one of ${BROKERS.join(", ")}, base (with +kv, +redis, ...)`);
       return 2;
     }
   }
@@ -244,18 +251,24 @@ export async function main(args: string[]): Promise<number> {
   brokers = usable;
   if (values["cpu-prof"]) Deno.mkdirSync(values["cpu-prof"], { recursive: true });
 
+  sessions.persistent = values.persistent;
   const cases = buildCases(values.quick, scale).filter((c) => scenarios.includes(c.scenario));
   const started = new Date();
   console.log(
     `# bench ${started.toISOString()} — brokers: ${brokers.join(", ")}; rounds: ${rounds}; ` +
       `${values.quick ? "quick" : "full"} counts${scale === 1 ? "" : ` × ${scale} messages`}; ` +
+      `${values.persistent ? "persistent" : "clean"} sessions; ` +
       `${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}\n`,
   );
   const results: RunResult[] = [];
   for (let round = 1; round <= rounds; round++) {
+    // Each round starts with a different broker, so that an order effect (a warm cache, the load
+    // left by the previous run) does not always favour the same one.
+    const shift = (round - 1) % brokers.length;
+    const order = [...brokers.slice(shift), ...brokers.slice(0, shift)];
     for (const c of cases) {
-      for (const b of brokers) {
-        const result = await runOnce(c, b, round, values["cpu-prof"], values.persist);
+      for (const b of order) {
+        const result = await runOnce(c, b, round, values["cpu-prof"], values.persist, values.baseline);
         results.push(result);
         printRun(c, result);
       }

@@ -104,10 +104,19 @@ function packet(first: number, body: number[]): Uint8Array {
   return new Uint8Array([first, ...varint(body.length), ...body]);
 }
 
-/** Encodes a CONNECT (clean start, no keep alive; v5 asks for a Receive Maximum of 65535). */
+/**
+ * Session settings every CONNECT of the generator uses: `persistent` asks for a session that
+ * outlives the connection (clean session 0; v5: Clean Start 0 and a Session Expiry Interval of an
+ * hour), set by `--persistent`.
+ */
+export const sessions: { persistent: boolean } = { persistent: false };
+
+/** Encodes a CONNECT (clean start unless `sessions.persistent`, no keep alive; v5 asks for a Receive Maximum of 65535). */
 export function encodeConnect(clientId: string, version: Version, keepAlive = 0): Uint8Array {
-  const body = [...str("MQTT"), version, 0x02, keepAlive >> 8, keepAlive & 0xff];
-  if (version === 5) body.push(3, 0x21, 0xff, 0xff);
+  const persistent = sessions.persistent;
+  const body = [...str("MQTT"), version, persistent ? 0x00 : 0x02, keepAlive >> 8, keepAlive & 0xff];
+  if (version === 5 && persistent) body.push(8, 0x21, 0xff, 0xff, 0x11, 0, 0, 0x0e, 0x10);
+  else if (version === 5) body.push(3, 0x21, 0xff, 0xff);
   body.push(...str(clientId));
   return packet(0x10, body);
 }
