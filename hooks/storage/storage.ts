@@ -7,6 +7,10 @@
  * once per outage), and answers `sync()`, which the server awaits before it acknowledges a QoS 1/2
  * publish, a retained message or a subscription.
  *
+ * Nothing a crash would discard anyway is written: a session that ends with its connection (clean
+ * session, or session expiry 0) has no records at all, so its traffic costs no storage write; only a
+ * record left by an earlier persistent session under the same client id is removed.
+ *
  * @module
  */
 
@@ -89,6 +93,8 @@ export class StorageHook implements Hook {
   #lastSysSave = 0;
   #sysInfo: Info | undefined;
   #stopped = false;
+  /** Client ids that have a client record in the store (loaded or written). */
+  readonly #stored = new Set<string>();
 
   /**
    * Creates a storage hook.
@@ -137,7 +143,10 @@ export class StorageHook implements Hook {
   // Restore ------------------------------------------------------------------------------------
 
   async #state(): Promise<StoredState> {
-    this.#loaded ??= await this.backend.load();
+    if (!this.#loaded) {
+      this.#loaded = await this.backend.load();
+      for (const record of this.#loaded.clients) this.#stored.add(record.id);
+    }
     return this.#loaded;
   }
 
@@ -168,24 +177,37 @@ export class StorageHook implements Hook {
 
   // Events -------------------------------------------------------------------------------------
 
-  /** Saves the session. */
+  /** Saves the session (a session that ends with its connection only clears an older record). */
   onSessionEstablished(client: Client): void {
-    this.#write({ op: "putClient", record: clientRecord(client) });
+    if (ephemeral(client)) this.#deleteClient(client.id);
+    else this.#putClient(client);
   }
 
   /** Saves the session's disconnected state, or removes it when it ends. */
   onDisconnect(client: Client, _error: Error | undefined, expire: boolean): void {
-    if (expire) this.#write({ op: "deleteClient", clientId: client.id });
-    else this.#write({ op: "putClient", record: clientRecord(client) });
+    if (expire) this.#deleteClient(client.id);
+    else this.#putClient(client);
   }
 
   /** Removes an expired session and everything that belongs to it. */
   onClientExpired(client: Client): void {
-    this.#write({ op: "deleteClient", clientId: client.id });
+    this.#deleteClient(client.id);
+  }
+
+  #putClient(client: Client): void {
+    this.#stored.add(client.id);
+    this.#write({ op: "putClient", record: clientRecord(client) });
+  }
+
+  /** Removes a client's records, if it has any. */
+  #deleteClient(clientId: string): void {
+    if (!this.#stored.delete(clientId)) return;
+    this.#write({ op: "deleteClient", clientId });
   }
 
   /** Saves granted subscriptions (never failed ones). */
   onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {
+    if (ephemeral(client)) return;
     const filters = packet.filters ?? [];
     for (let i = 0; i < filters.length; i++) {
       if (reasonCodes[i] >= 0x80) continue;
@@ -196,6 +218,7 @@ export class StorageHook implements Hook {
 
   /** Removes subscriptions. */
   onUnsubscribed(client: Client, packet: Packet): void {
+    if (ephemeral(client)) return;
     for (const { filter } of packet.filters ?? []) {
       this.#write({ op: "deleteSubscription", clientId: client.id, filter });
     }
@@ -215,6 +238,7 @@ export class StorageHook implements Hook {
 
   /** Saves an in-flight or queued message (or the PUBREL/PUBREC stage of a QoS 2 flow). */
   onQosPublish(client: Client, packet: Packet): void {
+    if (ephemeral(client)) return;
     const record = inflightRecord(client.id, packet);
     if (record) this.#write({ op: "putInflight", record });
   }
@@ -231,8 +255,8 @@ export class StorageHook implements Hook {
 
   /** The will was sent: save the session without it. */
   onWillSent(client: Client): void {
-    if (client.state.connected || client.state.expiresAt !== 0) {
-      this.#write({ op: "putClient", record: clientRecord(client) });
+    if ((client.state.connected || client.state.expiresAt !== 0) && !ephemeral(client)) {
+      this.#putClient(client);
     }
   }
 
@@ -246,6 +270,7 @@ export class StorageHook implements Hook {
   }
 
   #deleteInflight(client: Client, packet: Packet): void {
+    if (ephemeral(client)) return;
     const record = inflightRecord(client.id, packet);
     if (record) {
       this.#write({
@@ -312,6 +337,14 @@ export class StorageHook implements Hook {
     }
     this.#waiters = still;
   }
+}
+
+/**
+ * Whether a client's session ends with its connection (clean session, or session expiry 0): then
+ * nothing of it outlives a crash either, and nothing of it is written.
+ */
+function ephemeral(client: Client): boolean {
+  return client.properties?.sessionExpiryInterval === 0;
 }
 
 /**

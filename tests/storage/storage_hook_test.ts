@@ -165,3 +165,55 @@ Deno.test("StorageHook batches a burst of QoS 1 publishes read in one turn into 
     pub.close();
   }
 });
+
+Deno.test("StorageHook writes nothing for the traffic of sessions that end with their connection", async () => {
+  const store = new FlakyStore();
+  // An earlier persistent session of "sub5": a clean session under its id must remove it.
+  store.clients.set("sub5", { id: "sub5" } as never);
+  await using broker = await startBroker({}, [new AllowHook(), new MemoryHook({ store })]);
+  const { client: sub5 } = await RawClient.connect(broker, "sub5"); // v5, session expiry 0
+  const { client: sub4 } = await RawClient.connect(broker, "sub4", { version: 4 }); // clean session
+  await sub5.subscribe([{ filter: "c/#", qos: 2 }]);
+  await sub4.subscribe([{ filter: "c/#", qos: 1 }]);
+  await waitFor(() => store.attempts === store.commits);
+  assert.equal(store.clients.has("sub5"), false, "the older persistent session is gone");
+  const before = store.writes;
+  const { client: pub } = await RawClient.connect(broker, "pub", { version: 4 });
+  await pub.send(publishOf("c/1", 1, 1));
+  await pub.expect(PacketType.Puback);
+  await pub.send(publishOf("c/2", 2, 2));
+  await pub.expect(PacketType.Pubrec);
+  await pub.send({ fixedHeader: { type: PacketType.Pubrel, qos: 1 }, packetId: 2 });
+  await pub.expect(PacketType.Pubcomp);
+  for (const sub of [sub5, sub4]) {
+    for (const p of await sub.sync()) {
+      if (p.fixedHeader.qos === 1) {
+        await sub.send({ fixedHeader: { type: PacketType.Puback }, packetId: p.packetId });
+      }
+      if (p.fixedHeader.qos === 2) {
+        await sub.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: p.packetId });
+      }
+    }
+    await sub.sync();
+  }
+  await sub5.send({
+    fixedHeader: { type: PacketType.Unsubscribe },
+    packetId: 3,
+    filters: [{ filter: "c/#", qos: 0 }],
+  });
+  await sub5.expect(PacketType.Unsuback);
+  for (const c of [pub, sub5, sub4]) c.close();
+  await waitFor(() => broker.server.info.clientsConnected === 0);
+  await delay(20);
+  assert.equal(store.writes - before, 0, "no storage write for clean sessions");
+  assert.equal(store.clients.size + store.subscriptions.size + store.inflight.size, 0);
+});
+
+function publishOf(topic: string, qos: 1 | 2, packetId: number): Packet {
+  return {
+    fixedHeader: { type: PacketType.Publish, qos },
+    topicName: topic,
+    packetId,
+    payload: new Uint8Array([1, 2, 3]),
+  };
+}
