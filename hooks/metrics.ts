@@ -1,6 +1,9 @@
 /**
- * Metrics: a {@linkcode MetricsHook} that counts from hook events; `src/app/prometheus.ts` renders
- * its counters, with what the server knows at scrape time, for Prometheus.
+ * Metrics: a {@linkcode MetricsHook} that keeps what the core does not count itself (connections
+ * by close reason, wills, latency histograms, event-loop lag, a per-second history); the traffic
+ * counters (packets and bytes by type, messages by QoS, drops by reason) are plain numbers the core
+ * keeps (`Traffic` in `src/system.ts`), with no hook event per packet. `src/app/prometheus.ts`
+ * renders them, with what the server knows at scrape time, for Prometheus.
  *
  * Label cardinality is bounded: labels are packet types, QoS levels, reason names and hook ids,
  * never client ids or topics.
@@ -11,9 +14,12 @@
 import type { Packet } from "../src/packets/types.ts";
 import { PacketType } from "../src/packets/types.ts";
 import { reasonName } from "../src/packets/reason_codes.ts";
-import { type DropReason, type Hook, HOOK_EVENTS } from "../src/hooks.ts";
+import type { Hook } from "../src/hooks.ts";
 import type { Client } from "../src/client.ts";
 import type { Server } from "../src/server.ts";
+import { DROP_REASONS, type Info, type MessageDropReason, Traffic } from "../src/system.ts";
+
+export { DROP_REASONS, type MessageDropReason };
 
 /** Default histogram buckets for latencies, in seconds (0.5 ms to 10 s). */
 // deno-fmt-ignore
@@ -65,17 +71,18 @@ export class Histogram {
   }
 
   /**
-   * Records one observation.
+   * Records one observation (or `count` equal ones).
    *
    * @param value The value, in the histogram's unit (seconds for latencies).
+   * @param count How many observations of this value.
    */
-  observe(value: number): void {
+  observe(value: number, count: number = 1): void {
     const buckets = this.buckets;
     let i = 0;
     while (i < buckets.length && value > buckets[i]) i++;
-    this.counts[i]++;
-    this.sum += value;
-    this.count++;
+    this.counts[i] += count;
+    this.sum += value * count;
+    this.count += count;
   }
 
   /**
@@ -91,26 +98,11 @@ export class Histogram {
   }
 }
 
-/**
- * Why a message was dropped (the `reason` label of `mqtt_messages_dropped_total`): what the
- * server reports for outbound drops, plus inbound publishes refused by the ACL or a hook.
- */
-export type MessageDropReason = DropReason | "acl_denied" | "rejected";
-
-/** Every drop reason, in label order. */
-// deno-fmt-ignore
-export const DROP_REASONS: readonly MessageDropReason[] = [
-  "queue_full", "expired", "too_large", "acl_denied", "offline", "packet_id_exhausted", "rejected",
-];
-
 /** Packet type names for the `type` label, indexed by packet type. */
 export const PACKET_NAMES: readonly string[] = (
   "reserved connect connack publish puback pubrec pubrel pubcomp subscribe suback unsubscribe unsuback " +
   "pingreq pingresp disconnect auth"
 ).split(" ");
-
-/** v3 CONNACK return codes 1-5 as the v5 reason they stand for. */
-const V3_CONNACK_REASONS = [0, 0x84, 0x85, 0x88, 0x86, 0x87];
 
 /** A reason code as a label value: `"not_authorized"`. */
 function reasonLabel(code: number): string {
@@ -205,13 +197,13 @@ export interface MetricsHookOptions {
   latencyBuckets?: readonly number[];
 }
 
-const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i]));
-
 /**
- * Counts what happens in the broker, from hook events: packets and bytes by type, messages by QoS,
- * drops by reason, connections opened, refused and closed by reason, publish-to-deliver latency,
- * storage write latency, and the event-loop lag (a timer-drift sampler started in `onStarted`
- * and stopped in `stop`/`onStopped`). Add it after any storage hook, then serve
+ * Counts what happens in the broker: connections opened and closed by reason, wills, in-flight
+ * drops (from the few hook events they need), publish-to-deliver latency (observed by the core
+ * once it is bound), storage write latency, and the event-loop lag (a timer-drift sampler started
+ * in `onStarted` and stopped in `stop`/`onStopped`); it reads the core's traffic counters (packets,
+ * bytes, messages by QoS, drops by reason, refused connections), which cost nothing per packet
+ * beyond plain additions. Add it after any storage hook, then serve
  * {@linkcode renderMetrics} (the `Metrics` listener and the stats listener's `/metrics` do).
  *
  * @example Counting and rendering
@@ -243,31 +235,12 @@ const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((
 export class MetricsHook implements Hook {
   /** The hook id. */
   readonly id: string;
-  /** Packets received, by packet type. */
-  readonly packetsReceived: Float64Array = new Float64Array(16);
-  /** Bytes received, by packet type (only when the server reports packet sizes). */
-  readonly bytesReceived: Float64Array = new Float64Array(16);
-  /** Packets sent, by packet type. */
-  readonly packetsSent: Float64Array = new Float64Array(16);
-  /** Bytes sent, by packet type. */
-  readonly bytesSent: Float64Array = new Float64Array(16);
-  #now = 0;
-  #nowValid = false;
-  readonly #expireNow = (): void => {
-    this.#nowValid = false;
-  };
-  /** PUBLISH packets received, by QoS. */
-  readonly messagesReceived: Float64Array = new Float64Array(3);
-  /** PUBLISH packets sent, by QoS. */
-  readonly messagesSent: Float64Array = new Float64Array(3);
-  /** Messages dropped, by `qos * DROP_REASONS.length + reason index`. */
-  readonly messagesDropped: Float64Array = new Float64Array(3 * DROP_REASONS.length);
+  /** The server's traffic counters once bound (zeros until then). */
+  #traffic: Traffic = new Traffic();
   /** In-flight or queued QoS 1/2 messages dropped (expired, or their session ended). */
   inflightDropped = 0;
   /** Connections accepted (CONNACK success). */
   connectionsOpened = 0;
-  /** Connections refused with a CONNACK error, by reason label. */
-  readonly connectionsRefused: Map<string, number> = new Map();
   /** Accepted connections that closed, by reason label. */
   readonly connectionsClosed: Map<string, number> = new Map();
   /** Clients connected now (opened minus closed). */
@@ -288,11 +261,6 @@ export class MetricsHook implements Hook {
   readonly #lagWindow: number[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastTick = 0;
-  /** Clients whose current PUBLISH reached `onPublished` (accepted). */
-  readonly #accepted = new WeakSet<Client>();
-  /** Clients whose last PUBACK/PUBREC refused with "not authorized". */
-  readonly #deniedAck = new WeakSet<Client>();
-  /** Clients whose next drop is for want of a packet id. */
   #storage: StorageLike[] = [];
   #boundTo: Server | undefined;
   #probing = false;
@@ -311,11 +279,70 @@ export class MetricsHook implements Hook {
     this.#historySize = Math.max(2, options.historySize ?? 300);
     this.deliveryLatency = new Histogram(options.latencyBuckets);
     this.storageWriteLatency = new Histogram(options.latencyBuckets);
-    // A server that reports packet sizes (`onPacketReceived`) makes `onPacketRead` unnecessary:
-    // hide it so the dispatcher does not chain through it for every packet.
-    if ((HOOK_EVENTS as readonly string[]).includes("onPacketReceived")) {
-      (this as { onPacketRead?: unknown }).onPacketRead = undefined;
+  }
+
+  /** Packets received, by packet type (the core's counters). */
+  get packetsReceived(): Float64Array {
+    return this.#traffic.packetsReceived;
+  }
+
+  /** Bytes received, by packet type. */
+  get bytesReceived(): Float64Array {
+    return this.#traffic.bytesReceived;
+  }
+
+  /** Packets sent, by packet type. */
+  get packetsSent(): Float64Array {
+    return this.#traffic.packetsSent;
+  }
+
+  /** Bytes sent, by packet type. */
+  get bytesSent(): Float64Array {
+    return this.#traffic.bytesSent;
+  }
+
+  /** PUBLISH packets received, by QoS. */
+  get messagesReceived(): Float64Array {
+    return this.#traffic.messagesReceived;
+  }
+
+  /** PUBLISH packets sent, by QoS. */
+  get messagesSent(): Float64Array {
+    return this.#traffic.messagesSent;
+  }
+
+  /** Messages dropped, by `qos * DROP_REASONS.length + reason index`. */
+  get messagesDropped(): Float64Array {
+    return this.#traffic.messagesDropped;
+  }
+
+  /** Connections refused with a CONNACK error, by reason label. */
+  get connectionsRefused(): Map<string, number> {
+    const out = new Map<string, number>();
+    const counts = this.#traffic.connectionsRefused;
+    for (let code = 1; code < counts.length; code++) {
+      if (counts[code] > 0) {
+        const label = reasonLabel(code);
+        out.set(label, (out.get(label) ?? 0) + counts[code]);
+      }
     }
+    return out;
+  }
+
+  /** Reads the counters of the server these `info` belong to, and times its deliveries. */
+  #attach(info: Info): void {
+    if (this.#traffic === info.traffic) return;
+    this.#traffic = info.traffic;
+    info.traffic.latency = this.deliveryLatency;
+  }
+
+  /**
+   * Binds to the server's counters (the server's `$SYS` tick does it too).
+   *
+   * @param info The server's info.
+   */
+  onSysInfoTick(info: Info): void {
+    this.#attach(info);
   }
 
   /**
@@ -327,6 +354,7 @@ export class MetricsHook implements Hook {
   bind(server: Server): void {
     if (this.#boundTo === server) return;
     this.#boundTo = server;
+    this.#attach(server.info);
     this.#storage = server.hooks.list.filter(isStorage);
     for (const hook of this.#storage) {
       if ("commitObserver" in hook) {
@@ -426,83 +454,6 @@ export class MetricsHook implements Hook {
     }
   }
 
-  // Packets ------------------------------------------------------------------------------------
-
-  /** Counts an inbound packet (used when the server has no `onPacketReceived` event). */
-  onPacketRead(_client: Client, packet: Packet): Packet {
-    const type = packet.fixedHeader.type;
-    this.packetsReceived[type]++;
-    if (type === PacketType.Publish) this.messagesReceived[packet.fixedHeader.qos ?? 0]++;
-    return packet;
-  }
-
-  /**
-   * Counts an inbound packet with its size, for servers that report it (see the module notes).
-   *
-   * @param _client The client.
-   * @param header The fixed header's first byte.
-   * @param size The packet's size in bytes.
-   */
-  onPacketReceived(_client: Client, header: number, size: number): void {
-    const type = header >> 4;
-    this.packetsReceived[type]++;
-    this.bytesReceived[type] += size;
-    if (type === PacketType.Publish) this.messagesReceived[(header >> 1) & 3]++;
-  }
-
-  /**
-   * The time, read once per turn of the event loop: a fan-out delivers one message to every
-   * subscriber in one turn, and reading the clock for each delivery would cost more than the rest.
-   */
-  #clock(): number {
-    if (!this.#nowValid) {
-      this.#now = Date.now();
-      this.#nowValid = true;
-      queueMicrotask(this.#expireNow);
-    }
-    return this.#now;
-  }
-
-  /** Counts an outbound packet; times deliveries; notes refusals. */
-  onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void {
-    const type = packet.fixedHeader.type;
-    this.packetsSent[type]++;
-    this.bytesSent[type] += bytes.length;
-    switch (type) {
-      case PacketType.Publish: {
-        const header = packet.fixedHeader;
-        this.messagesSent[header.qos ?? 0]++;
-        // Resends and retained messages sent on subscribe would only measure their age.
-        if (packet.created && !header.dup && !header.retain) {
-          this.deliveryLatency.observe(Math.max(0, this.#clock() - packet.created) / 1000);
-        }
-        break;
-      }
-      case PacketType.Connack: {
-        let code = packet.reasonCode ?? 0;
-        if (code === 0) break;
-        if (client.properties.protocolVersion !== 5) code = V3_CONNACK_REASONS[code] ?? 0x80;
-        const label = reasonLabel(code);
-        this.connectionsRefused.set(label, (this.connectionsRefused.get(label) ?? 0) + 1);
-        break;
-      }
-      case PacketType.Puback:
-      case PacketType.Pubrec:
-        if (packet.reasonCode === 0x87) this.#deniedAck.add(client);
-        break;
-    }
-  }
-
-  /** Classifies an inbound PUBLISH that was not accepted as dropped. */
-  onPacketProcessed(client: Client, packet: Packet): void {
-    if (packet.fixedHeader.type !== PacketType.Publish) return;
-    if (this.#accepted.delete(client)) return;
-    const qos = packet.fixedHeader.qos ?? 0;
-    if (qos === 2 && packet.fixedHeader.dup) return; // a re-sent QoS 2 publish, acknowledged again
-    const denied = this.#deniedAck.delete(client) || (packet.topicName?.startsWith("$") ?? false);
-    this.#drop(qos, denied ? "acl_denied" : "rejected");
-  }
-
   // Connections --------------------------------------------------------------------------------
 
   /** Counts an accepted connection. */
@@ -522,22 +473,9 @@ export class MetricsHook implements Hook {
 
   // Messages -----------------------------------------------------------------------------------
 
-  /** Notes that the client's PUBLISH was accepted. */
-  onPublished(client: Client): void {
-    this.#accepted.add(client);
-    this.#probeStorage();
-  }
-
   /** Probes storage latency after a subscription change. */
   onSubscribed(): void {
     this.#probeStorage();
-  }
-
-  /**
-   * Counts a dropped message, by QoS and the reason the server gives.
-   */
-  onPublishDropped(_client: Client, packet: Packet, reason: DropReason): void {
-    this.#drop(packet.fixedHeader.qos ?? 0, reason);
   }
 
   /** Counts a dropped in-flight or queued message. */
@@ -548,10 +486,6 @@ export class MetricsHook implements Hook {
   /** Counts a will sent. */
   onWillSent(): void {
     this.willsSent++;
-  }
-
-  #drop(qos: number, reason: MessageDropReason): void {
-    this.messagesDropped[qos * DROP_REASONS.length + DROP_INDEX[reason]]++;
   }
 
   /** Times the next storage commit when writes are waiting and no probe is under way. */

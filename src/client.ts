@@ -7,7 +7,7 @@
 
 import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
-import { ByteWriter } from "./packets/writer.ts";
+import { ByteWriter, varintSize } from "./packets/writer.ts";
 import { FRAME_NEED_MORE, FRAME_READY, PacketFramer } from "./packets/framer.ts";
 import { encodePacket } from "./packets/codec.ts";
 import { Inflight } from "./inflight.ts";
@@ -259,6 +259,7 @@ export class Client {
             if (this.#closed || this.#closeWhenFlushed) break;
           }
           this.#info.packetsReceived++;
+          this.#countReceived(framer.header, framer.body.length);
           const result = handle(this, framer.header, framer.body);
           if (result instanceof Promise) await result;
           if (this.#closed) return;
@@ -272,6 +273,37 @@ export class Client {
       this.close(new Error("Connection closed by the client"));
     } catch (error) {
       this.close(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  #countReceived(header: number, bodySize: number): void {
+    const traffic = this.#info.traffic;
+    const type = header >> 4;
+    traffic.packetsReceived[type]++;
+    traffic.bytesReceived[type] += 1 + varintSize(bodySize) + bodySize;
+    if (type === PacketType.Publish) traffic.messagesReceived[(header >> 1) & 3]++;
+  }
+
+  /** Counts a packet queued for sending (and, for a PUBLISH, its delivery latency). */
+  #countSent(packet: Packet, type: PacketType, size: number): void {
+    const info = this.#info;
+    info.packetsSent++;
+    info.bytesSent += size;
+    const traffic = info.traffic;
+    traffic.packetsSent[type]++;
+    traffic.bytesSent[type] += size;
+    if (type !== PacketType.Publish) {
+      if (type === PacketType.Connack) {
+        traffic.refused(packet.reasonCode ?? 0, this.properties.protocolVersion === 5);
+      }
+      return;
+    }
+    info.messagesSent++;
+    const header = packet.fixedHeader;
+    traffic.messagesSent[header.qos ?? 0]++;
+    // Resends and retained messages sent on subscribe would only measure their age.
+    if (traffic.latency !== undefined && packet.created && !header.dup && !header.retain) {
+      traffic.delivered(packet.created);
     }
   }
 
@@ -329,9 +361,7 @@ export class Client {
       return false;
     }
     this.#pendingMessages++;
-    this.#info.packetsSent++;
-    this.#info.bytesSent += size;
-    if (type === PacketType.Publish) this.#info.messagesSent++;
+    this.#countSent(packet, type, size);
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }
@@ -382,9 +412,7 @@ export class Client {
       out.buffer[start + packetIdAt + 1] = id & 0xff;
     }
     this.#pendingMessages++;
-    this.#info.packetsSent++;
-    this.#info.bytesSent += size;
-    this.#info.messagesSent++;
+    this.#countSent(packet, PacketType.Publish, size);
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }

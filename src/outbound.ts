@@ -233,6 +233,7 @@ export class Outbound {
 
   #dropped(client: Client, packet: Packet, reason: DropReason): void {
     this.#info.messagesDropped++;
+    this.#info.traffic.dropped(packet.fixedHeader.qos ?? 0, reason);
     this.#hooks.onPublishDropped(client, packet, reason);
   }
 

@@ -452,18 +452,20 @@ export class Server {
     const alias = packet.properties?.topicAlias;
     if (alias !== undefined) {
       // [MQTT-3.3.2-9/10] aliases up to the Topic Alias Maximum we advertised.
-      if (alias > caps.topicAliasMaximum) return this.disconnectClient(client, ReasonCode.TopicAliasInvalid);
+      if (alias > caps.topicAliasMaximum) {
+        return this.#refusePublish(client, qos, ReasonCode.TopicAliasInvalid);
+      }
       if (packet.topicName === "") {
         const topic = client.state.inboundAliases.get(alias);
-        if (topic === undefined) return this.disconnectClient(client, ReasonCode.ProtocolError);
+        if (topic === undefined) return this.#refusePublish(client, qos, ReasonCode.ProtocolError);
         packet.topicName = topic;
       } else {
         client.state.inboundAliases.set(alias, packet.topicName!);
       }
     }
-    if (qos > caps.maximumQos) return this.disconnectClient(client, ReasonCode.QoSNotSupported); // [MQTT-3.2.2-11]
+    if (qos > caps.maximumQos) return this.#refusePublish(client, qos, ReasonCode.QoSNotSupported); // [MQTT-3.2.2-11]
     if (packet.fixedHeader.retain && !caps.retainAvailable) {
-      return this.disconnectClient(client, ReasonCode.RetainNotSupported); // [MQTT-3.2.2-14]
+      return this.#refusePublish(client, qos, ReasonCode.RetainNotSupported); // [MQTT-3.2.2-14]
     }
     if (qos === 2) {
       const inbound = client.state.inflight.inboundQos2;
@@ -475,11 +477,12 @@ export class Server {
       }
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum.
       if (inbound.size >= caps.receiveMaximum) {
-        return this.disconnectClient(client, ReasonCode.ReceiveMaximumExceeded);
+        return this.#refusePublish(client, qos, ReasonCode.ReceiveMaximumExceeded);
       }
     }
     this.info.messagesReceived++;
     if (!withinTopicLimits(packet.topicName!, caps)) {
+      this.info.traffic.dropped(qos, "rejected");
       // Not malformed, but not accepted here: v5 acks say so, v3 has no way to and is disconnected.
       if (client.properties.protocolVersion === 5) {
         return this.#acks.send(client, packet, ReasonCode.TopicNameInvalid);
@@ -496,8 +499,15 @@ export class Server {
     return this.#publishAllowed(client, packet, allowed);
   }
 
+  /** Refuses a PUBLISH by closing the connection (counted as a message dropped, "rejected"). */
+  #refusePublish(client: Client, qos: number, code: number): void {
+    this.info.traffic.dropped(qos, "rejected");
+    this.disconnectClient(client, code);
+  }
+
   #publishAllowed(client: Client, packet: Packet, allowed: boolean): void | Promise<void> {
     if (!allowed) {
+      this.info.traffic.dropped(packet.fixedHeader.qos ?? 0, "acl_denied");
       // v5 acks carry the refusal; v3 gets a normal ack [MQTT-3.3.5-2].
       const code = client.properties.protocolVersion === 5
         ? obscureNotAuthorized(ReasonCode.NotAuthorized, this.options.capabilities.compatibilities)
@@ -513,6 +523,8 @@ export class Server {
 
   #publishAccepted(client: Client, original: Packet, result: Packet | number): void {
     if (typeof result === "number") {
+      const qos = original.fixedHeader.qos ?? 0;
+      this.info.traffic.dropped(qos, result === ReasonCode.NotAuthorized ? "acl_denied" : "rejected");
       const v5 = client.properties.protocolVersion === 5;
       this.#acks.send(client, original, v5 ? result : 0);
       return;

@@ -15,8 +15,133 @@ export interface ClusterView {
   nodes(): { id: string; alive: boolean; connections: number; messagesPerSecond: number }[];
 }
 
+/**
+ * Why a message was dropped: outbound (`queue_full`, `expired`, `too_large`, `offline`,
+ * `packet_id_exhausted`) or an inbound PUBLISH refused (`acl_denied`, `rejected`).
+ */
+export type MessageDropReason =
+  | "queue_full"
+  | "expired"
+  | "too_large"
+  | "acl_denied"
+  | "offline"
+  | "packet_id_exhausted"
+  | "rejected";
+
+/** Every drop reason, in the order of {@linkcode Traffic.messagesDropped}. */
+// deno-fmt-ignore
+export const DROP_REASONS: readonly MessageDropReason[] = [
+  "queue_full", "expired", "too_large", "acl_denied", "offline", "packet_id_exhausted", "rejected",
+];
+
+/** v3 CONNACK return codes 1-5 as the v5 reason they stand for. */
+const V3_CONNACK_REASONS = [0, 0x84, 0x85, 0x88, 0x86, 0x87];
+
+const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i]));
+
+/** Receives delivery latencies: `count` deliveries that each took `seconds`. */
+export interface LatencyObserver {
+  /** Records `count` observations of `seconds`. */
+  observe(seconds: number, count: number): void;
+}
+
+/**
+ * The traffic counters the core keeps as plain numbers (rendered at scrape time; no hook event
+ * per packet): packets and bytes by packet type, PUBLISH packets by QoS, drops by QoS and reason,
+ * and, when an observer is set, publish-to-delivery latency.
+ *
+ * @example Counting a dropped message
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DROP_REASONS, Traffic } from "./system.ts";
+ * const traffic = new Traffic();
+ * traffic.dropped(1, "queue_full");
+ * assert.equal(traffic.messagesDropped[1 * DROP_REASONS.length], 1);
+ * ```
+ */
+export class Traffic {
+  /** Packets received, by packet type. */
+  readonly packetsReceived: Float64Array = new Float64Array(16);
+  /** Bytes received, by packet type (whole packets, fixed header included). */
+  readonly bytesReceived: Float64Array = new Float64Array(16);
+  /** Packets sent, by packet type. */
+  readonly packetsSent: Float64Array = new Float64Array(16);
+  /** Bytes sent, by packet type. */
+  readonly bytesSent: Float64Array = new Float64Array(16);
+  /** PUBLISH packets received, by QoS. */
+  readonly messagesReceived: Float64Array = new Float64Array(3);
+  /** PUBLISH packets sent, by QoS. */
+  readonly messagesSent: Float64Array = new Float64Array(3);
+  /** Messages dropped, by `qos * DROP_REASONS.length + reason index`. */
+  readonly messagesDropped: Float64Array = new Float64Array(3 * DROP_REASONS.length);
+  /** Connections refused with a CONNACK error, by v5 reason code (v3 return codes mapped to v5). */
+  readonly connectionsRefused: Float64Array = new Float64Array(256);
+  /** Where delivery latencies go; none are measured while unset. */
+  latency: LatencyObserver | undefined;
+  #groupCreated = 0;
+  #groupCount = 0;
+  #turnNow = 0;
+  #scheduled = false;
+  readonly #endTurn = (): void => {
+    this.#scheduled = false;
+    this.#flushGroup();
+    this.#turnNow = 0;
+  };
+
+  /**
+   * Counts a dropped message.
+   *
+   * @param qos The message's QoS.
+   * @param reason Why it was dropped.
+   */
+  dropped(qos: number, reason: MessageDropReason): void {
+    this.messagesDropped[qos * DROP_REASONS.length + DROP_INDEX[reason]]++;
+  }
+
+  /**
+   * Counts a CONNACK that refused a connection.
+   *
+   * @param code The CONNACK's reason code (v5) or return code (v3).
+   * @param v5 Whether the connection speaks MQTT 5.
+   */
+  refused(code: number, v5: boolean): void {
+    if (code === 0) return;
+    this.connectionsRefused[v5 ? code & 0xff : V3_CONNACK_REASONS[code] ?? 0x80]++;
+  }
+
+  /**
+   * Notes that a message accepted at `created` was queued to a subscriber's socket. The deliveries
+   * of one message in one turn (a fan-out) are observed together, with the clock read once a turn.
+   *
+   * @param created When the message was accepted (ms since epoch).
+   */
+  delivered(created: number): void {
+    if (created === this.#groupCreated) {
+      this.#groupCount++;
+      return;
+    }
+    this.#flushGroup();
+    this.#groupCreated = created;
+    this.#groupCount = 1;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#endTurn);
+    }
+  }
+
+  #flushGroup(): void {
+    if (this.#groupCount === 0) return;
+    if (this.#turnNow === 0) this.#turnNow = Date.now();
+    this.latency?.observe(Math.max(0, this.#turnNow - this.#groupCreated) / 1000, this.#groupCount);
+    this.#groupCount = 0;
+    this.#groupCreated = 0;
+  }
+}
+
 /** Counters and values describing the running broker (Mochi's `system.Info`, camelCased). */
 export class Info {
+  /** Traffic by packet type, QoS and drop reason (for metrics). */
+  readonly traffic: Traffic = new Traffic();
   /** The broker version. */
   version = "";
   /** Start time, unix seconds. */

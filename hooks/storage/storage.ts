@@ -80,6 +80,8 @@ export class StorageHook implements Hook {
   readonly id: string;
   /** The backend. */
   protected readonly backend: StorageBackend;
+  /** Called after each successful commit with its duration and size (a metrics hook sets it). */
+  commitObserver: ((seconds: number, writes: number) => void) | undefined = undefined;
   #queue: WriteOp[] = [];
   #appended = 0;
   #committed = 0;
@@ -302,7 +304,9 @@ export class StorageHook implements Hook {
     const upTo = this.#appended;
     this.#queue = [];
     try {
+      const started = performance.now();
       await this.backend.commit(batch);
+      this.commitObserver?.((performance.now() - started) / 1000, batch.length);
       if (this.#failing) log.info("Storage {id} is writing again", { id: this.id });
       this.#failing = false;
       this.#retryMs = RETRY_FIRST_MS;

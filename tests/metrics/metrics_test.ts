@@ -296,10 +296,13 @@ Deno.test("/metrics reports storage queue depth and write latency, hook errors a
   try {
     const first = await scrape(); // binds the hook to the server's storage hooks
     assert.equal(metric(first, "mqtt_storage_queue_depth", { hook: storage.id }), 0);
+    // A persistent session: a clean one writes nothing to storage.
     const sub = await mqtt.connectAsync(broker.url, {
       clientId: "s",
       protocolVersion: 5,
       reconnectPeriod: 0,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
     });
     try {
       await sub.subscribeAsync("st/#", { qos: 1 });
