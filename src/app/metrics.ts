@@ -26,6 +26,7 @@ export {
   sessionCounts,
 } from "./prometheus.ts";
 export { closeReason, DROP_REASONS, Histogram, LATENCY_BUCKETS } from "../../hooks/metrics.ts";
+export { type LatencyObserver, type MessageDropReason, Traffic } from "../system.ts";
 export {
   type LiveSnapshot,
   liveSnapshot,
