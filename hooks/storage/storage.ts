@@ -300,7 +300,7 @@ export class StorageHook implements Hook {
     this.#scheduled = false;
     if (this.#committing || this.#queue.length === 0) return;
     this.#committing = true;
-    const batch = this.#queue;
+    const batch = coalesce(this.#queue);
     const upTo = this.#appended;
     this.#queue = [];
     try {
@@ -341,6 +341,39 @@ export class StorageHook implements Hook {
     }
     this.#waiters = still;
   }
+}
+
+/**
+ * Drops the writes of a batch that later writes in the same batch make pointless: an in-flight
+ * record written and then deleted or rewritten (a message delivered and acknowledged, or moved on to
+ * its PUBREL stage, while the previous commit was under way) is not written at all. The delete
+ * stays (the record may exist from an earlier commit); order is kept.
+ *
+ * @param ops The queued writes, in order.
+ * @returns The writes to commit.
+ */
+export function coalesce(ops: WriteOp[]): WriteOp[] {
+  let puts: Map<string, number> | undefined;
+  let dropped = 0;
+  const kept: (WriteOp | undefined)[] = ops;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    let key: string;
+    if (op.op === "putInflight") {
+      key = `${op.record.clientId}\u0000${op.record.direction}\u0000${inflightId(op.record)}`;
+    } else if (op.op === "deleteInflight") key = `${op.clientId}\u0000${op.direction}\u0000${op.id}`;
+    else continue;
+    puts ??= new Map();
+    const earlier = puts.get(key);
+    if (earlier !== undefined) {
+      kept[earlier] = undefined;
+      dropped++;
+    }
+    if (op.op === "putInflight") puts.set(key, i);
+    else puts.delete(key);
+  }
+  if (dropped === 0) return ops;
+  return kept.filter((op): op is WriteOp => op !== undefined);
 }
 
 /**

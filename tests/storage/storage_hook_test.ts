@@ -10,7 +10,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { AllowHook, type Client, type Packet, PacketType } from "../../mod.ts";
 import { ByteWriter, encodePacket } from "../../src/packets/mod.ts";
 import { MemoryHook, MemoryStore } from "../../hooks/storage/memory.ts";
-import type { WriteOp } from "../../hooks/storage/storage.ts";
+import { coalesce, type WriteOp } from "../../hooks/storage/storage.ts";
 import { delay, RawClient, startBroker, waitFor } from "../helpers.ts";
 
 /** A store that fails a set number of commits, and can hold commits until released. */
@@ -217,3 +217,29 @@ function publishOf(topic: string, qos: 1 | 2, packetId: number): Packet {
     payload: new Uint8Array([1, 2, 3]),
   };
 }
+
+Deno.test("coalesce drops in-flight writes that a later write of the same batch makes pointless", () => {
+  const message = { topic: "t", payload: new Uint8Array([1]), qos: 1, retain: false, created: 0, expiry: 0 };
+  const put = (clientId: string, sequence: number, stage: "publish" | "pubrel" = "publish"): WriteOp => ({
+    op: "putInflight",
+    record: { clientId, direction: "out", sequence, packetId: sequence, stage, message } as never,
+  });
+  const del = (clientId: string, id: number): WriteOp => ({
+    op: "deleteInflight",
+    clientId,
+    direction: "out",
+    id,
+  });
+  const ops = [
+    put("a", 1),
+    put("b", 1),
+    del("a", 1),
+    put("a", 2),
+    put("a", 2, "pubrel"),
+    put("a", 1),
+    del("c", 9),
+  ];
+  assert.deepEqual(coalesce([...ops]), [ops[1], ops[2], ops[4], ops[5], ops[6]]);
+  const untouched = [put("a", 1), del("a", 2)];
+  assert.equal(coalesce(untouched), untouched);
+});
