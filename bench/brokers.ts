@@ -12,7 +12,8 @@ import type { Version } from "./mqtt.ts";
 
 /**
  * A broker the suite knows: `ours`, `base` (our broker from the `--baseline` directory, for before and
- * after in one run), `mosquitto` or `aedes`. `ours` and `base` take a configuration suffix:
+ * after in one run), `mosquitto`, `aedes` or `floor` (Deno's floor for idle connections: a program that
+ * only accepts, answers CONNECT and keeps one pending read per connection; `bench/floor_server.ts`). `ours` and `base` take a configuration suffix:
  * `+kv` (Deno KV storage), `+redis` (Redis storage, a fresh `redis-server` per run), `+metrics` (the
  * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook);
  * no suffix is the bare broker (no storage, no stats).
@@ -35,7 +36,7 @@ export function isBrokerName(name: string): boolean {
   const [impl, config, extra] = name.split("+");
   if (extra !== undefined) return false;
   if (impl === "ours" || impl === "base") return config === undefined || CONFIGS.includes(config);
-  return config === undefined && (impl === "mosquitto" || impl === "aedes");
+  return config === undefined && (impl === "mosquitto" || impl === "aedes" || impl === "floor");
 }
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -98,6 +99,7 @@ export async function available(name: BrokerName, install = true): Promise<true 
     }
     return true;
   }
+  if (name === "floor") return true;
   if (name === "mosquitto") {
     return (await run(["bash", "-c", "command -v mosquitto"])).ok ? true : "mosquitto is not installed";
   }
@@ -181,6 +183,8 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       } else extra += " --data off";
     }
     command = `exec deno run -A ${profile}src/app/cli.ts --tcp 127.0.0.1:${port}${extra}`;
+  } else if (name === "floor") {
+    command = `exec deno run -A bench/floor_server.ts 127.0.0.1 ${port}`;
   } else if (name === "mosquitto") {
     const config = `${LOG_DIR}/mosquitto-${port}.conf`;
     Deno.writeTextFileSync(

@@ -109,7 +109,7 @@ export interface ClientLimits {
 }
 
 /** First read buffer of a connection; it doubles up to `readBufferSize` while reads fill it. */
-const INITIAL_READ_BUFFER = 1024;
+const INITIAL_READ_BUFFER = 256;
 /** First size of each of a connection's two write buffers; they double as needed. */
 const INITIAL_WRITE_BUFFER = 256;
 
