@@ -13,6 +13,7 @@ import { encodePacket } from "./packets/codec.ts";
 import { Inflight } from "./inflight.ts";
 import type { Info } from "./system.ts";
 import type { Connection } from "./listener.ts";
+import { keepAliveWheel } from "./keep_alive.ts";
 
 /**
  * The hook events a client fires itself, as it encodes and writes packets. The server's `Hooks`
@@ -524,6 +525,7 @@ export class Client {
     this.state.disconnectedAt = Date.now();
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#keepAliveTimer);
+    keepAliveWheel.delete(this);
     this.resumeReading();
     try {
       this.net.conn?.close();
@@ -541,22 +543,25 @@ export class Client {
    */
   startKeepAlive(onExpired: (client: Client) => void): void {
     clearTimeout(this.#keepAliveTimer);
+    keepAliveWheel.delete(this);
     if (this.properties.keepAlive === 0 || this.#closed) return;
     this.#onKeepAliveExpired = onExpired;
-    this.#armKeepAlive(this.properties.keepAlive * 1500);
+    keepAliveWheel.add(this); // one timer for every client's check, not one each
   }
 
-  #armKeepAlive(delay: number): void {
-    this.#keepAliveTimer = setTimeout(this.#checkKeepAlive, delay);
+  /**
+   * Called by the keep-alive wheel: ends the connection through the `onExpired` given to
+   * {@linkcode Client.startKeepAlive} once nothing arrived for 1.5 times the keep alive.
+   *
+   * @param now The current time (ms since epoch).
+   */
+  keepAliveTick(now: number): void {
+    if (this.#closed) return keepAliveWheel.delete(this);
+    if (this.#paused) return; // we stopped reading, not the client (the clock restarts on resume)
+    if (now - this.lastReceived < this.properties.keepAlive * 1500) return;
+    keepAliveWheel.delete(this);
+    this.#onKeepAliveExpired?.(this);
   }
-
-  readonly #checkKeepAlive = (): void => {
-    if (this.#closed) return;
-    const limit = this.properties.keepAlive * 1500;
-    const silent = this.#paused ? 0 : Date.now() - this.lastReceived; // we stopped reading, not the client
-    if (silent >= limit) this.#onKeepAliveExpired?.(this);
-    else this.#armKeepAlive(limit - silent);
-  };
 
   /**
    * Starts a timer that calls `onTimeout` unless CONNECT is accepted first.
