@@ -76,10 +76,10 @@ export interface ClientState {
   subscriptions: Map<string, Subscription>;
   /** QoS 1/2 state. */
   inflight: Inflight;
-  /** Inbound topic aliases set by the client. */
-  inboundAliases: Map<number, string>;
-  /** Outbound topic aliases we assigned. */
-  outboundAliases: Map<string, number>;
+  /** Inbound topic aliases set by the client (created on the first one). */
+  inboundAliases?: Map<number, string>;
+  /** Outbound topic aliases we assigned (created on the first one). */
+  outboundAliases?: Map<string, number>;
   /** Whether CONNECT was accepted and the connection is live. */
   connected: boolean;
   /** When the connection ended (ms since epoch), 0 while connected. */
@@ -108,6 +108,9 @@ export interface ClientLimits {
   /** Bytes that may wait in the outbound buffer before QoS 0 messages are dropped. */
   maximumWriteBytes: number;
 }
+
+/** Calls a client's private timeout handler (one function for every client, no closure each). */
+let connectTimedOut: (client: Client) => void;
 
 /** First read buffer of a connection; it doubles up to `readBufferSize` while reads fill it. */
 const INITIAL_READ_BUFFER = 256;
@@ -151,8 +154,6 @@ export class Client {
   state: ClientState = {
     subscriptions: new Map(),
     inflight: new Inflight(),
-    inboundAliases: new Map(),
-    outboundAliases: new Map(),
     connected: false,
     disconnectedAt: 0,
     cleanDisconnect: false,
@@ -570,14 +571,25 @@ export class Client {
    * @param onTimeout Called on timeout.
    */
   startConnectTimeout(seconds: number, onTimeout: (client: Client) => void): void {
-    this.#keepAliveTimer = setTimeout(() => {
-      if (!this.state.connected) onTimeout(this);
-    }, seconds * 1000);
+    this.#onKeepAliveExpired = onTimeout;
+    this.#keepAliveTimer = setTimeout(connectTimedOut, seconds * 1000, this);
+  }
+
+  /** The CONNECT timeout fired: the connection ends unless CONNECT was accepted meanwhile. */
+  #connectTimedOut(): void {
+    this.#keepAliveTimer = undefined;
+    if (!this.state.connected) this.#onKeepAliveExpired?.(this);
   }
 
   /** Cancels the CONNECT timeout (CONNECT arrived). */
   clearConnectTimeout(): void {
     clearTimeout(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined; // an idle connection keeps no timer, nor what it refers to
+    this.#onKeepAliveExpired = undefined;
+  }
+
+  static {
+    connectTimedOut = (client: Client) => client.#connectTimedOut();
   }
 
   /** Takes over another client's session state (subscriptions and in-flight messages). */

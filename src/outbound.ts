@@ -292,7 +292,7 @@ export class Outbound {
       return this.#transmitShared(client, out, force, v5, remainingSeconds);
     }
     if (aliasMax > 0 && v5) {
-      const aliases = client.state.outboundAliases;
+      const aliases = client.state.outboundAliases ??= new Map();
       const alias = aliases.get(packet.topicName!);
       if (alias !== undefined) {
         out = { ...out, topicName: "", properties: { ...out.properties, topicAlias: alias } };

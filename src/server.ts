@@ -349,9 +349,7 @@ export class Server {
       client.close(new Error("Server is shutting down"));
       return Promise.resolve();
     }
-    client.startConnectTimeout(this.options.capabilities.connectTimeout, (c) => {
-      c.close(new Error("No CONNECT within the connect timeout"));
-    });
+    client.startConnectTimeout(this.options.capabilities.connectTimeout, connectTimeout);
     const done = client.read(this.#handleFrame, this.#handleFrameError);
     this.#connections.add(done);
     return done.finally(() => this.#connections.delete(done));
@@ -456,11 +454,11 @@ export class Server {
         return this.#refusePublish(client, qos, ReasonCode.TopicAliasInvalid);
       }
       if (packet.topicName === "") {
-        const topic = client.state.inboundAliases.get(alias);
+        const topic = client.state.inboundAliases?.get(alias);
         if (topic === undefined) return this.#refusePublish(client, qos, ReasonCode.ProtocolError);
         packet.topicName = topic;
       } else {
-        client.state.inboundAliases.set(alias, packet.topicName!);
+        (client.state.inboundAliases ??= new Map()).set(alias, packet.topicName!);
       }
     }
     if (qos > caps.maximumQos) return this.#refusePublish(client, qos, ReasonCode.QoSNotSupported); // [MQTT-3.2.2-11]
@@ -776,4 +774,9 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
+}
+
+/** Ends a connection that sent no CONNECT in time (one function for every connection). */
+function connectTimeout(client: Client): void {
+  client.close(new Error("No CONNECT within the connect timeout"));
 }

@@ -73,7 +73,6 @@ export class ByteWriter {
   buffer: Uint8Array;
   /** The number of bytes written. */
   length: number = 0;
-  #view: DataView;
 
   /**
    * Creates an empty writer.
@@ -82,7 +81,6 @@ export class ByteWriter {
    */
   constructor(initialSize: number = 4096) {
     this.buffer = new Uint8Array(Math.max(16, initialSize));
-    this.#view = new DataView(this.buffer.buffer);
   }
 
   /**
@@ -98,7 +96,6 @@ export class ByteWriter {
     const next = new Uint8Array(size);
     next.set(this.buffer.subarray(0, this.length));
     this.buffer = next;
-    this.#view = new DataView(next.buffer);
   }
 
   /**
@@ -130,8 +127,12 @@ export class ByteWriter {
    */
   u32(value: number): void {
     this.ensure(4);
-    this.#view.setUint32(this.length, value);
-    this.length += 4;
+    // Byte by byte: a DataView per writer would cost every connection memory for a rare field.
+    const buffer = this.buffer;
+    buffer[this.length++] = value >>> 24;
+    buffer[this.length++] = (value >>> 16) & 0xff;
+    buffer[this.length++] = (value >>> 8) & 0xff;
+    buffer[this.length++] = value & 0xff;
   }
 
   /**
