@@ -53,6 +53,8 @@ export class Outbound {
   readonly #clients: Clients;
   /** Subscribers that fell behind while still draining, and the publishers paused for each. */
   readonly #congested = new Map<Client, Set<Client>>();
+  /** For each paused publisher, how many congested subscribers hold it (resumed at zero). */
+  readonly #holds = new Map<Client, number>();
   #congestionTimer: ReturnType<typeof setInterval> | undefined;
   /** The message being fanned out (between `startFanOut` and `endFanOut`), whose encodings are shared. */
   #fanOut: Packet | undefined;
@@ -186,7 +188,10 @@ export class Outbound {
       target.onDrained = this.#onDrained;
       target.resumeReading();
     }
-    origins.add(origin);
+    if (!origins.has(origin)) {
+      origins.add(origin);
+      this.#holds.set(origin, (this.#holds.get(origin) ?? 0) + 1);
+    }
     origin.pauseReading();
     this.#congestionTimer ??= setInterval(this.#checkCongestion, CONGESTION_CHECK_MS);
   }
@@ -212,10 +217,15 @@ export class Outbound {
     }
     this.#congested.delete(target);
     target.onDrained = undefined;
+    // A publisher held by other congested subscribers stays paused (a count, not a scan of them all:
+    // a fan-out to many subscribers congests many at once).
     for (const origin of origins) {
-      let stillHeld = false;
-      for (const others of this.#congested.values()) stillHeld ||= others.has(origin);
-      if (!stillHeld) origin.resumeReading();
+      const holds = (this.#holds.get(origin) ?? 1) - 1;
+      if (holds > 0) this.#holds.set(origin, holds);
+      else {
+        this.#holds.delete(origin);
+        origin.resumeReading();
+      }
     }
     if (this.#congested.size === 0) {
       clearInterval(this.#congestionTimer);
