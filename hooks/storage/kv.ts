@@ -203,6 +203,7 @@ export class KVBackend implements StorageBackend {
     /** Keys written earlier in this batch, per client key part (a later deleteClient removes them). */
     const written = new Map<string, Map<string, Deno.KvKey>>();
     const dropChunks = (key: Deno.KvKey) => {
+      if (chunks.size === 0) return; // the common case: no record is stored in chunks
       const id = keyId(key);
       const known = chunks.get(id);
       if (!known) return;

@@ -353,24 +353,32 @@ export class StorageHook implements Hook {
  * @returns The writes to commit.
  */
 export function coalesce(ops: WriteOp[]): WriteOp[] {
-  let puts: Map<string, number> | undefined;
+  // Position of the last in-flight put per client, by record id (outbound ids as is, inbound as -id - 1).
+  let puts: Map<string, Map<number, number>> | undefined;
   let dropped = 0;
   const kept: (WriteOp | undefined)[] = ops;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
-    let key: string;
+    let clientId: string;
+    let id: number;
     if (op.op === "putInflight") {
-      key = `${op.record.clientId}\u0000${op.record.direction}\u0000${inflightId(op.record)}`;
-    } else if (op.op === "deleteInflight") key = `${op.clientId}\u0000${op.direction}\u0000${op.id}`;
-    else continue;
+      const record = op.record;
+      clientId = record.clientId;
+      id = record.direction === "out" ? record.sequence : -record.packetId - 1;
+    } else if (op.op === "deleteInflight") {
+      clientId = op.clientId;
+      id = op.direction === "out" ? op.id : -op.id - 1;
+    } else continue;
     puts ??= new Map();
-    const earlier = puts.get(key);
+    let ofClient = puts.get(clientId);
+    if (!ofClient) puts.set(clientId, ofClient = new Map());
+    const earlier = ofClient.get(id);
     if (earlier !== undefined) {
       kept[earlier] = undefined;
       dropped++;
     }
-    if (op.op === "putInflight") puts.set(key, i);
-    else puts.delete(key);
+    if (op.op === "putInflight") ofClient.set(id, i);
+    else ofClient.delete(id);
   }
   if (dropped === 0) return ops;
   return kept.filter((op): op is WriteOp => op !== undefined);
