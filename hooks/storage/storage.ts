@@ -413,6 +413,29 @@ export function clientRecord(client: Client): ClientRecord {
   };
 }
 
+/** The last message stored for a delivery, and the packet fields it was made from. */
+let lastMessage: StoredMessage | undefined;
+let lastProperties: Packet["properties"];
+
+/**
+ * The stored form of a delivered message, shared by the deliveries of one message to many
+ * subscribers (their packets differ only in what the record does not hold, or hold the same).
+ */
+function sharedStoredMessage(packet: Packet): StoredMessage {
+  const m = lastMessage;
+  const header = packet.fixedHeader;
+  if (
+    m !== undefined && m.payload === packet.payload && lastProperties === packet.properties &&
+    m.topic === packet.topicName && m.qos === (header.qos ?? 0) && m.retain === (header.retain ?? false) &&
+    m.created === (packet.created ?? 0) && m.expiry === (packet.expiry ?? 0) &&
+    m.origin === (packet.origin ?? "")
+  ) {
+    return m;
+  }
+  lastProperties = packet.properties;
+  return lastMessage = storedMessage(packet);
+}
+
 function inflightRecord(clientId: string, packet: Packet): InflightRecord | undefined {
   switch (packet.fixedHeader.type) {
     case PacketType.Publish:
@@ -422,7 +445,7 @@ function inflightRecord(clientId: string, packet: Packet): InflightRecord | unde
         sequence: packet.sequence ?? 0,
         packetId: packet.packetId ?? 0,
         stage: "publish",
-        message: storedMessage(packet),
+        message: sharedStoredMessage(packet),
       };
     case PacketType.Pubrel:
       return {
