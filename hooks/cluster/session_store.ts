@@ -114,6 +114,7 @@ export class SessionStore extends StorageHook {
    */
   constructor(bus: ClusterBus, owner: SessionOwner) {
     super("cluster-sessions", new SessionBackend(bus, owner));
+    this.keepsEphemeralClientRecords = true; // a dead node's wills are sent from them
   }
 
   // A session that ends with its connection (expiry 0) needs only its record (for its will).

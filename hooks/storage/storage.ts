@@ -95,6 +95,11 @@ export class StorageHook implements Hook {
   #lastSysSave = 0;
   #sysInfo: Info | undefined;
   #stopped = false;
+  /**
+   * Whether sessions that end with their connection still get their client record (not their
+   * subscriptions or messages): a cluster needs it to send the will of a node that died.
+   */
+  protected keepsEphemeralClientRecords = false;
   /** Client ids that have a client record in the store (loaded or written). */
   readonly #stored = new Set<string>();
 
@@ -181,7 +186,7 @@ export class StorageHook implements Hook {
 
   /** Saves the session (a session that ends with its connection only clears an older record). */
   onSessionEstablished(client: Client): void {
-    if (ephemeral(client)) this.#deleteClient(client.id);
+    if (ephemeral(client) && !this.keepsEphemeralClientRecords) this.#deleteClient(client.id);
     else this.#putClient(client);
   }
 
@@ -203,7 +208,7 @@ export class StorageHook implements Hook {
 
   /** Removes a client's records, if it has any. */
   #deleteClient(clientId: string): void {
-    if (!this.#stored.delete(clientId)) return;
+    if (!this.#stored.delete(clientId) && !this.keepsEphemeralClientRecords) return;
     this.#write({ op: "deleteClient", clientId });
   }
 
@@ -257,7 +262,8 @@ export class StorageHook implements Hook {
 
   /** The will was sent: save the session without it. */
   onWillSent(client: Client): void {
-    if ((client.state.connected || client.state.expiresAt !== 0) && !ephemeral(client)) {
+    const kept = !ephemeral(client) || this.keepsEphemeralClientRecords;
+    if ((client.state.connected || client.state.expiresAt !== 0) && kept) {
       this.#putClient(client);
     }
   }
