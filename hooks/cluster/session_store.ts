@@ -114,7 +114,7 @@ export class SessionStore extends StorageHook {
    */
   constructor(bus: ClusterBus, owner: SessionOwner) {
     super("cluster-sessions", new SessionBackend(bus, owner));
-    this.keepsEphemeralClientRecords = true; // a dead node's wills are sent from them
+    this.sharedStore = true; // nodes share it; a dead node's wills are sent from it
   }
 
   // A session that ends with its connection (expiry 0) needs only its record (for its will).

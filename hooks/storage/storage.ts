@@ -83,6 +83,8 @@ export class StorageHook implements Hook {
   /** Called after each successful commit with its duration and size (a metrics hook sets it). */
   commitObserver: ((seconds: number, writes: number) => void) | undefined = undefined;
   #queue: WriteOp[] = [];
+  /** A batch whose commit failed: retried as it is (it was coalesced already), before newer writes. */
+  #retrying: WriteOp[] | undefined;
   #appended = 0;
   #committed = 0;
   #committing = false;
@@ -96,10 +98,13 @@ export class StorageHook implements Hook {
   #sysInfo: Info | undefined;
   #stopped = false;
   /**
-   * Whether sessions that end with their connection still get their client record (not their
-   * subscriptions or messages): a cluster needs it to send the will of a node that died.
+   * Whether other nodes share the store (a cluster): records may exist that this hook neither wrote
+   * nor loaded, so every delete is written; and sessions that end with their connection still get
+   * their client record (not their subscriptions or messages), to send a dead node's wills.
    */
-  protected keepsEphemeralClientRecords = false;
+  protected sharedStore = false;
+  /** In-flight records written (or being written), by client: deletes of others are not written. */
+  readonly #written: InflightIndex = new Map();
   /** Client ids that have a client record in the store (loaded or written). */
   readonly #stored = new Set<string>();
 
@@ -144,7 +149,7 @@ export class StorageHook implements Hook {
 
   /** Writes waiting to be committed (for metrics). */
   get queueDepth(): number {
-    return this.#queue.length;
+    return this.#queue.length + (this.#retrying?.length ?? 0);
   }
 
   // Restore ------------------------------------------------------------------------------------
@@ -153,6 +158,9 @@ export class StorageHook implements Hook {
     if (!this.#loaded) {
       this.#loaded = await this.backend.load();
       for (const record of this.#loaded.clients) this.#stored.add(record.id);
+      for (const record of this.#loaded.inflight) {
+        indexAdd(this.#written, record.clientId, inflightKey(record));
+      }
     }
     return this.#loaded;
   }
@@ -186,7 +194,7 @@ export class StorageHook implements Hook {
 
   /** Saves the session (a session that ends with its connection only clears an older record). */
   onSessionEstablished(client: Client): void {
-    if (ephemeral(client) && !this.keepsEphemeralClientRecords) this.#deleteClient(client.id);
+    if (ephemeral(client) && !this.sharedStore) this.#deleteClient(client.id);
     else this.#putClient(client);
   }
 
@@ -208,7 +216,7 @@ export class StorageHook implements Hook {
 
   /** Removes a client's records, if it has any. */
   #deleteClient(clientId: string): void {
-    if (!this.#stored.delete(clientId) && !this.keepsEphemeralClientRecords) return;
+    if (!this.#stored.delete(clientId) && !this.sharedStore) return;
     this.#write({ op: "deleteClient", clientId });
   }
 
@@ -262,7 +270,7 @@ export class StorageHook implements Hook {
 
   /** The will was sent: save the session without it. */
   onWillSent(client: Client): void {
-    const kept = !ephemeral(client) || this.keepsEphemeralClientRecords;
+    const kept = !ephemeral(client) || this.sharedStore;
     if ((client.state.connected || client.state.expiresAt !== 0) && kept) {
       this.#putClient(client);
     }
@@ -304,9 +312,12 @@ export class StorageHook implements Hook {
 
   readonly #commit = async (): Promise<void> => {
     this.#scheduled = false;
-    if (this.#committing || this.#queue.length === 0) return;
+    if (this.#committing || (this.#queue.length === 0 && !this.#retrying)) return;
     this.#committing = true;
-    const batch = coalesce(this.#queue);
+    // Deletes of records never written are dropped too, once the stored state is known (loaded).
+    const fresh = coalesce(this.#queue, this.#loaded && !this.sharedStore ? this.#written : undefined);
+    const batch = this.#retrying ? this.#retrying.concat(fresh) : fresh;
+    this.#retrying = undefined;
     const upTo = this.#appended;
     this.#queue = [];
     try {
@@ -326,7 +337,7 @@ export class StorageHook implements Hook {
         });
       }
       this.#failing = true;
-      this.#queue = batch.concat(this.#queue); // nothing is dropped: retry everything, in order
+      this.#retrying = batch; // nothing is dropped: retry everything, in order
       this.#committing = false;
       if (!this.#stopped) {
         this.#retryTimer = setTimeout(this.#commit, this.#retryMs);
@@ -358,7 +369,7 @@ export class StorageHook implements Hook {
  * @param ops The queued writes, in order.
  * @returns The writes to commit.
  */
-export function coalesce(ops: WriteOp[]): WriteOp[] {
+export function coalesce(ops: WriteOp[], written?: InflightIndex): WriteOp[] {
   // Position of the last in-flight put per client, by record id (outbound ids as is, inbound as -id - 1).
   let puts: Map<string, Map<number, number>> | undefined;
   let dropped = 0;
@@ -386,8 +397,48 @@ export function coalesce(ops: WriteOp[]): WriteOp[] {
     if (op.op === "putInflight") ofClient.set(id, i);
     else ofClient.delete(id);
   }
+  if (written) dropped += dropUnwritten(kept, written);
   if (dropped === 0) return ops;
   return kept.filter((op): op is WriteOp => op !== undefined);
+}
+
+/** In-flight record keys by client id (outbound: sequence; inbound: -packetId - 1). */
+export type InflightIndex = Map<string, Set<number>>;
+
+function inflightKey(record: Pick<InflightRecord, "direction" | "sequence" | "packetId">): number {
+  return record.direction === "out" ? record.sequence : -record.packetId - 1;
+}
+
+function indexAdd(index: InflightIndex, clientId: string, key: number): void {
+  let keys = index.get(clientId);
+  if (!keys) index.set(clientId, keys = new Set());
+  keys.add(key);
+}
+
+/**
+ * Drops the in-flight deletes of records that were never written (nor are being written), and
+ * records what the remaining writes leave in the store.
+ *
+ * @returns How many writes were dropped.
+ */
+function dropUnwritten(ops: (WriteOp | undefined)[], written: InflightIndex): number {
+  let dropped = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    if (op === undefined) continue;
+    if (op.op === "putInflight") indexAdd(written, op.record.clientId, inflightKey(op.record));
+    else if (op.op === "deleteInflight") {
+      const keys = written.get(op.clientId);
+      const key = op.direction === "out" ? op.id : -op.id - 1;
+      if (keys?.delete(key)) {
+        if (keys.size === 0) written.delete(op.clientId);
+      } else {
+        ops[i] = undefined;
+        dropped++;
+      }
+    } else if (op.op === "deleteClient") written.delete(op.clientId);
+  }
+  return dropped;
 }
 
 /**

@@ -242,4 +242,9 @@ Deno.test("coalesce drops in-flight writes that a later write of the same batch 
   assert.deepEqual(coalesce([...ops]), [ops[1], ops[2], ops[4], ops[5], ops[6]]);
   const untouched = [put("a", 1), del("a", 2)];
   assert.equal(coalesce(untouched), untouched);
+  // Knowing what was written before: deletes of records never written go too.
+  const written = new Map([["a", new Set([1])]]);
+  const batch = [put("a", 2), del("a", 2), del("a", 1), del("b", 5), put("c", 3)];
+  assert.deepEqual(coalesce([...batch], written), [batch[2], batch[4]]);
+  assert.deepEqual(written, new Map([["c", new Set([3])]]));
 });
