@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "npm:mqtt@^5.16.0";
 import {
   AllowHook,
   ByteWriter,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, chromium } from "npm:playwright-core@^1.65.1";
 
 /** Where Debian installs Chromium. */
 export const CHROMIUM = "/usr/bin/chromium";
