@@ -48,6 +48,7 @@ export interface ListenerConfig {
  * @param address For example `":1883"`, `"127.0.0.1:1883"` or `"[::1]:1883"`.
  * @returns The hostname and port.
  * @throws {TypeError} When the port is missing or not a number.
+ * @throws {RangeError} When the port is above 65535.
  *
  * @example Parsing addresses
  * ```ts
@@ -57,9 +58,13 @@ export interface ListenerConfig {
  */
 export function parseHostPort(address: string): { hostname: string; port: number } {
   const at = address.lastIndexOf(":");
-  const port = Number(address.slice(at + 1));
-  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535 || address.slice(at + 1) === "") {
-    throw new TypeError(`Address "${address}" is not of the form host:port`);
+  const digits = address.slice(at + 1);
+  if (at < 0 || !/^\d+$/.test(digits)) {
+    throw new TypeError(`Address "${address}" is not of the form host:port or :port`);
+  }
+  const port = Number(digits);
+  if (port > 65535) {
+    throw new RangeError(`Address "${address}": port ${digits} is out of range (0 to 65535)`);
   }
   let hostname = address.slice(0, at);
   if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);

@@ -1,6 +1,8 @@
 /**
- * The configuration file: YAML or JSON (JSON is YAML 1.2, so one parser reads both), with a schema
- * compatible with Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys.
+ * The configuration file: YAML, or strict JSON for a `.json` file, with a schema compatible with
+ * Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys. Mochi's file-based stores
+ * (`hooks.storage.badger`, `pebble`, `bolt`) become the Deno KV store at the same path, with a
+ * warning in {@linkcode BrokerConfig.warnings}.
  *
  * Relative file paths (TLS files, `ledger_file`, the KV store's `path`) are relative to the config
  * file's directory.
@@ -104,7 +106,7 @@ export interface RedisSettings {
 export interface HookSettings {
   /** `hooks.auth`: `allow_all`, or a `ledger` (inline) or `ledger_file`. */
   auth?: { allowAll: boolean; ledger?: Ledger; ledgerFile?: string };
-  /** `hooks.storage`: at most one of `kv` and `redis`. */
+  /** `hooks.storage`: at most one of `kv` and `redis` (Mochi's `badger`, `pebble` and `bolt` become `kv`). */
   storage?: { kv?: { path: string }; redis?: RedisSettings };
   /** `hooks.debug`: enabled when present with `enable: true`. */
   debug?: DebugHookConfig & { enable: boolean };
@@ -122,13 +124,18 @@ export interface BrokerConfig {
   options: Options;
   /** `logging.level` and `logging.format`. */
   logging: { level?: LogLevel; format?: "text" | "json" };
+  /**
+   * What the loader changed or ignored, each naming the file, line and key, for example a Mochi
+   * store replaced by Deno KV. The CLI logs them as warnings.
+   */
+  warnings: string[];
 }
 
 /** A configuration file that cannot be used; the message names the file, line, column and key. */
 export class ConfigError extends Error {
   /** The file. */
   readonly file: string;
-  /** 1-based line, 0 when unknown. */
+  /** 1-based line, 0 when the problem has no place in the file (it cannot be read). */
   readonly line: number;
   /** 1-based column, 0 when unknown. */
   readonly column: number;
@@ -145,7 +152,7 @@ export class ConfigError extends Error {
    * @param problem What is wrong.
    */
   constructor(file: string, line: number, column: number, key: string, problem: string) {
-    super(`${file}:${line}:${column}: ${key ? `${key}: ` : ""}${problem}`);
+    super(`${file}${line > 0 ? `:${line}:${column}` : ""}: ${key ? `${key}: ` : ""}${problem}`);
     this.name = "ConfigError";
     this.file = file;
     this.line = line;
@@ -231,9 +238,27 @@ function rootSchema(): Check {
                   h_prefix: { kind: "string" },
                 },
               },
-              badger: { kind: "any" },
-              bolt: { kind: "any" },
-              pebble: { kind: "any" },
+              // Mochi's file-based stores, replaced by Deno KV at the same path (with a warning).
+              badger: {
+                kind: "map",
+                required: ["path"],
+                fields: {
+                  path: str,
+                  gc_interval: int(0, Number.MAX_SAFE_INTEGER),
+                  gc_discard_ratio: { kind: "number", min: 0, max: 1 },
+                  options: { kind: "any" },
+                },
+              },
+              pebble: {
+                kind: "map",
+                required: ["path"],
+                fields: { path: str, mode: oneOf("sync", "nosync"), options: { kind: "any" } },
+              },
+              bolt: {
+                kind: "map",
+                required: ["path"],
+                fields: { path: str, bucket: str, options: { kind: "any" } },
+              },
             },
           },
           debug: {
@@ -274,6 +299,11 @@ class Walker {
     const offset = node?.range?.[0] ?? 0;
     const { line, col } = this.#lines.linePos(offset);
     return new ConfigError(this.file, line, col, key, problem);
+  }
+
+  /** A warning in the same form as an error's message. */
+  warning(node: Node | null | undefined, key: string, text: string): string {
+    return this.error(node, key, text).message;
   }
 
   /** Validates `node` against `check` and returns the plain value. */
@@ -410,6 +440,7 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const slash = file.lastIndexOf("/");
   const base = slash < 0 ? "" : file.slice(0, slash + 1);
   const resolve = (path: string) => path.startsWith("/") ? path : base + path;
+  if (/\.json$/i.test(file)) strictJson(text, file);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const walker = new Walker(file, lines);
@@ -441,7 +472,8 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
     seen.set(l.id, i);
   });
 
-  const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve);
+  const warnings: string[] = [];
+  const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve, warnings);
   const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
   const logging = (raw.logging ?? {}) as Raw;
   const level = logging.level as string | undefined;
@@ -454,7 +486,31 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
       level: level === undefined ? undefined : (level === "warn" ? "warning" : level) as LogLevel,
       format: logging.format as "text" | "json" | undefined,
     },
+    warnings,
   };
+}
+
+/**
+ * Checks that a `.json` file is strict JSON (YAML, which reads the rest, would accept trailing
+ * commas, comments and unquoted keys).
+ */
+function strictJson(text: string, file: string): void {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const position = /at position (\d+)/.exec(message);
+    const offset = position ? Number(position[1]) : text.length;
+    const before = text.slice(0, offset).split("\n");
+    const problem = message.replace(/ in JSON at position \d+.*$/, "").replace(/^JSON\.parse: /, "");
+    throw new ConfigError(
+      file,
+      before.length,
+      before[before.length - 1].length + 1,
+      "",
+      `not valid JSON: ${problem}`,
+    );
+  }
 }
 
 function listenerSettings(
@@ -546,6 +602,10 @@ function listenerSettings(
   if (type !== "unix" && !/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(l.address as string)) {
     throw fail("address", `must be host:port or :port, got "${l.address}"`);
   }
+  const port = Number((l.address as string).slice((l.address as string).lastIndexOf(":") + 1));
+  if (type !== "unix" && port > 65535) {
+    throw fail("address", `port ${port} is out of range (0 to 65535) in "${l.address}"`);
+  }
   return stripUndefined({
     type,
     id: l.id as string,
@@ -567,6 +627,7 @@ function hookSettings(
   h: Raw,
   at: (obj: unknown, name: string) => Node | undefined,
   resolve: (path: string) => string,
+  warnings: string[],
 ): HookSettings {
   const hooks: HookSettings = {};
   if (h.auth) {
@@ -601,22 +662,50 @@ function hookSettings(
   }
   if (h.storage) {
     const s = h.storage as Raw;
-    for (const name of ["badger", "bolt", "pebble"]) {
-      if (name in s) {
-        throw walker.error(at(s, name), `hooks.storage.${name}`, `is a Mochi (Go) store; use kv or redis`);
-      }
-    }
     const names = Object.keys(s);
-    if (names.length > 1) {
+    const mochi = names.filter((name) => MOCHI_STORES.includes(name));
+    if (names.length > 1 && mochi.length === 0) {
       throw walker.error(
         at(s, names[1]),
         `hooks.storage.${names[1]}`,
         `only one storage hook may be set (also ${names[0]})`,
       );
     }
+    // A Mochi file may list several stores (Mochi runs them all); we keep the first one.
+    for (const name of names.slice(1)) {
+      warnings.push(walker.warning(
+        at(s, name),
+        `hooks.storage.${name}`,
+        `ignored: only one storage hook runs, and ${names[0]} comes first`,
+      ));
+    }
     const storage: HookSettings["storage"] = {};
-    if (s.kv) storage.kv = { path: resolve((s.kv as Raw).path as string) };
-    if (s.redis) {
+    const chosen = names[0];
+    if (chosen === "kv") storage.kv = { path: resolve((s.kv as Raw).path as string) };
+    if (MOCHI_STORES.includes(chosen)) {
+      const store = s[chosen] as Raw;
+      let path = resolve(store.path as string);
+      let inside = "";
+      try {
+        if (Deno.statSync(path).isDirectory) {
+          // Badger and Pebble keep a folder of files there; Deno KV is one file, so it goes inside.
+          path = `${path.replace(/\/+$/, "")}/broker.kv`;
+          inside = " (inside the existing folder)";
+        }
+      } catch {
+        // Nothing there yet: Deno KV creates its file at that path.
+      }
+      const tuning = Object.keys(store).filter((key) => key !== "path");
+      warnings.push(walker.warning(
+        at(s, chosen),
+        `hooks.storage.${chosen}`,
+        `Mochi's ${MOCHI_STORE_NAMES[chosen]} store is replaced by Deno KV at ${path}${inside}; ` +
+          `a new, empty store: the ${MOCHI_STORE_NAMES[chosen]} data is not read` +
+          (tuning.length > 0 ? `; ${tuning.join(", ")} ha${tuning.length > 1 ? "ve" : "s"} no effect` : ""),
+      ));
+      storage.kv = { path };
+    }
+    if (chosen === "redis") {
       const r = s.redis as Raw;
       if ("prefix" in r && "h_prefix" in r) {
         throw walker.error(
@@ -646,6 +735,10 @@ function hookSettings(
   }
   return hooks;
 }
+
+/** Mochi's file-based storage hooks, each replaced by Deno KV. */
+const MOCHI_STORES: readonly string[] = ["badger", "pebble", "bolt"];
+const MOCHI_STORE_NAMES: Record<string, string> = { badger: "Badger", pebble: "Pebble", bolt: "Bolt" };
 
 /** Finds the YAML node of a ledger field such as `acl[1].filters["a/#"]`, or the ledger itself. */
 function ledgerNode(ledger: Node | undefined, field: string): Node | undefined {
@@ -723,13 +816,12 @@ export async function loadConfig(path: string): Promise<BrokerConfig> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new ConfigError(
-      path,
-      0,
-      0,
-      "",
-      `cannot be read: ${error instanceof Error ? error.message : error}`,
-    );
+    const problem = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.IsADirectory
+      ? "is a directory, not a file"
+      : `cannot be read: ${error instanceof Error ? error.message : error}`;
+    throw new ConfigError(path, 0, 0, "", problem);
   }
   return parseConfig(text, path);
 }
@@ -833,11 +925,38 @@ export async function applyConfig(server: Server, config: BrokerConfig): Promise
   const added: Listener[] = [];
   try {
     for (const listener of listeners) {
-      await server.addListener(listener);
+      await addListenerExplained(server, listener);
       added.push(listener);
     }
   } catch (error) {
     await Promise.all(added.map((l) => l.close()));
     throw error;
+  }
+}
+
+/**
+ * Adds a listener; when it cannot listen, the error names the listener and its address (Deno's
+ * own says only `Address already in use (os error 98)`).
+ *
+ * @param server The server.
+ * @param listener The listener.
+ * @throws {Error} `Cannot listen on ADDRESS (listener ID): ...`, the original as its cause.
+ */
+export async function addListenerExplained(server: Server, listener: Listener): Promise<void> {
+  try {
+    await server.addListener(listener);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.AddrInUse
+      ? "the address is already in use (is another broker or program listening there?)"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied (ports below 1024 need privileges)"
+      : error instanceof Deno.errors.AddrNotAvailable
+      ? "no interface of this machine has that address"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new Error(`Cannot listen on ${listener.address} (listener ${listener.id}): ${reason}`, {
+      cause: error,
+    });
   }
 }

@@ -54,7 +54,7 @@ async function startCli(args: string[]): Promise<RunningCli> {
   };
   try {
     await waitFor(
-      () => (stdout.text + stderr.text).includes(`on "127.0.0.1:${port}"`) || exited.status !== undefined,
+      () => (stdout.text + stderr.text).includes(`on 127.0.0.1:${port}`) || exited.status !== undefined,
       15000,
       "the CLI to log that it listens",
     );
