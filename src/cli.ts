@@ -361,6 +361,7 @@ export async function main(args: string[]): Promise<number> {
   if (server.listeners.size === 0) log.warn("No listeners: no client can connect");
   await server.serve();
   log.info("Broker {version} started", { version: VERSION });
+  log.debug("Capabilities: {capabilities}", { capabilities: JSON.stringify(server.options.capabilities) });
   if (!config && !options.allowAnonymousRemote) {
     log.info(
       "Listening on loopback only: clients on other machines cannot connect. To open it, use --config " +

@@ -502,7 +502,10 @@ function strictJson(text: string, file: string): void {
     const position = /at position (\d+)/.exec(message);
     const offset = position ? Number(position[1]) : text.length;
     const before = text.slice(0, offset).split("\n");
-    const problem = message.replace(/ in JSON at position \d+.*$/, "").replace(/^JSON\.parse: /, "");
+    let problem = message.replace(/ in JSON at position \d+.*$/, "").replace(/^JSON\.parse: /, "");
+    if (/,\s*$/.test(text.slice(0, offset)) && /^\s*[}\]]/.test(text.slice(offset))) {
+      problem += " (a trailing comma: JSON allows none)";
+    }
     throw new ConfigError(
       file,
       before.length,

@@ -24,6 +24,24 @@ import { restoreState } from "./restore.ts";
 export const VERSION = "0.1.0";
 
 const log = logger("server");
+
+const PROTOCOL_NAMES: Record<number, string> = { 3: "3.1", 4: "3.1.1", 5: "5.0" };
+
+/**
+ * One `info` line per connect, disconnect and refusal, as Mosquitto logs them: the client id, the
+ * listener, the remote address and the protocol version, then why.
+ */
+function logConnection(what: "connected" | "disconnected" | "refused", client: Client, reason: string): void {
+  if (!log.isEnabledFor("info")) return;
+  log.info("Client {client} {what} (listener {listener}, remote {remote}, MQTT {version}): {reason}", {
+    client: client.id || "(no id)",
+    what,
+    listener: client.net.listener,
+    remote: client.net.remote,
+    version: PROTOCOL_NAMES[client.properties.protocolVersion] ?? client.properties.protocolVersion,
+    reason,
+  });
+}
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
@@ -393,6 +411,7 @@ export class Server {
       client.properties.protocolVersion = level === 5 ? 5 : 4;
       this.#sendConnack(client, code, false);
     }
+    logConnection("refused", client, `bad CONNECT: ${reasonName(code)}`);
     client.closeAfterFlush(new Error(`Bad CONNECT: ${reasonName(code)}`));
   }
 
@@ -405,6 +424,7 @@ export class Server {
   }
 
   #refuseConnect(client: Client, code: number): void {
+    logConnection("refused", client, reasonName(code));
     this.#sendConnack(client, this.#obscure(code), false);
     client.closeAfterFlush(new Error(`Connection refused: ${reasonName(code)}`));
   }
@@ -537,6 +557,7 @@ export class Server {
       };
     }
     this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
+    logConnection("connected", client, sessionPresent ? "session present" : "new session");
     client.startKeepAlive(this.#keepAliveExpired);
     this.hooks.onSessionEstablished(client, packet);
     if (sessionPresent) this.#outbound.resend(client);
@@ -645,6 +666,7 @@ export class Server {
       this.#endSession(client);
       this.clients.delete(client);
     }
+    logConnection("disconnected", client, cause?.message ?? "connection closed");
     this.hooks.onDisconnect(client, cause, expire);
   }
 
