@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { applyConfig, type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/config.ts";
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "./mqtt.ts";
 import { freePort } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./storage/redis_server.ts";
 import { Server } from "../mod.ts";

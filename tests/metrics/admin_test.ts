@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "../mqtt.ts";
 import { Buffer } from "node:buffer";
 import { MetricsHook, observabilityHandler, type ObservabilityOptions } from "../../mod.ts";
 import { delay, startBroker, type TestBroker, waitFor } from "../helpers.ts";

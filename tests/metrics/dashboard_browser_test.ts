@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { assertChromium, launchChromium, skipBrowserTests } from "../browser/chromium.ts";
-import mqtt from "npm:mqtt@^5.16.0";
-import type { Page } from "npm:playwright-core@^1.65.1";
+import mqtt from "../mqtt.ts";
+import type { Page } from "../playwright.ts";
 import { AllowHook, MetricsHook, observabilityHandler, Server, TCP } from "../../mod.ts";
 
 /** The test artifact (git-ignored); with UPDATE_DOCS=1 the README's copy in docs/ is replaced too. */

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "../mqtt.ts";
 import {
   AllowHook,
   closeReason,

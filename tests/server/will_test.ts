@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type mqtt from "npm:mqtt@^5.16.0";
+import type mqtt from "../mqtt.ts";
 import {
   type ConnectParams,
   type Hook,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "../mqtt.ts";
 import { type Packet, PacketType, type ProtocolVersion, type QoS } from "../../mod.ts";
 import type { Rng } from "../fuzz/rng.ts";
 import type { Ledger, Message, Subscriber } from "./ledger.ts";

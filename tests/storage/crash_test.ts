@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "../mqtt.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
 import { waitFor } from "../helpers.ts";
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "npm:mqtt@^5.16.0";
+import mqtt from "../mqtt.ts";
 import { startExample } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
 
