@@ -675,8 +675,9 @@ function hookSettings(
       );
     }
     // A Mochi file may list several stores (Mochi runs them all); we keep the first one.
+    const ignored: string[] = [];
     for (const name of names.slice(1)) {
-      warnings.push(walker.warning(
+      ignored.push(walker.warning(
         at(s, name),
         `hooks.storage.${name}`,
         `ignored: only one storage hook runs, and ${names[0]} comes first`,
@@ -708,6 +709,7 @@ function hookSettings(
       ));
       storage.kv = { path };
     }
+    warnings.push(...ignored);
     if (chosen === "redis") {
       const r = s.redis as Raw;
       if ("prefix" in r && "h_prefix" in r) {
