@@ -4,7 +4,7 @@
 #   docker run --rm -p 1883:1883 -p 1882:1882 -p 8080:8080 \
 #     -v "$PWD/examples/docker:/config:ro" -v broker-data:/data x-broker
 #
-# The image runs `src/cli.ts --config /config/config.yaml`. examples/docker/config.yaml is a
+# The image runs `src/app/cli.ts --config /config/config.yaml`. examples/docker/config.yaml is a
 # starting point: its Deno KV store is /data/broker.kv (an absolute path in the /data volume; a
 # relative path would resolve under the read-only /config mount) and its sysinfo listener on 8080
 # answers the HEALTHCHECK below. Set HEALTHCHECK_URL when your health endpoint is elsewhere.
@@ -26,12 +26,12 @@ COPY --chown=deno:deno src/ src/
 COPY --chown=deno:deno listeners/ listeners/
 COPY --chown=deno:deno hooks/ hooks/
 # Fetch and cache the npm dependencies at build time, not at start.
-RUN deno install --frozen --entrypoint src/cli.ts
+RUN deno install --frozen --entrypoint src/app/cli.ts
 
 VOLUME ["/data"]
 EXPOSE 1883 1882 8080
 ENV HEALTHCHECK_URL=http://127.0.0.1:8080/healthcheck
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["deno", "eval", "--no-config", "--no-lock", "const r = await fetch(Deno.env.get('HEALTHCHECK_URL')); Deno.exit(r.ok ? 0 : 1)"]
-ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/cli.ts"]
+ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/app/cli.ts"]
 CMD ["--config", "/config/config.yaml"]

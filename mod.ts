@@ -1,123 +1,99 @@
 /**
  * `@x/broker`: an embeddable, fast MQTT v5 broker for Deno, with v3.1.1 and v3.1 clients too.
  *
+ * This entry point is what a broker user needs: the {@linkcode Server} and its options, the
+ * {@linkcode Hook} interface and the built-in hooks, the listeners and their contract, and the packet
+ * types, reason codes and errors a hook touches. Specialised parts are subpath exports:
+ * `@x/broker/packets` (the codec), `@x/broker/storage` (storage contract and backends),
+ * `@x/broker/redis` (Redis storage), `@x/broker/auth` (ledger tools), `@x/broker/metrics`
+ * (Prometheus rendering, dashboard and admin API handlers), `@x/broker/testing` (in-memory
+ * listener) and `@x/broker/cli` (the command-line program).
+ *
  * @example A broker that accepts everyone on TCP
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook, Server, TCP } from "./mod.ts";
  *
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
  * await server.serve();
- * // ... clients connect ...
+ * assert.equal(server.listeners.get("t1")?.protocol, "tcp");
  * await server.close();
  * ```
  *
  * @module
  */
 
+// The server and its options.
 export { Server, VERSION } from "./src/server.ts";
 export type { InlineSubscribeHandler } from "./src/server.ts";
+export { NEVER_EXPIRES } from "./src/options.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
-export { defaultCapabilities, NEVER_EXPIRES, resolveOptions } from "./src/options.ts";
-export { Client } from "./src/client.ts";
-export type { ClientNet, ClientProperties, ClientState, Connection } from "./src/client.ts";
-export { Clients } from "./src/clients.ts";
-export { HOOK_EVENTS, Hooks } from "./src/hooks.ts";
-export type { DropReason, Hook, HookEvent, MaybePromise, StorageEvents } from "./src/hooks.ts";
-export { Inflight } from "./src/inflight.ts";
-export { Info, SYS_PREFIX } from "./src/system.ts";
-export { TopicsIndex } from "./src/topics.ts";
-export type { ClientSubscription, Delivery, Subscribers } from "./src/topics.ts";
-export * from "./src/packets/mod.ts";
-export type { EstablishFn, Listener, ListenerConfig } from "./listeners/listener.ts";
-export { TCP } from "./listeners/tcp.ts";
+// What a hook sees of the server: read through `server.clients`, `.topics`, `.info`, `.hooks`; never built by users.
+export type {
+  Client,
+  ClientEvents,
+  ClientNet,
+  ClientProperties,
+  ClientState,
+  FrameHandler,
+} from "./src/client.ts";
+export type { Clients } from "./src/clients.ts";
+export type { Hooks } from "./src/hooks.ts";
+export type { ClientSubscription, TopicsIndex } from "./src/topics.ts";
+export type { Info } from "./src/system.ts";
+export type { Inflight } from "./src/inflight.ts";
+export type { Queue } from "./src/queue.ts";
+export type { SysInfoRecord } from "./src/storage.ts";
+
+// Hooks.
+export { HOOK_EVENTS } from "./src/hooks.ts";
+export type { DropReason, Hook, HookEvent, MaybePromise, StorageEvents, StoredRecords } from "./src/hooks.ts";
+export type { Delivery, Subscribers } from "./src/topics.ts";
 export { AllowHook } from "./hooks/auth/allow_all.ts";
+export { AuthHook } from "./hooks/auth/auth.ts";
+export type { AuthHookConfig } from "./hooks/auth/auth.ts";
+export { Access, LedgerError } from "./hooks/auth/ledger.ts";
+export type { AccessValue, ACLRule, AuthRule, Filters, Ledger, UserRule } from "./hooks/auth/ledger.ts";
+export { DebugHook } from "./hooks/debug.ts";
+export type { DebugHookConfig } from "./hooks/debug.ts";
+export { KVHook } from "./hooks/storage/kv.ts";
+export type { KVHookOptions } from "./hooks/storage/kv.ts";
+export { MemoryHook } from "./hooks/storage/memory.ts";
+export type { MemoryHookOptions } from "./hooks/storage/memory.ts";
+export { MetricsHook } from "./hooks/metrics.ts";
+export type { HistoryPoint, MessageDropReason, MetricsHookOptions } from "./hooks/metrics.ts";
+
+// Listeners.
+export type { Connection, EstablishFn, Listener, ListenerConfig } from "./src/listener.ts";
+export type { ConnectionCounter, ConnectionPolicy, TlsConfig } from "./listeners/net.ts";
+export { TCP } from "./listeners/tcp.ts";
 export type { TCPConfig } from "./listeners/tcp.ts";
-export { WebSocket, WEBSOCKET_SUBPROTOCOLS, WebSocketConnection } from "./listeners/websocket.ts";
+export { WebSocket } from "./listeners/websocket.ts";
 export type { WebSocketConfig } from "./listeners/websocket.ts";
 export { UnixSock } from "./listeners/unix.ts";
 export type { UnixSockConfig } from "./listeners/unix.ts";
-export { HTTPStats } from "./listeners/http_stats.ts";
-export type { HTTPStatsConfig } from "./listeners/http_stats.ts";
 export { HTTPHealthCheck } from "./listeners/http_health.ts";
 export type { HTTPHealthCheckConfig } from "./listeners/http_health.ts";
-export { HttpListener, methodNotAllowed } from "./listeners/http.ts";
-export type { HttpListenerConfig } from "./listeners/http.ts";
-export { connectionPair, MockListener } from "./listeners/mock.ts";
-export { ConnectionCounter, formatHostPort, readPem } from "./listeners/net.ts";
-export type { ConnectionPolicy, TlsConfig } from "./listeners/net.ts";
-export {
-  Access,
-  AuthHook,
-  CompiledLedger,
-  filterCovers,
-  filtersOverlap,
-  hashPassword,
-  LedgerError,
-  loadLedger,
-  parseLedger,
-  parseStoredPassword,
-  validateLedger,
-  verifyPassword,
-} from "./hooks/auth/mod.ts";
+export type { HttpListener, HttpListenerConfig } from "./listeners/http.ts";
+export { HTTPStats } from "./src/app/http_stats.ts";
+export type { HTTPStatsConfig } from "./src/app/http_stats.ts";
+export { Metrics } from "./src/app/http_metrics.ts";
+export type { MetricsConfig } from "./src/app/http_metrics.ts";
+export type { AccessOptions } from "./src/app/admin.ts";
+export type { ObservabilityOptions } from "./src/app/dashboard/dashboard.ts";
+
+// Packets, reason codes and errors a hook touches.
+export { MqttError, ReasonCode, reasonName } from "./src/packets/reason_codes.ts";
+export { PacketType } from "./src/packets/types.ts";
 export type {
-  AccessValue,
-  ACLRule,
-  AuthHookConfig,
-  AuthRule,
-  Filters,
-  HashPasswordOptions,
-  Identity,
-  Ledger,
-  PasswordAlgorithm,
-  StoredPassword,
-  UserRule,
-} from "./hooks/auth/mod.ts";
-export { DebugHook, formatBytes } from "./hooks/debug.ts";
-export type { DebugHookConfig } from "./hooks/debug.ts";
-export { KVBackend, KVHook, MemoryHook, MemoryStore, StorageHook } from "./hooks/storage/mod.ts";
-export type {
-  ClientRecord,
-  InflightRecord,
-  KVHookOptions,
-  MemoryHookOptions,
-  StorageBackend,
-  StoredMessage,
-  StoredState,
-  SubscriptionRecord,
-  WriteOp,
-} from "./hooks/storage/mod.ts";
-export {
-  closeReason,
-  DROP_REASONS,
-  findMetricsHook,
-  Histogram,
-  LATENCY_BUCKETS,
-  METRICS_CONTENT_TYPE,
-  MetricsHook,
-  metricsResponse,
-  renderMetrics,
-  sessionCounts,
-} from "./src/metrics.ts";
-export type { HistoryPoint, MessageDropReason, MetricsHookOptions, SessionCounts } from "./src/metrics.ts";
-export {
-  ADMIN_DISCONNECT_CODE,
-  adminHandler,
-  checkAccess,
-  clientSession,
-  clientSummary,
-  deleteRetained,
-  isLoopback,
-} from "./src/admin.ts";
-export type {
-  AccessOptions,
-  ClientSummary,
-  PartialHandler,
-  RequestInfo,
-  RetainedSummary,
-} from "./src/admin.ts";
-export { liveSnapshot, observabilityHandler } from "./listeners/dashboard/dashboard.ts";
-export type { LiveSnapshot, ObservabilityOptions } from "./listeners/dashboard/dashboard.ts";
-export { Metrics } from "./listeners/metrics.ts";
-export type { MetricsConfig } from "./listeners/metrics.ts";
+  ConnectParams,
+  FixedHeader,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  QoS,
+  Subscription,
+  UserProperty,
+} from "./src/packets/types.ts";

@@ -129,7 +129,7 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
         extra += ` --data ${quote(dataDir)}`;
       } else extra += " --data off";
     }
-    command = `exec deno run -A ${profile}src/cli.ts --tcp 127.0.0.1:${port}${extra}`;
+    command = `exec deno run -A ${profile}src/app/cli.ts --tcp 127.0.0.1:${port}${extra}`;
   } else if (name === "mosquitto") {
     const config = `${LOG_DIR}/mosquitto-${port}.conf`;
     Deno.writeTextFileSync(
@@ -239,7 +239,7 @@ let helpText: Promise<string> | undefined;
 /** The CLI's `--help` output (read once), to know which flags it has. */
 function cliHelp(): Promise<string> {
   helpText ??= new Deno.Command("deno", {
-    args: ["run", "-A", "src/cli.ts", "--help"],
+    args: ["run", "-A", "src/app/cli.ts", "--help"],
     cwd: REPO,
     stderr: "null",
   })

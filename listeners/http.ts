@@ -5,8 +5,8 @@
  * @module
  */
 
-import { type Listener, type ListenerConfig, parseHostPort } from "./listener.ts";
-import { formatHostPort, readPem, type TlsConfig } from "./net.ts";
+import type { Listener, ListenerConfig } from "../src/listener.ts";
+import { formatHostPort, parseHostPort, readPem, type TlsConfig } from "./net.ts";
 import { logger } from "../src/logger.ts";
 
 const log = logger("http");

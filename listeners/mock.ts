@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Connection, EstablishFn, Listener } from "./listener.ts";
+import type { Connection, EstablishFn, Listener } from "../src/listener.ts";
 import { ChunkQueue } from "./chunk_queue.ts";
 
 /** One end of an in-memory byte stream pair. */
@@ -69,7 +69,8 @@ export function connectionPair(): [Connection, Connection] {
  *
  * @example Connecting through a mock listener
  * ```ts
- * import { AllowHook, MockListener, Server } from "../mod.ts";
+ * import { AllowHook, Server } from "../mod.ts";
+ * import { MockListener } from "./mock.ts";
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const mock = new MockListener({ id: "mock" });

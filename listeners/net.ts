@@ -242,3 +242,32 @@ function ipv4ToNumber(ip: string): number | undefined {
   }
   return n;
 }
+
+/**
+ * Splits a `host:port` address; an empty host means all interfaces.
+ *
+ * @param address For example `":1883"`, `"127.0.0.1:1883"` or `"[::1]:1883"`.
+ * @returns The hostname and port.
+ * @throws {TypeError} When the port is missing or not a number.
+ * @throws {RangeError} When the port is above 65535.
+ *
+ * @example Parsing addresses
+ * ```ts
+ * import { parseHostPort } from "./net.ts";
+ * console.log(parseHostPort(":1883")); // { hostname: "0.0.0.0", port: 1883 }
+ * ```
+ */
+export function parseHostPort(address: string): { hostname: string; port: number } {
+  const at = address.lastIndexOf(":");
+  const digits = address.slice(at + 1);
+  if (at < 0 || !/^\d+$/.test(digits)) {
+    throw new TypeError(`Address "${address}" is not of the form host:port or :port`);
+  }
+  const port = Number(digits);
+  if (port > 65535) {
+    throw new RangeError(`Address "${address}": port ${digits} is out of range (0 to 65535)`);
+  }
+  let hostname = address.slice(0, at);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  return { hostname: hostname || "0.0.0.0", port };
+}

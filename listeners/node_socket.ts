@@ -7,7 +7,7 @@
  */
 
 import type { Socket } from "node:net";
-import type { Connection } from "./listener.ts";
+import type { Connection } from "../src/listener.ts";
 import { ChunkQueue } from "./chunk_queue.ts";
 
 /**

@@ -10,9 +10,8 @@
  */
 
 import tls from "node:tls";
-import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
-import { parseHostPort } from "./listener.ts";
-import { ConnectionCounter, type ConnectionPolicy, formatHostPort, readPem } from "./net.ts";
+import type { Connection, EstablishFn, Listener, ListenerConfig } from "../src/listener.ts";
+import { ConnectionCounter, type ConnectionPolicy, formatHostPort, parseHostPort, readPem } from "./net.ts";
 import type { TlsConfig } from "./net.ts";
 import { NodeSocketConnection } from "./node_socket.ts";
 import { logger } from "../src/logger.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { EstablishFn, Listener, ListenerConfig } from "./listener.ts";
+import type { EstablishFn, Listener, ListenerConfig } from "../src/listener.ts";
 import { ConnectionCounter, type ConnectionPolicy } from "./net.ts";
 import { logger } from "../src/logger.ts";
 

@@ -10,7 +10,7 @@
  */
 
 import { ChunkQueue } from "./chunk_queue.ts";
-import type { Connection, EstablishFn, Listener, ListenerConfig } from "./listener.ts";
+import type { Connection, EstablishFn, Listener, ListenerConfig } from "../src/listener.ts";
 import {
   ConnectionCounter,
   type ConnectionPolicy,

@@ -11,19 +11,20 @@ import { ByteWriter } from "./packets/writer.ts";
 import { FRAME_NEED_MORE, FRAME_READY, PacketFramer } from "./packets/framer.ts";
 import { encodePacket } from "./packets/codec.ts";
 import { Inflight } from "./inflight.ts";
-import type { Hooks } from "./hooks.ts";
 import type { Info } from "./system.ts";
+import type { Connection } from "./listener.ts";
 
-/** A byte stream to a client: what listeners hand to the server. `Deno.Conn` satisfies it. */
-export interface Connection {
-  /** Reads into `buffer`; resolves to the byte count, or null at end of stream. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes some of `data`; resolves to the byte count written. */
-  write(data: Uint8Array): Promise<number>;
-  /** Closes the stream. */
-  close(): void;
-  /** Closes the sending side only (TCP half-close), if the stream can. */
-  closeWrite?(): Promise<void>;
+/**
+ * The hook events a client fires itself, as it encodes and writes packets. The server's `Hooks`
+ * dispatcher is one; the client needs no more of it (and so does not import it).
+ */
+export interface ClientEvents {
+  /** Whether any hook handles the event. */
+  has(event: "onPacketEncode" | "onPacketSent"): boolean;
+  /** Chains `onPacketEncode`: the packet to encode instead. */
+  onPacketEncode(client: Client, packet: Packet): Packet;
+  /** Fires `onPacketSent` with the encoded bytes. */
+  onPacketSent(client: Client, packet: Packet, bytes: Uint8Array): void;
 }
 
 /** Where a client is connected from. */
@@ -166,7 +167,7 @@ export class Client {
   /** Called once when the connection closes (the server's bookkeeping). */
   onClose: ((client: Client) => void) | undefined;
 
-  readonly #hooks: Hooks;
+  readonly #hooks: ClientEvents;
   readonly #info: Info;
   readonly #limits: ClientLimits;
   readonly #framer: PacketFramer;
@@ -199,7 +200,7 @@ export class Client {
    * @param info The server's counters.
    * @param limits Buffer and size limits.
    */
-  constructor(net: ClientNet, hooks: Hooks, info: Info, limits: ClientLimits) {
+  constructor(net: ClientNet, hooks: ClientEvents, info: Info, limits: ClientLimits) {
     this.net = net;
     this.#hooks = hooks;
     this.#info = info;

@@ -21,6 +21,13 @@ import type { Subscribers } from "./topics.ts";
 import type { Client } from "./client.ts";
 import type { Info } from "./system.ts";
 import { logger } from "./logger.ts";
+import type {
+  ClientRecord,
+  InflightRecord,
+  StoredMessage,
+  SubscriptionRecord,
+  SysInfoRecord,
+} from "./storage.ts";
 
 /** Why a message for a client was dropped, as `onPublishDropped` reports it. */
 export type DropReason = "queue_full" | "expired" | "too_large" | "offline" | "packet_id_exhausted";
@@ -29,8 +36,8 @@ export type DropReason = "queue_full" | "expired" | "too_large" | "offline" | "p
 export type MaybePromise<T> = T | Promise<T>;
 
 /**
- * What a storage hook adds: the `stored*` events answered on `serve()` to restore state (records
- * as defined in `hooks/storage/storage.ts`), and `sync()`.
+ * What a storage hook adds: the `stored*` events answered on `serve()` to restore state (the records
+ * of `storage.ts`), and `sync()`.
  */
 export interface StorageEvents {
   /**
@@ -39,15 +46,27 @@ export interface StorageEvents {
    */
   sync?(): Promise<void>;
   /** Stored client sessions. */
-  storedClients?(): MaybePromise<unknown[]>;
+  storedClients?(): MaybePromise<ClientRecord[]>;
   /** Stored subscriptions. */
-  storedSubscriptions?(): MaybePromise<unknown[]>;
+  storedSubscriptions?(): MaybePromise<SubscriptionRecord[]>;
   /** Stored in-flight messages. */
-  storedInflightMessages?(): MaybePromise<unknown[]>;
+  storedInflightMessages?(): MaybePromise<InflightRecord[]>;
   /** Stored retained messages. */
-  storedRetainedMessages?(): MaybePromise<unknown[]>;
-  /** Stored $SYS counters. */
-  storedSysInfo?(): MaybePromise<unknown>;
+  storedRetainedMessages?(): MaybePromise<StoredMessage[]>;
+  /** Stored $SYS counters (Mochi's JSON names). */
+  storedSysInfo?(): MaybePromise<SysInfoRecord | undefined>;
+}
+
+/** What each `stored*` event returns. */
+export interface StoredRecords {
+  /** Sessions. */
+  storedClients: ClientRecord;
+  /** Subscriptions. */
+  storedSubscriptions: SubscriptionRecord;
+  /** In-flight and queued messages. */
+  storedInflightMessages: InflightRecord;
+  /** Retained messages. */
+  storedRetainedMessages: StoredMessage;
 }
 
 /**
@@ -468,13 +487,11 @@ export class Hooks {
    * @param event Which `stored*` event.
    * @returns The records of all hooks, in hook order.
    */
-  async stored(
-    event: "storedClients" | "storedSubscriptions" | "storedInflightMessages" | "storedRetainedMessages",
-  ): Promise<unknown[]> {
-    const all: unknown[] = [];
+  async stored<E extends keyof StoredRecords>(event: E): Promise<StoredRecords[E][]> {
+    const all: StoredRecords[E][] = [];
     for (const h of this.#get(event)) {
       try {
-        all.push(...(await h[event]!()));
+        all.push(...(await h[event]!()) as StoredRecords[E][]);
       } catch (error) {
         this.#failed(h, event, error);
         throw error;
@@ -488,7 +505,7 @@ export class Hooks {
    *
    * @returns The saved counters, or undefined.
    */
-  async storedSysInfo(): Promise<unknown> {
+  async storedSysInfo(): Promise<SysInfoRecord | undefined> {
     for (const h of this.#get("storedSysInfo")) {
       const info = await h.storedSysInfo!();
       if (info) return info;

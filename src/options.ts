@@ -230,3 +230,24 @@ function checkRange(name: string, value: number, min: number, max: number): void
     throw new RangeError(`Option "${name}" must be an integer from ${min} to ${max}, got ${value}`);
   }
 }
+
+/**
+ * The reason code to tell a client: with `obscureNotAuthorized` set, "not authorized" (0x87) is
+ * reported as "unspecified error" (0x80), so a client cannot probe what exists.
+ *
+ * @param code The real reason code.
+ * @param compatibilities The server's compatibility switches.
+ * @returns The code to send.
+ *
+ * @example Obscured and plain
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultCapabilities, obscureNotAuthorized } from "./options.ts";
+ * const compatibilities = { ...defaultCapabilities().compatibilities, obscureNotAuthorized: true };
+ * assert.equal(obscureNotAuthorized(0x87, compatibilities), 0x80);
+ * assert.equal(obscureNotAuthorized(0x97, compatibilities), 0x97);
+ * ```
+ */
+export function obscureNotAuthorized(code: number, compatibilities: Compatibilities): number {
+  return code === 0x87 && compatibilities.obscureNotAuthorized ? 0x80 : code;
+}

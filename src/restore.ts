@@ -15,14 +15,7 @@ import type { TopicsIndex } from "./topics.ts";
 import { parseFilter } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
-import {
-  type ClientRecord,
-  type InflightRecord,
-  messagePacket,
-  STORED_CLIENT_PROPERTIES,
-  type StoredMessage,
-  type SubscriptionRecord,
-} from "../hooks/storage/storage.ts";
+import { type ClientRecord, messagePacket, STORED_CLIENT_PROPERTIES } from "./storage.ts";
 
 /** What restoring needs from the server. */
 export interface RestoreTarget {
@@ -59,7 +52,7 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
   const now = Date.now();
   const restored = new Map<string, Client>();
   const expired: Client[] = [];
-  for (const record of (await hooks.stored("storedClients")) as ClientRecord[]) {
+  for (const record of await hooks.stored("storedClients")) {
     const client = target.newClient(record.listener, record.id);
     restoreClient(client, record, now);
     if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
@@ -67,14 +60,14 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
     clients.set(client);
   }
   for (
-    const { clientId, subscription } of (await hooks.stored("storedSubscriptions")) as SubscriptionRecord[]
+    const { clientId, subscription } of await hooks.stored("storedSubscriptions")
   ) {
     const client = restored.get(clientId);
     if (!client || !parseFilter(subscription.filter)) continue;
     topics.subscribe(clientId, subscription);
     client.state.subscriptions.set(subscription.filter, subscription);
   }
-  for (const record of (await hooks.stored("storedInflightMessages")) as InflightRecord[]) {
+  for (const record of await hooks.stored("storedInflightMessages")) {
     const client = restored.get(record.clientId);
     if (!client) continue;
     const inflight = client.state.inflight;
@@ -103,7 +96,7 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
     }
     if (record.packetId > 0) info.inflight++;
   }
-  for (const message of (await hooks.stored("storedRetainedMessages")) as StoredMessage[]) {
+  for (const message of await hooks.stored("storedRetainedMessages")) {
     if (message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined) {
       hooks.onRetainedExpired(message.topic);
       continue;
@@ -112,7 +105,7 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
   }
   if (target.restoreSysInfo) {
     const saved = await hooks.storedSysInfo();
-    if (saved) info.restore(saved as Record<string, string | number>);
+    if (saved) info.restore(saved);
   }
   return { live: [...restored.values()], expired };
 }

@@ -4,46 +4,29 @@
  * @module
  */
 
-import type { Packet, ProtocolVersion, QoS, Subscription } from "./packets/types.ts";
+import type { Packet, QoS, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
-import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
+import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
-import { isValidTopicFilter, isValidTopicName } from "./packets/topic_rules.ts";
-import { Client, type ClientNet, type Connection } from "./client.ts";
+import { isValidTopicName } from "./packets/topic_rules.ts";
+import { Client, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
-import { NEVER_EXPIRES, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type Delivery, parseFilter, TopicsIndex } from "./topics.ts";
+import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { type Delivery, parseFilter, TopicsIndex, withinTopicLimits } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
-import type { Listener } from "../listeners/listener.ts";
+import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
+import { Sessions } from "./sessions.ts";
+import { ConnectHandler } from "./connect.ts";
+import { SubscriptionHandler } from "./subscriptions.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
 
 const log = logger("server");
-
-const PROTOCOL_NAMES: Record<number, string> = { 3: "3.1", 4: "3.1.1", 5: "5.0" };
-
-/**
- * One `info` line per connect, disconnect and refusal, as Mosquitto logs them: the client id, the
- * listener, the remote address and the protocol version, then why.
- */
-function logConnection(what: "connected" | "disconnected" | "refused", client: Client, reason: string): void {
-  if (!log.isEnabledFor("info")) return;
-  log.info("Client {client} {what} (listener {listener}, remote {remote}, MQTT {version}): {reason}", {
-    client: client.id || "(no id)",
-    what,
-    listener: client.net.listener,
-    remote: client.net.remote,
-    version: PROTOCOL_NAMES[client.properties.protocolVersion] ?? client.properties.protocolVersion,
-    reason,
-  });
-}
-/** setTimeout's longest delay, in whole seconds. */
-const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
 /** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
@@ -88,14 +71,12 @@ export class Server {
   readonly #outbound: Outbound;
   readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
   readonly #connections = new Set<Promise<void>>();
-  /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
-  readonly #accepted = new WeakSet<Client>();
-  readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
+  readonly #sessions: Sessions;
+  readonly #connect: ConnectHandler;
+  readonly #subscriptions: SubscriptionHandler;
   #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
   /** Process RSS in bytes, read once per tick (reading it per CONNECT costs too much in a storm). */
   #rss = Deno.memoryUsage().rss;
-  /** Connections per IP in the current second, for `maximumConnectionRatePerIp`. */
-  readonly #connectionRates = new Map<string, { second: number; count: number }>();
   #durableScheduled = false;
   #serving = false;
   #closing = false;
@@ -112,6 +93,38 @@ export class Server {
     this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
     this.info.version = VERSION;
     this.info.countFrom(this.topics);
+    this.#sessions = new Sessions({
+      clients: this.clients,
+      topics: this.topics,
+      hooks: this.hooks,
+      info: this.info,
+      disconnectClient: (client, code) => this.disconnectClient(client, code),
+      publishWill: (client, will) => {
+        this.#stamp(will);
+        if (will.fixedHeader.retain) this.#retain(client, will);
+        this.publishToSubscribers(will);
+      },
+      connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
+    });
+    this.#connect = new ConnectHandler({
+      options: this.options,
+      hooks: this.hooks,
+      info: this.info,
+      listeners: this.listeners,
+      sessions: this.#sessions,
+      stamp: (packet) => this.#stamp(packet),
+      resend: (client) => this.#outbound.resend(client),
+      rss: () => this.#rss,
+    });
+    this.#subscriptions = new SubscriptionHandler({
+      options: this.options,
+      hooks: this.hooks,
+      topics: this.topics,
+      disconnectClient: (client, code) => this.disconnectClient(client, code),
+      sendDurable: (client, packet, after) => this.#sendDurable(client, packet, after),
+      deliverChecked: (client, delivery, packet, retained) =>
+        this.#deliverChecked(client, delivery, packet, retained),
+    });
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
 
@@ -170,8 +183,7 @@ export class Server {
     for (const client of this.clients.values()) {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
     }
-    for (const { timer } of this.#pendingWills.values()) clearTimeout(timer);
-    this.#pendingWills.clear();
+    this.#sessions.close();
     await Promise.all(this.#connections);
     await this.hooks.stop();
     this.#serving = false;
@@ -331,13 +343,13 @@ export class Server {
   readonly #handleFrame = (client: Client, header: number, body: Uint8Array): void | Promise<void> => {
     const decoded = decodePacket(header, body, client.properties.protocolVersion);
     if (!client.state.connected) {
-      if (typeof decoded === "number") return this.#refuseBadConnect(client, body, decoded);
+      if (typeof decoded === "number") return this.#connect.refuseBadConnect(client, body, decoded);
       if (decoded.fixedHeader.type !== PacketType.Connect) {
         // [MQTT-3.1.0-1] the first packet must be CONNECT.
         client.close(new Error("The first packet was not CONNECT"));
         return;
       }
-      return this.#processConnect(client, decoded);
+      return this.#connect.process(client, decoded);
     }
     if (typeof decoded === "number") {
       this.disconnectClient(client, decoded);
@@ -376,10 +388,10 @@ export class Server {
         this.#processPubrel(client, packet);
         break;
       case PacketType.Subscribe:
-        result = this.#processSubscribe(client, packet);
+        result = this.#subscriptions.subscribe(client, packet);
         break;
       case PacketType.Unsubscribe:
-        result = this.#processUnsubscribe(client, packet);
+        result = this.#subscriptions.unsubscribe(client, packet);
         break;
       case PacketType.Pingreq:
         client.send({ fixedHeader: { type: PacketType.Pingresp } });
@@ -404,324 +416,9 @@ export class Server {
     return result;
   }
 
-  /** Answers a CONNECT that failed to decode: v5 (and 0x84 for any level) get a CONNACK first. */
-  #refuseBadConnect(client: Client, body: Uint8Array, code: number): void {
-    const level = peekProtocolLevel(body);
-    if (level === 5 || code === ReasonCode.UnsupportedProtocolVersion) {
-      client.properties.protocolVersion = level === 5 ? 5 : 4;
-      this.#sendConnack(client, code, false);
-    }
-    logConnection("refused", client, `bad CONNECT: ${reasonName(code)}`);
-    client.closeAfterFlush(new Error(`Bad CONNECT: ${reasonName(code)}`));
-  }
-
-  #sendConnack(client: Client, code: number, sessionPresent: boolean, packet?: Packet): void {
-    const v5 = client.properties.protocolVersion === 5;
-    const connack: Packet = packet ?? { fixedHeader: { type: PacketType.Connack } };
-    connack.reasonCode = v5 ? code : toV3ConnackCode(code);
-    connack.sessionPresent = sessionPresent;
-    client.send(connack);
-  }
-
-  #refuseConnect(client: Client, code: number): void {
-    logConnection("refused", client, reasonName(code));
-    this.#sendConnack(client, this.#obscure(code), false);
-    client.closeAfterFlush(new Error(`Connection refused: ${reasonName(code)}`));
-  }
-
-  #obscure(code: number): number {
-    return code === ReasonCode.NotAuthorized && this.options.capabilities.compatibilities.obscureNotAuthorized
-      ? ReasonCode.UnspecifiedError
-      : code;
-  }
-
-  async #processConnect(client: Client, packet: Packet): Promise<void> {
-    client.clearConnectTimeout();
-    const caps = this.options.capabilities;
-    const c = packet.connect!;
-    const props = packet.properties ?? {};
-    const p = client.properties;
-    p.protocolVersion = c.protocolVersion;
-    const listener = this.listeners.get(client.net.listener);
-    const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
-    if (certName !== undefined) c.username = certName; // a verified client certificate names the user
-    if (this.hooks.has("onPacketRead")) {
-      const read = await this.hooks.onPacketRead(client, packet);
-      if (typeof read === "number") return this.#refuseConnect(client, read);
-      packet = read;
-    }
-    if (c.protocolVersion < caps.minimumProtocolVersion) {
-      return this.#refuseConnect(client, ReasonCode.UnsupportedProtocolVersion);
-    }
-    let clientId = c.clientId;
-    let assigned = false;
-    if (clientId === "") {
-      // [MQTT-3.1.3-7/8] v3.1.1 allows an empty id only with a clean session; v3.1 never; v5 always.
-      if (c.protocolVersion === 3 || (c.protocolVersion === 4 && !c.clean)) {
-        return this.#refuseConnect(client, ReasonCode.ClientIdentifierNotValid);
-      }
-      clientId = crypto.randomUUID();
-      assigned = true;
-    }
-    if (clientId.length > caps.maximumClientIdLength) {
-      return this.#refuseConnect(client, ReasonCode.ClientIdentifierNotValid);
-    }
-    const guard = this.#admissionRefusal(client);
-    if (guard !== undefined) return this.#refuseConnect(client, guard);
-    client.id = clientId;
-    p.username = c.username ?? "";
-    p.clean = c.clean;
-    p.props = props;
-    p.receiveMaximum = props.receiveMaximum ?? 0xffff;
-    p.maximumPacketSize = props.maximumPacketSize ?? 0;
-    p.topicAliasMaximum = props.topicAliasMaximum ?? 0;
-    p.requestProblemInformation = props.requestProblemInformation !== 0;
-    p.requestResponseInformation = props.requestResponseInformation === 1;
-    p.keepAlive = c.keepAlive;
-    let serverKeepAlive: number | undefined;
-    if (
-      c.protocolVersion === 5 && caps.maximumKeepAlive > 0 &&
-      (c.keepAlive === 0 || c.keepAlive > caps.maximumKeepAlive)
-    ) {
-      p.keepAlive = serverKeepAlive = caps.maximumKeepAlive;
-    }
-    const requestedExpiry = c.protocolVersion === 5
-      ? props.sessionExpiryInterval ?? 0
-      : c.clean
-      ? 0
-      : NEVER_EXPIRES;
-    p.sessionExpiryInterval = Math.min(requestedExpiry, caps.maximumSessionExpiryInterval);
-
-    if (c.willFlag) {
-      const willQos = c.willQos ?? 0;
-      if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
-      if (c.willRetain && !caps.retainAvailable) {
-        return this.#refuseConnect(client, ReasonCode.RetainNotSupported);
-      }
-      const willProps = { ...c.willProperties };
-      p.willDelayInterval = willProps.willDelayInterval ?? 0;
-      delete willProps.willDelayInterval;
-      p.will = this.#stamp({
-        fixedHeader: { type: PacketType.Publish, qos: willQos, retain: c.willRetain ?? false },
-        topicName: c.willTopic ?? "",
-        payload: (c.willPayload ?? new Uint8Array()).slice(),
-        properties: willProps,
-        origin: clientId,
-      });
-    }
-
-    if (listener?.allowAnonymous === false && p.username === "") {
-      return this.#refuseConnect(client, ReasonCode.NotAuthorized); // this listener wants a user name
-    }
-    const allowed = await this.hooks.onConnectAuthenticate(client, packet);
-    if (!allowed) return this.#refuseConnect(client, ReasonCode.BadUserNameOrPassword);
-    if (props.authenticationMethod !== undefined && !this.hooks.has("onAuthPacket")) {
-      return this.#refuseConnect(client, ReasonCode.BadAuthenticationMethod);
-    }
-    const refused = await this.hooks.onConnect(client, packet);
-    if (refused !== undefined) return this.#refuseConnect(client, refused);
-    if (this.info.clientsConnected >= caps.maximumClients) {
-      return this.#refuseConnect(client, ReasonCode.QuotaExceeded);
-    }
-    if (client.closed) return; // the client went away while hooks ran
-
-    this.hooks.onSessionEstablish(client, packet);
-    const sessionPresent = this.#attachSession(client);
-    client.state.connected = true;
-    client.state.connectedAt = Date.now();
-    this.#accepted.add(client);
-    this.info.clientsConnected++;
-    if (this.info.clientsConnected > this.info.clientsMaximum) {
-      this.info.clientsMaximum = this.info.clientsConnected;
-    }
-
-    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
-    if (c.protocolVersion === 5) {
-      connack.properties = {
-        receiveMaximum: caps.receiveMaximum,
-        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
-        retainAvailable: caps.retainAvailable ? undefined : 0,
-        maximumPacketSize: caps.maximumPacketSize || undefined,
-        topicAliasMaximum: caps.topicAliasMaximum || undefined,
-        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
-        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
-        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
-        serverKeepAlive,
-        assignedClientIdentifier: assigned ? clientId : undefined,
-        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
-          ? p.sessionExpiryInterval
-          : undefined,
-        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
-          ? `responses/${clientId}`
-          : undefined,
-      };
-    }
-    this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
-    logConnection("connected", client, sessionPresent ? "session present" : "new session");
-    client.startKeepAlive(this.#keepAliveExpired);
-    this.hooks.onSessionEstablished(client, packet);
-    if (sessionPresent) this.#outbound.resend(client);
-  }
-
-  /** Registers a newly connected client, taking over or ending any session with its id. */
-  #attachSession(client: Client): boolean {
-    const existing = this.clients.get(client.id);
-    let sessionPresent = false;
-    if (existing && existing !== client) {
-      const wasConnected = !existing.closed;
-      if (!client.properties.clean && (wasConnected || !this.#sessionExpired(existing))) {
-        client.inheritSession(existing);
-        sessionPresent = true;
-      }
-      this.clients.set(client);
-      if (wasConnected) {
-        this.disconnectClient(existing, ReasonCode.SessionTakenOver); // [MQTT-3.1.4-3]
-        this.#stopClient(existing, new Error("Session taken over"));
-      }
-      const pending = this.#pendingWills.get(client.id);
-      if (pending) {
-        clearTimeout(pending.timer);
-        this.#pendingWills.delete(client.id);
-        // [MQTT-3.1.3-9] a resumed session cancels a delayed will; an ended session sends it now.
-        if (!sessionPresent) this.#sendWill(pending.client);
-      }
-      if (!sessionPresent) this.#endSession(existing);
-    } else {
-      this.clients.set(client);
-    }
-    return sessionPresent;
-  }
-
-  /** Whether a topic name or filter is within the configured length and depth. */
-  #withinTopicLimits(topic: string): boolean {
-    const caps = this.options.capabilities;
-    if (topic.length > caps.maximumTopicLength) return false;
-    if (topic.length < caps.maximumTopicLevels) return true; // n characters make at most n + 1 levels
-    let levels = 1;
-    for (let i = topic.indexOf("/"); i >= 0; i = topic.indexOf("/", i + 1)) {
-      if (++levels > caps.maximumTopicLevels) return false;
-    }
-    return true;
-  }
-
-  /**
-   * Guards against floods and exhaustion before a session is set up: the per-IP connection rate
-   * and the process memory limit.
-   *
-   * @returns A CONNACK reason code to refuse with, or undefined to go on.
-   */
-  #admissionRefusal(client: Client): number | undefined {
-    const caps = this.options.capabilities;
-    if (caps.maximumConnectionRatePerIp > 0) {
-      const ip = hostOf(client.net.remote);
-      const second = Math.floor(Date.now() / 1000);
-      const window = this.#connectionRates.get(ip);
-      if (!window || window.second !== second) this.#connectionRates.set(ip, { second, count: 1 });
-      else if (++window.count > caps.maximumConnectionRatePerIp) return ReasonCode.ConnectionRateExceeded;
-    }
-    if (this.#rss > caps.maximumMemory) {
-      log.warn("Memory above {limit} bytes: refusing new connections", { limit: caps.maximumMemory });
-      return ReasonCode.ServerBusy;
-    }
-    return undefined;
-  }
-
-  #sessionExpired(client: Client): boolean {
-    return client.state.expiresAt !== 0 && Date.now() >= client.state.expiresAt;
-  }
-
-  readonly #keepAliveExpired = (client: Client): void => {
-    // [MQTT-3.1.2-22] close as if the network had failed, but let a v5 client's DISCONNECT 0x8D be
-    // written first (closing at once dropped it); no linger: the client is presumed gone.
-    if (client.properties.protocolVersion === 5) {
-      client.send({ fixedHeader: { type: PacketType.Disconnect }, reasonCode: ReasonCode.KeepAliveTimeout });
-    }
-    client.closeAfterFlush(new Error("Keep alive timeout"), false);
-  };
-
   readonly #onClientClosed = (client: Client): void => {
-    this.#stopClient(client, client.state.stopCause);
+    this.#sessions.ended(client, client.state.stopCause);
   };
-
-  /** Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per client. */
-  #stopClient(client: Client, cause: Error | undefined): void {
-    this.#outbound.resumePublishers(client, true);
-    // Runs once per accepted connection. A refused CONNECT was never counted and has no will (v3.1.1
-    // [MQTT-3.1.2-8]: stored only if the CONNECT is accepted); a client taken over is no longer
-    // registered but was counted and has one.
-    if (!this.#accepted.delete(client)) return;
-    const registered = this.clients.get(client.id) === client;
-    this.info.clientsConnected--;
-    let expire = false;
-    if (registered) {
-      const sei = client.properties.sessionExpiryInterval;
-      if (sei === 0) expire = true;
-      else if (sei !== NEVER_EXPIRES) client.state.expiresAt = Date.now() + sei * 1000;
-    }
-    if (client.properties.will && !client.state.cleanDisconnect) {
-      if (expire || client.properties.willDelayInterval === 0) this.#sendWill(client);
-      else this.#delayWill(client);
-    }
-    if (expire) {
-      this.#endSession(client);
-      this.clients.delete(client);
-    }
-    logConnection("disconnected", client, cause?.message ?? "connection closed");
-    this.hooks.onDisconnect(client, cause, expire);
-  }
-
-  #delayWill(client: Client): void {
-    const sei = client.properties.sessionExpiryInterval;
-    const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
-    const timer = setTimeout(() => {
-      this.#pendingWills.delete(client.id);
-      this.#sendWill(client);
-    }, delay * 1000);
-    this.#pendingWills.set(client.id, { client, timer });
-  }
-
-  #sendWill(client: Client): void {
-    const will = client.properties.will;
-    if (!will) return;
-    client.properties.will = undefined;
-    const result = this.hooks.onWill(client, will);
-    const send = (w: Packet | number) => {
-      if (typeof w === "number") return;
-      const allowed = this.hooks.onACLCheck(client, w.topicName!, true);
-      const deliver = (ok: boolean) => {
-        if (!ok) return;
-        this.#stamp(w);
-        if (w.fixedHeader.retain) this.#retain(client, w);
-        this.publishToSubscribers(w);
-        this.hooks.onWillSent(client, w);
-      };
-      if (allowed instanceof Promise) allowed.then(deliver);
-      else deliver(allowed);
-    };
-    if (result instanceof Promise) result.then(send);
-    else send(result);
-  }
-
-  /** Ends a session: removes its subscriptions and drops its in-flight messages. */
-  #endSession(client: Client): void {
-    const subscriptions = client.state.subscriptions;
-    if (subscriptions.size > 0) {
-      for (const filter of subscriptions.keys()) this.topics.unsubscribe(client.id, filter);
-      const filters = [...subscriptions.values()].map(({ filter }) => ({ filter, qos: 0 as QoS }));
-      subscriptions.clear();
-      this.hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
-    }
-    const inflight = client.state.inflight;
-    for (const packet of inflight.outbound.values()) {
-      this.info.inflight--;
-      this.hooks.onQosDropped(client, packet);
-    }
-    for (const packet of inflight.pending) this.hooks.onQosDropped(client, packet);
-    for (const packetId of inflight.inboundQos2) {
-      this.hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
-    }
-    inflight.clear();
-  }
 
   // ---------------------------------------------------------------------------------------------
   // PUBLISH, inbound
@@ -758,7 +455,7 @@ export class Server {
       }
     }
     this.info.messagesReceived++;
-    if (!this.#withinTopicLimits(packet.topicName!)) {
+    if (!withinTopicLimits(packet.topicName!, caps)) {
       // Not malformed, but not accepted here: v5 acks say so, v3 has no way to and is disconnected.
       if (client.properties.protocolVersion === 5) {
         return this.#ackPublish(client, packet, ReasonCode.TopicNameInvalid);
@@ -778,7 +475,9 @@ export class Server {
   #publishAllowed(client: Client, packet: Packet, allowed: boolean): void | Promise<void> {
     if (!allowed) {
       // v5 acks carry the refusal; v3 gets a normal ack [MQTT-3.3.5-2].
-      const code = client.properties.protocolVersion === 5 ? this.#obscure(ReasonCode.NotAuthorized) : 0;
+      const code = client.properties.protocolVersion === 5
+        ? obscureNotAuthorized(ReasonCode.NotAuthorized, this.options.capabilities.compatibilities)
+        : 0;
       this.#ackPublish(client, packet, code);
       return;
     }
@@ -961,127 +660,6 @@ export class Server {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // SUBSCRIBE, UNSUBSCRIBE
-
-  #processSubscribe(client: Client, packet: Packet): void | Promise<void> {
-    const hooked = this.hooks.onSubscribe(client, packet);
-    if (hooked instanceof Promise) return hooked.then((p) => this.#checkSubscribe(client, p));
-    return this.#checkSubscribe(client, hooked);
-  }
-
-  /** Asks the ACL about every filter; waits only if a hook answered with a Promise. */
-  #checkSubscribe(client: Client, packet: Packet | number): void | Promise<void> {
-    if (typeof packet === "number") return this.disconnectClient(client, packet);
-    const filters = packet.filters ?? [];
-    const allowed = filters.map((sub) =>
-      isValidTopicFilter(sub.filter) ? this.hooks.onACLCheck(client, sub.filter, false) : false
-    );
-    if (allowed.some((a) => a instanceof Promise)) {
-      return Promise.all(allowed).then((results) => this.#subscribe(client, packet, results));
-    }
-    return this.#subscribe(client, packet, allowed as boolean[]);
-  }
-
-  #subscribe(client: Client, packet: Packet, allowed: boolean[]): void {
-    const caps = this.options.capabilities;
-    const v5 = client.properties.protocolVersion === 5;
-    const filters = packet.filters ?? [];
-    const codes: number[] = [];
-    const retainedToSend: [Subscription, Packet[]][] = [];
-    for (let i = 0; i < filters.length; i++) {
-      const sub = filters[i];
-      const parsed = parseFilter(sub.filter);
-      if (parsed?.group !== undefined && sub.noLocal) {
-        return this.disconnectClient(client, ReasonCode.ProtocolError); // [MQTT-3.8.3-4]
-      }
-      let code: number;
-      if (!parsed || !this.#withinTopicLimits(parsed.topicFilter)) code = ReasonCode.TopicFilterInvalid;
-      else if (
-        caps.maximumSubscriptionsPerClient > 0 && !client.state.subscriptions.has(sub.filter) &&
-        client.state.subscriptions.size >= caps.maximumSubscriptionsPerClient
-      ) {
-        code = ReasonCode.QuotaExceeded;
-      } else if (parsed.group !== undefined && !caps.sharedSubAvailable) {
-        code = ReasonCode.SharedSubscriptionsNotSupported;
-      } else if (parsed.wildcard && !caps.wildcardSubAvailable) {
-        code = ReasonCode.WildcardSubscriptionsNotSupported;
-      } else if (sub.identifier !== undefined && !caps.subIdAvailable) {
-        code = ReasonCode.SubscriptionIdentifiersNotSupported;
-      } else if (!allowed[i]) {
-        code = this.#obscure(ReasonCode.NotAuthorized);
-      } else {
-        const granted = Math.min(sub.qos, caps.maximumQos) as QoS;
-        const stored: Subscription = { ...sub, qos: granted };
-        const isNew = this.topics.subscribe(client.id, stored);
-        client.state.subscriptions.set(sub.filter, stored);
-        code = granted;
-        // [MQTT-3.3.1-9/10/11] Retain Handling; never for shared subscriptions (spec 3.3.1.3).
-        const handling = sub.retainHandling ?? 0;
-        if (parsed.group === undefined && (handling === 0 || (handling === 1 && isNew))) {
-          retainedToSend.push([stored, this.topics.retainedMessages(sub.filter)]);
-        }
-      }
-      codes.push(v5 || code < 0x80 ? code : 0x80);
-    }
-    const sendRetained = () => this.#sendRetained(client, retainedToSend);
-    this.#sendDurable(client, {
-      fixedHeader: { type: PacketType.Suback },
-      packetId: packet.packetId,
-      reasonCodes: codes,
-    }, retainedToSend.length > 0 ? sendRetained : undefined);
-    this.hooks.onSubscribed(client, packet, codes);
-  }
-
-  /** Sends the retained messages matching new subscriptions (after the SUBACK). */
-  #sendRetained(client: Client, retainedToSend: [Subscription, Packet[]][]): void {
-    for (const [sub, messages] of retainedToSend) {
-      const delivery: Delivery = {
-        clientId: client.id,
-        qos: sub.qos,
-        noLocal: false,
-        retainAsPublished: true,
-        identifiers: sub.identifier ? [sub.identifier] : [],
-        shared: false,
-      };
-      for (const message of messages) {
-        if (message.expiry && Date.now() >= message.expiry) {
-          this.#expireRetained(message);
-          continue;
-        }
-        this.#deliverChecked(client, delivery, message, true);
-        this.hooks.onRetainPublished(client, message);
-      }
-    }
-  }
-
-  #expireRetained(message: Packet): void {
-    this.topics.retain({ ...message, payload: new Uint8Array() });
-    this.hooks.onRetainedExpired(message.topicName!);
-  }
-
-  #processUnsubscribe(client: Client, packet: Packet): void | Promise<void> {
-    const hooked = this.hooks.onUnsubscribe(client, packet);
-    if (hooked instanceof Promise) return hooked.then((p) => this.#unsubscribe(client, p));
-    return this.#unsubscribe(client, hooked);
-  }
-
-  #unsubscribe(client: Client, packet: Packet | number): void {
-    if (typeof packet === "number") return this.disconnectClient(client, packet);
-    const codes: number[] = [];
-    for (const { filter } of packet.filters ?? []) {
-      const existed = this.topics.unsubscribe(client.id, filter);
-      client.state.subscriptions.delete(filter);
-      codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
-    }
-    this.#sendDurable(client, {
-      fixedHeader: { type: PacketType.Unsuback },
-      packetId: packet.packetId,
-      reasonCodes: codes,
-    });
-    this.hooks.onUnsubscribed(client, packet);
-  }
-
-  // ---------------------------------------------------------------------------------------------
   // DISCONNECT, AUTH
 
   #processDisconnect(client: Client, packet: Packet): void {
@@ -1121,16 +699,7 @@ export class Server {
       restoreSysInfo: this.options.capabilities.compatibilities.restoreSysInfoOnRestart,
       newClient: (listener, id) => this.newClient(null, listener, id, false),
     });
-    for (const client of expired) {
-      this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
-      this.#endSession(client);
-      this.clients.delete(client);
-      this.hooks.onClientExpired(client);
-    }
-    // Connections that were live at the crash lost their network connection: their wills are due.
-    for (const client of live) {
-      if (client.properties.will) this.#delayWill(client);
-    }
+    this.#sessions.restored(live, expired);
     log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
       clients: live.length,
       subscriptions: this.topics.subscriptionCount,
@@ -1157,10 +726,7 @@ export class Server {
     this.#rss = memory.rss;
     this.info.memoryAlloc = memory.heapUsed;
     this.#sweepClients(now);
-    const second = Math.floor(now / 1000);
-    for (const [ip, window] of this.#connectionRates) {
-      if (window.second < second) this.#connectionRates.delete(ip);
-    }
+    this.#connect.tick(now);
     if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#expireRetainedMessages(now);
     const interval = this.options.sysTopicResendInterval;
     if (interval > 0 && (this.#ticks - 1) % interval === 0) this.#publishSysTopics(now);
@@ -1181,17 +747,7 @@ export class Server {
         }
         continue;
       }
-      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) {
-        const pending = this.#pendingWills.get(client.id);
-        if (pending?.client === client) {
-          clearTimeout(pending.timer);
-          this.#pendingWills.delete(client.id);
-          this.#sendWill(client); // [MQTT-3.1.2-8] the will goes out when the session ends, at the latest
-        }
-        this.#endSession(client);
-        this.clients.delete(client);
-        this.hooks.onClientExpired(client);
-      }
+      this.#sessions.expireIfDue(client, now);
     }
   }
 
@@ -1200,7 +756,7 @@ export class Server {
       if (
         message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
       ) {
-        this.#expireRetained(message);
+        this.#subscriptions.expireRetained(message);
       }
     }
   }
@@ -1216,20 +772,6 @@ export class Server {
   }
 }
 
-/** The host part of `host:port` (or `[v6]:port`). */
-function hostOf(remote: string): string {
-  const at = remote.lastIndexOf(":");
-  return at < 0 ? remote : remote.slice(0, at);
-}
-
 function inlineSubscriberId(filter: string, subscriptionId: number): string {
   return `${INLINE_SUBSCRIBER_PREFIX}${subscriptionId}\u0000${filter}`;
-}
-
-/** Reads the protocol level from a CONNECT body without decoding it (0 if unreadable). */
-function peekProtocolLevel(body: Uint8Array): ProtocolVersion | 0 {
-  if (body.length < 2) return 0;
-  const nameLength = (body[0] << 8) | body[1];
-  const level = body[2 + nameLength];
-  return level === 3 || level === 4 || level === 5 ? level : 0;
 }

@@ -731,3 +731,32 @@ function collectRetained(node: RetainedNode, skipDollar: boolean, out: Packet[])
     }
   }
 }
+
+/**
+ * Whether a topic name or filter is within a server's length and depth limits.
+ *
+ * @param topic The topic name or filter.
+ * @param limits The maximum length in characters and the maximum number of levels.
+ * @returns True when it is within both.
+ *
+ * @example Depth limits
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withinTopicLimits } from "./topics.ts";
+ * const limits = { maximumTopicLength: 100, maximumTopicLevels: 2 };
+ * assert.equal(withinTopicLimits("a/b", limits), true);
+ * assert.equal(withinTopicLimits("a/b/c", limits), false);
+ * ```
+ */
+export function withinTopicLimits(
+  topic: string,
+  limits: { maximumTopicLength: number; maximumTopicLevels: number },
+): boolean {
+  if (topic.length > limits.maximumTopicLength) return false;
+  if (topic.length < limits.maximumTopicLevels) return true; // n characters make at most n + 1 levels
+  let levels = 1;
+  for (let i = topic.indexOf("/"); i >= 0; i = topic.indexOf("/", i + 1)) {
+    if (++levels > limits.maximumTopicLevels) return false;
+  }
+  return true;
+}

@@ -13,7 +13,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 
 function cli(args: string[], piped = true): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli.ts", ...args],
+    args: ["run", "-A", "src/app/cli.ts", ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: piped ? "piped" : "null",

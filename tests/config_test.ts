@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { applyConfig, type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/config.ts";
+import { type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/app/config.ts";
+import { applyConfig } from "../src/app/config_build.ts";
 import mqtt from "./mqtt.ts";
 import { freePort } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./storage/redis_server.ts";
@@ -248,7 +249,7 @@ Deno.test("a YAML syntax error and a duplicate key name their line", () => {
 
 function cli(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli.ts", ...args],
+    args: ["run", "-A", "src/app/cli.ts", ...args],
     cwd: new URL("..", import.meta.url).pathname,
     stdin: "null",
     stdout: "piped",

@@ -52,7 +52,7 @@ function consumerArgs(command: string, dir: string): string[] {
   assert.equal(words[0], "deno");
   assert.equal(words[1], "run");
   const args = words.slice(2).map((word) =>
-    word === "jsr:@x/broker/cli" ? new URL("src/cli.ts", `file://${ROOT}`).pathname : word
+    word === "jsr:@x/broker/cli" ? new URL("src/app/cli.ts", `file://${ROOT}`).pathname : word
   );
   return ["run", "--no-config", `--import-map=${dir}/import_map.json`, ...args];
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { AllowHook, DebugHook, formatBytes, PacketType, Server } from "../mod.ts";
+import { AllowHook, DebugHook, PacketType, Server } from "../mod.ts";
+import { formatBytes } from "../hooks/debug.ts";
 import { delay, mqttConnect, RawClient, startBroker, type TestBroker, waitFor } from "./helpers.ts";
 
 /** Captures the broker's log records for the test's duration. */

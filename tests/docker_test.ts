@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseConfig } from "../src/config.ts";
+import { parseConfig } from "../src/app/config.ts";
 import { ROOT } from "./helpers.ts";
 
 const DOCKERFILE = await Deno.readTextFile(`${ROOT}Dockerfile`);
@@ -81,7 +81,7 @@ Deno.test("Dockerfile's example config keeps Deno KV in the /data volume and ser
   );
 });
 
-Deno.test("a fresh copy's `deno install --entrypoint src/cli.ts` installs no test-only package", async () => {
+Deno.test("a fresh copy's `deno install --entrypoint src/app/cli.ts` installs no test-only package", async () => {
   const dir = await Deno.makeTempDir({ prefix: "broker-install-" });
   try {
     // Copy what the Dockerfile copies, and run its install step.

@@ -59,7 +59,7 @@ Deno.test("examples/config/broker.yaml starts as documented, without certificate
   assert.ok(!/tls_|certs/.test(keys), "no TLS in the example that starts as it is");
   await Deno.writeTextFile(`${dir}/broker.yaml`, text);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli.ts", "--config", `${dir}/broker.yaml`],
+    args: ["run", "-A", "src/app/cli.ts", "--config", `${dir}/broker.yaml`],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

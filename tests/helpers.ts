@@ -9,14 +9,9 @@ import assert from "node:assert/strict";
 import mqtt from "./mqtt.ts";
 import {
   AllowHook,
-  ByteWriter,
-  decodePacket,
-  encodePacket,
-  FRAME_READY,
   type Hook,
   type Options,
   type Packet,
-  PacketFramer,
   PacketType,
   type Properties,
   type ProtocolVersion,
@@ -25,6 +20,7 @@ import {
   type Subscription,
   TCP,
 } from "../mod.ts";
+import { ByteWriter, decodePacket, encodePacket, FRAME_READY, PacketFramer } from "../src/packets/mod.ts";
 
 /** Where a broker listens. */
 export type BrokerAddress = Pick<TestBroker, "host" | "port">;

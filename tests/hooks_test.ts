@@ -9,13 +9,13 @@ import {
   AllowHook,
   type Client,
   type Hook,
-  Hooks,
   type Info,
   MqttError,
   type Packet,
   PacketType,
   type Subscribers,
 } from "../mod.ts";
+import { Hooks } from "../src/hooks.ts";
 import { collect, delay, mqttConnect, RawClient, startBroker, waitFor } from "./helpers.ts";
 
 // The dispatcher passes clients through without looking at them.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Inflight, type Packet, PacketType } from "../mod.ts";
+import { type Packet, PacketType } from "../mod.ts";
+import { Inflight } from "../src/inflight.ts";
 import { Queue } from "../src/queue.ts";
 
 function message(id: number): Packet {

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import mqtt from "./mqtt.ts";
-import { ConfigError, parseConfig } from "../src/config.ts";
+import { ConfigError, parseConfig } from "../src/app/config.ts";
 import { freePort, ROOT, waitFor } from "./helpers.ts";
 
 const MOCHI = await Deno.readTextFile(`${ROOT}tests/fixtures/mochi_config.yaml`);
@@ -98,7 +98,7 @@ Deno.test("Mochi's config.yaml: the CLI serves TCP, WebSocket and the health che
     .replace('":1880"', `"127.0.0.1:${health}"`);
   await Deno.writeTextFile(`${dir}/config.yaml`, text);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli.ts", "--config", `${dir}/config.yaml`],
+    args: ["run", "-A", "src/app/cli.ts", "--config", `${dir}/config.yaml`],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

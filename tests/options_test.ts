@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { defaultCapabilities, resolveOptions, Server } from "../mod.ts";
+import { Server } from "../mod.ts";
+import { defaultCapabilities, resolveOptions } from "../src/options.ts";
 
 Deno.test("`resolveOptions` applies Mochi's defaults, and a 1 MiB maximum packet size", () => {
   const options = resolveOptions();

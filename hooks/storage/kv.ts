@@ -24,17 +24,14 @@
  */
 
 import { deserialize, serialize } from "node:v8";
-import {
-  type ClientRecord,
-  inflightId,
-  type InflightRecord,
-  type StorageBackend,
-  StorageHook,
-  type StoredMessage,
-  type StoredState,
-  type SubscriptionRecord,
-  type WriteOp,
-} from "./storage.ts";
+import type {
+  ClientRecord,
+  InflightRecord,
+  StoredMessage,
+  StoredState,
+  SubscriptionRecord,
+} from "../../src/storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
 const KV_UNAVAILABLE = 'Deno KV is not available: run Deno with --unstable-kv (or add "unstable": ' +

@@ -6,17 +6,14 @@
  * @module
  */
 
-import {
-  type ClientRecord,
-  inflightId,
-  type InflightRecord,
-  type StorageBackend,
-  StorageHook,
-  type StoredMessage,
-  type StoredState,
-  type SubscriptionRecord,
-  type WriteOp,
-} from "./storage.ts";
+import type {
+  ClientRecord,
+  InflightRecord,
+  StoredMessage,
+  StoredState,
+  SubscriptionRecord,
+} from "../../src/storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 
 /**
  * The records of a {@linkcode MemoryHook}, kept in Maps. Several hooks (one after the other) may

@@ -20,16 +20,15 @@
 
 export { KVBackend, KVHook, type KVHookOptions } from "./kv.ts";
 export { MemoryHook, type MemoryHookOptions, MemoryStore } from "./memory.ts";
+export { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 export {
   type ClientRecord,
-  inflightId,
   type InflightRecord,
   messagePacket,
-  type StorageBackend,
-  StorageHook,
+  STORED_CLIENT_PROPERTIES,
   type StoredMessage,
   storedMessage,
   type StoredState,
   type SubscriptionRecord,
-  type WriteOp,
-} from "./storage.ts";
+  type SysInfoRecord,
+} from "../../src/storage.ts";

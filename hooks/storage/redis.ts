@@ -34,17 +34,14 @@
 
 import { Buffer } from "node:buffer";
 import { Redis, type RedisOptions } from "ioredis";
-import {
-  type ClientRecord,
-  inflightId,
-  type InflightRecord,
-  type StorageBackend,
-  StorageHook,
-  type StoredMessage,
-  type StoredState,
-  type SubscriptionRecord,
-  type WriteOp,
-} from "./storage.ts";
+import type {
+  ClientRecord,
+  InflightRecord,
+  StoredMessage,
+  StoredState,
+  SubscriptionRecord,
+} from "../../src/storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 import { logger } from "../../src/logger.ts";
 
 /** Options of {@linkcode RedisHook} (also accepted as the config of `addHook`). */
@@ -59,10 +56,10 @@ export interface RedisHookOptions {
   database?: number;
   /** Prefix of every key (default `mqtt:`). */
   prefix?: string;
-  /** ioredis options, applied over the ones above. */
-  options?: RedisOptions;
+  /** ioredis options (`RedisOptions`), applied over the ones above. */
+  options?: Record<string, unknown>;
   /** A connected client to use instead; the hook does not close it. */
-  client?: Redis;
+  client?: object;
 }
 
 const log = logger("redis");
@@ -132,7 +129,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   /** The Redis client (once open). */
-  get redis(): Redis {
+  get #client(): Redis {
     if (!this.#redis) throw new TypeError("The Redis connection is not open");
     return this.#redis;
   }
@@ -142,7 +139,7 @@ export class RedisBackend implements StorageBackend {
     if (this.#redis) return;
     const o = this.#options;
     if (o.client) {
-      this.#redis = o.client;
+      this.#redis = o.client as Redis;
       return;
     }
     const base: RedisOptions = {
@@ -188,7 +185,7 @@ export class RedisBackend implements StorageBackend {
    */
   async commit(ops: WriteOp[]): Promise<void> {
     const p = this.prefix;
-    const multi = this.redis.multi();
+    const multi = this.#client.multi();
     for (const op of ops) {
       switch (op.op) {
         case "putClient":
@@ -238,7 +235,7 @@ export class RedisBackend implements StorageBackend {
    */
   async load(): Promise<StoredState> {
     const p = this.prefix;
-    const redis = this.redis;
+    const redis = this.#client;
     const clients = Object.values(await redis.hgetall(`${p}clients`)).map((v) => decode<ClientRecord>(v));
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
     const inflight = await this.#scanHashes<InflightRecord>(`${p}inflight:`);
@@ -254,7 +251,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
-    const redis = this.redis;
+    const redis = this.#client;
     const match = keyPrefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
     const out: T[] = [];
     let cursor = "0";

@@ -1,6 +1,7 @@
 /**
- * The storage contract: the records a storage hook keeps, and {@linkcode StorageHook}, the base
- * class every backend (memory, Deno KV, Redis) shares. The base class turns hook events into
+ * The storage hook: {@linkcode StorageHook}, the base class every backend (memory, Deno KV, Redis)
+ * shares, and the {@linkcode StorageBackend} contract a backend implements (the records themselves are
+ * the core's, in `src/storage.ts`). The base class turns hook events into
  * writes, batches every write made while the broker handles one turn of work into one commit
  * (group commit; at most one commit in flight), retries failed commits with backoff (logging
  * once per outage), and answers `sync()`, which the server awaits before it acknowledges a QoS 1/2
@@ -9,104 +10,21 @@
  * @module
  */
 
-import type { Packet, Properties, QoS, Subscription } from "../../src/packets/types.ts";
+import type { Packet } from "../../src/packets/types.ts";
 import { PacketType } from "../../src/packets/types.ts";
 import type { Hook } from "../../src/hooks.ts";
 import type { Client, ClientProperties } from "../../src/client.ts";
+import {
+  type ClientRecord,
+  type InflightRecord,
+  STORED_CLIENT_PROPERTIES,
+  type StoredMessage,
+  storedMessage,
+  type StoredState,
+  type SubscriptionRecord,
+} from "../../src/storage.ts";
 import { type Info, SYS_PREFIX } from "../../src/system.ts";
 import { logger } from "../../src/logger.ts";
-
-/** A message as stored (retained, in flight, queued, or a will). */
-export interface StoredMessage {
-  /** Topic name. */
-  topic: string;
-  /** Payload bytes. */
-  payload: Uint8Array;
-  /** QoS. */
-  qos: QoS;
-  /** Retain flag. */
-  retain: boolean;
-  /** v5 properties (without topic alias and subscription identifiers). */
-  properties?: Properties;
-  /** When it was received (ms since epoch). */
-  created: number;
-  /** When it expires (ms since epoch), 0 for never. */
-  expiry: number;
-  /** The publisher's client id. */
-  origin: string;
-}
-
-/** The {@linkcode ClientProperties} a session record keeps, under the same names. */
-export const STORED_CLIENT_PROPERTIES = [
-  "username",
-  "protocolVersion",
-  "clean",
-  "keepAlive",
-  "sessionExpiryInterval",
-  "receiveMaximum",
-  "maximumPacketSize",
-  "topicAliasMaximum",
-  "willDelayInterval",
-] as const;
-
-/** A client session: the kept client properties, and where, when and what else. */
-export interface ClientRecord extends Pick<ClientProperties, typeof STORED_CLIENT_PROPERTIES[number]> {
-  /** Client id. */
-  id: string;
-  /** Listener id it last connected through. */
-  listener: string;
-  /** Remote address it last connected from. */
-  remote: string;
-  /** CONNECT properties. */
-  properties: Properties;
-  /** The will, if one is pending. */
-  will?: StoredMessage;
-  /** When it connected (ms since epoch). */
-  connectedAt: number;
-  /** When it disconnected (ms since epoch), 0 while connected. */
-  disconnectedAt: number;
-}
-
-/** One subscription of a client. */
-export interface SubscriptionRecord {
-  /** Client id. */
-  clientId: string;
-  /** The subscription with all its options. */
-  subscription: Subscription;
-}
-
-/**
- * One QoS 1/2 message of a session: outbound PUBLISH (sent or queued) or PUBREL, or an inbound
- * QoS 2 packet id awaiting PUBREL (`direction: "in"`).
- */
-export interface InflightRecord {
-  /** Client id. */
-  clientId: string;
-  /** `out`: to the client; `in`: from the client (QoS 2 awaiting PUBREL). */
-  direction: "out" | "in";
-  /** Orders a session's outbound messages; restored in this order. */
-  sequence: number;
-  /** The packet id, 0 for a queued message not sent yet. */
-  packetId: number;
-  /** What is awaited: `publish` (PUBACK/PUBREC), `pubrel` (PUBCOMP), or `pubrec` (inbound PUBREL). */
-  stage: "publish" | "pubrel" | "pubrec";
-  /** The message, for the `publish` stage. */
-  message?: StoredMessage;
-}
-
-/** Everything a backend holds, as loaded on start. */
-export interface StoredState {
-  /** Sessions. */
-  clients: ClientRecord[];
-  /** Subscriptions. */
-  subscriptions: SubscriptionRecord[];
-  /** In-flight and queued messages. */
-  inflight: InflightRecord[];
-  /** Retained messages. */
-  retained: StoredMessage[];
-  /** $SYS counters (Mochi's JSON names), if saved. */
-  sysInfo?: Record<string, string | number>;
-}
 
 /** One write. `deleteClient` removes a client record and every record of that client. */
 export type WriteOp =
@@ -395,44 +313,6 @@ export class StorageHook implements Hook {
     }
     this.#waiters = still;
   }
-}
-
-/**
- * The stored form of a message.
- *
- * @param packet A PUBLISH (or will) packet.
- * @returns The record.
- */
-export function storedMessage(packet: Packet): StoredMessage {
-  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...properties } = packet.properties ?? {};
-  return {
-    topic: packet.topicName ?? "",
-    payload: packet.payload ?? new Uint8Array(),
-    qos: packet.fixedHeader.qos ?? 0,
-    retain: packet.fixedHeader.retain ?? false,
-    properties: Object.keys(properties).length > 0 ? properties : undefined,
-    created: packet.created ?? 0,
-    expiry: packet.expiry ?? 0,
-    origin: packet.origin ?? "",
-  };
-}
-
-/**
- * A PUBLISH packet from its stored form.
- *
- * @param message The record.
- * @returns The packet.
- */
-export function messagePacket(message: StoredMessage): Packet {
-  return {
-    fixedHeader: { type: PacketType.Publish, qos: message.qos, retain: message.retain, dup: false },
-    topicName: message.topic,
-    payload: message.payload,
-    properties: message.properties,
-    created: message.created,
-    expiry: message.expiry,
-    origin: message.origin,
-  };
 }
 
 function clientRecord(client: Client): ClientRecord {

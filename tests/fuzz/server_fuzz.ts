@@ -20,17 +20,13 @@
 
 import {
   AllowHook,
-  ByteWriter,
   type Client,
-  decodePacket,
-  encodePacket,
-  FRAME_READY,
   type Hook,
   type Packet,
-  PacketFramer,
   PacketType,
   type ProtocolVersion,
 } from "../../mod.ts";
+import { ByteWriter, decodePacket, encodePacket, FRAME_READY, PacketFramer } from "../../src/packets/mod.ts";
 import { reasonName } from "../../src/packets/mod.ts";
 import { connectPacket, startBroker, type TestBroker } from "../helpers.ts";
 import { goldenCorpus, referenceFrames } from "./codec_fuzz.ts";

@@ -7,20 +7,16 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import {
   AllowHook,
-  ByteWriter,
-  decodePacket,
-  encodePacket,
-  FRAME_READY,
   HTTPHealthCheck,
   HTTPStats,
-  MockListener,
   type Packet,
-  PacketFramer,
   PacketType,
   Server,
   TCP,
   UnixSock,
 } from "../../mod.ts";
+import { ByteWriter, decodePacket, encodePacket, FRAME_READY, PacketFramer } from "../../src/packets/mod.ts";
+import { MockListener } from "../../listeners/mock.ts";
 import { connectPacket, delay, waitFor } from "../helpers.ts";
 import { testCerts } from "./certs.ts";
 

@@ -4,19 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  AllowHook,
-  ByteWriter,
-  decodePacket,
-  encodePacket,
-  FRAME_READY,
-  type Packet,
-  PacketFramer,
-  PacketType,
-  Server,
-  WebSocket,
-  type WebSocketConfig,
-} from "../../mod.ts";
+import { AllowHook, type Packet, PacketType, Server, WebSocket, type WebSocketConfig } from "../../mod.ts";
+import { ByteWriter, decodePacket, encodePacket, FRAME_READY, PacketFramer } from "../../src/packets/mod.ts";
 import { connectPacket, waitFor } from "../helpers.ts";
 
 async function startWs(config: Partial<WebSocketConfig> = {}) {

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { Buffer } from "node:buffer";
-import { MetricsHook, observabilityHandler, type ObservabilityOptions } from "../../mod.ts";
+import { MetricsHook, type ObservabilityOptions } from "../../mod.ts";
+import { observabilityHandler } from "../../src/app/metrics.ts";
 import { delay, startBroker, type TestBroker, waitFor } from "../helpers.ts";
 
 const AUTH = { authorization: "Basic " + btoa("admin:s3cret") };

@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { assertChromium, launchChromium, skipBrowserTests } from "../browser/chromium.ts";
 import mqtt from "../mqtt.ts";
 import type { Page } from "../playwright.ts";
-import { AllowHook, MetricsHook, observabilityHandler, Server, TCP } from "../../mod.ts";
+import { AllowHook, MetricsHook, Server, TCP } from "../../mod.ts";
+import { observabilityHandler } from "../../src/app/metrics.ts";
 
 /** The test artifact (git-ignored); with UPDATE_DOCS=1 the README's copy in docs/ is replaced too. */
 const SCREENSHOT = new URL("../artifacts/dashboard.png", import.meta.url);

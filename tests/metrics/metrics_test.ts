@@ -7,19 +7,17 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import {
   AllowHook,
-  closeReason,
-  Histogram,
   type Hook,
   MemoryHook,
   Metrics,
   MetricsHook,
   MqttError,
-  observabilityHandler,
   PacketType,
-  renderMetrics,
   Server,
   TCP,
 } from "../../mod.ts";
+import { closeReason, Histogram, renderMetrics } from "../../src/app/metrics.ts";
+import { observabilityHandler } from "../../src/app/metrics.ts";
 import { delay, RawClient, startBroker, type TestBroker, waitFor } from "../helpers.ts";
 import { metric, parsePrometheus } from "./prometheus.ts";
 

@@ -107,7 +107,7 @@ Deno.test("Limit maximumClients refuses clients beyond it with CONNACK 0x97", as
 Deno.test("Limit connectTimeout closes a slow-loris connection sending one byte at a time", async () => {
   await using broker = await startBroker({ capabilities: { connectTimeout: 1 } });
   const client = await RawClient.open(broker);
-  const { ByteWriter, encodePacket } = await import("../../mod.ts");
+  const { ByteWriter, encodePacket } = await import("../../src/packets/mod.ts");
   const out = new ByteWriter();
   encodePacket(connectPacket("slow"), 5, out);
   const data = out.toBytes().slice();

@@ -6,18 +6,15 @@
  * @module
  */
 
+import { type Packet, PacketType, type Properties, type ProtocolVersion } from "../../mod.ts";
 import {
   ByteWriter,
   decodePacket,
   encodePacket,
   FRAME_NEED_MORE,
   FRAME_READY,
-  type Packet,
   PacketFramer,
-  PacketType,
-  type Properties,
-  type ProtocolVersion,
-} from "../../mod.ts";
+} from "../../src/packets/mod.ts";
 
 interface Waiter {
   match: (packet: Packet) => boolean;

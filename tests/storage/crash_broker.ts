@@ -9,7 +9,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { AllowHook, KVHook, Server, type StorageHook, TCP } from "../../mod.ts";
+import { AllowHook, KVHook, Server, TCP } from "../../mod.ts";
+import type { StorageHook } from "../../hooks/storage/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

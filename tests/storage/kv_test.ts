@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { KVBackend, KVHook } from "../../hooks/storage/kv.ts";
-import type { StoredMessage } from "../../hooks/storage/storage.ts";
+import type { StoredMessage } from "../../src/storage.ts";
 import { AllowHook, Server } from "../../mod.ts";
 import { runStorageSuite } from "./suite.ts";
 

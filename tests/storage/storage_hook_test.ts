@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { AllowHook, ByteWriter, type Client, encodePacket, type Packet, PacketType } from "../../mod.ts";
+import { AllowHook, type Client, type Packet, PacketType } from "../../mod.ts";
+import { ByteWriter, encodePacket } from "../../src/packets/mod.ts";
 import { MemoryHook, MemoryStore } from "../../hooks/storage/memory.ts";
 import type { WriteOp } from "../../hooks/storage/storage.ts";
 import { delay, RawClient, startBroker, waitFor } from "../helpers.ts";

@@ -17,15 +17,8 @@ import {
   type QoS,
   type Subscription,
 } from "../../mod.ts";
-import type {
-  ClientRecord,
-  InflightRecord,
-  StorageBackend,
-  StorageHook,
-  StoredMessage,
-  StoredState,
-  WriteOp,
-} from "../../hooks/storage/storage.ts";
+import type { StorageBackend, StorageHook, WriteOp } from "../../hooks/storage/storage.ts";
+import type { ClientRecord, InflightRecord, StoredMessage, StoredState } from "../../src/storage.ts";
 import { delay, RawClient, startBroker, type TestBroker, waitFor } from "../helpers.ts";
 
 /** One backend under test: makes hooks and backends on one shared store. */

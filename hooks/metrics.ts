@@ -1,7 +1,6 @@
 /**
- * Prometheus metrics: a {@linkcode MetricsHook} that counts from hook events, and
- * {@linkcode renderMetrics}, which adds what the server knows at scrape time (clients, sessions,
- * subscriptions, retained messages, storage queues, memory) and writes the text exposition format.
+ * Metrics: a {@linkcode MetricsHook} that counts from hook events; `src/app/prometheus.ts` renders
+ * its counters, with what the server knows at scrape time, for Prometheus.
  *
  * Label cardinality is bounded: labels are packet types, QoS levels, reason names and hook ids,
  * never client ids or topics.
@@ -9,12 +8,12 @@
  * @module
  */
 
-import type { Packet } from "./packets/types.ts";
-import { PacketType } from "./packets/types.ts";
-import { reasonName } from "./packets/reason_codes.ts";
-import { type DropReason, type Hook, HOOK_EVENTS } from "./hooks.ts";
-import type { Client } from "./client.ts";
-import type { Server } from "./server.ts";
+import type { Packet } from "../src/packets/types.ts";
+import { PacketType } from "../src/packets/types.ts";
+import { reasonName } from "../src/packets/reason_codes.ts";
+import { type DropReason, type Hook, HOOK_EVENTS } from "../src/hooks.ts";
+import type { Client } from "../src/client.ts";
+import type { Server } from "../src/server.ts";
 
 /** Default histogram buckets for latencies, in seconds (0.5 ms to 10 s). */
 // deno-fmt-ignore
@@ -101,7 +100,7 @@ export const DROP_REASONS: readonly MessageDropReason[] = [
 ];
 
 /** Packet type names for the `type` label, indexed by packet type. */
-const PACKET_NAMES: readonly string[] = (
+export const PACKET_NAMES: readonly string[] = (
   "reserved connect connack publish puback pubrec pubrel pubcomp subscribe suback unsubscribe unsuback " +
   "pingreq pingresp disconnect auth"
 ).split(" ");
@@ -161,14 +160,20 @@ export function closeReason(error: Error | undefined): string {
 }
 
 /** A hook that queues storage writes: `StorageHook` and its subclasses. */
-interface StorageLike extends Hook {
+export interface StorageLike extends Hook {
   readonly queueDepth: number;
   sync?(): Promise<void>;
   /** Optional: called after each successful commit with its duration (see the module notes). */
   commitObserver?: ((seconds: number, writes: number) => void) | undefined;
 }
 
-function isStorage(hook: Hook): hook is StorageLike {
+/**
+ * Whether a hook queues storage writes (has a `queueDepth`).
+ *
+ * @param hook Any hook.
+ * @returns True for storage hooks.
+ */
+export function isStorage(hook: Hook): hook is StorageLike {
   return typeof (hook as Partial<StorageLike>).queueDepth === "number";
 }
 
@@ -207,7 +212,8 @@ const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((
  *
  * @example Counting and rendering
  * ```ts
- * import { AllowHook, MetricsHook, renderMetrics, Server } from "../mod.ts";
+ * import { AllowHook, MetricsHook, Server } from "../mod.ts";
+ * import { renderMetrics } from "../src/app/metrics.ts";
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const metrics = new MetricsHook();
@@ -548,322 +554,4 @@ export class MetricsHook implements Hook {
       return;
     }
   }
-}
-
-// Rendering ----------------------------------------------------------------------------------------
-
-type Labels = Record<string, string>;
-
-/** Writes metric families in the Prometheus text exposition format (version 0.0.4). */
-class Exposition {
-  #out: string[] = [];
-
-  family(name: string, type: "counter" | "gauge", help: string, samples: [Labels, number][]): void {
-    this.#header(name, type, help);
-    for (const [labels, value] of samples) this.#line(name, labels, value);
-  }
-
-  one(name: string, type: "counter" | "gauge", help: string, value: number): void {
-    this.family(name, type, help, [[{}, value]]);
-  }
-
-  histogram(name: string, help: string, h: Histogram): void {
-    this.#header(name, "histogram", help);
-    const cumulative = h.cumulative();
-    for (let i = 0; i < h.buckets.length; i++) {
-      this.#line(name + "_bucket", { le: String(h.buckets[i]) }, cumulative[i]);
-    }
-    this.#line(name + "_bucket", { le: "+Inf" }, h.count);
-    this.#line(name + "_sum", {}, h.sum);
-    this.#line(name + "_count", {}, h.count);
-  }
-
-  toString(): string {
-    return this.#out.join("\n") + "\n";
-  }
-
-  #header(name: string, type: string, help: string): void {
-    this.#out.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
-    this.#out.push(`# TYPE ${name} ${type}`);
-  }
-
-  #line(name: string, labels: Labels, value: number): void {
-    const keys = Object.keys(labels);
-    let text = name;
-    if (keys.length > 0) {
-      text += "{" + keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",") + "}";
-    }
-    this.#out.push(`${text} ${formatValue(value)}`);
-  }
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value);
-}
-
-/** The content type of {@linkcode renderMetrics}' output. */
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
-/**
- * The server's {@linkcode MetricsHook}, if one was added.
- *
- * @param server The server.
- * @returns The hook, or undefined.
- */
-export function findMetricsHook(server: Server): MetricsHook | undefined {
-  for (const hook of server.hooks.list) if (hook instanceof MetricsHook) return hook;
-  return undefined;
-}
-
-/** What the server knows about its clients at one moment. */
-export interface SessionCounts {
-  /** Sessions with a live connection (inline clients excluded). */
-  online: number;
-  /** Remembered sessions without a connection. */
-  offline: number;
-  /** QoS 1/2 messages queued (waiting for a client's quota or for it to come back). */
-  queued: number;
-}
-
-/**
- * Counts sessions and queued messages (one pass over the clients).
- *
- * @param server The server.
- * @returns The counts.
- */
-export function sessionCounts(server: Server): SessionCounts {
-  let online = 0, offline = 0, queued = 0;
-  for (const client of server.clients.values()) {
-    if (client.net.inline) continue;
-    if (client.closed) offline++;
-    else online++;
-    queued += client.state.inflight.pending.length;
-  }
-  return { online, offline, queued };
-}
-
-/**
- * The `/metrics` HTTP response: the exposition text with its content type, never cached.
- *
- * @param server The server.
- * @param metrics The metrics hook; looked up among the server's hooks when omitted.
- * @returns The response.
- */
-export function metricsResponse(server: Server, metrics?: MetricsHook): Response {
-  return new Response(renderMetrics(server, metrics), {
-    headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" },
-  });
-}
-
-/**
- * Renders the broker's metrics in the Prometheus text exposition format. With a
- * {@linkcode MetricsHook} (passed, or found among the server's hooks) the counters are broken down
- * by packet type, QoS and reason; without one, the `$SYS` totals are rendered.
- *
- * @param server The server.
- * @param metrics The metrics hook; looked up among the server's hooks when omitted.
- * @returns The exposition text (serve it with {@linkcode METRICS_CONTENT_TYPE}).
- *
- * @example Without a metrics hook
- * ```ts
- * import { renderMetrics, Server } from "../mod.ts";
- * const text = renderMetrics(new Server());
- * console.log(text.includes("# TYPE mqtt_clients_connected gauge")); // true
- * ```
- */
-export function renderMetrics(
-  server: Server,
-  metrics: MetricsHook | undefined = findMetricsHook(server),
-): string {
-  metrics?.bind(server);
-  const info = server.info;
-  const sessions = sessionCounts(server);
-  const out = new Exposition();
-
-  out.family("mqtt_build_info", "gauge", "The broker version.", [[{ version: info.version }, 1]]);
-  out.one("mqtt_start_time_seconds", "gauge", "When the broker started, unix seconds.", info.started);
-  out.one("mqtt_clients_connected", "gauge", "Clients connected now.", info.clientsConnected);
-  out.one("mqtt_clients_maximum", "gauge", "Most clients connected at once.", info.clientsMaximum);
-  out.one(
-    "mqtt_clients_known",
-    "gauge",
-    "Connected clients plus remembered offline sessions (clients_total in $SYS).",
-    sessions.online + sessions.offline,
-  );
-  out.family("mqtt_sessions", "gauge", "Sessions by state.", [
-    [{ state: "online" }, sessions.online],
-    [{ state: "offline" }, sessions.offline],
-  ]);
-
-  if (metrics) {
-    out.one("mqtt_connections_opened_total", "counter", "Connections accepted.", metrics.connectionsOpened);
-    out.family(
-      "mqtt_connections_refused_total",
-      "counter",
-      "Connections refused with a CONNACK error, by reason.",
-      mapSamples(metrics.connectionsRefused),
-    );
-    out.family(
-      "mqtt_connections_closed_total",
-      "counter",
-      "Accepted connections that ended, by reason.",
-      mapSamples(metrics.connectionsClosed),
-    );
-    out.family(
-      "mqtt_packets_received_total",
-      "counter",
-      "Packets received, by type.",
-      typeSamples(metrics.packetsReceived),
-    );
-    out.family(
-      "mqtt_packets_sent_total",
-      "counter",
-      "Packets sent, by type.",
-      typeSamples(metrics.packetsSent),
-    );
-    if (metrics.bytesReceived.some((n) => n > 0)) {
-      out.family(
-        "mqtt_received_bytes_total",
-        "counter",
-        "Bytes received in packets, by type.",
-        typeSamples(metrics.bytesReceived),
-      );
-    } else {
-      out.one("mqtt_received_bytes_total", "counter", "Bytes received.", info.bytesReceived);
-    }
-    out.family(
-      "mqtt_sent_bytes_total",
-      "counter",
-      "Bytes sent, by packet type.",
-      typeSamples(metrics.bytesSent),
-    );
-    out.family(
-      "mqtt_messages_received_total",
-      "counter",
-      "PUBLISH packets received, by QoS.",
-      qosSamples(metrics.messagesReceived),
-    );
-    out.family(
-      "mqtt_messages_sent_total",
-      "counter",
-      "PUBLISH packets sent, by QoS.",
-      qosSamples(metrics.messagesSent),
-    );
-    const dropped: [Labels, number][] = [];
-    for (let qos = 0; qos < 3; qos++) {
-      for (let r = 0; r < DROP_REASONS.length; r++) {
-        const n = metrics.messagesDropped[qos * DROP_REASONS.length + r];
-        if (n > 0) dropped.push([{ qos: String(qos), reason: DROP_REASONS[r] }, n]);
-      }
-    }
-    out.family("mqtt_messages_dropped_total", "counter", "Messages dropped, by QoS and reason.", dropped);
-    out.one(
-      "mqtt_inflight_messages_dropped_total",
-      "counter",
-      "In-flight or queued QoS 1/2 messages dropped (expired, or their session ended).",
-      metrics.inflightDropped,
-    );
-    out.one("mqtt_wills_sent_total", "counter", "Will messages sent.", metrics.willsSent);
-  } else {
-    out.one("mqtt_packets_received_total", "counter", "Packets received.", info.packetsReceived);
-    out.one("mqtt_packets_sent_total", "counter", "Packets sent.", info.packetsSent);
-    out.one("mqtt_received_bytes_total", "counter", "Bytes received.", info.bytesReceived);
-    out.one("mqtt_sent_bytes_total", "counter", "Bytes sent.", info.bytesSent);
-    out.one("mqtt_messages_received_total", "counter", "PUBLISH packets received.", info.messagesReceived);
-    out.one("mqtt_messages_sent_total", "counter", "PUBLISH packets sent.", info.messagesSent);
-    out.one("mqtt_messages_dropped_total", "counter", "Messages dropped.", info.messagesDropped);
-  }
-
-  out.one(
-    "mqtt_messages_inflight",
-    "gauge",
-    "QoS 1/2 messages sent and not yet acknowledged.",
-    info.inflight,
-  );
-  out.one("mqtt_messages_queued", "gauge", "QoS 1/2 messages waiting to be sent.", sessions.queued);
-  out.one("mqtt_retained_messages", "gauge", "Retained messages held.", server.topics.retainedCount);
-  out.one(
-    "mqtt_subscriptions",
-    "gauge",
-    "Subscriptions (client and filter pairs), shared ones excluded.",
-    server.topics.subscriptionCount,
-  );
-  out.one(
-    "mqtt_shared_subscriptions",
-    "gauge",
-    "Shared subscriptions ($share/...).",
-    server.topics.sharedSubscriptionCount,
-  );
-  out.one("mqtt_hook_errors_total", "counter", "Errors thrown or rejected by hooks.", server.hooks.errors);
-
-  const storage: [Labels, number][] = [];
-  for (const hook of server.hooks.list) {
-    if (isStorage(hook)) storage.push([{ hook: hook.id }, hook.queueDepth]);
-  }
-  if (storage.length > 0) {
-    out.family(
-      "mqtt_storage_queue_depth",
-      "gauge",
-      "Storage writes waiting to be committed, by hook.",
-      storage,
-    );
-  }
-  if (metrics) {
-    if (storage.length > 0) {
-      out.histogram(
-        "mqtt_storage_write_duration_seconds",
-        "Time from a storage write being queued until it is durable.",
-        metrics.storageWriteLatency,
-      );
-    }
-    out.histogram(
-      "mqtt_publish_delivery_seconds",
-      "Time from a message being accepted to its PUBLISH being queued to a subscriber's socket.",
-      metrics.deliveryLatency,
-    );
-  }
-
-  const memory = Deno.memoryUsage();
-  out.one("process_resident_memory_bytes", "gauge", "Resident set size.", memory.rss);
-  out.one("deno_heap_total_bytes", "gauge", "V8 heap size.", memory.heapTotal);
-  out.one("deno_heap_used_bytes", "gauge", "V8 heap in use.", memory.heapUsed);
-  out.one("deno_external_memory_bytes", "gauge", "Memory held by V8 external objects.", memory.external);
-  if (metrics) {
-    out.one(
-      "deno_eventloop_lag_seconds",
-      "gauge",
-      "Event-loop lag at the last sample.",
-      metrics.eventLoopLag,
-    );
-    out.one(
-      "deno_eventloop_lag_max_seconds",
-      "gauge",
-      "Largest event-loop lag among the last ten samples.",
-      metrics.eventLoopLagMax,
-    );
-  }
-  return out.toString();
-}
-
-function mapSamples(map: Map<string, number>): [Labels, number][] {
-  return [...map].sort(([a], [b]) => a < b ? -1 : 1).map(([reason, n]) => [{ reason }, n]);
-}
-
-function typeSamples(counts: Float64Array): [Labels, number][] {
-  const out: [Labels, number][] = [];
-  for (let type = 1; type < 16; type++) {
-    if (counts[type] > 0) out.push([{ type: PACKET_NAMES[type] }, counts[type]]);
-  }
-  return out;
-}
-
-function qosSamples(counts: Float64Array): [Labels, number][] {
-  return [0, 1, 2].map((qos) => [{ qos: String(qos) }, counts[qos]]);
 }

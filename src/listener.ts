@@ -1,12 +1,22 @@
 /**
- * The interface every listener implements, so users can write their own.
+ * The contract between the broker and its listeners: a {@linkcode Listener} accepts connections and
+ * hands each, as a {@linkcode Connection}, to the server's {@linkcode EstablishFn}. Users implement
+ * it to bring their own transport; the built-in listeners live in `listeners/`.
  *
  * @module
  */
 
-import type { Connection } from "../src/client.ts";
-
-export type { Connection };
+/** A byte stream to a client: what listeners hand to the server. `Deno.Conn` satisfies it. */
+export interface Connection {
+  /** Reads into `buffer`; resolves to the byte count, or null at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `data`; resolves to the byte count written. */
+  write(data: Uint8Array): Promise<number>;
+  /** Closes the stream. */
+  close(): void;
+  /** Closes the sending side only (TCP half-close), if the stream can. */
+  closeWrite?(): Promise<void>;
+}
 
 /** Hands an accepted connection to the server; resolves when the connection has ended. */
 export type EstablishFn = (listenerId: string, conn: Connection, remoteAddress: string) => Promise<void>;
@@ -40,33 +50,4 @@ export interface ListenerConfig {
   id: string;
   /** `host:port`, `:port` (all interfaces) or a path, depending on the listener. */
   address: string;
-}
-
-/**
- * Splits a `host:port` address; an empty host means all interfaces.
- *
- * @param address For example `":1883"`, `"127.0.0.1:1883"` or `"[::1]:1883"`.
- * @returns The hostname and port.
- * @throws {TypeError} When the port is missing or not a number.
- * @throws {RangeError} When the port is above 65535.
- *
- * @example Parsing addresses
- * ```ts
- * import { parseHostPort } from "./listener.ts";
- * console.log(parseHostPort(":1883")); // { hostname: "0.0.0.0", port: 1883 }
- * ```
- */
-export function parseHostPort(address: string): { hostname: string; port: number } {
-  const at = address.lastIndexOf(":");
-  const digits = address.slice(at + 1);
-  if (at < 0 || !/^\d+$/.test(digits)) {
-    throw new TypeError(`Address "${address}" is not of the form host:port or :port`);
-  }
-  const port = Number(digits);
-  if (port > 65535) {
-    throw new RangeError(`Address "${address}": port ${digits} is out of range (0 to 65535)`);
-  }
-  let hostname = address.slice(0, at);
-  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
-  return { hostname: hostname || "0.0.0.0", port };
 }

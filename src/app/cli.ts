@@ -22,17 +22,18 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import { Server, VERSION } from "./server.ts";
-import { TCP } from "../listeners/tcp.ts";
-import { WebSocket } from "../listeners/websocket.ts";
-import { HTTPStats } from "../listeners/http_stats.ts";
-import { type Listener, parseHostPort } from "../listeners/listener.ts";
-import type { TlsConfig } from "../listeners/net.ts";
-import { AllowHook } from "../hooks/auth/allow_all.ts";
-import { kvAvailable, KVHook } from "../hooks/storage/kv.ts";
-import { MetricsHook } from "./metrics.ts";
-import { addListenerExplained, applyConfig, type BrokerConfig, loadConfig } from "./config.ts";
-import { logger } from "./logger.ts";
+import { Server, VERSION } from "../server.ts";
+import { TCP } from "../../listeners/tcp.ts";
+import { WebSocket } from "../../listeners/websocket.ts";
+import { HTTPStats } from "./http_stats.ts";
+import type { Listener } from "../listener.ts";
+import { parseHostPort, type TlsConfig } from "../../listeners/net.ts";
+import { AllowHook } from "../../hooks/auth/allow_all.ts";
+import { kvAvailable, KVHook } from "../../hooks/storage/kv.ts";
+import { MetricsHook } from "../../hooks/metrics.ts";
+import { type BrokerConfig, loadConfig } from "./config.ts";
+import { addListenerExplained, applyConfig } from "./config_build.ts";
+import { logger } from "../logger.ts";
 
 const USAGE = `Usage: deno run -A --unstable-kv jsr:@x/broker/cli [options]
 
@@ -77,7 +78,7 @@ export interface CliOptions {
   /** `--tls-key-file`. */
   tlsKeyFile?: string;
   /** `--log-level`: the lowest log level printed. */
-  logLevel?: LogLevel;
+  logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /** `--log-format`: text or JSON lines. */
   logFormat?: "text" | "json";
   /** `--data`: the Deno KV directory, or "off". */

@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { Info } from "../src/system.ts";
-import type { Server } from "../src/server.ts";
-import { json, type PartialHandler } from "../src/admin.ts";
-import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "./http.ts";
+import type { Info } from "../system.ts";
+import type { Server } from "../server.ts";
+import { json, type PartialHandler } from "./admin.ts";
+import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "../../listeners/http.ts";
 import { observabilityHandler, type ObservabilityOptions } from "./dashboard/dashboard.ts";
 
 /** Options for {@linkcode HTTPStats}. */
@@ -25,13 +25,13 @@ export interface HTTPStatsConfig extends HttpListenerConfig {
  * `clients_connected`, ...) at `GET /api/info`, and at `GET /` for clients that do not ask for
  * HTML. `GET /healthcheck` answers 200 too, so one port can serve both. Given the server (third
  * argument), it also serves the live dashboard at `/` for browsers, the admin API under `/api/`
- * and Prometheus metrics at `/metrics` (see `listeners/dashboard/dashboard.ts`). Other methods get
+ * and Prometheus metrics at `/metrics` (see `src/app/dashboard/dashboard.ts`). Other methods get
  * 405, other paths 404.
  *
  * @example Stats on a free port
  * ```ts
  * import { HTTPStats } from "./http_stats.ts";
- * import { Info } from "../src/system.ts";
+ * import { Info } from "../system.ts";
  * const stats = new HTTPStats({ id: "stats", address: "127.0.0.1:0" }, new Info());
  * await stats.init();
  * const response = await fetch(`http://${stats.address}/`);

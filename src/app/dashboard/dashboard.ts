@@ -8,16 +8,11 @@
  * @module
  */
 
-import type { Server } from "../../src/server.ts";
-import {
-  findMetricsHook,
-  type HistoryPoint,
-  type MetricsHook,
-  metricsResponse,
-  sessionCounts,
-} from "../../src/metrics.ts";
-import { methodNotAllowed } from "../http.ts";
-import { type AccessOptions, adminHandler, checkAccess, json, type PartialHandler } from "../../src/admin.ts";
+import type { Server } from "../../server.ts";
+import type { HistoryPoint, MetricsHook } from "../../../hooks/metrics.ts";
+import { findMetricsHook, metricsResponse, sessionCounts } from "../prometheus.ts";
+import { methodNotAllowed } from "../../../listeners/http.ts";
+import { type AccessOptions, adminHandler, checkAccess, json, type PartialHandler } from "../admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
 import { DASHBOARD_CSS } from "./dashboard_css.ts";
@@ -80,7 +75,7 @@ const HISTORY_WITHOUT_HOOK = 300;
 /**
  * The handler behind the stats listener: the dashboard at `/` (browsers; other clients asking for
  * `/` get the info JSON as before), `/api/info` (the `$SYS` info with Mochi's field names),
- * `/api/live` (the dashboard's one-second JSON), the admin API (see `src/admin.ts`) and
+ * `/api/live` (the dashboard's one-second JSON), the admin API (see `src/app/admin.ts`) and
  * `/metrics` (Prometheus). It returns undefined for other paths so a listener can answer them.
  *
  * The dashboard, `/api/live` and the admin API pass {@linkcode checkAccess}: basic auth when
@@ -93,7 +88,8 @@ const HISTORY_WITHOUT_HOOK = 300;
  *
  * @example Serving it
  * ```ts
- * import { MetricsHook, observabilityHandler, Server } from "../../mod.ts";
+ * import { MetricsHook, Server } from "../../../mod.ts";
+ * import { observabilityHandler } from "./dashboard.ts";
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const handler = observabilityHandler(server);

@@ -43,23 +43,11 @@ import {
   type YAMLMap,
 } from "yaml";
 import type { LogLevel } from "@logtape/logtape";
-import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "./options.ts";
-import type { Server } from "./server.ts";
-import type { Hook } from "./hooks.ts";
-import type { Listener } from "../listeners/listener.ts";
-import type { TlsConfig } from "../listeners/net.ts";
-import { TCP } from "../listeners/tcp.ts";
-import { WebSocket } from "../listeners/websocket.ts";
-import { UnixSock } from "../listeners/unix.ts";
-import { HTTPStats } from "../listeners/http_stats.ts";
-import { Metrics } from "../listeners/metrics.ts";
-import { MetricsHook } from "./metrics.ts";
-import { HTTPHealthCheck } from "../listeners/http_health.ts";
-import { AllowHook } from "../hooks/auth/allow_all.ts";
-import { KVHook } from "../hooks/storage/kv.ts";
-import { AuthHook } from "../hooks/auth/auth.ts";
-import { type Ledger, LedgerError, validateLedger } from "../hooks/auth/ledger.ts";
-import { DebugHook, type DebugHookConfig } from "../hooks/debug.ts";
+import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "../options.ts";
+import type { TlsConfig } from "../../listeners/net.ts";
+import { type Ledger, LedgerError, validateLedger } from "../../hooks/auth/ledger.ts";
+import type { DebugHookConfig } from "../../hooks/debug.ts";
+import { jsonProblem } from "./strict_json.ts";
 
 /** The listener types (Mochi's names). */
 export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
@@ -440,7 +428,8 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const slash = file.lastIndexOf("/");
   const base = slash < 0 ? "" : file.slice(0, slash + 1);
   const resolve = (path: string) => path.startsWith("/") ? path : base + path;
-  if (/\.json$/i.test(file)) strictJson(text, file);
+  const json = /\.json$/i.test(file) ? jsonProblem(text) : undefined;
+  if (json) throw new ConfigError(file, json.line, json.column, "", `not valid JSON: ${json.problem}`);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const walker = new Walker(file, lines);
@@ -488,32 +477,6 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
     },
     warnings,
   };
-}
-
-/**
- * Checks that a `.json` file is strict JSON (YAML, which reads the rest, would accept trailing
- * commas, comments and unquoted keys).
- */
-function strictJson(text: string, file: string): void {
-  try {
-    JSON.parse(text);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const position = /at position (\d+)/.exec(message);
-    const offset = position ? Number(position[1]) : text.length;
-    const before = text.slice(0, offset).split("\n");
-    let problem = message.replace(/ in JSON at position \d+.*$/, "").replace(/^JSON\.parse: /, "");
-    if (/,\s*$/.test(text.slice(0, offset)) && /^\s*[}\]]/.test(text.slice(offset))) {
-      problem += " (a trailing comma: JSON allows none)";
-    }
-    throw new ConfigError(
-      file,
-      before.length,
-      before[before.length - 1].length + 1,
-      "",
-      `not valid JSON: ${problem}`,
-    );
-  }
 }
 
 function listenerSettings(
@@ -829,139 +792,4 @@ export async function loadConfig(path: string): Promise<BrokerConfig> {
     throw new ConfigError(path, 0, 0, "", problem);
   }
   return parseConfig(text, path);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Building
-
-/**
- * Creates the listeners a configuration declares (not yet added to a server).
- *
- * @param config The configuration.
- * @param server The server (HTTP stats read its `info`).
- * @returns The listeners, in file order.
- */
-export function createListeners(config: BrokerConfig, server: Server): Listener[] {
-  return config.listeners.map((l): Listener => {
-    const common = { id: l.id, address: l.address };
-    const policy = { maxConnections: l.maxConnections, allowAnonymous: l.allowAnonymous };
-    switch (l.type) {
-      case "tcp":
-        return new TCP({ ...common, ...policy, tls: l.tls });
-      case "ws":
-        return new WebSocket({
-          ...common,
-          ...policy,
-          tls: l.tls,
-          path: l.path,
-          allowedOrigins: l.allowedOrigins,
-          trustedProxies: l.trustedProxies,
-        });
-      case "unix":
-        return new UnixSock({ ...common, ...policy });
-      case "sysinfo":
-        return new HTTPStats({ ...common, tls: l.tls, dashboard: l.httpAuth }, server.info, server);
-      case "healthcheck":
-        return new HTTPHealthCheck({ ...common, tls: l.tls });
-      case "metrics":
-        return new Metrics({ ...common, tls: l.tls, path: l.path, auth: l.httpAuth }, server);
-    }
-  });
-}
-
-/** A hook and the config passed to its `init`. */
-export interface HookWithConfig {
-  /** The hook. */
-  hook: Hook;
-  /** Its config. */
-  config?: unknown;
-}
-
-/**
- * The storage hook a config names. The Redis hook is imported only when used, so that brokers
- * without Redis never load its client library.
- */
-async function storageHook(
-  kind: "kv" | "redis",
-  settings: { path: string } | RedisSettings,
-): Promise<HookWithConfig> {
-  if (kind === "kv") return { hook: new KVHook(), config: settings };
-  const { RedisHook } = await import("../hooks/storage/redis.ts");
-  return { hook: new RedisHook(), config: settings };
-}
-
-/**
- * Creates the hooks a configuration declares, in a fixed order: auth, storage, debug, and metrics
- * when a `sysinfo` or `metrics` listener will show them.
- *
- * @param config The configuration.
- * @returns The hooks and their configs.
- * @throws {Error} When a storage hook cannot be loaded.
- */
-export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[]> {
-  const hooks: HookWithConfig[] = [];
-  const { auth, storage, debug } = config.hooks;
-  if (auth?.allowAll) hooks.push({ hook: new AllowHook() });
-  else if (auth?.ledger) hooks.push({ hook: new AuthHook(), config: { ledger: auth.ledger } });
-  else if (auth?.ledgerFile) hooks.push({ hook: new AuthHook(), config: { path: auth.ledgerFile } });
-  if (storage?.kv) hooks.push(await storageHook("kv", storage.kv));
-  if (storage?.redis) hooks.push(await storageHook("redis", storage.redis));
-  if (debug?.enable) {
-    const { enable: _, ...show } = debug;
-    hooks.push({ hook: new DebugHook(), config: show });
-  }
-  if (config.listeners.some((l) => l.type === "sysinfo" || l.type === "metrics")) {
-    hooks.push({ hook: new MetricsHook() });
-  }
-  return hooks;
-}
-
-/**
- * Adds a configuration's hooks and listeners to a server. If anything fails, the listeners already
- * bound are closed again.
- *
- * @param server A server created with `config.options`.
- * @param config The configuration.
- */
-export async function applyConfig(server: Server, config: BrokerConfig): Promise<void> {
-  const hooks = await createHooks(config);
-  const listeners = createListeners(config, server);
-  for (const { hook, config: hookConfig } of hooks) await server.addHook(hook, hookConfig);
-  const added: Listener[] = [];
-  try {
-    for (const listener of listeners) {
-      await addListenerExplained(server, listener);
-      added.push(listener);
-    }
-  } catch (error) {
-    await Promise.all(added.map((l) => l.close()));
-    throw error;
-  }
-}
-
-/**
- * Adds a listener; when it cannot listen, the error names the listener and its address (Deno's
- * own says only `Address already in use (os error 98)`).
- *
- * @param server The server.
- * @param listener The listener.
- * @throws {Error} `Cannot listen on ADDRESS (listener ID): ...`, the original as its cause.
- */
-export async function addListenerExplained(server: Server, listener: Listener): Promise<void> {
-  try {
-    await server.addListener(listener);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.AddrInUse
-      ? "the address is already in use (is another broker or program listening there?)"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied (ports below 1024 need privileges)"
-      : error instanceof Deno.errors.AddrNotAvailable
-      ? "no interface of this machine has that address"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    throw new Error(`Cannot listen on ${listener.address} (listener ${listener.id}): ${reason}`, {
-      cause: error,
-    });
-  }
 }

@@ -18,12 +18,12 @@
  * @module
  */
 
-import type { Packet } from "./packets/types.ts";
-import { PacketType } from "./packets/types.ts";
-import { reasonName } from "./packets/reason_codes.ts";
-import { parseFilter } from "./topics.ts";
-import type { Client } from "./client.ts";
-import type { Server } from "./server.ts";
+import type { Packet } from "../packets/types.ts";
+import { PacketType } from "../packets/types.ts";
+import { reasonName } from "../packets/reason_codes.ts";
+import { parseFilter } from "../topics.ts";
+import type { Client } from "../client.ts";
+import type { Server } from "../server.ts";
 
 /** Who may use the dashboard and the admin API. */
 export interface AccessOptions {
@@ -373,7 +373,8 @@ function adminClient(server: Server): Client {
  *
  * @example Listing clients
  * ```ts
- * import { adminHandler, Server } from "../mod.ts";
+ * import { Server } from "../../mod.ts";
+ * import { adminHandler } from "./admin.ts";
  * const handler = adminHandler(new Server(), { username: "admin", password: "secret" });
  * const response = await handler(new Request("http://localhost/api/clients", {
  *   headers: { authorization: "Basic " + btoa("admin:secret") },

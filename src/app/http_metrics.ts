@@ -4,10 +4,11 @@
  * @module
  */
 
-import type { Server } from "../src/server.ts";
-import { type MetricsHook, metricsResponse } from "../src/metrics.ts";
-import { type AccessOptions, checkAccess } from "../src/admin.ts";
-import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "./http.ts";
+import type { Server } from "../server.ts";
+import type { MetricsHook } from "../../hooks/metrics.ts";
+import { metricsResponse } from "./prometheus.ts";
+import { type AccessOptions, checkAccess } from "./admin.ts";
+import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "../../listeners/http.ts";
 
 /** Options for {@linkcode Metrics}. */
 export interface MetricsConfig extends HttpListenerConfig {
@@ -26,7 +27,7 @@ export interface MetricsConfig extends HttpListenerConfig {
  *
  * @example Metrics on a free port
  * ```ts
- * import { Metrics, MetricsHook, Server } from "../mod.ts";
+ * import { Metrics, MetricsHook, Server } from "../../mod.ts";
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const metrics = new Metrics({ id: "prom", address: "127.0.0.1:0" }, server);

@@ -1,0 +1,246 @@
+/**
+ * Sessions: which connection owns each client id, and what happens to a session's state when its
+ * connection starts and ends. Admission (resume or start a session, take over a live connection),
+ * the end of a connection (counters, will, expiry), delayed wills, session expiry and the restore of
+ * stored sessions all live here, apart from the PUBLISH path in `server.ts`.
+ *
+ * This is the seam where session ownership could become cluster-wide: everything that decides
+ * "whose session is this, and is it still alive" goes through {@linkcode Sessions}.
+ *
+ * @module
+ */
+
+import type { Packet, QoS } from "./packets/types.ts";
+import { PacketType } from "./packets/types.ts";
+import { ReasonCode } from "./packets/reason_codes.ts";
+import type { Client } from "./client.ts";
+import type { Clients } from "./clients.ts";
+import type { Hooks } from "./hooks.ts";
+import type { TopicsIndex } from "./topics.ts";
+import type { Info } from "./system.ts";
+import { NEVER_EXPIRES } from "./options.ts";
+import { logConnection } from "./connection_log.ts";
+
+/** setTimeout's longest delay, in whole seconds. */
+const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
+
+/** What sessions need from the server they belong to. */
+export interface SessionHost {
+  /** The registry of clients by id. */
+  readonly clients: Clients;
+  /** Subscriptions (removed when a session ends). */
+  readonly topics: TopicsIndex;
+  /** The hook dispatcher. */
+  readonly hooks: Hooks;
+  /** Counters. */
+  readonly info: Info;
+  /** Disconnects a client with a reason code (v5 gets a DISCONNECT first). */
+  disconnectClient(client: Client, code: number): void;
+  /** Publishes an allowed will: stamps it, retains it if asked, routes it to subscribers. */
+  publishWill(client: Client, will: Packet): void;
+  /** Releases publishers paused by a client whose connection ended. */
+  connectionEnded(client: Client): void;
+}
+
+/**
+ * The session lifecycle of one server.
+ *
+ * @example A server's sessions start empty
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Server } from "../mod.ts";
+ * const server = new Server();
+ * assert.equal(server.clients.count, 1); // only the inline client
+ * ```
+ */
+export class Sessions {
+  readonly #host: SessionHost;
+  /** Clients whose CONNECT was accepted: only these are counted, have wills, and own sessions. */
+  readonly #accepted = new WeakSet<Client>();
+  readonly #pendingWills = new Map<string, { client: Client; timer: ReturnType<typeof setTimeout> }>();
+
+  /**
+   * Creates the session lifecycle for a server.
+   *
+   * @param host The server's parts that sessions use.
+   */
+  constructor(host: SessionHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Registers a client whose CONNECT was accepted: resumes the session stored under its id (unless it
+   * asked for a clean start or the session expired), or starts a new one; a live connection with the
+   * same id is taken over (DISCONNECT 0x8E) [MQTT-3.1.4-3]. Counts the connection.
+   *
+   * @param client The client, with its id and CONNECT properties set.
+   * @returns Whether a session was present.
+   */
+  admit(client: Client): boolean {
+    const { clients, info } = this.#host;
+    const existing = clients.get(client.id);
+    let sessionPresent = false;
+    if (existing && existing !== client) {
+      const wasConnected = !existing.closed;
+      if (!client.properties.clean && (wasConnected || !isExpired(existing))) {
+        client.inheritSession(existing);
+        sessionPresent = true;
+      }
+      clients.set(client);
+      if (wasConnected) {
+        this.#host.disconnectClient(existing, ReasonCode.SessionTakenOver); // [MQTT-3.1.4-3]
+        this.ended(existing, new Error("Session taken over"));
+      }
+      const pending = this.#pendingWills.get(client.id);
+      if (pending) {
+        clearTimeout(pending.timer);
+        this.#pendingWills.delete(client.id);
+        // [MQTT-3.1.3-9] a resumed session cancels a delayed will; an ended session sends it now.
+        if (!sessionPresent) this.#sendWill(pending.client);
+      }
+      if (!sessionPresent) this.#endSession(existing);
+    } else {
+      clients.set(client);
+    }
+    this.#accepted.add(client);
+    info.clientsConnected++;
+    if (info.clientsConnected > info.clientsMaximum) info.clientsMaximum = info.clientsConnected;
+    return sessionPresent;
+  }
+
+  /**
+   * Bookkeeping for a connection that ended: counters, will, session expiry. Runs once per accepted
+   * connection; a refused CONNECT was never counted and has no will (v3.1.1 [MQTT-3.1.2-8]: stored
+   * only if the CONNECT is accepted); a client taken over is no longer registered but has one.
+   *
+   * @param client The client whose connection ended.
+   * @param cause Why it ended.
+   */
+  ended(client: Client, cause: Error | undefined): void {
+    const { clients, info, hooks } = this.#host;
+    this.#host.connectionEnded(client);
+    if (!this.#accepted.delete(client)) return;
+    const registered = clients.get(client.id) === client;
+    info.clientsConnected--;
+    let expire = false;
+    if (registered) {
+      const sei = client.properties.sessionExpiryInterval;
+      if (sei === 0) expire = true;
+      else if (sei !== NEVER_EXPIRES) client.state.expiresAt = Date.now() + sei * 1000;
+    }
+    if (client.properties.will && !client.state.cleanDisconnect) {
+      if (expire || client.properties.willDelayInterval === 0) this.#sendWill(client);
+      else this.#delayWill(client);
+    }
+    if (expire) {
+      this.#endSession(client);
+      clients.delete(client);
+    }
+    logConnection("disconnected", client, cause?.message ?? "connection closed");
+    hooks.onDisconnect(client, cause, expire);
+  }
+
+  /**
+   * Ends the session of a disconnected client if it has expired: its pending will goes out at the
+   * latest now [MQTT-3.1.2-8], its state is dropped and `onClientExpired` fires.
+   *
+   * @param client A disconnected client.
+   * @param now The current time in ms.
+   * @returns True if the session expired and was ended.
+   */
+  expireIfDue(client: Client, now: number): boolean {
+    if (client.state.expiresAt === 0 || now < client.state.expiresAt) return false;
+    const pending = this.#pendingWills.get(client.id);
+    if (pending?.client === client) {
+      clearTimeout(pending.timer);
+      this.#pendingWills.delete(client.id);
+    }
+    this.#expire(client);
+    return true;
+  }
+
+  /**
+   * Takes over the sessions rebuilt from storage: those that expired while the server was down end
+   * now (sending a will still pending); those alive lost their connection at the crash, so their wills
+   * are due after their delay.
+   *
+   * @param live Sessions still alive.
+   * @param expired Sessions that expired while the server was down.
+   */
+  restored(live: Client[], expired: Client[]): void {
+    for (const client of expired) this.#expire(client);
+    for (const client of live) {
+      if (client.properties.will) this.#delayWill(client);
+    }
+  }
+
+  /** Cancels every delayed will (the server is closing). */
+  close(): void {
+    for (const { timer } of this.#pendingWills.values()) clearTimeout(timer);
+    this.#pendingWills.clear();
+  }
+
+  #expire(client: Client): void {
+    this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
+    this.#endSession(client);
+    this.#host.clients.delete(client);
+    this.#host.hooks.onClientExpired(client);
+  }
+
+  #delayWill(client: Client): void {
+    const sei = client.properties.sessionExpiryInterval;
+    const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
+    const timer = setTimeout(() => {
+      this.#pendingWills.delete(client.id);
+      this.#sendWill(client);
+    }, delay * 1000);
+    this.#pendingWills.set(client.id, { client, timer });
+  }
+
+  #sendWill(client: Client): void {
+    const will = client.properties.will;
+    if (!will) return;
+    client.properties.will = undefined;
+    const hooks = this.#host.hooks;
+    const result = hooks.onWill(client, will);
+    const send = (w: Packet | number) => {
+      if (typeof w === "number") return;
+      const allowed = hooks.onACLCheck(client, w.topicName!, true);
+      const deliver = (ok: boolean) => {
+        if (!ok) return;
+        this.#host.publishWill(client, w);
+        hooks.onWillSent(client, w);
+      };
+      if (allowed instanceof Promise) allowed.then(deliver);
+      else deliver(allowed);
+    };
+    if (result instanceof Promise) result.then(send);
+    else send(result);
+  }
+
+  /** Ends a session: removes its subscriptions and drops its in-flight messages. */
+  #endSession(client: Client): void {
+    const { topics, hooks, info } = this.#host;
+    const subscriptions = client.state.subscriptions;
+    if (subscriptions.size > 0) {
+      for (const filter of subscriptions.keys()) topics.unsubscribe(client.id, filter);
+      const filters = [...subscriptions.values()].map(({ filter }) => ({ filter, qos: 0 as QoS }));
+      subscriptions.clear();
+      hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
+    }
+    const inflight = client.state.inflight;
+    for (const packet of inflight.outbound.values()) {
+      info.inflight--;
+      hooks.onQosDropped(client, packet);
+    }
+    for (const packet of inflight.pending) hooks.onQosDropped(client, packet);
+    for (const packetId of inflight.inboundQos2) {
+      hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
+    }
+    inflight.clear();
+  }
+}
+
+function isExpired(client: Client): boolean {
+  return client.state.expiresAt !== 0 && Date.now() >= client.state.expiresAt;
+}
