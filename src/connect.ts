@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Cluster, SessionSnapshot } from "./cluster.ts";
 import type { Packet, ProtocolVersion } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName, toV3ConnackCode } from "./packets/reason_codes.ts";
@@ -38,6 +39,8 @@ export interface ConnectHost {
   resend(client: Client): void;
   /** The process's resident memory in bytes, as last read. */
   rss(): number;
+  /** The cluster this server is a node of, if any. */
+  cluster(): Cluster | undefined;
 }
 
 /**
@@ -210,7 +213,26 @@ export class ConnectHandler {
     if (client.closed) return; // the client went away while hooks ran
 
     this.#host.hooks.onSessionEstablish(client, packet);
-    const sessionPresent = this.#host.sessions.admit(client);
+    let handedOver: SessionSnapshot | undefined;
+    const cluster = this.#host.cluster();
+    if (cluster !== undefined) {
+      // The id is claimed cluster-wide first: the node that had it hands the session over.
+      try {
+        handedOver = await cluster.claimSession(clientId, p.clean);
+      } catch (error) {
+        log.warn("Refusing {id}: the cluster cannot record its session: {error}", {
+          id: clientId,
+          error: String(error),
+        });
+        return this.#refuseConnect(client, ReasonCode.ServerUnavailable);
+      }
+      if (client.closed) return;
+    }
+    let sessionPresent = this.#host.sessions.admit(client);
+    if (handedOver !== undefined && !sessionPresent) {
+      this.#host.sessions.adopt(client, handedOver);
+      sessionPresent = true;
+    }
     client.state.connected = true;
     client.state.connectedAt = Date.now();
 

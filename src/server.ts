@@ -20,6 +20,7 @@ import { logger } from "./logger.ts";
 import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
+import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
 import { ConnectHandler } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
 
@@ -82,6 +83,7 @@ export class Server {
   #closing = false;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
+  #cluster: Cluster | undefined;
 
   /**
    * Creates a broker. Add hooks and listeners, then call {@linkcode Server.serve}.
@@ -105,6 +107,7 @@ export class Server {
         this.publishToSubscribers(will);
       },
       connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
+      sessionEnded: (clientId) => this.#cluster?.sessionEnded(clientId),
     });
     this.#connect = new ConnectHandler({
       options: this.options,
@@ -115,6 +118,7 @@ export class Server {
       stamp: (packet) => this.#stamp(packet),
       resend: (client) => this.#outbound.resend(client),
       rss: () => this.#rss,
+      cluster: () => this.#cluster,
     });
     this.#subscriptions = new SubscriptionHandler({
       options: this.options,
@@ -124,6 +128,7 @@ export class Server {
       sendDurable: (client, packet, after) => this.#sendDurable(client, packet, after),
       deliverChecked: (client, delivery, packet, retained) =>
         this.#deliverChecked(client, delivery, packet, retained),
+      cluster: () => this.#cluster,
     });
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
@@ -136,6 +141,24 @@ export class Server {
    */
   async addHook(hook: Hook, config?: unknown): Promise<void> {
     await this.hooks.add(hook, config);
+  }
+
+  /**
+   * Makes this server a node of a cluster (e.g. `RedisCluster` from `@x/broker/cluster`); joins at once.
+   *
+   * @param cluster The cluster engine.
+   * @throws {TypeError} When a cluster was already added or the server is serving.
+   */
+  async addCluster(cluster: Cluster): Promise<void> {
+    if (this.#cluster !== undefined || this.#serving) throw new TypeError("Add one cluster, before serve()");
+    const deliver = (packet: Packet, from: MessageOrigin) => this.publishToSubscribers(packet, from);
+    await attachCluster(cluster, this.topics, this.hooks, this.info, deliver, this.#sessions);
+    this.#cluster = cluster;
+  }
+
+  /** The cluster this server is a node of, if any. */
+  get cluster(): Cluster | undefined {
+    return this.#cluster;
   }
 
   /**
@@ -185,6 +208,7 @@ export class Server {
     }
     this.#sessions.close();
     await Promise.all(this.#connections);
+    await this.#cluster?.stop();
     await this.hooks.stop();
     this.#serving = false;
     this.hooks.onStopped();
@@ -539,7 +563,7 @@ export class Server {
    * it waits until everything written so far is stored (one wait per turn for all clients).
    */
   #sendDurable(client: Client, packet: Packet, after?: () => void): void {
-    if (this.options.durability === "async" || !this.hooks.has("sync")) {
+    if (this.options.durability === "async" || (!this.hooks.has("sync") && this.#cluster === undefined)) {
       client.send(packet);
       after?.();
       return;
@@ -555,7 +579,8 @@ export class Server {
     this.#durableScheduled = false;
     const batch = this.#durableAcks;
     this.#durableAcks = [];
-    this.hooks.sync().then(() => {
+    const synced = this.#cluster ? Promise.all([this.hooks.sync(), this.#cluster.sync()]) : this.hooks.sync();
+    synced.then(() => {
       for (const [client, packet, after] of batch) {
         client.send(packet);
         after?.(); // e.g. retained messages, which must follow their SUBACK
@@ -586,19 +611,26 @@ export class Server {
     };
     const result = this.topics.retain(stored);
     if (result !== 0) this.hooks.onRetainMessage(client, stored, result);
+    this.#cluster?.retain(stored);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Routing
 
   /**
-   * Delivers an accepted message to every matching subscriber on this server. This is the one
-   * routing seam: a cluster or bridge hook injects messages from elsewhere here.
+   * Delivers an accepted message to every matching subscriber on this server: the one routing seam.
+   * In a cluster, a message accepted here also goes to the nodes whose routes match; one from another
+   * node comes in with its origin (never forwarded again).
    *
    * @param packet The message, with `created`/`expiry` set and a payload it may keep.
+   * @param from Where a message from another node came from; undefined for one accepted here.
    */
-  publishToSubscribers(packet: Packet): void {
+  publishToSubscribers(packet: Packet, from?: MessageOrigin): void {
     let subscribers = this.topics.subscribers(packet.topicName!);
+    if (this.#cluster !== undefined) {
+      if (from === undefined) this.#cluster.route(packet, subscribers);
+      else restrictToOrigin(subscribers, from);
+    }
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
       subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
@@ -727,7 +759,7 @@ export class Server {
     this.info.memoryAlloc = memory.heapUsed;
     this.#sweepClients(now);
     this.#connect.tick(now);
-    if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#expireRetainedMessages(now);
+    if (this.#ticks % RETAINED_SWEEP_EVERY_TICKS === 0) this.#subscriptions.expireRetainedMessages(now);
     const interval = this.options.sysTopicResendInterval;
     if (interval > 0 && (this.#ticks - 1) % interval === 0) this.#publishSysTopics(now);
   }
@@ -748,16 +780,6 @@ export class Server {
         continue;
       }
       this.#sessions.expireIfDue(client, now);
-    }
-  }
-
-  #expireRetainedMessages(now: number): void {
-    for (const message of [...this.topics.allRetained()]) {
-      if (
-        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
-      ) {
-        this.#subscriptions.expireRetained(message);
-      }
     }
   }
 

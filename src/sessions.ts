@@ -20,6 +20,9 @@ import type { TopicsIndex } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
 import { logConnection } from "./connection_log.ts";
+import type { SessionSnapshot } from "./cluster.ts";
+import { messagePacket, storedMessage } from "./storage.ts";
+import type { InflightRecord } from "./storage.ts";
 
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
@@ -40,6 +43,8 @@ export interface SessionHost {
   publishWill(client: Client, will: Packet): void;
   /** Releases publishers paused by a client whose connection ended. */
   connectionEnded(client: Client): void;
+  /** A session ended for good (its id is free cluster-wide); unset without a cluster. */
+  sessionEnded?(clientId: string): void;
 }
 
 /**
@@ -50,7 +55,7 @@ export interface SessionHost {
  * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
  * const server = new Server();
- * assert.equal(server.clients.count, 1); // only the inline client
+ * assert.equal(server.clients.count, 0);
  * ```
  */
 export class Sessions {
@@ -135,6 +140,7 @@ export class Sessions {
     if (expire) {
       this.#endSession(client);
       clients.delete(client);
+      this.#host.sessionEnded?.(client.id);
     }
     logConnection("disconnected", client, cause?.message ?? "connection closed");
     hooks.onDisconnect(client, cause, expire);
@@ -184,7 +190,78 @@ export class Sessions {
     this.#sendWill(client); // [MQTT-3.1.2-8] a will still pending goes out when its session ends
     this.#endSession(client);
     this.#host.clients.delete(client);
+    this.#host.sessionEnded?.(client.id);
     this.#host.hooks.onClientExpired(client);
+  }
+
+  /**
+   * Hands a session to another node of the cluster that a connection with its id reached: a live
+   * connection here gets DISCONNECT 0x8E [MQTT-3.1.4-3]; the will is handled as for a takeover on
+   * one node (sent now unless the session goes on and has a will delay); the session ends here.
+   *
+   * @param clientId The client id.
+   * @param clean Whether the new connection asked for a clean start.
+   * @returns The session's state for the new owner, or undefined when there is none to keep.
+   */
+  release(clientId: string, clean: boolean): SessionSnapshot | undefined {
+    const { clients } = this.#host;
+    const client = clients.get(clientId);
+    if (!client || client.net.inline) return undefined;
+    const keep = !clean && (!client.closed || !isExpired(client));
+    clients.delete(client);
+    if (!client.closed) {
+      this.#host.disconnectClient(client, ReasonCode.SessionTakenOver);
+      this.ended(client, new Error("Session taken over by another node"));
+    }
+    const pending = this.#pendingWills.get(clientId);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.#pendingWills.delete(clientId);
+      if (!keep) this.#sendWill(pending.client); // [MQTT-3.1.3-9]
+    }
+    const snapshot = keep ? snapshotOf(client) : undefined;
+    this.#endSession(client);
+    return snapshot;
+  }
+
+  /**
+   * Resumes, in a newly admitted client, a session handed over by another node.
+   *
+   * @param client The client (admitted, not yet acknowledged).
+   * @param snapshot What the previous owner handed over.
+   */
+  adopt(client: Client, snapshot: SessionSnapshot): void {
+    const { topics, info } = this.#host;
+    for (const subscription of snapshot.subscriptions) {
+      topics.subscribe(client.id, subscription);
+      client.state.subscriptions.set(subscription.filter, subscription);
+    }
+    const inflight = client.state.inflight;
+    for (const record of snapshot.inflight) {
+      if (record.direction === "in") {
+        inflight.inboundQos2.add(record.packetId);
+        continue;
+      }
+      const sequence = inflight.nextSequence();
+      if (record.stage === "pubrel") {
+        inflight.outbound.set(record.packetId, {
+          fixedHeader: { type: PacketType.Pubrel, qos: 2 },
+          packetId: record.packetId,
+          reasonCode: 0,
+          sequence,
+        });
+        info.inflight++;
+      } else if (record.message) {
+        const packet = messagePacket(record.message);
+        packet.sequence = sequence;
+        inflight.hold(packet);
+        if (record.packetId > 0) {
+          packet.packetId = record.packetId;
+          inflight.outbound.set(record.packetId, packet);
+          info.inflight++;
+        } else inflight.pending.push(packet);
+      }
+    }
   }
 
   #delayWill(client: Client): void {
@@ -239,6 +316,30 @@ export class Sessions {
     }
     inflight.clear();
   }
+}
+
+/** A session's subscriptions and in-flight state, in order, for another node. */
+function snapshotOf(client: Client): SessionSnapshot {
+  const inflight: InflightRecord[] = [];
+  const state = client.state.inflight;
+  const outbound = (packet: Packet, packetId: number) => {
+    const pubrel = packet.fixedHeader.type === PacketType.Pubrel;
+    inflight.push({
+      clientId: client.id,
+      direction: "out",
+      sequence: packet.sequence ?? 0,
+      packetId,
+      stage: pubrel ? "pubrel" : "publish",
+      message: pubrel ? undefined : storedMessage(packet),
+    });
+  };
+  for (const [packetId, packet] of state.outbound) outbound(packet, packetId);
+  for (const packet of state.pending) outbound(packet, 0);
+  inflight.sort((a, b) => a.sequence - b.sequence);
+  for (const packetId of state.inboundQos2) {
+    inflight.push({ clientId: client.id, direction: "in", sequence: 0, packetId, stage: "pubrec" });
+  }
+  return { subscriptions: [...client.state.subscriptions.values()], inflight };
 }
 
 function isExpired(client: Client): boolean {

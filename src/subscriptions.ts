@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Cluster } from "./cluster.ts";
 import type { Packet, QoS, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode } from "./packets/reason_codes.ts";
@@ -29,6 +30,8 @@ export interface SubscriptionHost {
   sendDurable(client: Client, packet: Packet, after?: () => void): void;
   /** Delivers a message to a client after the ACL allows it. */
   deliverChecked(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void;
+  /** The cluster this server is a node of, if any. */
+  cluster(): Cluster | undefined;
 }
 
 /**
@@ -74,6 +77,13 @@ export class SubscriptionHandler {
     const allowed = filters.map((sub) =>
       isValidTopicFilter(sub.filter) ? this.#host.hooks.onACLCheck(client, sub.filter, false) : false
     );
+    const cluster = this.#host.cluster();
+    if (cluster !== undefined) {
+      // Retained messages acknowledged anywhere before this SUBSCRIBE must be in the local mirror.
+      return Promise.all([cluster.retainedReady(), ...allowed]).then(([, ...results]) =>
+        this.#add(client, packet, results as boolean[])
+      );
+    }
     if (allowed.some((a) => a instanceof Promise)) {
       return Promise.all(allowed).then((results) => this.#add(client, packet, results));
     }
@@ -148,6 +158,21 @@ export class SubscriptionHandler {
         }
         this.#host.deliverChecked(client, delivery, message, true);
         this.#host.hooks.onRetainPublished(client, message);
+      }
+    }
+  }
+
+  /**
+   * Expires the retained messages whose Message Expiry Interval has passed.
+   *
+   * @param now The current time in ms.
+   */
+  expireRetainedMessages(now: number): void {
+    for (const message of [...this.#host.topics.allRetained()]) {
+      if (
+        message.expiry && now >= message.expiry && message.properties?.messageExpiryInterval !== undefined
+      ) {
+        this.expireRetained(message);
       }
     }
   }

@@ -7,6 +7,14 @@
 /** The `$SYS` topic prefix. */
 export const SYS_PREFIX = "$SYS";
 
+/** What `$SYS` and the stats show of a cluster: this node's id and every node as last seen. */
+export interface ClusterView {
+  /** This node's id. */
+  readonly nodeId: string;
+  /** Every node of the cluster. */
+  nodes(): { id: string; alive: boolean; connections: number; messagesPerSecond: number }[];
+}
+
 /** Counters and values describing the running broker (Mochi's `system.Info`, camelCased). */
 export class Info {
   /** The broker version. */
@@ -66,6 +74,8 @@ export class Info {
   memoryAlloc = 0;
   /** Event-loop threads (always 1 in Deno, reported for Mochi compatibility). */
   threads = 1;
+  /** The cluster this broker is a node of (set by `Server.addCluster`), for `$SYS/broker/cluster/...`. */
+  cluster: ClusterView | undefined;
 
   /**
    * The info with Mochi's JSON field names.
@@ -144,6 +154,17 @@ export class Info {
       [b + "subscriptions", String(this.subscriptions)],
       [b + "system/memory", String(this.memoryAlloc)],
       [b + "system/threads", String(this.threads)],
+      ...this.#clusterTopics(b),
+    ];
+  }
+
+  #clusterTopics(b: string): [string, string][] {
+    if (!this.cluster) return [];
+    const nodes = this.cluster.nodes();
+    return [
+      [b + "cluster/node_id", this.cluster.nodeId],
+      [b + "cluster/nodes", JSON.stringify(nodes)],
+      [b + "cluster/nodes/alive", String(nodes.filter((node) => node.alive).length)],
     ];
   }
 }

@@ -80,6 +80,25 @@ export interface Subscribers {
   shared: Map<string, ReadonlyMap<string, ClientSubscription>>;
 }
 
+/**
+ * Told of every (client, filter) pair added to or removed from a {@linkcode TopicsIndex} (through its
+ * `filterObserver`): a cluster keeps its route table with it (see `cluster.ts`).
+ */
+export interface FilterObserver {
+  /**
+   * A client subscribed to a filter it did not have.
+   *
+   * @param filter The filter as subscribed (with any `$share/{group}/` prefix).
+   */
+  filterAdded(filter: string): void;
+  /**
+   * A client's subscription to a filter was removed.
+   *
+   * @param filter The filter as subscribed.
+   */
+  filterRemoved(filter: string): void;
+}
+
 /** A filter split into its share name (if any) and the filter matched against topics. */
 export interface ParsedFilter {
   /** The ShareName of a `$share/{ShareName}/{filter}` filter, or undefined for a non-shared filter. */
@@ -333,6 +352,12 @@ export class TopicsIndex {
   #retainedCount = 0;
 
   /**
+   * Told of every (client, filter) pair added or removed (not of option changes), for a cluster's
+   * route table. Unset (and costing one check) on a server that is not part of a cluster.
+   */
+  filterObserver: FilterObserver | undefined;
+
+  /**
    * Adds a subscription, or replaces the options of the client's subscription with the same full filter
    * (including any `$share/{group}/` prefix) [MQTT-3.8.4-3]. A replaced shared member keeps its place in
    * the group's rotation. The index stores a normalised copy of `sub`.
@@ -361,7 +386,10 @@ export class TopicsIndex {
       const subscriptions = node.subscriptions ??= new Map();
       const existed = subscriptions.has(clientId);
       subscriptions.set(clientId, stored);
-      if (!existed) this.#subscriptionCount++;
+      if (!existed) {
+        this.#subscriptionCount++;
+        this.filterObserver?.filterAdded(sub.filter);
+      }
       return !existed;
     }
     stored.group = parsed.group;
@@ -373,7 +401,10 @@ export class TopicsIndex {
       this.#groups.set(group.key, group);
     }
     const existed = group.set(stored);
-    if (!existed) this.#sharedSubscriptionCount++;
+    if (!existed) {
+      this.#sharedSubscriptionCount++;
+      this.filterObserver?.filterAdded(sub.filter);
+    }
     return !existed;
   }
 
@@ -406,6 +437,7 @@ export class TopicsIndex {
       this.#sharedSubscriptionCount--;
     }
     this.#pruneSubscriptions(node);
+    this.filterObserver?.filterRemoved(filter);
     return true;
   }
 

@@ -24,6 +24,7 @@ import { reasonName } from "../packets/reason_codes.ts";
 import { parseFilter } from "../topics.ts";
 import type { Client } from "../client.ts";
 import type { Server } from "../server.ts";
+import type { Info } from "../system.ts";
 
 /** Who may use the dashboard and the admin API. */
 export interface AccessOptions {
@@ -45,6 +46,19 @@ export interface RequestInfo {
 export type PartialHandler = (request: Request, info?: RequestInfo) => Promise<Response | undefined>;
 
 const NO_STORE = { "cache-control": "no-store" };
+
+/**
+ * The body of `/api/info`: the `$SYS` info with Mochi's field names, plus, in a cluster, this
+ * node's id (`node_id`) and every node (`cluster_nodes`: id, alive, connections, messages per second).
+ *
+ * @param info The server's info.
+ * @returns What to serialize.
+ */
+export function infoBody(info: Info): unknown {
+  const cluster = info.cluster;
+  if (!cluster) return info;
+  return { ...info.toJSON(), node_id: cluster.nodeId, cluster_nodes: cluster.nodes() };
+}
 
 /**
  * A JSON response.

@@ -34,6 +34,7 @@ import { MetricsHook } from "../../hooks/metrics.ts";
 import { type BrokerConfig, loadConfig } from "./config.ts";
 import { addListenerExplained, applyConfig } from "./config_build.ts";
 import { logger } from "../logger.ts";
+import { RedisCluster } from "../../hooks/cluster/redis_cluster.ts";
 
 const USAGE = `Usage: deno run -A --unstable-kv jsr:@x/broker/cli [options]
 
@@ -47,6 +48,9 @@ Options:
                         :8080) and let anyone connect; required for any address beyond loopback
   --data DIR            Deno KV storage directory (default ./data; "off" for none); with --config,
                         adds Deno KV storage in DIR when the file sets no hooks.storage
+  --cluster URL         join the cluster whose state is in this Redis: redis://[user:password@]host:port[/db]
+                        (--data does not apply then)
+  --node-id ID          this node's id in the cluster (default: hostname-pid-random)
   --tls-cert-file FILE  TLS certificate (PEM) for the TCP and WebSocket listeners
   --tls-key-file FILE   TLS private key (PEM) for the TCP and WebSocket listeners
   --log-level LEVEL     trace, debug, info, warning, error or fatal (default info)
@@ -83,6 +87,10 @@ export interface CliOptions {
   logFormat?: "text" | "json";
   /** `--data`: the Deno KV directory, or "off". */
   data?: string;
+  /** `--cluster`: the Redis URL of the cluster to join. */
+  cluster?: string;
+  /** `--node-id`: this node's id in the cluster. */
+  nodeId?: string;
   /** `--allow-anonymous-remote`: without a config, listen beyond loopback with the allow-all hook. */
   allowAnonymousRemote?: boolean;
 }
@@ -133,6 +141,8 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
         data: { type: "string" },
         "allow-anonymous-remote": { type: "boolean", default: false },
         verbose: { type: "boolean", short: "v", default: false },
+        cluster: { type: "string" },
+        "node-id": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
       },
@@ -178,7 +188,12 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
     logFormat: logFormat as "text" | "json" | undefined,
     data: values.data,
     allowAnonymousRemote: values["allow-anonymous-remote"] || undefined,
+    cluster: values.cluster,
+    nodeId: values["node-id"],
   };
+  if (options.nodeId !== undefined && options.cluster === undefined) {
+    throw new TypeError(`--node-id needs --cluster\n\n${USAGE}`);
+  }
   for (const key of Object.keys(options) as (keyof CliOptions)[]) {
     if (options[key] === undefined) delete options[key];
   }
@@ -335,7 +350,12 @@ export async function main(args: string[]): Promise<number> {
     } else {
       log.warn("Using AllowHook: every client may connect, publish and subscribe. For development only.");
       await server.addHook(new AllowHook());
-      const data = options.data ?? "./data";
+      const data = options.cluster !== undefined ? "off" : options.data ?? "./data";
+      if (options.cluster !== undefined && options.data !== undefined && options.data !== "off") {
+        log.warn("--data {data} does not apply in cluster mode: the cluster's state is in its Redis", {
+          data: options.data,
+        });
+      }
       if (data !== "off" && !kvAvailable()) {
         log.warn(
           "Deno KV is not available, so sessions, subscriptions and retained messages are kept in memory " +
@@ -349,6 +369,11 @@ export async function main(args: string[]): Promise<number> {
         log.info("Storing state in Deno KV at {path}", { path });
       }
       if (options.info !== "off") await server.addHook(new MetricsHook());
+    }
+    if (options.cluster !== undefined) {
+      await server.addCluster(new RedisCluster({ address: options.cluster, nodeId: options.nodeId }));
+    } else if (config?.cluster) {
+      await server.addCluster(new RedisCluster({ ...config.cluster.redis, nodeId: config.cluster.nodeId }));
     }
     for (const listener of planListeners(options, server, config)) {
       await addListenerExplained(server, listener);

@@ -48,6 +48,7 @@ import type { TlsConfig } from "../../listeners/net.ts";
 import { type Ledger, LedgerError, validateLedger } from "../../hooks/auth/ledger.ts";
 import type { DebugHookConfig } from "../../hooks/debug.ts";
 import { jsonProblem } from "./strict_json.ts";
+import { MOCHI_STORE_SCHEMAS, MOCHI_STORES, mochiStoreAsKv } from "./config_mochi.ts";
 
 /** The listener types (Mochi's names). */
 export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
@@ -117,6 +118,8 @@ export interface BrokerConfig {
    * store replaced by Deno KV. The CLI logs them as warnings.
    */
   warnings: string[];
+  /** `cluster`: join the cluster whose state is in this Redis, as this node. */
+  cluster?: { redis: RedisSettings; nodeId?: string };
 }
 
 /** A configuration file that cannot be used; the message names the file, line, column and key. */
@@ -227,26 +230,7 @@ function rootSchema(): Check {
                 },
               },
               // Mochi's file-based stores, replaced by Deno KV at the same path (with a warning).
-              badger: {
-                kind: "map",
-                required: ["path"],
-                fields: {
-                  path: str,
-                  gc_interval: int(0, Number.MAX_SAFE_INTEGER),
-                  gc_discard_ratio: { kind: "number", min: 0, max: 1 },
-                  options: { kind: "any" },
-                },
-              },
-              pebble: {
-                kind: "map",
-                required: ["path"],
-                fields: { path: str, mode: oneOf("sync", "nosync"), options: { kind: "any" } },
-              },
-              bolt: {
-                kind: "map",
-                required: ["path"],
-                fields: { path: str, bucket: str, options: { kind: "any" } },
-              },
+              ...MOCHI_STORE_SCHEMAS,
             },
           },
           debug: {
@@ -269,6 +253,24 @@ function rootSchema(): Check {
       logging: {
         kind: "map",
         fields: { level: { kind: "string", values: LOG_LEVELS }, format: oneOf("text", "json") },
+      },
+      cluster: {
+        kind: "map",
+        fields: {
+          redis: {
+            kind: "map",
+            fields: {
+              address: str,
+              username: { kind: "string" },
+              password: { kind: "string" },
+              database: int(0, 65535),
+              prefix: { kind: "string" },
+            },
+            required: ["address"],
+          },
+          node_id: str,
+        },
+        required: ["redis"],
       },
     },
   };
@@ -466,7 +468,21 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
   const logging = (raw.logging ?? {}) as Raw;
   const level = logging.level as string | undefined;
+  const cluster = raw.cluster as Raw | undefined;
+  const redis = cluster?.redis as Raw | undefined;
   return {
+    cluster: cluster && redis
+      ? {
+        redis: stripUndefined({
+          address: redis.address as string,
+          username: redis.username as string | undefined,
+          password: redis.password as string | undefined,
+          database: (redis.database as number | undefined) ?? 0,
+          prefix: redis.prefix as string | undefined,
+        }) as RedisSettings,
+        nodeId: cluster.node_id as string | undefined,
+      }
+      : undefined,
     file,
     listeners,
     hooks,
@@ -650,26 +666,8 @@ function hookSettings(
     const chosen = names[0];
     if (chosen === "kv") storage.kv = { path: resolve((s.kv as Raw).path as string) };
     if (MOCHI_STORES.includes(chosen)) {
-      const store = s[chosen] as Raw;
-      let path = resolve(store.path as string);
-      let inside = "";
-      try {
-        if (Deno.statSync(path).isDirectory) {
-          // Badger and Pebble keep a folder of files there; Deno KV is one file, so it goes inside.
-          path = `${path.replace(/\/+$/, "")}/broker.kv`;
-          inside = " (inside the existing folder)";
-        }
-      } catch {
-        // Nothing there yet: Deno KV creates its file at that path.
-      }
-      const tuning = Object.keys(store).filter((key) => key !== "path");
-      warnings.push(walker.warning(
-        at(s, chosen),
-        `hooks.storage.${chosen}`,
-        `Mochi's ${MOCHI_STORE_NAMES[chosen]} store is replaced by Deno KV at ${path}${inside}; ` +
-          `a new, empty store: the ${MOCHI_STORE_NAMES[chosen]} data is not read` +
-          (tuning.length > 0 ? `; ${tuning.join(", ")} ha${tuning.length > 1 ? "ve" : "s"} no effect` : ""),
-      ));
+      const { path, change } = mochiStoreAsKv(chosen, s[chosen] as Raw, resolve);
+      warnings.push(walker.warning(at(s, chosen), `hooks.storage.${chosen}`, change));
       storage.kv = { path };
     }
     warnings.push(...ignored);
@@ -703,10 +701,6 @@ function hookSettings(
   }
   return hooks;
 }
-
-/** Mochi's file-based storage hooks, each replaced by Deno KV. */
-const MOCHI_STORES: readonly string[] = ["badger", "pebble", "bolt"];
-const MOCHI_STORE_NAMES: Record<string, string> = { badger: "Badger", pebble: "Pebble", bolt: "Bolt" };
 
 /** Finds the YAML node of a ledger field such as `acl[1].filters["a/#"]`, or the ledger itself. */
 function ledgerNode(ledger: Node | undefined, field: string): Node | undefined {

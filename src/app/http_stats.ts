@@ -7,7 +7,7 @@
 
 import type { Info } from "../system.ts";
 import type { Server } from "../server.ts";
-import { json, type PartialHandler } from "./admin.ts";
+import { infoBody, json, type PartialHandler } from "./admin.ts";
 import { HttpListener, type HttpListenerConfig, methodNotAllowed } from "../../listeners/http.ts";
 import { observabilityHandler, type ObservabilityOptions } from "./dashboard/dashboard.ts";
 
@@ -73,6 +73,6 @@ export class HTTPStats extends HttpListener {
     const refused = methodNotAllowed(request, ["GET", "HEAD"]);
     if (refused) return refused;
     if (path === "/healthcheck") return new Response(null, { status: 200 });
-    return json(this.#info);
+    return json(infoBody(this.#info));
   }
 }

@@ -159,6 +159,31 @@ export function renderMetrics(
     "Connected clients plus remembered offline sessions (clients_total in $SYS).",
     sessions.online + sessions.offline,
   );
+  const cluster = info.cluster;
+  if (cluster) {
+    const nodes = cluster.nodes();
+    out.family("mqtt_cluster_node_info", "gauge", "This broker's node id in its cluster.", [[{
+      node: cluster.nodeId,
+    }, 1]]);
+    out.family(
+      "mqtt_cluster_node_alive",
+      "gauge",
+      "Nodes of the cluster: 1 while the lease is current.",
+      nodes.map((node) => [{ node: node.id }, node.alive ? 1 : 0]),
+    );
+    out.family(
+      "mqtt_cluster_node_connections",
+      "gauge",
+      "Connected clients per node, as each last reported.",
+      nodes.map((node) => [{ node: node.id }, node.connections]),
+    );
+    out.family(
+      "mqtt_cluster_node_messages_per_second",
+      "gauge",
+      "Messages received per second per node, as each last reported.",
+      nodes.map((node) => [{ node: node.id }, node.messagesPerSecond]),
+    );
+  }
   out.family("mqtt_sessions", "gauge", "Sessions by state.", [
     [{ state: "online" }, sessions.online],
     [{ state: "offline" }, sessions.offline],

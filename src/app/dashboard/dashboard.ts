@@ -12,7 +12,14 @@ import type { Server } from "../../server.ts";
 import type { HistoryPoint, MetricsHook } from "../../../hooks/metrics.ts";
 import { findMetricsHook, metricsResponse, sessionCounts } from "../prometheus.ts";
 import { methodNotAllowed } from "../../../listeners/http.ts";
-import { type AccessOptions, adminHandler, checkAccess, json, type PartialHandler } from "../admin.ts";
+import {
+  type AccessOptions,
+  adminHandler,
+  checkAccess,
+  infoBody,
+  json,
+  type PartialHandler,
+} from "../admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
 import { DASHBOARD_CSS } from "./dashboard_css.ts";
@@ -130,7 +137,7 @@ export function observabilityHandler(server: Server, options: ObservabilityOptio
         const refused = checkAccess(request, info, options);
         if (refused) return refused;
       }
-      return json(server.info);
+      return json(infoBody(server.info));
     }
 
     if (dashboard && (path in ASSETS || path === "/api/live")) {

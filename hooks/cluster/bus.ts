@@ -1,0 +1,158 @@
+/**
+ * The cluster bus: the few primitives a cluster engine must offer. {@linkcode BusCluster} (in
+ * `cluster.ts`) builds the whole cluster (membership, route table, forwarding, retained mirror) on
+ * them; `redis_bus.ts` implements them on Redis 7. Another engine (NATS JetStream: KV buckets with
+ * TTL for leases, a stream per node, subjects for announcements) would implement this interface and
+ * nothing else.
+ *
+ * What an engine must guarantee:
+ * - {@linkcode ClusterBus.commit} applies a batch atomically and in order, and resolves only when it
+ *   is stored (it is what acknowledgements wait for);
+ * - a node's inbox keeps entries in append order until deleted, and survives the node;
+ * - announcements reach every listening node in commit order (they may be lost across a
+ *   disconnection: the cluster then resyncs, and sequence numbers reveal gaps);
+ * - leases expire by the engine's clock; {@linkcode ClusterBus.claim} succeeds for exactly one caller.
+ *
+ * @module
+ */
+
+/** One route change of this node (a filter's local subscription count; 0 removes it). */
+export interface RouteChange {
+  /** The filter (with any `$share/{group}/` prefix). */
+  filter: string;
+  /** Local subscriptions to it (for a shared filter, the group's members on this node); 0 to remove. */
+  count: number;
+  /** This node's route sequence number after the change. */
+  seq: number;
+}
+
+/** One retained message change. */
+export interface RetainedChange {
+  /** The topic. */
+  topic: string;
+  /** The message record (see `wire.ts`), or undefined to clear. */
+  record: Uint8Array | undefined;
+}
+
+/** Writes applied together by {@linkcode ClusterBus.commit}. */
+export interface Batch {
+  /** Records to append to each destination node's inbox (one entry per node). */
+  forwards: Map<string, Uint8Array>;
+  /** This node's route changes, in sequence order (each announced). */
+  routes: RouteChange[];
+  /** Retained changes, in order (each gets the next cluster-wide version and is announced). */
+  retained: RetainedChange[];
+  /** Entries of this node's inbox that were delivered and may be deleted. */
+  delivered: string[];
+  /** Sessions that ended here: their ownership is removed if this node still holds it at that epoch. */
+  endedSessions: { clientId: string; epoch: number }[];
+}
+
+/** What {@linkcode ClusterBus.claimSession} found. */
+export interface SessionClaim {
+  /** The node that owned the client id before, if any. */
+  previous: string | undefined;
+  /** Whether that node's lease is current. */
+  previousAlive: boolean;
+  /** The new ownership epoch (greater than every earlier one for this client id). */
+  epoch: number;
+}
+
+/** An entry of a node's inbox. */
+export interface InboxEntry {
+  /** Its id (increasing). */
+  id: string;
+  /** The node that appended it. */
+  from: string;
+  /** The records (see `wire.ts`). */
+  records: Uint8Array;
+}
+
+/** A node as registered: its lease value while alive. */
+export interface NodeEntry {
+  /** The node id. */
+  id: string;
+  /** The lease's value (what the node last reported), or undefined when the lease expired. */
+  lease: string | undefined;
+}
+
+/** A node's routes as stored. */
+export interface StoredRoutes {
+  /** The node's route sequence number. */
+  seq: number;
+  /** Filter to count. */
+  filters: Map<string, number>;
+}
+
+/** Announcements, as {@linkcode ClusterBus.listen} delivers them. */
+export interface BusListener {
+  /** A node changed a route. */
+  route(node: string, change: RouteChange): void;
+  /** A node's routes were all dropped (it left, died, or restarted). */
+  routesDropped(node: string): void;
+  /** A retained message changed; `version` increases by one per change, cluster-wide. */
+  retained(version: number, topic: string, record: Uint8Array | undefined): void;
+  /** The announcement channel was re-established: announcements may have been missed. */
+  reconnected(): void;
+}
+
+/** The primitives of a cluster engine. */
+export interface ClusterBus {
+  /** Where the engine is, for messages (no credentials). */
+  readonly address: string;
+  /**
+   * Connects, and starts delivering announcements to `listener`.
+   *
+   * @throws {Error} When the engine cannot be reached or refuses the credentials.
+   */
+  connect(listener: BusListener): Promise<void>;
+  /** Disconnects. */
+  close(): Promise<void>;
+  /** Whether the last command failed for lack of a connection. */
+  readonly down: boolean;
+
+  /**
+   * Takes the lease of a node id for `ttlMs` and registers the node, unless a live node holds it.
+   *
+   * @returns True when taken.
+   */
+  join(node: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Renews a lease.
+   *
+   * @returns False when the lease had expired (it is taken again).
+   */
+  renew(node: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Leaves: lease, registration, routes and inbox removed, `routesDropped` announced. */
+  leave(node: string): Promise<void>;
+  /** Every registered node, with its lease value if alive. */
+  members(): Promise<NodeEntry[]>;
+  /**
+   * Claims a registered node whose lease expired: exactly one caller wins, and the node is
+   * unregistered. Its routes and inbox stay until {@linkcode ClusterBus.leave} is called for it.
+   *
+   * @returns True for the one caller that won.
+   */
+  claim(dead: string, by: string): Promise<boolean>;
+
+  /**
+   * Makes `node` the owner of a client id, atomically, with the next epoch.
+   *
+   * @returns The previous owner and the new epoch.
+   */
+  claimSession(clientId: string, node: string): Promise<SessionClaim>;
+
+  /** Applies a batch atomically; resolves when stored. */
+  commit(node: string, batch: Batch): Promise<void>;
+  /** Reads a node's stored routes. */
+  routes(node: string): Promise<StoredRoutes>;
+  /**
+   * Reads a node's inbox after `after` (`"0"` from the start), waiting up to `blockMs` for entries.
+   * Uses its own connection: other commands are not held up.
+   */
+  read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]>;
+  /** The current retained version. */
+  retainedVersion(): Promise<number>;
+  /** Every retained message record, with the version they make up. */
+  retainedAll(): Promise<{ version: number; records: Map<string, Uint8Array> }>;
+}

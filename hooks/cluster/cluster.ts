@@ -1,0 +1,683 @@
+/**
+ * {@linkcode BusCluster}: one node of a cluster, built on a {@linkcode ClusterBus} (the engine). It
+ * implements the core's `Cluster` contract (`src/cluster.ts`):
+ *
+ * - **Membership.** A lease per node in the engine, renewed every `leaseMs / 5` (default lease 2.5 s,
+ *   renewed every 0.5 s, so a node that stops is noticed within 3 s while a stall of a second or so
+ *   costs nothing). Every node checks the registered nodes on each renewal; a registered node
+ *   without a lease is claimed by exactly one survivor (atomically in the engine), which drops its
+ *   routes and inbox.
+ * - **Routes.** Each node counts its local subscriptions per filter (told by the topic index) and
+ *   stores a change when a filter appears or goes (for shared filters, every change of the count,
+ *   which weighs the node in the group) together with its announcement and a sequence number, before
+ *   the SUBACK goes out. Every node keeps every other node's routes in a {@linkcode RouteTable};
+ *   a sequence gap, a reconnection, or a lease reporting a newer sequence reloads that node's routes.
+ * - **Forwarding.** A message accepted here goes to the nodes whose routes match, as records appended
+ *   to a per-node buffer and written as one inbox entry per destination per turn of the event loop,
+ *   all in one atomic commit. Commits run one after another; while one is in flight the next batch
+ *   gathers (group commit). Acks wait for {@linkcode BusCluster.sync}, which resolves when the commit
+ *   holding everything queued so far succeeded: a QoS 1/2 publisher is acknowledged only when the
+ *   message is in the inbox of every node that must deliver it. Same-node traffic never touches the
+ *   engine. Each node reads its inbox in order (per-publisher order is kept), delivers through the
+ *   server's routing function, waits for local storage, and only then deletes the entries.
+ * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
+ *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
+ *   that node picks the member among its own.
+ * - **Retained messages.** A change is one engine script: the next cluster-wide version, the stored
+ *   record, and its announcement. Every node applies announcements in version order to its mirror
+ *   (the server's topic index), its own included, so concurrent writes end the same everywhere; a gap
+ *   reloads the whole mirror. A SUBSCRIBE first reads the current version and waits until the mirror
+ *   has it, so a retained message acknowledged anywhere before is delivered.
+ * - **Engine trouble.** A commit that fails is retried with backoff and its acks stay withheld;
+ *   QoS 0 messages for other nodes are dropped meanwhile (local delivery goes on). One warning per
+ *   outage, one line when it ends.
+ *
+ * `$SYS` topics are each node's own: neither forwarded nor retained cluster-wide.
+ *
+ * @module
+ */
+
+import type { Packet } from "../../src/packets/types.ts";
+import { PacketType } from "../../src/packets/types.ts";
+import { ByteWriter } from "../../src/packets/writer.ts";
+import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type { Subscribers } from "../../src/topics.ts";
+import { logger } from "../../src/logger.ts";
+import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
+import { RouteTable } from "./route_table.ts";
+import {
+  encodeMessage,
+  messageRecord,
+  readRecords,
+  type WireMessage,
+  writeControl,
+  writeRecord,
+} from "./wire.ts";
+
+const log = logger("cluster");
+
+/** Options of a cluster node. */
+export interface ClusterOptions {
+  /** This node's id, unique in the cluster (default: `{hostname}-{pid}-{random}`). */
+  nodeId?: string;
+  /** How long a node's lease lasts without renewal, in ms (default 2500; renewed every fifth of it). */
+  leaseMs?: number;
+}
+
+/** What a node reports in its lease. */
+interface Report {
+  connections: number;
+  rate: number;
+  started: number;
+  seq: number;
+}
+
+/**
+ * A unique, stable-for-the-process node id: host name, process id and a random suffix.
+ *
+ * @returns The id.
+ */
+export function defaultNodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // no permission: keep "node"
+  }
+  const random = crypto.getRandomValues(new Uint8Array(3));
+  return `${host}-${Deno.pid}-${[...random].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One node of a cluster on any {@linkcode ClusterBus}. Use `RedisCluster` for Redis.
+ */
+export class BusCluster implements Cluster {
+  /** This node's id. */
+  readonly nodeId: string;
+  readonly #bus: ClusterBus;
+  readonly #leaseMs: number;
+  #host: ClusterHost | undefined;
+  readonly #routes = new RouteTable();
+  /** Local subscriptions per filter. */
+  readonly #local = new Map<string, number>();
+  #routeSeq = 0;
+  #committedSeq = 0;
+  /** Route announcements held while a node's routes load. */
+  readonly #routeLoads = new Map<string, RouteChange[]>();
+  /** Shared-group rotation counters. */
+  readonly #rotation = new Map<string, number>();
+
+  #pending: Batch | undefined;
+  #pendingDone: PromiseWithResolvers<void> | undefined;
+  readonly #writers = new Map<string, ByteWriter>();
+  #tail: Promise<void> = Promise.resolve();
+  #committing = false;
+  #scheduled = false;
+  #outage = false;
+
+  #retainedApplied = 0;
+  readonly #retainedTopics = new Set<string>();
+  #retainedBuffer: [number, string, Uint8Array | undefined][] | undefined;
+  #retainedWaiters: { version: number; resolve: () => void }[] = [];
+  #retainedBehind = 0;
+
+  #nodes: ClusterNodeInfo[] = [];
+  readonly #seqBehind = new Map<string, number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #ticking = false;
+  #stopped = false;
+  #reading: Promise<void> = Promise.resolve();
+  readonly #started = Date.now();
+  #rate = 0;
+  #rateAt = Date.now();
+  #rateCount = 0;
+  /** Client ids owned here, with their ownership epoch. */
+  readonly #owned = new Map<string, number>();
+  /** Claims waiting for the previous owner's handoff, by `clientId \0 epoch`. */
+  readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
+  /** QoS 0 messages for other nodes dropped while the engine was unreachable. */
+  dropped = 0;
+
+  /**
+   * Creates a node; nothing connects before the server's `addCluster`.
+   *
+   * @param bus The engine.
+   * @param options Node id and lease.
+   */
+  constructor(bus: ClusterBus, options: ClusterOptions = {}) {
+    this.#bus = bus;
+    this.nodeId = options.nodeId ?? defaultNodeId();
+    this.#leaseMs = options.leaseMs ?? 2500;
+    if (this.nodeId === "" || /\s/.test(this.nodeId) || this.nodeId.includes("\u0000")) {
+      throw new TypeError(`Node id "${this.nodeId}" is not valid (empty, or with spaces)`);
+    }
+  }
+
+  /** The engine's address (no credentials). */
+  get address(): string {
+    return this.#bus.address;
+  }
+
+  readonly #listener: BusListener = {
+    route: (node, change) => this.#routeAnnounced(node, change),
+    routesDropped: (node) => {
+      if (node !== this.nodeId) this.#routes.drop(node);
+    },
+    retained: (version, topic, record) => this.#retainedAnnounced(version, topic, record),
+    reconnected: () => {
+      log.info("Cluster announcements reconnected: reloading routes and retained messages");
+      for (const node of [...this.#routes.nodes()]) this.#loadRoutes(node);
+      this.#reloadRetained();
+    },
+  };
+
+  async start(host: ClusterHost): Promise<void> {
+    this.#host = host;
+    await this.#bus.connect(this.#listener);
+    try {
+      const deadline = Date.now() + this.#leaseMs + 1500;
+      while (!(await this.#bus.join(this.nodeId, this.#report(), this.#leaseMs))) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `Node id "${this.nodeId}" is in use by a live node of the cluster at ${this.address}`,
+          );
+        }
+        await delay(200);
+      }
+      // Routes left by an earlier life of this node id are removed (announced in sequence).
+      const stale = await this.#bus.routes(this.nodeId);
+      this.#routeSeq = this.#committedSeq = stale.seq;
+      for (const filter of stale.filters.keys()) {
+        this.#batch().routes.push({ filter, count: 0, seq: ++this.#routeSeq });
+      }
+      await this.sync();
+      for (const member of await this.#bus.members()) {
+        if (member.id !== this.nodeId && member.lease !== undefined) await this.#loadRoutes(member.id);
+      }
+      await this.#reloadRetained();
+    } catch (error) {
+      await this.#bus.close();
+      throw error;
+    }
+    log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
+    this.#reading = this.#readInbox();
+    this.#timer = setInterval(() => this.#tick(), Math.max(50, Math.floor(this.#leaseMs / 5)));
+    await this.#tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
+    await Promise.race([this.#tail, timeout]);
+    clearTimeout(timer);
+    try {
+      await this.#bus.leave(this.nodeId);
+    } catch (error) {
+      log.warn("Could not leave the cluster cleanly: {error}", { error: String(error) });
+    }
+    await this.#bus.close();
+    await this.#reading;
+    for (const waiter of this.#retainedWaiters) waiter.resolve();
+    this.#retainedWaiters = [];
+    log.info("Node {node} left the cluster", { node: this.nodeId });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Routes
+
+  filterAdded(filter: string): void {
+    const count = (this.#local.get(filter) ?? 0) + 1;
+    this.#local.set(filter, count);
+    if (count === 1 || filter.startsWith("$share/")) this.#routeChanged(filter, count);
+  }
+
+  filterRemoved(filter: string): void {
+    const count = (this.#local.get(filter) ?? 0) - 1;
+    if (count <= 0) this.#local.delete(filter);
+    else this.#local.set(filter, count);
+    if (count <= 0 || filter.startsWith("$share/")) this.#routeChanged(filter, Math.max(0, count));
+  }
+
+  #routeChanged(filter: string, count: number): void {
+    if (this.#stopped) return;
+    this.#batch().routes.push({ filter, count, seq: ++this.#routeSeq });
+  }
+
+  #routeAnnounced(node: string, change: RouteChange): void {
+    if (node === this.nodeId) return;
+    const held = this.#routeLoads.get(node);
+    if (held) {
+      held.push(change);
+      return;
+    }
+    const seq = this.#routes.seq(node);
+    if (seq !== undefined && change.seq <= seq) return;
+    if (seq === undefined || change.seq !== seq + 1) {
+      this.#loadRoutes(node, change);
+      return;
+    }
+    this.#routes.apply(node, change.seq, change.filter, change.count);
+  }
+
+  /** Reloads a node's routes; announcements arriving meanwhile are applied after, in order. */
+  async #loadRoutes(node: string, first?: RouteChange): Promise<void> {
+    if (this.#routeLoads.has(node)) {
+      if (first) this.#routeLoads.get(node)!.push(first);
+      return;
+    }
+    const held: RouteChange[] = first ? [first] : [];
+    this.#routeLoads.set(node, held);
+    try {
+      const stored = await this.#bus.routes(node);
+      this.#routes.replace(node, stored.seq, stored.filters);
+    } catch (error) {
+      log.debug("Could not load the routes of {node}: {error}", { node, error: String(error) });
+    } finally {
+      this.#routeLoads.delete(node);
+    }
+    for (const change of held) this.#routeAnnounced(node, change);
+  }
+
+  route(packet: Packet, subscribers: Subscribers): void {
+    if (this.#routes.empty || this.#stopped) return;
+    const topic = packet.topicName!;
+    if (topic.startsWith("$SYS")) return;
+    if (this.#outage && (packet.fixedHeader.qos ?? 0) === 0) {
+      this.dropped++;
+      return;
+    }
+    const remote = this.#routes.match(topic);
+    let destinations: Map<string, { plain: boolean; groups: string[] }> | undefined;
+    for (const node of remote.subscriptions.keys()) {
+      (destinations ??= new Map()).set(node, { plain: true, groups: [] });
+    }
+    for (const [key, members] of remote.shared) {
+      const local = subscribers.shared.get(key)?.size ?? 0;
+      let total = local;
+      for (const member of members.values()) total += this.#routes.count(member.clientId, member.filter);
+      const turn = this.#rotation.get(key) ?? 0;
+      this.#rotation.set(key, turn + 1);
+      let pick = turn % total;
+      if (pick < local) continue; // this node's turn: its own members take it
+      pick -= local;
+      for (const member of members.values()) {
+        pick -= this.#routes.count(member.clientId, member.filter);
+        if (pick >= 0) continue;
+        subscribers.shared.delete(key);
+        let destination = destinations?.get(member.clientId);
+        if (!destination) {
+          (destinations ??= new Map()).set(member.clientId, destination = { plain: false, groups: [] });
+        }
+        destination.groups.push(key);
+        break;
+      }
+    }
+    if (destinations === undefined) return;
+    const encoded = encodeMessage(packet);
+    this.#batch();
+    for (const [node, { plain, groups }] of destinations) {
+      let writer = this.#writers.get(node);
+      if (!writer) this.#writers.set(node, writer = new ByteWriter(256 + encoded.length));
+      writeRecord(writer, packet, encoded, plain, groups);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Commits
+
+  sync(): Promise<void> {
+    return this.#tail;
+  }
+
+  /** The batch being gathered for the next commit (a commit is scheduled). */
+  #batch(): Batch {
+    if (this.#pending === undefined) {
+      this.#pending = { forwards: new Map(), routes: [], retained: [], delivered: [], endedSessions: [] };
+      this.#pendingDone = Promise.withResolvers<void>();
+      this.#tail = this.#pendingDone.promise;
+      if (!this.#committing && !this.#scheduled) {
+        this.#scheduled = true;
+        queueMicrotask(this.#flush);
+      }
+    }
+    return this.#pending;
+  }
+
+  readonly #flush = async (): Promise<void> => {
+    this.#scheduled = false;
+    if (this.#committing || this.#pending === undefined) return;
+    const batch = this.#pending;
+    const done = this.#pendingDone!;
+    for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
+    this.#writers.clear();
+    this.#pending = this.#pendingDone = undefined;
+    this.#committing = true;
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.#bus.commit(this.nodeId, batch);
+        if (this.#outage) {
+          this.#outage = false;
+          log.info("The cluster's Redis at {address} is back: pending writes stored", {
+            address: this.address,
+          });
+        }
+        break;
+      } catch (error) {
+        if (this.#stopped && attempt >= 3) break;
+        if (!this.#outage) {
+          this.#outage = true;
+          log.warn(
+            "Cannot write to the cluster's Redis at {address} ({error}): acknowledgements withheld, retrying",
+            { address: this.address, error: error instanceof Error ? error.message : String(error) },
+          );
+        }
+        await delay(Math.min(50 * 2 ** attempt, 1000));
+      }
+    }
+    for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
+    this.#committing = false;
+    done.resolve();
+    if (this.#pending !== undefined) this.#flush();
+  };
+
+  // -------------------------------------------------------------------------------------------
+  // Inbox
+
+  async #readInbox(): Promise<void> {
+    let after = "0";
+    let failures = 0;
+    while (!this.#stopped) {
+      let entries: InboxEntry[];
+      try {
+        entries = await this.#bus.read(this.nodeId, after, 128, 1000);
+        failures = 0;
+      } catch (error) {
+        if (this.#stopped) return;
+        if (failures++ === 0) log.debug("Inbox read failed: {error}", { error: String(error) });
+        await delay(Math.min(100 * failures, 1000));
+        continue;
+      }
+      if (entries.length === 0) continue;
+      const host = this.#host!;
+      for (const entry of entries) {
+        after = entry.id;
+        let messages;
+        try {
+          messages = readRecords(entry.records);
+        } catch (error) {
+          log.error("Dropped a bad inbox entry {id} from {node}: {error}", {
+            id: entry.id,
+            node: entry.from,
+            error: String(error),
+          });
+          continue;
+        }
+        for (const message of messages) {
+          if ("control" in message) this.#controlled(message.control);
+          else {host.deliver(message.packet, {
+              node: entry.from,
+              plain: message.plain,
+              groups: message.groups,
+            });}
+        }
+      }
+      // The entries go only once the subscribers (or their stored sessions) have the messages.
+      await host.syncLocal();
+      if (this.#stopped) return;
+      const delivered = this.#batch().delivered;
+      for (const entry of entries) delivered.push(entry.id);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sessions
+
+  async claimSession(clientId: string, clean: boolean): Promise<SessionSnapshot | undefined> {
+    if (this.#outage) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
+    const claim = await this.#bus.claimSession(clientId, this.nodeId);
+    this.#owned.set(clientId, claim.epoch);
+    if (claim.previous === undefined || claim.previous === this.nodeId || !claim.previousAlive) {
+      return undefined;
+    }
+    // The previous owner reads the request in order after every message it was sent before, hands
+    // the session back through this node's inbox, and has dropped its routes by then.
+    const key = `${clientId}\u0000${claim.epoch}`;
+    const { promise, resolve } = Promise.withResolvers<SessionSnapshot | undefined>();
+    this.#handoffs.set(key, resolve);
+    this.#control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: this.nodeId });
+    const timer = setTimeout(() => {
+      log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
+        node: claim.previous,
+        id: clientId,
+      });
+      resolve(undefined);
+    }, 3000);
+    try {
+      return await promise;
+    } finally {
+      clearTimeout(timer);
+      this.#handoffs.delete(key);
+    }
+  }
+
+  sessionEnded(clientId: string): void {
+    const epoch = this.#owned.get(clientId);
+    if (epoch === undefined || this.#stopped) return;
+    this.#owned.delete(clientId);
+    this.#batch().endedSessions.push({ clientId, epoch });
+  }
+
+  /** Queues a control record for another node's inbox. */
+  #control(node: string, control: Record<string, unknown>): void {
+    this.#batch();
+    let writer = this.#writers.get(node);
+    if (!writer) this.#writers.set(node, writer = new ByteWriter(256));
+    writeControl(writer, control);
+  }
+
+  #controlled(control: Record<string, unknown>): void {
+    const clientId = control.clientId as string;
+    const epoch = control.epoch as number;
+    if (control.kind === "release") {
+      const owned = this.#owned.get(clientId);
+      let snapshot: SessionSnapshot | undefined;
+      if (owned === undefined || owned < epoch) { // not if this node claimed it again since
+        this.#owned.delete(clientId);
+        snapshot = this.#host!.releaseSession(clientId, control.clean === true);
+      }
+      this.#control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
+    } else if (control.kind === "handoff") {
+      this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(control.snapshot as SessionSnapshot | undefined);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Retained messages
+
+  retain(packet: Packet): void {
+    const topic = packet.topicName!;
+    if (topic.startsWith("$SYS") || this.#stopped) return;
+    const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
+    this.#batch().retained.push({ topic, record });
+  }
+
+  #retainedAnnounced(version: number, topic: string, record: Uint8Array | undefined): void {
+    if (this.#retainedBuffer) {
+      this.#retainedBuffer.push([version, topic, record]);
+      return;
+    }
+    if (version <= this.#retainedApplied) return;
+    if (version !== this.#retainedApplied + 1) {
+      this.#reloadRetained();
+      return;
+    }
+    this.#applyRetained(topic, record);
+    this.#retainedApplied = version;
+    this.#wakeRetainedWaiters();
+  }
+
+  #applyRetained(topic: string, record: Uint8Array | undefined): void {
+    let packet: Packet;
+    if (record) {
+      packet = (readRecords(record)[0] as WireMessage).packet;
+      packet.fixedHeader.retain = true;
+      this.#retainedTopics.add(topic);
+    } else {
+      packet = {
+        fixedHeader: { type: PacketType.Publish, retain: true },
+        topicName: topic,
+        payload: new Uint8Array(),
+      };
+      this.#retainedTopics.delete(topic);
+    }
+    this.#host!.applyRetained(packet);
+  }
+
+  #wakeRetainedWaiters(): void {
+    if (this.#retainedWaiters.length === 0) return;
+    const applied = this.#retainedApplied;
+    this.#retainedWaiters = this.#retainedWaiters.filter((waiter) => {
+      if (waiter.version > applied) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  /** Replaces the mirror with the engine's retained messages; announcements meanwhile follow. */
+  async #reloadRetained(): Promise<void> {
+    if (this.#retainedBuffer) return;
+    this.#retainedBuffer = [];
+    try {
+      const { version, records } = await this.#bus.retainedAll();
+      for (const topic of [...this.#retainedTopics]) {
+        if (!records.has(topic)) this.#applyRetained(topic, undefined);
+      }
+      for (const [topic, record] of records) this.#applyRetained(topic, record);
+      this.#retainedApplied = Math.max(this.#retainedApplied, version);
+    } catch (error) {
+      log.debug("Could not load retained messages: {error}", { error: String(error) });
+    }
+    const buffered = this.#retainedBuffer;
+    this.#retainedBuffer = undefined;
+    for (const [version, topic, record] of buffered) this.#retainedAnnounced(version, topic, record);
+    this.#wakeRetainedWaiters();
+  }
+
+  async retainedReady(): Promise<void> {
+    let version: number;
+    try {
+      version = await this.#bus.retainedVersion();
+    } catch {
+      return; // unreachable: serve what the mirror has
+    }
+    if (this.#retainedApplied >= version) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#retainedWaiters.push({ version, resolve });
+    const timer = setTimeout(() => this.#reloadRetained().then(resolve), 300);
+    await promise;
+    clearTimeout(timer);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Membership
+
+  #report(): string {
+    const host = this.#host;
+    const report: Report = {
+      connections: host?.connections() ?? 0,
+      rate: this.#rate,
+      started: this.#started,
+      seq: this.#committedSeq,
+    };
+    return JSON.stringify(report);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return;
+    this.#ticking = true;
+    try {
+      const now = Date.now();
+      const received = this.#host!.messagesReceived();
+      if (now - this.#rateAt >= 1000) {
+        this.#rate = Math.round(((received - this.#rateCount) * 1000) / (now - this.#rateAt));
+        this.#rateAt = now;
+        this.#rateCount = received;
+      }
+      if (!(await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs))) {
+        log.error("Node {node}'s lease had expired (stalled too long?): rejoined, routes sent again", {
+          node: this.nodeId,
+        });
+        for (const [filter, count] of this.#local) this.#routeChanged(filter, count);
+      }
+      const members = await this.#bus.members();
+      const nodes: ClusterNodeInfo[] = [];
+      const registered = new Set<string>();
+      for (const member of members) {
+        registered.add(member.id);
+        if (member.id === this.nodeId) {
+          nodes.push({
+            id: member.id,
+            alive: true,
+            connections: this.#host!.connections(),
+            messagesPerSecond: this.#rate,
+            started: this.#started,
+          });
+          continue;
+        }
+        if (member.lease === undefined) {
+          nodes.push({ id: member.id, alive: false, connections: 0, messagesPerSecond: 0, started: 0 });
+          if (await this.#bus.claim(member.id, this.nodeId)) await this.#reap(member.id);
+          continue;
+        }
+        const report = JSON.parse(member.lease) as Report;
+        nodes.push({
+          id: member.id,
+          alive: true,
+          connections: report.connections,
+          messagesPerSecond: report.rate,
+          started: report.started,
+        });
+        const seq = this.#routes.seq(member.id);
+        if (seq === undefined || report.seq > seq) {
+          // Behind on two reports in a row (not just racing an announcement): reload.
+          const behind = (this.#seqBehind.get(member.id) ?? 0) + 1;
+          this.#seqBehind.set(member.id, behind);
+          if (seq === undefined || behind >= 2) this.#loadRoutes(member.id);
+        } else this.#seqBehind.delete(member.id);
+      }
+      for (const node of [...this.#routes.nodes()]) {
+        if (!registered.has(node)) this.#routes.drop(node);
+      }
+      this.#nodes = nodes.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      const version = await this.#bus.retainedVersion();
+      if (version > this.#retainedApplied) {
+        if (++this.#retainedBehind >= 2) this.#reloadRetained();
+      } else this.#retainedBehind = 0;
+    } catch (error) {
+      log.debug("Cluster membership check failed: {error}", { error: String(error) });
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Cleans up after a dead node this node claimed. */
+  async #reap(dead: string): Promise<void> {
+    log.warn("Node {dead} stopped renewing its lease: claimed by {node}, its routes dropped", {
+      dead,
+      node: this.nodeId,
+    });
+    this.#routes.drop(dead);
+    await this.#bus.leave(dead);
+  }
+
+  nodes(): ClusterNodeInfo[] {
+    return this.#nodes;
+  }
+}

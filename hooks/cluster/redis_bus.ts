@@ -1,0 +1,426 @@
+/**
+ * The {@linkcode ClusterBus} on Redis 7 (through `npm:ioredis`). Three connections per node: one for
+ * commands, one blocked reading the node's inbox stream, one subscribed to announcements.
+ *
+ * Keys, under a prefix (default `mqtt:cluster:`):
+ *
+ * | key | type | holds |
+ * | --- | --- | --- |
+ * | `{prefix}nodes` | hash | node id → when it joined (ms): the registered nodes |
+ * | `{prefix}lease:{node}` | string, PX | the node's report (JSON); expires unless renewed |
+ * | `{prefix}claim:{node}` | string, PX | which survivor is cleaning up after a dead node |
+ * | `{prefix}routes:{node}` | hash | filter → local subscription count; `\0seq` → sequence number |
+ * | `{prefix}inbox:{node}` | stream | entries `n` (sender), `m` (message records); deleted once delivered |
+ * | `{prefix}retained` | hash | topic → message record |
+ * | `{prefix}retained:version` | string | incremented by every retained change |
+ * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
+ *
+ * Announcements go to the channel `{prefix}announce`, one message per change, first byte the kind:
+ * `R` + JSON `[node, seq, filter, count]` (route), `D` + node (routes dropped), `T` + version `\0`
+ * topic `\0` record (retained; an empty record clears). Retained changes run as one Lua script, so
+ * their version order is the order of the announcements and of the hash's writes.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { Redis, type RedisOptions } from "ioredis";
+import type {
+  Batch,
+  BusListener,
+  ClusterBus,
+  InboxEntry,
+  NodeEntry,
+  SessionClaim,
+  StoredRoutes,
+} from "./bus.ts";
+import { logger } from "../../src/logger.ts";
+
+/** Where Redis is and how to log in, and the key prefix. */
+export interface RedisBusOptions {
+  /** `host:port` (default `127.0.0.1:6379`), or a `redis://[user:password@]host:port[/db]` URL. */
+  address?: string;
+  /** ACL user name. */
+  username?: string;
+  /** Password. */
+  password?: string;
+  /** Database number (default 0). */
+  database?: number;
+  /** Prefix of every key and channel (default `mqtt:cluster:`). */
+  prefix?: string;
+  /** ioredis options (`RedisOptions`), applied over the ones above. */
+  options?: Record<string, unknown>;
+}
+
+const log = logger("cluster");
+const SEQ_FIELD = "\u0000seq";
+
+/** Fail at once while disconnected: the cluster retries (and withholds acks) itself. */
+const FAIL_FAST: RedisOptions = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  connectTimeout: 2000,
+  retryStrategy: (times) => Math.min(50 * times, 500),
+};
+
+const JOIN = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1`;
+
+const RENEW = `
+if redis.call('SET', KEYS[1], ARGV[2], 'XX', 'PX', ARGV[3]) then return 1 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 0`;
+
+const CLAIM = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', 60000)
+return 1`;
+
+const RETAIN = `
+local v = redis.call('INCR', KEYS[2])
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], 'T' .. v .. '\\0' .. ARGV[1] .. '\\0' .. ARGV[2])
+return v`;
+
+const CLAIM_SESSION = `
+local previous = redis.call('HGET', KEYS[1], 'node')
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'node', ARGV[1])
+local alive = 0
+if previous then alive = redis.call('EXISTS', ARGV[2] .. previous) end
+return {previous or '', alive, epoch}`;
+
+const END_SESSION = `
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+end
+return 1`;
+
+type ScriptedRedis = Redis & {
+  clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number]>;
+  clusterJoin(...args: (string | number)[]): Promise<number>;
+  clusterRenew(...args: (string | number)[]): Promise<number>;
+  clusterClaim(...args: (string | number)[]): Promise<number>;
+};
+
+/**
+ * A {@linkcode ClusterBus} on Redis.
+ *
+ * @example Not connected until the cluster starts
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisBus } from "./redis_bus.ts";
+ * const bus = new RedisBus({ address: "redis://127.0.0.1:6390/2" });
+ * assert.deepEqual(bus.address, "127.0.0.1:6390");
+ * ```
+ */
+export class RedisBus implements ClusterBus {
+  readonly #options: RedisBusOptions;
+  readonly #prefix: string;
+  readonly #channel: string;
+  #redis: ScriptedRedis | undefined;
+  #reader: Redis | undefined;
+  #subscriber: Redis | undefined;
+  #down = false;
+
+  /** `host:port` of the Redis server (no credentials). */
+  readonly address: string;
+
+  /**
+   * Creates the bus; nothing connects before {@linkcode RedisBus.connect}.
+   *
+   * @param options Where Redis is.
+   */
+  constructor(options: RedisBusOptions = {}) {
+    this.#options = options;
+    this.#prefix = options.prefix ?? "mqtt:cluster:";
+    this.#channel = `${this.#prefix}announce`;
+    const address = options.address ?? "127.0.0.1:6379";
+    if (/^rediss?:\/\//.test(address)) {
+      const url = new URL(address);
+      this.address = `${url.hostname}:${url.port || 6379}`;
+    } else this.address = address;
+  }
+
+  /** Whether the last command failed for lack of a connection. */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  #client(name: string): Redis {
+    const o = this.#options;
+    const base: RedisOptions = {
+      ...FAIL_FAST,
+      username: o.username,
+      password: o.password,
+      db: o.database ?? 0,
+      connectionName: name,
+    };
+    const address = o.address ?? "127.0.0.1:6379";
+    let redis: Redis;
+    if (/^rediss?:\/\//.test(address)) {
+      const url = new URL(address);
+      const db = Number(url.pathname.slice(1) || o.database || 0);
+      redis = new Redis(address, { ...base, db, ...(o.options as RedisOptions) });
+    } else {
+      const colon = address.lastIndexOf(":");
+      const host = (colon > 0 ? address.slice(0, colon) : address).replace(/^\[|\]$/g, "") || "127.0.0.1";
+      const port = colon >= 0 ? Number(address.slice(colon + 1)) : 6379;
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+        throw new RangeError(`Redis address "${address}" has no valid port`);
+      }
+      redis = new Redis({ ...base, host, port, ...(o.options as RedisOptions) });
+    }
+    redis.on("error", (error: Error) => log.debug("Redis {name}: {error}", { name, error: error.message }));
+    return redis;
+  }
+
+  async connect(listener: BusListener): Promise<void> {
+    const redis = this.#client("broker-cluster") as ScriptedRedis;
+    const reader = this.#client("broker-cluster-inbox");
+    const subscriber = this.#client("broker-cluster-announce");
+    try {
+      await Promise.all([redis.connect(), reader.connect(), subscriber.connect()]);
+      redis.defineCommand("clusterJoin", { numberOfKeys: 3, lua: JOIN });
+      redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
+      redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
+      redis.defineCommand("clusterRetain", { numberOfKeys: 2, lua: RETAIN });
+      redis.defineCommand("clusterClaimSession", { numberOfKeys: 1, lua: CLAIM_SESSION });
+      redis.defineCommand("clusterEndSession", { numberOfKeys: 1, lua: END_SESSION });
+      subscriber.on(
+        "messageBuffer",
+        (_channel: Buffer, message: Buffer) => this.#announced(listener, message),
+      );
+      await subscriber.subscribe(this.#channel);
+    } catch (error) {
+      redis.disconnect();
+      reader.disconnect();
+      subscriber.disconnect();
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`Cannot reach the cluster's Redis at ${this.address}: ${reason}`);
+    }
+    let first = true;
+    subscriber.on("ready", () => {
+      if (first) return;
+      listener.reconnected();
+    });
+    first = false;
+    this.#redis = redis;
+    this.#reader = reader;
+    this.#subscriber = subscriber;
+  }
+
+  #announced(listener: BusListener, message: Buffer): void {
+    const kind = message[0];
+    try {
+      if (kind === 0x52) { // R
+        const [node, seq, filter, count] = JSON.parse(message.subarray(1).toString("utf8"));
+        listener.route(node, { filter, count, seq });
+      } else if (kind === 0x44) { // D
+        listener.routesDropped(message.subarray(1).toString("utf8"));
+      } else if (kind === 0x54) { // T
+        const first = message.indexOf(0, 1);
+        const second = message.indexOf(0, first + 1);
+        const version = Number(message.subarray(1, first).toString("latin1"));
+        const topic = message.subarray(first + 1, second).toString("utf8");
+        const record = message.subarray(second + 1);
+        listener.retained(version, topic, record.length === 0 ? undefined : new Uint8Array(record));
+      }
+    } catch (error) {
+      log.error("Bad cluster announcement: {error}", { error: String(error) });
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const redis of [this.#subscriber, this.#reader, this.#redis]) {
+      if (!redis) continue;
+      try {
+        await redis.quit();
+      } catch {
+        redis.disconnect();
+      }
+    }
+    this.#redis = this.#reader = this.#subscriber = undefined;
+  }
+
+  get #r(): ScriptedRedis {
+    if (!this.#redis) throw new Error("The cluster bus is not connected");
+    return this.#redis;
+  }
+
+  /** Runs a command, noting whether Redis is reachable. */
+  async #run<T>(command: Promise<T>): Promise<T> {
+    try {
+      const result = await command;
+      this.#down = false;
+      return result;
+    } catch (error) {
+      this.#down = this.#r.status !== "ready";
+      throw error;
+    }
+  }
+
+  #key(kind: string, node: string): string {
+    return `${this.#prefix}${kind}:${node}`;
+  }
+
+  async join(node: string, value: string, ttlMs: number): Promise<boolean> {
+    const result = await this.#run(
+      this.#r.clusterJoin(
+        this.#key("lease", node),
+        `${this.#prefix}nodes`,
+        this.#key("claim", node),
+        node,
+        value,
+        ttlMs,
+        Date.now(),
+      ),
+    );
+    return result === 1;
+  }
+
+  async renew(node: string, value: string, ttlMs: number): Promise<boolean> {
+    const result = await this.#run(
+      this.#r.clusterRenew(this.#key("lease", node), `${this.#prefix}nodes`, node, value, ttlMs, Date.now()),
+    );
+    return result === 1;
+  }
+
+  async leave(node: string): Promise<void> {
+    await this.#run(
+      this.#r.multi()
+        .hdel(`${this.#prefix}nodes`, node)
+        .del(this.#key("routes", node), this.#key("inbox", node), this.#key("lease", node))
+        .publish(this.#channel, `D${node}`)
+        .del(this.#key("claim", node))
+        .exec(),
+    );
+  }
+
+  async members(): Promise<NodeEntry[]> {
+    const ids = await this.#run(this.#r.hkeys(`${this.#prefix}nodes`));
+    if (ids.length === 0) return [];
+    const leases = await this.#run(this.#r.mget(...ids.map((id) => this.#key("lease", id))));
+    return ids.map((id, i) => ({ id, lease: leases[i] ?? undefined }));
+  }
+
+  async claim(dead: string, by: string): Promise<boolean> {
+    const result = await this.#run(
+      this.#r.clusterClaim(
+        this.#key("lease", dead),
+        `${this.#prefix}nodes`,
+        this.#key("claim", dead),
+        dead,
+        by,
+      ),
+    );
+    return result === 1;
+  }
+
+  async claimSession(clientId: string, node: string): Promise<SessionClaim> {
+    const [previous, alive, epoch] = await this.#run(
+      this.#r.clusterClaimSession(this.#key("owner", clientId), node, `${this.#prefix}lease:`),
+    );
+    return { previous: previous === "" ? undefined : previous, previousAlive: alive === 1, epoch };
+  }
+
+  async commit(node: string, batch: Batch): Promise<void> {
+    const multi = this.#r.multi();
+    for (const [destination, records] of batch.forwards) {
+      multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", Buffer.from(records));
+    }
+    const routes = this.#key("routes", node);
+    for (const change of batch.routes) {
+      if (change.count > 0) multi.hset(routes, change.filter, change.count);
+      else multi.hdel(routes, change.filter);
+      multi.hset(routes, SEQ_FIELD, change.seq);
+      multi.publish(this.#channel, `R${JSON.stringify([node, change.seq, change.filter, change.count])}`);
+    }
+    for (const change of batch.retained) {
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterRetain(
+        `${this.#prefix}retained`,
+        `${this.#prefix}retained:version`,
+        change.topic,
+        change.record ? Buffer.from(change.record) : "",
+        this.#channel,
+      );
+    }
+    for (const { clientId, epoch } of batch.endedSessions) {
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterEndSession(this.#key("owner", clientId), node, epoch);
+    }
+    if (batch.delivered.length > 0) multi.xdel(this.#key("inbox", node), ...batch.delivered);
+    const results = await this.#run(multi.exec());
+    for (const [error] of results ?? []) {
+      if (error) throw error;
+    }
+  }
+
+  async routes(node: string): Promise<StoredRoutes> {
+    const all = await this.#run(this.#r.hgetall(this.#key("routes", node)));
+    const filters = new Map<string, number>();
+    let seq = 0;
+    for (const [field, value] of Object.entries(all)) {
+      if (field === SEQ_FIELD) seq = Number(value);
+      else filters.set(field, Number(value));
+    }
+    return { seq, filters };
+  }
+
+  async read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]> {
+    const reader = this.#reader;
+    if (!reader) throw new Error("The cluster bus is not connected");
+    const result = await reader.xreadBuffer(
+      "COUNT",
+      count,
+      "BLOCK",
+      blockMs,
+      "STREAMS",
+      this.#key("inbox", node),
+      after,
+    );
+    if (!result) return [];
+    const entries: InboxEntry[] = [];
+    for (const [, items] of result) {
+      for (const [id, fields] of items) {
+        let from = "";
+        let records = new Uint8Array();
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          const name = fields[i].toString();
+          if (name === "n") from = fields[i + 1].toString("utf8");
+          else if (name === "m") records = new Uint8Array(fields[i + 1]);
+        }
+        entries.push({ id: id.toString(), from, records });
+      }
+    }
+    return entries;
+  }
+
+  async retainedVersion(): Promise<number> {
+    return Number(await this.#run(this.#r.get(`${this.#prefix}retained:version`)) ?? 0);
+  }
+
+  async retainedAll(): Promise<{ version: number; records: Map<string, Uint8Array> }> {
+    const results = await this.#run(
+      this.#r.multi()
+        .get(`${this.#prefix}retained:version`)
+        .hgetallBuffer(`${this.#prefix}retained`)
+        .exec(),
+    );
+    const [[versionError, version], [hashError, hash]] = results as [Error | null, unknown][];
+    if (versionError || hashError) throw versionError ?? hashError;
+    const records = new Map<string, Uint8Array>();
+    for (const [topic, record] of Object.entries(hash as Record<string, Buffer>)) {
+      records.set(topic, new Uint8Array(record));
+    }
+    return { version: Number(version ?? 0), records };
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The route table: which other node has which filters, kept whole in memory on every node and
+ * matched with the same trie as local subscriptions ({@linkcode TopicsIndex}, node ids standing in
+ * for client ids). For each node it also keeps the route sequence number it has applied, so that a
+ * missed announcement is noticed (the next one does not follow on) and the node's routes reloaded.
+ *
+ * @module
+ */
+
+import { type Subscribers, TopicsIndex } from "../../src/topics.ts";
+
+interface NodeRoutes {
+  seq: number;
+  filters: Map<string, number>;
+}
+
+/**
+ * Other nodes' routes.
+ *
+ * @example Finding the nodes a topic goes to
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RouteTable } from "./route_table.ts";
+ * const routes = new RouteTable();
+ * routes.replace("b", 3, new Map([["a/+", 1]]));
+ * assert.deepEqual([...routes.match("a/x").subscriptions.keys()], ["b"]);
+ * assert.deepEqual(routes.match("z").subscriptions.size, 0);
+ * ```
+ */
+export class RouteTable {
+  readonly #index = new TopicsIndex();
+  readonly #nodes = new Map<string, NodeRoutes>();
+  #filters = 0;
+
+  /** Whether no other node has any route (then nothing is ever forwarded). */
+  get empty(): boolean {
+    return this.#filters === 0;
+  }
+
+  /**
+   * The route sequence number applied for a node.
+   *
+   * @param node The node.
+   * @returns The number, or undefined when the node's routes were never loaded.
+   */
+  seq(node: string): number | undefined {
+    return this.#nodes.get(node)?.seq;
+  }
+
+  /** The nodes with loaded routes. */
+  nodes(): IterableIterator<string> {
+    return this.#nodes.keys();
+  }
+
+  /**
+   * Applies one change announced by a node.
+   *
+   * @param node The node.
+   * @param seq Its sequence number after the change.
+   * @param filter The filter.
+   * @param count Its new count on that node (0 removes it).
+   */
+  apply(node: string, seq: number, filter: string, count: number): void {
+    let routes = this.#nodes.get(node);
+    if (!routes) this.#nodes.set(node, routes = { seq, filters: new Map() });
+    routes.seq = seq;
+    const had = routes.filters.has(filter);
+    if (count > 0) {
+      routes.filters.set(filter, count);
+      if (!had) {
+        this.#index.subscribe(node, { filter, qos: 0 });
+        this.#filters++;
+      }
+    } else if (had) {
+      routes.filters.delete(filter);
+      this.#index.unsubscribe(node, filter);
+      this.#filters--;
+    }
+  }
+
+  /**
+   * Replaces a node's routes with what was loaded from the engine.
+   *
+   * @param node The node.
+   * @param seq Its stored sequence number.
+   * @param filters Filter to count.
+   */
+  replace(node: string, seq: number, filters: Map<string, number>): void {
+    this.drop(node);
+    for (const [filter, count] of filters) this.apply(node, seq, filter, count);
+    const routes = this.#nodes.get(node);
+    if (routes) routes.seq = seq;
+    else this.#nodes.set(node, { seq, filters: new Map() });
+  }
+
+  /**
+   * Forgets a node's routes.
+   *
+   * @param node The node.
+   */
+  drop(node: string): void {
+    const routes = this.#nodes.get(node);
+    if (!routes) return;
+    for (const filter of routes.filters.keys()) this.#index.unsubscribe(node, filter);
+    this.#filters -= routes.filters.size;
+    this.#nodes.delete(node);
+  }
+
+  /**
+   * The nodes whose routes match a topic: `subscriptions` keyed by node id (non-shared routes) and
+   * `shared` keyed by group, each member a node.
+   *
+   * @param topic A topic name.
+   * @returns Fresh maps.
+   */
+  match(topic: string): Subscribers {
+    return this.#index.subscribers(topic);
+  }
+
+  /**
+   * How many subscriptions a node has to a filter (for a shared filter: the group's members there).
+   *
+   * @param node The node.
+   * @param filter The filter.
+   * @returns The count, 0 when none.
+   */
+  count(node: string, filter: string): number {
+    return this.#nodes.get(node)?.filters.get(filter) ?? 0;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The bytes that carry messages between nodes and hold retained messages in the engine.
+ *
+ * One record per message:
+ *
+ * | bytes | field |
+ * | --- | --- |
+ * | 1 | flags: bit 0 = deliver to non-shared subscriptions |
+ * | 1 | number of shared groups, then each as a two-byte length and UTF-8 |
+ * | 8 + 8 | `created`, `expiry` (float64, ms since epoch) |
+ * | 2 + n | the publisher's client id (`origin`) |
+ * | 4 + n | the message as an MQTT v5 PUBLISH packet (fixed header included) |
+ *
+ * A control record (flags bit 1: session release and handoff between nodes) is the flags byte, a
+ * four-byte length and JSON (binary fields as `{"$b64": ...}`).
+ *
+ * A forwarded batch (one stream entry per destination node per turn) is records one after another.
+ * The PUBLISH is the codec's own v5 encoding: properties, payload and flags round-trip exactly,
+ * and it is encoded once per message whatever the number of destination nodes.
+ *
+ * @module
+ */
+
+import type { Packet } from "../../src/packets/types.ts";
+import { ByteWriter } from "../../src/packets/writer.ts";
+import { decodePacket, encodePacket } from "../../src/packets/codec.ts";
+import { stripRoutingProperties } from "../../src/outbound.ts";
+
+/** A message read from a record, with whom it is for on the receiving node. */
+export interface WireMessage {
+  /** The message (`origin`, `created`, `expiry` set; the payload is a view into the record). */
+  packet: Packet;
+  /** For the receiver's non-shared subscriptions. */
+  plain: boolean;
+  /** Shared groups (`"{group}/{topicFilter}"`) whose member is to be picked on the receiver. */
+  groups: string[];
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** A control record read from a batch. */
+export interface WireControl {
+  /** The control message. */
+  control: Record<string, unknown>;
+}
+const scratch = new DataView(new ArrayBuffer(8));
+
+/**
+ * Encodes a message's PUBLISH once (v5 form, without topic alias or subscription identifiers), to be
+ * framed by {@linkcode writeRecord} for any number of destinations.
+ *
+ * @param packet The message.
+ * @returns The PUBLISH bytes.
+ */
+export function encodeMessage(packet: Packet): Uint8Array {
+  const out = new ByteWriter(64 + (packet.payload?.length ?? 0) + (packet.topicName?.length ?? 0));
+  const qos = packet.fixedHeader.qos ?? 0;
+  encodePacket(
+    {
+      fixedHeader: { type: packet.fixedHeader.type, qos, retain: packet.fixedHeader.retain ?? false },
+      topicName: packet.topicName,
+      payload: packet.payload,
+      properties: stripRoutingProperties(packet.properties),
+      packetId: qos > 0 ? 1 : undefined,
+    },
+    5,
+    out,
+  );
+  return out.toBytes();
+}
+
+/**
+ * Appends one record to `out`.
+ *
+ * @param out Where to write.
+ * @param packet The message (for `created`, `expiry`, `origin`).
+ * @param encoded Its PUBLISH bytes from {@linkcode encodeMessage}.
+ * @param plain For the receiver's non-shared subscriptions.
+ * @param groups Shared groups picked on the receiver.
+ */
+export function writeRecord(
+  out: ByteWriter,
+  packet: Packet,
+  encoded: Uint8Array,
+  plain: boolean,
+  groups: readonly string[],
+): void {
+  out.u8(plain ? 1 : 0);
+  out.u8(groups.length);
+  for (const group of groups) out.utf8(group);
+  writeFloat(out, packet.created ?? Date.now());
+  writeFloat(out, packet.expiry ?? 0);
+  out.utf8(packet.origin ?? "");
+  out.u32(encoded.length);
+  out.bytes(encoded);
+}
+
+/**
+ * Reads every record of a batch.
+ *
+ * @param bytes The batch (records one after another); payloads are views into it.
+ * @returns The messages, in order.
+ * @throws {RangeError} When the bytes are not records written by {@linkcode writeRecord}.
+ */
+export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const messages: (WireMessage | WireControl)[] = [];
+  let at = 0;
+  const text = () => {
+    const length = view.getUint16(at);
+    at += 2;
+    const value = decoder.decode(bytes.subarray(at, at + length));
+    at += length;
+    return value;
+  };
+  while (at < bytes.length) {
+    const flags = bytes[at++];
+    if ((flags & 2) !== 0) {
+      const length = view.getUint32(at);
+      at += 4;
+      messages.push({ control: JSON.parse(decoder.decode(bytes.subarray(at, at + length)), reviver) });
+      at += length;
+      continue;
+    }
+    const plain = (flags & 1) === 1;
+    const groups: string[] = [];
+    for (let n = bytes[at++]; n > 0; n--) groups.push(text());
+    const created = view.getFloat64(at);
+    const expiry = view.getFloat64(at + 8);
+    at += 16;
+    const origin = text();
+    const length = view.getUint32(at);
+    at += 4;
+    const packet = decodeMessage(bytes.subarray(at, at + length));
+    at += length;
+    packet.created = created;
+    packet.expiry = expiry;
+    packet.origin = origin;
+    delete packet.packetId;
+    messages.push({ packet, plain, groups });
+  }
+  return messages;
+}
+
+/**
+ * Appends a control record to `out`.
+ *
+ * @param out Where to write.
+ * @param control The control message (JSON; Uint8Array fields are kept as base64).
+ */
+export function writeControl(out: ByteWriter, control: Record<string, unknown>): void {
+  const json = encoder.encode(JSON.stringify(control, replacer));
+  out.u8(2);
+  out.u32(json.length);
+  out.bytes(json);
+}
+
+function replacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) {
+    let text = "";
+    for (let i = 0; i < value.length; i += 0x8000) {
+      text += String.fromCharCode(...value.subarray(i, i + 0x8000));
+    }
+    return { $b64: btoa(text) };
+  }
+  return value;
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (typeof value === "object" && value !== null && "$b64" in value) {
+    const text = atob((value as { $b64: string }).$b64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return bytes;
+  }
+  return value;
+}
+
+/** Decodes a whole PUBLISH packet (fixed header included). */
+function decodeMessage(bytes: Uint8Array): Packet {
+  let at = 1;
+  let multiplier = 1;
+  let length = 0;
+  for (;;) {
+    const byte = bytes[at++];
+    length += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) break;
+    multiplier *= 128;
+  }
+  const decoded = decodePacket(bytes[0], bytes.subarray(at, at + length), 5);
+  if (typeof decoded === "number") throw new RangeError(`Bad forwarded message (reason ${decoded})`);
+  return decoded;
+}
+
+function writeFloat(out: ByteWriter, value: number): void {
+  scratch.setFloat64(0, value);
+  out.ensure(8);
+  for (let i = 0; i < 8; i++) out.buffer[out.length++] = scratch.getUint8(i);
+}
+
+/**
+ * One record holding a single message for every subscriber (retained messages in the engine).
+ *
+ * @param packet The message.
+ * @returns The record's bytes.
+ */
+export function messageRecord(packet: Packet): Uint8Array {
+  const out = new ByteWriter(64 + (packet.payload?.length ?? 0));
+  writeRecord(out, packet, encodeMessage(packet), true, []);
+  return out.toBytes();
+}

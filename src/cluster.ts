@@ -1,0 +1,198 @@
+/**
+ * The cluster contract: what a server calls when it is one node of many, and what it offers the
+ * cluster in return. The engine (Redis today, see `hooks/cluster/`) implements {@linkcode Cluster};
+ * the server implements {@linkcode ClusterHost}. Without a cluster the server never calls any of
+ * this: each seam is one `undefined` check.
+ *
+ * The seams, and only these, know about other nodes:
+ * - routing: `Server.publishToSubscribers(packet, from)` hands every message accepted on this node
+ *   to {@linkcode Cluster.route} (which forwards it to the nodes whose routes match), and delivers a
+ *   message from another node locally, restricted to what that node asked for ({@linkcode MessageOrigin});
+ * - routes: the topic index reports each (client, filter) pair added or removed
+ *   ({@linkcode FilterObserver}), so every node knows which filters the others have;
+ * - retained messages: set or cleared through {@linkcode Cluster.retain}, mirrored from other nodes
+ *   through {@linkcode ClusterHost.applyRetained};
+ * - acknowledgements: a QoS 1/2 ack, SUBACK or UNSUBACK waits for {@linkcode Cluster.sync} (the same
+ *   group commit as storage durability), so nothing acknowledged exists only in this process;
+ *
+ * - sessions: a CONNECT first claims its client id cluster-wide ({@linkcode Cluster.claimSession});
+ *   the node that owned it hands the session over ({@linkcode ClusterHost.releaseSession}, DISCONNECT
+ *   0x8E to a live connection) and the claiming node adopts it; a session that ends gives its id up
+ *   ({@linkcode Cluster.sessionEnded}).
+ *
+ * The codec and the client know nothing of any of this.
+ *
+ * @module
+ */
+
+import type { Packet, Subscription } from "./packets/types.ts";
+import type { InflightRecord } from "./storage.ts";
+import type { FilterObserver, Subscribers, TopicsIndex } from "./topics.ts";
+import type { Hooks } from "./hooks.ts";
+import type { Info } from "./system.ts";
+
+/** Where a message delivered by {@linkcode ClusterHost.deliver} came from, and whom it is for here. */
+export interface MessageOrigin {
+  /** The node that accepted the message. */
+  readonly node: string;
+  /** Deliver to this node's non-shared subscriptions. */
+  readonly plain: boolean;
+  /** Shared groups (`"{group}/{topicFilter}"`) whose member for this message is to be picked on this node. */
+  readonly groups: readonly string[];
+}
+
+/** One node of the cluster, as the cluster reports it (for `/api/info`, `$SYS`, the dashboard). */
+export interface ClusterNodeInfo {
+  /** The node id. */
+  id: string;
+  /** Whether its lease is current. */
+  alive: boolean;
+  /** Connected clients. */
+  connections: number;
+  /** Messages received per second (last few seconds). */
+  messagesPerSecond: number;
+  /** When it joined (ms since epoch). */
+  started: number;
+}
+
+/** A session as handed from one node to another: what the new owner needs to resume it. */
+export interface SessionSnapshot {
+  /** The session's subscriptions. */
+  subscriptions: Subscription[];
+  /** Outbound messages (sent and awaiting an ack, or queued) in order, and inbound QoS 2 ids. */
+  inflight: InflightRecord[];
+}
+
+/** What the server offers its cluster. */
+export interface ClusterHost {
+  /**
+   * Delivers a message accepted on another node to this node's subscribers (through the same
+   * routing function as local messages, never forwarded again).
+   *
+   * @param packet The message, with `origin`, `created` and `expiry` set.
+   * @param from Where it came from and which subscribers it is for.
+   */
+  deliver(packet: Packet, from: MessageOrigin): void;
+  /**
+   * Sets (or, with an empty payload, clears) a retained message in this node's mirror.
+   *
+   * @param packet The retained message.
+   */
+  applyRetained(packet: Packet): void;
+  /** Resolves when this node's own storage (any storage hook) has everything delivered so far. */
+  syncLocal(): Promise<void>;
+  /** Connected clients on this node. */
+  connections(): number;
+  /** Messages received by this node since start. */
+  messagesReceived(): number;
+  /**
+   * Gives up a client id another node claimed: a live connection gets DISCONNECT 0x8E, the session
+   * is ended here, and its state is returned for the new owner.
+   *
+   * @param clientId The client id.
+   * @param clean Whether the new connection asked for a clean start (then nothing is returned, and a
+   *   pending will is sent now, as on one node).
+   * @returns The session to hand over, or undefined when there is none to keep.
+   */
+  releaseSession(clientId: string, clean: boolean): SessionSnapshot | undefined;
+}
+
+/**
+ * A cluster engine, added with `Server.addCluster`. One per server.
+ */
+export interface Cluster extends FilterObserver {
+  /** This node's id, unique in the cluster. */
+  readonly nodeId: string;
+  /**
+   * Joins the cluster: connects, registers this node, loads the route table and retained messages.
+   *
+   * @param host The server.
+   * @throws {Error} When the engine cannot be reached (the message names its address).
+   */
+  start(host: ClusterHost): Promise<void>;
+  /** Leaves the cluster cleanly: routes dropped, lease released. */
+  stop(): Promise<void>;
+  /**
+   * Routes a message accepted on this node: queues it for every other node with a matching route, and
+   * removes from `subscribers.shared` the groups whose member for this message is on another node.
+   *
+   * @param packet The message.
+   * @param subscribers This node's matching subscribers (its `shared` map may be narrowed).
+   */
+  route(packet: Packet, subscribers: Subscribers): void;
+  /**
+   * Sets or clears (empty payload) a retained message cluster-wide.
+   *
+   * @param packet The retained message as stored.
+   */
+  retain(packet: Packet): void;
+  /** Resolves when this node's retained mirror is as new as the cluster's was at the call. */
+  retainedReady(): Promise<void>;
+  /** Resolves when everything queued so far (forwards, routes, retained) is durable. */
+  sync(): Promise<void>;
+  /**
+   * Claims a client id for a connection on this node (before its CONNACK). When another node owned
+   * it, that node hands the session over first.
+   *
+   * @param clientId The client id.
+   * @param clean Whether the connection asked for a clean start.
+   * @returns The session handed over by the previous owner, if any.
+   * @throws {Error} When the claim cannot be recorded (the connection is refused with 0x88).
+   */
+  claimSession(clientId: string, clean: boolean): Promise<SessionSnapshot | undefined>;
+  /**
+   * A session owned here ended (expired, or ended at disconnect): its id is free.
+   *
+   * @param clientId The client id.
+   */
+  sessionEnded(clientId: string): void;
+  /** The cluster's nodes, this one included, as last seen. */
+  nodes(): ClusterNodeInfo[];
+}
+
+/**
+ * Starts a cluster for a server and wires the topic index to it: the glue behind `Server.addCluster`.
+ *
+ * @param cluster The cluster.
+ * @param topics The server's topic index (routes follow its subscriptions; retained mirror).
+ * @param hooks The server's hooks (local durability).
+ * @param info The server's counters.
+ * @param deliver The server's routing function.
+ * @param sessions The server's sessions (released when another node claims one).
+ */
+export async function attachCluster(
+  cluster: Cluster,
+  topics: TopicsIndex,
+  hooks: Hooks,
+  info: Info,
+  deliver: ClusterHost["deliver"],
+  sessions: { release(clientId: string, clean: boolean): SessionSnapshot | undefined },
+): Promise<void> {
+  await cluster.start({
+    deliver,
+    releaseSession: (clientId, clean) => sessions.release(clientId, clean),
+    applyRetained: (packet) => {
+      topics.retain(packet);
+    },
+    syncLocal: () => hooks.has("sync") ? hooks.sync() : Promise.resolve(),
+    connections: () => info.clientsConnected,
+    messagesReceived: () => info.messagesReceived,
+  });
+  topics.filterObserver = cluster;
+  info.cluster = cluster;
+  for (const sub of topics.allSubscriptions()) cluster.filterAdded(sub.filter);
+}
+
+/**
+ * Narrows a message's subscribers on this node to what the node that forwarded it chose this node
+ * for: non-shared subscriptions only if `plain`, and only the listed shared groups.
+ *
+ * @param subscribers What the topic index matched (changed in place).
+ * @param from The message's origin.
+ */
+export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin): void {
+  if (!from.plain) subscribers.subscriptions.clear();
+  for (const key of subscribers.shared.keys()) {
+    if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Test helpers for the cluster: a real `redis-server` and broker nodes as real child processes
+ * (the CLI with `--cluster`), each on a free TCP port.
+ *
+ * @module
+ */
+
+import { freePort, waitFor } from "../helpers.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/** A broker node running as a child process. */
+export interface Node {
+  /** Its node id. */
+  readonly id: string;
+  /** `mqtt://127.0.0.1:PORT` */
+  readonly url: string;
+  /** Its HTTP stats address (`http://127.0.0.1:PORT`), when started with `info`. */
+  readonly info: string | undefined;
+  /** Everything it logged so far. */
+  output(): string;
+  /** Sends a signal (SIGTERM by default) and waits for the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/** Options of {@linkcode startNode}. */
+export interface NodeOptions {
+  /** Also serve HTTP stats on a free port. */
+  info?: boolean;
+  /** More CLI arguments. */
+  args?: string[];
+  /** Do not wait until it listens. */
+  noWait?: boolean;
+}
+
+/**
+ * Starts a broker node: `src/cli.ts --cluster redis://ADDRESS --node-id ID` on a free port.
+ *
+ * @param redis The Redis address (`host:port`).
+ * @param id The node id.
+ * @param options Options.
+ * @returns The running node, once it listens.
+ */
+export async function startNode(redis: string, id: string, options: NodeOptions = {}): Promise<Node> {
+  const port = freePort();
+  const infoPort = options.info ? freePort() : undefined;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "src/app/cli.ts",
+      "--tcp",
+      `127.0.0.1:${port}`,
+      "--ws",
+      "off",
+      "--info",
+      infoPort ? `127.0.0.1:${infoPort}` : "off",
+      "--cluster",
+      `redis://${redis}`,
+      "--node-id",
+      id,
+      ...(options.args ?? []),
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
+  };
+  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+  let code: number | undefined;
+  const status = child.status.then((s) => code = s.code);
+  const node: Node = {
+    id,
+    url: `mqtt://127.0.0.1:${port}`,
+    info: infoPort ? `http://127.0.0.1:${infoPort}` : undefined,
+    output: () => text,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      if (code === undefined) {
+        try {
+          child.kill(signal);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      await status;
+      await reading;
+      return code!;
+    },
+  };
+  if (options.noWait) return node;
+  try {
+    await waitFor(() => text.includes("cli: Broker ") || code !== undefined, 20_000, `node ${id} to start`);
+  } catch (error) {
+    await node.stop("SIGKILL");
+    throw error;
+  }
+  if (code !== undefined) {
+    await reading;
+    throw new Error(`Node ${id} exited with ${code}:\n${text}`);
+  }
+  return node;
+}
+
+/**
+ * Starts several nodes at the same moment.
+ *
+ * @param redis The Redis address.
+ * @param ids Their ids.
+ * @param options Options for each.
+ * @returns The nodes, in the order of `ids`.
+ */
+export function startNodes(redis: string, ids: string[], options: NodeOptions = {}): Promise<Node[]> {
+  return Promise.all(ids.map((id) => startNode(redis, id, options)));
+}
+
+/** Stops nodes (SIGTERM), ignoring ones already stopped. */
+export async function stopNodes(nodes: Node[]): Promise<void> {
+  await Promise.all(nodes.map((node) => node.stop()));
+}
