@@ -16,9 +16,35 @@
  *
  * const server = new Server();
  * await server.addHook(new AllowHook());
- * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
+ * const tcp = new TCP({ id: "t1", address: "127.0.0.1:0" }); // ":1883" in production
+ * await server.addListener(tcp);
  * await server.serve();
- * assert.equal(server.listeners.get("t1")?.protocol, "tcp");
+ *
+ * const port = Number(tcp.address.split(":")[1]);
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * // CONNECT: "MQTT", v5, clean start, keep alive 60 s, no properties, client id "c1".
+ * await conn.write(new Uint8Array([0x10, 15, 0, 4, 77, 81, 84, 84, 5, 2, 0, 60, 0, 0, 2, 99, 49]));
+ * const reply = new Uint8Array(64);
+ * assert.ok((await conn.read(reply) ?? 0) >= 4);
+ * assert.equal(reply[0], 0x20); // CONNACK
+ * assert.equal(reply[3], 0x00); // Success
+ * conn.close();
+ * await server.close();
+ * ```
+ *
+ * @example Publishing and subscribing from the server itself
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Server } from "./mod.ts";
+ *
+ * const server = new Server({ inlineClient: true });
+ * await server.serve();
+ * const received: string[] = [];
+ * await server.subscribe("direct/#", 1, (_client, _subscription, packet) => {
+ *   received.push(`${packet.topicName}: ${new TextDecoder().decode(packet.payload)}`);
+ * });
+ * await server.publish("direct/hello", "world", false, 0);
+ * assert.deepEqual(received, ["direct/hello: world"]);
  * await server.close();
  * ```
  *
@@ -27,7 +53,7 @@
 
 // The server and its options.
 export { Server, VERSION } from "./src/server.ts";
-export type { InlineSubscribeHandler } from "./src/server.ts";
+export type { InlineSubscribeHandler, InlineSubscribeOptions } from "./src/inline.ts";
 export { NEVER_EXPIRES } from "./src/options.ts";
 export type { Capabilities, Compatibilities, Options, ResolvedOptions } from "./src/options.ts";
 // What a hook sees of the server: read through `server.clients`, `.topics`, `.info`, `.hooks`; never built by users.
@@ -43,7 +69,14 @@ export type { Clients } from "./src/clients.ts";
 export type { Hooks } from "./src/hooks.ts";
 export type { ClientSubscription, FilterObserver, TopicsIndex } from "./src/topics.ts";
 export type { ClusterView, Info } from "./src/system.ts";
-export type { Cluster, ClusterHost, ClusterNodeInfo, MessageOrigin, SessionSnapshot } from "./src/cluster.ts";
+export type {
+  AdoptedSession,
+  Cluster,
+  ClusterHost,
+  ClusterNodeInfo,
+  MessageOrigin,
+  SessionSnapshot,
+} from "./src/cluster.ts";
 export type { Inflight } from "./src/inflight.ts";
 export type { Queue } from "./src/queue.ts";
 export type { SysInfoRecord } from "./src/storage.ts";
@@ -98,3 +131,7 @@ export type {
   Subscription,
   UserProperty,
 } from "./src/packets/types.ts";
+
+// Bridges to other brokers (the rest of the bridge API: `@x/broker/bridge`).
+export { Bridge, BridgeConfigError, findBridges } from "./hooks/bridge/mod.ts";
+export type { BridgeConfig, BridgeStatus, BridgeTls } from "./hooks/bridge/mod.ts";

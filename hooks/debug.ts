@@ -37,8 +37,11 @@ export const MASKED = "******";
  *
  * @example Text and binary
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatBytes } from "./debug.ts";
- * console.log(formatBytes(new TextEncoder().encode("hello")), formatBytes(new Uint8Array([0, 255]))); // hello 0x00ff
+ *
+ * assert.equal(formatBytes(new TextEncoder().encode("hello")), "hello");
+ * assert.equal(formatBytes(new Uint8Array([0, 255])), "0x00ff"); // not printable: hex
  * ```
  */
 export function formatBytes(bytes: Uint8Array): string {
@@ -60,22 +63,30 @@ export function formatBytes(bytes: Uint8Array): string {
 /**
  * Logs packets and client events at debug level.
  *
- * @example Logging to the console
+ * @example Logging what the server does
  * ```ts
- * import { configure, getConsoleSink, reset } from "@logtape/logtape";
+ * import assert from "node:assert/strict";
+ * import { configure, type LogRecord, reset } from "@logtape/logtape";
  * import { DebugHook } from "./debug.ts";
  * import { AllowHook } from "./auth/allow_all.ts";
  * import { Server } from "../src/server.ts";
  *
+ * // In a program the sink is usually LogTape's getConsoleSink(); here the records go to an array.
+ * const records: LogRecord[] = [];
  * await configure({
- *   sinks: { console: getConsoleSink() },
- *   loggers: [{ category: ["x-broker", "debug"], lowestLevel: "debug", sinks: ["console"] }],
+ *   sinks: { memory: (record) => void records.push(record) },
+ *   loggers: [
+ *     { category: ["x-broker", "debug"], lowestLevel: "debug", sinks: ["memory"] },
+ *     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+ *   ],
  *   reset: true,
  * });
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * await server.addHook(new DebugHook(), { showPacketData: true });
+ * await server.serve();
  * await server.close();
+ * assert.deepEqual(records.map((record) => record.rawMessage), ["Server started", "Server stopped"]);
  * await reset();
  * ```
  */

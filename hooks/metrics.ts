@@ -26,11 +26,15 @@ export const LATENCY_BUCKETS: readonly number[] = [
  *
  * @example Observing latencies
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Histogram } from "./metrics.ts";
+ *
  * const h = new Histogram([0.01, 0.1, 1]);
  * h.observe(0.05);
- * h.observe(2);
- * console.log(h.cumulative(), h.count, h.sum); // [0, 1, 1] 2 2.05
+ * h.observe(2); // above every bucket: counted only in the total
+ * assert.deepEqual(h.cumulative(), [0, 1, 1]); // observations <= 0.01, <= 0.1, <= 1
+ * assert.equal(h.count, 2);
+ * assert.equal(h.sum, 2.05);
  * ```
  */
 export class Histogram {
@@ -212,14 +216,27 @@ const DROP_INDEX: Record<string, number> = Object.fromEntries(DROP_REASONS.map((
  *
  * @example Counting and rendering
  * ```ts
- * import { AllowHook, MetricsHook, Server } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { AllowHook, MetricsHook, PacketType, Server } from "../mod.ts";
  * import { renderMetrics } from "../src/app/metrics.ts";
+ * import { MockListener } from "../listeners/mock.ts";
+ *
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const metrics = new MetricsHook();
  * await server.addHook(metrics);
+ * const mock = new MockListener({ id: "mock" });
+ * await server.addListener(mock);
  * await server.serve();
- * console.log(renderMetrics(server).includes("mqtt_clients_connected 0")); // true
+ *
+ * const conn = mock.connect();
+ * // CONNECT: "MQTT", v5, clean start, keep alive 60 s, no properties, client id "c1".
+ * await conn.write(new Uint8Array([0x10, 15, 0, 4, 77, 81, 84, 84, 5, 2, 0, 60, 0, 0, 2, 99, 49]));
+ * await conn.read(new Uint8Array(64)); // CONNACK
+ * assert.equal(metrics.connectionsOpened, 1);
+ * assert.equal(metrics.packetsReceived[PacketType.Connect], 1);
+ * assert.match(renderMetrics(server), /^mqtt_clients_connected 1$/m);
+ * conn.close();
  * await server.close();
  * ```
  */

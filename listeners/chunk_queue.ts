@@ -13,13 +13,17 @@ const EMPTY = new Uint8Array(0);
  *
  * @example Two chunks read as one stream
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ChunkQueue } from "./chunk_queue.ts";
+ *
  * const queue = new ChunkQueue();
  * queue.push(new Uint8Array([1, 2]));
  * queue.push(new Uint8Array([3]));
  * queue.end();
  * const buffer = new Uint8Array(8);
- * console.log(await queue.read(buffer), await queue.read(buffer)); // 3 null
+ * assert.equal(await queue.read(buffer), 3); // both chunks in one read
+ * assert.deepEqual(buffer.subarray(0, 3), new Uint8Array([1, 2, 3]));
+ * assert.equal(await queue.read(buffer), null); // ended and empty
  * ```
  */
 export class ChunkQueue {

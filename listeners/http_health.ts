@@ -14,12 +14,14 @@ export type HTTPHealthCheckConfig = HttpListenerConfig;
  *
  * @example A health check on a free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HTTPHealthCheck } from "./http_health.ts";
+ *
  * const health = new HTTPHealthCheck({ id: "health", address: "127.0.0.1:0" });
  * await health.init();
  * const response = await fetch(`http://${health.address}/healthcheck`);
  * await response.body?.cancel();
- * console.log(response.status); // 200
+ * assert.equal(response.status, 200);
  * await health.close();
  * ```
  */

@@ -46,13 +46,16 @@ class MemoryConnection implements Connection {
  *
  * @example A round trip
  * ```ts
+ * import assert from "node:assert/strict";
  * import { connectionPair } from "./mock.ts";
+ *
  * const [a, b] = connectionPair();
  * await a.write(new Uint8Array([1, 2, 3]));
  * const buffer = new Uint8Array(8);
- * console.log(await b.read(buffer)); // 3
+ * assert.equal(await b.read(buffer), 3);
+ * assert.deepEqual(buffer.subarray(0, 3), new Uint8Array([1, 2, 3]));
  * a.close();
- * console.log(await b.read(buffer)); // null
+ * assert.equal(await b.read(buffer), null); // closing one end ends both
  * ```
  */
 export function connectionPair(): [Connection, Connection] {
@@ -69,14 +72,24 @@ export function connectionPair(): [Connection, Connection] {
  *
  * @example Connecting through a mock listener
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook, Server } from "../mod.ts";
  * import { MockListener } from "./mock.ts";
+ *
  * const server = new Server();
  * await server.addHook(new AllowHook());
  * const mock = new MockListener({ id: "mock" });
  * await server.addListener(mock);
  * await server.serve();
- * const conn = mock.connect();
+ *
+ * const conn = mock.connect("192.0.2.7:5000"); // the remote address the broker sees
+ * // CONNECT: "MQTT", v5, clean start, keep alive 60 s, no properties, client id "c1".
+ * await conn.write(new Uint8Array([0x10, 15, 0, 4, 77, 81, 84, 84, 5, 2, 0, 60, 0, 0, 2, 99, 49]));
+ * const reply = new Uint8Array(64);
+ * assert.ok((await conn.read(reply) ?? 0) >= 4);
+ * assert.equal(reply[0], 0x20); // CONNACK
+ * assert.equal(reply[3], 0x00); // Success
+ * assert.equal(server.clients.get("c1")?.net.remote, "192.0.2.7:5000");
  * conn.close();
  * await server.close();
  * ```

@@ -52,9 +52,11 @@ export interface ConnectionPolicy {
  *
  * @example Inline PEM is returned as is
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readPem } from "./net.ts";
+ *
  * const pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
- * console.log(readPem(pem, "TLS certificate") === pem); // true
+ * assert.equal(readPem(pem, "TLS certificate"), pem); // anything else is read as a file path
  * ```
  */
 export function readPem(value: string, what: string): string {
@@ -80,8 +82,11 @@ export function readPem(value: string, what: string): string {
  *
  * @example Formatting
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatHostPort } from "./net.ts";
- * console.log(formatHostPort("::1", 1883)); // [::1]:1883
+ *
+ * assert.equal(formatHostPort("127.0.0.1", 1883), "127.0.0.1:1883");
+ * assert.equal(formatHostPort("::1", 1883), "[::1]:1883"); // IPv6 in brackets
  * ```
  */
 export function formatHostPort(hostname: string, port: number): string {
@@ -93,11 +98,15 @@ export function formatHostPort(hostname: string, port: number): string {
  *
  * @example Two slots
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConnectionCounter } from "./net.ts";
+ *
  * const counter = new ConnectionCounter("t1", 2);
- * console.log(counter.acquire(), counter.acquire(), counter.acquire()); // true true false
+ * assert.equal(counter.acquire(), true);
+ * assert.equal(counter.acquire(), true);
+ * assert.equal(counter.acquire(), false); // full: refused
  * counter.release();
- * console.log(counter.open); // 1
+ * assert.equal(counter.open, 1);
  * ```
  */
 export class ConnectionCounter {
@@ -159,9 +168,11 @@ export class ConnectionCounter {
  *
  * @example Skipping trusted proxies
  * ```ts
+ * import assert from "node:assert/strict";
  * import { forwardedClient } from "./net.ts";
- * const trusted = (a: string) => a === "10.0.0.2";
- * console.log(forwardedClient("203.0.113.9, 10.0.0.2", trusted)); // 203.0.113.9
+ *
+ * const trusted = (address: string) => address === "10.0.0.2";
+ * assert.equal(forwardedClient("203.0.113.9, 10.0.0.2", trusted), "203.0.113.9");
  * ```
  */
 export function forwardedClient(header: string, trusted: (address: string) => boolean): string | undefined {
@@ -189,9 +200,13 @@ function stripPort(address: string): string {
  *
  * @example CIDR ranges
  * ```ts
+ * import assert from "node:assert/strict";
  * import { proxyMatcher } from "./net.ts";
+ *
  * const trusted = proxyMatcher(["10.0.0.0/8", "::1"]);
- * console.log(trusted("10.1.2.3"), trusted("::1"), trusted("11.0.0.1")); // true true false
+ * assert.equal(trusted("10.1.2.3"), true);
+ * assert.equal(trusted("::1"), true);
+ * assert.equal(trusted("11.0.0.1"), false);
  * ```
  */
 export function proxyMatcher(entries: readonly string[]): (address: string) => boolean {
@@ -253,8 +268,12 @@ function ipv4ToNumber(ip: string): number | undefined {
  *
  * @example Parsing addresses
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHostPort } from "./net.ts";
- * console.log(parseHostPort(":1883")); // { hostname: "0.0.0.0", port: 1883 }
+ *
+ * assert.deepEqual(parseHostPort(":1883"), { hostname: "0.0.0.0", port: 1883 }); // all interfaces
+ * assert.deepEqual(parseHostPort("[::1]:1883"), { hostname: "::1", port: 1883 });
+ * assert.throws(() => parseHostPort("localhost"), TypeError); // no port
  * ```
  */
 export function parseHostPort(address: string): { hostname: string; port: number } {

@@ -30,10 +30,13 @@ export interface TCPConfig extends ListenerConfig, ConnectionPolicy {
  *
  * @example A TCP listener on a free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCP } from "./tcp.ts";
+ *
  * const tcp = new TCP({ id: "t1", address: "127.0.0.1:0" });
  * await tcp.init();
- * console.log(tcp.address.startsWith("127.0.0.1:")); // true
+ * assert.match(tcp.address, /^127\.0\.0\.1:[1-9]\d*$/); // the port the system chose
+ * assert.equal(tcp.protocol, "tcp");
  * await tcp.close();
  * ```
  */

@@ -20,11 +20,14 @@ export interface UnixSockConfig extends ListenerConfig, ConnectionPolicy {}
  *
  * @example A Unix socket in a temporary directory
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UnixSock } from "./unix.ts";
+ *
  * const dir = Deno.makeTempDirSync();
  * const unix = new UnixSock({ id: "u1", address: `${dir}/mqtt.sock` });
  * await unix.init();
- * console.log(unix.protocol); // unix
+ * assert.equal(unix.protocol, "unix");
+ * assert.ok(Deno.statSync(`${dir}/mqtt.sock`).isSocket);
  * await unix.close();
  * Deno.removeSync(dir, { recursive: true });
  * ```

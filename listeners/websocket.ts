@@ -50,10 +50,13 @@ export interface WebSocketConfig extends ListenerConfig, ConnectionPolicy {
  *
  * @example A WebSocket listener on a free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WebSocket } from "./websocket.ts";
+ *
  * const ws = new WebSocket({ id: "ws1", address: "127.0.0.1:0" });
  * await ws.init();
- * console.log(ws.protocol, ws.path); // ws /mqtt
+ * assert.equal(ws.protocol, "ws");
+ * assert.equal(ws.path, "/mqtt"); // the default path
  * await ws.close();
  * ```
  */
@@ -228,9 +231,35 @@ const SEND_HIGH_WATER_MARK = 1024 * 1024;
  * A text frame is a protocol error [MQTT-6.0.0-1]: the connection is closed.
  *
  * @example Wrapping a socket
- * ```ts ignore
- * const { socket, response } = Deno.upgradeWebSocket(request, { protocol: "mqtt" });
- * const conn = new WebSocketConnection(socket);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WebSocketConnection } from "./websocket.ts";
+ *
+ * const accepted = Promise.withResolvers<WebSocketConnection>();
+ * const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+ *   const { socket, response } = Deno.upgradeWebSocket(request, { protocol: "mqtt" });
+ *   accepted.resolve(new WebSocketConnection(socket));
+ *   return response;
+ * });
+ * const client = new globalThis.WebSocket(`ws://127.0.0.1:${http.addr.port}/`, "mqtt");
+ * client.binaryType = "arraybuffer";
+ * const opened = new Promise((resolve) => client.onopen = resolve);
+ * const conn = await accepted.promise;
+ * await opened;
+ *
+ * client.send(new Uint8Array([0xc0, 0x00])); // PINGREQ, in one binary frame
+ * const buffer = new Uint8Array(8);
+ * assert.equal(await conn.read(buffer), 2);
+ * assert.deepEqual(buffer.subarray(0, 2), new Uint8Array([0xc0, 0x00]));
+ *
+ * const reply = new Promise<MessageEvent>((resolve) => client.onmessage = resolve);
+ * await conn.write(new Uint8Array([0xd0, 0x00])); // PINGRESP, sent as one binary frame
+ * assert.deepEqual(new Uint8Array((await reply).data), new Uint8Array([0xd0, 0x00]));
+ *
+ * const closed = new Promise((resolve) => client.onclose = resolve);
+ * conn.close();
+ * await closed;
+ * await http.shutdown();
  * ```
  */
 export class WebSocketConnection implements Connection {

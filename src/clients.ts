@@ -11,9 +11,12 @@ import type { Client } from "./client.ts";
  *
  * @example Looking up clients
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Clients } from "./clients.ts";
+ *
  * const clients = new Clients();
- * console.log(clients.count, clients.get("nobody")); // 0 undefined
+ * assert.equal(clients.count, 0);
+ * assert.equal(clients.get("nobody"), undefined);
  * ```
  */
 export class Clients {

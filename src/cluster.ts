@@ -20,13 +20,19 @@
  *   0x8E to a live connection) and the claiming node adopts it; a session that ends gives its id up
  *   ({@linkcode Cluster.sessionEnded}).
  *
+ * - dead nodes: the survivor that claims a dead node adopts its sessions from the engine
+ *   ({@linkcode ClusterHost.adoptSessions}): wills go out (after their delay), persistent sessions go on
+ *   collecting messages; an engine may store sessions through a storage hook ({@linkcode Cluster.sessionStore}).
+ *
  * The codec and the client know nothing of any of this.
  *
  * @module
  */
 
 import type { Packet, Subscription } from "./packets/types.ts";
-import type { InflightRecord } from "./storage.ts";
+import type { ClientRecord, InflightRecord } from "./storage.ts";
+import type { Client } from "./client.ts";
+import type { Hook } from "./hooks.ts";
 import type { FilterObserver, Subscribers, TopicsIndex } from "./topics.ts";
 import type { Hooks } from "./hooks.ts";
 import type { Info } from "./system.ts";
@@ -39,6 +45,8 @@ export interface MessageOrigin {
   readonly plain: boolean;
   /** Shared groups (`"{group}/{topicFilter}"`) whose member for this message is to be picked on this node. */
   readonly groups: readonly string[];
+  /** Deliver only to these client ids (messages left for a dead node, to the sessions adopted from it). */
+  readonly only?: ReadonlySet<string>;
 }
 
 /** One node of the cluster, as the cluster reports it (for `/api/info`, `$SYS`, the dashboard). */
@@ -61,6 +69,14 @@ export interface SessionSnapshot {
   subscriptions: Subscription[];
   /** Outbound messages (sent and awaiting an ack, or queued) in order, and inbound QoS 2 ids. */
   inflight: InflightRecord[];
+}
+
+/** A session adopted from a dead node: its stored record and state. */
+export interface AdoptedSession {
+  /** The session as stored (properties, will, connection times). */
+  record: ClientRecord;
+  /** Its subscriptions and messages. */
+  snapshot: SessionSnapshot;
 }
 
 /** What the server offers its cluster. */
@@ -95,6 +111,14 @@ export interface ClusterHost {
    * @returns The session to hand over, or undefined when there is none to keep.
    */
   releaseSession(clientId: string, clean: boolean): SessionSnapshot | undefined;
+  /**
+   * Takes in, as disconnected sessions, the sessions of a dead node this node claimed: a session that
+   * has expired ends now (its will goes out), the others keep their subscriptions and queues, and their
+   * wills go out after their will delay unless the client comes back first.
+   *
+   * @param sessions The sessions.
+   */
+  adoptSessions(sessions: AdoptedSession[]): void;
 }
 
 /**
@@ -134,12 +158,14 @@ export interface Cluster extends FilterObserver {
    * Claims a client id for a connection on this node (before its CONNACK). When another node owned
    * it, that node hands the session over first.
    *
-   * @param clientId The client id.
-   * @param clean Whether the connection asked for a clean start.
-   * @returns The session handed over by the previous owner, if any.
+   * The session (with its will) is recorded before the CONNACK, so that the node that claims this one
+   * if it dies finds it.
+   *
+   * @param client The connecting client (id, clean start, properties and will set).
+   * @returns The session handed over by the previous owner (or left by a dead one), if any.
    * @throws {Error} When the claim cannot be recorded (the connection is refused with 0x88).
    */
-  claimSession(clientId: string, clean: boolean): Promise<SessionSnapshot | undefined>;
+  claimSession(client: Client): Promise<SessionSnapshot | undefined>;
   /**
    * A session owned here ended (expired, or ended at disconnect): its id is free.
    *
@@ -148,29 +174,52 @@ export interface Cluster extends FilterObserver {
   sessionEnded(clientId: string): void;
   /** The cluster's nodes, this one included, as last seen. */
   nodes(): ClusterNodeInfo[];
+  /** A hook that stores this node's sessions in the engine (added to the server with the cluster). */
+  readonly sessionStore?: Hook;
+}
+
+/** The parts of a server a cluster is attached to. */
+export interface ClusterServer {
+  /** The topic index. */
+  readonly topics: TopicsIndex;
+  /** The hooks. */
+  readonly hooks: Hooks;
+  /** The counters. */
+  readonly info: Info;
+  /** The routing function. */
+  publishToSubscribers: ClusterHost["deliver"];
+  /** Creates a client object (offline when `conn` is null). */
+  newClient(conn: null, listener: string, id: string, inline: boolean): Client;
+}
+
+/** What the server's sessions offer a cluster. */
+export interface ClusterSessions {
+  /** See {@linkcode ClusterHost.releaseSession}. */
+  release(clientId: string, clean: boolean): SessionSnapshot | undefined;
+  /** See {@linkcode ClusterHost.adoptSessions}. */
+  adoptStored(sessions: AdoptedSession[], newClient: (listener: string, id: string) => Client): void;
 }
 
 /**
  * Starts a cluster for a server and wires the topic index to it: the glue behind `Server.addCluster`.
  *
  * @param cluster The cluster.
- * @param topics The server's topic index (routes follow its subscriptions; retained mirror).
- * @param hooks The server's hooks (local durability).
- * @param info The server's counters.
- * @param deliver The server's routing function.
- * @param sessions The server's sessions (released when another node claims one).
+ * @param server The server (topic index: routes follow its subscriptions, retained mirror; hooks: local
+ *   durability; counters; routing function).
+ * @param sessions The server's sessions (released when another node claims one; adopted from dead nodes).
  */
 export async function attachCluster(
   cluster: Cluster,
-  topics: TopicsIndex,
-  hooks: Hooks,
-  info: Info,
-  deliver: ClusterHost["deliver"],
-  sessions: { release(clientId: string, clean: boolean): SessionSnapshot | undefined },
+  server: ClusterServer,
+  sessions: ClusterSessions,
 ): Promise<void> {
+  const { topics, hooks, info } = server;
+  if (cluster.sessionStore) await hooks.add(cluster.sessionStore);
+  const newClient = (listener: string, id: string) => server.newClient(null, listener, id, false);
   await cluster.start({
-    deliver,
+    deliver: (packet, from) => server.publishToSubscribers(packet, from),
     releaseSession: (clientId, clean) => sessions.release(clientId, clean),
+    adoptSessions: (adopted) => sessions.adoptStored(adopted, newClient),
     applyRetained: (packet) => {
       topics.retain(packet);
     },
@@ -194,5 +243,15 @@ export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin):
   if (!from.plain) subscribers.subscriptions.clear();
   for (const key of subscribers.shared.keys()) {
     if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  }
+  const only = from.only;
+  if (only === undefined) return;
+  for (const clientId of subscribers.subscriptions.keys()) {
+    if (!only.has(clientId)) subscribers.subscriptions.delete(clientId);
+  }
+  for (const [key, members] of subscribers.shared) {
+    const kept = new Map([...members].filter(([clientId]) => only.has(clientId)));
+    if (kept.size === 0) subscribers.shared.delete(key);
+    else subscribers.shared.set(key, kept);
   }
 }

@@ -46,12 +46,28 @@ export interface ConnectHost {
 /**
  * Handles CONNECT packets for one server.
  *
- * @example A server answers CONNECTs through its handler
+ * @example Without an auth hook, a CONNECT is refused
  * ```ts
  * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
- * const server = new Server();
+ * import { MockListener } from "../listeners/mock.ts";
+ *
+ * const server = new Server(); // no AllowHook or AuthHook added
+ * const mock = new MockListener({ id: "mock" });
+ * await server.addListener(mock);
+ * await server.serve();
+ *
+ * const conn = mock.connect();
+ * // CONNECT: "MQTT", v5, clean start, keep alive 60 s, no properties, client id "c1".
+ * await conn.write(new Uint8Array([0x10, 15, 0, 4, 77, 81, 84, 84, 5, 2, 0, 60, 0, 0, 2, 99, 49]));
+ * const reply = new Uint8Array(64);
+ * const length = await conn.read(reply);
+ * // CONNACK 0x86 (Bad User Name or Password), no properties; then the server closes the connection.
+ * assert.deepEqual(reply.subarray(0, length ?? 0), new Uint8Array([0x20, 3, 0, 0x86, 0]));
+ * assert.equal(await conn.read(reply), null);
  * assert.equal(server.info.clientsConnected, 0);
+ * conn.close();
+ * await server.close();
  * ```
  */
 export class ConnectHandler {
@@ -218,7 +234,7 @@ export class ConnectHandler {
     if (cluster !== undefined) {
       // The id is claimed cluster-wide first: the node that had it hands the session over.
       try {
-        handedOver = await cluster.claimSession(clientId, p.clean);
+        handedOver = await cluster.claimSession(client);
       } catch (error) {
         log.warn("Refusing {id}: the cluster cannot record its session: {error}", {
           id: clientId,

@@ -206,10 +206,14 @@ const log = logger("hooks");
  *
  * @example Adding and calling a hook
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Hooks } from "./hooks.ts";
+ *
  * const hooks = new Hooks();
- * await hooks.add({ id: "counter", onStarted: () => console.log("started") });
+ * let started = 0;
+ * await hooks.add({ id: "counter", onStarted: () => void started++ });
  * hooks.onStarted();
+ * assert.equal(started, 1);
  * ```
  */
 export class Hooks {

@@ -14,11 +14,14 @@ import { Queue } from "./queue.ts";
  *
  * @example Allocating packet ids
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Inflight } from "./inflight.ts";
+ *
  * const inflight = new Inflight();
  * const id = inflight.nextPacketId();
  * inflight.outbound.set(id, { fixedHeader: { type: 3, qos: 1 }, packetId: id, topicName: "a" });
- * console.log(id, inflight.nextPacketId()); // 1 2
+ * assert.equal(id, 1);
+ * assert.equal(inflight.nextPacketId(), 2); // 1 is still in flight
  * ```
  */
 export class Inflight {

@@ -15,8 +15,23 @@ import { getLogger, type Logger } from "@logtape/logtape";
  *
  * @example Logging with properties
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { configure, type LogRecord, reset } from "@logtape/logtape";
  * import { logger } from "./logger.ts";
+ *
+ * // The application chooses the sinks; here, an array.
+ * const records: LogRecord[] = [];
+ * await configure({
+ *   sinks: { memory: (record) => void records.push(record) },
+ *   loggers: [
+ *     { category: "x-broker", sinks: ["memory"], lowestLevel: "info" },
+ *     { category: ["logtape", "meta"], sinks: ["memory"], lowestLevel: "warning" },
+ *   ],
+ * });
  * logger("example").info("Listening on {address}", { address: ":1883" });
+ * assert.deepEqual(records[0].category, ["x-broker", "example"]);
+ * assert.deepEqual(records[0].properties, { address: ":1883" });
+ * await reset();
  * ```
  */
 export function logger(name: string): Logger {

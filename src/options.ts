@@ -162,9 +162,12 @@ export function defaultCapabilities(): Capabilities {
  *
  * @example Defaults
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveOptions } from "./options.ts";
+ *
  * const opts = resolveOptions({ capabilities: { receiveMaximum: 10 } });
- * console.log(opts.capabilities.receiveMaximum, opts.capabilities.maximumQos); // 10 2
+ * assert.equal(opts.capabilities.receiveMaximum, 10); // given
+ * assert.equal(opts.capabilities.maximumQos, 2); // the default
  * ```
  */
 export function resolveOptions(options: Options = {}): ResolvedOptions {

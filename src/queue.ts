@@ -9,11 +9,14 @@
  *
  * @example Push and shift
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Queue } from "./queue.ts";
+ *
  * const q = new Queue<number>();
  * q.push(1);
  * q.push(2);
- * console.log(q.shift(), q.length); // 1 1
+ * assert.equal(q.shift(), 1);
+ * assert.equal(q.length, 1);
  * ```
  */
 export class Queue<T> {

@@ -110,8 +110,15 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
   return { live: [...restored.values()], expired };
 }
 
-/** Copies a stored session onto an offline client object. */
-function restoreClient(client: Client, record: ClientRecord, now: number): void {
+/**
+ * Copies a stored session onto an offline client object (a connection live when it was stored counts
+ * as ended now).
+ *
+ * @param client The offline client.
+ * @param record The stored session.
+ * @param now The current time in ms.
+ */
+export function restoreClient(client: Client, record: ClientRecord, now: number): void {
   const p = client.properties;
   Object.assign(p, Object.fromEntries(STORED_CLIENT_PROPERTIES.map((key) => [key, record[key]])));
   client.net.remote = record.remote;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Packet, QoS, Subscription } from "./packets/types.ts";
+import type { Packet, QoS } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
@@ -13,7 +13,7 @@ import { Client, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type Delivery, parseFilter, TopicsIndex, withinTopicLimits } from "./topics.ts";
+import { type Delivery, TopicsIndex, withinTopicLimits } from "./topics.ts";
 import { Info } from "./system.ts";
 import { Outbound, stripRoutingProperties } from "./outbound.ts";
 import { logger } from "./logger.ts";
@@ -23,6 +23,14 @@ import { Sessions } from "./sessions.ts";
 import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
 import { ConnectHandler } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
+import {
+  type AckHold,
+  type InlineSubscribeHandler,
+  type InlineSubscribeOptions,
+  InlineSubscribers,
+  isInlineSubscriber,
+} from "./inline.ts";
+import { PublishAcks } from "./publish_acks.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
@@ -30,27 +38,17 @@ export const VERSION = "0.1.0";
 const log = logger("server");
 const RETAINED_SWEEP_EVERY_TICKS = 60;
 const INLINE_CLIENT_ID = "inline";
-/** Inline subscriptions live in the topic index under ids no network client can have (U+0000 is not allowed in client ids). */
-const INLINE_SUBSCRIBER_PREFIX = "\u0000inline\u0000";
-
-/** Receives messages for an inline subscription: the inline client, the subscription and the message. */
-export type InlineSubscribeHandler = (client: Client, subscription: Subscription, packet: Packet) => void;
-
-interface InlineSubscriber {
-  subscription: Subscription;
-  handler: InlineSubscribeHandler;
-}
 
 /**
  * An MQTT v5 / v3.1.1 / v3.1 broker.
  *
  * @example A broker on a free TCP port
  * ```ts
- * import { AllowHook, Server, TCP } from "../mod.ts";
- * const server = new Server();
- * await server.addHook(new AllowHook());
- * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" }));
- * await server.serve();
+ * import assert from "node:assert/strict";
+ * import { Server, TCP } from "../mod.ts";
+ * const server = new Server(); // then an auth hook (AllowHook, AuthHook), and serve() to accept clients
+ * await server.addListener(new TCP({ id: "t1", address: "127.0.0.1:0" })); // binds at once
+ * assert.match(server.listeners.get("t1")!.address, /^127\.0\.0\.1:[1-9]\d*$/); // the port chosen
  * await server.close();
  * ```
  */
@@ -70,7 +68,10 @@ export class Server {
 
   readonly #inline: Client;
   readonly #outbound: Outbound;
-  readonly #inlineSubscribers = new Map<string, InlineSubscriber>();
+  readonly #inlineSubscribers: InlineSubscribers;
+  readonly #acks: PublishAcks;
+  /** While a QoS 1/2 client publish is routed: the holds its inline subscribers returned. */
+  #holds: AckHold[] | undefined;
   readonly #connections = new Set<Promise<void>>();
   readonly #sessions: Sessions;
   readonly #connect: ConnectHandler;
@@ -130,6 +131,12 @@ export class Server {
         this.#deliverChecked(client, delivery, packet, retained),
       cluster: () => this.#cluster,
     });
+    this.#acks = new PublishAcks({
+      options: this.options,
+      hooks: this.hooks,
+      sendDurable: (client, packet) => this.#sendDurable(client, packet),
+    });
+    this.#inlineSubscribers = new InlineSubscribers(this.topics, () => this.#inline);
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
   }
 
@@ -151,8 +158,7 @@ export class Server {
    */
   async addCluster(cluster: Cluster): Promise<void> {
     if (this.#cluster !== undefined || this.#serving) throw new TypeError("Add one cluster, before serve()");
-    const deliver = (packet: Packet, from: MessageOrigin) => this.publishToSubscribers(packet, from);
-    await attachCluster(cluster, this.topics, this.hooks, this.info, deliver, this.#sessions);
+    await attachCluster(cluster, this, this.#sessions);
     this.#cluster = cluster;
   }
 
@@ -266,22 +272,17 @@ export class Server {
    * @param filter The topic filter.
    * @param subscriptionId Identifies this subscription (with the filter).
    * @param handler Called for each message; its payload is only valid during the call.
+   * @param options `holdAcks`: the handler may hold publishers' acknowledgements.
    * @throws {TypeError} When the inline client is not enabled or the filter is invalid.
    */
-  subscribe(filter: string, subscriptionId: number, handler: InlineSubscribeHandler): Promise<void> {
+  subscribe(
+    filter: string,
+    subscriptionId: number,
+    handler: InlineSubscribeHandler,
+    options: InlineSubscribeOptions = {},
+  ): Promise<void> {
     this.#requireInline();
-    const parsed = parseFilter(filter);
-    if (!parsed) throw new TypeError(`Topic filter "${filter}" is not valid`);
-    const key = inlineSubscriberId(filter, subscriptionId);
-    const subscription: Subscription = { filter, qos: 2, identifier: subscriptionId };
-    this.topics.subscribe(key, subscription);
-    this.#inlineSubscribers.set(key, { subscription, handler });
-    if (parsed.group === undefined) {
-      for (const message of this.topics.retainedMessages(filter)) {
-        if (message.expiry && Date.now() >= message.expiry) continue;
-        handler(this.#inline, subscription, message);
-      }
-    }
+    this.#inlineSubscribers.add(filter, subscriptionId, handler, options);
     return Promise.resolve();
   }
 
@@ -294,9 +295,7 @@ export class Server {
    */
   unsubscribe(filter: string, subscriptionId: number): Promise<void> {
     this.#requireInline();
-    const key = inlineSubscriberId(filter, subscriptionId);
-    this.topics.unsubscribe(key, filter);
-    this.#inlineSubscribers.delete(key);
+    this.#inlineSubscribers.remove(filter, subscriptionId);
     return Promise.resolve();
   }
 
@@ -470,7 +469,8 @@ export class Server {
       const inbound = client.state.inflight.inboundQos2;
       if (inbound.has(packet.packetId!)) {
         // [MQTT-4.3.3-10] a duplicate: acknowledge again, do not deliver twice.
-        client.send({ fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 });
+        const pubrec = { fixedHeader: { type: PacketType.Pubrec }, packetId: packet.packetId, reasonCode: 0 };
+        this.#acks.inOrder(client, pubrec, undefined);
         return;
       }
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum.
@@ -482,7 +482,7 @@ export class Server {
     if (!withinTopicLimits(packet.topicName!, caps)) {
       // Not malformed, but not accepted here: v5 acks say so, v3 has no way to and is disconnected.
       if (client.properties.protocolVersion === 5) {
-        return this.#ackPublish(client, packet, ReasonCode.TopicNameInvalid);
+        return this.#acks.send(client, packet, ReasonCode.TopicNameInvalid);
       }
       return this.disconnectClient(client, ReasonCode.TopicNameInvalid);
     }
@@ -502,7 +502,7 @@ export class Server {
       const code = client.properties.protocolVersion === 5
         ? obscureNotAuthorized(ReasonCode.NotAuthorized, this.options.capabilities.compatibilities)
         : 0;
-      this.#ackPublish(client, packet, code);
+      this.#acks.send(client, packet, code);
       return;
     }
     if (!this.hooks.has("onPublish")) return this.#publishAccepted(client, packet, packet);
@@ -514,7 +514,7 @@ export class Server {
   #publishAccepted(client: Client, original: Packet, result: Packet | number): void {
     if (typeof result === "number") {
       const v5 = client.properties.protocolVersion === 5;
-      this.#ackPublish(client, original, v5 ? result : 0);
+      this.#acks.send(client, original, v5 ? result : 0);
       return;
     }
     const packet = result;
@@ -524,38 +524,19 @@ export class Server {
     packet.origin = client.id;
     this.#stamp(packet);
     if (packet.fixedHeader.retain) this.#retain(client, packet);
-    this.#ackPublish(client, packet, 0);
-    this.publishToSubscribers(packet);
+    if ((packet.fixedHeader.qos ?? 0) === 0 || !this.#inlineSubscribers.holdingAcks || client.net.inline) {
+      this.#acks.send(client, packet, 0);
+      this.publishToSubscribers(packet);
+    } else {
+      // Inline subscribers (a bridge) may hold the ack until the message is safe elsewhere.
+      const outer = this.#holds;
+      const holds: AckHold[] = [];
+      this.#holds = holds;
+      this.publishToSubscribers(packet);
+      this.#holds = outer;
+      this.#acks.send(client, packet, 0, holds.length > 0 ? holds : undefined);
+    }
     this.hooks.onPublished(client, packet);
-  }
-
-  #ackPublish(client: Client, packet: Packet, code: number): void {
-    const qos = packet.fixedHeader.qos ?? 0;
-    if (qos === 0) return;
-    const inherit = !this.options.capabilities.compatibilities.noInheritedPropertiesOnAck &&
-      packet.properties?.userProperties;
-    const properties = inherit ? { userProperties: packet.properties!.userProperties } : undefined;
-    if (qos === 1) {
-      this.#sendDurable(client, {
-        fixedHeader: { type: PacketType.Puback },
-        packetId: packet.packetId,
-        reasonCode: code,
-        properties,
-      });
-      return;
-    }
-    const pubrec: Packet = {
-      fixedHeader: { type: PacketType.Pubrec },
-      packetId: packet.packetId,
-      reasonCode: code,
-      properties,
-    };
-    // A refused QoS 2 publish ends with the PUBREC; an accepted one waits for PUBREL.
-    if (code < 0x80) {
-      client.state.inflight.inboundQos2.add(packet.packetId!);
-      this.hooks.onQosPublish(client, pubrec, Date.now(), 0);
-    }
-    this.#sendDurable(client, pubrec);
   }
 
   /**
@@ -638,8 +619,8 @@ export class Server {
     for (const delivery of subscribers.subscriptions.values()) {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
-      if (delivery.clientId.charCodeAt(0) === 0) {
-        this.#deliverInline(delivery, packet);
+      if (isInlineSubscriber(delivery.clientId)) {
+        this.#inlineSubscribers.deliver(delivery, packet, this.#holds);
         continue;
       }
       const client = this.clients.get(delivery.clientId);
@@ -660,21 +641,8 @@ export class Server {
     }
   }
 
-  #deliverInline(delivery: Delivery, packet: Packet): void {
-    const subscriber = this.#inlineSubscribers.get(delivery.clientId);
-    if (!subscriber) return;
-    try {
-      subscriber.handler(this.#inline, subscriber.subscription, packet);
-    } catch (error) {
-      log.error("Inline subscriber for {filter} failed: {error}", {
-        filter: subscriber.subscription.filter,
-        error: String(error),
-      });
-    }
-  }
-
   readonly #isOnline = (clientId: string): boolean =>
-    clientId.charCodeAt(0) === 0 || !(this.clients.get(clientId)?.closed ?? true);
+    isInlineSubscriber(clientId) || !(this.clients.get(clientId)?.closed ?? true);
 
   // ---------------------------------------------------------------------------------------------
   // PUBREL: the end of an inbound QoS 2 flow
@@ -792,8 +760,4 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
-}
-
-function inlineSubscriberId(filter: string, subscriptionId: number): string {
-  return `${INLINE_SUBSCRIBER_PREFIX}${subscriptionId}\u0000${filter}`;
 }

@@ -20,7 +20,8 @@ import type { TopicsIndex } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
 import { logConnection } from "./connection_log.ts";
-import type { SessionSnapshot } from "./cluster.ts";
+import type { AdoptedSession, SessionSnapshot } from "./cluster.ts";
+import { restoreClient } from "./restore.ts";
 import { messagePacket, storedMessage } from "./storage.ts";
 import type { InflightRecord } from "./storage.ts";
 
@@ -54,8 +55,8 @@ export interface SessionHost {
  * ```ts
  * import assert from "node:assert/strict";
  * import { Server } from "../mod.ts";
- * const server = new Server();
- * assert.equal(server.clients.count, 0);
+ * const server = new Server({ inlineClient: true });
+ * assert.equal(server.clients.count, 0); // the inline client is not listed among the clients
  * ```
  */
 export class Sessions {
@@ -231,10 +232,19 @@ export class Sessions {
    * @param snapshot What the previous owner handed over.
    */
   adopt(client: Client, snapshot: SessionSnapshot): void {
-    const { topics, info } = this.#host;
+    const { topics, info, hooks } = this.#host;
     for (const subscription of snapshot.subscriptions) {
       topics.subscribe(client.id, subscription);
       client.state.subscriptions.set(subscription.filter, subscription);
+    }
+    if (snapshot.subscriptions.length > 0) {
+      // Stored again by this node (storage hooks: the session now lives here).
+      const filters = snapshot.subscriptions;
+      hooks.onSubscribed(
+        client,
+        { fixedHeader: { type: PacketType.Subscribe }, filters },
+        filters.map(() => 0),
+      );
     }
     const inflight = client.state.inflight;
     for (const record of snapshot.inflight) {
@@ -242,17 +252,21 @@ export class Sessions {
         inflight.inboundQos2.add(record.packetId);
         continue;
       }
-      const sequence = inflight.nextSequence();
+      // The original sequence is kept: the stored records stay valid under the same keys.
+      inflight.restoreSequence(record.sequence);
+      const sequence = record.sequence;
+      let packet: Packet | undefined;
       if (record.stage === "pubrel") {
-        inflight.outbound.set(record.packetId, {
+        packet = {
           fixedHeader: { type: PacketType.Pubrel, qos: 2 },
           packetId: record.packetId,
           reasonCode: 0,
           sequence,
-        });
+        };
+        inflight.outbound.set(record.packetId, packet);
         info.inflight++;
       } else if (record.message) {
-        const packet = messagePacket(record.message);
+        packet = messagePacket(record.message);
         packet.sequence = sequence;
         inflight.hold(packet);
         if (record.packetId > 0) {
@@ -261,7 +275,34 @@ export class Sessions {
           info.inflight++;
         } else inflight.pending.push(packet);
       }
+      if (packet) hooks.onQosPublish(client, packet, 0, 0);
     }
+  }
+
+  /**
+   * Takes in sessions of a dead node of the cluster as disconnected sessions (see
+   * `ClusterHost.adoptSessions`): expired ones end now with their will; the others keep their state
+   * and their wills wait for their delay.
+   *
+   * @param sessions The stored sessions.
+   * @param newClient Creates an offline client object.
+   */
+  adoptStored(sessions: AdoptedSession[], newClient: (listener: string, id: string) => Client): void {
+    const now = Date.now();
+    const live: Client[] = [];
+    const expired: Client[] = [];
+    for (const { record, snapshot } of sessions) {
+      if (this.#host.clients.get(record.id)) continue; // never replace a session this node has
+      const client = newClient(record.listener, record.id);
+      restoreClient(client, record, now);
+      this.#host.clients.set(client);
+      if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
+      else {
+        this.adopt(client, snapshot);
+        live.push(client);
+      }
+    }
+    this.restored(live, expired);
   }
 
   #delayWill(client: Client): void {

@@ -40,9 +40,28 @@ export interface SubscriptionHost {
  * @example Subscriptions made through the server land in its topic index
  * ```ts
  * import assert from "node:assert/strict";
- * import { Server } from "../mod.ts";
+ * import { AllowHook, Server } from "../mod.ts";
+ * import { MockListener } from "../listeners/mock.ts";
+ *
  * const server = new Server();
- * assert.equal(server.topics.subscriptionCount, 0);
+ * await server.addHook(new AllowHook());
+ * const mock = new MockListener({ id: "mock" });
+ * await server.addListener(mock);
+ * await server.serve();
+ *
+ * const conn = mock.connect();
+ * const reply = new Uint8Array(64);
+ * // CONNECT: "MQTT", v5, clean start, keep alive 60 s, no properties, client id "c1".
+ * await conn.write(new Uint8Array([0x10, 15, 0, 4, 77, 81, 84, 84, 5, 2, 0, 60, 0, 0, 2, 99, 49]));
+ * await conn.read(reply); // CONNACK
+ * // SUBSCRIBE: packet id 1, no properties, filter "a/b" at QoS 1.
+ * await conn.write(new Uint8Array([0x82, 9, 0, 1, 0, 0, 3, 97, 47, 98, 1]));
+ * const length = await conn.read(reply);
+ * // SUBACK: packet id 1, no properties, reason code 1 (Granted QoS 1).
+ * assert.deepEqual(reply.subarray(0, length ?? 0), new Uint8Array([0x90, 4, 0, 1, 0, 1]));
+ * assert.equal(server.topics.subscriptionCount, 1);
+ * conn.close();
+ * await server.close();
  * ```
  */
 export class SubscriptionHandler {

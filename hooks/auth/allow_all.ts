@@ -11,9 +11,12 @@ import type { Hook } from "../../src/hooks.ts";
  *
  * @example Allowing everyone
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook } from "./allow_all.ts";
+ *
  * const hook = new AllowHook();
- * console.log(hook.onConnectAuthenticate(), hook.onACLCheck()); // true true
+ * assert.equal(hook.onConnectAuthenticate(), true);
+ * assert.equal(hook.onACLCheck(), true);
  * ```
  */
 export class AllowHook implements Hook {

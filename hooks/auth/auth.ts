@@ -35,8 +35,11 @@ function identityOf(client: Client): Identity {
  *
  * @example Users from YAML
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AuthHook } from "./auth.ts";
- * import { Server } from "../../src/server.ts";
+ * import { PacketType, Server } from "../../mod.ts";
+ * import { ByteWriter, encodePacket } from "../../src/packets/mod.ts";
+ * import { MockListener } from "../../listeners/mock.ts";
  *
  * const server = new Server();
  * await server.addHook(new AuthHook(), {
@@ -49,6 +52,37 @@ function identityOf(client: Client): Identity {
  *     allow: true
  * `,
  * });
+ * const mock = new MockListener({ id: "mock" });
+ * await server.addListener(mock);
+ * await server.serve();
+ *
+ * // Connects from `remote` and returns the CONNACK reason code.
+ * async function connect(remote: string, username: string, password: string): Promise<number> {
+ *   const out = new ByteWriter();
+ *   encodePacket({
+ *     fixedHeader: { type: PacketType.Connect },
+ *     connect: {
+ *       protocolName: "MQTT",
+ *       protocolVersion: 5,
+ *       clean: true,
+ *       keepAlive: 60,
+ *       clientId: "c1",
+ *       username,
+ *       password: new TextEncoder().encode(password),
+ *       willFlag: false,
+ *     },
+ *   }, 5, out);
+ *   const conn = mock.connect(remote);
+ *   await conn.write(out.toBytes());
+ *   const reply = new Uint8Array(64);
+ *   await conn.read(reply);
+ *   conn.close();
+ *   return reply[3];
+ * }
+ * assert.equal(await connect("203.0.113.9:5000", "peach", "password1"), 0x00); // Success
+ * assert.equal(await connect("203.0.113.9:5000", "peach", "wrong"), 0x86); // Bad User Name or Password
+ * assert.equal(await connect("127.0.0.1:5000", "local", ""), 0x00); // the auth rule allows it
+ * assert.equal(await connect("203.0.113.9:5000", "local", ""), 0x86); // not from 127.0.0.1
  * await server.close();
  * ```
  */

@@ -386,14 +386,16 @@ function describe(node: SourceNode): string {
  *
  * @example Parsing YAML
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLedger } from "./ledger.ts";
+ *
  * const ledger = parseLedger("auth:\n  - username: peach\n    password: pw\n    allow: true\n");
- * console.log(ledger.auth?.[0].username); // "peach"
- * try {
- *   parseLedger("acl:\n  - filters:\n      'a/#': Nope\n", "auth.yaml");
- * } catch (error) {
- *   console.log((error as Error).message.startsWith("Bad auth rules in auth.yaml at line 3")); // true
- * }
+ * assert.equal(ledger.auth?.[0].username, "peach");
+ * assert.throws(() => parseLedger("acl:\n  - filters:\n      'a/#': Nope\n", "auth.yaml"), {
+ *   name: "LedgerError",
+ *   line: 3,
+ *   message: /^Bad auth rules in auth\.yaml at line 3/,
+ * });
  * ```
  */
 export function parseLedger(text: string, source = "data"): Ledger {
@@ -416,9 +418,15 @@ export function parseLedger(text: string, source = "data"): Ledger {
  * @throws {LedgerError} When the rules are bad (the message names the file, line and field).
  *
  * @example Loading a file
- * ```ts ignore
- * import { loadLedger } from "./ledger.ts";
- * const ledger = await loadLedger("auth.yaml");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Access, loadLedger } from "./ledger.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".yaml" });
+ * await Deno.writeTextFile(path, 'acl:\n  - filters: { "#": ReadOnly }\n');
+ * const ledger = await loadLedger(path);
+ * assert.equal(ledger.acl?.[0].filters?.["#"], Access.ReadOnly); // access levels as numbers
+ * await Deno.remove(path);
  * ```
  */
 export async function loadLedger(path: string): Promise<Ledger> {
@@ -435,12 +443,13 @@ export async function loadLedger(path: string): Promise<Ledger> {
  *
  * @example Rejecting an unknown key
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateLedger } from "./ledger.ts";
- * try {
- *   validateLedger({ auth: [{ usename: "x", allow: true }] });
- * } catch (error) {
- *   console.log((error as Error).message.includes('unknown key "usename"')); // true
- * }
+ *
+ * assert.throws(() => validateLedger({ auth: [{ usename: "x", allow: true }] }), {
+ *   name: "LedgerError",
+ *   message: /unknown key "usename"/,
+ * });
  * ```
  */
 export function validateLedger(value: unknown, source = "ledger"): Ledger {
@@ -556,8 +565,12 @@ function isWildcard(level: string): boolean {
  *
  * @example Covering
  * ```ts
+ * import assert from "node:assert/strict";
  * import { filterCovers } from "./ledger.ts";
- * console.log(filterCovers("a/#", "a/+/b"), filterCovers("a/+", "a/#"), filterCovers("a/#", "a")); // true false true
+ *
+ * assert.equal(filterCovers("a/#", "a/+/b"), true);
+ * assert.equal(filterCovers("a/+", "a/#"), false); // "a/#" also matches "a/b/c"
+ * assert.equal(filterCovers("a/#", "a"), true); // "#" matches the parent level too
  * ```
  */
 export function filterCovers(outer: string, inner: string): boolean {
@@ -584,8 +597,12 @@ export function filterCovers(outer: string, inner: string): boolean {
  *
  * @example Overlapping
  * ```ts
+ * import assert from "node:assert/strict";
  * import { filtersOverlap } from "./ledger.ts";
- * console.log(filtersOverlap("#", "updates/x"), filtersOverlap("+/x", "updates/#"), filtersOverlap("a/+", "b/#")); // true true false
+ *
+ * assert.equal(filtersOverlap("#", "updates/x"), true);
+ * assert.equal(filtersOverlap("+/x", "updates/#"), true); // both match "updates/x"
+ * assert.equal(filtersOverlap("a/+", "b/#"), false);
  * ```
  */
 export function filtersOverlap(a: string, b: string): boolean {
@@ -632,14 +649,18 @@ function decide(
  *
  * @example Checking a client
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CompiledLedger } from "./ledger.ts";
+ *
  * const rules = new CompiledLedger({
  *   auth: [{ username: "peach", password: "pw", allow: true }],
  *   acl: [{ filters: { "#": "ReadOnly", "updates/#": "Deny" } }],
  * });
  * const peach = { clientId: "c1", username: "peach", remote: "127.0.0.1:5000" };
- * console.log(rules.authenticate(peach, new TextEncoder().encode("pw"))); // true
- * console.log(rules.checkACL(peach, "news", false), rules.checkACL(peach, "updates/x", false)); // true false
+ * assert.equal(await rules.authenticate(peach, new TextEncoder().encode("pw")), true);
+ * assert.equal(rules.checkACL(peach, "news", false), true); // read allowed by "#"
+ * assert.equal(rules.checkACL(peach, "updates/x", false), false); // the more specific Deny wins
+ * assert.equal(rules.checkACL(peach, "news", true), false); // ReadOnly: no writes
  * ```
  */
 export class CompiledLedger {

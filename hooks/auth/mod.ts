@@ -3,9 +3,20 @@
  * {@linkcode AuthHook} (an auth ledger of users, auth rules and ACL rules), with password hashing.
  *
  * @example Rules from a YAML file
- * ```ts ignore
- * import { AuthHook } from "./mod.ts";
- * await server.addHook(new AuthHook(), { path: "auth.yaml" });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Server } from "../../mod.ts";
+ * import { AuthHook, loadLedger } from "./mod.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/auth.yaml`;
+ * await Deno.writeTextFile(path, "auth:\n  - username: peach\n    password: password1\n    allow: true\n");
+ * assert.equal((await loadLedger(path)).auth?.[0].username, "peach");
+ *
+ * const server = new Server();
+ * await server.addHook(new AuthHook(), { path });
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module

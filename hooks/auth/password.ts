@@ -75,9 +75,13 @@ function sha256(bytes: Uint8Array): Buffer {
  *
  * @example Parsing a PBKDF2 hash
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseStoredPassword } from "./password.ts";
+ *
  * const parsed = parseStoredPassword("pbkdf2-sha256$1000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAA");
- * console.log(parsed.kind); // "pbkdf2"
+ * assert.equal(parsed.kind, "pbkdf2");
+ * assert.equal(parseStoredPassword("secret").kind, "plain");
+ * assert.throws(() => parseStoredPassword("$2b$99$x"), TypeError); // looks like bcrypt, is not
  * ```
  */
 export function parseStoredPassword(stored: string): StoredPassword {
@@ -164,10 +168,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @example Verifying a plain and a hashed password
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashPassword, parseStoredPassword, verifyPassword } from "./password.ts";
- * console.log(verifyPassword(parseStoredPassword("secret"), "secret")); // true
+ *
+ * assert.equal(verifyPassword(parseStoredPassword("secret"), "secret"), true); // plain: answered at once
  * const hash = await hashPassword("secret", { algorithm: "pbkdf2-sha256", cost: 1000 });
- * console.log(await verifyPassword(parseStoredPassword(hash), "secret")); // true
+ * assert.equal(await verifyPassword(parseStoredPassword(hash), "secret"), true); // hashed: a Promise
+ * assert.equal(await verifyPassword(parseStoredPassword(hash), "guess"), false);
  * ```
  */
 export function verifyPassword(
@@ -210,10 +217,12 @@ export function verifyPassword(
  *
  * @example Hashing with each algorithm
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashPassword } from "./password.ts";
- * console.log((await hashPassword("pw")).startsWith("scrypt$16384$8$1$")); // true
- * console.log((await hashPassword("pw", { algorithm: "bcrypt", cost: 4 })).startsWith("$2b$04$")); // true
- * console.log((await hashPassword("pw", { algorithm: "pbkdf2-sha256", cost: 1000 })).startsWith("pbkdf2-sha256$1000$")); // true
+ *
+ * assert.match(await hashPassword("pw"), /^scrypt\$16384\$8\$1\$/); // the default
+ * assert.match(await hashPassword("pw", { algorithm: "bcrypt", cost: 4 }), /^\$2b\$04\$/);
+ * assert.match(await hashPassword("pw", { algorithm: "pbkdf2-sha256", cost: 1000 }), /^pbkdf2-sha256\$1000\$/);
  * ```
  */
 export async function hashPassword(password: string, options: HashPasswordOptions = {}): Promise<string> {

@@ -54,8 +54,35 @@ export interface SessionClaim {
   previous: string | undefined;
   /** Whether that node's lease is current. */
   previousAlive: boolean;
+  /**
+   * The previous owner is dead but not yet claimed by a survivor: nothing was changed; ask again
+   * once it is (the survivor will have adopted the session, with every message left for it).
+   */
+  wait: boolean;
   /** The new ownership epoch (greater than every earlier one for this client id). */
   epoch: number;
+  /** The stored session left by a dead previous owner (its hash's fields), when resuming it. */
+  stored: Record<string, string> | undefined;
+}
+
+/** One session's writes, applied only if this node still owns it at `epoch`. */
+export interface SessionWrite {
+  /** The client id. */
+  clientId: string;
+  /** The ownership epoch the writes were made under. */
+  epoch: number;
+  /** `["S", field, value]` sets, `["H", field, ""]` removes a field, `["D", "", ""]` deletes the session. */
+  ops: ["S" | "H" | "D", string, string][];
+}
+
+/** A session adopted from a dead node by {@linkcode ClusterBus.adoptSessions}. */
+export interface AdoptedEntry {
+  /** The client id. */
+  clientId: string;
+  /** The adopter's ownership epoch. */
+  epoch: number;
+  /** The stored session's fields. */
+  fields: Record<string, string>;
 }
 
 /** An entry of a node's inbox. */
@@ -123,8 +150,11 @@ export interface ClusterBus {
    * @returns False when the lease had expired (it is taken again).
    */
   renew(node: string, value: string, ttlMs: number): Promise<boolean>;
-  /** Leaves: lease, registration, routes and inbox removed, `routesDropped` announced. */
-  leave(node: string): Promise<void>;
+  /**
+   * Leaves: lease, registration, routes and inbox removed, `routesDropped` announced. With
+   * `keepInbox` (a dead node's claimer), the inbox is kept for {@linkcode ClusterBus.orphans}.
+   */
+  leave(node: string, keepInbox?: boolean): Promise<void>;
   /** Every registered node, with its lease value if alive. */
   members(): Promise<NodeEntry[]>;
   /**
@@ -136,11 +166,28 @@ export interface ClusterBus {
   claim(dead: string, by: string): Promise<boolean>;
 
   /**
-   * Makes `node` the owner of a client id, atomically, with the next epoch.
+   * Makes `node` the owner of a client id, atomically, with the next epoch, and stores the session's
+   * client record (with its will). A clean start discards the stored session first; a dead previous
+   * owner's is returned (a live one hands it over itself, and the claimer then rewrites it). Nothing changes while
+   * the previous owner is dead but unclaimed (`wait`).
    *
    * @returns The previous owner and the new epoch.
    */
-  claimSession(clientId: string, node: string): Promise<SessionClaim>;
+  claimSession(clientId: string, node: string, clean: boolean, record: string): Promise<SessionClaim>;
+  /** Applies session writes, each only if `node` still owns the session at its epoch. */
+  storeSessions(node: string, writes: SessionWrite[]): Promise<void>;
+  /**
+   * Takes every session still owned by a dead node (claimed by `by`): each gets `by` as owner with
+   * the next epoch, atomically.
+   */
+  adoptSessions(dead: string, by: string): Promise<AdoptedEntry[]>;
+  /**
+   * Moves what is in a dead node's inbox aside (to be delivered by its claimer) and returns it,
+   * oldest first; {@linkcode ClusterBus.dropOrphans} deletes it once delivered.
+   */
+  orphans(dead: string): Promise<InboxEntry[]>;
+  /** Deletes the entries returned by {@linkcode ClusterBus.orphans}. */
+  dropOrphans(dead: string): Promise<void>;
 
   /** Applies a batch atomically; resolves when stored. */
   commit(node: string, batch: Batch): Promise<void>;

@@ -40,12 +40,23 @@
 import type { Packet } from "../../src/packets/types.ts";
 import { PacketType } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
-import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type {
+  AdoptedSession,
+  Cluster,
+  ClusterHost,
+  ClusterNodeInfo,
+  SessionSnapshot,
+} from "../../src/cluster.ts";
+import type { Client } from "../../src/client.ts";
+import { clientRecord } from "../storage/storage.ts";
+import { CLIENT_FIELD, sessionFromFields, SessionStore } from "./session_store.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
-import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
+import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange, SessionWrite } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
+import { defaultNodeId } from "./node_id.ts";
 import {
+  encodeJson,
   encodeMessage,
   messageRecord,
   readRecords,
@@ -70,22 +81,6 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
-}
-
-/**
- * A unique, stable-for-the-process node id: host name, process id and a random suffix.
- *
- * @returns The id.
- */
-export function defaultNodeId(): string {
-  let host = "node";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // no permission: keep "node"
-  }
-  const random = crypto.getRandomValues(new Uint8Array(3));
-  return `${host}-${Deno.pid}-${[...random].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 function delay(ms: number): Promise<void> {
@@ -141,6 +136,11 @@ export class BusCluster implements Cluster {
   readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
   /** QoS 0 messages for other nodes dropped while the engine was unreachable. */
   dropped = 0;
+  /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
+  readonly sessionStore: SessionStore;
+  readonly #orphanTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** The cleanup of a dead node in progress (the inbox waits for it: a release sees adopted sessions whole). */
+  #reaping: Promise<void> = Promise.resolve();
 
   /**
    * Creates a node; nothing connects before the server's `addCluster`.
@@ -155,6 +155,17 @@ export class BusCluster implements Cluster {
     if (this.nodeId === "" || /\s/.test(this.nodeId) || this.nodeId.includes("\u0000")) {
       throw new TypeError(`Node id "${this.nodeId}" is not valid (empty, or with spaces)`);
     }
+    this.sessionStore = new SessionStore(bus, this);
+  }
+
+  /**
+   * The ownership epoch of a session this node owns.
+   *
+   * @param clientId The client id.
+   * @returns The epoch, or undefined when this node does not own it.
+   */
+  epochOf(clientId: string): number | undefined {
+    return this.#owned.get(clientId);
   }
 
   /** The engine's address (no credentials). */
@@ -213,6 +224,7 @@ export class BusCluster implements Cluster {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
+    for (const timer of this.#orphanTimers) clearTimeout(timer);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
     await Promise.race([this.#tail, timeout]);
@@ -405,6 +417,7 @@ export class BusCluster implements Cluster {
         continue;
       }
       if (entries.length === 0) continue;
+      await this.#reaping;
       const host = this.#host!;
       for (const entry of entries) {
         after = entry.id;
@@ -439,12 +452,27 @@ export class BusCluster implements Cluster {
   // -------------------------------------------------------------------------------------------
   // Sessions
 
-  async claimSession(clientId: string, clean: boolean): Promise<SessionSnapshot | undefined> {
+  async claimSession(client: Client): Promise<SessionSnapshot | undefined> {
+    const clientId = client.id;
+    const clean = client.properties.clean;
     if (this.#outage) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
-    const claim = await this.#bus.claimSession(clientId, this.nodeId);
+    const record = encodeJson(clientRecord(client));
+    let claim = await this.#bus.claimSession(clientId, this.nodeId, clean, record);
+    // The owner died and no survivor has claimed it yet: wait for the claim (within about a lease),
+    // after which the claimer hands the session over with every message left for it.
+    const deadline = Date.now() + 4 * this.#leaseMs;
+    while (claim.wait) {
+      if (Date.now() > deadline || client.closed) {
+        throw new Error(`Node "${claim.previous}" died and has not been claimed yet`);
+      }
+      await delay(100);
+      claim = await this.#bus.claimSession(clientId, this.nodeId, clean, record);
+    }
     this.#owned.set(clientId, claim.epoch);
-    if (claim.previous === undefined || claim.previous === this.nodeId || !claim.previousAlive) {
-      return undefined;
+    if (claim.previous === undefined || claim.previous === this.nodeId) return undefined;
+    if (!claim.previousAlive) {
+      // Left by a dead node that nobody adopted it from: resumed from what it stored.
+      return claim.stored ? sessionFromFields(claim.stored).snapshot : undefined;
     }
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
@@ -459,12 +487,22 @@ export class BusCluster implements Cluster {
       });
       resolve(undefined);
     }, 3000);
+    let snapshot: SessionSnapshot | undefined;
     try {
-      return await promise;
+      snapshot = await promise;
     } finally {
       clearTimeout(timer);
       this.#handoffs.delete(key);
     }
+    // The stored session is rewritten from what was handed over (the old owner's last writes were
+    // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
+    const write: SessionWrite = {
+      clientId,
+      epoch: claim.epoch,
+      ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
+    };
+    await this.#bus.storeSessions(this.nodeId, [write]);
+    return snapshot;
   }
 
   sessionEnded(clientId: string): void {
@@ -633,7 +671,11 @@ export class BusCluster implements Cluster {
         }
         if (member.lease === undefined) {
           nodes.push({ id: member.id, alive: false, connections: 0, messagesPerSecond: 0, started: 0 });
-          if (await this.#bus.claim(member.id, this.nodeId)) await this.#reap(member.id);
+          if (await this.#bus.claim(member.id, this.nodeId)) {
+            await (this.#reaping = this.#reap(member.id).catch((error) => {
+              log.error("Cleanup after {dead} failed: {error}", { dead: member.id, error: String(error) });
+            }));
+          }
           continue;
         }
         const report = JSON.parse(member.lease) as Report;
@@ -667,14 +709,81 @@ export class BusCluster implements Cluster {
     }
   }
 
-  /** Cleans up after a dead node this node claimed. */
+  /**
+   * Cleans up after a dead node this node claimed: adopts its sessions (expired ones end with their
+   * wills; persistent ones keep collecting messages here, their wills after their delay), stores and
+   * announces their routes before the dead node's are dropped, then delivers what was left in the
+   * dead node's inbox to the adopted sessions (and once more a lease later, for forwards that were
+   * on their way).
+   */
   async #reap(dead: string): Promise<void> {
     log.warn("Node {dead} stopped renewing its lease: claimed by {node}, its routes dropped", {
       dead,
       node: this.nodeId,
     });
+    const adopted = new Set<string>();
+    try {
+      const sessions: AdoptedSession[] = [];
+      for (const entry of await this.#bus.adoptSessions(dead, this.nodeId)) {
+        this.#owned.set(entry.clientId, entry.epoch);
+        const { record, snapshot } = sessionFromFields(entry.fields);
+        if (record === undefined) this.sessionEnded(entry.clientId);
+        else {
+          sessions.push({ record, snapshot });
+          adopted.add(entry.clientId);
+        }
+      }
+      if (sessions.length > 0) this.#host!.adoptSessions(sessions);
+      await this.sync();
+    } catch (error) {
+      log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
+    }
     this.#routes.drop(dead);
-    await this.#bus.leave(dead);
+    await this.#bus.leave(dead, true);
+    const messages = await this.#deliverOrphans(dead, adopted);
+    log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {
+      sessions: adopted.size,
+      dead,
+      messages,
+    });
+    const timer = setTimeout(() => {
+      this.#orphanTimers.delete(timer);
+      if (!this.#stopped) this.#deliverOrphans(dead, adopted);
+    }, this.#leaseMs);
+    this.#orphanTimers.add(timer);
+  }
+
+  /** Delivers what is left in a dead node's inbox to the sessions adopted from it, then deletes it. */
+  async #deliverOrphans(dead: string, only: ReadonlySet<string>): Promise<number> {
+    let count = 0;
+    try {
+      const entries = await this.#bus.orphans(dead);
+      if (entries.length === 0) return 0;
+      for (const entry of entries) {
+        if (only.size === 0) break;
+        let messages;
+        try {
+          messages = readRecords(entry.records);
+        } catch {
+          continue;
+        }
+        for (const message of messages) {
+          if ("control" in message) continue;
+          this.#host!.deliver(message.packet, {
+            node: entry.from,
+            plain: message.plain,
+            groups: message.groups,
+            only,
+          });
+          count++;
+        }
+      }
+      await this.#host!.syncLocal();
+      await this.#bus.dropOrphans(dead);
+    } catch (error) {
+      log.error("Could not deliver the messages left for {dead}: {error}", { dead, error: String(error) });
+    }
+    return count;
   }
 
   nodes(): ClusterNodeInfo[] {

@@ -16,9 +16,12 @@
  */
 
 export { RedisCluster, type RedisClusterOptions } from "./redis_cluster.ts";
-export { BusCluster, type ClusterOptions, defaultNodeId } from "./cluster.ts";
+export { BusCluster, type ClusterOptions } from "./cluster.ts";
+export { defaultNodeId } from "./node_id.ts";
+export { type SessionOwner, SessionStore } from "./session_store.ts";
 export { RedisBus, type RedisBusOptions } from "./redis_bus.ts";
 export type {
+  AdoptedEntry,
   Batch,
   BusListener,
   ClusterBus,
@@ -27,5 +30,6 @@ export type {
   RetainedChange,
   RouteChange,
   SessionClaim,
+  SessionWrite,
   StoredRoutes,
 } from "./bus.ts";

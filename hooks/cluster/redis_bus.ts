@@ -14,6 +14,9 @@
  * | `{prefix}retained` | hash | topic → message record |
  * | `{prefix}retained:version` | string | incremented by every retained change |
  * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
+ * | `{prefix}session:{clientId}` | hash | the session (see `session_store.ts`), written under the owner's epoch |
+ * | `{prefix}sessions:{node}` | set | the client ids a node owns (what its claimer adopts) |
+ * | `{prefix}orphan:{node}` | stream | a dead node's inbox, set aside while its claimer delivers it |
  *
  * Announcements go to the channel `{prefix}announce`, one message per change, first byte the kind:
  * `R` + JSON `[node, seq, filter, count]` (route), `D` + node (routes dropped), `T` + version `\0`
@@ -26,12 +29,14 @@
 import { Buffer } from "node:buffer";
 import { Redis, type RedisOptions } from "ioredis";
 import type {
+  AdoptedEntry,
   Batch,
   BusListener,
   ClusterBus,
   InboxEntry,
   NodeEntry,
   SessionClaim,
+  SessionWrite,
   StoredRoutes,
 } from "./bus.ts";
 import { logger } from "../../src/logger.ts";
@@ -89,22 +94,79 @@ if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET
 redis.call('PUBLISH', ARGV[3], 'T' .. v .. '\\0' .. ARGV[1] .. '\\0' .. ARGV[2])
 return v`;
 
+// KEYS: owner, session, nodes hash. ARGV: node, lease prefix, clean, record, sessions-set prefix, client id,
+// claim prefix (a dead node registered or being claimed: wait).
 const CLAIM_SESSION = `
 local previous = redis.call('HGET', KEYS[1], 'node')
+local alive = 0
+if previous then
+  alive = redis.call('EXISTS', ARGV[2] .. previous)
+  if alive == 0 and previous ~= ARGV[1] and
+    (redis.call('HEXISTS', KEYS[3], previous) == 1 or redis.call('EXISTS', ARGV[7] .. previous) == 1) then
+    return {previous, 0, 0, {}, 1}
+  end
+  redis.call('SREM', ARGV[5] .. previous, ARGV[6])
+end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
-local alive = 0
-if previous then alive = redis.call('EXISTS', ARGV[2] .. previous) end
-return {previous or '', alive, epoch}`;
+redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
+local stored = {}
+if ARGV[3] == '1' then redis.call('DEL', KEYS[2])
+elseif previous and previous ~= ARGV[1] and alive == 0 then stored = redis.call('HGETALL', KEYS[2]) end
+redis.call('HSET', KEYS[2], 'c', ARGV[4])
+return {previous or '', alive, epoch, stored, 0}`;
 
+// KEYS: owner, session, sessions set of the node. ARGV: node, epoch, client id.
 const END_SESSION = `
 if redis.call('HGET', KEYS[1], 'node') == ARGV[1] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('SREM', KEYS[3], ARGV[3])
 end
 return 1`;
 
+// KEYS: owner, session. ARGV: node, epoch, then op, field, value triples.
+const STORE_SESSION = `
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then
+  return 0
+end
+for i = 3, #ARGV, 3 do
+  if ARGV[i] == 'D' then redis.call('DEL', KEYS[2])
+  elseif ARGV[i] == 'S' then redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+  else redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
+end
+return 1`;
+
+// KEYS: sessions set of the dead node, of the adopter. ARGV: dead, adopter, owner prefix, session prefix.
+const ADOPT_SESSIONS = `
+local adopted = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local owner = ARGV[3] .. id
+  if redis.call('HGET', owner, 'node') == ARGV[1] then
+    local epoch = redis.call('HINCRBY', owner, 'epoch', 1)
+    redis.call('HSET', owner, 'node', ARGV[2])
+    redis.call('SADD', KEYS[2], id)
+    table.insert(adopted, {id, epoch, redis.call('HGETALL', ARGV[4] .. id)})
+  end
+end
+redis.call('DEL', KEYS[1])
+return adopted`;
+
+const SET_ASIDE = `
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+end
+return 1`;
+
+function fieldsOf(flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]] = flat[i + 1];
+  return fields;
+}
+
 type ScriptedRedis = Redis & {
-  clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number]>;
+  clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number, string[], number]>;
+  clusterAdoptSessions(...args: (string | number)[]): Promise<[string, number, string[]][]>;
+  clusterSetAside(...args: (string | number)[]): Promise<number>;
   clusterJoin(...args: (string | number)[]): Promise<number>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
@@ -192,8 +254,11 @@ export class RedisBus implements ClusterBus {
       redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
       redis.defineCommand("clusterRetain", { numberOfKeys: 2, lua: RETAIN });
-      redis.defineCommand("clusterClaimSession", { numberOfKeys: 1, lua: CLAIM_SESSION });
-      redis.defineCommand("clusterEndSession", { numberOfKeys: 1, lua: END_SESSION });
+      redis.defineCommand("clusterClaimSession", { numberOfKeys: 3, lua: CLAIM_SESSION });
+      redis.defineCommand("clusterEndSession", { numberOfKeys: 3, lua: END_SESSION });
+      redis.defineCommand("clusterStoreSession", { numberOfKeys: 2, lua: STORE_SESSION });
+      redis.defineCommand("clusterAdoptSessions", { numberOfKeys: 2, lua: ADOPT_SESSIONS });
+      redis.defineCommand("clusterSetAside", { numberOfKeys: 2, lua: SET_ASIDE });
       subscriber.on(
         "messageBuffer",
         (_channel: Buffer, message: Buffer) => this.#announced(listener, message),
@@ -293,11 +358,13 @@ export class RedisBus implements ClusterBus {
     return result === 1;
   }
 
-  async leave(node: string): Promise<void> {
+  async leave(node: string, keepInbox = false): Promise<void> {
+    const keys = [this.#key("routes", node), this.#key("lease", node)];
+    if (!keepInbox) keys.push(this.#key("inbox", node));
     await this.#run(
       this.#r.multi()
         .hdel(`${this.#prefix}nodes`, node)
-        .del(this.#key("routes", node), this.#key("inbox", node), this.#key("lease", node))
+        .del(...keys)
         .publish(this.#channel, `D${node}`)
         .del(this.#key("claim", node))
         .exec(),
@@ -324,11 +391,71 @@ export class RedisBus implements ClusterBus {
     return result === 1;
   }
 
-  async claimSession(clientId: string, node: string): Promise<SessionClaim> {
-    const [previous, alive, epoch] = await this.#run(
-      this.#r.clusterClaimSession(this.#key("owner", clientId), node, `${this.#prefix}lease:`),
+  async claimSession(clientId: string, node: string, clean: boolean, record: string): Promise<SessionClaim> {
+    const [previous, alive, epoch, stored, wait] = await this.#run(
+      this.#r.clusterClaimSession(
+        this.#key("owner", clientId),
+        this.#key("session", clientId),
+        `${this.#prefix}nodes`,
+        node,
+        `${this.#prefix}lease:`,
+        clean ? "1" : "0",
+        record,
+        `${this.#prefix}sessions:`,
+        clientId,
+        `${this.#prefix}claim:`,
+      ),
     );
-    return { previous: previous === "" ? undefined : previous, previousAlive: alive === 1, epoch };
+    return {
+      previous: previous === "" ? undefined : previous,
+      previousAlive: alive === 1,
+      wait: wait === 1,
+      epoch,
+      stored: stored.length > 0 ? fieldsOf(stored) : undefined,
+    };
+  }
+
+  async storeSessions(node: string, writes: SessionWrite[]): Promise<void> {
+    const multi = this.#r.multi();
+    for (const { clientId, epoch, ops } of writes) {
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterStoreSession(
+        this.#key("owner", clientId),
+        this.#key("session", clientId),
+        node,
+        epoch,
+        ...ops.flat(),
+      );
+    }
+    const results = await this.#run(multi.exec());
+    for (const [error] of results ?? []) {
+      if (error) throw error;
+    }
+  }
+
+  async adoptSessions(dead: string, by: string): Promise<AdoptedEntry[]> {
+    const adopted = await this.#run(
+      this.#r.clusterAdoptSessions(
+        this.#key("sessions", dead),
+        this.#key("sessions", by),
+        dead,
+        by,
+        `${this.#prefix}owner:`,
+        `${this.#prefix}session:`,
+      ),
+    );
+    return adopted.map(([clientId, epoch, flat]) => ({ clientId, epoch, fields: fieldsOf(flat) }));
+  }
+
+  async orphans(dead: string): Promise<InboxEntry[]> {
+    const orphan = this.#key("orphan", dead);
+    await this.#run(this.#r.clusterSetAside(this.#key("inbox", dead), orphan));
+    const items = await this.#run(this.#r.xrangeBuffer(orphan, "-", "+"));
+    return items.map(([id, fields]) => entryOf(id, fields));
+  }
+
+  async dropOrphans(dead: string): Promise<void> {
+    await this.#run(this.#r.del(this.#key("orphan", dead)));
   }
 
   async commit(node: string, batch: Batch): Promise<void> {
@@ -355,7 +482,14 @@ export class RedisBus implements ClusterBus {
     }
     for (const { clientId, epoch } of batch.endedSessions) {
       // deno-lint-ignore no-explicit-any
-      (multi as any).clusterEndSession(this.#key("owner", clientId), node, epoch);
+      (multi as any).clusterEndSession(
+        this.#key("owner", clientId),
+        this.#key("session", clientId),
+        this.#key("sessions", node),
+        node,
+        epoch,
+        clientId,
+      );
     }
     if (batch.delivered.length > 0) multi.xdel(this.#key("inbox", node), ...batch.delivered);
     const results = await this.#run(multi.exec());
@@ -390,16 +524,7 @@ export class RedisBus implements ClusterBus {
     if (!result) return [];
     const entries: InboxEntry[] = [];
     for (const [, items] of result) {
-      for (const [id, fields] of items) {
-        let from = "";
-        let records = new Uint8Array();
-        for (let i = 0; i + 1 < fields.length; i += 2) {
-          const name = fields[i].toString();
-          if (name === "n") from = fields[i + 1].toString("utf8");
-          else if (name === "m") records = new Uint8Array(fields[i + 1]);
-        }
-        entries.push({ id: id.toString(), from, records });
-      }
+      for (const [id, fields] of items) entries.push(entryOf(id, fields));
     }
     return entries;
   }
@@ -423,4 +548,15 @@ export class RedisBus implements ClusterBus {
     }
     return { version: Number(version ?? 0), records };
   }
+}
+
+function entryOf(id: Buffer | string, fields: Buffer[]): InboxEntry {
+  let from = "";
+  let records = new Uint8Array();
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i].toString();
+    if (name === "n") from = fields[i + 1].toString("utf8");
+    else if (name === "m") records = new Uint8Array(fields[i + 1]);
+  }
+  return { id: id.toString(), from, records };
 }

@@ -156,6 +156,26 @@ export function writeControl(out: ByteWriter, control: Record<string, unknown>):
   out.bytes(json);
 }
 
+/**
+ * JSON with `Uint8Array` fields as `{"$b64": ...}` (session records in the engine).
+ *
+ * @param value The value.
+ * @returns The JSON text.
+ */
+export function encodeJson(value: unknown): string {
+  return JSON.stringify(value, replacer);
+}
+
+/**
+ * Parses what {@linkcode encodeJson} wrote.
+ *
+ * @param text The JSON text.
+ * @returns The value.
+ */
+export function decodeJson<T>(text: string): T {
+  return JSON.parse(text, reviver) as T;
+}
+
 function replacer(_key: string, value: unknown): unknown {
   if (value instanceof Uint8Array) {
     let text = "";

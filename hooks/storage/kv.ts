@@ -390,13 +390,27 @@ export class KVBackend implements StorageBackend {
  *
  * @example A broker that keeps its state in a KV file
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook, KVHook, Server } from "../../mod.ts";
  *
- * const server = new Server();
- * await server.addHook(new AllowHook());
- * await server.addHook(new KVHook(), { path: ":memory:" }); // a file path in real use
- * await server.serve();
- * await server.close();
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/broker.kv`; // ":memory:" for a database that dies with the hook
+ *
+ * const first = new Server({ inlineClient: true });
+ * await first.addHook(new AllowHook());
+ * await first.addHook(new KVHook(), { path });
+ * await first.serve();
+ * await first.publish("greeting", "hello", true, 0); // retained
+ * await first.close(); // flushes the writes and closes the database
+ *
+ * const second = new Server();
+ * await second.addHook(new AllowHook());
+ * await second.addHook(new KVHook({ path })); // options in the constructor work too
+ * await second.serve(); // restores from the file
+ * const [message] = second.topics.retainedMessages("greeting");
+ * assert.equal(new TextDecoder().decode(message.payload), "hello");
+ * await second.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class KVHook extends StorageHook {

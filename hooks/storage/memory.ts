@@ -19,13 +19,21 @@ import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./st
  * The records of a {@linkcode MemoryHook}, kept in Maps. Several hooks (one after the other) may
  * share one store, as a restarted broker shares a database file.
  *
- * @example Sharing a store between two broker runs
+ * @example Reading what a broker stored
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { AllowHook, Server } from "../../mod.ts";
  * import { MemoryHook, MemoryStore } from "./memory.ts";
+ *
  * const store = new MemoryStore();
- * const first = new MemoryHook({ store });
- * const second = new MemoryHook({ store }); // sees what the first one wrote
- * console.log(first.store === second.store); // true
+ * const server = new Server({ inlineClient: true });
+ * await server.addHook(new AllowHook());
+ * await server.addHook(new MemoryHook({ store }));
+ * await server.serve();
+ * await server.publish("greeting", "hello", true, 0); // retained
+ * await server.close(); // flushes the writes
+ * assert.equal(store.retained.get("greeting")?.origin, "inline");
+ * assert.equal(store.clients.size, 0); // no network client connected
  * ```
  */
 export class MemoryStore implements StorageBackend {
@@ -139,17 +147,27 @@ export interface MemoryHookOptions {
 /**
  * A storage hook that keeps everything in memory.
  *
- * @example A broker that remembers sessions across `Server` restarts in one process
+ * @example A broker that remembers its state across `Server` restarts in one process
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook, Server } from "../../mod.ts";
  * import { MemoryHook, MemoryStore } from "./memory.ts";
  *
- * const store = new MemoryStore();
- * const server = new Server();
- * await server.addHook(new AllowHook());
- * await server.addHook(new MemoryHook({ store }));
- * await server.serve();
- * await server.close();
+ * const store = new MemoryStore(); // outlives both servers
+ *
+ * const first = new Server({ inlineClient: true });
+ * await first.addHook(new AllowHook());
+ * await first.addHook(new MemoryHook({ store }));
+ * await first.serve();
+ * await first.publish("greeting", "hello", true, 0); // retained
+ * await first.close();
+ *
+ * const second = new Server();
+ * await second.addHook(new AllowHook());
+ * await second.addHook(new MemoryHook({ store }));
+ * await second.serve(); // restores sessions, subscriptions, in-flight and retained messages
+ * assert.equal(second.topics.retainedMessages("greeting").length, 1);
+ * await second.close();
  * ```
  */
 export class MemoryHook extends StorageHook {

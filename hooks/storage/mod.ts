@@ -5,12 +5,17 @@
  *
  * @example Choosing a storage hook
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AllowHook, Server } from "../../mod.ts";
  * import { KVHook } from "./mod.ts";
  *
  * const server = new Server();
  * await server.addHook(new AllowHook());
+ * // A real broker gives a file path ("./data/broker.kv"); tests use ":memory:" or a MemoryHook.
  * await server.addHook(new KVHook({ path: ":memory:" }));
+ * // Add a storage hook before serving: the server restores from it, and saves through it.
+ * assert.equal(server.hooks.has("storedRetainedMessages"), true);
+ * assert.equal(server.hooks.has("onRetainMessage"), true);
  * await server.serve();
  * await server.close();
  * ```

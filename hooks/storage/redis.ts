@@ -289,9 +289,14 @@ export class RedisBackend implements StorageBackend {
  * counters in Redis, and restores them when the server starts.
  *
  * @example Options in the constructor or in addHook
- * ```ts ignore
- * import { RedisHook } from "@x/broker/redis";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisHook } from "./redis.ts";
+ *
+ * // Nothing connects before the server calls the hook's `init`.
  * const hook = new RedisHook({ address: "10.0.0.5:6379", password: "secret", database: 2, prefix: "edge1:" });
+ * assert.equal(hook.id, "redis-storage");
+ * // Or: await server.addHook(new RedisHook(), { address: "10.0.0.5:6379", prefix: "edge1:" });
  * ```
  */
 export class RedisHook extends StorageHook {

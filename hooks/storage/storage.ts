@@ -101,7 +101,6 @@ export class StorageHook implements Hook {
     this.backend = backend;
   }
 
-  /** Opens the backend. */
   /**
    * Opens the backend.
    *
@@ -315,7 +314,13 @@ export class StorageHook implements Hook {
   }
 }
 
-function clientRecord(client: Client): ClientRecord {
+/**
+ * A client's session as stored.
+ *
+ * @param client The client.
+ * @returns Its record.
+ */
+export function clientRecord(client: Client): ClientRecord {
   const p = client.properties;
   const kept = Object.fromEntries(STORED_CLIENT_PROPERTIES.map((key) => [key, p[key]]));
   return {

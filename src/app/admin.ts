@@ -18,6 +18,7 @@
  * @module
  */
 
+import { findBridges } from "../../hooks/bridge/bridge.ts";
 import type { Packet } from "../packets/types.ts";
 import { PacketType } from "../packets/types.ts";
 import { reasonName } from "../packets/reason_codes.ts";
@@ -103,9 +104,15 @@ export function isLoopback(hostname: string): boolean {
  *
  * @example Basic auth
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkAccess } from "./admin.ts";
+ *
+ * const credentials = { username: "a", password: "b" };
  * const request = new Request("http://x/api/clients", { headers: { authorization: "Basic " + btoa("a:b") } });
- * console.log(checkAccess(request, undefined, { username: "a", password: "b" })); // undefined
+ * assert.equal(checkAccess(request, undefined, credentials), undefined); // allowed
+ *
+ * const anonymous = new Request("http://x/api/clients");
+ * assert.equal(checkAccess(anonymous, undefined, credentials)?.status, 401);
  * ```
  */
 export function checkAccess(
@@ -387,19 +394,29 @@ function adminClient(server: Server): Client {
  *
  * @example Listing clients
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Server } from "../../mod.ts";
  * import { adminHandler } from "./admin.ts";
+ *
  * const handler = adminHandler(new Server(), { username: "admin", password: "secret" });
  * const response = await handler(new Request("http://localhost/api/clients", {
  *   headers: { authorization: "Basic " + btoa("admin:secret") },
  * }));
- * console.log((await response!.json()).total); // 0
+ * assert.equal(response?.status, 200);
+ * assert.equal((await response!.json()).total, 0);
+ * assert.equal(await handler(new Request("http://localhost/other")), undefined); // not an admin path
  * ```
  */
 export function adminHandler(server: Server, options: AccessOptions = {}): PartialHandler {
   return async (request, info) => {
     const url = new URL(request.url);
     const path = url.pathname;
+    if (path === "/api/bridges") {
+      const refused = checkAccess(request, info, options);
+      if (refused) return refused;
+      if (request.method !== "GET" && request.method !== "HEAD") return notAllowed("GET, HEAD");
+      return json(findBridges(server).map((bridge) => bridge.status()));
+    }
     if (!path.startsWith("/api/clients") && !path.startsWith("/api/retained")) return undefined;
     if (path !== "/api/clients" && path !== "/api/retained" && !/^\/api\/(clients|retained)\//.test(path)) {
       return undefined;

@@ -120,7 +120,10 @@ function isLoopback(address: string): boolean {
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseCliArgs } from "./cli.ts";
+ *
  * assert.deepEqual(parseCliArgs(["--tcp", ":1884", "-v"]), { tcp: ":1884", logLevel: "debug" });
+ * assert.equal(parseCliArgs(["-h"]), "help");
+ * assert.throws(() => parseCliArgs(["--bogus"]), TypeError);
  * assert.throws(() => parseCliArgs(["--tcp", "127.0.0.1:99999"]), /port 99999 is out of range/);
  * ```
  */

@@ -1,6 +1,6 @@
 /**
  * The configuration file: YAML, or strict JSON for a `.json` file, with a schema compatible with
- * Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys. Mochi's file-based stores
+ * Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys (`bridges`, ...). Mochi's file-based stores
  * (`hooks.storage.badger`, `pebble`, `bolt`) become the Deno KV store at the same path, with a
  * warning in {@linkcode BrokerConfig.warnings}.
  *
@@ -13,7 +13,9 @@
  *
  * @example Parsing a config
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
+ *
  * const config = parseConfig(`
  * listeners:
  *   - type: tcp
@@ -26,7 +28,8 @@
  *   capabilities:
  *     maximum_qos: 1
  * `, "broker.yaml");
- * console.log(config.listeners[0].id, config.options.capabilities?.maximumQos); // t1 1
+ * assert.equal(config.listeners[0].id, "t1");
+ * assert.equal(config.options.capabilities?.maximumQos, 1); // snake_case keys become camelCase
  * ```
  *
  * @module
@@ -49,6 +52,7 @@ import { type Ledger, LedgerError, validateLedger } from "../../hooks/auth/ledge
 import type { DebugHookConfig } from "../../hooks/debug.ts";
 import { jsonProblem } from "./strict_json.ts";
 import { MOCHI_STORE_SCHEMAS, MOCHI_STORES, mochiStoreAsKv } from "./config_mochi.ts";
+import { type BridgeConfig, BridgeConfigError, resolveBridgeConfig } from "../../hooks/bridge/rules.ts";
 
 /** The listener types (Mochi's names). */
 export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
@@ -120,6 +124,8 @@ export interface BrokerConfig {
   warnings: string[];
   /** `cluster`: join the cluster whose state is in this Redis, as this node. */
   cluster?: { redis: RedisSettings; nodeId?: string };
+  /** Bridges to other brokers (`bridges:`), in file order; TLS files already read. */
+  bridges: BridgeConfig[];
 }
 
 /** A configuration file that cannot be used; the message names the file, line, column and key. */
@@ -205,11 +211,41 @@ const LISTENER: Check = {
   },
 };
 
+const seconds: Check = { kind: "number", min: 0.001, max: 3600 };
+
+/** A `bridges:` entry; the keys are Mosquitto's where it has them. */
+const BRIDGE: Check = {
+  kind: "map",
+  required: ["id", "address", "topics"],
+  fields: {
+    id: str,
+    address: str,
+    protocol_version: int(3, 5),
+    client_id: { kind: "string" },
+    username: { kind: "string" },
+    password: { kind: "string" },
+    clean_start: bool,
+    session_expiry: int(0, 0xffffffff),
+    keep_alive: int(0, 65535),
+    tls_ca_file: str,
+    tls_cert_file: str,
+    tls_key_file: str,
+    topics: { kind: "strings" },
+    max_inflight: int(1, 65535),
+    queue_max_messages: int(1, 1e9),
+    queue_max_bytes: int(1024, 2 ** 40),
+    reconnect_delay_min: seconds,
+    reconnect_delay_max: seconds,
+    connect_timeout: seconds,
+  },
+};
+
 function rootSchema(): Check {
   return {
     kind: "map",
     fields: {
       listeners: { kind: "list", item: LISTENER },
+      bridges: { kind: "list", item: BRIDGE },
       hooks: {
         kind: "map",
         fields: {
@@ -466,6 +502,29 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const warnings: string[] = [];
   const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve, warnings);
   const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
+  const bridges = ((raw.bridges ?? []) as Raw[]).map((b, i) => bridgeSettings(walker, b, i, at, resolve));
+  bridges.forEach((b, i) => {
+    const first = bridges.findIndex((other) => other.id === b.id);
+    if (first !== i) {
+      const key = `bridges[${i}].id`;
+      throw walker.error(
+        at((raw.bridges as Raw[])[i], "id"),
+        key,
+        `duplicate bridge id "${b.id}" (also bridges[${first}])`,
+      );
+    }
+  });
+  if (bridges.length > 0) {
+    // A bridge moves messages through the server's inline client.
+    if (options.inlineClient === false) {
+      throw walker.error(
+        at(raw.options, "inline_client"),
+        "options.inline_client",
+        "must be true when bridges are configured",
+      );
+    }
+    options.inlineClient = true;
+  }
   const logging = (raw.logging ?? {}) as Raw;
   const level = logging.level as string | undefined;
   const cluster = raw.cluster as Raw | undefined;
@@ -487,6 +546,7 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
     listeners,
     hooks,
     options,
+    bridges,
     logging: {
       level: level === undefined ? undefined : (level === "warn" ? "warning" : level) as LogLevel,
       format: logging.format as "text" | "json" | undefined,
@@ -602,6 +662,57 @@ function listenerSettings(
       ? { username: l.http_username, password: l.http_password as string }
       : undefined,
   });
+}
+
+function bridgeSettings(
+  walker: Walker,
+  b: Raw,
+  i: number,
+  at: (obj: unknown, name: string) => Node | undefined,
+  resolve: (path: string) => string,
+): BridgeConfig {
+  const key = `bridges[${i}]`;
+  const pem = (name: string): string | undefined => {
+    if (typeof b[name] !== "string") return undefined;
+    const path = resolve(b[name] as string);
+    try {
+      return Deno.readTextFileSync(path);
+    } catch {
+      throw walker.error(at(b, name), `${key}.${name}`, `file "${path}" cannot be read`);
+    }
+  };
+  const tls = { ca: pem("tls_ca_file"), cert: pem("tls_cert_file"), key: pem("tls_key_file") };
+  const config: BridgeConfig = stripUndefined({
+    id: b.id as string,
+    address: b.address as string,
+    protocolVersion: b.protocol_version as 3 | 4 | 5 | undefined,
+    clientId: b.client_id as string | undefined,
+    username: b.username as string | undefined,
+    password: b.password as string | undefined,
+    cleanStart: b.clean_start as boolean | undefined,
+    sessionExpiry: b.session_expiry as number | undefined,
+    keepAlive: b.keep_alive as number | undefined,
+    tls: tls.ca || tls.cert || tls.key ? stripUndefined(tls) : undefined,
+    topics: b.topics as string[],
+    maxInflight: b.max_inflight as number | undefined,
+    queueMaxMessages: b.queue_max_messages as number | undefined,
+    queueMaxBytes: b.queue_max_bytes as number | undefined,
+    reconnectDelayMin: b.reconnect_delay_min as number | undefined,
+    reconnectDelayMax: b.reconnect_delay_max as number | undefined,
+    connectTimeout: b.connect_timeout as number | undefined,
+  });
+  try {
+    resolveBridgeConfig(config);
+  } catch (error) {
+    if (!(error instanceof BridgeConfigError)) throw error;
+    const index = /^topics\[(\d+)\]$/.exec(error.key);
+    const topics = at(b, "topics");
+    const node = index && isSeq(topics)
+      ? topics.items[Number(index[1])] as Node
+      : at(b, error.key) ?? at(b, "id");
+    throw walker.error(node, `${key}.${error.key}`, error.message);
+  }
+  return config;
 }
 
 function hookSettings(

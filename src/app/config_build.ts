@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Bridge } from "../../hooks/bridge/bridge.ts";
 import type { Server } from "../server.ts";
 import type { Hook } from "../hooks.ts";
 import type { Listener } from "../listener.ts";
@@ -114,6 +115,7 @@ export async function applyConfig(server: Server, config: BrokerConfig): Promise
   const hooks = await createHooks(config);
   const listeners = createListeners(config, server);
   for (const { hook, config: hookConfig } of hooks) await server.addHook(hook, hookConfig);
+  for (const bridge of config.bridges ?? []) await server.addHook(new Bridge(server, bridge));
   const added: Listener[] = [];
   try {
     for (const listener of listeners) {

@@ -27,13 +27,15 @@ export interface MetricsConfig extends HttpListenerConfig {
  *
  * @example Metrics on a free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Metrics, MetricsHook, Server } from "../../mod.ts";
+ *
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const metrics = new Metrics({ id: "prom", address: "127.0.0.1:0" }, server);
  * await server.addListener(metrics);
  * const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
- * console.log(text.includes("# TYPE mqtt_messages_received_total counter")); // true
+ * assert.match(text, /^# TYPE mqtt_messages_received_total counter$/m);
  * await server.close();
  * ```
  */

@@ -30,12 +30,14 @@ export interface HTTPStatsConfig extends HttpListenerConfig {
  *
  * @example Stats on a free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HTTPStats } from "./http_stats.ts";
  * import { Info } from "../system.ts";
+ *
  * const stats = new HTTPStats({ id: "stats", address: "127.0.0.1:0" }, new Info());
  * await stats.init();
  * const response = await fetch(`http://${stats.address}/`);
- * console.log((await response.json()).threads); // 1
+ * assert.equal((await response.json()).threads, 1);
  * await stats.close();
  * ```
  */

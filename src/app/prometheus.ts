@@ -10,6 +10,7 @@
  * @module
  */
 
+import { type BridgeStatus, findBridges } from "../../hooks/bridge/bridge.ts";
 import type { Server } from "../server.ts";
 import { DROP_REASONS, type Histogram, isStorage, MetricsHook, PACKET_NAMES } from "../../hooks/metrics.ts";
 
@@ -134,10 +135,12 @@ export function metricsResponse(server: Server, metrics?: MetricsHook): Response
  *
  * @example Without a metrics hook
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Server } from "../../mod.ts";
  * import { renderMetrics } from "./prometheus.ts";
- * const text = renderMetrics(new Server());
- * console.log(text.includes("# TYPE mqtt_clients_connected gauge")); // true
+ *
+ * const text = renderMetrics(new Server()); // the server's own counters, without latencies
+ * assert.match(text, /^# TYPE mqtt_clients_connected gauge$/m);
  * ```
  */
 export function renderMetrics(
@@ -314,6 +317,54 @@ export function renderMetrics(
       "mqtt_publish_delivery_seconds",
       "Time from a message being accepted to its PUBLISH being queued to a subscriber's socket.",
       metrics.deliveryLatency,
+    );
+  }
+
+  const bridges = findBridges(server).map((bridge) => bridge.status());
+  if (bridges.length > 0) {
+    const each = (value: (s: BridgeStatus) => number): [Labels, number][] =>
+      bridges.map((s) => [{ bridge: s.id }, value(s)]);
+    out.family(
+      "mqtt_bridge_connected",
+      "gauge",
+      "1 while a bridge is connected to its remote.",
+      each((s) => s.connected ? 1 : 0),
+    );
+    out.family(
+      "mqtt_bridge_queued_messages",
+      "gauge",
+      "Messages a bridge has queued for its remote.",
+      each((s) => s.queued),
+    );
+    out.family(
+      "mqtt_bridge_inflight_messages",
+      "gauge",
+      "QoS 1/2 messages a bridge awaits acks for.",
+      each((s) => s.inflight),
+    );
+    out.family(
+      "mqtt_bridge_messages_sent_total",
+      "counter",
+      "Messages a bridge sent to its remote.",
+      each((s) => s.sent),
+    );
+    out.family(
+      "mqtt_bridge_messages_received_total",
+      "counter",
+      "Messages a bridge received from its remote.",
+      each((s) => s.received),
+    );
+    out.family(
+      "mqtt_bridge_messages_dropped_total",
+      "counter",
+      "Messages a bridge dropped (queue full, too large).",
+      each((s) => s.dropped),
+    );
+    out.family(
+      "mqtt_bridge_connects_total",
+      "counter",
+      "Successful connections of a bridge.",
+      each((s) => s.connects),
     );
   }
 

@@ -39,12 +39,14 @@ import { type ByteWriter, MAX_VARINT, varintSize, writeVarintAt } from "./writer
  *
  * @example Encoding a PINGREQ and a PUBLISH
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ByteWriter, encodePacket, PacketType } from "./mod.ts";
+ *
  * const out = new ByteWriter();
  * encodePacket({ fixedHeader: { type: PacketType.Pingreq } }, 4, out);
  * const payload = new TextEncoder().encode("hi");
  * encodePacket({ fixedHeader: { type: PacketType.Publish }, topicName: "a", payload }, 4, out);
- * console.log(out.toBytes()); // Uint8Array(9) [ 192, 0, 48, 5, 0, 1, 97, 104, 105 ]
+ * assert.deepEqual(out.toBytes(), new Uint8Array([192, 0, 48, 5, 0, 1, 97, 104, 105]));
  * ```
  */
 export function encodePacket(packet: Packet, version: ProtocolVersion, out: ByteWriter): number {
@@ -139,9 +141,13 @@ const EMPTY = new Uint8Array(0);
  *
  * @example Decoding a PUBACK
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodePacket } from "./mod.ts";
- * console.log(decodePacket(0x40, new Uint8Array([0, 7]), 4));
- * // { fixedHeader: { type: 4, remaining: 2 }, packetId: 7 }
+ *
+ * assert.deepEqual(decodePacket(0x40, new Uint8Array([0, 7]), 4), {
+ *   fixedHeader: { type: 4, remaining: 2 },
+ *   packetId: 7,
+ * });
  * ```
  */
 export function decodePacket(firstByte: number, body: Uint8Array, version: ProtocolVersion): Packet | number {

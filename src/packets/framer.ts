@@ -38,13 +38,15 @@ const SHRINK_ABOVE = 65_536;
  *
  * @example Framing two packets split across chunks
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FRAME_READY, PacketFramer } from "./framer.ts";
+ *
  * const framer = new PacketFramer();
- * framer.push(new Uint8Array([0xc0, 0x00, 0x40]));
- * framer.push(new Uint8Array([0x02, 0x00, 0x01]));
- * while (framer.next() === FRAME_READY) console.log(framer.header, framer.body);
- * // 192 Uint8Array(0) []
- * // 64 Uint8Array(2) [ 0, 1 ]
+ * framer.push(new Uint8Array([0xc0, 0x00, 0x40])); // a PINGREQ and the first byte of a PUBACK
+ * framer.push(new Uint8Array([0x02, 0x00, 0x01])); // the rest of the PUBACK
+ * const frames: [number, number[]][] = [];
+ * while (framer.next() === FRAME_READY) frames.push([framer.header, [...framer.body]]);
+ * assert.deepEqual(frames, [[0xc0, []], [0x40, [0, 1]]]);
  * ```
  */
 export class PacketFramer {

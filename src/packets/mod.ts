@@ -5,6 +5,7 @@
  *
  * @example Framing, decoding and encoding
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ByteWriter, decodePacket, encodePacket, FRAME_READY, PacketFramer } from "./mod.ts";
  *
  * const framer = new PacketFramer();
@@ -15,7 +16,8 @@
  *   if (typeof packet === "number") throw new Error(`bad packet: ${packet}`);
  *   encodePacket(packet, 5, out); // the same PUBLISH for a v5 client
  * }
- * console.log(out.toBytes()); // Uint8Array(8) [ 48, 6, 0, 1, 97, 0, 104, 105 ]
+ * // The v5 encoding adds an empty property length (0) after the topic name "a".
+ * assert.deepEqual(out.toBytes(), new Uint8Array([48, 6, 0, 1, 97, 0, 104, 105]));
  * ```
  *
  * @module

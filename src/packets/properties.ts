@@ -128,8 +128,10 @@ for (const definition of PROPERTIES) BY_ID[definition.id] = definition;
  *
  * @example Naming a property
  * ```ts
+ * import assert from "node:assert/strict";
  * import { propertyById } from "./properties.ts";
- * console.log(propertyById(0x23)?.name); // "topicAlias"
+ *
+ * assert.equal(propertyById(0x23)?.name, "topicAlias");
  * ```
  */
 export function propertyById(id: number): PropertyDefinition | undefined {
@@ -148,11 +150,14 @@ export function propertyById(id: number): PropertyDefinition | undefined {
  *
  * @example Encoding a topic alias
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeProperties } from "./properties.ts";
  * import { ByteWriter } from "./writer.ts";
+ *
  * const out = new ByteWriter();
  * encodeProperties({ topicAlias: 1 }, 3, out);
- * console.log(out.toBytes()); // Uint8Array(4) [ 3, 35, 0, 1 ]
+ * // Property length 3, then id 0x23 (35) and the alias as two bytes.
+ * assert.deepEqual(out.toBytes(), new Uint8Array([3, 35, 0, 1]));
  * ```
  */
 export function encodeProperties(
@@ -456,9 +461,11 @@ const standaloneReader = new ByteReader();
  *
  * @example Decoding user properties
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeProperties } from "./properties.ts";
+ *
  * const bytes = new Uint8Array([7, 0x26, 0, 1, 0x6b, 0, 1, 0x76]);
- * console.log(decodeProperties(bytes, 0, 3)); // { properties: { userProperties: [ [ "k", "v" ] ] }, end: 8 }
+ * assert.deepEqual(decodeProperties(bytes, 0, 3), { properties: { userProperties: [["k", "v"]] }, end: 8 });
  * ```
  */
 export function decodeProperties(

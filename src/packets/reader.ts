@@ -27,9 +27,11 @@ const EMPTY = new Uint8Array(0);
  *
  * @example Rejecting an encoded surrogate
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeUtf8 } from "./reader.ts";
- * console.log(decodeUtf8(new Uint8Array([0x61, 0x62]), 0, 2)); // "ab"
- * console.log(decodeUtf8(new Uint8Array([0xed, 0xa0, 0x80]), 0, 3)); // 129
+ *
+ * assert.equal(decodeUtf8(new Uint8Array([0x61, 0x62]), 0, 2), "ab");
+ * assert.equal(decodeUtf8(new Uint8Array([0xed, 0xa0, 0x80]), 0, 3), 0x81); // Malformed Packet: a surrogate
  * ```
  */
 export function decodeUtf8(buffer: Uint8Array, start: number, end: number): string | number {
@@ -70,9 +72,12 @@ function decodeNonAscii(buffer: Uint8Array, from: number, start: number, end: nu
  *
  * @example Reading a packet identifier
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ByteReader } from "./reader.ts";
+ *
  * const reader = new ByteReader().reset(new Uint8Array([0x00, 0x0a]));
- * console.log(reader.u16(), reader.u16()); // 10 -1
+ * assert.equal(reader.u16(), 10);
+ * assert.equal(reader.u16(), -1); // past the end
  * ```
  */
 export class ByteReader {

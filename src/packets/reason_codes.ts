@@ -123,8 +123,10 @@ const NAMES: Record<number, string> = {
  *
  * @example Naming a code
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reasonName } from "./reason_codes.ts";
- * console.log(reasonName(0x87)); // "not authorized"
+ *
+ * assert.equal(reasonName(0x87), "not authorized");
  * ```
  */
 export function reasonName(code: number): string {
@@ -150,8 +152,10 @@ export function isError(code: number): boolean {
  *
  * @example Mapping a refusal
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toV3ConnackCode } from "./reason_codes.ts";
- * console.log(toV3ConnackCode(0x86)); // 4
+ *
+ * assert.equal(toV3ConnackCode(0x86), 4); // bad user name or password
  * ```
  */
 export function toV3ConnackCode(code: number): number {

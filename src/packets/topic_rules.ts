@@ -43,8 +43,11 @@ function isEncodableTopic(text: string): boolean {
  *
  * @example Names and non-names
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidTopicName } from "./topic_rules.ts";
- * console.log(isValidTopicName("a/b"), isValidTopicName("a/+")); // true false
+ *
+ * assert.equal(isValidTopicName("a/b"), true);
+ * assert.equal(isValidTopicName("a/+"), false); // wildcards belong in filters
  * ```
  */
 export function isValidTopicName(topic: string): boolean {
@@ -78,8 +81,12 @@ function hasValidWildcards(filter: string): boolean {
  *
  * @example Filters and non-filters
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidTopicFilter } from "./topic_rules.ts";
- * console.log(isValidTopicFilter("a/+/#"), isValidTopicFilter("a/b#"), isValidTopicFilter("$share/g/a")); // true false true
+ *
+ * assert.equal(isValidTopicFilter("a/+/#"), true);
+ * assert.equal(isValidTopicFilter("a/b#"), false); // "#" must be a whole level
+ * assert.equal(isValidTopicFilter("$share/g/a"), true);
  * ```
  */
 export function isValidTopicFilter(filter: string): boolean {
@@ -112,9 +119,11 @@ export interface SharedFilter {
  *
  * @example Splitting a shared filter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSharedFilter } from "./topic_rules.ts";
- * console.log(parseSharedFilter("$share/workers/jobs/#")); // { group: "workers", filter: "jobs/#" }
- * console.log(parseSharedFilter("jobs/#")); // undefined
+ *
+ * assert.deepEqual(parseSharedFilter("$share/workers/jobs/#"), { group: "workers", filter: "jobs/#" });
+ * assert.equal(parseSharedFilter("jobs/#"), undefined); // not shared
  * ```
  */
 export function parseSharedFilter(filter: string): SharedFilter | undefined {

@@ -23,8 +23,11 @@ const SHORT_STRING = 64;
  *
  * @example Sizing a remaining length
  * ```ts
+ * import assert from "node:assert/strict";
  * import { varintSize } from "./writer.ts";
- * console.log(varintSize(127), varintSize(128)); // 1 2
+ *
+ * assert.equal(varintSize(127), 1);
+ * assert.equal(varintSize(128), 2);
  * ```
  */
 export function varintSize(value: number): number {
@@ -57,10 +60,12 @@ export function writeVarintAt(buffer: Uint8Array, position: number, value: numbe
  *
  * @example Writing a string and reading the bytes back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ByteWriter } from "./writer.ts";
+ *
  * const out = new ByteWriter(16);
  * out.utf8("a/b");
- * console.log(out.toBytes()); // Uint8Array(5) [ 0, 3, 97, 47, 98 ]
+ * assert.deepEqual(out.toBytes(), new Uint8Array([0, 3, 97, 47, 98])); // length prefix, then the bytes
  * ```
  */
 export class ByteWriter {

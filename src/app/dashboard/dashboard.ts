@@ -21,6 +21,7 @@ import {
   type PartialHandler,
 } from "../admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
+import { type BridgeStatus, findBridges } from "../../../hooks/bridge/bridge.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
 import { DASHBOARD_CSS } from "./dashboard_css.ts";
 
@@ -30,7 +31,7 @@ export interface ObservabilityOptions extends AccessOptions {
   metrics?: MetricsHook;
   /** Serve the dashboard (`/`, its assets and `/api/live`); true by default. */
   dashboard?: boolean;
-  /** Serve the admin API (`/api/clients...`, `/api/retained...`); true by default. */
+  /** Serve the admin API (`/api/clients...`, `/api/retained...`, `/api/bridges`); true by default. */
   admin?: boolean;
   /** Serve `/metrics`; true by default. */
   metricsEndpoint?: boolean;
@@ -66,6 +67,8 @@ export interface LiveSnapshot {
   memory: { rss: number; heapUsed: number };
   /** The last event-loop lag sample in seconds (null without a metrics hook). */
   eventLoopLag: number | null;
+  /** Each bridge's state and counters. */
+  bridges: BridgeStatus[];
   /** Per-second points newer than the `since` query parameter. */
   history: HistoryPoint[];
 }
@@ -95,15 +98,17 @@ const HISTORY_WITHOUT_HOOK = 300;
  *
  * @example Serving it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MetricsHook, Server } from "../../../mod.ts";
  * import { observabilityHandler } from "./dashboard.ts";
+ *
  * const server = new Server();
  * await server.addHook(new MetricsHook());
  * const handler = observabilityHandler(server);
  * const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request, info) =>
  *   await handler(request, info) ?? new Response("Not Found", { status: 404 }));
  * const response = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
- * console.log((await response.text()).includes("mqtt_clients_connected 0")); // true
+ * assert.match(await response.text(), /^mqtt_clients_connected 0$/m);
  * await http.shutdown();
  * ```
  */
@@ -211,6 +216,7 @@ export function liveSnapshot(
     hookErrors: server.hooks.errors,
     memory: { rss: memory.rss, heapUsed: memory.heapUsed },
     eventLoopLag: metrics ? metrics.eventLoopLag : null,
+    bridges: findBridges(server).map((bridge) => bridge.status()),
     history,
   };
 }

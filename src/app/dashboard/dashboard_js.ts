@@ -123,6 +123,23 @@ export const DASHBOARD_JS: string = String.raw`"use strict";
       { values: r.outRate, color: css.getPropertyValue("--out").trim() || "#e07b22" },
     ]);
     draw($("chart-clients"), r.t, [{ values: r.clients, color: css.getPropertyValue("--clients").trim() || "#2a9d6a" }]);
+    renderBridges(live.bridges || []);
+  }
+
+  function renderBridges(bridges) {
+    $("bridges-section").hidden = bridges.length === 0;
+    var body = $("bridges");
+    body.textContent = "";
+    bridges.forEach(function (b) {
+      var row = document.createElement("tr");
+      [b.id, b.address, b.state, fmt(b.queued), fmt(b.inflight), fmt(b.sent), fmt(b.received), fmt(b.dropped), b.lastError]
+        .forEach(function (value) {
+          var cell = document.createElement("td");
+          cell.textContent = value;
+          row.appendChild(cell);
+        });
+      body.appendChild(row);
+    });
   }
 
   function poll() {

@@ -40,6 +40,13 @@ export const INDEX_HTML: string = String.raw`<!doctype html>
       <canvas id="chart-clients" width="600" height="180"></canvas>
     </figure>
   </section>
+  <section class="bridges" id="bridges-section" hidden>
+    <h2>Bridges</h2>
+    <table>
+      <thead><tr><th>Bridge</th><th>Remote</th><th>State</th><th>Queued</th><th>In flight</th><th>Sent</th><th>Received</th><th>Dropped</th><th>Last error</th></tr></thead>
+      <tbody id="bridges"></tbody>
+    </table>
+  </section>
   <section class="clients">
     <h2>Clients <small id="clients-total"></small></h2>
     <div class="toolbar">

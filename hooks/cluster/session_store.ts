@@ -1,0 +1,167 @@
+/**
+ * {@linkcode SessionStore}: the storage hook that keeps each session of a cluster node in the
+ * engine, so that a session outlives its node. It is the storage hook of `hooks/storage/` (same
+ * events, same group commit, acknowledgements wait for its `sync()`) on a backend that writes into
+ * the engine, every write fenced by the session's ownership epoch: a node that lost a session (taken
+ * over, or claimed after the node was thought dead) can no longer change it.
+ *
+ * One engine hash per client id holds the session (`c`: the client record with its will; `s\0{filter}`:
+ * a subscription; `o\0{sequence}`: an outbound message queued or in flight, or its PUBREL stage;
+ * `i\0{packetId}`: an inbound QoS 2 id awaiting PUBREL). The record with the will is written by the
+ * session claim itself, before the CONNACK (see `ClusterBus.claimSession`).
+ *
+ * @module
+ */
+
+import type { ClientRecord, InflightRecord, StoredState } from "../../src/storage.ts";
+import type { Packet, Subscription } from "../../src/packets/types.ts";
+import type { Client } from "../../src/client.ts";
+import type { SessionSnapshot } from "../../src/cluster.ts";
+import { type StorageBackend, StorageHook, type WriteOp } from "../storage/storage.ts";
+import type { ClusterBus, SessionWrite } from "./bus.ts";
+import { decodeJson, encodeJson } from "./wire.ts";
+
+/** The field of a session hash holding the client record. */
+export const CLIENT_FIELD = "c";
+
+/** What the store needs from its node. */
+export interface SessionOwner {
+  /** The node id. */
+  readonly nodeId: string;
+  /** The ownership epoch of a session this node owns, or undefined. */
+  epochOf(clientId: string): number | undefined;
+}
+
+/** Writes storage ops into the engine, grouped per client and fenced by epoch. */
+class SessionBackend implements StorageBackend {
+  readonly #bus: ClusterBus;
+  readonly #owner: SessionOwner;
+
+  constructor(bus: ClusterBus, owner: SessionOwner) {
+    this.#bus = bus;
+    this.#owner = owner;
+  }
+
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Sessions are loaded one by one when claimed, never all at start. */
+  load(): Promise<StoredState> {
+    return Promise.resolve({ clients: [], subscriptions: [], inflight: [], retained: [] });
+  }
+
+  async commit(ops: WriteOp[]): Promise<void> {
+    const writes = new Map<string, SessionWrite>();
+    const of = (clientId: string): SessionWrite | undefined => {
+      let write = writes.get(clientId);
+      if (write === undefined) {
+        const epoch = this.#owner.epochOf(clientId);
+        if (epoch === undefined) return undefined; // not (or no longer) this node's session
+        writes.set(clientId, write = { clientId, epoch, ops: [] });
+      }
+      return write;
+    };
+    for (const op of ops) {
+      switch (op.op) {
+        case "putClient":
+          of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
+          break;
+        case "deleteClient":
+          of(op.clientId)?.ops.push(["D", "", ""]);
+          break;
+        case "putSubscription":
+          of(op.record.clientId)?.ops.push([
+            "S",
+            `s\0${op.record.subscription.filter}`,
+            encodeJson(op.record.subscription),
+          ]);
+          break;
+        case "deleteSubscription":
+          of(op.clientId)?.ops.push(["H", `s\0${op.filter}`, ""]);
+          break;
+        case "putInflight": {
+          const r = op.record;
+          const field = r.direction === "out" ? `o\0${r.sequence}` : `i\0${r.packetId}`;
+          of(r.clientId)?.ops.push(["S", field, encodeJson(r)]);
+          break;
+        }
+        case "deleteInflight":
+          of(op.clientId)?.ops.push(["H", `${op.direction === "out" ? "o" : "i"}\0${op.id}`, ""]);
+          break;
+        default:
+          break; // retained messages and $SYS counters are not sessions
+      }
+    }
+    if (writes.size > 0) await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()]);
+  }
+}
+
+/**
+ * The storage hook of a cluster node's sessions (see the module docs). `BusCluster` creates it and
+ * the server adds it with the cluster.
+ */
+export class SessionStore extends StorageHook {
+  /**
+   * Creates the store.
+   *
+   * @param bus The engine.
+   * @param owner The node (its id and session epochs).
+   */
+  constructor(bus: ClusterBus, owner: SessionOwner) {
+    super("cluster-sessions", new SessionBackend(bus, owner));
+  }
+
+  // A session that ends with its connection (expiry 0) needs only its record (for its will).
+  /** Saves granted subscriptions of a persistent session. */
+  override onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {
+    if (client.properties.sessionExpiryInterval !== 0) super.onSubscribed(client, packet, reasonCodes);
+  }
+
+  /** Removes subscriptions of a persistent session. */
+  override onUnsubscribed(client: Client, packet: Packet): void {
+    if (client.properties.sessionExpiryInterval !== 0) super.onUnsubscribed(client, packet);
+  }
+
+  /** Saves a message queued or in flight for a persistent session. */
+  override onQosPublish(client: Client, packet: Packet): void {
+    if (client.properties.sessionExpiryInterval !== 0) super.onQosPublish(client, packet);
+  }
+
+  /** Removes a completed message of a persistent session. */
+  override onQosComplete(client: Client, packet: Packet): void {
+    if (client.properties.sessionExpiryInterval !== 0) super.onQosComplete(client, packet);
+  }
+
+  /** Removes a dropped message of a persistent session. */
+  override onQosDropped(client: Client, packet: Packet): void {
+    if (client.properties.sessionExpiryInterval !== 0) super.onQosDropped(client, packet);
+  }
+}
+
+/**
+ * Rebuilds a session from its stored hash.
+ *
+ * @param fields The hash's fields.
+ * @returns The client record (if any) and the session's subscriptions and messages in order.
+ */
+export function sessionFromFields(
+  fields: Record<string, string>,
+): { record: ClientRecord | undefined; snapshot: SessionSnapshot } {
+  let record: ClientRecord | undefined;
+  const subscriptions: Subscription[] = [];
+  const outbound: InflightRecord[] = [];
+  const inbound: InflightRecord[] = [];
+  for (const [field, value] of Object.entries(fields)) {
+    if (field === CLIENT_FIELD) record = decodeJson<ClientRecord>(value);
+    else if (field.startsWith("s\0")) subscriptions.push(decodeJson<Subscription>(value));
+    else if (field.startsWith("o\0")) outbound.push(decodeJson<InflightRecord>(value));
+    else if (field.startsWith("i\0")) inbound.push(decodeJson<InflightRecord>(value));
+  }
+  outbound.sort((a, b) => a.sequence - b.sequence);
+  return { record, snapshot: { subscriptions, inflight: [...outbound, ...inbound] } };
+}
