@@ -236,7 +236,8 @@ export class ConnectHandler {
       try {
         handedOver = await cluster.claimSession(client);
       } catch (error) {
-        log.warn("Refusing {id}: the cluster cannot record its session: {error}", {
+        // The cluster logs why (once per outage of its engine).
+        log.debug("Refusing {id}: the cluster cannot record its session: {error}", {
           id: clientId,
           error: String(error),
         });

@@ -191,6 +191,8 @@ export class RedisBus implements ClusterBus {
   #reader: Redis | undefined;
   #subscriber: Redis | undefined;
   #down = false;
+  /** The last error a connection reported (for a clearer message when connecting fails). */
+  #lastError: string | undefined;
 
   /** `host:port` of the Redis server (no credentials). */
   readonly address: string;
@@ -240,7 +242,10 @@ export class RedisBus implements ClusterBus {
       }
       redis = new Redis({ ...base, host, port, ...(o.options as RedisOptions) });
     }
-    redis.on("error", (error: Error) => log.debug("Redis {name}: {error}", { name, error: error.message }));
+    redis.on("error", (error: Error) => {
+      this.#lastError = error.message;
+      log.debug("Redis {name}: {error}", { name, error: error.message });
+    });
     return redis;
   }
 
@@ -269,7 +274,11 @@ export class RedisBus implements ClusterBus {
       reader.disconnect();
       subscriber.disconnect();
       const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`Cannot reach the cluster's Redis at ${this.address}: ${reason}`);
+      const last = this.#lastError ?? "";
+      if (/NOAUTH|WRONGPASS|invalid password|invalid username|AUTH/i.test(last)) {
+        throw new Error(`The cluster's Redis at ${this.address} refused the credentials: ${last}`);
+      }
+      throw new Error(`Cannot reach the cluster's Redis at ${this.address}: ${last || reason}`);
     }
     let first = true;
     subscriber.on("ready", () => {
