@@ -480,7 +480,11 @@ export class BusCluster implements Cluster {
   // -------------------------------------------------------------------------------------------
   // Sessions
 
-  async claimSession(client: Client): Promise<SessionSnapshot | undefined> {
+  claimSession(client: Client): Promise<SessionSnapshot | undefined> {
+    return this.#claim(client, 0);
+  }
+
+  async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
     const clientId = client.id;
     const clean = client.properties.clean;
     if (this.#outage) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
@@ -514,29 +518,52 @@ export class BusCluster implements Cluster {
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
     const key = `${clientId}\u0000${claim.epoch}`;
-    const { promise, resolve } = Promise.withResolvers<SessionSnapshot | undefined>();
-    this.#handoffs.set(key, resolve);
+    let handed: { snapshot: SessionSnapshot | undefined } | undefined;
+    const arrived = Promise.withResolvers<void>();
+    this.#handoffs.set(key, (snapshot) => {
+      handed = { snapshot };
+      arrived.resolve();
+    });
     this.#control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: this.nodeId });
-    const timer = setTimeout(() => {
-      log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
-        node: claim.previous,
-        id: clientId,
-      });
-      resolve(undefined);
-    }, 3000);
-    let snapshot: SessionSnapshot | undefined;
+    // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
+    // claimed by a survivor, which adopts this session with it and every message left for it: ownership
+    // moves there, and the claim is made again, from that survivor (within about a lease of the death).
+    const handoffDeadline = Date.now() + 4 * this.#leaseMs;
     try {
-      snapshot = await promise;
+      while (handed === undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([arrived.promise, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
+        clearTimeout(timer);
+        if (handed !== undefined) break;
+        if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
+        const epoch = await this.#bus.sessionEpoch(clientId, this.nodeId).catch((error) => {
+          if (this.#bus.down) this.#outageBegan(error);
+          throw error;
+        });
+        if (epoch !== claim.epoch) {
+          if (this.#owned.get(clientId) === claim.epoch) this.#owned.delete(clientId);
+          if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
+          return this.#claim(client, attempt + 1);
+        }
+        if (Date.now() > handoffDeadline) {
+          log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
+            node: claim.previous,
+            id: clientId,
+          });
+          handed = { snapshot: undefined };
+        }
+      }
     } finally {
-      clearTimeout(timer);
       this.#handoffs.delete(key);
     }
+    const snapshot = handed.snapshot;
     // The stored session is rewritten from what was handed over (the old owner's last writes were
     // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
     const write: SessionWrite = {
       clientId,
       epoch: claim.epoch,
       ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
+      from: claim.previous,
     };
     await this.#bus.storeSessions(this.nodeId, [write]);
     return snapshot;

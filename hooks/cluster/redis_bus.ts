@@ -105,15 +105,20 @@ if previous then
     (redis.call('HEXISTS', KEYS[3], previous) == 1 or redis.call('EXISTS', ARGV[7] .. previous) == 1) then
     return {previous, 0, 0, {}, 1}
   end
-  redis.call('SREM', ARGV[5] .. previous, ARGV[6])
+  -- A live previous owner keeps the id in its set until it hands the session over: if it dies first,
+  -- its claimer adopts the session (see 'pending') and this claim is made again from there.
+  if alive == 0 or previous == ARGV[1] then redis.call('SREM', ARGV[5] .. previous, ARGV[6]) end
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
+local handoff = previous and previous ~= ARGV[1] and alive == 1
+if handoff then redis.call('HSET', KEYS[1], 'pending', previous) else redis.call('HDEL', KEYS[1], 'pending') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2])
 elseif previous and previous ~= ARGV[1] and alive == 0 then stored = redis.call('HGETALL', KEYS[2]) end
-redis.call('HSET', KEYS[2], 'c', ARGV[4])
+-- Until the handoff, the stored record stays the previous connection's (its will, if that node dies).
+if not handoff then redis.call('HSET', KEYS[2], 'c', ARGV[4]) end
 return {previous or '', alive, epoch, stored, 0}`;
 
 // KEYS: owner, session, sessions set of the node. ARGV: node, epoch, client id.
@@ -124,24 +129,33 @@ if redis.call('HGET', KEYS[1], 'node') == ARGV[1] and redis.call('HGET', KEYS[1]
 end
 return 1`;
 
-// KEYS: owner, session. ARGV: node, epoch, then op, field, value triples.
+// KEYS: owner, session. ARGV: node, epoch, then op, field, value triples ('F': handed over from the
+// node whose sessions set is the field, for the client id in the value).
 const STORE_SESSION = `
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then
   return 0
 end
 for i = 3, #ARGV, 3 do
   if ARGV[i] == 'D' then redis.call('DEL', KEYS[2])
+  elseif ARGV[i] == 'F' then
+    redis.call('HDEL', KEYS[1], 'pending')
+    redis.call('SREM', ARGV[i + 1], ARGV[i + 2])
   elseif ARGV[i] == 'S' then redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
   else redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
 end
 return 1`;
 
-// KEYS: sessions set of the dead node, of the adopter. ARGV: dead, adopter, owner prefix, session prefix.
+// KEYS: sessions set of the dead node, of the adopter. ARGV: dead, adopter, owner prefix, session prefix,
+// sessions-set prefix. A session claimed from the dead node but not handed over yet ('pending') is
+// adopted too: the claiming node sees it lost it and claims it again, from the adopter.
 const ADOPT_SESSIONS = `
 local adopted = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local owner = ARGV[3] .. id
-  if redis.call('HGET', owner, 'node') == ARGV[1] then
+  local node = redis.call('HGET', owner, 'node')
+  if node == ARGV[1] or redis.call('HGET', owner, 'pending') == ARGV[1] then
+    if node ~= ARGV[1] then redis.call('SREM', ARGV[5] .. node, id) end
+    redis.call('HDEL', owner, 'pending')
     local epoch = redis.call('HINCRBY', owner, 'epoch', 1)
     redis.call('HSET', owner, 'node', ARGV[2])
     redis.call('SADD', KEYS[2], id)
@@ -426,13 +440,15 @@ export class RedisBus implements ClusterBus {
 
   async storeSessions(node: string, writes: SessionWrite[]): Promise<void> {
     const multi = this.#r.multi();
-    for (const { clientId, epoch, ops } of writes) {
+    for (const { clientId, epoch, ops, from } of writes) {
+      const handedOver = from === undefined ? [] : ["F", this.#key("sessions", from), clientId];
       // deno-lint-ignore no-explicit-any
       (multi as any).clusterStoreSession(
         this.#key("owner", clientId),
         this.#key("session", clientId),
         node,
         epoch,
+        ...handedOver,
         ...ops.flat(),
       );
     }
@@ -440,6 +456,11 @@ export class RedisBus implements ClusterBus {
     for (const [error] of results ?? []) {
       if (error) throw error;
     }
+  }
+
+  async sessionEpoch(clientId: string, node: string): Promise<number | undefined> {
+    const [owner, epoch] = await this.#run(this.#r.hmget(this.#key("owner", clientId), "node", "epoch"));
+    return owner === node && epoch !== null ? Number(epoch) : undefined;
   }
 
   async adoptSessions(dead: string, by: string): Promise<AdoptedEntry[]> {
@@ -451,6 +472,7 @@ export class RedisBus implements ClusterBus {
         by,
         `${this.#prefix}owner:`,
         `${this.#prefix}session:`,
+        `${this.#prefix}sessions:`,
       ),
     );
     return adopted.map(([clientId, epoch, flat]) => ({ clientId, epoch, fields: fieldsOf(flat) }));

@@ -128,3 +128,76 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a client back on another node before its dead node's lease expired resumes the adopted session with every message",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      const [a, b, c] = nodes;
+      const quiet = { sessionExpiryInterval: 300 };
+      const sub = await connect(b, "early", 5, { clean: false, properties: quiet });
+      sub.on("error", () => {});
+      await sub.subscribeAsync("e/#", { qos: 1 });
+      const pub = await connect(a, "early-pub", 5);
+      clients.push(pub);
+      await pub.publishAsync("e/before", "before", { qos: 1 });
+      await delay(300);
+
+      const sent: string[] = [];
+      const publish = async (topic: string, qos: 1 | 2) => {
+        await pub.publishAsync(topic, topic, { qos });
+        sent.push(topic);
+      };
+      const killedAt = Date.now();
+      await b.stop("SIGKILL");
+      await publish("e/0", 1);
+      await publish("e/1", 2);
+      // Back at once on c, while b still holds its lease (nobody knows it is dead yet).
+      const resumed: string[] = [];
+      const again = mqtt.connect(c.url, {
+        clientId: "early",
+        protocolVersion: 5,
+        clean: false,
+        reconnectPeriod: 0,
+        connectTimeout: 15_000,
+        properties: quiet,
+      });
+      clients.push(again);
+      again.on("message", (topic) => resumed.push(topic));
+      const connected = new Promise<mqtt.IConnackPacket>((resolve) => again.once("connect", resolve));
+      assert.ok(Date.now() - killedAt < 1500, "reconnected inside the lease");
+      // Published while the reconnection waits for b's claim.
+      for (let i = 2; i < 8; i++) await publish(`e/${i}`, i % 2 === 0 ? 1 : 2);
+      const connack = await connected;
+      const connackAfter = Date.now() - killedAt;
+      assert.equal(connack.sessionPresent, true, "session present");
+      assert.ok(connackAfter < 10_000, `CONNACK ${connackAfter} ms after the death`);
+      for (let i = 8; i < 12; i++) await publish(`e/${i}`, 1);
+      await waitFor(() => sent.every((topic) => resumed.includes(topic)), 8000, "every acknowledged message");
+      await delay(500);
+      const duplicates = resumed.filter((topic, i) => resumed.indexOf(topic) !== i);
+      assert.deepEqual(duplicates, [], "no message twice");
+      assert.doesNotMatch(a.output() + c.output(), /starting it anew/);
+      const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of "b"/g) ?? [];
+      assert.equal(claims.length, 1, "b claimed once");
+      console.log(`CONNACK ${connackAfter} ms after the death`);
+    } catch (error) {
+      for (const node of nodes) {
+        console.log(node.id, node.output().split("\n").filter((l) => /WRN|ERR/.test(l)).join("\n"));
+      }
+      throw error;
+    } finally {
+      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
