@@ -286,15 +286,21 @@ export class Sessions {
    *
    * @param sessions The stored sessions.
    * @param newClient Creates an offline client object.
+   * @param diedAt When their node died (ms since epoch): a session connected then was disconnected
+   *   then, and its expiry and will delay count from it. Default: now.
    */
-  adoptStored(sessions: AdoptedSession[], newClient: (listener: string, id: string) => Client): void {
+  adoptStored(
+    sessions: AdoptedSession[],
+    newClient: (listener: string, id: string) => Client,
+    diedAt: number = Date.now(),
+  ): void {
     const now = Date.now();
     const live: Client[] = [];
     const expired: Client[] = [];
     for (const { record, snapshot } of sessions) {
       if (this.#host.clients.get(record.id)) continue; // never replace a session this node has
       const client = newClient(record.listener, record.id);
-      restoreClient(client, record, now);
+      restoreClient(client, record, Math.min(diedAt, now));
       this.#host.clients.set(client);
       if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
       else {
@@ -308,10 +314,14 @@ export class Sessions {
   #delayWill(client: Client): void {
     const sei = client.properties.sessionExpiryInterval;
     const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
+    // Counted from the disconnection (for a restored or adopted session, that was before now).
+    const elapsed = client.state.disconnectedAt > 0
+      ? Math.max(0, Date.now() - client.state.disconnectedAt)
+      : 0;
     const timer = setTimeout(() => {
       this.#pendingWills.delete(client.id);
       this.#sendWill(client);
-    }, delay * 1000);
+    }, Math.max(0, delay * 1000 - elapsed));
     this.#pendingWills.set(client.id, { client, timer });
   }
 

@@ -32,6 +32,8 @@ export interface RetainedChange {
   topic: string;
   /** The message record (see `wire.ts`), or undefined to clear. */
   record: Uint8Array | undefined;
+  /** When the message expires (ms since epoch; 0 or absent: never). */
+  expiry?: number;
 }
 
 /** Writes applied together by {@linkcode ClusterBus.commit}. */
@@ -208,6 +210,13 @@ export interface ClusterBus {
    * Uses its own connection: other commands are not held up.
    */
   read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]>;
+  /**
+   * Clears every retained message whose expiry has passed (each announced as a change), so that none
+   * outlives its expiry in the engine.
+   *
+   * @returns How many were cleared.
+   */
+  expireRetained(now: number): Promise<number>;
   /** The current retained version. */
   retainedVersion(): Promise<number>;
   /** Every retained message record, with the version they make up. */

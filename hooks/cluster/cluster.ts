@@ -120,6 +120,8 @@ export class BusCluster implements Cluster {
   readonly #seqBehind = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #ticking = false;
+  /** When each other node was last seen alive (its death is dated from it). */
+  readonly #lastSeen = new Map<string, number>();
   #tickStarted = 0;
   #stopped = false;
   #reading: Promise<void> = Promise.resolve();
@@ -607,7 +609,7 @@ export class BusCluster implements Cluster {
     const topic = packet.topicName!;
     if (topic.startsWith("$SYS") || this.#stopped) return;
     const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
-    this.#batch().retained.push({ topic, record });
+    this.#batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
   }
 
   retainedReady(): Promise<void> {
@@ -671,12 +673,16 @@ export class BusCluster implements Cluster {
         if (member.lease === undefined) {
           nodes.push({ id: member.id, alive: false, connections: 0, messagesPerSecond: 0, started: 0 });
           if (mayClaim && await this.#bus.claim(member.id, this.nodeId)) {
-            await (this.#reaping = this.#reap(member.id).catch((error) => {
+            // Its last renewal was a lease ago at least, and no later than it was last seen alive.
+            const diedAt = Math.min(this.#lastSeen.get(member.id) ?? Infinity, Date.now() - this.#leaseMs);
+            this.#lastSeen.delete(member.id);
+            await (this.#reaping = this.#reap(member.id, diedAt).catch((error) => {
               log.error("Cleanup after {dead} failed: {error}", { dead: member.id, error: String(error) });
             }));
           }
           continue;
         }
+        this.#lastSeen.set(member.id, Date.now());
         const report = JSON.parse(member.lease) as Report;
         nodes.push({
           id: member.id,
@@ -698,6 +704,7 @@ export class BusCluster implements Cluster {
       }
       this.#nodes = nodes.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
       await this.#retained.check();
+      await this.#bus.expireRetained(Date.now());
     } catch (error) {
       if (this.#bus.down) this.#outageBegan(error);
       log.debug("Cluster membership check failed: {error}", { error: String(error) });
@@ -713,7 +720,7 @@ export class BusCluster implements Cluster {
    * dead node's inbox to the adopted sessions (and once more a lease later, for forwards that were
    * on their way).
    */
-  async #reap(dead: string): Promise<void> {
+  async #reap(dead: string, diedAt: number): Promise<void> {
     log.warn("Node {dead} stopped renewing its lease: claimed by {node}, its routes dropped", {
       dead,
       node: this.nodeId,
@@ -730,7 +737,7 @@ export class BusCluster implements Cluster {
           adopted.add(entry.clientId);
         }
       }
-      if (sessions.length > 0) this.#host!.adoptSessions(sessions);
+      if (sessions.length > 0) this.#host!.adoptSessions(sessions, diedAt);
       await this.sync();
     } catch (error) {
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });

@@ -13,6 +13,7 @@
  * | `{prefix}inbox:{node}` | stream | entries `n` (sender), `m` (message records); deleted once delivered |
  * | `{prefix}retained` | hash | topic → message record |
  * | `{prefix}retained:version` | string | incremented by every retained change |
+ * | `{prefix}retained:expiry` | sorted set | topic by expiry (ms), for retained messages that expire |
  * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
  * | `{prefix}session:{clientId}` | hash | the session (see `session_store.ts`), written under the owner's epoch |
  * | `{prefix}sessions:{node}` | set | the client ids a node owns (what its claimer adopts) |
@@ -88,11 +89,25 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', 60000)
 return 1`;
 
+// KEYS: retained, version, expiry (sorted set: topic by expiry). ARGV: topic, record, channel, expiry.
 const RETAIN = `
 local v = redis.call('INCR', KEYS[2])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[2] == '' or ARGV[4] == '0' then redis.call('ZREM', KEYS[3], ARGV[1])
+else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 redis.call('PUBLISH', ARGV[3], 'T' .. v .. '\\0' .. ARGV[1] .. '\\0' .. ARGV[2])
 return v`;
+
+// KEYS: retained, version, expiry. ARGV: now, channel.
+const EXPIRE_RETAINED = `
+local topics = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, 256)
+for _, topic in ipairs(topics) do
+  local v = redis.call('INCR', KEYS[2])
+  redis.call('HDEL', KEYS[1], topic)
+  redis.call('ZREM', KEYS[3], topic)
+  redis.call('PUBLISH', ARGV[2], 'T' .. v .. '\\0' .. topic .. '\\0')
+end
+return #topics`;
 
 // KEYS: owner, session, nodes hash. ARGV: node, lease prefix, clean, record, sessions-set prefix, client id,
 // claim prefix (a dead node registered or being claimed: wait).
@@ -184,6 +199,7 @@ type ScriptedRedis = Redis & {
   clusterJoin(...args: (string | number)[]): Promise<number>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
+  clusterExpireRetained(...args: (string | number)[]): Promise<number>;
 };
 
 /**
@@ -272,7 +288,8 @@ export class RedisBus implements ClusterBus {
       redis.defineCommand("clusterJoin", { numberOfKeys: 3, lua: JOIN });
       redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
-      redis.defineCommand("clusterRetain", { numberOfKeys: 2, lua: RETAIN });
+      redis.defineCommand("clusterRetain", { numberOfKeys: 3, lua: RETAIN });
+      redis.defineCommand("clusterExpireRetained", { numberOfKeys: 3, lua: EXPIRE_RETAINED });
       redis.defineCommand("clusterClaimSession", { numberOfKeys: 3, lua: CLAIM_SESSION });
       redis.defineCommand("clusterEndSession", { numberOfKeys: 3, lua: END_SESSION });
       redis.defineCommand("clusterStoreSession", { numberOfKeys: 2, lua: STORE_SESSION });
@@ -506,9 +523,11 @@ export class RedisBus implements ClusterBus {
       (multi as any).clusterRetain(
         `${this.#prefix}retained`,
         `${this.#prefix}retained:version`,
+        `${this.#prefix}retained:expiry`,
         change.topic,
         change.record ? Buffer.from(change.record) : "",
         this.#channel,
+        change.expiry ?? 0,
       );
     }
     for (const { clientId, epoch } of batch.endedSessions) {
@@ -558,6 +577,18 @@ export class RedisBus implements ClusterBus {
       for (const [id, fields] of items) entries.push(entryOf(id, fields));
     }
     return entries;
+  }
+
+  async expireRetained(now: number): Promise<number> {
+    return await this.#run(
+      this.#r.clusterExpireRetained(
+        `${this.#prefix}retained`,
+        `${this.#prefix}retained:version`,
+        `${this.#prefix}retained:expiry`,
+        now,
+        this.#channel,
+      ),
+    );
   }
 
   async retainedVersion(): Promise<number> {

@@ -44,7 +44,11 @@ Deno.test({
       const watcher = await connect(a, "watcher", 5);
       clients.push(watcher);
       const wills: string[] = [];
-      watcher.on("message", (topic) => wills.push(topic));
+      const willAt = new Map<string, number>();
+      watcher.on("message", (topic) => {
+        wills.push(topic);
+        willAt.set(topic, Date.now());
+      });
       await watcher.subscribeAsync("will/#", { qos: 1 });
 
       // Clients of b: wills with and without delay, v5 and v3.1.1, one clean, one moved to c.
@@ -54,6 +58,7 @@ Deno.test({
         await connect(b, "w-delay", 5, { clean: false, properties: quiet, will: will("will/delayed", 1) }),
         await connect(b, "w-v4", 4, { will: { topic: "will/v4", payload: "v4", qos: 1, retain: false } }),
         await connect(b, "w-moved", 5, { clean: false, properties: quiet, will: will("will/moved", 5) }),
+        await connect(b, "w-timed", 5, { clean: false, properties: quiet, will: will("will/timed", 5) }),
       ];
       for (const client of onB) client.on("error", () => {});
       clients.push(...onB);
@@ -103,10 +108,14 @@ Deno.test({
       await waitFor(() => sent.every((topic) => resumed.includes(topic)), 8000, "every acknowledged message");
 
       await waitFor(() => wills.includes("will/delayed"), 8000, "the delayed will");
+      await waitFor(() => wills.includes("will/timed"), 8000, "the will delayed 5 s");
+      // Its delay counts from the death, not from the claim (about 3 s later).
+      const timed = willAt.get("will/timed")! - killedAt;
+      assert.ok(timed >= 4000 && timed < 6500, `the 5 s will came ${timed} ms after the death`);
       await delay(1500);
       assert.deepEqual(
         [...wills].sort(),
-        ["will/delayed", "will/now", "will/v4"],
+        ["will/delayed", "will/now", "will/timed", "will/v4"],
         "each will once; none for the clean disconnect or the client that moved",
       );
       const duplicates = resumed.filter((topic, i) => resumed.indexOf(topic) !== i);
