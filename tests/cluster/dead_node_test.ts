@@ -195,7 +195,7 @@ Deno.test({
       const duplicates = resumed.filter((topic, i) => resumed.indexOf(topic) !== i);
       assert.deepEqual(duplicates, [], "no message twice");
       assert.doesNotMatch(a.output() + c.output(), /starting it anew/);
-      const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of "b"/g) ?? [];
+      const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of "?b"?/g) ?? [];
       assert.equal(claims.length, 1, "b claimed once");
       console.log(`CONNACK ${connackAfter} ms after the death`);
     } catch (error) {
