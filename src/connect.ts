@@ -18,6 +18,7 @@ import type { Sessions } from "./sessions.ts";
 import { NEVER_EXPIRES, obscureNotAuthorized, type ResolvedOptions } from "./options.ts";
 import { logger } from "./logger.ts";
 import { logConnection } from "./connection_log.ts";
+import { withinTopicLimits } from "./topics.ts";
 
 const log = logger("server");
 
@@ -196,6 +197,12 @@ export class ConnectHandler {
     p.sessionExpiryInterval = Math.min(requestedExpiry, caps.maximumSessionExpiryInterval);
 
     if (c.willFlag) {
+      // The codec has checked the Will Topic's syntax; this server's own limits apply to it as to
+      // any Topic Name. v3 has no CONNACK code for it: like a PUBLISH over the limits, it is closed.
+      if (!withinTopicLimits(c.willTopic!, caps)) {
+        if (c.protocolVersion === 5) return this.#refuseConnect(client, ReasonCode.TopicNameInvalid);
+        return client.closeAfterFlush(new Error("Will Topic beyond the topic limits"));
+      }
       const willQos = c.willQos ?? 0;
       if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
       if (c.willRetain && !caps.retainAvailable) {

@@ -263,6 +263,7 @@ export class Outbound {
     const now = Date.now();
     for (const packet of inflight.outbound.values()) {
       if (packet.fixedHeader.type === PacketType.Pubrel) {
+        packet.fixedHeader.dup = true; // written only for MQTT 3.1, which marks re-sent PUBRELs
         client.send(packet);
         continue;
       }

@@ -7,6 +7,7 @@
 import { encodeProperties, propertyTargetBit, readProperties } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { ByteReader } from "./reader.ts";
+import { topicNameError } from "./topic_rules.ts";
 import {
   type ConnectParams,
   type Packet,
@@ -122,6 +123,9 @@ export function decodeConnect(reader: ByteReader): Packet | number {
     }
     const willTopic = reader.utf8();
     if (typeof willTopic === "number") return willTopic;
+    // The Will Topic is a Topic Name [MQTT-3.1.3-11]: not empty [MQTT-4.7.3-1], no wildcards.
+    const topicError = topicNameError(willTopic);
+    if (topicError !== 0) return topicError;
     const willPayload = reader.binaryCopy();
     if (willPayload === undefined) return malformed;
     connect.willTopic = willTopic;

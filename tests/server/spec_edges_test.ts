@@ -1,0 +1,190 @@
+/**
+ * Protocol edges a peer's test suite found (issue 16), over real sockets with raw bytes: what goes
+ * in and what comes out, for each protocol level concerned.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { PacketType, type ProtocolVersion } from "../../mod.ts";
+import { RawClient, startBroker, type TestBroker } from "../helpers.ts";
+import { bin, frame, P, props, u16, utf8 } from "../packets/golden.ts";
+
+/** A CONNECT variable header: protocol name and level, flags, keep alive 0. */
+function connectHead(version: ProtocolVersion, flags: number): number[] {
+  return [...utf8(version === 3 ? "MQIsdp" : "MQTT"), version, flags, ...u16(0)];
+}
+
+/** A CONNECT with a QoS 0 will (flags: clean start, will flag) and the given will topic. */
+function connectWithWill(
+  version: ProtocolVersion,
+  clientId: string,
+  willTopic: string,
+  willProperties: number[] = [],
+): number[] {
+  if (version !== 5) {
+    return frame(0x10, connectHead(version, 0x06), utf8(clientId), utf8(willTopic), bin(0x78));
+  }
+  return frame(
+    0x10,
+    connectHead(5, 0x06),
+    props(),
+    utf8(clientId),
+    props(...willProperties),
+    utf8(willTopic),
+    bin(0x78),
+  );
+}
+
+/** Sends the bytes on a new connection and returns every frame until the broker closes it. */
+async function answerTo(broker: TestBroker, version: ProtocolVersion, bytes: number[]): Promise<number[][]> {
+  const client = await RawClient.open(broker, version);
+  try {
+    await client.sendBytes(bytes);
+    const frames: number[][] = [];
+    for (;;) {
+      const frame = await client.readBytes();
+      if (frame === undefined) return frames;
+      frames.push(frame);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** CONNACK with a reason code and no properties (v5). */
+const connack5 = (code: number) => [0x20, 0x03, 0x00, code, 0x00];
+
+// ---------------------------------------------------------------------------------------------
+// 1. An empty Will Topic [MQTT-4.7.3-1]
+
+Deno.test("CONNECT with an empty Will Topic gets CONNACK 0x82 on v5 and is closed on v3.1.1 and v3.1", async () => {
+  await using broker = await startBroker();
+  assert.deepEqual(await answerTo(broker, 5, connectWithWill(5, "w5", "")), [connack5(0x82)]);
+  assert.deepEqual(
+    await answerTo(broker, 5, connectWithWill(5, "w5d", "", P.willDelayInterval(30))),
+    [connack5(0x82)],
+    "with a Will Delay Interval",
+  );
+  assert.deepEqual(await answerTo(broker, 4, connectWithWill(4, "w4", "")), [], "v3.1.1: closed, no CONNACK");
+  assert.deepEqual(await answerTo(broker, 3, connectWithWill(3, "w3", "")), [], "v3.1: closed, no CONNACK");
+  assert.equal(broker.server.info.clientsConnected, 0);
+  assert.equal(broker.server.clients.get("w5"), undefined, "no session was set up");
+});
+
+Deno.test("CONNECT with a wildcard Will Topic gets CONNACK 0x90 on v5 and is closed on v3.1.1", async () => {
+  await using broker = await startBroker();
+  assert.deepEqual(await answerTo(broker, 5, connectWithWill(5, "w5", "a/+")), [connack5(0x90)]);
+  assert.deepEqual(await answerTo(broker, 4, connectWithWill(4, "w4", "a/#")), []);
+});
+
+Deno.test("CONNECT with a Will Topic over maximumTopicLength or maximumTopicLevels is refused like a PUBLISH", async () => {
+  await using broker = await startBroker({ capabilities: { maximumTopicLength: 8, maximumTopicLevels: 3 } });
+  assert.deepEqual(await answerTo(broker, 5, connectWithWill(5, "long5", "abcdefghi")), [connack5(0x90)]);
+  assert.deepEqual(await answerTo(broker, 5, connectWithWill(5, "deep5", "a/b/c/d")), [connack5(0x90)]);
+  assert.deepEqual(await answerTo(broker, 4, connectWithWill(4, "long4", "abcdefghi")), []);
+  // Within the limits it is accepted.
+  const [ack] = await answerTo(broker, 5, [...connectWithWill(5, "fine5", "a/b/c"), 0xe0, 0x00]);
+  assert.deepEqual(ack.slice(0, 4), [0x20, ack[1], 0x00, 0x00]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. An empty Response Topic, and every other Topic Name field
+
+Deno.test("CONNECT with an empty Response Topic in the Will Properties gets CONNACK 0x82", async () => {
+  await using broker = await startBroker();
+  assert.deepEqual(
+    await answerTo(broker, 5, connectWithWill(5, "r5", "will/t", P.responseTopic(""))),
+    [connack5(0x82)],
+  );
+  assert.deepEqual(
+    await answerTo(broker, 5, connectWithWill(5, "r5w", "will/t", P.responseTopic("r/+"))),
+    [connack5(0x90)],
+  );
+});
+
+Deno.test("PUBLISH with an empty or wildcard Response Topic gets DISCONNECT 0x82 or 0x90", async () => {
+  await using broker = await startBroker();
+  for (const [topic, code] of [["", 0x82], ["r/#", 0x90]] as const) {
+    const { client } = await RawClient.connect(broker, `p-${code}`);
+    await client.sendBytes(frame(0x30, utf8("t"), props(P.responseTopic(topic)), 0x78));
+    assert.deepEqual(await client.readBytes(), [0xe0, 0x01, code]);
+    assert.equal(await client.readBytes(), undefined, "closed");
+    client.close();
+  }
+});
+
+Deno.test("UNSUBSCRIBE with an invalid Topic Filter gets UNSUBACK 0x8F on v5", async () => {
+  await using broker = await startBroker();
+  const { client } = await RawClient.connect(broker, "u5");
+  await client.subscribe([{ filter: "a/b", qos: 0 }]);
+  // "a/b#" and "" are not filters [MQTT-4.7.1-1] [MQTT-4.7.3-1]; "a/b" is, and is subscribed.
+  await client.sendBytes(frame(0xa2, u16(2), props(), utf8("a/b#"), utf8(""), utf8("a/b")));
+  assert.deepEqual(await client.readBytes(), [0xb0, 0x06, 0x00, 0x02, 0x00, 0x8f, 0x8f, 0x00]);
+  client.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. Fixed header flags per protocol level
+
+Deno.test("MQTT 3.1 re-sent PUBREL, SUBSCRIBE and UNSUBSCRIBE with DUP set are answered", async () => {
+  await using broker = await startBroker();
+  const { client } = await RawClient.connect(broker, "v31", { version: 3 });
+  await client.sendBytes(frame(0x34, utf8("q2/t"), u16(5), 0x78)); // PUBLISH QoS 2, id 5
+  assert.deepEqual(await client.readBytes(), [0x50, 0x02, 0x00, 0x05]); // PUBREC
+  await client.sendBytes([0x6a, 0x02, 0x00, 0x05]); // PUBREL, DUP (the PUBCOMP was lost, say)
+  assert.deepEqual(await client.readBytes(), [0x70, 0x02, 0x00, 0x05]); // PUBCOMP
+  await client.sendBytes([0x6a, 0x02, 0x00, 0x05]); // again: the id is released, PUBCOMP again
+  assert.deepEqual(await client.readBytes(), [0x70, 0x02, 0x00, 0x05]);
+  await client.sendBytes(frame(0x8a, u16(6), utf8("a/b"), 0x01)); // SUBSCRIBE, DUP
+  assert.deepEqual(await client.readBytes(), [0x90, 0x03, 0x00, 0x06, 0x01]);
+  await client.sendBytes(frame(0xaa, u16(7), utf8("a/b"))); // UNSUBSCRIBE, DUP
+  assert.deepEqual(await client.readBytes(), [0xb0, 0x02, 0x00, 0x07]);
+  await client.sendBytes([0xc1, 0x00]); // PINGREQ with an unused flag set: 3.1 does not use it
+  assert.deepEqual(await client.readBytes(), [0xd0, 0x00]);
+  client.close();
+});
+
+Deno.test("MQTT 3.1.1 and 5 close the connection on PUBREL, SUBSCRIBE or UNSUBSCRIBE with DUP set", async () => {
+  await using broker = await startBroker();
+  const cases: [ProtocolVersion, number[]][] = [
+    [4, [0x6a, 0x02, 0x00, 0x05]],
+    [4, frame(0x8a, u16(6), utf8("a/b"), 0x01)],
+    [4, frame(0xaa, u16(7), utf8("a/b"))],
+    [4, [0xc1, 0x00]],
+    [5, [0x6a, 0x02, 0x00, 0x05]],
+    [5, frame(0x8a, u16(6), props(), utf8("a/b"), 0x01)],
+  ];
+  for (const [version, bytes] of cases) {
+    const { client } = await RawClient.connect(broker, `strict${version}`, { version });
+    await client.sendBytes(bytes);
+    const expected = version === 5 ? [[0xe0, 0x01, 0x81]] : [];
+    const frames: number[][] = [];
+    for (let f = await client.readBytes(); f !== undefined; f = await client.readBytes()) frames.push(f);
+    assert.deepEqual(frames, expected, `v${version} ${bytes[0].toString(16)}`);
+    client.close();
+  }
+});
+
+Deno.test("MQTT 3.1 session resumed after PUBREC gets its PUBREL again with DUP set (3.1.1: without)", async () => {
+  await using broker = await startBroker();
+  for (const version of [3, 4] as const) {
+    const id = `resume${version}`;
+    const first = await RawClient.connect(broker, id, { version, connect: { clean: false } });
+    await first.client.subscribe([{ filter: `r${version}/t`, qos: 2 }]);
+    const { client: publisher } = await RawClient.connect(broker, `pub${version}`, { version });
+    await publisher.sendBytes(frame(0x34, utf8(`r${version}/t`), u16(1), 0x78)); // QoS 2
+    await publisher.expect(PacketType.Pubrec);
+    const message = await first.client.expect(PacketType.Publish);
+    await first.client.sendBytes([0x50, 0x02, ...u16(message.packetId!)]); // PUBREC
+    assert.deepEqual(await first.client.readBytes(), [0x62, 0x02, ...u16(message.packetId!)]);
+    first.client.close(); // no PUBCOMP
+    publisher.close();
+    const second = await RawClient.connect(broker, id, { version, connect: { clean: false } });
+    const dup = version === 3 ? 0x08 : 0;
+    assert.deepEqual(await second.client.readBytes(), [0x62 | dup, 0x02, ...u16(message.packetId!)]);
+    await second.client.sendBytes([0x70, 0x02, ...u16(message.packetId!)]);
+    assert.deepEqual(await second.client.sync(), []);
+    second.client.close();
+  }
+});
