@@ -289,21 +289,34 @@ export class Outbound {
 
   /**
    * A PUBACK or PUBCOMP from the client: that outbound flow is complete; queued messages may go.
+   * The ack must answer what is in flight under its id: PUBACK a QoS 1 PUBLISH, PUBCOMP a PUBREL.
    *
    * @param client The client.
    * @param packet The acknowledgement.
+   * @returns 0, or 0x82 Protocol Error when the ack answers a flow of another kind or stage (a QoS 2
+   *   message answered with PUBACK, or with PUBCOMP before PUBREC; a QoS 1 one with PUBCOMP)
+   *   [3.1.1 §4.8, 5.0 §4.13]: the caller closes the connection.
    */
-  completed(client: Client, packet: Packet): void {
+  completed(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const held = inflight.outbound.get(packet.packetId!);
-    const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
+    if (!held) return 0; // an unknown or stale id (a duplicate ack, say): nothing to complete
+    const type = held.fixedHeader.type;
     if (
-      !held || held.fixedHeader.type !== expected ||
-      (expected === PacketType.Publish && held.fixedHeader.qos !== 1)
+      packet.fixedHeader.type === PacketType.Puback
+        ? type !== PacketType.Publish || held.fixedHeader.qos !== 1
+        : type !== PacketType.Pubrel
     ) {
-      return; // unknown or stale id: nothing to complete
+      return ReasonCode.ProtocolError;
     }
-    inflight.outbound.delete(packet.packetId!);
+    this.#complete(client, held);
+    return 0;
+  }
+
+  /** Ends an outbound flow: frees its packet id and quota, and sends what waited for the quota. */
+  #complete(client: Client, held: Packet): void {
+    const inflight = client.state.inflight;
+    inflight.outbound.delete(held.packetId!);
     inflight.release(held);
     this.#info.inflight--;
     this.#hooks.onQosComplete(client, held);
@@ -313,31 +326,40 @@ export class Outbound {
 
   /**
    * A PUBREC from the client: answer PUBREL (kept in flight in the same place), or end the flow
-   * when the PUBREC carries an error.
+   * when the PUBREC carries a failure (>= 0x80): then the id is free and no PUBREL follows
+   * [5.0 §4.3.3]. A PUBREC again after our PUBREL gets the PUBREL again.
    *
    * @param client The client.
    * @param packet The PUBREC.
+   * @returns 0, or 0x82 Protocol Error when the PUBREC answers a QoS 1 message, or fails a flow it
+   *   had already accepted: the caller closes the connection.
    */
-  pubrec(client: Client, packet: Packet): void {
+  pubrec(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const id = packet.packetId!;
     const held = inflight.outbound.get(id);
-    if (!held || held.fixedHeader.qos !== 2) {
-      client.send({
-        fixedHeader: { type: PacketType.Pubrel },
-        packetId: id,
-        reasonCode: ReasonCode.PacketIdentifierNotFound,
-      });
-      return;
+    const failed = (packet.reasonCode ?? 0) >= 0x80;
+    if (!held) {
+      // Unknown id: a successful PUBREC gets PUBREL 0x92 so that the client can end its side
+      // (v5 3.6.2.1); a failed one has ended the flow at the client already: nothing to answer.
+      if (!failed) {
+        client.send({
+          fixedHeader: { type: PacketType.Pubrel },
+          packetId: id,
+          reasonCode: ReasonCode.PacketIdentifierNotFound,
+        });
+      }
+      return 0;
     }
-    if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
-      // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
-      inflight.outbound.delete(id);
-      inflight.release(held);
-      this.#info.inflight--;
-      this.#hooks.onQosComplete(client, held);
-      this.#drainPending(client);
-      return;
+    if (held.fixedHeader.type === PacketType.Pubrel) {
+      if (failed) return ReasonCode.ProtocolError;
+      client.send(held);
+      return 0;
+    }
+    if (held.fixedHeader.qos !== 2) return ReasonCode.ProtocolError; // a QoS 1 message has no PUBREC
+    if (failed) {
+      this.#complete(client, held);
+      return 0;
     }
     inflight.release(held); // past PUBREC only the packet id is kept
     const pubrel: Packet = {
@@ -349,6 +371,7 @@ export class Outbound {
     inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
     this.#hooks.onQosPublish(client, pubrel, Date.now(), 0);
     client.send(pubrel);
+    return 0;
   }
 }
 

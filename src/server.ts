@@ -402,11 +402,15 @@ export class Server {
         break;
       case PacketType.Puback:
       case PacketType.Pubcomp:
-        this.#outbound.completed(client, packet);
+      case PacketType.Pubrec: {
+        // An ack that answers another kind or stage of flow than the one in flight under its id is
+        // a protocol violation [3.1.1 §4.8, 5.0 §4.13].
+        const code = packet.fixedHeader.type === PacketType.Pubrec
+          ? this.#outbound.pubrec(client, packet)
+          : this.#outbound.completed(client, packet);
+        if (code !== 0) return this.disconnectClient(client, code);
         break;
-      case PacketType.Pubrec:
-        this.#outbound.pubrec(client, packet);
-        break;
+      }
       case PacketType.Pubrel:
         this.#processPubrel(client, packet);
         break;

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { PacketType, type ProtocolVersion } from "../../mod.ts";
-import { RawClient, startBroker, type TestBroker } from "../helpers.ts";
+import { RawClient, startBroker, type TestBroker, waitFor } from "../helpers.ts";
 import { bin, frame, P, props, u16, utf8 } from "../packets/golden.ts";
 
 /** A CONNECT variable header: protocol name and level, flags, keep alive 0. */
@@ -187,4 +187,114 @@ Deno.test("MQTT 3.1 session resumed after PUBREC gets its PUBREL again with DUP 
     assert.deepEqual(await second.client.sync(), []);
     second.client.close();
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5, 6. Every ack answers the flow in flight under its id: type, QoS, stage
+
+/** A subscriber with one message of the given QoS in flight to it; returns it and the packet id. */
+async function inFlight(
+  broker: TestBroker,
+  name: string,
+  version: ProtocolVersion,
+  qos: 1 | 2,
+): Promise<{ client: RawClient; id: number }> {
+  const { client } = await RawClient.connect(broker, name, { version });
+  await client.subscribe([{ filter: `${name}/t`, qos }]);
+  await broker.server.publish(`${name}/t`, "x", false, qos);
+  const message = await client.expect(PacketType.Publish);
+  assert.equal(message.fixedHeader.qos, qos);
+  return { client, id: message.packetId! };
+}
+
+/** Every frame until the broker closes the connection. */
+async function framesUntilClosed(client: RawClient): Promise<number[][]> {
+  const frames: number[][] = [];
+  for (let f = await client.readBytes(); f !== undefined; f = await client.readBytes()) frames.push(f);
+  return frames;
+}
+
+Deno.test("An ack of the wrong type for the message in flight closes the connection (v5: DISCONNECT 0x82)", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  // [type of the first byte, QoS in flight, whether it is sent after the PUBREC/PUBREL exchange]
+  const wrong: [string, number, 1 | 2, boolean][] = [
+    ["PUBREC for QoS 1", 0x50, 1, false],
+    ["PUBCOMP for QoS 1", 0x70, 1, false],
+    ["PUBACK for QoS 2", 0x40, 2, false],
+    ["PUBCOMP for QoS 2 before PUBREC", 0x70, 2, false],
+    ["PUBACK for QoS 2 after PUBREL", 0x40, 2, true],
+  ];
+  let n = 0;
+  for (const version of [3, 4, 5] as const) {
+    for (const [label, first, qos, released] of wrong) {
+      const { client, id } = await inFlight(broker, `wrong${++n}`, version, qos);
+      if (released) {
+        await client.sendBytes([0x50, 0x02, ...u16(id)]);
+        assert.deepEqual(await client.readBytes(), [0x62, 0x02, ...u16(id)]);
+      }
+      await client.sendBytes([first, 0x02, ...u16(id)]);
+      // No PUBREL for a QoS 1 id (v3.1.1 used to run a QoS 2 flow on it), nothing but the close.
+      assert.deepEqual(
+        await framesUntilClosed(client),
+        version === 5 ? [[0xe0, 0x01, 0x82]] : [],
+        `v${version} ${label}`,
+      );
+      client.close();
+    }
+  }
+  await waitFor(() => broker.server.info.clientsConnected === 0, 1000, "every connection released");
+});
+
+Deno.test("PUBREC with a failure reason code gets no PUBREL: the id is freed and the connection goes on", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  const { client, id } = await inFlight(broker, "refuser", 5, 2);
+  const session = broker.server.clients.get("refuser")!;
+  assert.equal(session.state.inflight.outbound.size, 1);
+  await client.sendBytes([0x50, 0x03, ...u16(id), 0x80]); // PUBREC 0x80 Unspecified error
+  assert.deepEqual(await client.sync(), [], "no PUBREL");
+  assert.equal(session.state.inflight.outbound.size, 0, "the id is free");
+  assert.equal(broker.server.info.inflight, 0);
+  // The same failed PUBREC again (the id is unknown now) is not answered either.
+  await client.sendBytes([0x50, 0x03, ...u16(id), 0x80]);
+  assert.deepEqual(await client.sync(), []);
+  // The connection is usable: the next message goes through a whole QoS 2 flow.
+  await broker.server.publish("refuser/t", "y", false, 2);
+  const next = await client.expect(PacketType.Publish);
+  await client.sendBytes([0x50, 0x02, ...u16(next.packetId!)]);
+  assert.deepEqual(await client.readBytes(), [0x62, 0x02, ...u16(next.packetId!)]);
+  await client.sendBytes([0x70, 0x02, ...u16(next.packetId!)]);
+  assert.deepEqual(await client.sync(), []);
+  assert.equal(session.state.inflight.outbound.size, 0);
+  client.close();
+});
+
+Deno.test("PUBREC for an unknown id gets PUBREL 0x92 (v5) or PUBREL (v3.1.1); a repeated PUBREC gets the PUBREL again", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  for (const version of [4, 5] as const) {
+    const { client, id } = await inFlight(broker, `unknown${version}`, version, 2);
+    await client.sendBytes([0x50, 0x02, ...u16(id)]);
+    assert.deepEqual(await client.readBytes(), [0x62, 0x02, ...u16(id)]);
+    await client.sendBytes([0x50, 0x02, ...u16(id)]); // our PUBREL was lost, say
+    assert.deepEqual(await client.readBytes(), [0x62, 0x02, ...u16(id)]);
+    await client.sendBytes([0x70, 0x02, ...u16(id)]);
+    await client.sendBytes([0x50, 0x02, 0x12, 0x34]);
+    assert.deepEqual(
+      await client.readBytes(),
+      version === 5 ? [0x62, 0x03, 0x12, 0x34, 0x92] : [0x62, 0x02, 0x12, 0x34],
+    );
+    // A PUBACK or PUBCOMP for an unknown id is ignored (a duplicate, say).
+    await client.sendBytes([0x40, 0x02, 0x12, 0x35, 0x70, 0x02, 0x12, 0x36]);
+    assert.deepEqual(await client.sync(), []);
+    client.close();
+  }
+});
+
+Deno.test("A failed PUBREC after the PUBREL closes the connection (the flow was accepted)", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  const { client, id } = await inFlight(broker, "late", 5, 2);
+  await client.sendBytes([0x50, 0x02, ...u16(id)]);
+  assert.deepEqual(await client.readBytes(), [0x62, 0x02, ...u16(id)]);
+  await client.sendBytes([0x50, 0x03, ...u16(id), 0x80]);
+  assert.deepEqual(await framesUntilClosed(client), [[0xe0, 0x01, 0x82]]);
+  client.close();
 });
