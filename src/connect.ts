@@ -146,6 +146,7 @@ export class ConnectHandler {
     const props = packet.properties ?? {};
     const p = client.properties;
     p.protocolVersion = c.protocolVersion;
+    p.maximumPacketSize = props.maximumPacketSize ?? 0; // a refusing CONNACK obeys it too
     const listener = this.#host.listeners.get(client.net.listener);
     const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
     if (certName !== undefined) c.username = certName; // a verified client certificate names the user
@@ -177,7 +178,6 @@ export class ConnectHandler {
     p.clean = c.clean;
     p.props = props;
     p.receiveMaximum = props.receiveMaximum ?? 0xffff;
-    p.maximumPacketSize = props.maximumPacketSize ?? 0;
     p.topicAliasMaximum = props.topicAliasMaximum ?? 0;
     p.requestProblemInformation = props.requestProblemInformation !== 0;
     p.requestResponseInformation = props.requestResponseInformation === 1;
@@ -235,6 +235,31 @@ export class ConnectHandler {
     }
     if (client.closed) return; // the client went away while hooks ran
 
+    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
+    if (c.protocolVersion === 5) {
+      connack.properties = {
+        receiveMaximum: caps.receiveMaximum,
+        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
+        retainAvailable: caps.retainAvailable ? undefined : 0,
+        maximumPacketSize: caps.maximumPacketSize || undefined,
+        topicAliasMaximum: caps.topicAliasMaximum || undefined,
+        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
+        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
+        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
+        serverKeepAlive,
+        assignedClientIdentifier: assigned ? clientId : undefined,
+        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
+          ? p.sessionExpiryInterval
+          : undefined,
+        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
+          ? `responses/${clientId}`
+          : undefined,
+      };
+    }
+    // [MQTT-3.1.2-24] A client whose Maximum Packet Size cannot hold the CONNACK can never complete
+    // the connect: refused before any session is touched (0x95 if even that fits, else just closed).
+    if (!client.fits(connack)) return this.#refuseConnect(client, ReasonCode.PacketTooLarge);
+
     this.#host.hooks.onSessionEstablish(client, packet);
     let handedOver: SessionSnapshot | undefined;
     const cluster = this.#host.cluster();
@@ -258,28 +283,6 @@ export class ConnectHandler {
     }
     client.state.connected = true;
     client.state.connectedAt = Date.now();
-
-    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
-    if (c.protocolVersion === 5) {
-      connack.properties = {
-        receiveMaximum: caps.receiveMaximum,
-        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
-        retainAvailable: caps.retainAvailable ? undefined : 0,
-        maximumPacketSize: caps.maximumPacketSize || undefined,
-        topicAliasMaximum: caps.topicAliasMaximum || undefined,
-        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
-        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
-        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
-        serverKeepAlive,
-        assignedClientIdentifier: assigned ? clientId : undefined,
-        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
-          ? p.sessionExpiryInterval
-          : undefined,
-        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
-          ? `responses/${clientId}`
-          : undefined,
-      };
-    }
     this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
     logConnection("connected", client, sessionPresent ? "session present" : "new session");
     client.startKeepAlive(keepAliveExpired);

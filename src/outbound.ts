@@ -201,6 +201,13 @@ export class Outbound {
     this.#hooks.onQosDropped(client, packet);
   }
 
+  /** A message in flight (with a packet id) is dropped: its id and quota are freed, and it is counted. */
+  #discardInflight(client: Client, packet: Packet): void {
+    client.state.inflight.outbound.delete(packet.packetId!);
+    this.#info.inflight--;
+    this.#droppedQos(client, packet, "too_large");
+  }
+
   /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
   #sendInflight(client: Client, packet: Packet): void {
     const inflight = client.state.inflight;
@@ -271,7 +278,12 @@ export class Outbound {
       // delivery has started, so they go out even if they expired meanwhile [MQTT-3.3.2-5]: the
       // client may hold the packet id of a QoS 2 message, and a new message under it would be lost.
       packet.fixedHeader = { ...packet.fixedHeader, dup: true };
-      this.#transmit(client, packet, false, true);
+      if (!this.#transmit(client, packet, false, true)) {
+        // Larger than the Maximum Packet Size this connection gave: discarded, as if sent
+        // [MQTT-3.1.2-25], which frees its id. Offline meanwhile: it stays for the next resume.
+        if (client.lastRefusal === "too_large") this.#discardInflight(client, packet);
+        continue;
+      }
       this.#hooks.onQosPublish(client, packet, now, 1);
     }
     this.#drainPending(client);

@@ -298,3 +298,86 @@ Deno.test("A failed PUBREC after the PUBREL closes the connection (the flow was 
   assert.deepEqual(await framesUntilClosed(client), [[0xe0, 0x01, 0x82]]);
   client.close();
 });
+
+// ---------------------------------------------------------------------------------------------
+// 7. Outbound packets that cannot fit the client's Maximum Packet Size
+
+/** A v5 CONNECT (clean start) with a Maximum Packet Size and maybe a Session Expiry Interval. */
+function connectWithMaximum(clientId: string, maximum: number, expiry = 0): number[] {
+  const properties = [...P.maximumPacketSize(maximum), ...(expiry ? P.sessionExpiryInterval(expiry) : [])];
+  return frame(0x10, connectHead(5, expiry ? 0x00 : 0x02), props(...properties), utf8(clientId));
+}
+
+Deno.test("CONNECT with a Maximum Packet Size too small for any CONNACK is closed at once", async () => {
+  await using broker = await startBroker();
+  const started = Date.now();
+  assert.deepEqual(await answerTo(broker, 5, connectWithMaximum("tiny", 2)), []);
+  assert.ok(Date.now() - started < 1500, "closed, not left open");
+  // Room for a bare CONNACK but not for the real one: CONNACK 0x95 Packet Too Large, then closed.
+  assert.deepEqual(await answerTo(broker, 5, connectWithMaximum("small", 5)), [connack5(0x95)]);
+  assert.equal(broker.server.clients.get("small"), undefined, "no session was set up");
+  assert.equal(broker.server.info.clientsConnected, 0);
+});
+
+Deno.test("CONNECT with a Maximum Packet Size that just holds the CONNACK is accepted", async () => {
+  await using broker = await startBroker();
+  const [connack] = await answerTo(broker, 5, [...connectWithMaximum("probe", 0x0fffffff), 0xe0, 0x00]);
+  // The CONNACK carries the same properties whatever the client's maximum.
+  const [ack] = await answerTo(broker, 5, [...connectWithMaximum("exact", connack.length), 0xe0, 0x00]);
+  assert.equal(ack.length, connack.length);
+  assert.equal(ack[3], 0x00);
+  assert.deepEqual(await answerTo(broker, 5, connectWithMaximum("short", connack.length - 1)), [
+    connack5(0x95),
+  ]);
+});
+
+Deno.test("An ack too large for the client's maximum loses its User Properties, not the ack", async () => {
+  await using broker = await startBroker();
+  const client = await RawClient.open(broker, 5);
+  await client.sendBytes(connectWithMaximum("acked", 64));
+  await client.expect(PacketType.Connack);
+  // The PUBACK would copy the PUBLISH's user property (over 64 bytes) [MQTT-3.4.2-3].
+  const big = P.userProperty("k", "v".repeat(80));
+  await client.sendBytes(frame(0x32, utf8("a/t"), u16(9), props(...big), 0x78));
+  assert.deepEqual(await client.readBytes(), [0x40, 0x02, 0x00, 0x09]);
+  await client.sendBytes(frame(0x34, utf8("a/t"), u16(10), props(...big), 0x78));
+  assert.deepEqual(await client.readBytes(), [0x50, 0x02, 0x00, 0x0a]);
+  client.close();
+});
+
+Deno.test("A SUBACK too large for the client's maximum ends the connection with DISCONNECT 0x95", async () => {
+  await using broker = await startBroker();
+  const client = await RawClient.open(broker, 5);
+  await client.sendBytes(connectWithMaximum("subber", 20));
+  assert.deepEqual((await client.readBytes())?.slice(0, 4), [0x20, 0x0e, 0x00, 0x00]); // 16 bytes: fits
+  const filters = Array.from({ length: 30 }, (_, i) => [...utf8(`f/${i}`), 0x00]).flat();
+  await client.sendBytes(frame(0x82, u16(1), props(), filters)); // its SUBACK is 35 bytes
+  assert.deepEqual(await framesUntilClosed(client), [[0xe0, 0x01, 0x95]]);
+  client.close();
+});
+
+Deno.test("A message in flight that no longer fits the resumed connection's maximum is discarded and counted", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  const first = await RawClient.open(broker, 5);
+  await first.sendBytes(connectWithMaximum("shrinker", 1000, 60));
+  await first.expect(PacketType.Connack);
+  await first.subscribe([{ filter: "s/#", qos: 1 }]);
+  await broker.server.publish("s/big", "y".repeat(200), false, 1);
+  assert.equal((await first.expect(PacketType.Publish)).topicName, "s/big");
+  first.close(); // not acknowledged: it will be resent...
+  const session = broker.server.clients.get("shrinker")!;
+  await waitFor(() => session.closed, 1000, "the first connection to end");
+  const dropped = broker.server.info.messagesDropped;
+  const second = await RawClient.open(broker, 5);
+  await second.sendBytes(connectWithMaximum("shrinker", 100, 60)); // ...to a connection taking 100 bytes
+  const connack = await second.expect(PacketType.Connack);
+  assert.equal(connack.sessionPresent, true);
+  assert.deepEqual(await second.sync(), [], "not resent");
+  const resumed = broker.server.clients.get("shrinker")!;
+  assert.equal(resumed.state.inflight.outbound.size, 0, "its packet id is free");
+  assert.equal(broker.server.info.inflight, 0);
+  assert.equal(broker.server.info.messagesDropped, dropped + 1);
+  await broker.server.publish("s/small", "fits", false, 1);
+  assert.equal((await second.expect(PacketType.Publish)).topicName, "s/small");
+  second.close();
+});
