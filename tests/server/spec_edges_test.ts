@@ -339,9 +339,9 @@ Deno.test("An ack too large for the client's maximum loses its User Properties, 
   // The PUBACK would copy the PUBLISH's user property (over 64 bytes) [MQTT-3.4.2-3].
   const big = P.userProperty("k", "v".repeat(80));
   await client.sendBytes(frame(0x32, utf8("a/t"), u16(9), props(...big), 0x78));
-  assert.deepEqual(await client.readBytes(), [0x40, 0x02, 0x00, 0x09]);
+  assert.deepEqual(await client.readBytes(), [0x40, 0x03, 0x00, 0x09, 0x10]); // 0x10: nobody subscribed
   await client.sendBytes(frame(0x34, utf8("a/t"), u16(10), props(...big), 0x78));
-  assert.deepEqual(await client.readBytes(), [0x50, 0x02, 0x00, 0x0a]);
+  assert.deepEqual(await client.readBytes(), [0x50, 0x03, 0x00, 0x0a, 0x10]);
   client.close();
 });
 
@@ -380,4 +380,48 @@ Deno.test("A message in flight that no longer fits the resumed connection's maxi
   await broker.server.publish("s/small", "fits", false, 1);
   assert.equal((await second.expect(PacketType.Publish)).topicName, "s/small");
   second.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// 0x10 No Matching Subscribers (compatibility switch ackNoMatchingSubscribers, on by default)
+
+Deno.test("v5 PUBACK/PUBREC carry 0x10 when nothing matched, 0x00 when something did; v3.1.1 acks have no code", async () => {
+  await using broker = await startBroker();
+  const { client: sub } = await RawClient.connect(broker, "nm-sub");
+  await sub.subscribe([{ filter: "nm/matched", qos: 0 }]);
+  const { client: pub } = await RawClient.connect(broker, "nm-pub");
+  await pub.sendBytes(frame(0x32, utf8("nm/nobody"), u16(1), props(), 0x78));
+  assert.deepEqual(await pub.readBytes(), [0x40, 0x03, 0x00, 0x01, 0x10]);
+  await pub.sendBytes(frame(0x34, utf8("nm/nobody"), u16(2), props(), 0x78));
+  assert.deepEqual(await pub.readBytes(), [0x50, 0x03, 0x00, 0x02, 0x10]);
+  await pub.sendBytes([0x62, 0x02, 0x00, 0x02]); // 0x10 is a success: the flow goes on
+  assert.deepEqual(await pub.readBytes(), [0x70, 0x02, 0x00, 0x02]);
+  await pub.sendBytes(frame(0x32, utf8("nm/matched"), u16(3), props(), 0x78));
+  assert.deepEqual(await pub.readBytes(), [0x40, 0x02, 0x00, 0x03]);
+  // A retained message that nobody holds a subscription for is still "no matching subscribers".
+  await pub.sendBytes(frame(0x33, utf8("nm/kept"), u16(4), props(), 0x78));
+  assert.deepEqual(await pub.readBytes(), [0x40, 0x03, 0x00, 0x04, 0x10]);
+  const { client: v4 } = await RawClient.connect(broker, "nm-v4", { version: 4 });
+  await v4.sendBytes(frame(0x32, utf8("nm/nobody"), u16(5), 0x78));
+  assert.deepEqual(await v4.readBytes(), [0x40, 0x02, 0x00, 0x05]);
+  for (const client of [sub, pub, v4]) client.close();
+});
+
+Deno.test("v5 PUBACK is 0x00 when nothing matched and ackNoMatchingSubscribers is off", async () => {
+  await using broker = await startBroker({
+    capabilities: { compatibilities: { ackNoMatchingSubscribers: false } },
+  });
+  const { client: pub } = await RawClient.connect(broker, "nm-off");
+  await pub.sendBytes(frame(0x32, utf8("nm/nobody"), u16(1), props(), 0x78));
+  assert.deepEqual(await pub.readBytes(), [0x40, 0x02, 0x00, 0x01]);
+  pub.close();
+});
+
+Deno.test("v5 PUBACK is 0x10 when the only subscription is the publisher's own No Local one", async () => {
+  await using broker = await startBroker();
+  const { client } = await RawClient.connect(broker, "nm-local");
+  await client.subscribe([{ filter: "nm/self", qos: 1, noLocal: true }]);
+  await client.sendBytes(frame(0x32, utf8("nm/self"), u16(1), props(), 0x78));
+  assert.deepEqual(await client.readBytes(), [0x40, 0x03, 0x00, 0x01, 0x10]);
+  client.close();
 });
