@@ -88,7 +88,11 @@ export class Sessions {
     let sessionPresent = false;
     if (existing && existing !== client) {
       const wasConnected = !existing.closed;
-      if (!client.properties.clean && (wasConnected || !isExpired(existing))) {
+      // A live connection's session outlives it only with a Session Expiry Interval: a clean session
+      // (v3.1.1) or an expiry of 0 (v5) ends when its connection does, which the takeover is about to
+      // close, so there is nothing to resume [MQTT-3.1.2-6] [MQTT-3.2.2-2/3] (v5 3.1.2.11.2).
+      const survives = wasConnected ? existing.properties.sessionExpiryInterval > 0 : !isExpired(existing);
+      if (!client.properties.clean && survives) {
         client.inheritSession(existing);
         sessionPresent = true;
       }
@@ -322,7 +326,8 @@ export class Sessions {
     const hooks = this.#host.hooks;
     const result = hooks.onWill(client, will);
     const send = (w: Packet | number) => {
-      if (typeof w === "number") return;
+      // A client may not publish to $ topics: nor may its will (the PUBLISH path's rule).
+      if (typeof w === "number" || w.topicName!.charCodeAt(0) === 0x24) return;
       const allowed = hooks.onACLCheck(client, w.topicName!, true);
       const deliver = (ok: boolean) => {
         if (!ok) return;

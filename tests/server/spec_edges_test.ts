@@ -425,3 +425,45 @@ Deno.test("v5 PUBACK is 0x10 when the only subscription is the publisher's own N
   assert.deepEqual(await client.readBytes(), [0x40, 0x03, 0x00, 0x01, 0x10]);
   client.close();
 });
+
+// ---------------------------------------------------------------------------------------------
+// 3. A clean session's state does not survive a takeover (the whole table: session_table_test.ts)
+
+Deno.test("A takeover of a clean session (v3.1.1) or an expiry-0 session (v5) answers Session Present 0 and carries nothing", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  for (const version of [4, 5] as const) {
+    const a = await RawClient.open(broker, version);
+    // v3.1.1 CleanSession 1; v5 Clean Start 1 with no Session Expiry Interval (0).
+    await a.sendBytes(frame(0x10, connectHead(version, 0x02), version === 5 ? props() : [], utf8("same")));
+    assert.equal((await a.readBytes())?.[3], 0x00);
+    await a.sendBytes(frame(0x82, u16(1), version === 5 ? props() : [], utf8("taken/t"), 0x01));
+    await a.expect(PacketType.Suback);
+    const b = await RawClient.open(broker, version);
+    // CleanSession 0 / Clean Start 0 while A is connected.
+    await b.sendBytes(frame(0x10, connectHead(version, 0x00), version === 5 ? props() : [], utf8("same")));
+    const connack = await b.readBytes();
+    assert.deepEqual(connack?.slice(0, 4), [0x20, connack![1], 0x00, 0x00], `v${version}: Session Present 0`);
+    assert.deepEqual(
+      await framesUntilClosed(a),
+      version === 5 ? [[0xe0, 0x01, 0x8e]] : [],
+      `v${version}: A taken over`,
+    );
+    await broker.server.publish("taken/t", "x", false, 1);
+    assert.deepEqual(await b.sync(), [], `v${version}: A's subscription did not carry over`);
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("A will to a $ topic is not published, as a PUBLISH there would not be", async () => {
+  await using broker = await startBroker({ inlineClient: true });
+  const seen: string[] = [];
+  await broker.server.subscribe("$SYS/fake/#", 1, (_client, _sub, packet) => seen.push(packet.topicName!));
+  const a = await RawClient.open(broker, 4);
+  await a.sendBytes(connectWithWill(4, "sys-will", "$SYS/fake/will"));
+  assert.equal((await a.readBytes())?.[3], 0x00);
+  a.close();
+  await waitFor(() => broker.server.clients.get("sys-will") === undefined, 2000, "the session to end");
+  await broker.server.publish("$SYS/fake/check", "x", false, 0); // the inline client may publish there
+  assert.deepEqual(seen, ["$SYS/fake/check"]);
+});
