@@ -81,7 +81,8 @@ export function decodeConnect(reader: ByteReader): Packet | number {
   const version = level as ProtocolVersion;
   const flags = reader.u8();
   if (flags < 0) return malformed;
-  if ((flags & 0x01) !== 0) return malformed; // [MQTT-3.1.2-3] reserved flag
+  // [MQTT-3.1.2-3] the reserved flag is 0 in 3.1.1 and 5; MQTT 3.1 only calls it unused.
+  if ((flags & 0x01) !== 0 && version !== 3) return malformed;
   const willFlag = (flags & 0x04) !== 0;
   const willQos = (flags >> 3) & 0x03;
   const willRetain = (flags & 0x20) !== 0;

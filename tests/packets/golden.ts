@@ -2216,6 +2216,13 @@ const topicNameFieldCases: GoldenCase[] = [
 ];
 
 const flagsPerLevelCases: GoldenCase[] = [
+  {
+    name: "CONNECT v3 reserved connect flag is not used",
+    version: 3,
+    bytes: frame(0x10, connectHead(3, 0x03), utf8("c")),
+    packet: connectPacket(3, { clean: true, keepAlive: 60, clientId: "c", willFlag: false }),
+    decodeOnly: true,
+  },
   // MQTT 3.1 sets DUP when it re-sends PUBREL, SUBSCRIBE and UNSUBSCRIBE; 3.1.1 and 5 fix 0010.
   {
     name: "PUBREL v3 flags 1010 (DUP on a re-sent PUBREL)",

@@ -145,6 +145,16 @@ Deno.test("MQTT 3.1 re-sent PUBREL, SUBSCRIBE and UNSUBSCRIBE with DUP set are a
   client.close();
 });
 
+Deno.test("MQTT 3.1 CONNECT with unused fixed header and reserved connect flags is accepted; 3.1.1 is closed", async () => {
+  await using broker = await startBroker();
+  assert.deepEqual(
+    await answerTo(broker, 3, [...frame(0x11, connectHead(3, 0x03), utf8("old")), 0xe0, 0x00]),
+    [[0x20, 0x02, 0x00, 0x00]],
+  );
+  assert.deepEqual(await answerTo(broker, 4, frame(0x11, connectHead(4, 0x02), utf8("new"))), []);
+  assert.deepEqual(await answerTo(broker, 4, frame(0x10, connectHead(4, 0x03), utf8("new"))), []);
+});
+
 Deno.test("MQTT 3.1.1 and 5 close the connection on PUBREL, SUBSCRIBE or UNSUBSCRIBE with DUP set", async () => {
   await using broker = await startBroker();
   const cases: [ProtocolVersion, number[]][] = [
