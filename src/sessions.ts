@@ -88,11 +88,7 @@ export class Sessions {
     let sessionPresent = false;
     if (existing && existing !== client) {
       const wasConnected = !existing.closed;
-      // A live connection's session outlives it only with a Session Expiry Interval: a clean session
-      // (v3.1.1) or an expiry of 0 (v5) ends when its connection does, which the takeover is about to
-      // close, so there is nothing to resume [MQTT-3.1.2-6] [MQTT-3.2.2-2/3] (v5 3.1.2.11.2).
-      const survives = wasConnected ? existing.properties.sessionExpiryInterval > 0 : !isExpired(existing);
-      if (!client.properties.clean && survives) {
+      if (!client.properties.clean && isResumable(existing)) {
         client.inheritSession(existing);
         sessionPresent = true;
       }
@@ -212,7 +208,7 @@ export class Sessions {
     const { clients } = this.#host;
     const client = clients.get(clientId);
     if (!client || client.net.inline) return undefined;
-    const keep = !clean && (!client.closed || !isExpired(client));
+    const keep = !clean && isResumable(client);
     clients.delete(client);
     if (!client.closed) {
       this.#host.disconnectClient(client, ReasonCode.SessionTakenOver);
@@ -386,6 +382,16 @@ function snapshotOf(client: Client): SessionSnapshot {
     inflight.push({ clientId: client.id, direction: "in", sequence: 0, packetId, stage: "pubrec" });
   }
   return { subscriptions: [...client.state.subscriptions.values()], inflight };
+}
+
+/**
+ * Whether a new connection may resume this session. A live connection's session outlives it only
+ * with a Session Expiry Interval: a clean session (v3.1.1) or an expiry of 0 (v5) ends when its
+ * connection does, which the takeover is about to close, so there is nothing to resume
+ * [MQTT-3.1.2-6] [MQTT-3.2.2-2/3] (v5 3.1.2.11.2). A disconnected one is resumable until it expires.
+ */
+function isResumable(existing: Client): boolean {
+  return existing.closed ? !isExpired(existing) : existing.properties.sessionExpiryInterval > 0;
 }
 
 function isExpired(client: Client): boolean {
