@@ -300,16 +300,26 @@ export class Outbound {
   }
 
   /**
-   * A PUBACK or PUBCOMP from the client: that outbound flow is complete; queued messages may go.
-   * The ack must answer what is in flight under its id: PUBACK a QoS 1 PUBLISH, PUBCOMP a PUBREL.
+   * A PUBACK, PUBREC or PUBCOMP from the client, for an outbound QoS 1/2 flow. Each must answer
+   * what is in flight under its id (type, QoS, stage); one that answers a flow of another kind or
+   * stage is a protocol violation [3.1.1 §4.8, 5.0 §4.13].
    *
    * @param client The client.
    * @param packet The acknowledgement.
-   * @returns 0, or 0x82 Protocol Error when the ack answers a flow of another kind or stage (a QoS 2
-   *   message answered with PUBACK, or with PUBCOMP before PUBREC; a QoS 1 one with PUBCOMP)
-   *   [3.1.1 §4.8, 5.0 §4.13]: the caller closes the connection.
+   * @returns 0, or 0x82 Protocol Error: the caller closes the connection.
    */
-  completed(client: Client, packet: Packet): number {
+  acknowledged(client: Client, packet: Packet): number {
+    return packet.fixedHeader.type === PacketType.Pubrec
+      ? this.#pubrec(client, packet)
+      : this.#completed(client, packet);
+  }
+
+  /**
+   * A PUBACK or PUBCOMP: that outbound flow is complete; queued messages may go. PUBACK answers
+   * only a QoS 1 PUBLISH, PUBCOMP only a PUBREL: 0x82 for a QoS 2 message answered with PUBACK, or
+   * with PUBCOMP before PUBREC, or a QoS 1 one with PUBCOMP. An unknown id is ignored.
+   */
+  #completed(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const held = inflight.outbound.get(packet.packetId!);
     if (!held) return 0; // an unknown or stale id (a duplicate ack, say): nothing to complete
@@ -337,16 +347,12 @@ export class Outbound {
   }
 
   /**
-   * A PUBREC from the client: answer PUBREL (kept in flight in the same place), or end the flow
-   * when the PUBREC carries a failure (>= 0x80): then the id is free and no PUBREL follows
-   * [5.0 §4.3.3]. A PUBREC again after our PUBREL gets the PUBREL again.
-   *
-   * @param client The client.
-   * @param packet The PUBREC.
-   * @returns 0, or 0x82 Protocol Error when the PUBREC answers a QoS 1 message, or fails a flow it
-   *   had already accepted: the caller closes the connection.
+   * A PUBREC: answer PUBREL (kept in flight in the same place), or end the flow when the PUBREC
+   * carries a failure (>= 0x80): then the id is free and no PUBREL follows [5.0 §4.3.3]. A PUBREC
+   * again after our PUBREL gets the PUBREL again. 0x82 when it answers a QoS 1 message, or fails a
+   * flow it had already accepted.
    */
-  pubrec(client: Client, packet: Packet): number {
+  #pubrec(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const id = packet.packetId!;
     const held = inflight.outbound.get(id);

@@ -401,13 +401,9 @@ export class Server {
         result = this.#processPublish(client, packet);
         break;
       case PacketType.Puback:
-      case PacketType.Pubcomp:
-      case PacketType.Pubrec: {
-        // An ack that answers another kind or stage of flow than the one in flight under its id is
-        // a protocol violation [3.1.1 §4.8, 5.0 §4.13].
-        const code = packet.fixedHeader.type === PacketType.Pubrec
-          ? this.#outbound.pubrec(client, packet)
-          : this.#outbound.completed(client, packet);
+      case PacketType.Pubrec:
+      case PacketType.Pubcomp: {
+        const code = this.#outbound.acknowledged(client, packet); // 0x82: it answers another flow
         if (code !== 0) return this.disconnectClient(client, code);
         break;
       }
