@@ -18,6 +18,7 @@ import type { Sessions } from "./sessions.ts";
 import { NEVER_EXPIRES, obscureNotAuthorized, type ResolvedOptions } from "./options.ts";
 import { logger } from "./logger.ts";
 import { logConnection } from "./connection_log.ts";
+import { withinTopicLimits } from "./topics.ts";
 
 const log = logger("server");
 
@@ -145,6 +146,7 @@ export class ConnectHandler {
     const props = packet.properties ?? {};
     const p = client.properties;
     p.protocolVersion = c.protocolVersion;
+    p.maximumPacketSize = props.maximumPacketSize ?? 0; // a refusing CONNACK obeys it too
     const listener = this.#host.listeners.get(client.net.listener);
     const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
     if (certName !== undefined) c.username = certName; // a verified client certificate names the user
@@ -176,7 +178,6 @@ export class ConnectHandler {
     p.clean = c.clean;
     p.props = props;
     p.receiveMaximum = props.receiveMaximum ?? 0xffff;
-    p.maximumPacketSize = props.maximumPacketSize ?? 0;
     p.topicAliasMaximum = props.topicAliasMaximum ?? 0;
     p.requestProblemInformation = props.requestProblemInformation !== 0;
     p.requestResponseInformation = props.requestResponseInformation === 1;
@@ -196,6 +197,12 @@ export class ConnectHandler {
     p.sessionExpiryInterval = Math.min(requestedExpiry, caps.maximumSessionExpiryInterval);
 
     if (c.willFlag) {
+      // The codec has checked the Will Topic's syntax; this server's own limits apply to it as to
+      // any Topic Name. v3 has no CONNACK code for it: like a PUBLISH over the limits, it is closed.
+      if (!withinTopicLimits(c.willTopic!, caps)) {
+        if (c.protocolVersion === 5) return this.#refuseConnect(client, ReasonCode.TopicNameInvalid);
+        return client.closeAfterFlush(new Error("Will Topic beyond the topic limits"));
+      }
       const willQos = c.willQos ?? 0;
       if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
       if (c.willRetain && !caps.retainAvailable) {
@@ -228,6 +235,31 @@ export class ConnectHandler {
     }
     if (client.closed) return; // the client went away while hooks ran
 
+    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
+    if (c.protocolVersion === 5) {
+      connack.properties = {
+        receiveMaximum: caps.receiveMaximum,
+        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
+        retainAvailable: caps.retainAvailable ? undefined : 0,
+        maximumPacketSize: caps.maximumPacketSize || undefined,
+        topicAliasMaximum: caps.topicAliasMaximum || undefined,
+        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
+        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
+        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
+        serverKeepAlive,
+        assignedClientIdentifier: assigned ? clientId : undefined,
+        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
+          ? p.sessionExpiryInterval
+          : undefined,
+        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
+          ? `responses/${clientId}`
+          : undefined,
+      };
+    }
+    // [MQTT-3.1.2-24] A client whose Maximum Packet Size cannot hold the CONNACK can never complete
+    // the connect: refused before any session is touched (0x95 if even that fits, else just closed).
+    if (!client.fits(connack)) return this.#refuseConnect(client, ReasonCode.PacketTooLarge);
+
     this.#host.hooks.onSessionEstablish(client, packet);
     let handedOver: SessionSnapshot | undefined;
     const cluster = this.#host.cluster();
@@ -252,28 +284,6 @@ export class ConnectHandler {
     }
     client.state.connected = true;
     client.state.connectedAt = Date.now();
-
-    const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
-    if (c.protocolVersion === 5) {
-      connack.properties = {
-        receiveMaximum: caps.receiveMaximum,
-        maximumQoS: caps.maximumQos < 2 ? caps.maximumQos : undefined,
-        retainAvailable: caps.retainAvailable ? undefined : 0,
-        maximumPacketSize: caps.maximumPacketSize || undefined,
-        topicAliasMaximum: caps.topicAliasMaximum || undefined,
-        wildcardSubscriptionAvailable: caps.wildcardSubAvailable ? undefined : 0,
-        subscriptionIdentifierAvailable: caps.subIdAvailable ? undefined : 0,
-        sharedSubscriptionAvailable: caps.sharedSubAvailable ? undefined : 0,
-        serverKeepAlive,
-        assignedClientIdentifier: assigned ? clientId : undefined,
-        sessionExpiryInterval: p.sessionExpiryInterval !== requestedExpiry
-          ? p.sessionExpiryInterval
-          : undefined,
-        responseInformation: p.requestResponseInformation || caps.compatibilities.alwaysReturnResponseInfo
-          ? `responses/${clientId}`
-          : undefined,
-      };
-    }
     this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
     logConnection("connected", client, sessionPresent ? "session present" : "new session");
     client.startKeepAlive(keepAliveExpired);

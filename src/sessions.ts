@@ -88,7 +88,7 @@ export class Sessions {
     let sessionPresent = false;
     if (existing && existing !== client) {
       const wasConnected = !existing.closed;
-      if (!client.properties.clean && (wasConnected || !isExpired(existing))) {
+      if (!client.properties.clean && isResumable(existing)) {
         client.inheritSession(existing);
         sessionPresent = true;
       }
@@ -208,7 +208,7 @@ export class Sessions {
     const { clients } = this.#host;
     const client = clients.get(clientId);
     if (!client || client.net.inline) return undefined;
-    const keep = !clean && (!client.closed || !isExpired(client));
+    const keep = !clean && isResumable(client);
     clients.delete(client);
     if (!client.closed) {
       this.#host.disconnectClient(client, ReasonCode.SessionTakenOver);
@@ -332,7 +332,8 @@ export class Sessions {
     const hooks = this.#host.hooks;
     const result = hooks.onWill(client, will);
     const send = (w: Packet | number) => {
-      if (typeof w === "number") return;
+      // A client may not publish to $ topics: nor may its will (the PUBLISH path's rule).
+      if (typeof w === "number" || w.topicName!.charCodeAt(0) === 0x24) return;
       const allowed = hooks.onACLCheck(client, w.topicName!, true);
       const deliver = (ok: boolean) => {
         if (!ok) return;
@@ -391,6 +392,16 @@ function snapshotOf(client: Client): SessionSnapshot {
     inflight.push({ clientId: client.id, direction: "in", sequence: 0, packetId, stage: "pubrec" });
   }
   return { subscriptions: [...client.state.subscriptions.values()], inflight };
+}
+
+/**
+ * Whether a new connection may resume this session. A live connection's session outlives it only
+ * with a Session Expiry Interval: a clean session (v3.1.1) or an expiry of 0 (v5) ends when its
+ * connection does, which the takeover is about to close, so there is nothing to resume
+ * [MQTT-3.1.2-6] [MQTT-3.2.2-2/3] (v5 3.1.2.11.2). A disconnected one is resumable until it expires.
+ */
+function isResumable(existing: Client): boolean {
+  return existing.closed ? !isExpired(existing) : existing.properties.sessionExpiryInterval > 0;
 }
 
 function isExpired(client: Client): boolean {
