@@ -35,6 +35,8 @@ import { type BrokerConfig, loadConfig } from "./config.ts";
 import { addListenerExplained, applyConfig } from "./config_build.ts";
 import { logger } from "../logger.ts";
 import { RedisCluster } from "../../hooks/cluster/redis_cluster.ts";
+import { defaultNodeId } from "../../hooks/cluster/node_id.ts";
+import { parentGone, READY_LINE, runWorkers, workerCount, workerNumber } from "./workers.ts";
 
 const USAGE = `Usage: deno run -A --unstable-kv jsr:@x/broker/cli [options]
 
@@ -51,6 +53,9 @@ Options:
   --cluster URL         join the cluster whose state is in this Redis: redis://[user:password@]host:port[/db]
                         (--data does not apply then)
   --node-id ID          this node's id in the cluster (default: hostname-pid-random)
+  --workers N           run N broker processes sharing every listener port ("auto": one per core),
+                        one cluster node each ({node-id}-w1...); needs --cluster (or the config's
+                        cluster section) and Linux
   --tls-cert-file FILE  TLS certificate (PEM) for the TCP and WebSocket listeners
   --tls-key-file FILE   TLS private key (PEM) for the TCP and WebSocket listeners
   --log-level LEVEL     trace, debug, info, warning, error or fatal (default info)
@@ -93,6 +98,8 @@ export interface CliOptions {
   nodeId?: string;
   /** `--allow-anonymous-remote`: without a config, listen beyond loopback with the allow-all hook. */
   allowAnonymousRemote?: boolean;
+  /** `--workers`: how many worker processes (a whole number, or "auto"). */
+  workers?: string;
 }
 
 /** The default listener addresses: loopback only, or every interface with `--allow-anonymous-remote`. */
@@ -146,6 +153,7 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
         verbose: { type: "boolean", short: "v", default: false },
         cluster: { type: "string" },
         "node-id": { type: "string" },
+        workers: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
       },
@@ -193,14 +201,46 @@ export function parseCliArgs(args: string[]): CliOptions | "help" | "version" {
     allowAnonymousRemote: values["allow-anonymous-remote"] || undefined,
     cluster: values.cluster,
     nodeId: values["node-id"],
+    workers: values.workers,
   };
-  if (options.nodeId !== undefined && options.cluster === undefined) {
+  if (options.nodeId !== undefined && options.cluster === undefined && options.config === undefined) {
     throw new TypeError(`--node-id needs --cluster\n\n${USAGE}`);
+  }
+  if (options.workers !== undefined) {
+    workerCount(options.workers);
+    if (options.cluster === undefined && options.config === undefined) {
+      throw new TypeError(
+        `--workers needs --cluster redis://...: the workers form one cluster through Redis\n\n${USAGE}`,
+      );
+    }
   }
   for (const key of Object.keys(options) as (keyof CliOptions)[]) {
     if (options[key] === undefined) delete options[key];
   }
   return options;
+}
+
+/** The command line of a worker: the parent's options without `--workers` and `--node-id`. */
+function workerArgs(options: CliOptions): string[] {
+  const flags: [keyof CliOptions, string][] = [
+    ["config", "--config"],
+    ["tcp", "--tcp"],
+    ["ws", "--ws"],
+    ["info", "--info"],
+    ["tlsCertFile", "--tls-cert-file"],
+    ["tlsKeyFile", "--tls-key-file"],
+    ["logLevel", "--log-level"],
+    ["logFormat", "--log-format"],
+    ["data", "--data"],
+    ["cluster", "--cluster"],
+  ];
+  const args: string[] = [];
+  for (const [key, flag] of flags) {
+    const value = options[key];
+    if (typeof value === "string") args.push(flag, value);
+  }
+  if (options.allowAnonymousRemote) args.push("--allow-anonymous-remote");
+  return args;
 }
 
 /** A sink that writes each record synchronously to stderr (nothing lost on exit). */
@@ -218,6 +258,7 @@ function planListeners(
   options: CliOptions,
   server: Server,
   config: BrokerConfig | undefined,
+  reusePort: boolean,
 ): Listener[] {
   const tls: TlsConfig | undefined = options.tlsCertFile
     ? { cert: options.tlsCertFile, key: options.tlsKeyFile! }
@@ -229,11 +270,11 @@ function planListeners(
   };
   const planned: Listener[] = [];
   const tcp = want(options.tcp, DEFAULTS.tcp);
-  if (tcp) planned.push(new TCP({ id: "tcp", address: tcp, tls }));
+  if (tcp) planned.push(new TCP({ id: "tcp", address: tcp, tls, reusePort }));
   const ws = want(options.ws, DEFAULTS.ws);
-  if (ws) planned.push(new WebSocket({ id: "ws", address: ws, tls }));
+  if (ws) planned.push(new WebSocket({ id: "ws", address: ws, tls, reusePort }));
   const info = want(options.info, DEFAULTS.info);
-  if (info) planned.push(new HTTPStats({ id: "stats", address: info }, server.info, server));
+  if (info) planned.push(new HTTPStats({ id: "stats", address: info, reusePort }, server.info, server));
   return planned;
 }
 
@@ -331,6 +372,24 @@ export async function main(args: string[]): Promise<number> {
   const log = logger("cli");
   for (const warning of config?.warnings ?? []) log.warn("{warning}", { warning });
 
+  const worker = workerNumber();
+  const workers = options.workers ?? config?.cluster?.workers;
+  if (workers !== undefined && worker === undefined) {
+    if (options.cluster === undefined && config?.cluster === undefined) {
+      log.fatal("--workers (or cluster.workers) needs --cluster redis://... or the config's cluster section");
+      await reset();
+      return 2;
+    }
+    const code = await runWorkers({
+      count: workerCount(workers),
+      nodeId: options.nodeId ?? config?.cluster?.nodeId ?? defaultNodeId(),
+      args: workerArgs(options),
+    });
+    await reset();
+    return code;
+  }
+  const reusePort = worker !== undefined;
+
   let server: Server;
   try {
     server = new Server(config?.options);
@@ -345,7 +404,7 @@ export async function main(args: string[]): Promise<number> {
         // The file sets no storage (conflicts() checked): --data adds Deno KV, as without a config.
         config.hooks.storage = { kv: { path: kvPath(options.data) } };
       }
-      await applyConfig(server, config);
+      await applyConfig(server, config, reusePort);
       if (!config.hooks.auth) log.warn("The config declares no auth hook: every client will be refused");
       if (config.hooks.storage?.kv) {
         log.info("Storing state in Deno KV at {path}", { path: config.hooks.storage.kv.path });
@@ -376,9 +435,11 @@ export async function main(args: string[]): Promise<number> {
     if (options.cluster !== undefined) {
       await server.addCluster(new RedisCluster({ address: options.cluster, nodeId: options.nodeId }));
     } else if (config?.cluster) {
-      await server.addCluster(new RedisCluster({ ...config.cluster.redis, nodeId: config.cluster.nodeId }));
+      await server.addCluster(
+        new RedisCluster({ ...config.cluster.redis, nodeId: options.nodeId ?? config.cluster.nodeId }),
+      );
     }
-    for (const listener of planListeners(options, server, config)) {
+    for (const listener of planListeners(options, server, config, reusePort)) {
       await addListenerExplained(server, listener);
     }
   } catch (error) {
@@ -411,6 +472,14 @@ export async function main(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  if (worker !== undefined) {
+    console.log(READY_LINE);
+    parentGone().then(() => {
+      if (signals > 0) return;
+      log.warn("The supervisor is gone: shutting down");
+      onSignal();
+    });
+  }
   await stopped;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);

@@ -129,8 +129,8 @@ export interface BrokerConfig {
    * store replaced by Deno KV. The CLI logs them as warnings.
    */
   warnings: string[];
-  /** `cluster`: join the cluster whose state is in this Redis, as this node. */
-  cluster?: { redis: RedisSettings; nodeId?: string };
+  /** `cluster`: join the cluster whose state is in this Redis, as this node (with `workers`: N processes). */
+  cluster?: { redis: RedisSettings; nodeId?: string; workers?: number | "auto" };
   /** Bridges to other brokers (`bridges:`), in file order; TLS files already read. */
   bridges: BridgeConfig[];
 }
@@ -238,6 +238,7 @@ function rootSchema(): Check {
             required: ["address"],
           },
           node_id: str,
+          workers: { kind: "any" },
         },
         required: ["redis"],
       },
@@ -312,6 +313,12 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const level = logging.level as string | undefined;
   const cluster = raw.cluster as Raw | undefined;
   const redis = cluster?.redis as Raw | undefined;
+  const workers = cluster?.workers;
+  if (
+    workers !== undefined && workers !== "auto" && !(Number.isInteger(workers) && (workers as number) >= 1)
+  ) {
+    throw walker.error(at(cluster, "workers"), "cluster.workers", `must be a whole number from 1 or "auto"`);
+  }
   return {
     cluster: cluster && redis
       ? {
@@ -323,6 +330,7 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
           prefix: redis.prefix as string | undefined,
         }) as RedisSettings,
         nodeId: cluster.node_id as string | undefined,
+        ...(workers === undefined ? {} : { workers: workers as number | "auto" }),
       }
       : undefined,
     file,

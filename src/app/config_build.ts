@@ -27,11 +27,18 @@ import type { BrokerConfig, RedisSettings } from "./config.ts";
  *
  * @param config The configuration.
  * @param server The server (HTTP stats read its `info`).
+ * @param reusePort Bind every TCP port shared with other processes (`--workers`); a Unix listener
+ *   cannot be shared (a TypeError says so).
  * @returns The listeners, in file order.
  */
-export function createListeners(config: BrokerConfig, server: Server): Listener[] {
+export function createListeners(config: BrokerConfig, server: Server, reusePort = false): Listener[] {
   return config.listeners.map((l): Listener => {
-    const common = { id: l.id, address: l.address };
+    if (reusePort && l.type === "unix") {
+      throw new TypeError(
+        `Listener "${l.id}": a Unix socket cannot be shared by workers; remove it or the workers`,
+      );
+    }
+    const common = reusePort ? { id: l.id, address: l.address, reusePort } : { id: l.id, address: l.address };
     const policy = { maxConnections: l.maxConnections, allowAnonymous: l.allowAnonymous };
     switch (l.type) {
       case "tcp":
@@ -110,10 +117,11 @@ export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[
  *
  * @param server A server created with `config.options`.
  * @param config The configuration.
+ * @param reusePort Share every listener's port with other processes (`--workers`).
  */
-export async function applyConfig(server: Server, config: BrokerConfig): Promise<void> {
+export async function applyConfig(server: Server, config: BrokerConfig, reusePort = false): Promise<void> {
+  const listeners = createListeners(config, server, reusePort);
   const hooks = await createHooks(config);
-  const listeners = createListeners(config, server);
   for (const { hook, config: hookConfig } of hooks) await server.addHook(hook, hookConfig);
   for (const bridge of config.bridges ?? []) await server.addHook(new Bridge(server, bridge));
   const added: Listener[] = [];
