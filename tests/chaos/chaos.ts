@@ -20,7 +20,7 @@
  * @module
  */
 
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { startRedis } from "../storage/redis_server.ts";
 import { type Node, startNode } from "../cluster/nodes.ts";
 
@@ -128,6 +128,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   const redis = await startRedis();
   const slots: NodeSlot[] = [];
+  const lives: Node[] = [];
   const clients = new Set<mqtt.MqttClient>();
   let running = true;
   try {
@@ -137,6 +138,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       )
     ) {
       slots.push({ id: node.id, node, state: "up", faultAt: 0 });
+      lives.push(node);
     }
     const up = () => slots.filter((slot) => slot.state === "up");
 
@@ -330,7 +332,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const byPacketId = new Map<number, string>();
           client.on("packetsend", (packet) => {
             if (packet.cmd === "publish" && packet.qos > 0) {
-              byPacketId.set(packet.messageId!, typeof packet.payload === "string" ? packet.payload : new TextDecoder().decode(packet.payload));
+              byPacketId.set(
+                packet.messageId!,
+                typeof packet.payload === "string"
+                  ? packet.payload
+                  : new TextDecoder().decode(packet.payload),
+              );
             }
           });
           client.on("packetreceive", (packet) => {
@@ -498,6 +505,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await slot.node.stop("SIGKILL");
         await delay(300 + rand() * 1500);
         slot.node = await startNode(redis.address, slot.id, { info: true });
+        lives.push(slot.node);
         slot.state = "up";
         count("kills");
       } else {
@@ -545,9 +553,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           violations.push(`QoS 2 message ${messageId} delivered ${times} times to ${subscriber}`);
         } else if (record.acked && record.sentAt > since && times === 0) {
           violations.push(
-            `QoS ${record.qos} message ${messageId} (${
-              record.qos === 1 ? "PUBACKed" : "PUBRECed"
-            }, sent ${rel(record.sentAt)}) never reached ${subscriber} (${history.get(subscriber)?.join(", ")})`,
+            `QoS ${record.qos} message ${messageId} (${record.qos === 1 ? "PUBACKed" : "PUBRECed"}, sent ${
+              rel(record.sentAt)
+            }) never reached ${subscriber} (${history.get(subscriber)?.join(", ")})`,
           );
         }
       }
@@ -596,8 +604,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
       });
       if (!connected) return;
-      if (version === 5) await endClient(connected.client, { cmd: "disconnect", properties: { sessionExpiryInterval: 1 } });
-      else await endClient(connected.client);
+      if (version === 5) {
+        await endClient(connected.client, { cmd: "disconnect", properties: { sessionExpiryInterval: 1 } });
+      } else await endClient(connected.client);
     }));
     {
       const cleaner = await connect("retained-cleaner", 5, { clean: true });
@@ -624,6 +633,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await slot.node.stop("SIGKILL");
     }
     await redis.stop();
+    const dump = Deno.env.get("CHAOS_LOGS");
+    if (dump) {
+      await Deno.writeTextFile(
+        dump,
+        lives.map((node, i) => `==== ${node.id} life ${i}\n${node.output()}`).join("\n"),
+      );
+    }
   }
   stats.faults = faults.length;
   const lines = [

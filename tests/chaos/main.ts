@@ -31,10 +31,13 @@ console.log(report.text);
 const kinds = new Map<string, number>();
 for (const violation of report.violations) {
   const kind = violation.replace(/^t\+[\d.]+s /, "").replace(/(pub|sub|member|will)-\d+(:\d+)?/g, "$1-N")
-    .replace(/\/\d+ /g, "/N ").replace(/ \d+ times/, " N times");
+    .replace(/\/\d+ /g, "/N ").replace(/ \d+ times/, " N times").replace(/ \(.*\)$/, "").replace(
+      /sent t\+[\d.]+s/,
+      "sent t",
+    );
   kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
 }
 for (const [kind, n] of kinds) console.log(`  ${n} x ${kind}`);
 for (const violation of report.violations.slice(0, 20)) console.log(`  violation: ${violation}`);
-if (Deno.env.get("CHAOS_ALL")) for (const violation of report.violations) console.error(violation);
+if (Deno.env.get("CHAOS_ALL")) { for (const violation of report.violations) console.error(violation); }
 Deno.exit(report.violations.length === 0 ? 0 : 1);
