@@ -54,7 +54,7 @@ import { logger } from "../../src/logger.ts";
 import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange, SessionWrite } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
-import { defaultNodeId } from "./node_id.ts";
+import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
 import { encodeJson, encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
 
 const log = logger("cluster");
@@ -190,13 +190,7 @@ export class BusCluster implements Cluster {
     this.#host = host;
     await this.#bus.connect(this.#listener);
     try {
-      // A crashed previous life of this id (still registered) is claimed by a survivor first (its wills
-      // go out, its sessions are adopted); joining as soon as its lease ran out would orphan them.
-      for (const until = Date.now() + 4 * this.#leaseMs; Date.now() < until; await delay(200)) {
-        const members = await this.#bus.members();
-        if (!members.some((member) => member.id === this.nodeId)) break;
-        if (!members.some((member) => member.id !== this.nodeId && member.lease !== undefined)) break;
-      }
+      await previousLifeClaimed(this.#bus, this.nodeId, this.#leaseMs);
       const deadline = Date.now() + this.#leaseMs + 1500;
       while (!(await this.#bus.join(this.nodeId, this.#report(), this.#leaseMs))) {
         if (Date.now() > deadline) {

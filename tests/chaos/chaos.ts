@@ -143,12 +143,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const up = () => slots.filter((slot) => slot.state === "up");
 
     /** Connects to a random live node, retrying until it works (or the run ends). */
-    async function connect(
+    const connect = async (
       clientId: string,
       version: 4 | 5,
       extra: mqtt.IClientOptions,
       avoid?: string,
-    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> {
+    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const candidates = up().filter((slot) => slot.id !== avoid);
         const slot = candidates.length ? pick(candidates) : pick(slots);
@@ -170,7 +170,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
       }
       return undefined;
-    }
+    };
 
     // ---------------------------------------------------------------------------------------------
     // Persistent subscribers (plain, QoS 2) and shared-group members (QoS 1).
@@ -183,7 +183,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const rel = (time: number) => `t+${((time - start) / 1000).toFixed(1)}s`;
     const persistent: { id: string; version: 4 | 5; stop: () => Promise<void> }[] = [];
 
-    function persistentClient(id: string, version: 4 | 5, filter: string, qos: 1 | 2, shared: boolean) {
+    const persistentClient = (id: string, version: 4 | 5, filter: string, qos: 1 | 2, shared: boolean) => {
       const incomingStore = new KeptStore();
       const outgoingStore = new KeptStore();
       let current: mqtt.MqttClient | undefined;
@@ -252,7 +252,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           await looping;
         },
       });
-    }
+    };
 
     // ---------------------------------------------------------------------------------------------
     // Will carriers: clean sessions with a will each connection (a fresh topic per connection).
@@ -261,7 +261,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const willsReceived = new Map<string, number>();
     const willStops: (() => Promise<void>)[] = [];
 
-    function willClient(id: string, version: 4 | 5) {
+    const willClient = (id: string, version: 4 | 5) => {
       let stopped = false;
       let generation = 0;
       let current: mqtt.MqttClient | undefined;
@@ -311,14 +311,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
         await looping;
       });
-    }
+    };
 
     // ---------------------------------------------------------------------------------------------
     // Publishers: clean sessions, a message every 1/rate s, acknowledgements seen on the wire.
 
     const publisherStops: (() => Promise<void>)[] = [];
     const retainedTopics = new Set<string>();
-    function publisher(index: number, version: 4 | 5) {
+    const publisher = (index: number, version: 4 | 5) => {
       const id = `pub-${index}`;
       let stopped = false;
       let seq = 0;
@@ -386,7 +386,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await looping;
         current?.end(true);
       });
-    }
+    };
 
     // ---------------------------------------------------------------------------------------------
     // The cast.
