@@ -106,7 +106,7 @@ Deno.test({
     const status = parent.status.then((s) => exited = s.code);
     const serving = () => text.match(/is serving/g)?.length ?? 0;
     const pids = () =>
-      [...text.matchAll(/Worker (\d) \("wt-w\d"\) started: pid (\d+)/g)].map((m) => Number(m[2]));
+      [...text.matchAll(/Worker (\d) \("?wt-w\d"?\) started: pid (\d+)/g)].map((m) => Number(m[2]));
     const clients: mqtt.MqttClient[] = [];
     try {
       await waitFor(() => serving() === 2 || exited !== undefined, 30_000, "two workers");
@@ -156,7 +156,7 @@ Deno.test({
       clients.length = 0;
       Deno.kill(first, "SIGKILL");
       await waitFor(
-        () => /Worker 1 \("wt-w1", pid \d+\) exited \("signal SIGKILL"\): restarting/.test(text),
+        () => /Worker 1 \("?wt-w1"?, pid \d+\) exited \("?signal SIGKILL"?\): restarting/.test(text),
         5000,
       );
       await waitFor(() => serving() === 3, 30_000, "the worker to restart");
