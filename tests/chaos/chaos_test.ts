@@ -1,9 +1,10 @@
 /**
  * The chaos run inside the suite: fixed seed, 20 s, 30 clients (the full run, `deno task chaos`,
  * is 60 s with 200 clients). Only the invariants that hold today are asserted; the report, printed
- * every time, shows the others. Known violations (see README "Cluster", "Not yet"): acknowledged
- * QoS 1/2 messages missing for persistent subscribers whose node was killed or stopped, wills of
- * such connections not delivered exactly once, and `orphan:{node}` streams left in Redis.
+ * every time, shows the others. Known violations (README, "Cluster"): acknowledged QoS 1/2 messages
+ * missing for persistent subscribers that moved between nodes (even cleanly, between live nodes) or
+ * whose node was killed or stopped, QoS 2 messages and wills delivered twice, `orphan:{node}` streams
+ * left in Redis.
  *
  * @module
  */
