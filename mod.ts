@@ -101,7 +101,7 @@ export type { HistoryPoint, MessageDropReason, MetricsHookOptions } from "./hook
 
 // Listeners.
 export type { Connection, EstablishFn, Listener, ListenerConfig } from "./src/listener.ts";
-export type { ConnectionCounter, ConnectionPolicy, TlsConfig } from "./listeners/net.ts";
+export type { ConnectionCounter, ConnectionPolicy, PortSharing, TlsConfig } from "./listeners/net.ts";
 export { TCP } from "./listeners/tcp.ts";
 export type { TCPConfig } from "./listeners/tcp.ts";
 export { WebSocket } from "./listeners/websocket.ts";

@@ -15,7 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
-import mqtt from "mqtt";
+import mqtt from "../tests/mqtt.ts";
 import { AllowHook, type Hook, KVHook, Server, TCP } from "../mod.ts";
 import { RedisHook } from "../hooks/storage/redis.ts";
 

@@ -6,7 +6,14 @@
  */
 
 import type { Listener, ListenerConfig } from "../src/listener.ts";
-import { formatHostPort, parseHostPort, readPem, type TlsConfig } from "./net.ts";
+import {
+  checkReusePort,
+  formatHostPort,
+  parseHostPort,
+  type PortSharing,
+  readPem,
+  type TlsConfig,
+} from "./net.ts";
 import { logger } from "../src/logger.ts";
 
 const log = logger("http");
@@ -26,6 +33,7 @@ export interface BoundHttpServer {
  * @param address `host:port`; port 0 picks a free port.
  * @param tls Certificate and key; client certificates are not supported by `Deno.serve`.
  * @param handler The request handler.
+ * @param reusePort Share the port with other processes (needs `--unstable-net`).
  * @returns The server and its bound address.
  * @throws {TypeError} When `tls` asks for client certificates.
  */
@@ -34,8 +42,10 @@ export function serveHttp(
   address: string,
   tls: TlsConfig | undefined,
   handler: Deno.ServeHandler<Deno.NetAddr>,
+  reusePort = false,
 ): BoundHttpServer {
   const { hostname, port } = parseHostPort(address);
+  if (reusePort) checkReusePort(id);
   const options: Deno.ServeTcpOptions & Partial<Deno.TlsCertifiedKeyPem> = {
     hostname,
     port,
@@ -45,6 +55,7 @@ export function serveHttp(
       return new Response("Internal Server Error", { status: 500 });
     },
   };
+  if (reusePort) options.reusePort = true; // only when set: Deno ends the process on it without --unstable-net
   if (tls) {
     options.cert = readPem(tls.cert, "TLS certificate");
     options.key = readPem(tls.key, "TLS key");
@@ -72,7 +83,7 @@ export function checkHttpTls(id: string, tls: TlsConfig | undefined): void {
 }
 
 /** Options of an {@linkcode HttpListener}. */
-export interface HttpListenerConfig extends ListenerConfig {
+export interface HttpListenerConfig extends ListenerConfig, PortSharing {
   /** Serve HTTPS with this certificate and key. */
   tls?: TlsConfig;
 }
@@ -88,6 +99,7 @@ export abstract class HttpListener implements Listener {
   readonly protocol: string;
   #address: string;
   readonly #tls: TlsConfig | undefined;
+  readonly #reusePort: boolean;
   #http: Deno.HttpServer<Deno.NetAddr> | undefined;
 
   /**
@@ -101,6 +113,7 @@ export abstract class HttpListener implements Listener {
     this.id = config.id;
     this.#address = config.address;
     this.#tls = config.tls;
+    this.#reusePort = config.reusePort ?? false;
     this.protocol = config.tls ? "https" : "http";
   }
 
@@ -111,7 +124,13 @@ export abstract class HttpListener implements Listener {
 
   /** Binds the address and starts answering. */
   init(): void {
-    const bound = serveHttp(this.id, this.#address, this.#tls, (request, info) => this.handle(request, info));
+    const bound = serveHttp(
+      this.id,
+      this.#address,
+      this.#tls,
+      (request, info) => this.handle(request, info),
+      this.#reusePort,
+    );
     this.#http = bound.server;
     this.#address = bound.address;
   }

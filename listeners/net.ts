@@ -31,6 +31,43 @@ export interface TlsConfig {
   engine?: "deno" | "node";
 }
 
+/**
+ * Whether this process may share listening ports (`reusePort`): Deno's `--unstable-net` flag (or
+ * `"unstable": ["net"]` in the running program's own deno.json; a published package's list does not
+ * travel to its consumers). Without the flag, Deno ends the process on a `reusePort` listen, so
+ * listeners check first.
+ *
+ * @returns Whether `reusePort` is available.
+ */
+export function reusePortAvailable(): boolean {
+  // Deno.listenDatagram exists only with --unstable-net.
+  return typeof (Deno as unknown as Record<string, unknown>).listenDatagram === "function";
+}
+
+/**
+ * Checks that `reusePort` can be used before a listener binds with it.
+ *
+ * @param id The listener id.
+ * @throws {TypeError} Without `--unstable-net`, saying so.
+ */
+export function checkReusePort(id: string): void {
+  if (!reusePortAvailable()) {
+    throw new TypeError(
+      `Listener "${id}": sharing a port (reusePort) needs Deno's --unstable-net flag ` +
+        `(deno run --unstable-net ...; a package's "unstable" list does not apply to the program using it)`,
+    );
+  }
+}
+
+/** Port sharing, for the listeners that bind a TCP port (TCP, WebSocket, HTTP). */
+export interface PortSharing {
+  /**
+   * Bind with `SO_REUSEPORT` (Linux): several processes listen on the same port and the kernel
+   * spreads connections over them (what `--workers` uses). Needs `--unstable-net`.
+   */
+  reusePort?: boolean;
+}
+
 /** Limits and policies every connection-accepting listener supports. */
 export interface ConnectionPolicy {
   /** The most connections open at once through this listener; extra ones are closed at once. */
@@ -264,6 +301,7 @@ function ipv4ToNumber(ip: string): number | undefined {
  * @param address For example `":1883"`, `"127.0.0.1:1883"` or `"[::1]:1883"`.
  * @returns The hostname and port.
  * @throws {TypeError} When the port is missing or not a number.
+ * @throws {RangeError} When the port is above 65535.
  *
  * @example Parsing addresses
  * ```ts
@@ -277,9 +315,13 @@ function ipv4ToNumber(ip: string): number | undefined {
  */
 export function parseHostPort(address: string): { hostname: string; port: number } {
   const at = address.lastIndexOf(":");
-  const port = Number(address.slice(at + 1));
-  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535 || address.slice(at + 1) === "") {
-    throw new TypeError(`Address "${address}" is not of the form host:port`);
+  const digits = address.slice(at + 1);
+  if (at < 0 || !/^\d+$/.test(digits)) {
+    throw new TypeError(`Address "${address}" is not of the form host:port or :port`);
+  }
+  const port = Number(digits);
+  if (port > 65535) {
+    throw new RangeError(`Address "${address}": port ${digits} is out of range (0 to 65535)`);
   }
   let hostname = address.slice(0, at);
   if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);

@@ -11,7 +11,15 @@
 
 import tls from "node:tls";
 import type { Connection, EstablishFn, Listener, ListenerConfig } from "../src/listener.ts";
-import { ConnectionCounter, type ConnectionPolicy, formatHostPort, parseHostPort, readPem } from "./net.ts";
+import {
+  checkReusePort,
+  ConnectionCounter,
+  type ConnectionPolicy,
+  formatHostPort,
+  parseHostPort,
+  type PortSharing,
+  readPem,
+} from "./net.ts";
 import type { TlsConfig } from "./net.ts";
 import { NodeSocketConnection } from "./node_socket.ts";
 import { logger } from "../src/logger.ts";
@@ -19,7 +27,7 @@ import { logger } from "../src/logger.ts";
 const log = logger("tcp");
 
 /** Options for a {@linkcode TCP} listener. */
-export interface TCPConfig extends ListenerConfig, ConnectionPolicy {
+export interface TCPConfig extends ListenerConfig, ConnectionPolicy, PortSharing {
   /** Serve TLS instead of plain TCP. */
   tls?: TlsConfig;
 }
@@ -52,6 +60,7 @@ export class TCP implements Listener {
   #address: string;
   readonly #tls: TlsConfig | undefined;
   #listener: Deno.Listener | undefined;
+  readonly #reusePort: boolean;
   #nodeServer: tls.Server | undefined;
   #accepting: Promise<void> | undefined;
   readonly #usernames = new WeakMap<Connection, string>();
@@ -70,6 +79,7 @@ export class TCP implements Listener {
     this.protocol = config.tls ? "tls" : "tcp";
     this.allowAnonymous = config.allowAnonymous ?? true;
     this.connections = new ConnectionCounter(config.id, config.maxConnections);
+    this.#reusePort = config.reusePort ?? false;
     if (config.tls) checkTlsConfig(config.id, config.tls);
   }
 
@@ -82,17 +92,22 @@ export class TCP implements Listener {
   async init(): Promise<void> {
     const { hostname, port } = parseHostPort(this.#address);
     const settings = this.#tls;
+    const reusePort = this.#reusePort;
+    if (reusePort) checkReusePort(this.id);
+    // reusePort is only passed when set: Deno ends the process on it without --unstable-net.
+    const shared = reusePort ? { reusePort } : {};
     if (!settings) {
-      this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+      this.#listener = Deno.listen({ hostname, port, transport: "tcp", ...shared });
     } else if (settings.engine === "deno") {
       this.#listener = Deno.listenTls({
         hostname,
         port,
+        ...shared,
         cert: readPem(settings.cert, "TLS certificate"),
         key: readPem(settings.key, "TLS key"),
       });
     } else {
-      this.#nodeServer = await listenNodeTls(hostname, port, settings);
+      this.#nodeServer = await listenNodeTls(hostname, port, settings, reusePort);
     }
     if (this.#listener) {
       const addr = this.#listener.addr as Deno.NetAddr;
@@ -201,7 +216,12 @@ function checkTlsConfig(id: string, settings: TlsConfig): void {
 }
 
 /** Binds a `node:tls` server (verifying client certificates against `settings.ca` when set). */
-function listenNodeTls(hostname: string, port: number, settings: TlsConfig): Promise<tls.Server> {
+function listenNodeTls(
+  hostname: string,
+  port: number,
+  settings: TlsConfig,
+  reusePort: boolean,
+): Promise<tls.Server> {
   const server = tls.createServer({
     cert: readPem(settings.cert, "TLS certificate"),
     key: readPem(settings.key, "TLS key"),
@@ -215,7 +235,7 @@ function listenNodeTls(hostname: string, port: number, settings: TlsConfig): Pro
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, hostname, () => {
+    server.listen({ port, host: hostname, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off("error", reject);
       server.on(
         "error",

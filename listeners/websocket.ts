@@ -16,6 +16,7 @@ import {
   type ConnectionPolicy,
   formatHostPort,
   forwardedClient,
+  type PortSharing,
   proxyMatcher,
   type TlsConfig,
 } from "./net.ts";
@@ -28,7 +29,7 @@ const log = logger("websocket");
 export const WEBSOCKET_SUBPROTOCOLS: readonly string[] = ["mqtt", "mqttv3.1"];
 
 /** Options for a {@linkcode WebSocket} listener. */
-export interface WebSocketConfig extends ListenerConfig, ConnectionPolicy {
+export interface WebSocketConfig extends ListenerConfig, ConnectionPolicy, PortSharing {
   /** Serve WSS (certificate and key; client certificates are not supported by `Deno.serve`). */
   tls?: TlsConfig;
   /** The path clients connect to (default `/mqtt`); `/` is always accepted too. */
@@ -73,6 +74,7 @@ export class WebSocket implements Listener {
   readonly connections: ConnectionCounter;
   #address: string;
   readonly #tls: TlsConfig | undefined;
+  readonly #reusePort: boolean;
   readonly #origins: Set<string> | undefined;
   readonly #trusted: ((address: string) => boolean) | undefined;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
@@ -92,6 +94,7 @@ export class WebSocket implements Listener {
     this.id = config.id;
     this.#address = config.address;
     this.#tls = config.tls;
+    this.#reusePort = config.reusePort ?? false;
     checkHttpTls(config.id, config.tls);
     this.protocol = config.tls ? "wss" : "ws";
     this.path = config.path ?? "/mqtt";
@@ -109,7 +112,7 @@ export class WebSocket implements Listener {
 
   /** Binds the address. */
   init(): void {
-    const bound = serveHttp(this.id, this.#address, this.#tls, this.#handle);
+    const bound = serveHttp(this.id, this.#address, this.#tls, this.#handle, this.#reusePort);
     this.#server = bound.server;
     this.#address = bound.address;
   }

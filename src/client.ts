@@ -7,6 +7,7 @@
 
 import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
+import { ReasonCode } from "./packets/reason_codes.ts";
 import { ByteWriter, varintSize } from "./packets/writer.ts";
 import { FRAME_NEED_MORE, FRAME_READY, PacketFramer } from "./packets/framer.ts";
 import { encodePacket } from "./packets/codec.ts";
@@ -353,6 +354,11 @@ export class Client {
         properties: { ...packet.properties, reasonString: undefined, userProperties: undefined },
       };
     }
+    return this.#queue(packet, type, true);
+  }
+
+  /** Encodes a packet into the outbound buffer, if it fits the client's Maximum Packet Size. */
+  #queue(packet: Packet, type: PacketType, firstTry: boolean): boolean {
     const out = this.#out;
     const start = out.length;
     const size = encodePacket(packet, this.properties.protocolVersion, out);
@@ -360,6 +366,8 @@ export class Client {
     if (max > 0 && size > max) {
       out.length = start; // [MQTT-3.1.2-24] never send a packet larger than the client accepts
       this.lastRefusal = "too_large";
+      // A PUBLISH is dropped (the caller counts it) [MQTT-3.1.2-25]; anything else is awaited.
+      if (type !== PacketType.Publish) this.#tooLarge(packet, type, firstTry);
       return false;
     }
     this.#pendingMessages++;
@@ -423,6 +431,52 @@ export class Client {
       queueMicrotask(this.#flush);
     }
     return true;
+  }
+
+  /**
+   * A packet other than PUBLISH is over the client's Maximum Packet Size. Its Reason String and
+   * User Properties go first ([MQTT-3.2.2-19/20], [MQTT-3.4.2-2/3] and the same rule for every
+   * ack, DISCONNECT and AUTH); if it still does not fit, the client can never get the answer it
+   * waits for, so the connection ends: v5 gets DISCONNECT 0x95 when it fits (never before a CONNACK
+   * [MQTT-3.14.0-1]).
+   */
+  #tooLarge(packet: Packet, type: PacketType, firstTry: boolean): void {
+    const properties = packet.properties;
+    if (
+      firstTry && properties &&
+      (properties.reasonString !== undefined || properties.userProperties !== undefined)
+    ) {
+      const bare = { ...properties, reasonString: undefined, userProperties: undefined };
+      if (this.#queue({ ...packet, properties: bare }, type, false)) return;
+      if (this.#closeWhenFlushed || this.#closed) return; // the retry ended the connection already
+    }
+    if (
+      this.properties.protocolVersion === 5 && type !== PacketType.Connack && type !== PacketType.Disconnect
+    ) {
+      this.#queue(
+        { fixedHeader: { type: PacketType.Disconnect }, reasonCode: ReasonCode.PacketTooLarge },
+        PacketType.Disconnect,
+        false,
+      );
+    }
+    this.closeAfterFlush(new Error(`Packet type ${type} is larger than the client's Maximum Packet Size`));
+  }
+
+  /**
+   * Whether a packet, as it is, would fit the client's Maximum Packet Size (it is encoded and then
+   * taken back out of the outbound buffer).
+   *
+   * @param packet The packet.
+   * @returns True if it fits or the client set no maximum.
+   */
+  fits(packet: Packet): boolean {
+    const max = this.properties.maximumPacketSize;
+    if (max === 0) return true;
+    const out = this.#out;
+    const start = out.length;
+    const size = encodePacket(packet, this.properties.protocolVersion, out);
+    out.length = start;
+    return size <= max;
   }
 
   /** Whether more than half the outbound limits (messages or bytes) wait to be written. */

@@ -117,8 +117,9 @@ export interface ClusterHost {
    * wills go out after their will delay unless the client comes back first.
    *
    * @param sessions The sessions.
+   * @param diedAt When the node died (ms since epoch; default now): will delays and expiry count from it.
    */
-  adoptSessions(sessions: AdoptedSession[]): void;
+  adoptSessions(sessions: AdoptedSession[], diedAt?: number): void;
 }
 
 /**
@@ -197,7 +198,11 @@ export interface ClusterSessions {
   /** See {@linkcode ClusterHost.releaseSession}. */
   release(clientId: string, clean: boolean): SessionSnapshot | undefined;
   /** See {@linkcode ClusterHost.adoptSessions}. */
-  adoptStored(sessions: AdoptedSession[], newClient: (listener: string, id: string) => Client): void;
+  adoptStored(
+    sessions: AdoptedSession[],
+    newClient: (listener: string, id: string) => Client,
+    diedAt?: number,
+  ): void;
 }
 
 /**
@@ -219,7 +224,7 @@ export async function attachCluster(
   await cluster.start({
     deliver: (packet, from) => server.publishToSubscribers(packet, from),
     releaseSession: (clientId, clean) => sessions.release(clientId, clean),
-    adoptSessions: (adopted) => sessions.adoptStored(adopted, newClient),
+    adoptSessions: (adopted, diedAt) => sessions.adoptStored(adopted, newClient, diedAt),
     applyRetained: (packet) => {
       topics.retain(packet);
     },

@@ -17,6 +17,8 @@ import type { Listener } from "./listener.ts";
 import type { Sessions } from "./sessions.ts";
 import { NEVER_EXPIRES, obscureNotAuthorized, type ResolvedOptions } from "./options.ts";
 import { logger } from "./logger.ts";
+import { logConnection } from "./connection_log.ts";
+import { withinTopicLimits } from "./topics.ts";
 
 const log = logger("server");
 
@@ -108,6 +110,7 @@ export class ConnectHandler {
       client.properties.protocolVersion = level === 5 ? 5 : 4;
       this.#sendConnack(client, code, false);
     }
+    logConnection("refused", client, `bad CONNECT: ${reasonName(code)}`);
     client.closeAfterFlush(new Error(`Bad CONNECT: ${reasonName(code)}`));
   }
 
@@ -120,6 +123,7 @@ export class ConnectHandler {
   }
 
   #refuseConnect(client: Client, code: number): void {
+    logConnection("refused", client, reasonName(code));
     this.#sendConnack(
       client,
       obscureNotAuthorized(code, this.#host.options.capabilities.compatibilities),
@@ -142,6 +146,7 @@ export class ConnectHandler {
     const props = packet.properties ?? {};
     const p = client.properties;
     p.protocolVersion = c.protocolVersion;
+    p.maximumPacketSize = props.maximumPacketSize ?? 0; // a refusing CONNACK obeys it too
     const listener = this.#host.listeners.get(client.net.listener);
     const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
     if (certName !== undefined) c.username = certName; // a verified client certificate names the user
@@ -173,7 +178,6 @@ export class ConnectHandler {
     p.clean = c.clean;
     p.props = props;
     p.receiveMaximum = props.receiveMaximum ?? 0xffff;
-    p.maximumPacketSize = props.maximumPacketSize ?? 0;
     p.topicAliasMaximum = props.topicAliasMaximum ?? 0;
     p.requestProblemInformation = props.requestProblemInformation !== 0;
     p.requestResponseInformation = props.requestResponseInformation === 1;
@@ -193,6 +197,12 @@ export class ConnectHandler {
     p.sessionExpiryInterval = Math.min(requestedExpiry, caps.maximumSessionExpiryInterval);
 
     if (c.willFlag) {
+      // The codec has checked the Will Topic's syntax; this server's own limits apply to it as to
+      // any Topic Name. v3 has no CONNACK code for it: like a PUBLISH over the limits, it is closed.
+      if (!withinTopicLimits(c.willTopic!, caps)) {
+        if (c.protocolVersion === 5) return this.#refuseConnect(client, ReasonCode.TopicNameInvalid);
+        return client.closeAfterFlush(new Error("Will Topic beyond the topic limits"));
+      }
       const willQos = c.willQos ?? 0;
       if (willQos > caps.maximumQos) return this.#refuseConnect(client, ReasonCode.QoSNotSupported);
       if (c.willRetain && !caps.retainAvailable) {
@@ -225,30 +235,6 @@ export class ConnectHandler {
     }
     if (client.closed) return; // the client went away while hooks ran
 
-    this.#host.hooks.onSessionEstablish(client, packet);
-    let handedOver: SessionSnapshot | undefined;
-    const cluster = this.#host.cluster();
-    if (cluster !== undefined) {
-      // The id is claimed cluster-wide first: the node that had it hands the session over.
-      try {
-        handedOver = await cluster.claimSession(client);
-      } catch (error) {
-        log.warn("Refusing {id}: the cluster cannot record its session: {error}", {
-          id: clientId,
-          error: String(error),
-        });
-        return this.#refuseConnect(client, ReasonCode.ServerUnavailable);
-      }
-      if (client.closed) return;
-    }
-    let sessionPresent = this.#host.sessions.admit(client);
-    if (handedOver !== undefined && !sessionPresent) {
-      this.#host.sessions.adopt(client, handedOver);
-      sessionPresent = true;
-    }
-    client.state.connected = true;
-    client.state.connectedAt = Date.now();
-
     const connack: Packet = { fixedHeader: { type: PacketType.Connack } };
     if (c.protocolVersion === 5) {
       connack.properties = {
@@ -270,7 +256,36 @@ export class ConnectHandler {
           : undefined,
       };
     }
+    // [MQTT-3.1.2-24] A client whose Maximum Packet Size cannot hold the CONNACK can never complete
+    // the connect: refused before any session is touched (0x95 if even that fits, else just closed).
+    if (!client.fits(connack)) return this.#refuseConnect(client, ReasonCode.PacketTooLarge);
+
+    this.#host.hooks.onSessionEstablish(client, packet);
+    let handedOver: SessionSnapshot | undefined;
+    const cluster = this.#host.cluster();
+    if (cluster !== undefined) {
+      // The id is claimed cluster-wide first: the node that had it hands the session over.
+      try {
+        handedOver = await cluster.claimSession(client);
+      } catch (error) {
+        // The cluster logs why (once per outage of its engine).
+        log.debug("Refusing {id}: the cluster cannot record its session: {error}", {
+          id: clientId,
+          error: String(error),
+        });
+        return this.#refuseConnect(client, ReasonCode.ServerUnavailable);
+      }
+      if (client.closed) return;
+    }
+    let sessionPresent = this.#host.sessions.admit(client);
+    if (handedOver !== undefined && !sessionPresent) {
+      this.#host.sessions.adopt(client, handedOver);
+      sessionPresent = true;
+    }
+    client.state.connected = true;
+    client.state.connectedAt = Date.now();
     this.#sendConnack(client, ReasonCode.Success, sessionPresent, connack);
+    logConnection("connected", client, sessionPresent ? "session present" : "new session");
     client.startKeepAlive(keepAliveExpired);
     this.#host.hooks.onSessionEstablished(client, packet);
     if (sessionPresent) this.#host.resend(client);

@@ -19,6 +19,13 @@ export interface Compatibilities {
   restoreSysInfoOnRestart: boolean;
   /** Don't copy a PUBLISH's user properties onto its acknowledgements. */
   noInheritedPropertiesOnAck: boolean;
+  /**
+   * Answer a v5 QoS 1/2 PUBLISH that matched no subscription with PUBACK/PUBREC 0x10 No Matching
+   * Subscribers instead of 0x00 (on by default, as Mosquitto 2.1 and EMQX do; turn it off for
+   * clients that take any non-zero code for a failure). Not in a cluster, where the node that
+   * acknowledges does not know other nodes' matches.
+   */
+  ackNoMatchingSubscribers: boolean;
 }
 
 /** What the server supports and enforces; CONNACK advertises exactly these. */
@@ -149,6 +156,7 @@ export function defaultCapabilities(): Capabilities {
       alwaysReturnResponseInfo: false,
       restoreSysInfoOnRestart: false,
       noInheritedPropertiesOnAck: false,
+      ackNoMatchingSubscribers: true,
     },
   };
 }

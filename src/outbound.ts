@@ -259,6 +259,13 @@ export class Outbound {
     this.#hooks.onQosDropped(client, packet);
   }
 
+  /** A message in flight (with a packet id) is dropped: its id and quota are freed, and it is counted. */
+  #discardInflight(client: Client, packet: Packet): void {
+    client.state.inflight.outbound.delete(packet.packetId!);
+    this.#info.inflight--;
+    this.#droppedQos(client, packet, "too_large");
+  }
+
   /** Sends a QoS 1/2 message with a new packet id and keeps it in flight. */
   #sendInflight(client: Client, packet: Packet, shared = false): void {
     const inflight = client.state.inflight;
@@ -363,6 +370,7 @@ export class Outbound {
     const now = Date.now();
     for (const packet of inflight.outbound.values()) {
       if (packet.fixedHeader.type === PacketType.Pubrel) {
+        packet.fixedHeader.dup = true; // written only for MQTT 3.1, which marks re-sent PUBRELs
         client.send(packet);
         continue;
       }
@@ -370,7 +378,12 @@ export class Outbound {
       // delivery has started, so they go out even if they expired meanwhile [MQTT-3.3.2-5]: the
       // client may hold the packet id of a QoS 2 message, and a new message under it would be lost.
       packet.fixedHeader = { ...packet.fixedHeader, dup: true };
-      this.#transmit(client, packet, false, true);
+      if (!this.#transmit(client, packet, false, true)) {
+        // Larger than the Maximum Packet Size this connection gave: discarded, as if sent
+        // [MQTT-3.1.2-25], which frees its id. Offline meanwhile: it stays for the next resume.
+        if (client.lastRefusal === "too_large") this.#discardInflight(client, packet);
+        continue;
+      }
       this.#hooks.onQosPublish(client, packet, now, 1);
     }
     this.#drainPending(client);
@@ -387,22 +400,45 @@ export class Outbound {
   }
 
   /**
-   * A PUBACK or PUBCOMP from the client: that outbound flow is complete; queued messages may go.
+   * A PUBACK, PUBREC or PUBCOMP from the client, for an outbound QoS 1/2 flow. Each must answer
+   * what is in flight under its id (type, QoS, stage); one that answers a flow of another kind or
+   * stage is a protocol violation [3.1.1 §4.8, 5.0 §4.13].
    *
    * @param client The client.
    * @param packet The acknowledgement.
+   * @returns 0, or 0x82 Protocol Error: the caller closes the connection.
    */
-  completed(client: Client, packet: Packet): void {
+  acknowledged(client: Client, packet: Packet): number {
+    return packet.fixedHeader.type === PacketType.Pubrec
+      ? this.#pubrec(client, packet)
+      : this.#completed(client, packet);
+  }
+
+  /**
+   * A PUBACK or PUBCOMP: that outbound flow is complete; queued messages may go. PUBACK answers
+   * only a QoS 1 PUBLISH, PUBCOMP only a PUBREL: 0x82 for a QoS 2 message answered with PUBACK, or
+   * with PUBCOMP before PUBREC, or a QoS 1 one with PUBCOMP. An unknown id is ignored.
+   */
+  #completed(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const held = inflight.outbound.get(packet.packetId!);
-    const expected = packet.fixedHeader.type === PacketType.Puback ? PacketType.Publish : PacketType.Pubrel;
+    if (!held) return 0; // an unknown or stale id (a duplicate ack, say): nothing to complete
+    const type = held.fixedHeader.type;
     if (
-      !held || held.fixedHeader.type !== expected ||
-      (expected === PacketType.Publish && held.fixedHeader.qos !== 1)
+      packet.fixedHeader.type === PacketType.Puback
+        ? type !== PacketType.Publish || held.fixedHeader.qos !== 1
+        : type !== PacketType.Pubrel
     ) {
-      return; // unknown or stale id: nothing to complete
+      return ReasonCode.ProtocolError;
     }
-    inflight.outbound.delete(packet.packetId!);
+    this.#complete(client, held);
+    return 0;
+  }
+
+  /** Ends an outbound flow: frees its packet id and quota, and sends what waited for the quota. */
+  #complete(client: Client, held: Packet): void {
+    const inflight = client.state.inflight;
+    inflight.outbound.delete(held.packetId!);
     inflight.release(held);
     this.#info.inflight--;
     this.#hooks.onQosComplete(client, held);
@@ -411,32 +447,37 @@ export class Outbound {
   }
 
   /**
-   * A PUBREC from the client: answer PUBREL (kept in flight in the same place), or end the flow
-   * when the PUBREC carries an error.
-   *
-   * @param client The client.
-   * @param packet The PUBREC.
+   * A PUBREC: answer PUBREL (kept in flight in the same place), or end the flow when the PUBREC
+   * carries a failure (>= 0x80): then the id is free and no PUBREL follows [5.0 §4.3.3]. A PUBREC
+   * again after our PUBREL gets the PUBREL again. 0x82 when it answers a QoS 1 message, or fails a
+   * flow it had already accepted.
    */
-  pubrec(client: Client, packet: Packet): void {
+  #pubrec(client: Client, packet: Packet): number {
     const inflight = client.state.inflight;
     const id = packet.packetId!;
     const held = inflight.outbound.get(id);
-    if (!held || held.fixedHeader.qos !== 2) {
-      client.send({
-        fixedHeader: { type: PacketType.Pubrel },
-        packetId: id,
-        reasonCode: ReasonCode.PacketIdentifierNotFound,
-      });
-      return;
+    const failed = (packet.reasonCode ?? 0) >= 0x80;
+    if (!held) {
+      // Unknown id: a successful PUBREC gets PUBREL 0x92 so that the client can end its side
+      // (v5 3.6.2.1); a failed one has ended the flow at the client already: nothing to answer.
+      if (!failed) {
+        client.send({
+          fixedHeader: { type: PacketType.Pubrel },
+          packetId: id,
+          reasonCode: ReasonCode.PacketIdentifierNotFound,
+        });
+      }
+      return 0;
     }
-    if (held.fixedHeader.type === PacketType.Publish && (packet.reasonCode ?? 0) >= 0x80) {
-      // [MQTT-4.9.0-?] a PUBREC with an error ends the flow and frees the quota.
-      inflight.outbound.delete(id);
-      inflight.release(held);
-      this.#info.inflight--;
-      this.#hooks.onQosComplete(client, held);
-      this.#drainPending(client);
-      return;
+    if (held.fixedHeader.type === PacketType.Pubrel) {
+      if (failed) return ReasonCode.ProtocolError;
+      client.send(held);
+      return 0;
+    }
+    if (held.fixedHeader.qos !== 2) return ReasonCode.ProtocolError; // a QoS 1 message has no PUBREC
+    if (failed) {
+      this.#complete(client, held);
+      return 0;
     }
     inflight.release(held); // past PUBREC only the packet id is kept
     const pubrel: Packet = {
@@ -448,6 +489,7 @@ export class Outbound {
     inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
     this.#hooks.onQosPublish(client, pubrel, Date.now(), 0);
     client.send(pubrel);
+    return 0;
   }
 }
 

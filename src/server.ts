@@ -399,12 +399,12 @@ export class Server {
         result = this.#processPublish(client, packet);
         break;
       case PacketType.Puback:
-      case PacketType.Pubcomp:
-        this.#outbound.completed(client, packet);
-        break;
       case PacketType.Pubrec:
-        this.#outbound.pubrec(client, packet);
+      case PacketType.Pubcomp: {
+        const code = this.#outbound.acknowledged(client, packet); // 0x82: it answers another flow
+        if (code !== 0) return this.disconnectClient(client, code);
         break;
+      }
       case PacketType.Pubrel:
         this.#processPubrel(client, packet);
         break;
@@ -534,18 +534,22 @@ export class Server {
     packet.origin = client.id;
     this.#stamp(packet);
     if (packet.fixedHeader.retain) this.#retain(client, packet);
-    if ((packet.fixedHeader.qos ?? 0) === 0 || !this.#inlineSubscribers.holdingAcks || client.net.inline) {
-      this.#acks.send(client, packet, 0);
-      this.publishToSubscribers(packet);
-    } else {
-      // Inline subscribers (a bridge) may hold the ack until the message is safe elsewhere.
-      const outer = this.#holds;
-      const holds: AckHold[] = [];
-      this.#holds = holds;
-      this.publishToSubscribers(packet);
-      this.#holds = outer;
-      this.#acks.send(client, packet, 0, holds.length > 0 ? holds : undefined);
-    }
+    // Inline subscribers (a bridge) may hold the ack until the message is safe elsewhere.
+    const holds =
+      (packet.fixedHeader.qos ?? 0) > 0 && this.#inlineSubscribers.holdingAcks && !client.net.inline
+        ? [] as AckHold[]
+        : undefined;
+    const outer = this.#holds;
+    if (holds) this.#holds = holds;
+    const matched = this.publishToSubscribers(packet);
+    this.#holds = outer;
+    // Spec 3.4.2.1: a v5 server that knows nothing matched may say so with 0x10 (v3 acks carry no code).
+    // In a cluster other nodes' matches are not known here, so it never claims to know.
+    const code = matched === 0 && this.#cluster === undefined &&
+        this.options.capabilities.compatibilities.ackNoMatchingSubscribers
+      ? ReasonCode.NoMatchingSubscribers
+      : 0;
+    this.#acks.send(client, packet, code, holds?.length ? holds : undefined);
     this.hooks.onPublished(client, packet);
   }
 
@@ -615,8 +619,11 @@ export class Server {
    *
    * @param packet The message, with `created`/`expiry` set and a payload it may keep.
    * @param from Where a message from another node came from; undefined for one accepted here.
+   * @returns How many subscriptions on this server it matched (No Local ones of its publisher left
+   *   out); each is delivered unless the subscriber's ACL refuses it. Other nodes' are not counted.
    */
-  publishToSubscribers(packet: Packet, from?: MessageOrigin): void {
+  publishToSubscribers(packet: Packet, from?: MessageOrigin): number {
+    let matched = 0;
     let subscribers = this.topics.subscribers(packet.topicName!);
     if (this.#cluster !== undefined) {
       if (from === undefined) this.#cluster.route(packet, subscribers);
@@ -633,13 +640,18 @@ export class Server {
       // [MQTT-3.8.3-3] No Local: not back to the publisher.
       if (delivery.noLocal && delivery.clientId === packet.origin) continue;
       if (isInlineSubscriber(delivery.clientId)) {
+        matched++;
         this.#inlineSubscribers.deliver(delivery, packet, this.#holds);
         continue;
       }
       const client = this.clients.get(delivery.clientId);
-      if (client) this.#deliverChecked(client, delivery, packet, false);
+      if (client) {
+        matched++;
+        this.#deliverChecked(client, delivery, packet, false);
+      }
     }
     if (fanOut) this.#outbound.endFanOut();
+    return matched;
   }
 
   /**

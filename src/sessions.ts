@@ -19,6 +19,7 @@ import type { Hooks } from "./hooks.ts";
 import type { TopicsIndex } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
+import { logConnection } from "./connection_log.ts";
 import type { AdoptedSession, SessionSnapshot } from "./cluster.ts";
 import { restoreClient } from "./restore.ts";
 import { messagePacket, storedMessage } from "./storage.ts";
@@ -87,7 +88,7 @@ export class Sessions {
     let sessionPresent = false;
     if (existing && existing !== client) {
       const wasConnected = !existing.closed;
-      if (!client.properties.clean && (wasConnected || !isExpired(existing))) {
+      if (!client.properties.clean && isResumable(existing)) {
         client.inheritSession(existing);
         sessionPresent = true;
       }
@@ -142,6 +143,7 @@ export class Sessions {
       clients.delete(client);
       this.#host.sessionEnded?.(client.id);
     }
+    logConnection("disconnected", client, cause?.message ?? "connection closed");
     hooks.onDisconnect(client, cause, expire);
   }
 
@@ -206,7 +208,7 @@ export class Sessions {
     const { clients } = this.#host;
     const client = clients.get(clientId);
     if (!client || client.net.inline) return undefined;
-    const keep = !clean && (!client.closed || !isExpired(client));
+    const keep = !clean && isResumable(client);
     clients.delete(client);
     if (!client.closed) {
       this.#host.disconnectClient(client, ReasonCode.SessionTakenOver);
@@ -284,15 +286,21 @@ export class Sessions {
    *
    * @param sessions The stored sessions.
    * @param newClient Creates an offline client object.
+   * @param diedAt When their node died (ms since epoch): a session connected then was disconnected
+   *   then, and its expiry and will delay count from it. Default: now.
    */
-  adoptStored(sessions: AdoptedSession[], newClient: (listener: string, id: string) => Client): void {
+  adoptStored(
+    sessions: AdoptedSession[],
+    newClient: (listener: string, id: string) => Client,
+    diedAt: number = Date.now(),
+  ): void {
     const now = Date.now();
     const live: Client[] = [];
     const expired: Client[] = [];
     for (const { record, snapshot } of sessions) {
       if (this.#host.clients.get(record.id)) continue; // never replace a session this node has
       const client = newClient(record.listener, record.id);
-      restoreClient(client, record, now);
+      restoreClient(client, record, Math.min(diedAt, now));
       this.#host.clients.set(client);
       if (client.state.expiresAt !== 0 && now >= client.state.expiresAt) expired.push(client);
       else {
@@ -306,10 +314,14 @@ export class Sessions {
   #delayWill(client: Client): void {
     const sei = client.properties.sessionExpiryInterval;
     const delay = Math.min(client.properties.willDelayInterval, sei, MAX_TIMER_SECONDS);
+    // Counted from the disconnection (for a restored or adopted session, that was before now).
+    const elapsed = client.state.disconnectedAt > 0
+      ? Math.max(0, Date.now() - client.state.disconnectedAt)
+      : 0;
     const timer = setTimeout(() => {
       this.#pendingWills.delete(client.id);
       this.#sendWill(client);
-    }, delay * 1000);
+    }, Math.max(0, delay * 1000 - elapsed));
     this.#pendingWills.set(client.id, { client, timer });
   }
 
@@ -320,7 +332,8 @@ export class Sessions {
     const hooks = this.#host.hooks;
     const result = hooks.onWill(client, will);
     const send = (w: Packet | number) => {
-      if (typeof w === "number") return;
+      // A client may not publish to $ topics: nor may its will (the PUBLISH path's rule).
+      if (typeof w === "number" || w.topicName!.charCodeAt(0) === 0x24) return;
       const allowed = hooks.onACLCheck(client, w.topicName!, true);
       const deliver = (ok: boolean) => {
         if (!ok) return;
@@ -379,6 +392,16 @@ function snapshotOf(client: Client): SessionSnapshot {
     inflight.push({ clientId: client.id, direction: "in", sequence: 0, packetId, stage: "pubrec" });
   }
   return { subscriptions: [...client.state.subscriptions.values()], inflight };
+}
+
+/**
+ * Whether a new connection may resume this session. A live connection's session outlives it only
+ * with a Session Expiry Interval: a clean session (v3.1.1) or an expiry of 0 (v5) ends when its
+ * connection does, which the takeover is about to close, so there is nothing to resume
+ * [MQTT-3.1.2-6] [MQTT-3.2.2-2/3] (v5 3.1.2.11.2). A disconnected one is resumable until it expires.
+ */
+function isResumable(existing: Client): boolean {
+  return existing.closed ? !isExpired(existing) : existing.properties.sessionExpiryInterval > 0;
 }
 
 function isExpired(client: Client): boolean {

@@ -223,6 +223,11 @@ export class SubscriptionHandler {
     if (typeof packet === "number") return this.#host.disconnectClient(client, packet);
     const codes: number[] = [];
     for (const { filter } of packet.filters ?? []) {
+      // The same filter syntax as SUBSCRIBE [MQTT-4.7.1-1] [MQTT-4.7.3-1]; v3 UNSUBACK has no codes.
+      if (!isValidTopicFilter(filter)) {
+        codes.push(ReasonCode.TopicFilterInvalid);
+        continue;
+      }
       const existed = this.#host.topics.unsubscribe(client.id, filter);
       client.state.subscriptions.delete(filter);
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type BrokerConfig, ConfigError, loadConfig, parseConfig } from "../src/app/config.ts";
 import { applyConfig } from "../src/app/config_build.ts";
-import mqtt from "mqtt";
+import mqtt from "./mqtt.ts";
 import { freePort } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./storage/redis_server.ts";
 import { Server } from "../mod.ts";
@@ -16,7 +16,7 @@ async function exampleDir(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "broker-config-" });
   await Deno.mkdir(`${root}/config`);
   await Deno.mkdir(`${root}/tls/certs`, { recursive: true });
-  for (const name of ["broker.yaml", "broker.json", "auth.yaml"]) {
+  for (const name of ["broker.yaml", "broker.json", "tls.yaml", "auth.yaml"]) {
     await Deno.copyFile(new URL(`../examples/config/${name}`, import.meta.url), `${root}/config/${name}`);
   }
   const script = new URL("../examples/tls/make_cert.sh", import.meta.url).pathname;
@@ -32,18 +32,29 @@ function onFreePorts(config: BrokerConfig, dir: string): BrokerConfig {
   return config;
 }
 
-const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[]; storage: string }> = {
+const EXPECTED: Record<
+  string,
+  { listeners: [string, string][]; hooks: string[]; storage?: string; obscure: boolean }
+> = {
   "broker.yaml": {
     listeners: [
       ["tcp1", "tcp"],
-      ["mtls", "tls"],
       ["ws1", "ws"],
       ["unix1", "unix"],
-      ["stats", "https"],
+      ["stats", "http"],
       ["health", "http"],
     ],
     hooks: ["auth-ledger", "debug", "metrics"],
     storage: "kv",
+    obscure: false,
+  },
+  "tls.yaml": {
+    listeners: [
+      ["mtls", "tls"],
+      ["stats", "https"],
+    ],
+    hooks: ["auth-ledger", "metrics"],
+    obscure: false,
   },
   "broker.json": {
     listeners: [
@@ -56,6 +67,7 @@ const EXPECTED: Record<string, { listeners: [string, string][]; hooks: string[];
     ],
     hooks: ["auth-ledger", "debug", "metrics"],
     storage: "redis",
+    obscure: true,
   },
 };
 
@@ -69,14 +81,14 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
       let redis: RedisServer | undefined;
       if (expected.storage === "kv") {
         storage.kv!.path = `${root}/broker.kv`;
-      } else {
+      } else if (expected.storage === "redis") {
         redis = await startRedis();
         storage.redis!.address = redis.address;
         storage.redis!.password = undefined;
         storage.redis!.username = undefined;
       }
       const expectedHooks = [...expected.hooks];
-      expectedHooks.splice(1, 0, expected.storage === "kv" ? "kv-storage" : "redis-storage");
+      if (expected.storage) expectedHooks.splice(1, 0, `${expected.storage}-storage`);
 
       const server = new Server(config.options);
       try {
@@ -87,13 +99,12 @@ for (const [name, expected] of Object.entries(EXPECTED)) {
           expected.listeners,
         );
         assert.deepEqual(server.hooks.list.map((h) => h.id), expectedHooks);
-        assert.equal(server.options.inlineClient, true);
-        assert.equal(server.options.sysTopicResendInterval, 10);
-        assert.equal(server.options.capabilities.maximumClients, 100000);
-        assert.equal(
-          server.options.capabilities.compatibilities.obscureNotAuthorized,
-          name === "broker.json",
-        );
+        if (name !== "tls.yaml") {
+          assert.equal(server.options.inlineClient, true);
+          assert.equal(server.options.sysTopicResendInterval, 10);
+          assert.equal(server.options.capabilities.maximumClients, 100000);
+        }
+        assert.equal(server.options.capabilities.compatibilities.obscureNotAuthorized, expected.obscure);
       } finally {
         await server.close();
         await redis?.stop();

@@ -4,8 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
-import { startExample } from "./helpers.ts";
+import mqtt from "./mqtt.ts";
+import { freePort, ROOT, startExample, waitFor } from "./helpers.ts";
 
 function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
   return mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -15,19 +15,83 @@ async function refused(url: string, options: mqtt.IClientOptions): Promise<void>
   await assert.rejects(connect(url, options), /Bad User Name or Password|134/i);
 }
 
-Deno.test("examples/auth/basic refuses a bad password, accepts good ones and applies the ACL", async () => {
+Deno.test("examples/auth/basic does what its comment says: peach reads all but updates/#, melon writes updates", async () => {
   const example = await startExample("examples/auth/basic/main.ts");
   try {
     await refused(example.url, { clientId: "b1", username: "peach", password: "wrong" });
     await refused(example.url, { clientId: "b2", username: "stranger" });
     const peach = await connect(example.url, { clientId: "b3", username: "peach", password: "password1" });
     const melon = await connect(example.url, { clientId: "b4", username: "melon", password: "password2" });
+    const local = await connect(example.url, { clientId: "b5", username: "local" });
+    // peach may read anything outside updates/#: news/# is granted, # and updates/1 are refused.
+    const granted = async (filter: string) => (await peach.subscribeAsync(filter, { qos: 1 }))[0].qos;
+    assert.equal(await granted("news/#"), 1);
+    assert.equal(await granted("a/b"), 1);
+    for (const filter of ["#", "+/1", "updates/1"]) {
+      await assert.rejects(peach.subscribeAsync(filter, { qos: 1 }), /Not authorized/, filter);
+    }
+    const got = new Promise<string>((resolve) =>
+      peach.on("message", (topic, payload) => resolve(`${topic}=${payload}`))
+    );
+    await local.publishAsync("news/today", "hi", { qos: 1 }); // local may write anything
+    assert.equal(await got, "news/today=hi");
     await melon.publishAsync("updates/1", "from melon", { qos: 1 }); // WriteOnly: allowed
+    await assert.rejects(peach.publishAsync("news/x", "from peach", { qos: 1 }), /Not authorized|135/i);
     await assert.rejects(peach.publishAsync("updates/1", "from peach", { qos: 1 }), /Not authorized|135/i);
-    await peach.endAsync();
-    await melon.endAsync();
+    await Promise.all([peach.endAsync(), melon.endAsync(), local.endAsync()]);
   } finally {
     await example.stop();
+  }
+});
+
+Deno.test("examples/config/broker.yaml starts as documented, without certificates, and serves MQTT", async () => {
+  // The file as it is, copied beside auth.yaml; only its fixed ports and paths are moved aside.
+  const dir = await Deno.makeTempDir({ prefix: "broker-example-config-" });
+  const [tcp, ws, stats, health] = [freePort(), freePort(), freePort(), freePort()];
+  const text = (await Deno.readTextFile(`${ROOT}examples/config/broker.yaml`))
+    .replace('address: ":1883"', `address: "127.0.0.1:${tcp}"`)
+    .replace('address: ":1882"', `address: "127.0.0.1:${ws}"`)
+    .replace('address: "127.0.0.1:8080"', `address: "127.0.0.1:${stats}"`)
+    .replace('address: "127.0.0.1:8081"', `address: "127.0.0.1:${health}"`)
+    .replace("address: /tmp/broker-example.sock", `address: ${dir}/broker.sock`)
+    .replace("path: ../../data/broker.kv", "path: broker.kv");
+  const keys = text.split("\n").filter((line) => !line.trimStart().startsWith("#")).join("\n");
+  assert.ok(!/tls_|certs/.test(keys), "no TLS in the example that starts as it is");
+  await Deno.writeTextFile(`${dir}/broker.yaml`, text);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/app/cli.ts", "--config", `${dir}/broker.yaml`],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const reading = Promise.all([child.stdout, child.stderr].map(async (stream) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+  }));
+  let exited = false;
+  child.status.then(() => exited = true);
+  try {
+    await waitFor(() => /Broker \S+ started/.test(output) || exited, 15_000, "the broker to start");
+    assert.ok(!exited, output);
+    // The ledger lets local clients in (remote 127.0.0.1:*) and read and write everything.
+    const client = await connect(`mqtt://127.0.0.1:${tcp}`, { clientId: "c1" });
+    const got = new Promise<string>((resolve) =>
+      client.on("message", (_t, payload) => resolve(String(payload)))
+    );
+    await client.subscribeAsync("config/#", { qos: 1 });
+    await client.publishAsync("config/t", "ok", { qos: 1 });
+    assert.equal(await got, "ok");
+    await client.endAsync();
+    const response = await fetch(`http://127.0.0.1:${health}/healthcheck`);
+    await response.body?.cancel();
+    assert.equal(response.status, 200);
+  } finally {
+    if (!exited) child.kill("SIGTERM");
+    const status = await child.status;
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, output);
   }
 });
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "./mqtt.ts";
 import {
   AllowHook,
   type Hook,
@@ -164,6 +164,8 @@ export class RawClient {
   readonly #framer = new PacketFramer();
   readonly #buffer = new Uint8Array(64 * 1024);
   readonly #queue: Packet[] = [];
+  /** The bytes of each packet in `#queue`, in the same order. */
+  readonly #frames: Uint8Array[] = [];
   #ended = false;
   /** A socket read still under way after a timed-out `read()`; the next call waits for it. */
   #pendingRead: Promise<number | null> | undefined;
@@ -234,6 +236,27 @@ export class RawClient {
    * @throws {Error} On timeout.
    */
   async read(timeoutMs = 3000): Promise<Packet | undefined> {
+    await this.#fill(timeoutMs);
+    this.#frames.shift();
+    return this.#queue.shift();
+  }
+
+  /**
+   * Reads the next packet as the bytes the broker sent (first byte, Remaining Length, body).
+   *
+   * @param timeoutMs How long to wait.
+   * @returns The bytes, or undefined if the connection ended first.
+   * @throws {Error} On timeout.
+   */
+  async readBytes(timeoutMs = 3000): Promise<number[] | undefined> {
+    await this.#fill(timeoutMs);
+    this.#queue.shift();
+    const frame = this.#frames.shift();
+    return frame === undefined ? undefined : Array.from(frame);
+  }
+
+  /** Reads from the socket until a packet is queued, the connection ends, or the time runs out. */
+  async #fill(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.#queue.length === 0 && !this.#ended) {
       const left = deadline - Date.now();
@@ -251,13 +274,21 @@ export class RawClient {
       }
       this.#framer.push(this.#buffer.subarray(0, n));
       while (this.#framer.next() === FRAME_READY) {
-        const packet = decodePacket(this.#framer.header, this.#framer.body, this.version);
+        const { header, body } = this.#framer;
+        const packet = decodePacket(header, body, this.version);
         if (typeof packet === "number") throw new Error(`Broker sent a packet we cannot decode: ${packet}`);
         if (packet.payload) packet.payload = packet.payload.slice();
         this.#queue.push(packet);
+        // The broker writes the shortest Remaining Length, so this is the frame as it came.
+        const length: number[] = [];
+        let n = body.length;
+        do {
+          length.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+          n >>>= 7;
+        } while (n > 0);
+        this.#frames.push(new Uint8Array([header, ...length, ...body]));
       }
     }
-    return this.#queue.shift();
   }
 
   /**

@@ -26,6 +26,7 @@ Deno.test("`resolveOptions` applies Mochi's defaults, and a 1 MiB maximum packet
     alwaysReturnResponseInfo: false,
     restoreSysInfoOnRestart: false,
     noInheritedPropertiesOnAck: false,
+    ackNoMatchingSubscribers: true,
   });
   assert.deepEqual(resolveOptions({}), options);
   // maximumMemory 0 means "90% of this machine's memory", resolved when the options are.

@@ -32,6 +32,8 @@ export interface RetainedChange {
   topic: string;
   /** The message record (see `wire.ts`), or undefined to clear. */
   record: Uint8Array | undefined;
+  /** When the message expires (ms since epoch; 0 or absent: never). */
+  expiry?: number;
 }
 
 /** Writes applied together by {@linkcode ClusterBus.commit}. */
@@ -73,6 +75,8 @@ export interface SessionWrite {
   epoch: number;
   /** `["S", field, value]` sets, `["H", field, ""]` removes a field, `["D", "", ""]` deletes the session. */
   ops: ["S" | "H" | "D", string, string][];
+  /** The node that handed the session over (it no longer counts among that node's sessions). */
+  from?: string;
 }
 
 /** A session adopted from a dead node by {@linkcode ClusterBus.adoptSessions}. */
@@ -169,16 +173,24 @@ export interface ClusterBus {
    * Makes `node` the owner of a client id, atomically, with the next epoch, and stores the session's
    * client record (with its will). A clean start discards the stored session first; a dead previous
    * owner's is returned (a live one hands it over itself, and the claimer then rewrites it). Nothing changes while
-   * the previous owner is dead but unclaimed (`wait`).
+   * the previous owner is dead but unclaimed (`wait`). Until a live previous owner hands the session
+   * over, the stored record stays its own and the session counts among its sessions (adopted with them
+   * if it dies first: the claim is then made again, from the adopter).
    *
    * @returns The previous owner and the new epoch.
    */
   claimSession(clientId: string, node: string, clean: boolean, record: string): Promise<SessionClaim>;
+  /**
+   * The ownership epoch of a session, if `node` owns it.
+   *
+   * @returns The epoch, or undefined when another node (or none) owns it.
+   */
+  sessionEpoch(clientId: string, node: string): Promise<number | undefined>;
   /** Applies session writes, each only if `node` still owns the session at its epoch. */
   storeSessions(node: string, writes: SessionWrite[]): Promise<void>;
   /**
-   * Takes every session still owned by a dead node (claimed by `by`): each gets `by` as owner with
-   * the next epoch, atomically.
+   * Takes every session still owned by a dead node (claimed by `by`), and every session claimed from
+   * it that it never handed over: each gets `by` as owner with the next epoch, atomically.
    */
   adoptSessions(dead: string, by: string): Promise<AdoptedEntry[]>;
   /**
@@ -198,6 +210,13 @@ export interface ClusterBus {
    * Uses its own connection: other commands are not held up.
    */
   read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]>;
+  /**
+   * Clears every retained message whose expiry has passed (each announced as a change), so that none
+   * outlives its expiry in the engine.
+   *
+   * @returns How many were cleared.
+   */
+  expireRetained(now: number): Promise<number>;
   /** The current retained version. */
   retainedVersion(): Promise<number>;
   /** Every retained message record, with the version they make up. */

@@ -38,7 +38,6 @@
  */
 
 import type { Packet } from "../../src/packets/types.ts";
-import { PacketType } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
 import type {
   AdoptedSession,
@@ -54,16 +53,9 @@ import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange, SessionWrite } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
-import { defaultNodeId } from "./node_id.ts";
-import {
-  encodeJson,
-  encodeMessage,
-  messageRecord,
-  readRecords,
-  type WireMessage,
-  writeControl,
-  writeRecord,
-} from "./wire.ts";
+import { RetainedMirror } from "./retained_mirror.ts";
+import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
+import { encodeJson, encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
 
 const log = logger("cluster");
 
@@ -81,6 +73,12 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
+}
+
+/** A short reason for a failed engine command (ioredis says "Stream isn't writeable..." when disconnected). */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /isn't writeable|Connection is closed/.test(message) ? "connection lost" : message;
 }
 
 function delay(ms: number): Promise<void> {
@@ -113,17 +111,18 @@ export class BusCluster implements Cluster {
   #committing = false;
   #scheduled = false;
   #outage = false;
+  /** Since when the engine answers again after an outage (0: no outage yet). */
+  #healthySince = 0;
 
-  #retainedApplied = 0;
-  readonly #retainedTopics = new Set<string>();
-  #retainedBuffer: [number, string, Uint8Array | undefined][] | undefined;
-  #retainedWaiters: { version: number; resolve: () => void }[] = [];
-  #retainedBehind = 0;
+  readonly #retained: RetainedMirror;
 
   #nodes: ClusterNodeInfo[] = [];
   readonly #seqBehind = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #ticking = false;
+  /** When each other node was last seen alive (its death is dated from it). */
+  readonly #lastSeen = new Map<string, number>();
+  #tickStarted = 0;
   #stopped = false;
   #reading: Promise<void> = Promise.resolve();
   readonly #started = Date.now();
@@ -156,6 +155,7 @@ export class BusCluster implements Cluster {
       throw new TypeError(`Node id "${this.nodeId}" is not valid (empty, or with spaces)`);
     }
     this.sessionStore = new SessionStore(bus, this);
+    this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
   }
 
   /**
@@ -178,11 +178,11 @@ export class BusCluster implements Cluster {
     routesDropped: (node) => {
       if (node !== this.nodeId) this.#routes.drop(node);
     },
-    retained: (version, topic, record) => this.#retainedAnnounced(version, topic, record),
+    retained: (version, topic, record) => this.#retained.announced(version, topic, record),
     reconnected: () => {
-      log.info("Cluster announcements reconnected: reloading routes and retained messages");
+      log.debug("Cluster announcements reconnected: reloading routes and retained messages");
       for (const node of [...this.#routes.nodes()]) this.#loadRoutes(node);
-      this.#reloadRetained();
+      this.#retained.reload();
     },
   };
 
@@ -190,6 +190,7 @@ export class BusCluster implements Cluster {
     this.#host = host;
     await this.#bus.connect(this.#listener);
     try {
+      await previousLifeClaimed(this.#bus, this.nodeId, this.#leaseMs);
       const deadline = Date.now() + this.#leaseMs + 1500;
       while (!(await this.#bus.join(this.nodeId, this.#report(), this.#leaseMs))) {
         if (Date.now() > deadline) {
@@ -209,14 +210,21 @@ export class BusCluster implements Cluster {
       for (const member of await this.#bus.members()) {
         if (member.id !== this.nodeId && member.lease !== undefined) await this.#loadRoutes(member.id);
       }
-      await this.#reloadRetained();
+      await this.#retained.reload();
     } catch (error) {
       await this.#bus.close();
       throw error;
     }
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
-    this.#timer = setInterval(() => this.#tick(), Math.max(50, Math.floor(this.#leaseMs / 5)));
+    this.#timer = setInterval(() => {
+      // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
+      // outage too; a shorter stall goes unremarked.
+      if (this.#ticking && Date.now() - this.#tickStarted > this.#leaseMs * 0.6) {
+        this.#outageBegan(new Error(`no answer for ${Date.now() - this.#tickStarted} ms`));
+      }
+      this.#tick();
+    }, Math.max(50, Math.floor(this.#leaseMs / 5)));
     await this.#tick();
   }
 
@@ -236,8 +244,7 @@ export class BusCluster implements Cluster {
     }
     await this.#bus.close();
     await this.#reading;
-    for (const waiter of this.#retainedWaiters) waiter.resolve();
-    this.#retainedWaiters = [];
+    this.#retained.close();
     log.info("Node {node} left the cluster", { node: this.nodeId });
   }
 
@@ -374,23 +381,12 @@ export class BusCluster implements Cluster {
     for (let attempt = 0;; attempt++) {
       try {
         await this.#bus.commit(this.nodeId, batch);
-        if (this.#outage) {
-          this.#outage = false;
-          log.info("The cluster's Redis at {address} is back: pending writes stored", {
-            address: this.address,
-          });
-        }
+        this.#outageEnded();
         break;
       } catch (error) {
         if (this.#stopped && attempt >= 3) break;
-        if (!this.#outage) {
-          this.#outage = true;
-          log.warn(
-            "Cannot write to the cluster's Redis at {address} ({error}): acknowledgements withheld, retrying",
-            { address: this.address, error: error instanceof Error ? error.message : String(error) },
-          );
-        }
-        await delay(Math.min(50 * 2 ** attempt, 1000));
+        this.#outageBegan(error);
+        await delay(Math.min(50 * 2 ** attempt, 500));
       }
     }
     for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
@@ -398,6 +394,41 @@ export class BusCluster implements Cluster {
     done.resolve();
     if (this.#pending !== undefined) this.#flush();
   };
+
+  // -------------------------------------------------------------------------------------------
+  // Engine trouble: one warning per outage, whoever notices it first (a commit, the session store, a
+  // lease renewal that fails or hangs), and one line when it is over.
+
+  #outageBegan(error: unknown): void {
+    if (this.#outage || this.#stopped) return;
+    this.#outage = true;
+    log.warn(
+      "The cluster's Redis at {address} is unreachable ({error}): new sessions refused, acknowledgements " +
+        "withheld until stored, local QoS 0 goes on",
+      { address: this.address, error: reasonOf(error) },
+    );
+  }
+
+  #outageEnded(): void {
+    if (!this.#outage) return;
+    this.#outage = false;
+    this.#healthySince = Date.now();
+    log.info("The cluster's Redis at {address} is back", { address: this.address });
+  }
+
+  /**
+   * The session store's writes started failing (see `SessionOwner`).
+   *
+   * @param error The first failure.
+   */
+  storeFailed(error: unknown): void {
+    this.#outageBegan(error);
+  }
+
+  /** The session store's writes work again. */
+  storeRecovered(): void {
+    this.#outageEnded();
+  }
 
   // -------------------------------------------------------------------------------------------
   // Inbox
@@ -452,21 +483,34 @@ export class BusCluster implements Cluster {
   // -------------------------------------------------------------------------------------------
   // Sessions
 
-  async claimSession(client: Client): Promise<SessionSnapshot | undefined> {
+  claimSession(client: Client): Promise<SessionSnapshot | undefined> {
+    return this.#claim(client, 0);
+  }
+
+  async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
     const clientId = client.id;
     const clean = client.properties.clean;
     if (this.#outage) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
     const record = encodeJson(clientRecord(client));
-    let claim = await this.#bus.claimSession(clientId, this.nodeId, clean, record);
+    const claimed = () =>
+      this.#bus.claimSession(clientId, this.nodeId, clean, record).catch((error) => {
+        if (this.#bus.down) this.#outageBegan(error);
+        throw error;
+      });
+    let claim = await claimed();
     // The owner died and no survivor has claimed it yet: wait for the claim (within about a lease),
     // after which the claimer hands the session over with every message left for it.
     const deadline = Date.now() + 4 * this.#leaseMs;
     while (claim.wait) {
       if (Date.now() > deadline || client.closed) {
+        log.warn("Refusing {id}: its node {node} died and has not been claimed yet", {
+          id: clientId,
+          node: claim.previous,
+        });
         throw new Error(`Node "${claim.previous}" died and has not been claimed yet`);
       }
       await delay(100);
-      claim = await this.#bus.claimSession(clientId, this.nodeId, clean, record);
+      claim = await claimed();
     }
     this.#owned.set(clientId, claim.epoch);
     if (claim.previous === undefined || claim.previous === this.nodeId) return undefined;
@@ -477,29 +521,52 @@ export class BusCluster implements Cluster {
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
     const key = `${clientId}\u0000${claim.epoch}`;
-    const { promise, resolve } = Promise.withResolvers<SessionSnapshot | undefined>();
-    this.#handoffs.set(key, resolve);
+    let handed: { snapshot: SessionSnapshot | undefined } | undefined;
+    const arrived = Promise.withResolvers<void>();
+    this.#handoffs.set(key, (snapshot) => {
+      handed = { snapshot };
+      arrived.resolve();
+    });
     this.#control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: this.nodeId });
-    const timer = setTimeout(() => {
-      log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
-        node: claim.previous,
-        id: clientId,
-      });
-      resolve(undefined);
-    }, 3000);
-    let snapshot: SessionSnapshot | undefined;
+    // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
+    // claimed by a survivor, which adopts this session with it and every message left for it: ownership
+    // moves there, and the claim is made again, from that survivor (within about a lease of the death).
+    const handoffDeadline = Date.now() + 4 * this.#leaseMs;
     try {
-      snapshot = await promise;
+      while (handed === undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([arrived.promise, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
+        clearTimeout(timer);
+        if (handed !== undefined) break;
+        if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
+        const epoch = await this.#bus.sessionEpoch(clientId, this.nodeId).catch((error) => {
+          if (this.#bus.down) this.#outageBegan(error);
+          throw error;
+        });
+        if (epoch !== claim.epoch) {
+          if (this.#owned.get(clientId) === claim.epoch) this.#owned.delete(clientId);
+          if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
+          return this.#claim(client, attempt + 1);
+        }
+        if (Date.now() > handoffDeadline) {
+          log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
+            node: claim.previous,
+            id: clientId,
+          });
+          handed = { snapshot: undefined };
+        }
+      }
     } finally {
-      clearTimeout(timer);
       this.#handoffs.delete(key);
     }
+    const snapshot = handed.snapshot;
     // The stored session is rewritten from what was handed over (the old owner's last writes were
     // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
     const write: SessionWrite = {
       clientId,
       epoch: claim.epoch,
       ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
+      from: claim.previous,
     };
     await this.#bus.storeSessions(this.nodeId, [write]);
     return snapshot;
@@ -543,84 +610,11 @@ export class BusCluster implements Cluster {
     const topic = packet.topicName!;
     if (topic.startsWith("$SYS") || this.#stopped) return;
     const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
-    this.#batch().retained.push({ topic, record });
+    this.#batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
   }
 
-  #retainedAnnounced(version: number, topic: string, record: Uint8Array | undefined): void {
-    if (this.#retainedBuffer) {
-      this.#retainedBuffer.push([version, topic, record]);
-      return;
-    }
-    if (version <= this.#retainedApplied) return;
-    if (version !== this.#retainedApplied + 1) {
-      this.#reloadRetained();
-      return;
-    }
-    this.#applyRetained(topic, record);
-    this.#retainedApplied = version;
-    this.#wakeRetainedWaiters();
-  }
-
-  #applyRetained(topic: string, record: Uint8Array | undefined): void {
-    let packet: Packet;
-    if (record) {
-      packet = (readRecords(record)[0] as WireMessage).packet;
-      packet.fixedHeader.retain = true;
-      this.#retainedTopics.add(topic);
-    } else {
-      packet = {
-        fixedHeader: { type: PacketType.Publish, retain: true },
-        topicName: topic,
-        payload: new Uint8Array(),
-      };
-      this.#retainedTopics.delete(topic);
-    }
-    this.#host!.applyRetained(packet);
-  }
-
-  #wakeRetainedWaiters(): void {
-    if (this.#retainedWaiters.length === 0) return;
-    const applied = this.#retainedApplied;
-    this.#retainedWaiters = this.#retainedWaiters.filter((waiter) => {
-      if (waiter.version > applied) return true;
-      waiter.resolve();
-      return false;
-    });
-  }
-
-  /** Replaces the mirror with the engine's retained messages; announcements meanwhile follow. */
-  async #reloadRetained(): Promise<void> {
-    if (this.#retainedBuffer) return;
-    this.#retainedBuffer = [];
-    try {
-      const { version, records } = await this.#bus.retainedAll();
-      for (const topic of [...this.#retainedTopics]) {
-        if (!records.has(topic)) this.#applyRetained(topic, undefined);
-      }
-      for (const [topic, record] of records) this.#applyRetained(topic, record);
-      this.#retainedApplied = Math.max(this.#retainedApplied, version);
-    } catch (error) {
-      log.debug("Could not load retained messages: {error}", { error: String(error) });
-    }
-    const buffered = this.#retainedBuffer;
-    this.#retainedBuffer = undefined;
-    for (const [version, topic, record] of buffered) this.#retainedAnnounced(version, topic, record);
-    this.#wakeRetainedWaiters();
-  }
-
-  async retainedReady(): Promise<void> {
-    let version: number;
-    try {
-      version = await this.#bus.retainedVersion();
-    } catch {
-      return; // unreachable: serve what the mirror has
-    }
-    if (this.#retainedApplied >= version) return;
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#retainedWaiters.push({ version, resolve });
-    const timer = setTimeout(() => this.#reloadRetained().then(resolve), 300);
-    await promise;
-    clearTimeout(timer);
+  retainedReady(): Promise<void> {
+    return this.#retained.ready();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -640,6 +634,7 @@ export class BusCluster implements Cluster {
   async #tick(): Promise<void> {
     if (this.#ticking || this.#stopped) return;
     this.#ticking = true;
+    this.#tickStarted = Date.now();
     try {
       const now = Date.now();
       const received = this.#host!.messagesReceived();
@@ -648,12 +643,19 @@ export class BusCluster implements Cluster {
         this.#rateAt = now;
         this.#rateCount = received;
       }
-      if (!(await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs))) {
-        log.error("Node {node}'s lease had expired (stalled too long?): rejoined, routes sent again", {
-          node: this.nodeId,
-        });
+      const renewed = await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs);
+      const recovering = this.#outage;
+      this.#outageEnded();
+      if (!renewed) {
+        // After an engine outage every lease has lapsed (nobody could renew): expected, not an error.
+        (recovering ? log.debug : log.error)(
+          "Node {node}'s lease had expired (stalled too long?): rejoined, routes sent again",
+          { node: this.nodeId },
+        );
         for (const [filter, count] of this.#local) this.#routeChanged(filter, count);
       }
+      // After an outage, other nodes' leases lapsed too: claim nobody until each had a lease's time to renew.
+      const mayClaim = Date.now() - this.#healthySince >= this.#leaseMs;
       const members = await this.#bus.members();
       const nodes: ClusterNodeInfo[] = [];
       const registered = new Set<string>();
@@ -671,13 +673,17 @@ export class BusCluster implements Cluster {
         }
         if (member.lease === undefined) {
           nodes.push({ id: member.id, alive: false, connections: 0, messagesPerSecond: 0, started: 0 });
-          if (await this.#bus.claim(member.id, this.nodeId)) {
-            await (this.#reaping = this.#reap(member.id).catch((error) => {
+          if (mayClaim && await this.#bus.claim(member.id, this.nodeId)) {
+            // Its last renewal was a lease ago at least, and no later than it was last seen alive.
+            const diedAt = Math.min(this.#lastSeen.get(member.id) ?? Infinity, Date.now() - this.#leaseMs);
+            this.#lastSeen.delete(member.id);
+            await (this.#reaping = this.#reap(member.id, diedAt).catch((error) => {
               log.error("Cleanup after {dead} failed: {error}", { dead: member.id, error: String(error) });
             }));
           }
           continue;
         }
+        this.#lastSeen.set(member.id, Date.now());
         const report = JSON.parse(member.lease) as Report;
         nodes.push({
           id: member.id,
@@ -698,11 +704,10 @@ export class BusCluster implements Cluster {
         if (!registered.has(node)) this.#routes.drop(node);
       }
       this.#nodes = nodes.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-      const version = await this.#bus.retainedVersion();
-      if (version > this.#retainedApplied) {
-        if (++this.#retainedBehind >= 2) this.#reloadRetained();
-      } else this.#retainedBehind = 0;
+      await this.#retained.check();
+      await this.#bus.expireRetained(Date.now());
     } catch (error) {
+      if (this.#bus.down) this.#outageBegan(error);
       log.debug("Cluster membership check failed: {error}", { error: String(error) });
     } finally {
       this.#ticking = false;
@@ -716,7 +721,7 @@ export class BusCluster implements Cluster {
    * dead node's inbox to the adopted sessions (and once more a lease later, for forwards that were
    * on their way).
    */
-  async #reap(dead: string): Promise<void> {
+  async #reap(dead: string, diedAt: number): Promise<void> {
     log.warn("Node {dead} stopped renewing its lease: claimed by {node}, its routes dropped", {
       dead,
       node: this.nodeId,
@@ -733,7 +738,7 @@ export class BusCluster implements Cluster {
           adopted.add(entry.clientId);
         }
       }
-      if (sessions.length > 0) this.#host!.adoptSessions(sessions);
+      if (sessions.length > 0) this.#host!.adoptSessions(sessions, diedAt);
       await this.sync();
     } catch (error) {
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });

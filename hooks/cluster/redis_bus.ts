@@ -13,6 +13,7 @@
  * | `{prefix}inbox:{node}` | stream | entries `n` (sender), `m` (message records); deleted once delivered |
  * | `{prefix}retained` | hash | topic → message record |
  * | `{prefix}retained:version` | string | incremented by every retained change |
+ * | `{prefix}retained:expiry` | sorted set | topic by expiry (ms), for retained messages that expire |
  * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
  * | `{prefix}session:{clientId}` | hash | the session (see `session_store.ts`), written under the owner's epoch |
  * | `{prefix}sessions:{node}` | set | the client ids a node owns (what its claimer adopts) |
@@ -88,11 +89,25 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', 60000)
 return 1`;
 
+// KEYS: retained, version, expiry (sorted set: topic by expiry). ARGV: topic, record, channel, expiry.
 const RETAIN = `
 local v = redis.call('INCR', KEYS[2])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[2] == '' or ARGV[4] == '0' then redis.call('ZREM', KEYS[3], ARGV[1])
+else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 redis.call('PUBLISH', ARGV[3], 'T' .. v .. '\\0' .. ARGV[1] .. '\\0' .. ARGV[2])
 return v`;
+
+// KEYS: retained, version, expiry. ARGV: now, channel.
+const EXPIRE_RETAINED = `
+local topics = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, 256)
+for _, topic in ipairs(topics) do
+  local v = redis.call('INCR', KEYS[2])
+  redis.call('HDEL', KEYS[1], topic)
+  redis.call('ZREM', KEYS[3], topic)
+  redis.call('PUBLISH', ARGV[2], 'T' .. v .. '\\0' .. topic .. '\\0')
+end
+return #topics`;
 
 // KEYS: owner, session, nodes hash. ARGV: node, lease prefix, clean, record, sessions-set prefix, client id,
 // claim prefix (a dead node registered or being claimed: wait).
@@ -105,15 +120,20 @@ if previous then
     (redis.call('HEXISTS', KEYS[3], previous) == 1 or redis.call('EXISTS', ARGV[7] .. previous) == 1) then
     return {previous, 0, 0, {}, 1}
   end
-  redis.call('SREM', ARGV[5] .. previous, ARGV[6])
+  -- A live previous owner keeps the id in its set until it hands the session over: if it dies first,
+  -- its claimer adopts the session (see 'pending') and this claim is made again from there.
+  if alive == 0 or previous == ARGV[1] then redis.call('SREM', ARGV[5] .. previous, ARGV[6]) end
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
+local handoff = previous and previous ~= ARGV[1] and alive == 1
+if handoff then redis.call('HSET', KEYS[1], 'pending', previous) else redis.call('HDEL', KEYS[1], 'pending') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2])
 elseif previous and previous ~= ARGV[1] and alive == 0 then stored = redis.call('HGETALL', KEYS[2]) end
-redis.call('HSET', KEYS[2], 'c', ARGV[4])
+-- Until the handoff, the stored record stays the previous connection's (its will, if that node dies).
+if not handoff then redis.call('HSET', KEYS[2], 'c', ARGV[4]) end
 return {previous or '', alive, epoch, stored, 0}`;
 
 // KEYS: owner, session, sessions set of the node. ARGV: node, epoch, client id.
@@ -124,24 +144,33 @@ if redis.call('HGET', KEYS[1], 'node') == ARGV[1] and redis.call('HGET', KEYS[1]
 end
 return 1`;
 
-// KEYS: owner, session. ARGV: node, epoch, then op, field, value triples.
+// KEYS: owner, session. ARGV: node, epoch, then op, field, value triples ('F': handed over from the
+// node whose sessions set is the field, for the client id in the value).
 const STORE_SESSION = `
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then
   return 0
 end
 for i = 3, #ARGV, 3 do
   if ARGV[i] == 'D' then redis.call('DEL', KEYS[2])
+  elseif ARGV[i] == 'F' then
+    redis.call('HDEL', KEYS[1], 'pending')
+    redis.call('SREM', ARGV[i + 1], ARGV[i + 2])
   elseif ARGV[i] == 'S' then redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
   else redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
 end
 return 1`;
 
-// KEYS: sessions set of the dead node, of the adopter. ARGV: dead, adopter, owner prefix, session prefix.
+// KEYS: sessions set of the dead node, of the adopter. ARGV: dead, adopter, owner prefix, session prefix,
+// sessions-set prefix. A session claimed from the dead node but not handed over yet ('pending') is
+// adopted too: the claiming node sees it lost it and claims it again, from the adopter.
 const ADOPT_SESSIONS = `
 local adopted = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local owner = ARGV[3] .. id
-  if redis.call('HGET', owner, 'node') == ARGV[1] then
+  local node = redis.call('HGET', owner, 'node')
+  if node == ARGV[1] or redis.call('HGET', owner, 'pending') == ARGV[1] then
+    if node ~= ARGV[1] then redis.call('SREM', ARGV[5] .. node, id) end
+    redis.call('HDEL', owner, 'pending')
     local epoch = redis.call('HINCRBY', owner, 'epoch', 1)
     redis.call('HSET', owner, 'node', ARGV[2])
     redis.call('SADD', KEYS[2], id)
@@ -170,6 +199,7 @@ type ScriptedRedis = Redis & {
   clusterJoin(...args: (string | number)[]): Promise<number>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
+  clusterExpireRetained(...args: (string | number)[]): Promise<number>;
 };
 
 /**
@@ -191,6 +221,8 @@ export class RedisBus implements ClusterBus {
   #reader: Redis | undefined;
   #subscriber: Redis | undefined;
   #down = false;
+  /** The last error a connection reported (for a clearer message when connecting fails). */
+  #lastError: string | undefined;
 
   /** `host:port` of the Redis server (no credentials). */
   readonly address: string;
@@ -240,7 +272,10 @@ export class RedisBus implements ClusterBus {
       }
       redis = new Redis({ ...base, host, port, ...(o.options as RedisOptions) });
     }
-    redis.on("error", (error: Error) => log.debug("Redis {name}: {error}", { name, error: error.message }));
+    redis.on("error", (error: Error) => {
+      this.#lastError = error.message;
+      log.debug("Redis {name}: {error}", { name, error: error.message });
+    });
     return redis;
   }
 
@@ -253,7 +288,8 @@ export class RedisBus implements ClusterBus {
       redis.defineCommand("clusterJoin", { numberOfKeys: 3, lua: JOIN });
       redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
-      redis.defineCommand("clusterRetain", { numberOfKeys: 2, lua: RETAIN });
+      redis.defineCommand("clusterRetain", { numberOfKeys: 3, lua: RETAIN });
+      redis.defineCommand("clusterExpireRetained", { numberOfKeys: 3, lua: EXPIRE_RETAINED });
       redis.defineCommand("clusterClaimSession", { numberOfKeys: 3, lua: CLAIM_SESSION });
       redis.defineCommand("clusterEndSession", { numberOfKeys: 3, lua: END_SESSION });
       redis.defineCommand("clusterStoreSession", { numberOfKeys: 2, lua: STORE_SESSION });
@@ -269,7 +305,11 @@ export class RedisBus implements ClusterBus {
       reader.disconnect();
       subscriber.disconnect();
       const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`Cannot reach the cluster's Redis at ${this.address}: ${reason}`);
+      const last = this.#lastError ?? "";
+      if (/NOAUTH|WRONGPASS|invalid password|invalid username|AUTH/i.test(last)) {
+        throw new Error(`The cluster's Redis at ${this.address} refused the credentials: ${last}`);
+      }
+      throw new Error(`Cannot reach the cluster's Redis at ${this.address}: ${last || reason}`);
     }
     let first = true;
     subscriber.on("ready", () => {
@@ -417,13 +457,15 @@ export class RedisBus implements ClusterBus {
 
   async storeSessions(node: string, writes: SessionWrite[]): Promise<void> {
     const multi = this.#r.multi();
-    for (const { clientId, epoch, ops } of writes) {
+    for (const { clientId, epoch, ops, from } of writes) {
+      const handedOver = from === undefined ? [] : ["F", this.#key("sessions", from), clientId];
       // deno-lint-ignore no-explicit-any
       (multi as any).clusterStoreSession(
         this.#key("owner", clientId),
         this.#key("session", clientId),
         node,
         epoch,
+        ...handedOver,
         ...ops.flat(),
       );
     }
@@ -431,6 +473,11 @@ export class RedisBus implements ClusterBus {
     for (const [error] of results ?? []) {
       if (error) throw error;
     }
+  }
+
+  async sessionEpoch(clientId: string, node: string): Promise<number | undefined> {
+    const [owner, epoch] = await this.#run(this.#r.hmget(this.#key("owner", clientId), "node", "epoch"));
+    return owner === node && epoch !== null ? Number(epoch) : undefined;
   }
 
   async adoptSessions(dead: string, by: string): Promise<AdoptedEntry[]> {
@@ -442,6 +489,7 @@ export class RedisBus implements ClusterBus {
         by,
         `${this.#prefix}owner:`,
         `${this.#prefix}session:`,
+        `${this.#prefix}sessions:`,
       ),
     );
     return adopted.map(([clientId, epoch, flat]) => ({ clientId, epoch, fields: fieldsOf(flat) }));
@@ -475,9 +523,11 @@ export class RedisBus implements ClusterBus {
       (multi as any).clusterRetain(
         `${this.#prefix}retained`,
         `${this.#prefix}retained:version`,
+        `${this.#prefix}retained:expiry`,
         change.topic,
         change.record ? Buffer.from(change.record) : "",
         this.#channel,
+        change.expiry ?? 0,
       );
     }
     for (const { clientId, epoch } of batch.endedSessions) {
@@ -527,6 +577,18 @@ export class RedisBus implements ClusterBus {
       for (const [id, fields] of items) entries.push(entryOf(id, fields));
     }
     return entries;
+  }
+
+  async expireRetained(now: number): Promise<number> {
+    return await this.#run(
+      this.#r.clusterExpireRetained(
+        `${this.#prefix}retained`,
+        `${this.#prefix}retained:version`,
+        `${this.#prefix}retained:expiry`,
+        now,
+        this.#channel,
+      ),
+    );
   }
 
   async retainedVersion(): Promise<number> {

@@ -30,6 +30,10 @@ export interface SessionOwner {
   readonly nodeId: string;
   /** The ownership epoch of a session this node owns, or undefined. */
   epochOf(clientId: string): number | undefined;
+  /** Writes to the engine started failing (the node logs the outage, once). */
+  storeFailed?(error: unknown): void;
+  /** Writes to the engine work again. */
+  storeRecovered?(): void;
 }
 
 /** Writes storage ops into the engine, grouped per client and fenced by epoch. */
@@ -106,6 +110,8 @@ class SessionBackend implements StorageBackend {
  * the server adds it with the cluster.
  */
 export class SessionStore extends StorageHook {
+  readonly #owner: SessionOwner;
+
   /**
    * Creates the store.
    *
@@ -115,6 +121,20 @@ export class SessionStore extends StorageHook {
   constructor(bus: ClusterBus, owner: SessionOwner) {
     super("cluster-sessions", new SessionBackend(bus, owner));
     this.sharedStore = true; // nodes share it; a dead node's wills are sent from it
+    this.#owner = owner;
+    this.retryMaxMs = 500; // acks wait for it: retry often, so they go out soon after the engine is back
+  }
+
+  /** Tells the node (which logs one line per outage). */
+  protected override writeFailed(error: unknown): void {
+    if (this.#owner.storeFailed) this.#owner.storeFailed(error);
+    else super.writeFailed(error);
+  }
+
+  /** Tells the node. */
+  protected override writeRecovered(): void {
+    if (this.#owner.storeRecovered) this.#owner.storeRecovered();
+    else super.writeRecovered();
   }
 
   // A session that ends with its connection (expiry 0) needs only its record (for its will).

@@ -33,6 +33,28 @@ import type {
 } from "../../src/storage.ts";
 import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 
+/** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
+const KV_UNAVAILABLE = 'Deno KV is not available: run Deno with --unstable-kv (or add "unstable": ' +
+  '["kv"] to your deno.json) to use KVHook. A published package\'s "unstable" list does not ' +
+  "reach the program that imports it.";
+
+/**
+ * Whether Deno KV can be used in this process: `Deno.openKv` exists only with `--unstable-kv` (or
+ * `"unstable": ["kv"]` in the running program's own `deno.json`).
+ *
+ * @returns `true` when {@linkcode KVHook} can open a store.
+ *
+ * @example Checking before adding the hook
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kvAvailable } from "./kv.ts";
+ * assert.equal(kvAvailable(), typeof Deno.openKv === "function");
+ * ```
+ */
+export function kvAvailable(): boolean {
+  return typeof (Deno as { openKv?: unknown }).openKv === "function";
+}
+
 /** Options of {@linkcode KVHook}. */
 export interface KVHookOptions {
   /** The database file, or `:memory:` (default `./data/broker.kv`; its folder is created). */
@@ -142,6 +164,7 @@ export class KVBackend implements StorageBackend {
         const folder = path.replace(/[\\/][^\\/]*$/, "");
         if (folder !== path && folder !== "") await Deno.mkdir(folder, { recursive: true });
       }
+      if (!kvAvailable()) throw new Error(KV_UNAVAILABLE);
       this.#kv = await Deno.openKv(path);
       this.#owned = true;
     }

@@ -170,7 +170,9 @@ export class RedisBackend implements StorageBackend {
       await redis.connect();
     } catch (error) {
       redis.disconnect();
-      throw error;
+      // ioredis says only "Connection is closed." or "connect ECONNREFUSED": name Redis and where.
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`Cannot connect to Redis at ${address}: ${reason}`, { cause: error });
     }
     this.#redis = redis;
     this.#owned = true;

@@ -91,6 +91,8 @@ export class StorageHook implements Hook {
   #scheduled = false;
   #failing = false;
   #retryMs = RETRY_FIRST_MS;
+  /** The longest wait between two attempts of a failed commit, in ms (a subclass may shorten it). */
+  protected retryMaxMs: number = RETRY_MAX_MS;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #waiters: { target: number; resolve: () => void }[] = [];
   #loaded: StoredState | undefined;
@@ -324,30 +326,43 @@ export class StorageHook implements Hook {
       const started = performance.now();
       await this.backend.commit(batch);
       this.commitObserver?.((performance.now() - started) / 1000, batch.length);
-      if (this.#failing) log.info("Storage {id} is writing again", { id: this.id });
+      if (this.#failing) this.writeRecovered();
       this.#failing = false;
       this.#retryMs = RETRY_FIRST_MS;
       this.#committed = upTo;
       this.#wake();
     } catch (error) {
-      if (!this.#failing) {
-        log.error("Storage {id} write failed, retrying until it works: {error}", {
-          id: this.id,
-          error: String(error),
-        });
-      }
+      if (!this.#failing) this.writeFailed(error);
       this.#failing = true;
       this.#retrying = batch; // nothing is dropped: retry everything, in order
       this.#committing = false;
       if (!this.#stopped) {
         this.#retryTimer = setTimeout(this.#commit, this.#retryMs);
-        this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+        this.#retryMs = Math.min(this.#retryMs * 2, this.retryMaxMs);
       }
       return;
     }
     this.#committing = false;
     if (this.#queue.length > 0) this.#commit();
   };
+
+  /**
+   * Reports that commits started failing (once per outage; they are retried until they work).
+   * Logs an error; a subclass whose owner reports outages itself may override it.
+   *
+   * @param error The first failure.
+   */
+  protected writeFailed(error: unknown): void {
+    log.error("Storage {id} write failed, retrying until it works: {error}", {
+      id: this.id,
+      error: String(error),
+    });
+  }
+
+  /** Reports that commits work again after {@linkcode StorageHook.writeFailed}. */
+  protected writeRecovered(): void {
+    log.info("Storage {id} is writing again", { id: this.id });
+  }
 
   #wake(): void {
     const committed = this.#committed;

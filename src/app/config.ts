@@ -1,6 +1,8 @@
 /**
- * The configuration file: YAML or JSON (JSON is YAML 1.2, so one parser reads both), with a schema
- * compatible with Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys (`bridges`, ...).
+ * The configuration file: YAML, or strict JSON for a `.json` file, with a schema compatible with
+ * Mochi's (`listeners`, `hooks`, `options`, `logging`) plus our own keys (`bridges`, ...). Mochi's file-based stores
+ * (`hooks.storage.badger`, `pebble`, `bolt`) become the Deno KV store at the same path, with a
+ * warning in {@linkcode BrokerConfig.warnings}.
  *
  * Relative file paths (TLS files, `ledger_file`, the KV store's `path`) are relative to the config
  * file's directory.
@@ -33,22 +35,31 @@
  * @module
  */
 
-import {
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseDocument,
-  type Scalar,
-  type YAMLMap,
-} from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { LogLevel } from "@logtape/logtape";
 import { defaultCapabilities, type Options, resolveOptions, stripUndefined } from "../options.ts";
 import type { TlsConfig } from "../../listeners/net.ts";
 import { type Ledger, LedgerError, validateLedger } from "../../hooks/auth/ledger.ts";
 import type { DebugHookConfig } from "../../hooks/debug.ts";
-import { type BridgeConfig, BridgeConfigError, resolveBridgeConfig } from "../../hooks/bridge/rules.ts";
+import { jsonProblem } from "./strict_json.ts";
+import { MOCHI_STORE_SCHEMAS, MOCHI_STORES, mochiStoreAsKv } from "./config_mochi.ts";
+import type { BridgeConfig } from "../../hooks/bridge/rules.ts";
+import { BRIDGE, bridgeSettings } from "./config_bridges.ts";
+import {
+  bool,
+  camel,
+  type Check,
+  ConfigError,
+  int,
+  nodes,
+  oneOf,
+  type Raw,
+  snake,
+  str,
+  Walker,
+} from "./config_schema.ts";
+
+export { ConfigError };
 
 /** The listener types (Mochi's names). */
 export const LISTENER_TYPES: readonly string[] = ["tcp", "ws", "unix", "sysinfo", "healthcheck", "metrics"];
@@ -95,7 +106,7 @@ export interface RedisSettings {
 export interface HookSettings {
   /** `hooks.auth`: `allow_all`, or a `ledger` (inline) or `ledger_file`. */
   auth?: { allowAll: boolean; ledger?: Ledger; ledgerFile?: string };
-  /** `hooks.storage`: at most one of `kv` and `redis`. */
+  /** `hooks.storage`: at most one of `kv` and `redis` (Mochi's `badger`, `pebble` and `bolt` become `kv`). */
   storage?: { kv?: { path: string }; redis?: RedisSettings };
   /** `hooks.debug`: enabled when present with `enable: true`. */
   debug?: DebugHookConfig & { enable: boolean };
@@ -113,59 +124,19 @@ export interface BrokerConfig {
   options: Options;
   /** `logging.level` and `logging.format`. */
   logging: { level?: LogLevel; format?: "text" | "json" };
-  /** `cluster`: join the cluster whose state is in this Redis, as this node. */
-  cluster?: { redis: RedisSettings; nodeId?: string };
+  /**
+   * What the loader changed or ignored, each naming the file, line and key, for example a Mochi
+   * store replaced by Deno KV. The CLI logs them as warnings.
+   */
+  warnings: string[];
+  /** `cluster`: join the cluster whose state is in this Redis, as this node (with `workers`: N processes). */
+  cluster?: { redis: RedisSettings; nodeId?: string; workers?: number | "auto" };
   /** Bridges to other brokers (`bridges:`), in file order; TLS files already read. */
   bridges: BridgeConfig[];
 }
 
-/** A configuration file that cannot be used; the message names the file, line, column and key. */
-export class ConfigError extends Error {
-  /** The file. */
-  readonly file: string;
-  /** 1-based line, 0 when unknown. */
-  readonly line: number;
-  /** 1-based column, 0 when unknown. */
-  readonly column: number;
-  /** The key path, for example `options.capabilities.maximum_qos`. */
-  readonly key: string;
-
-  /**
-   * Creates the error.
-   *
-   * @param file The file.
-   * @param line The line.
-   * @param column The column.
-   * @param key The key path.
-   * @param problem What is wrong.
-   */
-  constructor(file: string, line: number, column: number, key: string, problem: string) {
-    super(`${file}:${line}:${column}: ${key ? `${key}: ` : ""}${problem}`);
-    this.name = "ConfigError";
-    this.file = file;
-    this.line = line;
-    this.column = column;
-    this.key = key;
-  }
-}
-
 // ------------------------------------------------------------------------------------------------
-// A small schema over the YAML AST, so every error has a position.
-
-type Check =
-  | { kind: "string"; nonEmpty?: boolean; values?: readonly string[] }
-  | { kind: "int"; min: number; max: number }
-  | { kind: "number"; min: number; max: number }
-  | { kind: "bool" }
-  | { kind: "strings" }
-  | { kind: "map"; fields: Record<string, Check>; required?: readonly string[] }
-  | { kind: "list"; item: Check }
-  | { kind: "any" };
-
-const str: Check = { kind: "string", nonEmpty: true };
-const bool: Check = { kind: "bool" };
-const int = (min: number, max: number): Check => ({ kind: "int", min, max });
-const oneOf = (...values: string[]): Check => ({ kind: "string", values });
+// The schema of the file (the machinery is in config_schema.ts).
 
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "warn", "error", "fatal"];
 
@@ -202,35 +173,6 @@ const LISTENER: Check = {
   },
 };
 
-const seconds: Check = { kind: "number", min: 0.001, max: 3600 };
-
-/** A `bridges:` entry; the keys are Mosquitto's where it has them. */
-const BRIDGE: Check = {
-  kind: "map",
-  required: ["id", "address", "topics"],
-  fields: {
-    id: str,
-    address: str,
-    protocol_version: int(3, 5),
-    client_id: { kind: "string" },
-    username: { kind: "string" },
-    password: { kind: "string" },
-    clean_start: bool,
-    session_expiry: int(0, 0xffffffff),
-    keep_alive: int(0, 65535),
-    tls_ca_file: str,
-    tls_cert_file: str,
-    tls_key_file: str,
-    topics: { kind: "strings" },
-    max_inflight: int(1, 65535),
-    queue_max_messages: int(1, 1e9),
-    queue_max_bytes: int(1024, 2 ** 40),
-    reconnect_delay_min: seconds,
-    reconnect_delay_max: seconds,
-    connect_timeout: seconds,
-  },
-};
-
 function rootSchema(): Check {
   return {
     kind: "map",
@@ -256,9 +198,8 @@ function rootSchema(): Check {
                   h_prefix: { kind: "string" },
                 },
               },
-              badger: { kind: "any" },
-              bolt: { kind: "any" },
-              pebble: { kind: "any" },
+              // Mochi's file-based stores, replaced by Deno KV at the same path (with a warning).
+              ...MOCHI_STORE_SCHEMAS,
             },
           },
           debug: {
@@ -297,6 +238,7 @@ function rootSchema(): Check {
             required: ["address"],
           },
           node_id: str,
+          workers: { kind: "any" },
         },
         required: ["redis"],
       },
@@ -304,142 +246,8 @@ function rootSchema(): Check {
   };
 }
 
-class Walker {
-  readonly file: string;
-  readonly #lines: LineCounter;
-
-  constructor(file: string, lines: LineCounter) {
-    this.file = file;
-    this.#lines = lines;
-  }
-
-  error(node: Node | null | undefined, key: string, problem: string): ConfigError {
-    const offset = node?.range?.[0] ?? 0;
-    const { line, col } = this.#lines.linePos(offset);
-    return new ConfigError(this.file, line, col, key, problem);
-  }
-
-  /** Validates `node` against `check` and returns the plain value. */
-  value(node: Node | null, check: Check, key: string, keyNode?: Node): unknown {
-    const where = node ?? keyNode;
-    if (check.kind === "any") return node === null ? null : node.toJSON();
-    if (node === null || (isScalar(node) && node.value === null)) {
-      throw this.error(where, key, `must not be empty (expected ${describe(check)})`);
-    }
-    switch (check.kind) {
-      case "map":
-        return this.map(node, check, key);
-      case "list": {
-        if (!isSeq(node)) throw this.error(node, key, `must be a list, got ${shown(node)}`);
-        return node.items.map((item, i) => this.value(item as Node, check.item, `${key}[${i}]`));
-      }
-      case "strings": {
-        if (!isSeq(node)) throw this.error(node, key, `must be a list of strings, got ${shown(node)}`);
-        return node.items.map((item, i) => {
-          const s = item as Node;
-          if (!isScalar(s) || typeof s.value !== "string") {
-            throw this.error(s, `${key}[${i}]`, `must be a string, got ${shown(s)}`);
-          }
-          return s.value;
-        });
-      }
-    }
-    if (!isScalar(node)) throw this.error(node, key, `must be ${describe(check)}, got ${shown(node)}`);
-    const v = node.value;
-    switch (check.kind) {
-      case "bool":
-        if (typeof v !== "boolean") throw this.error(node, key, `must be true or false, got ${shown(node)}`);
-        return v;
-      case "string":
-        if (typeof v !== "string") throw this.error(node, key, `must be a string, got ${shown(node)}`);
-        if (check.nonEmpty && v === "") throw this.error(node, key, "must not be an empty string");
-        if (check.values && !check.values.includes(v.toLowerCase())) {
-          throw this.error(node, key, `must be one of ${check.values.join(", ")}, got "${v}"`);
-        }
-        return check.values ? v.toLowerCase() : v;
-      case "int":
-      case "number":
-        if (typeof v !== "number" || (check.kind === "int" && !Number.isInteger(v))) {
-          throw this.error(node, key, `must be ${describe(check)}, got ${shown(node)}`);
-        }
-        if (v < check.min || v > check.max) {
-          throw this.error(node, key, `must be ${describe(check)}, got ${v}`);
-        }
-        return v;
-    }
-  }
-
-  map(node: Node, check: Check & { kind: "map" }, key: string): Record<string, unknown> {
-    if (!isMap(node)) throw this.error(node, key, `must be a mapping of keys to values, got ${shown(node)}`);
-    const out: Record<string, unknown> = {};
-    for (const pair of (node as YAMLMap).items) {
-      const keyNode = pair.key as Node;
-      const name = isScalar(keyNode) ? String((keyNode as Scalar).value) : "";
-      const path = key ? `${key}.${name}` : name;
-      const field = check.fields[name];
-      if (!field) {
-        throw this.error(
-          keyNode,
-          path,
-          `unknown key "${name}" (expected one of: ${Object.keys(check.fields).join(", ")})`,
-        );
-      }
-      out[name] = this.value(pair.value as Node | null, field, path, keyNode);
-      if (out[name] !== null) nodes.set(out, { ...nodes.get(out), [name]: (pair.value ?? keyNode) as Node });
-    }
-    for (const name of check.required ?? []) {
-      if (!(name in out)) throw this.error(node, key ? `${key}.${name}` : name, "is required");
-    }
-    return out;
-  }
-}
-
-/** Remembers the YAML node of each value, for errors found after the schema check. */
-const nodes = new WeakMap<object, Record<string, Node>>();
-
-function describe(check: Check): string {
-  switch (check.kind) {
-    case "int":
-      return check.max === Number.MAX_SAFE_INTEGER
-        ? `an integer of at least ${check.min}`
-        : `an integer from ${check.min} to ${check.max}`;
-    case "number":
-      return `a number from ${check.min} to ${check.max}`;
-    case "bool":
-      return "true or false";
-    case "string":
-      return check.values ? `one of ${check.values.join(", ")}` : "a string";
-    case "strings":
-      return "a list of strings";
-    case "map":
-      return "a mapping";
-    case "list":
-      return "a list";
-    default:
-      return "a value";
-  }
-}
-
-function shown(node: Node | null): string {
-  if (node === null) return "nothing";
-  if (isMap(node)) return "a mapping";
-  if (isSeq(node)) return "a list";
-  if (isScalar(node)) return JSON.stringify(node.value) ?? String(node.value);
-  return "an alias";
-}
-
-function snake(camel: string): string {
-  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function camel(snakeCase: string): string {
-  return snakeCase.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 // ------------------------------------------------------------------------------------------------
 // Parsing
-
-type Raw = Record<string, unknown>;
 
 /**
  * Parses and validates configuration text.
@@ -453,6 +261,8 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const slash = file.lastIndexOf("/");
   const base = slash < 0 ? "" : file.slice(0, slash + 1);
   const resolve = (path: string) => path.startsWith("/") ? path : base + path;
+  const json = /\.json$/i.test(file) ? jsonProblem(text) : undefined;
+  if (json) throw new ConfigError(file, json.line, json.column, "", `not valid JSON: ${json.problem}`);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const walker = new Walker(file, lines);
@@ -484,20 +294,10 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
     seen.set(l.id, i);
   });
 
-  const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve);
+  const warnings: string[] = [];
+  const hooks = hookSettings(walker, (raw.hooks ?? {}) as Raw, at, resolve, warnings);
   const options = optionSettings(walker, (raw.options ?? {}) as Raw, at);
-  const bridges = ((raw.bridges ?? []) as Raw[]).map((b, i) => bridgeSettings(walker, b, i, at, resolve));
-  bridges.forEach((b, i) => {
-    const first = bridges.findIndex((other) => other.id === b.id);
-    if (first !== i) {
-      const key = `bridges[${i}].id`;
-      throw walker.error(
-        at((raw.bridges as Raw[])[i], "id"),
-        key,
-        `duplicate bridge id "${b.id}" (also bridges[${first}])`,
-      );
-    }
-  });
+  const bridges = bridgeSettings(walker, (raw.bridges ?? []) as Raw[], at, resolve);
   if (bridges.length > 0) {
     // A bridge moves messages through the server's inline client.
     if (options.inlineClient === false) {
@@ -513,6 +313,12 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
   const level = logging.level as string | undefined;
   const cluster = raw.cluster as Raw | undefined;
   const redis = cluster?.redis as Raw | undefined;
+  const workers = cluster?.workers;
+  if (
+    workers !== undefined && workers !== "auto" && !(Number.isInteger(workers) && (workers as number) >= 1)
+  ) {
+    throw walker.error(at(cluster, "workers"), "cluster.workers", `must be a whole number from 1 or "auto"`);
+  }
   return {
     cluster: cluster && redis
       ? {
@@ -524,6 +330,7 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
           prefix: redis.prefix as string | undefined,
         }) as RedisSettings,
         nodeId: cluster.node_id as string | undefined,
+        ...(workers === undefined ? {} : { workers: workers as number | "auto" }),
       }
       : undefined,
     file,
@@ -535,6 +342,7 @@ export function parseConfig(text: string, file = "config"): BrokerConfig {
       level: level === undefined ? undefined : (level === "warn" ? "warning" : level) as LogLevel,
       format: logging.format as "text" | "json" | undefined,
     },
+    warnings,
   };
 }
 
@@ -627,6 +435,10 @@ function listenerSettings(
   if (type !== "unix" && !/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(l.address as string)) {
     throw fail("address", `must be host:port or :port, got "${l.address}"`);
   }
+  const port = Number((l.address as string).slice((l.address as string).lastIndexOf(":") + 1));
+  if (type !== "unix" && port > 65535) {
+    throw fail("address", `port ${port} is out of range (0 to 65535) in "${l.address}"`);
+  }
   return stripUndefined({
     type,
     id: l.id as string,
@@ -643,62 +455,12 @@ function listenerSettings(
   });
 }
 
-function bridgeSettings(
-  walker: Walker,
-  b: Raw,
-  i: number,
-  at: (obj: unknown, name: string) => Node | undefined,
-  resolve: (path: string) => string,
-): BridgeConfig {
-  const key = `bridges[${i}]`;
-  const pem = (name: string): string | undefined => {
-    if (typeof b[name] !== "string") return undefined;
-    const path = resolve(b[name] as string);
-    try {
-      return Deno.readTextFileSync(path);
-    } catch {
-      throw walker.error(at(b, name), `${key}.${name}`, `file "${path}" cannot be read`);
-    }
-  };
-  const tls = { ca: pem("tls_ca_file"), cert: pem("tls_cert_file"), key: pem("tls_key_file") };
-  const config: BridgeConfig = stripUndefined({
-    id: b.id as string,
-    address: b.address as string,
-    protocolVersion: b.protocol_version as 3 | 4 | 5 | undefined,
-    clientId: b.client_id as string | undefined,
-    username: b.username as string | undefined,
-    password: b.password as string | undefined,
-    cleanStart: b.clean_start as boolean | undefined,
-    sessionExpiry: b.session_expiry as number | undefined,
-    keepAlive: b.keep_alive as number | undefined,
-    tls: tls.ca || tls.cert || tls.key ? stripUndefined(tls) : undefined,
-    topics: b.topics as string[],
-    maxInflight: b.max_inflight as number | undefined,
-    queueMaxMessages: b.queue_max_messages as number | undefined,
-    queueMaxBytes: b.queue_max_bytes as number | undefined,
-    reconnectDelayMin: b.reconnect_delay_min as number | undefined,
-    reconnectDelayMax: b.reconnect_delay_max as number | undefined,
-    connectTimeout: b.connect_timeout as number | undefined,
-  });
-  try {
-    resolveBridgeConfig(config);
-  } catch (error) {
-    if (!(error instanceof BridgeConfigError)) throw error;
-    const index = /^topics\[(\d+)\]$/.exec(error.key);
-    const topics = at(b, "topics");
-    const node = index && isSeq(topics)
-      ? topics.items[Number(index[1])] as Node
-      : at(b, error.key) ?? at(b, "id");
-    throw walker.error(node, `${key}.${error.key}`, error.message);
-  }
-  return config;
-}
-
 function hookSettings(
   walker: Walker,
   h: Raw,
   at: (obj: unknown, name: string) => Node | undefined,
   resolve: (path: string) => string,
+  warnings: string[],
 ): HookSettings {
   const hooks: HookSettings = {};
   if (h.auth) {
@@ -733,22 +495,34 @@ function hookSettings(
   }
   if (h.storage) {
     const s = h.storage as Raw;
-    for (const name of ["badger", "bolt", "pebble"]) {
-      if (name in s) {
-        throw walker.error(at(s, name), `hooks.storage.${name}`, `is a Mochi (Go) store; use kv or redis`);
-      }
-    }
     const names = Object.keys(s);
-    if (names.length > 1) {
+    const mochi = names.filter((name) => MOCHI_STORES.includes(name));
+    if (names.length > 1 && mochi.length === 0) {
       throw walker.error(
         at(s, names[1]),
         `hooks.storage.${names[1]}`,
         `only one storage hook may be set (also ${names[0]})`,
       );
     }
+    // A Mochi file may list several stores (Mochi runs them all); we keep the first one.
+    const ignored: string[] = [];
+    for (const name of names.slice(1)) {
+      ignored.push(walker.warning(
+        at(s, name),
+        `hooks.storage.${name}`,
+        `ignored: only one storage hook runs, and ${names[0]} comes first`,
+      ));
+    }
     const storage: HookSettings["storage"] = {};
-    if (s.kv) storage.kv = { path: resolve((s.kv as Raw).path as string) };
-    if (s.redis) {
+    const chosen = names[0];
+    if (chosen === "kv") storage.kv = { path: resolve((s.kv as Raw).path as string) };
+    if (MOCHI_STORES.includes(chosen)) {
+      const { path, change } = mochiStoreAsKv(chosen, s[chosen] as Raw, resolve);
+      warnings.push(walker.warning(at(s, chosen), `hooks.storage.${chosen}`, change));
+      storage.kv = { path };
+    }
+    warnings.push(...ignored);
+    if (chosen === "redis") {
       const r = s.redis as Raw;
       if ("prefix" in r && "h_prefix" in r) {
         throw walker.error(
@@ -855,13 +629,12 @@ export async function loadConfig(path: string): Promise<BrokerConfig> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new ConfigError(
-      path,
-      0,
-      0,
-      "",
-      `cannot be read: ${error instanceof Error ? error.message : error}`,
-    );
+    const problem = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.IsADirectory
+      ? "is a directory, not a file"
+      : `cannot be read: ${error instanceof Error ? error.message : error}`;
+    throw new ConfigError(path, 0, 0, "", problem);
   }
   return parseConfig(text, path);
 }

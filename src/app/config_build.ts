@@ -27,11 +27,18 @@ import type { BrokerConfig, RedisSettings } from "./config.ts";
  *
  * @param config The configuration.
  * @param server The server (HTTP stats read its `info`).
+ * @param reusePort Bind every TCP port shared with other processes (`--workers`); a Unix listener
+ *   cannot be shared (a TypeError says so).
  * @returns The listeners, in file order.
  */
-export function createListeners(config: BrokerConfig, server: Server): Listener[] {
+export function createListeners(config: BrokerConfig, server: Server, reusePort = false): Listener[] {
   return config.listeners.map((l): Listener => {
-    const common = { id: l.id, address: l.address };
+    if (reusePort && l.type === "unix") {
+      throw new TypeError(
+        `Listener "${l.id}": a Unix socket cannot be shared by workers; remove it or the workers`,
+      );
+    }
+    const common = reusePort ? { id: l.id, address: l.address, reusePort } : { id: l.id, address: l.address };
     const policy = { maxConnections: l.maxConnections, allowAnonymous: l.allowAnonymous };
     switch (l.type) {
       case "tcp":
@@ -110,20 +117,48 @@ export async function createHooks(config: BrokerConfig): Promise<HookWithConfig[
  *
  * @param server A server created with `config.options`.
  * @param config The configuration.
+ * @param reusePort Share every listener's port with other processes (`--workers`).
  */
-export async function applyConfig(server: Server, config: BrokerConfig): Promise<void> {
+export async function applyConfig(server: Server, config: BrokerConfig, reusePort = false): Promise<void> {
+  const listeners = createListeners(config, server, reusePort);
   const hooks = await createHooks(config);
-  const listeners = createListeners(config, server);
   for (const { hook, config: hookConfig } of hooks) await server.addHook(hook, hookConfig);
   for (const bridge of config.bridges ?? []) await server.addHook(new Bridge(server, bridge));
   const added: Listener[] = [];
   try {
     for (const listener of listeners) {
-      await server.addListener(listener);
+      await addListenerExplained(server, listener);
       added.push(listener);
     }
   } catch (error) {
     await Promise.all(added.map((l) => l.close()));
     throw error;
+  }
+}
+
+/**
+ * Adds a listener; when it cannot listen, the error names the listener and its address (Deno's
+ * own says only `Address already in use (os error 98)`).
+ *
+ * @param server The server.
+ * @param listener The listener.
+ * @throws {Error} `Cannot listen on ADDRESS (listener ID): ...`, the original as its cause.
+ */
+export async function addListenerExplained(server: Server, listener: Listener): Promise<void> {
+  try {
+    await server.addListener(listener);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.AddrInUse
+      ? "the address is already in use (is another broker or program listening there?)"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied (ports below 1024 need privileges)"
+      : error instanceof Deno.errors.AddrNotAvailable
+      ? "no interface of this machine has that address"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new Error(`Cannot listen on ${listener.address} (listener ${listener.id}): ${reason}`, {
+      cause: error,
+    });
   }
 }

@@ -63,7 +63,9 @@ export function encodePacket(packet: Packet, version: ProtocolVersion, out: Byte
     case PacketType.Pubrel:
     case PacketType.Subscribe:
     case PacketType.Unsubscribe:
-      firstByte |= 0x02; // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]
+      firstByte |= 0x02; // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]; MQTT 3.1: QoS 1
+      // MQTT 3.1 sets DUP when it re-sends these; 3.1.1 and 5 fixed the flags at 0010.
+      if (version === 3 && packet.fixedHeader.dup) firstByte |= 0x08;
       break;
     default:
       if (!(type >= PacketType.Connect && type <= PacketType.Auth)) {
@@ -162,8 +164,9 @@ export function decodePacket(firstByte: number, body: Uint8Array, version: Proto
     case PacketType.Pubrel:
     case PacketType.Subscribe:
     case PacketType.Unsubscribe:
-      // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1] [MQTT-2.2.2-2]: flags must be 0b0010.
-      result = flags !== 0x02
+      // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1] [MQTT-2.2.2-2]: flags must be 0b0010. MQTT 3.1
+      // has no such rule: these use QoS 1 and set DUP when re-sent, and the flags are not checked.
+      result = flags !== 0x02 && version !== 3
         ? ReasonCode.MalformedPacket
         : type === PacketType.Pubrel
         ? decodeAck(reader, type, version)
@@ -174,9 +177,17 @@ export function decodePacket(firstByte: number, body: Uint8Array, version: Proto
     case PacketType.Reserved:
       result = ReasonCode.MalformedPacket; // type 0 is forbidden
       break;
+    case PacketType.Connect:
+      // The level is in the body: MQTT 3.1 leaves the fixed header flags of CONNECT unused.
+      result = decodeConnect(reader);
+      if (flags !== 0 && typeof result !== "number" && result.protocolVersion !== 3) {
+        result = ReasonCode.MalformedPacket; // [MQTT-2.2.2-2]
+      }
+      break;
     default:
-      // [MQTT-2.2.2-2]: every other type has reserved flags 0.
-      result = flags !== 0 ? ReasonCode.MalformedPacket : decodeBody(type, version);
+      // [MQTT-2.2.2-2]: every other type has reserved flags 0 in 3.1.1 and 5; in MQTT 3.1 the DUP,
+      // QoS and RETAIN bits of packets that do not use them are "not used", so they are ignored.
+      result = flags !== 0 && version !== 3 ? ReasonCode.MalformedPacket : decodeBody(type, version);
   }
   reader.reset(EMPTY);
   return result;
@@ -184,8 +195,6 @@ export function decodePacket(firstByte: number, body: Uint8Array, version: Proto
 
 function decodeBody(type: PacketType, version: ProtocolVersion): Packet | number {
   switch (type) {
-    case PacketType.Connect:
-      return decodeConnect(reader);
     case PacketType.Connack:
       return decodeConnack(reader, version);
     case PacketType.Puback:

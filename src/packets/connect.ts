@@ -7,6 +7,7 @@
 import { encodeProperties, propertyTargetBit, readProperties } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { ByteReader } from "./reader.ts";
+import { topicNameError } from "./topic_rules.ts";
 import {
   type ConnectParams,
   type Packet,
@@ -80,7 +81,8 @@ export function decodeConnect(reader: ByteReader): Packet | number {
   const version = level as ProtocolVersion;
   const flags = reader.u8();
   if (flags < 0) return malformed;
-  if ((flags & 0x01) !== 0) return malformed; // [MQTT-3.1.2-3] reserved flag
+  // [MQTT-3.1.2-3] the reserved flag is 0 in 3.1.1 and 5; MQTT 3.1 only calls it unused.
+  if ((flags & 0x01) !== 0 && version !== 3) return malformed;
   const willFlag = (flags & 0x04) !== 0;
   const willQos = (flags >> 3) & 0x03;
   const willRetain = (flags & 0x20) !== 0;
@@ -122,6 +124,9 @@ export function decodeConnect(reader: ByteReader): Packet | number {
     }
     const willTopic = reader.utf8();
     if (typeof willTopic === "number") return willTopic;
+    // The Will Topic is a Topic Name [MQTT-3.1.3-11]: not empty [MQTT-4.7.3-1], no wildcards.
+    const topicError = topicNameError(willTopic);
+    if (topicError !== 0) return topicError;
     const willPayload = reader.binaryCopy();
     if (willPayload === undefined) return malformed;
     connect.willTopic = willTopic;

@@ -6,6 +6,7 @@
 
 import { ReasonCode } from "./reason_codes.ts";
 import { ByteReader } from "./reader.ts";
+import { topicNameError } from "./topic_rules.ts";
 import { type PacketType, PacketType as Type, type Properties, type UserProperty } from "./types.ts";
 import { type ByteWriter, varintSize, writeVarintAt } from "./writer.ts";
 
@@ -303,6 +304,9 @@ function readPropertyList(reader: ByteReader, mask: number, packetType: PacketTy
       case 0x08:
         s = reader.utf8();
         if (typeof s === "number") return s;
+        // A Topic Name (spec 3.3.2.3.5, 3.1.3.2.5): the same rule as every Topic Name field.
+        n = topicNameError(s);
+        if (n !== 0) return n;
         properties.responseTopic = s;
         break;
       case 0x09: {

@@ -7,6 +7,7 @@
 import { encodeProperties, propertyTargetBit, readProperties } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { ByteReader } from "./reader.ts";
+import { topicNameError } from "./topic_rules.ts";
 import { type Packet, PacketType, type ProtocolVersion, type QoS } from "./types.ts";
 import type { ByteWriter } from "./writer.ts";
 
@@ -50,11 +51,12 @@ export function decodePublish(reader: ByteReader, flags: number, version: Protoc
   const qos = (flags >> 1) & 0x03;
   if (qos === 3) return ReasonCode.MalformedPacket; // [MQTT-3.3.1-4]
   const dup = (flags & 0x08) !== 0;
-  if (dup && qos === 0) return ReasonCode.ProtocolError; // [MQTT-3.3.1-2]
+  // [MQTT-3.3.1-2] (3.1.1 and 5); MQTT 3.1 only says DUP marks a re-delivery, which QoS 0 never is.
+  if (dup && qos === 0 && version !== 3) return ReasonCode.ProtocolError;
   const topicName = reader.utf8();
   if (typeof topicName === "number") return topicName;
-  // [MQTT-3.3.2-2]: a topic name has no wildcards.
-  if (topicName.indexOf("+") >= 0 || topicName.indexOf("#") >= 0) return ReasonCode.TopicNameInvalid;
+  const topicError = topicNameError(topicName);
+  if (topicError === ReasonCode.TopicNameInvalid) return topicError; // [MQTT-3.3.2-2] no wildcards
   const packet: Packet = {
     fixedHeader: {
       type: PacketType.Publish,
@@ -76,8 +78,8 @@ export function decodePublish(reader: ByteReader, flags: number, version: Protoc
     if (typeof properties === "number") return properties;
     if (properties !== undefined) packet.properties = properties;
     // An empty topic name stands for a topic alias; without one it is a Protocol Error (spec 3.3.2.1).
-    if (topicName.length === 0 && properties?.topicAlias === undefined) return ReasonCode.ProtocolError;
-  } else if (topicName.length === 0) {
+    if (topicError !== 0 && properties?.topicAlias === undefined) return topicError;
+  } else if (topicError !== 0) {
     return ReasonCode.TopicNameInvalid; // [MQTT-4.7.3-1] topic names are at least one character
   }
   packet.payload = reader.buffer.subarray(reader.position, reader.end);

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { ReasonCode } from "./reason_codes.ts";
+
 /** The longest topic name or filter, in UTF-8 bytes (it is sent as a UTF-8 Encoded String). */
 export const MAX_TOPIC_BYTES = 65_535;
 
@@ -52,6 +54,30 @@ function isEncodableTopic(text: string): boolean {
  */
 export function isValidTopicName(topic: string): boolean {
   return isEncodableTopic(topic) && topic.indexOf("+") < 0 && topic.indexOf("#") < 0;
+}
+
+/**
+ * Checks a decoded string field that the spec types as a Topic Name (PUBLISH Topic Name, Will Topic,
+ * Response Topic): the one rule every such field shares, so that none of them is checked in one
+ * place and forgotten in another. The string is already well-formed UTF-8 without U+0000 (the reader
+ * checks that).
+ *
+ * @param topic The decoded field.
+ * @returns 0 if valid; 0x82 Protocol Error if empty [MQTT-4.7.3-1]; 0x90 Topic Name Invalid if it
+ *   holds a wildcard [MQTT-3.3.2-2] [MQTT-4.7.0-1].
+ *
+ * @example Names and non-names
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { topicNameError } from "./topic_rules.ts";
+ * assert.equal(topicNameError("a/b"), 0);
+ * assert.equal(topicNameError(""), 0x82);
+ * assert.equal(topicNameError("a/#"), 0x90);
+ * ```
+ */
+export function topicNameError(topic: string): number {
+  if (topic.length === 0) return ReasonCode.ProtocolError;
+  return topic.indexOf("+") >= 0 || topic.indexOf("#") >= 0 ? ReasonCode.TopicNameInvalid : 0;
 }
 
 /** Wildcard placement: `#` alone in the last level [MQTT-4.7.1-1], `+` alone in its level [MQTT-4.7.1-2]. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { AllowHook, Bridge, type BridgeConfig, type Options, Server, TCP } from "../../mod.ts";
 import { waitFor } from "../helpers.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, chromium } from "../playwright.ts";
 
 /** Where Debian installs Chromium. */
 export const CHROMIUM = "/usr/bin/chromium";

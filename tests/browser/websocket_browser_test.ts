@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { assertChromium, launchChromium, skipBrowserTests } from "./chromium.ts";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { AllowHook, Server, TCP, WebSocket } from "../../mod.ts";
 
 const PAGE = (wsUrl: string) =>

@@ -21,6 +21,10 @@ export interface Node {
   output(): string;
   /** Sends a signal (SIGTERM by default) and waits for the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
+  /** Sends a signal and returns at once (SIGSTOP, SIGCONT). */
+  signal(signal: Deno.Signal): void;
+  /** Its process id. */
+  readonly pid: number;
 }
 
 /** Options of {@linkcode startNode}. */
@@ -78,6 +82,10 @@ export async function startNode(redis: string, id: string, options: NodeOptions 
     url: `mqtt://127.0.0.1:${port}`,
     info: infoPort ? `http://127.0.0.1:${infoPort}` : undefined,
     output: () => text,
+    pid: child.pid,
+    signal(signal: Deno.Signal) {
+      if (code === undefined) child.kill(signal);
+    },
     async stop(signal: Deno.Signal = "SIGTERM") {
       if (code === undefined) {
         try {

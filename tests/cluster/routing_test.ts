@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
 import { type Node, startNodes, stopNodes } from "./nodes.ts";

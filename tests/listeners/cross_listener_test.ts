@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { AllowHook, Server, TCP, UnixSock, WebSocket } from "../../mod.ts";
 import { waitFor } from "../helpers.ts";
 import { testCerts } from "./certs.ts";

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { Buffer } from "node:buffer";
 import { MetricsHook, type ObservabilityOptions } from "../../mod.ts";
 import { observabilityHandler } from "../../src/app/metrics.ts";

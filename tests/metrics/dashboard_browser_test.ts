@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { assertChromium, launchChromium, skipBrowserTests } from "../browser/chromium.ts";
-import mqtt from "mqtt";
-import type { Page } from "playwright-core";
+import mqtt from "../mqtt.ts";
+import type { Page } from "../playwright.ts";
 import { AllowHook, MetricsHook, Server, TCP } from "../../mod.ts";
 import { observabilityHandler } from "../../src/app/metrics.ts";
 

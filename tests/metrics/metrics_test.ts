@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import {
   AllowHook,
   type Hook,

@@ -2129,6 +2129,175 @@ const duplicateCases: GoldenCase[] = duplicates.map(([name, property, host, wher
 }));
 
 /** Every golden case. */
+// ---------------------------------------------------------------------------------------------
+// Topic Name fields (Will Topic, Response Topic) and fixed header flags per protocol level
+// ---------------------------------------------------------------------------------------------
+
+const topicNameFieldCases: GoldenCase[] = [
+  // [MQTT-4.7.3-1] the Will Topic is a Topic Name: at least one character, no wildcards.
+  ...([3, 4] as const).map((version): GoldenCase => ({
+    name: `CONNECT v${version} empty Will Topic [MQTT-4.7.3-1]`,
+    version,
+    bytes: frame(0x10, connectHead(version, 0x06), utf8("c"), utf8(""), bin()),
+    error: PROTOCOL_ERROR,
+  })),
+  {
+    name: "CONNECT v5 empty Will Topic [MQTT-4.7.3-1]",
+    version: 5,
+    bytes: frame(0x10, connectHead(5, 0x06), props(), utf8("c"), props(), utf8(""), bin()),
+    error: PROTOCOL_ERROR,
+  },
+  {
+    name: "CONNECT v5 empty Will Topic with a Will Delay Interval",
+    version: 5,
+    bytes: frame(
+      0x10,
+      connectHead(5, 0x06),
+      props(),
+      utf8("c"),
+      props(P.willDelayInterval(5)),
+      utf8(""),
+      bin(),
+    ),
+    error: PROTOCOL_ERROR,
+  },
+  {
+    name: "CONNECT v4 Will Topic with + [MQTT-4.7.0-1]",
+    version: 4,
+    bytes: frame(0x10, connectHead(4, 0x06), utf8("c"), utf8("a/+"), bin()),
+    error: TOPIC_NAME_INVALID,
+  },
+  {
+    name: "CONNECT v5 Will Topic with #",
+    version: 5,
+    bytes: frame(0x10, connectHead(5, 0x06), props(), utf8("c"), props(), utf8("#"), bin()),
+    error: TOPIC_NAME_INVALID,
+  },
+  {
+    name: "CONNECT v5 empty Response Topic in the Will Properties",
+    version: 5,
+    bytes: frame(
+      0x10,
+      connectHead(5, 0x06),
+      props(),
+      utf8("c"),
+      props(P.responseTopic("")),
+      utf8("w"),
+      bin(),
+    ),
+    error: PROTOCOL_ERROR,
+  },
+  {
+    name: "CONNECT v5 Response Topic with a wildcard in the Will Properties",
+    version: 5,
+    bytes: frame(
+      0x10,
+      connectHead(5, 0x06),
+      props(),
+      utf8("c"),
+      props(P.responseTopic("r/+")),
+      utf8("w"),
+      bin(),
+    ),
+    error: TOPIC_NAME_INVALID,
+  },
+  {
+    name: "PUBLISH v5 empty Response Topic",
+    version: 5,
+    bytes: frame(0x30, utf8("t"), props(P.responseTopic(""))),
+    error: PROTOCOL_ERROR,
+  },
+  {
+    name: "PUBLISH v5 Response Topic with a wildcard [MQTT-3.3.2-14]",
+    version: 5,
+    bytes: frame(0x30, utf8("t"), props(P.responseTopic("r/#"))),
+    error: TOPIC_NAME_INVALID,
+  },
+];
+
+const flagsPerLevelCases: GoldenCase[] = [
+  {
+    name: "CONNECT v3 reserved connect flag is not used",
+    version: 3,
+    bytes: frame(0x10, connectHead(3, 0x03), utf8("c")),
+    packet: connectPacket(3, { clean: true, keepAlive: 60, clientId: "c", willFlag: false }),
+    decodeOnly: true,
+  },
+  // MQTT 3.1 sets DUP when it re-sends PUBREL, SUBSCRIBE and UNSUBSCRIBE; 3.1.1 and 5 fix 0010.
+  {
+    name: "PUBREL v3 flags 1010 (DUP on a re-sent PUBREL)",
+    version: 3,
+    bytes: [0x6a, 0x02, 0x00, 0x07],
+    packet: ack(6, 7),
+    decodeOnly: true,
+  },
+  {
+    name: "PUBREL v3 encode with DUP",
+    version: 3,
+    bytes: [0x6a, 0x02, 0x00, 0x07],
+    packet: { fixedHeader: { type: 6, dup: true }, packetId: 7 },
+    encodeOnly: true,
+  },
+  {
+    name: "PUBREL v4 encode ignores DUP",
+    version: 4,
+    bytes: [0x62, 0x02, 0x00, 0x07],
+    packet: { fixedHeader: { type: 6, dup: true }, packetId: 7 },
+    encodeOnly: true,
+  },
+  { name: "PUBREL v4 flags 1010", version: 4, bytes: [0x6a, 0x02, 0x00, 0x07], error: MALFORMED },
+  { name: "PUBREL v5 flags 1010", version: 5, bytes: [0x6a, 0x02, 0x00, 0x07], error: MALFORMED },
+  {
+    name: "SUBSCRIBE v3 flags 1010 (DUP on a re-sent SUBSCRIBE)",
+    version: 3,
+    bytes: frame(0x8a, u16(1), utf8("a"), 1),
+    packet: subscribe(1, [sub("a", 1)]),
+    decodeOnly: true,
+  },
+  { name: "SUBSCRIBE v4 flags 1010", version: 4, bytes: frame(0x8a, u16(1), utf8("a"), 1), error: MALFORMED },
+  {
+    name: "UNSUBSCRIBE v3 flags 1010 (DUP on a re-sent UNSUBSCRIBE)",
+    version: 3,
+    bytes: frame(0xaa, u16(1), utf8("a")),
+    packet: unsubscribe(1, ["a"]),
+    decodeOnly: true,
+  },
+  // MQTT 3.1: the flags of the other packets are "not used", so they are ignored.
+  {
+    name: "PUBACK v3 flags 0010 are not used",
+    version: 3,
+    bytes: [0x42, 0x02, 0x00, 0x01],
+    packet: ack(4, 1),
+    decodeOnly: true,
+  },
+  {
+    name: "PINGREQ v3 flags 0001 are not used",
+    version: 3,
+    bytes: [0xc1, 0x00],
+    packet: { fixedHeader: { type: 12 } },
+    decodeOnly: true,
+  },
+  {
+    name: "PUBLISH v3 DUP with QoS 0 is not an error",
+    version: 3,
+    bytes: frame(0x38, utf8("t"), data("p")),
+    packet: publish(0, "t", "p", { dup: true }),
+  },
+  {
+    name: "CONNECT v3 fixed header flags 0001 are not used",
+    version: 3,
+    bytes: frame(0x11, connectHead(3, 0x02), utf8("c")),
+    packet: connectPacket(3, { clean: true, keepAlive: 60, clientId: "c", willFlag: false }),
+    decodeOnly: true,
+  },
+  {
+    name: "CONNECT v5 fixed header flags 1000",
+    version: 5,
+    bytes: frame(0x18, connectHead(5, 0x02), props(), utf8("c")),
+    error: MALFORMED,
+  },
+];
+
 export const GOLDEN: GoldenCase[] = [
   ...connectCases,
   ...connackCases,
@@ -2140,4 +2309,6 @@ export const GOLDEN: GoldenCase[] = [
   ...unsubackCases,
   ...controlCases,
   ...duplicateCases,
+  ...topicNameFieldCases,
+  ...flagsPerLevelCases,
 ];

@@ -180,7 +180,7 @@ Deno.test("`Server` without retain advertises it and disconnects a retained publ
   const { client, connack } = await RawClient.connect(broker, "c");
   assert.equal(connack.properties?.retainAvailable, 0);
   await client.send(publish("nr/t", "plain", 1, { retain: false }));
-  assert.equal((await client.expect(PacketType.Puback)).reasonCode, 0);
+  assert.equal((await client.expect(PacketType.Puback)).reasonCode, 0x10); // accepted; no subscriber
   await client.send(publish("nr/t", "kept?", 1, { packetId: 2 }));
   const rest = await client.closed();
   assert.deepEqual(rest.map((p) => [p.fixedHeader.type, p.reasonCode]), [[PacketType.Disconnect, 0x9a]]);

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { type Hook, type Packet, PacketType, type QoS } from "../../mod.ts";
 import { collect, delay, mqttConnect, RawClient, startBroker, type TestBroker, waitFor } from "../helpers.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type mqtt from "mqtt";
+import type mqtt from "../mqtt.ts";
 import {
   type ConnectParams,
   type Hook,

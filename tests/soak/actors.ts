@@ -8,7 +8,7 @@
  * @module
  */
 
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { type Packet, PacketType, type ProtocolVersion, type QoS } from "../../mod.ts";
 import type { Rng } from "../fuzz/rng.ts";
 import type { Ledger, Message, Subscriber } from "./ledger.ts";
@@ -242,7 +242,9 @@ abstract class RawActor extends Actor {
     } else if (present) {
       this.#sessionViolation("Session Present 1 for a session that cannot exist [MQTT-3.2.2-3]");
     }
-    if (!present && (this.sessionExists || this.usedIds.size > 0)) this.#dropSessionState();
+    // A new session has none of the old one's packet ids: also after taking over our own clean
+    // session, whose QoS 2 deliveries may have been awaiting PUBREL.
+    if (!present) this.#dropSessionState();
     if (!present) this.sessionLost();
     this.sessionExists = v5 ? sessionExpiry > 0 : !cleanSession;
     this.heldAcks = [];

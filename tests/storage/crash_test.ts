@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
 import { waitFor } from "../helpers.ts";
 

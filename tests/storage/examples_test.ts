@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
+import mqtt from "../mqtt.ts";
 import { startExample } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
 

@@ -16,6 +16,8 @@ export interface RedisServer {
   readonly address: string;
   /** Kills it (SIGTERM by default, SIGKILL to simulate a crash) and waits for it to exit. */
   kill(signal?: Deno.Signal): Promise<void>;
+  /** Sends a signal without waiting (SIGSTOP to stall it, SIGCONT to resume). */
+  signal(signal: Deno.Signal): void;
   /** Starts it again on the same port and folder. */
   restart(): Promise<void>;
   /** Kills it and removes its folder. */
@@ -41,10 +43,13 @@ export function redisRequired(): boolean {
 /**
  * Starts a redis-server.
  *
- * @param options `appendonly` to fsync every write to an append-only file.
+ * @param options `appendonly` to fsync every write to an append-only file; `args`, more arguments
+ *   (e.g. `["--requirepass", "secret"]`).
  * @returns The running server.
  */
-export async function startRedis(options: { appendonly?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(
+  options: { appendonly?: boolean; args?: string[] } = {},
+): Promise<RedisServer> {
   if (!(await redisAvailable())) {
     throw new Error("redis-server is not installed (apt-get install redis-server); required when CI is set");
   }
@@ -64,6 +69,7 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
     "--appendonly",
     options.appendonly ? "yes" : "no",
     ...(options.appendonly ? ["--appendfsync", "always"] : []),
+    ...(options.args ?? []),
   ];
   let child: Deno.ChildProcess | undefined;
   const spawn = async () => {
@@ -96,6 +102,7 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
     port,
     address: `127.0.0.1:${port}`,
     kill,
+    signal: (signal) => child?.kill(signal),
     restart: spawn,
     async stop() {
       await kill();

@@ -4,10 +4,17 @@
  * Run: `deno run -A examples/auth/basic/main.ts [ADDRESS]` (default `:1883`), then for example:
  *
  * ```sh
- * mosquitto_sub -u peach -P password1 -t '#' -v          # may read everything but updates/#
+ * mosquitto_sub -u peach -P password1 -t 'news/#' -v     # peach may read anything outside updates/#
+ * mosquitto_sub -u peach -P password1 -t '#'             # refused (SUBACK 0x87): '#' also matches updates/#
+ * mosquitto_pub -u local -t news/today -m hi             # local (from 127.0.0.1) may write anything
  * mosquitto_pub -u melon -P password2 -t updates/1 -m hi  # melon may write updates
+ * mosquitto_pub -u peach -P password1 -t news/x -m x      # refused: peach may only read
  * mosquitto_pub -u peach -P wrong -t a -m x               # refused: bad user name or password
  * ```
+ *
+ * A subscription is granted only when every topic its filter can match is readable, so peach's
+ * `#` and `+/1` are refused (they could match `updates/1`), while `news/#` or `a/b` are granted.
+ * tests/examples_test.ts checks each of these claims.
  *
  * @module
  */
@@ -28,7 +35,7 @@ const ledger: Ledger = {
   acl: [
     { username: "local" }, // no filters: may read and write everything
     { username: "melon", filters: { "melon/#": "ReadWrite", "updates/#": "WriteOnly" } },
-    { filters: { "#": "ReadOnly", "updates/#": "Deny" } }, // everyone else: read all but updates
+    { filters: { "#": "ReadOnly", "updates/#": "Deny" } }, // everyone else: read anything outside updates/#
   ],
 };
 

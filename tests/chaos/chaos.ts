@@ -1,0 +1,661 @@
+/**
+ * The cluster under fire: a real `redis-server`, three broker nodes as child processes, and MQTT.js
+ * clients (v5 and v3.1.1) that connect to random nodes, move between them, subscribe (plain and
+ * shared), publish QoS 0/1/2 and retained messages, and carry wills; every few seconds one random node
+ * is SIGKILLed (and started again) or SIGSTOPped past its lease (and continued). Then it checks:
+ *
+ * 1. every QoS 1 message the broker PUBACKed reached, at least once, every persistent subscriber
+ *    subscribed before it was published (they never unsubscribe);
+ * 2. every QoS 2 message the broker PUBRECed reached each of them exactly once (and no QoS 2 message,
+ *    acknowledged or not, reached anyone twice);
+ * 3. every will of a connection that ended without a clean DISCONNECT (its node killed or stopped)
+ *    was delivered exactly once, and no will of a clean disconnect was delivered;
+ * 4. no client id had two live connections (on two nodes) in two samples a second apart;
+ * 5. no shared-subscription message was delivered to two members of the group;
+ * 6. once every session has ended or expired and the nodes have stopped, Redis holds nothing but
+ *    the retained-message version counter.
+ *
+ * Everything random comes from one seed; a failure prints the seed and the first violation.
+ *
+ * @module
+ */
+
+import mqtt from "../mqtt.ts";
+import { startRedis } from "../storage/redis_server.ts";
+import { type Node, startNode } from "../cluster/nodes.ts";
+
+/** Options of {@linkcode runChaos}. */
+export interface ChaosOptions {
+  /** How long the faults go on, in seconds. */
+  seconds: number;
+  /** How many MQTT clients. */
+  clients: number;
+  /** The random seed. */
+  seed: number;
+  /** Messages per second per publisher (default 1). */
+  rate?: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+/** What {@linkcode runChaos} found. */
+export interface ChaosReport {
+  /** The seed. */
+  seed: number;
+  /** Counts: messages, deliveries, faults, wills, samples. */
+  stats: Record<string, number>;
+  /** The faults injected, in order (`t+12.3s kill b`). */
+  faults: string[];
+  /** Every invariant broken, first first (empty: all held). */
+  violations: string[];
+  /** A printable summary. */
+  text: string;
+}
+
+/** A small seeded generator (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A message store that outlives its client (MQTT.js closes the stores in `end`). */
+class KeptStore extends mqtt.Store {
+  override close(callback?: () => void): void {
+    callback?.();
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Ends a client with a DISCONNECT, giving up (closing the socket) after a while. */
+async function endClient(client: mqtt.MqttClient, options?: mqtt.IDisconnectPacket): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    client.endAsync(false, options).catch(() => {}),
+    new Promise<void>((resolve) => timer = setTimeout(resolve, 2000)),
+  ]);
+  clearTimeout(timer);
+  if (!client.disconnected) client.end(true);
+}
+const LEASE_MS = 2500;
+
+interface NodeSlot {
+  id: string;
+  node: Node;
+  state: "up" | "down" | "stopped";
+  /** When it was last killed, stopped or continued. */
+  faultAt: number;
+}
+
+interface Sent {
+  qos: 0 | 1 | 2;
+  shared: boolean;
+  retain: boolean;
+  sentAt: number;
+  acked: boolean;
+}
+
+interface Incarnation {
+  node: string;
+  /** Set when the client sent DISCONNECT itself. */
+  cleanAt?: number;
+  /** Closed by the connection dropping. */
+  lost?: boolean;
+}
+
+/**
+ * Runs the chaos test.
+ *
+ * @param options Duration, clients, seed.
+ * @returns The report (its `violations` empty when every invariant held).
+ */
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const rand = random(options.seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
+  const log = options.log ?? (() => {});
+  const start = Date.now();
+  const at = () => `t+${((Date.now() - start) / 1000).toFixed(1)}s`;
+  const violations: string[] = [];
+  const faults: string[] = [];
+  const stats: Record<string, number> = {};
+  const count = (key: string, n = 1) => stats[key] = (stats[key] ?? 0) + n;
+
+  const redis = await startRedis();
+  const slots: NodeSlot[] = [];
+  const lives: Node[] = [];
+  const clients = new Set<mqtt.MqttClient>();
+  let running = true;
+  try {
+    for (
+      const node of await Promise.all(
+        ["a", "b", "c"].map((id) => startNode(redis.address, id, { info: true })),
+      )
+    ) {
+      slots.push({ id: node.id, node, state: "up", faultAt: 0 });
+      lives.push(node);
+    }
+    const up = () => slots.filter((slot) => slot.state === "up");
+
+    /** Connects to a random live node, retrying until it works (or the run ends). */
+    const connect = async (
+      clientId: string,
+      version: 4 | 5,
+      extra: mqtt.IClientOptions,
+      avoid?: string,
+    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const candidates = up().filter((slot) => slot.id !== avoid);
+        const slot = candidates.length ? pick(candidates) : pick(slots);
+        try {
+          const client = await mqtt.connectAsync(slot.node.url, {
+            clientId,
+            protocolVersion: version,
+            reconnectPeriod: 0,
+            connectTimeout: 3000,
+            keepalive: 3,
+            ...extra,
+          });
+          client.on("error", () => {});
+          clients.add(client);
+          client.once("close", () => clients.delete(client));
+          return { client, slot };
+        } catch {
+          await delay(200 + rand() * 300);
+        }
+      }
+      return undefined;
+    };
+
+    // ---------------------------------------------------------------------------------------------
+    // Persistent subscribers (plain, QoS 2) and shared-group members (QoS 1).
+
+    const sent = new Map<string, Sent>();
+    const plainReceived = new Map<string, Map<string, number>>(); // subscriber -> id -> times
+    const subscribedAt = new Map<string, number>();
+    const sharedReceivers = new Map<string, Set<string>>(); // message id -> members
+    const history = new Map<string, string[]>();
+    const rel = (time: number) => `t+${((time - start) / 1000).toFixed(1)}s`;
+    const persistent: { id: string; version: 4 | 5; stop: () => Promise<void> }[] = [];
+
+    const persistentClient = (id: string, version: 4 | 5, filter: string, qos: 1 | 2, shared: boolean) => {
+      const incomingStore = new KeptStore();
+      const outgoingStore = new KeptStore();
+      let current: mqtt.MqttClient | undefined;
+      let stopped = false;
+      let first = true;
+      const onMessage = (_topic: string, payload: Uint8Array, packet: mqtt.IPublishPacket) => {
+        const messageId = new TextDecoder().decode(payload);
+        if (shared) {
+          let members = sharedReceivers.get(messageId);
+          if (!members) sharedReceivers.set(messageId, members = new Set());
+          members.add(id);
+          return;
+        }
+        const received = plainReceived.get(id)!;
+        received.set(messageId, (received.get(messageId) ?? 0) + 1);
+        if (packet.qos === 2 && received.get(messageId)! > 1) count("qos2Duplicates");
+      };
+      if (!shared) plainReceived.set(id, new Map());
+      const loop = async () => {
+        let avoid: string | undefined;
+        while (!stopped) {
+          const connected = await connect(id, version, {
+            clean: first,
+            incomingStore,
+            outgoingStore,
+            ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
+          }, avoid);
+          if (!connected) continue;
+          const { client, slot } = connected;
+          current = client;
+          const events = history.get(id) ?? [];
+          history.set(id, events);
+          events.push(`${at()} on ${slot.id}${client.options.clean ? " (clean)" : ""}`);
+          client.once("close", () => events.push(`${at()} closed`));
+          client.on("message", onMessage);
+          if (first) {
+            try {
+              await client.subscribeAsync(filter, { qos });
+              if (!shared) subscribedAt.set(id, Date.now());
+              first = false;
+            } catch {
+              client.end(true);
+              continue;
+            }
+          }
+          count("sessionsResumed");
+          const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+          const move = delay(8000 + rand() * 15000).then(() => "move" as const);
+          const result = await Promise.race([closed.then(() => "closed" as const), move]);
+          if (result === "move" && !stopped) {
+            count("moves");
+            await endClient(client);
+            avoid = slot.id;
+          } else avoid = undefined;
+          await closed;
+          if (!stopped) await delay(100 + rand() * 400);
+        }
+      };
+      const looping = loop();
+      persistent.push({
+        id,
+        version,
+        stop: async () => {
+          stopped = true;
+          current?.end(true);
+          await looping;
+        },
+      });
+    };
+
+    // ---------------------------------------------------------------------------------------------
+    // Will carriers: clean sessions with a will each connection (a fresh topic per connection).
+
+    const incarnations = new Map<string, Incarnation>(); // will topic -> how it ended
+    const willsReceived = new Map<string, number>();
+    const willStops: (() => Promise<void>)[] = [];
+
+    const willClient = (id: string, version: 4 | 5) => {
+      let stopped = false;
+      let generation = 0;
+      let current: mqtt.MqttClient | undefined;
+      const loop = async () => {
+        let avoid: string | undefined;
+        while (!stopped) {
+          const topic = `chaos/will/${id}/${++generation}`;
+          const delaySeconds = version === 5 && rand() < 0.3 ? 1 : 0;
+          const connected = await connect(id, version, {
+            clean: true,
+            will: {
+              topic,
+              payload: topic,
+              qos: 2,
+              retain: false,
+              ...(version === 5 ? { properties: { willDelayInterval: delaySeconds } } : {}),
+            },
+          }, avoid);
+          if (!connected) continue;
+          const { client, slot } = connected;
+          current = client;
+          const incarnation: Incarnation = { node: slot.id };
+          incarnations.set(topic, incarnation);
+          const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+          const move = delay(6000 + rand() * 14000).then(() => "move" as const);
+          const result = await Promise.race([closed.then(() => "closed" as const), move]);
+          if (result === "move" && !stopped) {
+            incarnation.cleanAt = Date.now();
+            await endClient(client);
+            avoid = slot.id;
+          } else {
+            if (!stopped) incarnation.lost = true;
+            avoid = undefined;
+          }
+          await closed;
+        }
+      };
+      const looping = loop();
+      willStops.push(async () => {
+        stopped = true;
+        const client = current;
+        if (client?.connected) {
+          for (const incarnation of incarnations.values()) {
+            if (incarnation.cleanAt === undefined && !incarnation.lost) incarnation.cleanAt = Date.now();
+          }
+          await endClient(client);
+        }
+        await looping;
+      });
+    };
+
+    // ---------------------------------------------------------------------------------------------
+    // Publishers: clean sessions, a message every 1/rate s, acknowledgements seen on the wire.
+
+    const publisherStops: (() => Promise<void>)[] = [];
+    const retainedTopics = new Set<string>();
+    const publisher = (index: number, version: 4 | 5) => {
+      const id = `pub-${index}`;
+      let stopped = false;
+      let seq = 0;
+      let current: mqtt.MqttClient | undefined;
+      const loop = async () => {
+        while (!stopped) {
+          const connected = await connect(id, version, { clean: true });
+          if (!connected) continue;
+          const { client } = connected;
+          current = client;
+          const byPacketId = new Map<number, string>();
+          client.on("packetsend", (packet) => {
+            if (packet.cmd === "publish" && packet.qos > 0) {
+              byPacketId.set(
+                packet.messageId!,
+                typeof packet.payload === "string"
+                  ? packet.payload
+                  : new TextDecoder().decode(packet.payload),
+              );
+            }
+          });
+          client.on("packetreceive", (packet) => {
+            if (packet.cmd !== "puback" && packet.cmd !== "pubrec") return;
+            const messageId = byPacketId.get(packet.messageId!);
+            const record = messageId ? sent.get(messageId) : undefined;
+            // A refusal (reason code 0x80 and up) acknowledges nothing.
+            if (record && (packet.reasonCode ?? 0) < 0x80) record.acked = true;
+          });
+          let moveAt = Date.now() + 5000 + rand() * 20000;
+          while (!stopped && client.connected) {
+            await delay((1000 / (options.rate ?? 1)) * (0.5 + rand()));
+            if (!client.connected || stopped) break;
+            if (Date.now() > moveAt) {
+              count("moves");
+              await endClient(client);
+              moveAt = Infinity;
+              break;
+            }
+            const roll = rand();
+            const messageId = `${id}:${++seq}`;
+            let topic = `chaos/m/${id}`;
+            let qos: 0 | 1 | 2 = roll < 0.35 ? 0 : roll < 0.6 ? 1 : 2;
+            let retain = false;
+            let shared = false;
+            if (roll >= 0.8 && roll < 0.92) {
+              topic = `chaos/s/${id}`;
+              qos = 1;
+              shared = true;
+            } else if (roll >= 0.92) {
+              topic = `chaos/r/${id}`;
+              qos = 1;
+              retain = true;
+              retainedTopics.add(topic);
+            }
+            sent.set(messageId, { qos, shared, retain, sentAt: Date.now(), acked: false });
+            count(`published.qos${qos}${shared ? ".shared" : ""}${retain ? ".retained" : ""}`);
+            client.publish(topic, messageId, { qos, retain }, () => {});
+          }
+          await endClient(client);
+        }
+      };
+      const looping = loop();
+      publisherStops.push(async () => {
+        stopped = true;
+        await looping;
+        current?.end(true);
+      });
+    };
+
+    // ---------------------------------------------------------------------------------------------
+    // The cast.
+
+    const total = Math.max(8, options.clients);
+    const subscribers = Math.max(2, Math.round(total * 0.25));
+    const members = Math.max(2, Math.round(total * 0.1));
+    const carriers = Math.max(2, Math.round(total * 0.2));
+    const watchers = 1;
+    const publishers = Math.max(1, total - subscribers - members - carriers - watchers);
+    stats.clients = subscribers + members + carriers + watchers + publishers;
+    // The will watcher: a persistent QoS 2 subscriber, exactly once by construction.
+    {
+      const incomingStore = new KeptStore();
+      const outgoingStore = new KeptStore();
+      let first = true;
+      let stopped = false;
+      let current: mqtt.MqttClient | undefined;
+      const loop = async () => {
+        while (!stopped) {
+          const connected = await connect("will-watcher", 5, {
+            clean: first,
+            incomingStore,
+            outgoingStore,
+            properties: { sessionExpiryInterval: 600 },
+          });
+          if (!connected) continue;
+          current = connected.client;
+          current.on("message", (topic) => willsReceived.set(topic, (willsReceived.get(topic) ?? 0) + 1));
+          if (first) {
+            await current.subscribeAsync("chaos/will/#", { qos: 2 });
+            first = false;
+          }
+          await new Promise<void>((resolve) => current!.once("close", () => resolve()));
+          if (!stopped) await delay(200);
+        }
+      };
+      const looping = loop();
+      persistent.push({
+        id: "will-watcher",
+        version: 5,
+        stop: async () => {
+          stopped = true;
+          current?.end(true);
+          await looping;
+        },
+      });
+      while (first) await delay(50);
+    }
+    for (let i = 0; i < subscribers; i++) persistentClient(`sub-${i}`, i % 2 ? 4 : 5, "chaos/m/#", 2, false);
+    for (let i = 0; i < members; i++) {
+      persistentClient(`member-${i}`, i % 2 ? 4 : 5, "$share/g/chaos/s/#", 1, true);
+    }
+    for (let i = 0; i < carriers; i++) willClient(`will-${i}`, i % 2 ? 4 : 5);
+    await delay(1500);
+    for (let i = 0; i < publishers; i++) publisher(i, i % 2 ? 4 : 5);
+    log(
+      `${at()} ${stats.clients} clients: ${subscribers} subscribers, ${members} shared members, ` +
+        `${carriers} with wills, ${publishers} publishers; seed ${options.seed}`,
+    );
+
+    // ---------------------------------------------------------------------------------------------
+    // The sampler: a client id online on two nodes, twice with the same connections, is a violation.
+
+    const sampler = (async () => {
+      let suspects = new Map<string, string>();
+      while (running) {
+        await delay(1000);
+        const seen = new Map<string, string[]>();
+        await Promise.all(
+          up().map(async (slot) => {
+            try {
+              const response = await fetch(`${slot.node.info}/api/clients?state=online&limit=1000`, {
+                signal: AbortSignal.timeout(800),
+              });
+              const body = await response.json() as {
+                clients: { id: string; remote: string; connectedAt: number }[];
+              };
+              for (const client of body.clients) {
+                const list = seen.get(client.id) ?? [];
+                list.push(`${slot.id}@${client.remote}@${client.connectedAt}`);
+                seen.set(client.id, list);
+              }
+            } catch {
+              // a node stopped meanwhile
+            }
+          }),
+        );
+        count("samples");
+        const next = new Map<string, string>();
+        for (const [id, where] of seen) {
+          if (where.length < 2) continue;
+          const key = where.sort().join(" ");
+          if (suspects.get(id) === key) {
+            violations.push(`${at()} client id ${id} has two live connections: ${key}`);
+          }
+          next.set(id, key);
+        }
+        suspects = next;
+      }
+    })();
+
+    // ---------------------------------------------------------------------------------------------
+    // The faults.
+
+    const end = start + options.seconds * 1000;
+    while (Date.now() < end) {
+      await delay(3000 + rand() * 4000);
+      if (Date.now() >= end) break;
+      const slot = pick(slots);
+      if (rand() < 0.5) {
+        faults.push(`${at()} SIGKILL ${slot.id}`);
+        log(faults.at(-1)!);
+        slot.state = "down";
+        slot.faultAt = Date.now();
+        await slot.node.stop("SIGKILL");
+        await delay(300 + rand() * 1500);
+        slot.node = await startNode(redis.address, slot.id, { info: true });
+        lives.push(slot.node);
+        slot.state = "up";
+        count("kills");
+      } else {
+        faults.push(`${at()} SIGSTOP ${slot.id}`);
+        log(faults.at(-1)!);
+        slot.state = "stopped";
+        slot.faultAt = Date.now();
+        slot.node.signal("SIGSTOP");
+        await delay(LEASE_MS + 1000 + rand() * 2500);
+        slot.node.signal("SIGCONT");
+        slot.faultAt = Date.now();
+        slot.state = "up";
+        count("stops");
+      }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Quiet down, then check.
+
+    log(`${at()} faults over; settling`);
+    await Promise.all(publisherStops.map((stop) => stop()));
+    log(`${at()} publishers stopped`);
+    let last = -1;
+    for (let i = 0; i < 40; i++) {
+      await delay(500);
+      let delivered = 0;
+      for (const received of plainReceived.values()) delivered += received.size;
+      for (const members of sharedReceivers.values()) delivered += members.size;
+      delivered += willsReceived.size;
+      if (delivered === last && i >= 10) break;
+      last = delivered;
+    }
+    running = false;
+    await sampler;
+    log(`${at()} checking`);
+
+    // 1 and 2: plain subscribers.
+    for (const [subscriber, received] of plainReceived) {
+      const since = subscribedAt.get(subscriber) ?? Infinity;
+      for (const [messageId, record] of sent) {
+        if (record.shared || record.retain || record.qos === 0) continue;
+        const times = received.get(messageId) ?? 0;
+        count(`checked.qos${record.qos}`);
+        if (record.qos === 2 && times > 1) {
+          violations.push(`QoS 2 message ${messageId} delivered ${times} times to ${subscriber}`);
+        } else if (record.acked && record.sentAt > since && times === 0) {
+          violations.push(
+            `QoS ${record.qos} message ${messageId} (${record.qos === 1 ? "PUBACKed" : "PUBRECed"}, sent ${
+              rel(record.sentAt)
+            }) never reached ${subscriber} (${history.get(subscriber)?.join(", ")})`,
+          );
+        }
+      }
+      for (const [messageId, times] of received) count("deliveries", times), void messageId;
+    }
+    // 3: wills.
+    for (const [topic, incarnation] of incarnations) {
+      const times = willsReceived.get(topic) ?? 0;
+      const faulted = slots.find((slot) => slot.id === incarnation.node)!;
+      if (incarnation.lost) {
+        count("willsExpected");
+        if (times !== 1) {
+          violations.push(`Will ${topic} (connection on ${incarnation.node} lost) delivered ${times} times`);
+        }
+      } else if (incarnation.cleanAt !== undefined && times > 0) {
+        // A clean DISCONNECT racing a fault on that node may not have arrived: not counted.
+        if (Math.abs(incarnation.cleanAt - faulted.faultAt) > 3000) {
+          violations.push(
+            `Will ${topic} delivered ${times} times after a clean disconnect from ${incarnation.node}`,
+          );
+        }
+      }
+    }
+    stats.willsDelivered = [...willsReceived.values()].reduce((a, b) => a + b, 0);
+    // 5: shared groups.
+    for (const [messageId, receivers] of sharedReceivers) {
+      count("sharedDelivered");
+      if (receivers.size > 1) {
+        violations.push(
+          `Shared message ${messageId} delivered to ${receivers.size} members: ${[...receivers].join(", ")}`,
+        );
+      }
+    }
+    for (const [messageId, record] of sent) {
+      if (record.shared && record.acked && !sharedReceivers.has(messageId)) count("sharedAckedNotDelivered");
+      if (record.acked) count(`acked.qos${record.qos}`);
+    }
+
+    // 6: sessions end (v5: expiry set to 1 s at DISCONNECT; v3.1.1: a clean session), nodes stop.
+    log(`${at()} ending every session`);
+    await Promise.all(willStops.map((stop) => stop()));
+    await Promise.all(persistent.map((client) => client.stop()));
+    await Promise.all(persistent.map(async ({ id, version }) => {
+      const connected = await connect(id, version, {
+        clean: version === 4,
+        ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
+      });
+      if (!connected) return;
+      if (version === 5) {
+        await endClient(connected.client, { cmd: "disconnect", properties: { sessionExpiryInterval: 1 } });
+      } else await endClient(connected.client);
+    }));
+    {
+      const cleaner = await connect("retained-cleaner", 5, { clean: true });
+      for (const topic of retainedTopics) {
+        await cleaner?.client.publishAsync(topic, "", { qos: 1, retain: true });
+      }
+      if (cleaner) await endClient(cleaner.client);
+    }
+    await delay(3000);
+    await Promise.all(slots.map((slot) => slot.node.stop("SIGTERM")));
+    const keys = await redisKeys(redis.port);
+    const leftover = keys.filter((key) => key !== "mqtt:cluster:retained:version");
+    stats.redisKeysLeft = leftover.length;
+    if (leftover.length > 0) {
+      violations.push(
+        `${leftover.length} keys left in Redis after every session ended: ${leftover.slice(0, 8).join(", ")}`,
+      );
+    }
+  } finally {
+    running = false;
+    for (const client of clients) client.end(true);
+    for (const slot of slots) {
+      if (slot.state === "stopped") slot.node.signal("SIGCONT");
+      await slot.node.stop("SIGKILL");
+    }
+    await redis.stop();
+    const dump = Deno.env.get("CHAOS_LOGS");
+    if (dump) {
+      await Deno.writeTextFile(
+        dump,
+        lives.map((node, i) => `==== ${node.id} life ${i}\n${node.output()}`).join("\n"),
+      );
+    }
+  }
+  stats.faults = faults.length;
+  const lines = [
+    `chaos: seed ${options.seed}, ${options.seconds} s, ${stats.clients} clients, ${faults.length} faults`,
+    `  faults: ${faults.join("; ")}`,
+    `  stats: ${Object.entries(stats).sort().map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    violations.length === 0
+      ? "  every invariant held"
+      : `  ${violations.length} violations; first (seed ${options.seed}): ${violations[0]}`,
+  ];
+  return { seed: options.seed, stats, faults, violations, text: lines.join("\n") };
+}
+
+/** Every key in a Redis (through redis-cli). */
+async function redisKeys(port: number): Promise<string[]> {
+  const out = await new Deno.Command("redis-cli", { args: ["-p", String(port), "--scan"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((line) => line !== "");
+}
