@@ -245,7 +245,7 @@ export class Sessions {
       clients.delete(client);
       if (!client.closed) {
         this.#host.disconnectClient(client, code);
-        this.ended(client, new Error("Node declared dead by the cluster meanwhile"));
+        this.ended(client, new Error("Dropped: this node must join its cluster again"));
         closed++;
       }
       this.#endSession(client);

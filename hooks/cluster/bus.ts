@@ -134,9 +134,11 @@ export interface BusListener {
 /**
  * What a lease renewal found: `"renewed"`; `"lapsed"` (it had expired but nobody claimed the node,
  * e.g. after an engine outage: taken again); `"claimed"` (a survivor claimed this incarnation: nothing
- * was renewed, the node must drop its state and join again).
+ * was renewed, the node must drop its state and join again); `"lost"` (the engine lost the cluster's
+ * data, e.g. Redis restarted without persistence or was flushed: the node must drop its state and join
+ * again).
  */
-export type Renewal = "renewed" | "lapsed" | "claimed";
+export type Renewal = "renewed" | "lapsed" | "claimed" | "lost";
 
 /** The primitives of a cluster engine. */
 export interface ClusterBus {

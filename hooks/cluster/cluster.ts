@@ -656,13 +656,13 @@ export class BusCluster implements Cluster {
         this.#rateCount = received;
       }
       const renewal = await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs);
-      if (renewal === "claimed") {
-        await this.#rejoin();
+      const recovering = this.#trouble.active;
+      this.#trouble.ended();
+      if (renewal === "claimed" || renewal === "lost") {
+        await this.#rejoin(renewal === "lost");
         return;
       }
       this.#lease.renewed(this.#tickStarted, this.#leaseMs);
-      const recovering = this.#trouble.active;
-      this.#trouble.ended();
       if (renewal === "lapsed") {
         // After an engine outage every lease has lapsed (nobody could renew): expected, not an error.
         (recovering ? log.debug : log.error)(
@@ -738,18 +738,30 @@ export class BusCluster implements Cluster {
    * 0x8B (server shutting down: reconnect, to any node) and its session is dropped without a write or
    * a will, and the node joins again as a new member with no routes once its claimer is done.
    */
-  async #rejoin(): Promise<void> {
+  async #rejoin(lost: boolean): Promise<void> {
     this.#fenced = this.#lease.closed = true;
     const stalled = Date.now() - this.#lease.since;
     this.#owned.clear();
     if (this.#pending) this.#pending.routes = this.#pending.delivered = [];
     const closed = this.#host!.dropSessions(0x8b);
     this.#local.clear();
-    log.error(
-      "Node {node} was declared dead and claimed while it stalled ({stalled} ms without a renewal): " +
-        "{closed} connections closed (0x8B), its sessions dropped here (its claimer has them); joining again",
-      { node: this.nodeId, stalled, closed },
-    );
+    if (lost) {
+      // Nothing here can be trusted to match Redis any more (ownership, epochs, routes, versions).
+      log.error(
+        "The cluster's Redis at {address} lost the cluster's data (restarted without persistence, or " +
+          "flushed): stored sessions and retained messages are gone; node {node} closed {closed} connections " +
+          "(0x8B), dropped its sessions, resets its retained messages and joins again",
+        { address: this.address, node: this.nodeId, closed },
+      );
+      this.#routeSeq = this.#committedSeq = 0;
+      await this.#retained.reset();
+    } else {
+      log.error(
+        "Node {node} was declared dead and claimed while it stalled ({stalled} ms without a renewal): " +
+          "{closed} connections closed (0x8B), its sessions dropped here (its claimer has them); joining again",
+        { node: this.nodeId, stalled, closed },
+      );
+    }
     let waited = false;
     while (!this.#stopped) {
       try {

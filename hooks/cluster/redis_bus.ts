@@ -13,6 +13,7 @@
  * | `{prefix}inbox:{node}` | stream | entries `n` (sender), `m` (message records); deleted once delivered |
  * | `{prefix}retained` | hash | topic → message record |
  * | `{prefix}retained:version` | string | incremented by every retained change |
+ * | `{prefix}generation` | string | random, set by the first join into an empty Redis: another value (or none) means Redis lost the cluster's data |
  * | `{prefix}retained:expiry` | sorted set | topic by expiry (ms), for retained messages that expire |
  * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
  * | `{prefix}session:{clientId}` | hash | the session (see `session_store.ts`), written under the owner's epoch |
@@ -72,14 +73,23 @@ const FAIL_FAST: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * times, 500),
 };
 
+// KEYS: lease, nodes, claim, generation. ARGV: node, value, ttl, incarnation, new generation. Returns the
+// cluster's generation (created by the first join into an empty Redis), or 0.
 const JOIN = `
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-return 1`;
+local generation = redis.call('GET', KEYS[4])
+if not generation then
+  generation = ARGV[5]
+  redis.call('SET', KEYS[4], generation)
+end
+return generation`;
 
-// KEYS: lease, nodes. ARGV: node, value, ttl, incarnation. 1 renewed, 0 lapsed (taken again), -1 claimed.
+// KEYS: lease, nodes, generation. ARGV: node, value, ttl, incarnation, generation. 1 renewed, 0 lapsed
+// (taken again), -1 claimed, -2 the cluster's data is gone (another generation: Redis lost or flushed it).
 const RENEW = `
+if redis.call('GET', KEYS[3]) ~= ARGV[5] then return -2 end
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[4] then return -1 end
 if redis.call('SET', KEYS[1], ARGV[2], 'XX', 'PX', ARGV[3]) then return 1 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -216,7 +226,7 @@ type ScriptedRedis = Redis & {
   clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number, string[], number]>;
   clusterAdoptSessions(...args: (string | number)[]): Promise<[string, number, string[]][]>;
   clusterSetAside(...args: (string | number)[]): Promise<number>;
-  clusterJoin(...args: (string | number)[]): Promise<number>;
+  clusterJoin(...args: (string | number)[]): Promise<number | string>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
   clusterRoute(...args: (string | number)[]): Promise<number>;
@@ -247,6 +257,8 @@ export class RedisBus implements ClusterBus {
   #lastError: string | undefined;
   /** The incarnation registered by the last join ("" before). */
   #incarnation = "";
+  /** The cluster's generation at the last join (a Redis that lost its data has another one). */
+  #generation = "";
 
   /** `host:port` of the Redis server (no credentials). */
   readonly address: string;
@@ -309,8 +321,8 @@ export class RedisBus implements ClusterBus {
     const subscriber = this.#client("broker-cluster-announce");
     try {
       await Promise.all([redis.connect(), reader.connect(), subscriber.connect()]);
-      redis.defineCommand("clusterJoin", { numberOfKeys: 3, lua: JOIN });
-      redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
+      redis.defineCommand("clusterJoin", { numberOfKeys: 4, lua: JOIN });
+      redis.defineCommand("clusterRenew", { numberOfKeys: 3, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
       redis.defineCommand("clusterRetain", { numberOfKeys: 3, lua: RETAIN });
       redis.defineCommand("clusterExpireRetained", { numberOfKeys: 3, lua: EXPIRE_RETAINED });
@@ -409,14 +421,18 @@ export class RedisBus implements ClusterBus {
         this.#key("lease", node),
         `${this.#prefix}nodes`,
         this.#key("claim", node),
+        `${this.#prefix}generation`,
         node,
         value,
         ttlMs,
         incarnation,
+        crypto.randomUUID(),
       ),
     );
-    if (result === 1) this.#incarnation = incarnation;
-    return result === 1;
+    if (result === 0) return false;
+    this.#incarnation = incarnation;
+    this.#generation = String(result);
+    return true;
   }
 
   async renew(node: string, value: string, ttlMs: number): Promise<Renewal> {
@@ -424,13 +440,15 @@ export class RedisBus implements ClusterBus {
       this.#r.clusterRenew(
         this.#key("lease", node),
         `${this.#prefix}nodes`,
+        `${this.#prefix}generation`,
         node,
         value,
         ttlMs,
         this.#incarnation,
+        this.#generation,
       ),
     );
-    return result === 1 ? "renewed" : result === 0 ? "lapsed" : "claimed";
+    return result === 1 ? "renewed" : result === 0 ? "lapsed" : result === -1 ? "claimed" : "lost";
   }
 
   async leave(node: string, keepInbox = false): Promise<void> {
