@@ -120,6 +120,15 @@ export interface ClusterHost {
    * @param diedAt When the node died (ms since epoch; default now): will delays and expiry count from it.
    */
   adoptSessions(sessions: AdoptedSession[], diedAt?: number): void;
+  /**
+   * Drops every session of this node without a trace: the node was declared dead (it stalled past its
+   * lease) and a survivor claimed it meanwhile, sent its wills and adopted its sessions. Every
+   * connection gets DISCONNECT `code` and closes; no will goes out; nothing is written back.
+   *
+   * @param code The DISCONNECT reason code (v5).
+   * @returns How many connections were closed.
+   */
+  dropSessions(code: number): number;
 }
 
 /**
@@ -203,6 +212,8 @@ export interface ClusterSessions {
     newClient: (listener: string, id: string) => Client,
     diedAt?: number,
   ): void;
+  /** See {@linkcode ClusterHost.dropSessions}. */
+  dropAll(code: number): number;
 }
 
 /**
@@ -225,6 +236,7 @@ export async function attachCluster(
     deliver: (packet, from) => server.publishToSubscribers(packet, from),
     releaseSession: (clientId, clean) => sessions.release(clientId, clean),
     adoptSessions: (adopted, diedAt) => sessions.adoptStored(adopted, newClient, diedAt),
+    dropSessions: (code) => sessions.dropAll(code),
     applyRetained: (packet) => {
       topics.retain(packet);
     },

@@ -226,6 +226,34 @@ export class Sessions {
   }
 
   /**
+   * Drops every session of this server without a trace, for a cluster node that learnt it had been
+   * declared dead and claimed (see `ClusterHost.dropSessions`): the node that claimed it sent their
+   * wills and adopted them. Connections get DISCONNECT `code` (v5) and close; no will goes out, no
+   * delayed will is left, and nothing is handed to `sessionEnded` (the ids are not this node's).
+   *
+   * @param code The DISCONNECT reason code.
+   * @returns How many connections were closed.
+   */
+  dropAll(code: number): number {
+    const { clients } = this.#host;
+    for (const { timer } of this.#pendingWills.values()) clearTimeout(timer);
+    this.#pendingWills.clear();
+    let closed = 0;
+    for (const client of clients.list()) {
+      if (client.net.inline) continue;
+      client.properties.will = undefined;
+      clients.delete(client);
+      if (!client.closed) {
+        this.#host.disconnectClient(client, code);
+        this.ended(client, new Error("Dropped: this node must join its cluster again"));
+        closed++;
+      }
+      this.#endSession(client);
+    }
+    return closed;
+  }
+
+  /**
    * Resumes, in a newly admitted client, a session handed over by another node.
    *
    * @param client The client (admitted, not yet acknowledged).

@@ -11,7 +11,11 @@
  * - a node's inbox keeps entries in append order until deleted, and survives the node;
  * - announcements reach every listening node in commit order (they may be lost across a
  *   disconnection: the cluster then resyncs, and sequence numbers reveal gaps);
- * - leases expire by the engine's clock; {@linkcode ClusterBus.claim} succeeds for exactly one caller.
+ * - leases expire by the engine's clock; {@linkcode ClusterBus.claim} succeeds for exactly one caller;
+ * - each {@linkcode ClusterBus.join} registers a new incarnation of the node; once a survivor claimed
+ *   it, nothing of that incarnation is applied any more: its renewals report `"claimed"`, its session
+ *   claims are refused, and the route changes and inbox deletions of its commits are skipped (a node
+ *   that stalled past its lease cannot undo what its claimer did).
  *
  * @module
  */
@@ -127,6 +131,15 @@ export interface BusListener {
   reconnected(): void;
 }
 
+/**
+ * What a lease renewal found: `"renewed"`; `"lapsed"` (it had expired but nobody claimed the node,
+ * e.g. after an engine outage: taken again); `"claimed"` (a survivor claimed this incarnation: nothing
+ * was renewed, the node must drop its state and join again); `"lost"` (the engine lost the cluster's
+ * data, e.g. Redis restarted without persistence or was flushed: the node must drop its state and join
+ * again).
+ */
+export type Renewal = "renewed" | "lapsed" | "claimed" | "lost";
+
 /** The primitives of a cluster engine. */
 export interface ClusterBus {
   /** Where the engine is, for messages (no credentials). */
@@ -143,22 +156,26 @@ export interface ClusterBus {
   readonly down: boolean;
 
   /**
-   * Takes the lease of a node id for `ttlMs` and registers the node, unless a live node holds it.
+   * Takes the lease of a node id for `ttlMs` and registers a new incarnation of the node, unless a
+   * live node holds it or a survivor's claim of an earlier incarnation is not released yet.
    *
    * @returns True when taken.
    */
   join(node: string, value: string, ttlMs: number): Promise<boolean>;
   /**
-   * Renews a lease.
+   * Renews the lease of the incarnation this bus joined.
    *
-   * @returns False when the lease had expired (it is taken again).
+   * @returns What it found (see {@linkcode Renewal}).
    */
-  renew(node: string, value: string, ttlMs: number): Promise<boolean>;
+  renew(node: string, value: string, ttlMs: number): Promise<Renewal>;
   /**
    * Leaves: lease, registration, routes and inbox removed, `routesDropped` announced. With
-   * `keepInbox` (a dead node's claimer), the inbox is kept for {@linkcode ClusterBus.orphans}.
+   * `keepInbox` (a dead node's claimer), the inbox is kept for {@linkcode ClusterBus.orphans} and the
+   * claim stays until {@linkcode ClusterBus.claimDone}.
    */
   leave(node: string, keepInbox?: boolean): Promise<void>;
+  /** Releases the claim of a dead node once its claimer is done with it: the node id may join again. */
+  claimDone(dead: string): Promise<void>;
   /** Every registered node, with its lease value if alive. */
   members(): Promise<NodeEntry[]>;
   /**

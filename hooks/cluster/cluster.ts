@@ -6,7 +6,9 @@
  *   renewed every 0.5 s, so a node that stops is noticed within 3 s while a stall of a second or so
  *   costs nothing). Every node checks the registered nodes on each renewal; a registered node
  *   without a lease is claimed by exactly one survivor (atomically in the engine), which drops its
- *   routes and inbox.
+ *   routes and inbox. Acks wait until this node's lease is known current ({@linkcode LeaseGate}); a
+ *   node that learns on renewal that it was claimed while it stalled drops every client (0x8B) and
+ *   session without a write, and joins again as a new incarnation (the old one is fenced in the engine).
  * - **Routes.** Each node counts its local subscriptions per filter (told by the topic index) and
  *   stores a change when a filter appears or goes (for shared filters, every change of the count,
  *   which weighs the node in the group) together with its announcement and a sequence number, before
@@ -39,13 +41,7 @@
 
 import type { Packet } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
-import type {
-  AdoptedSession,
-  Cluster,
-  ClusterHost,
-  ClusterNodeInfo,
-  SessionSnapshot,
-} from "../../src/cluster.ts";
+import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
 import type { Client } from "../../src/client.ts";
 import { clientRecord } from "../storage/storage.ts";
 import { CLIENT_FIELD, sessionFromFields, SessionStore } from "./session_store.ts";
@@ -54,6 +50,8 @@ import { logger } from "../../src/logger.ts";
 import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange, SessionWrite } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
+import { Reaper } from "./dead_nodes.ts";
+import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
 import { encodeJson, encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
 
@@ -73,12 +71,6 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
-}
-
-/** A short reason for a failed engine command (ioredis says "Stream isn't writeable..." when disconnected). */
-function reasonOf(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return /isn't writeable|Connection is closed/.test(message) ? "connection lost" : message;
 }
 
 function delay(ms: number): Promise<void> {
@@ -110,9 +102,7 @@ export class BusCluster implements Cluster {
   #tail: Promise<void> = Promise.resolve();
   #committing = false;
   #scheduled = false;
-  #outage = false;
-  /** Since when the engine answers again after an outage (0: no outage yet). */
-  #healthySince = 0;
+  readonly #trouble: EngineOutage;
 
   readonly #retained: RetainedMirror;
 
@@ -124,6 +114,12 @@ export class BusCluster implements Cluster {
   readonly #lastSeen = new Map<string, number>();
   #tickStarted = 0;
   #stopped = false;
+  /** Whether this node's lease is known to be current (acknowledgements wait for it). */
+  readonly #lease = new LeaseGate();
+  /** Claimed while it stalled: dropping everything and joining again. */
+  #fenced = false;
+  /** Counts the joins (the inbox is read from its start after each). */
+  #joins = 0;
   #reading: Promise<void> = Promise.resolve();
   readonly #started = Date.now();
   #rate = 0;
@@ -137,7 +133,7 @@ export class BusCluster implements Cluster {
   dropped = 0;
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
   readonly sessionStore: SessionStore;
-  readonly #orphanTimers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #reaper: Reaper;
   /** The cleanup of a dead node in progress (the inbox waits for it: a release sees adopted sessions whole). */
   #reaping: Promise<void> = Promise.resolve();
 
@@ -155,7 +151,18 @@ export class BusCluster implements Cluster {
       throw new TypeError(`Node id "${this.nodeId}" is not valid (empty, or with spaces)`);
     }
     this.sessionStore = new SessionStore(bus, this);
+    this.#trouble = new EngineOutage(bus.address, () => this.#stopped);
     this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
+    this.#reaper = new Reaper(bus, {
+      nodeId: this.nodeId,
+      leaseMs: this.#leaseMs,
+      host: () => this.#host!,
+      own: (clientId, epoch) => this.#owned.set(clientId, epoch),
+      sessionEnded: (clientId) => this.sessionEnded(clientId),
+      sync: () => this.sync(),
+      dropRoutes: (node) => this.#routes.drop(node),
+      stopped: () => this.#stopped,
+    });
   }
 
   /**
@@ -192,7 +199,7 @@ export class BusCluster implements Cluster {
     try {
       await previousLifeClaimed(this.#bus, this.nodeId, this.#leaseMs);
       const deadline = Date.now() + this.#leaseMs + 1500;
-      while (!(await this.#bus.join(this.nodeId, this.#report(), this.#leaseMs))) {
+      while (!(await this.#join())) {
         if (Date.now() > deadline) {
           throw new Error(
             `Node id "${this.nodeId}" is in use by a live node of the cluster at ${this.address}`,
@@ -217,22 +224,28 @@ export class BusCluster implements Cluster {
     }
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
+    const period = Math.max(50, Math.floor(this.#leaseMs / 5));
+    let beat = Date.now();
     this.#timer = setInterval(() => {
       // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
-      // outage too; a shorter stall goes unremarked.
-      if (this.#ticking && Date.now() - this.#tickStarted > this.#leaseMs * 0.6) {
-        this.#outageBegan(new Error(`no answer for ${Date.now() - this.#tickStarted} ms`));
+      // outage too; a shorter stall goes unremarked, and so does one of this process (a late beat).
+      const now = Date.now();
+      const late = now - beat > 2 * period;
+      beat = now;
+      if (this.#ticking && !late && !this.#fenced && now - this.#tickStarted > this.#leaseMs * 0.6) {
+        this.#trouble.began(new Error(`no answer for ${now - this.#tickStarted} ms`));
       }
       this.#tick();
-    }, Math.max(50, Math.floor(this.#leaseMs / 5)));
+    }, period);
     await this.#tick();
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#lease.release();
     clearInterval(this.#timer);
-    for (const timer of this.#orphanTimers) clearTimeout(timer);
+    await this.#reaper.close();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
     await Promise.race([this.#tail, timeout]);
@@ -265,7 +278,7 @@ export class BusCluster implements Cluster {
   }
 
   #routeChanged(filter: string, count: number): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#fenced) return;
     this.#batch().routes.push({ filter, count, seq: ++this.#routeSeq });
   }
 
@@ -305,10 +318,10 @@ export class BusCluster implements Cluster {
   }
 
   route(packet: Packet, subscribers: Subscribers): void {
-    if (this.#routes.empty || this.#stopped) return;
+    if (this.#routes.empty || this.#stopped || this.#fenced) return;
     const topic = packet.topicName!;
     if (topic.startsWith("$SYS")) return;
-    if (this.#outage && (packet.fixedHeader.qos ?? 0) === 0) {
+    if (this.#trouble.active && (packet.fixedHeader.qos ?? 0) === 0) {
       this.dropped++;
       return;
     }
@@ -351,8 +364,18 @@ export class BusCluster implements Cluster {
   // -------------------------------------------------------------------------------------------
   // Commits
 
+  /** Resolves when everything queued so far is stored and this node's lease is known to be current. */
   sync(): Promise<void> {
-    return this.#tail;
+    return this.#tail.then(this.#lease.held);
+  }
+
+  /** Joins (a new incarnation of this node id); the lease counts from before the request. */
+  async #join(): Promise<boolean> {
+    const started = Date.now();
+    if (!(await this.#bus.join(this.nodeId, this.#report(), this.#leaseMs))) return false;
+    this.#lease.renewed(started, this.#leaseMs);
+    this.#joins++;
+    return true;
   }
 
   /** The batch being gathered for the next commit (a commit is scheduled). */
@@ -381,11 +404,11 @@ export class BusCluster implements Cluster {
     for (let attempt = 0;; attempt++) {
       try {
         await this.#bus.commit(this.nodeId, batch);
-        this.#outageEnded();
+        this.#trouble.ended();
         break;
       } catch (error) {
         if (this.#stopped && attempt >= 3) break;
-        this.#outageBegan(error);
+        this.#trouble.began(error);
         await delay(Math.min(50 * 2 ** attempt, 500));
       }
     }
@@ -395,39 +418,18 @@ export class BusCluster implements Cluster {
     if (this.#pending !== undefined) this.#flush();
   };
 
-  // -------------------------------------------------------------------------------------------
-  // Engine trouble: one warning per outage, whoever notices it first (a commit, the session store, a
-  // lease renewal that fails or hangs), and one line when it is over.
-
-  #outageBegan(error: unknown): void {
-    if (this.#outage || this.#stopped) return;
-    this.#outage = true;
-    log.warn(
-      "The cluster's Redis at {address} is unreachable ({error}): new sessions refused, acknowledgements " +
-        "withheld until stored, local QoS 0 goes on",
-      { address: this.address, error: reasonOf(error) },
-    );
-  }
-
-  #outageEnded(): void {
-    if (!this.#outage) return;
-    this.#outage = false;
-    this.#healthySince = Date.now();
-    log.info("The cluster's Redis at {address} is back", { address: this.address });
-  }
-
   /**
    * The session store's writes started failing (see `SessionOwner`).
    *
    * @param error The first failure.
    */
   storeFailed(error: unknown): void {
-    this.#outageBegan(error);
+    this.#trouble.began(error);
   }
 
   /** The session store's writes work again. */
   storeRecovered(): void {
-    this.#outageEnded();
+    this.#trouble.ended();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -436,7 +438,13 @@ export class BusCluster implements Cluster {
   async #readInbox(): Promise<void> {
     let after = "0";
     let failures = 0;
+    let joins = this.#joins;
     while (!this.#stopped) {
+      if (this.#fenced) {
+        await delay(100);
+        continue;
+      }
+      if (joins !== this.#joins) [after, joins] = ["0", this.#joins]; // a new incarnation's inbox
       let entries: InboxEntry[];
       try {
         entries = await this.#bus.read(this.nodeId, after, 128, 1000);
@@ -447,7 +455,7 @@ export class BusCluster implements Cluster {
         await delay(Math.min(100 * failures, 1000));
         continue;
       }
-      if (entries.length === 0) continue;
+      if (entries.length === 0 || this.#fenced) continue;
       await this.#reaping;
       const host = this.#host!;
       for (const entry of entries) {
@@ -475,6 +483,8 @@ export class BusCluster implements Cluster {
       // The entries go only once the subscribers (or their stored sessions) have the messages.
       await host.syncLocal();
       if (this.#stopped) return;
+      if (this.#fenced) continue; // its claimer delivers what was left
+
       const delivered = this.#batch().delivered;
       for (const entry of entries) delivered.push(entry.id);
     }
@@ -490,11 +500,12 @@ export class BusCluster implements Cluster {
   async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
     const clientId = client.id;
     const clean = client.properties.clean;
-    if (this.#outage) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
+    if (this.#trouble.active) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
+    if (this.#fenced) throw new Error(`Node "${this.nodeId}" is joining the cluster again`);
     const record = encodeJson(clientRecord(client));
     const claimed = () =>
       this.#bus.claimSession(clientId, this.nodeId, clean, record).catch((error) => {
-        if (this.#bus.down) this.#outageBegan(error);
+        if (this.#bus.down) this.#trouble.began(error);
         throw error;
       });
     let claim = await claimed();
@@ -539,8 +550,9 @@ export class BusCluster implements Cluster {
         clearTimeout(timer);
         if (handed !== undefined) break;
         if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
+        if (this.#fenced) throw new Error(`Node "${this.nodeId}" was claimed during the handoff`);
         const epoch = await this.#bus.sessionEpoch(clientId, this.nodeId).catch((error) => {
-          if (this.#bus.down) this.#outageBegan(error);
+          if (this.#bus.down) this.#trouble.began(error);
           throw error;
         });
         if (epoch !== claim.epoch) {
@@ -608,7 +620,7 @@ export class BusCluster implements Cluster {
 
   retain(packet: Packet): void {
     const topic = packet.topicName!;
-    if (topic.startsWith("$SYS") || this.#stopped) return;
+    if (topic.startsWith("$SYS") || this.#stopped || this.#fenced) return;
     const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
     this.#batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
   }
@@ -643,19 +655,24 @@ export class BusCluster implements Cluster {
         this.#rateAt = now;
         this.#rateCount = received;
       }
-      const renewed = await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs);
-      const recovering = this.#outage;
-      this.#outageEnded();
-      if (!renewed) {
+      const renewal = await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs);
+      const recovering = this.#trouble.active;
+      this.#trouble.ended();
+      if (renewal === "claimed" || renewal === "lost") {
+        await this.#rejoin(renewal === "lost");
+        return;
+      }
+      this.#lease.renewed(this.#tickStarted, this.#leaseMs);
+      if (renewal === "lapsed") {
         // After an engine outage every lease has lapsed (nobody could renew): expected, not an error.
         (recovering ? log.debug : log.error)(
-          "Node {node}'s lease had expired (stalled too long?): rejoined, routes sent again",
+          "Node {node}'s lease had expired (stalled too long?) but nobody claimed it: taken again, routes sent again",
           { node: this.nodeId },
         );
         for (const [filter, count] of this.#local) this.#routeChanged(filter, count);
       }
       // After an outage, other nodes' leases lapsed too: claim nobody until each had a lease's time to renew.
-      const mayClaim = Date.now() - this.#healthySince >= this.#leaseMs;
+      const mayClaim = Date.now() - this.#trouble.healthySince >= this.#leaseMs;
       const members = await this.#bus.members();
       const nodes: ClusterNodeInfo[] = [];
       const registered = new Set<string>();
@@ -677,7 +694,7 @@ export class BusCluster implements Cluster {
             // Its last renewal was a lease ago at least, and no later than it was last seen alive.
             const diedAt = Math.min(this.#lastSeen.get(member.id) ?? Infinity, Date.now() - this.#leaseMs);
             this.#lastSeen.delete(member.id);
-            await (this.#reaping = this.#reap(member.id, diedAt).catch((error) => {
+            await (this.#reaping = this.#reaper.reap(member.id, diedAt).catch((error) => {
               log.error("Cleanup after {dead} failed: {error}", { dead: member.id, error: String(error) });
             }));
           }
@@ -707,7 +724,7 @@ export class BusCluster implements Cluster {
       await this.#retained.check();
       await this.#bus.expireRetained(Date.now());
     } catch (error) {
-      if (this.#bus.down) this.#outageBegan(error);
+      if (this.#bus.down) this.#trouble.began(error);
       log.debug("Cluster membership check failed: {error}", { error: String(error) });
     } finally {
       this.#ticking = false;
@@ -715,80 +732,62 @@ export class BusCluster implements Cluster {
   }
 
   /**
-   * Cleans up after a dead node this node claimed: adopts its sessions (expired ones end with their
-   * wills; persistent ones keep collecting messages here, their wills after their delay), stores and
-   * announces their routes before the dead node's are dropped, then delivers what was left in the
-   * dead node's inbox to the adopted sessions (and once more a lease later, for forwards that were
-   * on their way).
+   * This node stalled past its lease and a survivor claimed it meanwhile (sent its wills, adopted its
+   * sessions): nothing here is this node's any more, and its writes are refused (session epochs and
+   * its incarnation fence them). Acknowledgements stay withheld, every connection gets DISCONNECT
+   * 0x8B (server shutting down: reconnect, to any node) and its session is dropped without a write or
+   * a will, and the node joins again as a new member with no routes once its claimer is done.
    */
-  async #reap(dead: string, diedAt: number): Promise<void> {
-    log.warn("Node {dead} stopped renewing its lease: claimed by {node}, its routes dropped", {
-      dead,
-      node: this.nodeId,
-    });
-    const adopted = new Set<string>();
-    try {
-      const sessions: AdoptedSession[] = [];
-      for (const entry of await this.#bus.adoptSessions(dead, this.nodeId)) {
-        this.#owned.set(entry.clientId, entry.epoch);
-        const { record, snapshot } = sessionFromFields(entry.fields);
-        if (record === undefined) this.sessionEnded(entry.clientId);
-        else {
-          sessions.push({ record, snapshot });
-          adopted.add(entry.clientId);
-        }
-      }
-      if (sessions.length > 0) this.#host!.adoptSessions(sessions, diedAt);
-      await this.sync();
-    } catch (error) {
-      log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
+  async #rejoin(lost: boolean): Promise<void> {
+    this.#fenced = this.#lease.closed = true;
+    const stalled = Date.now() - this.#lease.since;
+    this.#owned.clear();
+    if (this.#pending) this.#pending.routes = this.#pending.delivered = [];
+    const closed = this.#host!.dropSessions(0x8b);
+    this.#local.clear();
+    if (lost) {
+      // Nothing here can be trusted to match Redis any more (ownership, epochs, routes, versions).
+      log.error(
+        "The cluster's Redis at {address} lost the cluster's data (restarted without persistence, or " +
+          "flushed): stored sessions and retained messages are gone; node {node} closed {closed} connections " +
+          "(0x8B), dropped its sessions, resets its retained messages and joins again",
+        { address: this.address, node: this.nodeId, closed },
+      );
+      this.#routeSeq = this.#committedSeq = 0;
+      await this.#retained.reset();
+    } else {
+      log.error(
+        "Node {node} was declared dead and claimed while it stalled ({stalled} ms without a renewal): " +
+          "{closed} connections closed (0x8B), its sessions dropped here (its claimer has them); joining again",
+        { node: this.nodeId, stalled, closed },
+      );
     }
-    this.#routes.drop(dead);
-    await this.#bus.leave(dead, true);
-    const messages = await this.#deliverOrphans(dead, adopted);
-    log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {
-      sessions: adopted.size,
-      dead,
-      messages,
-    });
-    const timer = setTimeout(() => {
-      this.#orphanTimers.delete(timer);
-      if (!this.#stopped) this.#deliverOrphans(dead, adopted);
-    }, this.#leaseMs);
-    this.#orphanTimers.add(timer);
-  }
-
-  /** Delivers what is left in a dead node's inbox to the sessions adopted from it, then deletes it. */
-  async #deliverOrphans(dead: string, only: ReadonlySet<string>): Promise<number> {
-    let count = 0;
-    try {
-      const entries = await this.#bus.orphans(dead);
-      if (entries.length === 0) return 0;
-      for (const entry of entries) {
-        if (only.size === 0) break;
-        let messages;
-        try {
-          messages = readRecords(entry.records);
-        } catch {
-          continue;
-        }
-        for (const message of messages) {
-          if ("control" in message) continue;
-          this.#host!.deliver(message.packet, {
-            node: entry.from,
-            plain: message.plain,
-            groups: message.groups,
-            only,
-          });
-          count++;
-        }
+    let waited = false;
+    while (!this.#stopped) {
+      try {
+        if (await this.#join()) break;
+      } catch (error) {
+        if (this.#bus.down) this.#trouble.began(error);
       }
-      await this.#host!.syncLocal();
-      await this.#bus.dropOrphans(dead);
-    } catch (error) {
-      log.error("Could not deliver the messages left for {dead}: {error}", { dead, error: String(error) });
+      if (!waited) log.info("Node {node} waits for its claimer to finish", { node: this.nodeId });
+      waited = true;
+      await delay(200);
     }
-    return count;
+    if (this.#stopped) return;
+    try {
+      // Announced with a gap in sequence: every node reloads this node's routes (none, or stale ones removed).
+      const stale = await this.#bus.routes(this.nodeId);
+      this.#routeSeq = this.#committedSeq = Math.max(this.#routeSeq, stale.seq) + 1;
+      this.#fenced = this.#lease.closed = false;
+      for (const filter of stale.filters.keys()) this.#routeChanged(filter, 0);
+      for (const node of [...this.#routes.nodes()]) this.#loadRoutes(node);
+      this.#retained.reload();
+    } catch (error) {
+      log.debug("Could not reload after joining again: {error}", { error: String(error) });
+    }
+    this.#fenced = this.#lease.closed = false;
+    this.#lease.release();
+    log.info("Node {node} joined the cluster again as a new member", { node: this.nodeId });
   }
 
   nodes(): ClusterNodeInfo[] {

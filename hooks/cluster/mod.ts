@@ -27,6 +27,7 @@ export type {
   ClusterBus,
   InboxEntry,
   NodeEntry,
+  Renewal,
   RetainedChange,
   RouteChange,
   SessionClaim,

@@ -6,13 +6,14 @@
  *
  * | key | type | holds |
  * | --- | --- | --- |
- * | `{prefix}nodes` | hash | node id → when it joined (ms): the registered nodes |
+ * | `{prefix}nodes` | hash | node id → its incarnation (join time in ms and a random suffix): the registered nodes |
  * | `{prefix}lease:{node}` | string, PX | the node's report (JSON); expires unless renewed |
- * | `{prefix}claim:{node}` | string, PX | which survivor is cleaning up after a dead node |
+ * | `{prefix}claim:{node}` | string, PX | which survivor is cleaning up after a dead node (the id cannot join meanwhile) |
  * | `{prefix}routes:{node}` | hash | filter → local subscription count; `\0seq` → sequence number |
  * | `{prefix}inbox:{node}` | stream | entries `n` (sender), `m` (message records); deleted once delivered |
  * | `{prefix}retained` | hash | topic → message record |
  * | `{prefix}retained:version` | string | incremented by every retained change |
+ * | `{prefix}generation` | string | random, set by the first join into an empty Redis: another value (or none) means Redis lost the cluster's data |
  * | `{prefix}retained:expiry` | sorted set | topic by expiry (ms), for retained messages that expire |
  * | `{prefix}owner:{clientId}` | hash | `node`, `epoch`: the node that owns the session |
  * | `{prefix}session:{clientId}` | hash | the session (see `session_store.ts`), written under the owner's epoch |
@@ -36,6 +37,7 @@ import type {
   ClusterBus,
   InboxEntry,
   NodeEntry,
+  Renewal,
   SessionClaim,
   SessionWrite,
   StoredRoutes,
@@ -71,17 +73,42 @@ const FAIL_FAST: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * times, 500),
 };
 
+// KEYS: lease, nodes, claim, generation. ARGV: node, value, ttl, incarnation, new generation. Returns the
+// cluster's generation (created by the first join into an empty Redis), or 0.
 const JOIN = `
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-return 1`;
+local generation = redis.call('GET', KEYS[4])
+if not generation then
+  generation = ARGV[5]
+  redis.call('SET', KEYS[4], generation)
+end
+return generation`;
 
+// KEYS: lease, nodes, generation. ARGV: node, value, ttl, incarnation, generation. 1 renewed, 0 lapsed
+// (taken again), -1 claimed, -2 the cluster's data is gone (another generation: Redis lost or flushed it).
 const RENEW = `
+if redis.call('GET', KEYS[3]) ~= ARGV[5] then return -2 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[4] then return -1 end
 if redis.call('SET', KEYS[1], ARGV[2], 'XX', 'PX', ARGV[3]) then return 1 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 return 0`;
+
+// A route change of an incarnation still registered. KEYS: routes, nodes. ARGV: node, incarnation, seq
+// field, seq, filter, count, channel.
+const ROUTE = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[6] == '0' then redis.call('HDEL', KEYS[1], ARGV[5]) else redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[7], 'R' .. cjson.encode({ARGV[1], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])}))
+return 1`;
+
+// Deletes delivered inbox entries, for an incarnation still registered (a claimed node's inbox is its
+// claimer's to deliver). KEYS: inbox, nodes. ARGV: node, incarnation, ids...
+const DELIVERED = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+return redis.call('XDEL', KEYS[1], unpack(ARGV, 3))`;
 
 const CLAIM = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -110,8 +137,11 @@ end
 return #topics`;
 
 // KEYS: owner, session, nodes hash. ARGV: node, lease prefix, clean, record, sessions-set prefix, client id,
-// claim prefix (a dead node registered or being claimed: wait).
+// claim prefix (a dead node registered or being claimed: wait), incarnation of the claiming node.
 const CLAIM_SESSION = `
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[8] then
+  return redis.error_reply('FENCED this node was claimed by another node: it must join again')
+end
 local previous = redis.call('HGET', KEYS[1], 'node')
 local alive = 0
 if previous then
@@ -196,9 +226,11 @@ type ScriptedRedis = Redis & {
   clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number, string[], number]>;
   clusterAdoptSessions(...args: (string | number)[]): Promise<[string, number, string[]][]>;
   clusterSetAside(...args: (string | number)[]): Promise<number>;
-  clusterJoin(...args: (string | number)[]): Promise<number>;
+  clusterJoin(...args: (string | number)[]): Promise<number | string>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
+  clusterRoute(...args: (string | number)[]): Promise<number>;
+  clusterDelivered(...args: (string | number)[]): Promise<number>;
   clusterExpireRetained(...args: (string | number)[]): Promise<number>;
 };
 
@@ -223,6 +255,10 @@ export class RedisBus implements ClusterBus {
   #down = false;
   /** The last error a connection reported (for a clearer message when connecting fails). */
   #lastError: string | undefined;
+  /** The incarnation registered by the last join ("" before). */
+  #incarnation = "";
+  /** The cluster's generation at the last join (a Redis that lost its data has another one). */
+  #generation = "";
 
   /** `host:port` of the Redis server (no credentials). */
   readonly address: string;
@@ -285,8 +321,8 @@ export class RedisBus implements ClusterBus {
     const subscriber = this.#client("broker-cluster-announce");
     try {
       await Promise.all([redis.connect(), reader.connect(), subscriber.connect()]);
-      redis.defineCommand("clusterJoin", { numberOfKeys: 3, lua: JOIN });
-      redis.defineCommand("clusterRenew", { numberOfKeys: 2, lua: RENEW });
+      redis.defineCommand("clusterJoin", { numberOfKeys: 4, lua: JOIN });
+      redis.defineCommand("clusterRenew", { numberOfKeys: 3, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
       redis.defineCommand("clusterRetain", { numberOfKeys: 3, lua: RETAIN });
       redis.defineCommand("clusterExpireRetained", { numberOfKeys: 3, lua: EXPIRE_RETAINED });
@@ -295,6 +331,8 @@ export class RedisBus implements ClusterBus {
       redis.defineCommand("clusterStoreSession", { numberOfKeys: 2, lua: STORE_SESSION });
       redis.defineCommand("clusterAdoptSessions", { numberOfKeys: 2, lua: ADOPT_SESSIONS });
       redis.defineCommand("clusterSetAside", { numberOfKeys: 2, lua: SET_ASIDE });
+      redis.defineCommand("clusterRoute", { numberOfKeys: 2, lua: ROUTE });
+      redis.defineCommand("clusterDelivered", { numberOfKeys: 2, lua: DELIVERED });
       subscriber.on(
         "messageBuffer",
         (_channel: Buffer, message: Buffer) => this.#announced(listener, message),
@@ -377,38 +415,56 @@ export class RedisBus implements ClusterBus {
   }
 
   async join(node: string, value: string, ttlMs: number): Promise<boolean> {
+    const incarnation = `${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
     const result = await this.#run(
       this.#r.clusterJoin(
         this.#key("lease", node),
         `${this.#prefix}nodes`,
         this.#key("claim", node),
+        `${this.#prefix}generation`,
         node,
         value,
         ttlMs,
-        Date.now(),
+        incarnation,
+        crypto.randomUUID(),
       ),
     );
-    return result === 1;
+    if (result === 0) return false;
+    this.#incarnation = incarnation;
+    this.#generation = String(result);
+    return true;
   }
 
-  async renew(node: string, value: string, ttlMs: number): Promise<boolean> {
+  async renew(node: string, value: string, ttlMs: number): Promise<Renewal> {
     const result = await this.#run(
-      this.#r.clusterRenew(this.#key("lease", node), `${this.#prefix}nodes`, node, value, ttlMs, Date.now()),
+      this.#r.clusterRenew(
+        this.#key("lease", node),
+        `${this.#prefix}nodes`,
+        `${this.#prefix}generation`,
+        node,
+        value,
+        ttlMs,
+        this.#incarnation,
+        this.#generation,
+      ),
     );
-    return result === 1;
+    return result === 1 ? "renewed" : result === 0 ? "lapsed" : result === -1 ? "claimed" : "lost";
   }
 
   async leave(node: string, keepInbox = false): Promise<void> {
     const keys = [this.#key("routes", node), this.#key("lease", node)];
-    if (!keepInbox) keys.push(this.#key("inbox", node));
+    if (!keepInbox) keys.push(this.#key("inbox", node), this.#key("claim", node));
     await this.#run(
       this.#r.multi()
         .hdel(`${this.#prefix}nodes`, node)
         .del(...keys)
         .publish(this.#channel, `D${node}`)
-        .del(this.#key("claim", node))
         .exec(),
     );
+  }
+
+  async claimDone(dead: string): Promise<void> {
+    await this.#run(this.#r.del(this.#key("claim", dead)));
   }
 
   async members(): Promise<NodeEntry[]> {
@@ -444,6 +500,7 @@ export class RedisBus implements ClusterBus {
         `${this.#prefix}sessions:`,
         clientId,
         `${this.#prefix}claim:`,
+        this.#incarnation,
       ),
     );
     return {
@@ -512,11 +569,20 @@ export class RedisBus implements ClusterBus {
       multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", Buffer.from(records));
     }
     const routes = this.#key("routes", node);
+    const nodes = `${this.#prefix}nodes`;
     for (const change of batch.routes) {
-      if (change.count > 0) multi.hset(routes, change.filter, change.count);
-      else multi.hdel(routes, change.filter);
-      multi.hset(routes, SEQ_FIELD, change.seq);
-      multi.publish(this.#channel, `R${JSON.stringify([node, change.seq, change.filter, change.count])}`);
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterRoute(
+        routes,
+        nodes,
+        node,
+        this.#incarnation,
+        SEQ_FIELD,
+        change.seq,
+        change.filter,
+        change.count,
+        this.#channel,
+      );
     }
     for (const change of batch.retained) {
       // deno-lint-ignore no-explicit-any
@@ -541,7 +607,16 @@ export class RedisBus implements ClusterBus {
         clientId,
       );
     }
-    if (batch.delivered.length > 0) multi.xdel(this.#key("inbox", node), ...batch.delivered);
+    if (batch.delivered.length > 0) {
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterDelivered(
+        this.#key("inbox", node),
+        nodes,
+        node,
+        this.#incarnation,
+        ...batch.delivered,
+      );
+    }
     const results = await this.#run(multi.exec());
     for (const [error] of results ?? []) {
       if (error) throw error;

@@ -121,6 +121,13 @@ export class RetainedMirror {
     clearTimeout(timer);
   }
 
+  /** The engine lost every retained message and restarted its version: the mirror is emptied. */
+  async reset(): Promise<void> {
+    this.#applied = 0;
+    this.#behind = 0;
+    await this.reload();
+  }
+
   /** Compares with the engine's version (on each membership check): behind twice in a row reloads. */
   async check(): Promise<void> {
     const version = await this.#bus.retainedVersion();

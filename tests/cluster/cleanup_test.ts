@@ -22,7 +22,7 @@ function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}
 
 /** What is in Redis that is not a live node's membership: keys, non-empty inboxes, routes. */
 async function leftovers(redis: Redis, live: string[]): Promise<string[]> {
-  const allowed = new Set([`${PREFIX}nodes`, `${PREFIX}retained:version`]);
+  const allowed = new Set([`${PREFIX}nodes`, `${PREFIX}retained:version`, `${PREFIX}generation`]);
   for (const node of live) {
     for (const kind of ["lease", "routes", "inbox"]) allowed.add(`${PREFIX}${kind}:${node}`);
   }

@@ -1,0 +1,105 @@
+/**
+ * A node's health as the cluster sees it: {@linkcode EngineOutage} (its engine's trouble: one warning
+ * per outage, whoever notices it first, a commit, the session store, a lease renewal that fails or
+ * hangs, and one line when it is over) and {@linkcode LeaseGate} (whether its lease is known to be
+ * current, which every acknowledgement waits for).
+ *
+ * @module
+ */
+
+import { logger } from "../../src/logger.ts";
+
+const log = logger("cluster");
+
+/** A short reason for a failed engine command (ioredis says "Stream isn't writeable..." when disconnected). */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /isn't writeable|Connection is closed/.test(message) ? "connection lost" : message;
+}
+
+/** Whether the engine is unreachable, and since when it answers again. */
+export class EngineOutage {
+  /** The engine is unreachable. */
+  active = false;
+  /** Since when the engine answers again after an outage (0: no outage yet). */
+  healthySince = 0;
+  readonly #address: string;
+  readonly #stopped: () => boolean;
+
+  /**
+   * Creates the tracker.
+   *
+   * @param address The engine's address (for the messages).
+   * @param stopped Whether the node is stopping (an outage is not reported then).
+   */
+  constructor(address: string, stopped: () => boolean) {
+    this.#address = address;
+    this.#stopped = stopped;
+  }
+
+  /**
+   * A command failed for lack of a connection: warns once per outage.
+   *
+   * @param error The failure.
+   */
+  began(error: unknown): void {
+    if (this.active || this.#stopped()) return;
+    this.active = true;
+    log.warn(
+      "The cluster's Redis at {address} is unreachable ({error}): new sessions refused, acknowledgements " +
+        "withheld until stored, local QoS 0 goes on",
+      { address: this.#address, error: reasonOf(error) },
+    );
+  }
+
+  /** A command succeeded: the outage, if any, is over. */
+  ended(): void {
+    if (!this.active) return;
+    this.active = false;
+    this.healthySince = Date.now();
+    log.info("The cluster's Redis at {address} is back", { address: this.#address });
+  }
+}
+
+/**
+ * Whether this node's lease is known to be current. A node that stalled past its lease may have been
+ * claimed meanwhile (its sessions adopted elsewhere), which only its next renewal tells: until then,
+ * nothing is acknowledged. The lease counts from before the request that took or renewed it, by this
+ * process's clock, with a tenth of it to spare.
+ */
+export class LeaseGate {
+  #until = 0;
+  #since = 0;
+  #waiting: PromiseWithResolvers<void> | undefined;
+  /** Closed whatever the clock says (the node was claimed and is joining again). */
+  closed = false;
+
+  /**
+   * A renewal (or a join) sent at `at` found the lease current: waiting acknowledgements go out.
+   *
+   * @param at When the request was sent (ms since epoch).
+   * @param leaseMs The lease.
+   */
+  renewed(at: number, leaseMs: number): void {
+    this.#since = at;
+    this.#until = at + leaseMs * 0.9;
+    this.release();
+  }
+
+  /** When the last renewal that found the lease current was sent (ms since epoch). */
+  get since(): number {
+    return this.#since;
+  }
+
+  /** Resolves (undefined: at once) when the lease is known to be current. */
+  readonly held = (): Promise<void> | undefined => {
+    if (!this.closed && Date.now() < this.#until) return undefined;
+    return (this.#waiting ??= Promise.withResolvers<void>()).promise;
+  };
+
+  /** Lets every waiter go (the lease is current, or the node is stopping). */
+  release(): void {
+    this.#waiting?.resolve();
+    this.#waiting = undefined;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * A Redis that restarts without its data (no persistence), end to end: every node notices it on its
+ * next lease renewal, says so once, closes its connections (0x8B), resets its retained mirror and
+ * joins again; the cluster then works as new. Real redis-server, two broker processes.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import mqtt from "../mqtt.ts";
+import { waitFor } from "../helpers.ts";
+import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
+import { type Node, startNodes, stopNodes } from "./nodes.ts";
+
+const ignore = !(await redisAvailable()) && !redisRequired();
+
+function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
+  return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
+}
+
+Deno.test({
+  name:
+    "`cluster` Redis restarted without its data: nodes notice, drop their clients (0x8B), reset and join again",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis(); // no persistence: a restart comes back empty
+    let nodes: Node[] = [];
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b"]);
+      const [a, b] = nodes;
+      const oldPub = await connect(a, "old-pub");
+      const oldSub = await connect(b, "old-sub", {
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+      });
+      clients.push(oldPub, oldSub);
+      const codes: number[] = [];
+      for (const client of [oldPub, oldSub]) {
+        client.on("error", () => {});
+        client.on("disconnect", (packet) => codes.push(packet.reasonCode ?? 0));
+      }
+      await oldSub.subscribeAsync("t/#", { qos: 1 });
+      await oldPub.publishAsync("r/old", "old", { qos: 1, retain: true });
+      const marks = nodes.map((node) => node.output().length);
+
+      await redis.kill("SIGKILL");
+      await redis.restart();
+      await waitFor(
+        () => nodes.every((node, i) => /lost the cluster's data/.test(node.output().slice(marks[i]))),
+        5000,
+        "both nodes to notice",
+      );
+      await waitFor(() => codes.length === 2, 3000, "the old connections closed");
+      assert.deepEqual(codes, [0x8b, 0x8b]);
+      await waitFor(
+        () => nodes.every((node, i) => /joined the cluster again/.test(node.output().slice(marks[i]))),
+        5000,
+        "both nodes joining again",
+      );
+
+      // The cluster works as new: routing across nodes, retained messages from version 1 again.
+      const sub = await connect(b, "sub");
+      const pub = await connect(a, "pub");
+      clients.push(sub, pub);
+      const got: string[] = [];
+      sub.on("message", (topic) => got.push(topic));
+      await sub.subscribeAsync("t/#", { qos: 1 });
+      await pub.publishAsync("t/1", "x", { qos: 1 });
+      await waitFor(() => got.includes("t/1"), 3000, "a message across nodes after the reset");
+      await pub.publishAsync("r/new", "new", { qos: 1, retain: true });
+      const late = await connect(b, "late");
+      clients.push(late);
+      const retained: string[] = [];
+      late.on("message", (topic) => retained.push(topic));
+      await late.subscribeAsync("r/#", { qos: 1 });
+      await waitFor(() => retained.includes("r/new"), 3000, "a retained message set after the reset");
+      assert.deepEqual(retained, ["r/new"], "the lost retained message is gone from every mirror");
+      for (const [i, node] of nodes.entries()) {
+        const lines = node.output().slice(marks[i]).match(/lost the cluster's data/g) ?? [];
+        assert.equal(lines.length, 1, `${node.id}: said once`);
+        assert.doesNotMatch(node.output().slice(marks[i]), /was declared dead|stopped renewing/);
+      }
+    } catch (error) {
+      for (const node of nodes) {
+        console.log(node.id, node.output().split("\n").filter((l) => /WRN|ERR|cluster/.test(l)).join("\n"));
+      }
+      throw error;
+    } finally {
+      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
