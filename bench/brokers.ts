@@ -27,6 +27,23 @@ export const BROKERS: readonly BrokerName[] = ["ours", "mosquitto", "aedes"];
 export const CONFIGS: readonly string[] = ["kv", "redis", "metrics", "default"];
 
 /**
+ * Clustered deployments (`--cluster`), each with a fresh `redis-server`: `ours+cluster1` (one node in cluster
+ * mode), `ours+cluster2` (two nodes: subscribers connect to one, publishers to the other), `ours+workers2`
+ * (`--workers 2`: every client connects to the one shared port) and `aedes+cluster2` (two Aedes processes
+ * clustered through mqemitter-redis and aedes-persistence-redis, split like `ours+cluster2`).
+ */
+export const CLUSTER_CONFIGS: readonly string[] = ["cluster1", "cluster2", "workers2"];
+
+/** The brokers `--cluster` runs: the single node (no cluster) first, the ratios' reference. */
+export const CLUSTER_BROKERS: readonly BrokerName[] = [
+  "ours",
+  "ours+cluster1",
+  "ours+cluster2",
+  "ours+workers2",
+  "aedes+cluster2",
+];
+
+/**
  * Whether a name is one the suite can start.
  *
  * @param name A broker name, maybe with a configuration suffix.
@@ -35,7 +52,10 @@ export const CONFIGS: readonly string[] = ["kv", "redis", "metrics", "default"];
 export function isBrokerName(name: string): boolean {
   const [impl, config, extra] = name.split("+");
   if (extra !== undefined) return false;
-  if (impl === "ours" || impl === "base") return config === undefined || CONFIGS.includes(config);
+  if (impl === "ours" || impl === "base") {
+    return config === undefined || CONFIGS.includes(config) || CLUSTER_CONFIGS.includes(config);
+  }
+  if (impl === "aedes" && config === "cluster2") return true;
   return config === undefined && (impl === "mosquitto" || impl === "aedes" || impl === "floor");
 }
 
@@ -45,16 +65,26 @@ export const AEDES_DIR: string = `${
   Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`
 }/x-broker-bench/aedes`;
 const AEDES_VERSION = "1.2.0";
+/** What `aedes+cluster2` adds (the newest versions that Aedes 1.2.0's peer dependencies accept). */
+const AEDES_CLUSTER_PACKAGES = ["mqemitter-redis@7.2.1", "aedes-persistence-redis@11.2.2"];
 const LOG_DIR = "/tmp/x-broker-bench";
 
 /** A running broker. */
 export interface Broker {
   /** Which one. */
   readonly name: BrokerName;
-  /** Its port on 127.0.0.1. */
+  /** Its port on 127.0.0.1 (where subscribers connect, when the deployment splits its clients). */
   readonly port: number;
-  /** The process id (the broker itself: the wrapping shell `exec`s it). */
+  /** Where publishers connect: another node's port for `+cluster2`, else {@linkcode Broker.port}. */
+  readonly pubPort: number;
+  /** The process id (the broker itself: the wrapping shell `exec`s it; the first node of a cluster). */
   readonly pid: number;
+  /** More than one broker process: routes may take a moment to reach every node after a SUBACK. */
+  readonly distributed: boolean;
+  /** Every broker process now (nodes; for `--workers`, the supervisor and its workers). */
+  pids(): number[];
+  /** The `redis-server` process of the deployment, if any. */
+  readonly redisPid?: number;
   /** The MQTT level the generator speaks to it (Aedes has no v5). */
   readonly version: Version;
   /** Its stdout/stderr. */
@@ -104,18 +134,24 @@ export async function available(name: BrokerName, install = true): Promise<true 
     return (await run(["bash", "-c", "command -v mosquitto"])).ok ? true : "mosquitto is not installed";
   }
   if (!(await run(["bash", "-c", "command -v node"])).ok) return "node is not installed";
-  if (exists(`${AEDES_DIR}/node_modules/aedes/aedes.js`)) return true;
-  if (!install) return `Aedes is not installed in ${AEDES_DIR}`;
-  console.error(`Installing aedes@${AEDES_VERSION} into ${AEDES_DIR} ...`);
+  const clustered = name === "aedes+cluster2";
+  if (clustered && !(await run(["bash", "-c", "command -v redis-server"])).ok) {
+    return "redis-server is not installed";
+  }
+  const installed = exists(`${AEDES_DIR}/node_modules/aedes/aedes.js`) &&
+    (!clustered || exists(`${AEDES_DIR}/node_modules/mqemitter-redis/package.json`) &&
+        exists(`${AEDES_DIR}/node_modules/aedes-persistence-redis/package.json`));
+  if (installed) return true;
+  if (!install) return `Aedes${clustered ? " with its Redis packages" : ""} is not installed in ${AEDES_DIR}`;
+  // Outside the repository, with npm: nothing reaches deno.json's imports or any deno.lock.
+  const packages = [`aedes@${AEDES_VERSION}`, ...(clustered ? AEDES_CLUSTER_PACKAGES : [])];
+  console.error(`Installing ${packages.join(" ")} into ${AEDES_DIR} ...`);
   Deno.mkdirSync(AEDES_DIR, { recursive: true });
   if (!exists(`${AEDES_DIR}/package.json`)) {
     Deno.writeTextFileSync(`${AEDES_DIR}/package.json`, '{"private":true}\n');
   }
-  const result = await run(
-    ["npm", "install", `aedes@${AEDES_VERSION}`, "--no-audit", "--no-fund"],
-    AEDES_DIR,
-  );
-  return result.ok ? true : `npm install aedes failed: ${result.stderr.slice(-500)}`;
+  const result = await run(["npm", "install", ...packages, "--no-audit", "--no-fund"], AEDES_DIR);
+  return result.ok ? true : `npm install ${packages.join(" ")} failed: ${result.stderr.slice(-500)}`;
 }
 
 /** Options for {@linkcode startBroker}. */
@@ -139,15 +175,18 @@ export interface StartOptions {
  */
 export async function startBroker(name: BrokerName, options: StartOptions = {}): Promise<Broker> {
   Deno.mkdirSync(LOG_DIR, { recursive: true });
-  const port = freePort();
-  const logFile = `${LOG_DIR}/${name}-${port}.log`;
-  let command: string;
+  const [impl, suffix] = name.split("+");
+  const nodes = suffix === "cluster2" ? 2 : 1;
+  const ports = Array.from({ length: nodes }, () => freePort());
+  const port = ports[0];
+  const logFiles = ports.map((p) => `${LOG_DIR}/${name}-${p}.log`);
+  const commands: string[] = [];
   const env: Record<string, string> = {};
   let version: Version = 5;
   let dataDir = "";
   let cwd = REPO;
-  let redis: { stop(): Promise<void> } | undefined;
-  const [impl, suffix] = name.split("+");
+  let redis: { address: string; pid: number; stop(): Promise<void> } | undefined;
+  if (suffix === "redis" || CLUSTER_CONFIGS.includes(suffix ?? "")) redis = await startRedis();
   if (impl === "ours" || impl === "base") {
     if (impl === "base") {
       if (!options.baselineDir) throw new Error("The base broker needs --baseline DIR");
@@ -168,12 +207,10 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
         : " --info off";
     }
     if (config === "redis") {
-      const server = await startRedis();
-      redis = server;
       const file = `${LOG_DIR}/ours-${port}-redis.yaml`;
       Deno.writeTextFileSync(
         file,
-        `hooks:\n  auth:\n    allow_all: true\n  storage:\n    redis:\n      address: "${server.address}"\n`,
+        `hooks:\n  auth:\n    allow_all: true\n  storage:\n    redis:\n      address: "${redis!.address}"\n`,
       );
       extra += ` --config ${quote(file)}`;
     } else if (help.includes("--data ")) {
@@ -182,21 +219,89 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
         extra += ` --data ${quote(dataDir)}`;
       } else extra += " --data off";
     }
-    command = `exec deno run -A ${profile}src/app/cli.ts --tcp 127.0.0.1:${port}${extra}`;
+    if (CLUSTER_CONFIGS.includes(config)) {
+      if (!help.includes("--cluster ")) throw new Error(`${name}: this CLI has no --cluster`);
+      extra += ` --cluster redis://${redis!.address}`;
+      if (config === "workers2") extra += " --workers 2 --node-id bench";
+    }
+    for (const [i, p] of ports.entries()) {
+      const node = CLUSTER_CONFIGS.includes(config) && config !== "workers2" ? ` --node-id node${i + 1}` : "";
+      commands.push(`exec deno run -A ${profile}src/app/cli.ts --tcp 127.0.0.1:${p}${extra}${node}`);
+    }
   } else if (name === "floor") {
-    command = `exec deno run -A bench/floor_server.ts 127.0.0.1 ${port}`;
+    commands.push(`exec deno run -A bench/floor_server.ts 127.0.0.1 ${port}`);
   } else if (name === "mosquitto") {
     const config = `${LOG_DIR}/mosquitto-${port}.conf`;
     Deno.writeTextFileSync(
       config,
       `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
     );
-    command = `exec mosquitto -c ${quote(config)}`;
+    commands.push(`exec mosquitto -c ${quote(config)}`);
   } else {
     env.AEDES_DIR = AEDES_DIR;
+    if (redis) env.AEDES_REDIS = redis.address;
     version = 4;
-    command = `exec node bench/aedes_server.mjs 127.0.0.1 ${port}`;
+    for (const p of ports) commands.push(`exec node bench/aedes_server.mjs 127.0.0.1 ${p}`);
   }
+  const procs = commands.map((command, i) => spawn(command, cwd, env, logFiles[i]));
+  const pids = () => {
+    const all: number[] = [];
+    for (const p of procs) all.push(p.child.pid, ...descendants(p.child.pid));
+    return all;
+  };
+  const broker: Broker = {
+    name,
+    port,
+    pubPort: ports[nodes - 1],
+    pid: procs[0].child.pid,
+    distributed: nodes > 1 || suffix === "workers2",
+    pids,
+    redisPid: redis?.pid,
+    version,
+    logFile: logFiles.join(" "),
+    async stop(graceMs = 2000) {
+      const all = pids();
+      await Promise.all(procs.map((p) => p.stop(graceMs)));
+      // Workers leave by themselves once their supervisor is gone; make sure of it.
+      for (const pid of all) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      if (dataDir) Deno.removeSync(dataDir, { recursive: true });
+      await redis?.stop();
+    },
+  };
+  const deadline = performance.now() + (options.readyTimeoutMs ?? 20_000);
+  try {
+    for (const [i, p] of ports.entries()) await waitListening(procs[i], name, p, logFiles[i], deadline);
+    if (suffix === "workers2") {
+      // The shared port accepts as soon as one worker listens: wait for the supervisor to log both.
+      while ((readText(logFiles[0]).match(/is serving/g) ?? []).length < 2) {
+        if (procs[0].exited() || performance.now() > deadline) {
+          throw new Error(`${name}: two workers did not start; log ${logFiles[0]}:\n${tail(logFiles[0])}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (error) {
+    await broker.stop(0);
+    throw error;
+  }
+  return broker;
+}
+
+/** A started broker process. */
+interface Proc {
+  child: Deno.ChildProcess;
+  exited(): boolean;
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Starts `command` under bash with a raised file-descriptor limit, its output in `logFile`. */
+function spawn(command: string, cwd: string, env: Record<string, string>, logFile: string): Proc {
   const child = new Deno.Command("bash", {
     args: [
       "-c",
@@ -215,13 +320,10 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     live.delete(child.pid);
     return s;
   });
-  const broker: Broker = {
-    name,
-    port,
-    pid: child.pid,
-    version,
-    logFile,
-    async stop(graceMs = 2000) {
+  return {
+    child,
+    exited: () => exited,
+    async stop(graceMs: number) {
       if (exited) return;
       try {
         child.kill("SIGTERM");
@@ -237,28 +339,58 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       }, graceMs);
       await status;
       clearTimeout(timer);
-      if (dataDir) Deno.removeSync(dataDir, { recursive: true });
-      await redis?.stop();
     },
   };
-  const deadline = performance.now() + (options.readyTimeoutMs ?? 20_000);
+}
+
+/** Waits until `port` accepts connections, or throws (the process exited, or the deadline passed). */
+async function waitListening(proc: Proc, name: string, port: number, logFile: string, deadline: number) {
   while (true) {
-    if (exited) {
+    if (proc.exited()) {
       throw new Error(`${name} exited before listening on port ${port}; log ${logFile}:\n${tail(logFile)}`);
     }
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       conn.close();
-      return broker;
+      return;
     } catch {
       if (performance.now() > deadline) {
-        await broker.stop(0);
         throw new Error(
           `${name} did not listen on port ${port} within the timeout; log ${logFile}:\n${tail(logFile)}`,
         );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+}
+
+/** Every descendant of a process (children of each of its threads, recursively), from `/proc`. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const visit = (p: number) => {
+    let tasks: string[];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${p}/task`)].map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const tid of tasks) {
+      for (const child of readText(`/proc/${p}/task/${tid}/children`).split(" ")) {
+        if (child.trim() === "") continue;
+        out.push(Number(child));
+        visit(Number(child));
+      }
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
   }
 }
 
@@ -304,7 +436,7 @@ function cliHelp(cwd: string): Promise<string> {
 }
 
 /** Starts a `redis-server` on a free loopback port (no persistence to disk: the write path, not the disk). */
-async function startRedis(): Promise<{ address: string; stop(): Promise<void> }> {
+async function startRedis(): Promise<{ address: string; pid: number; stop(): Promise<void> }> {
   const dir = Deno.makeTempDirSync({ prefix: "x-broker-bench-redis-" });
   const port = freePort();
   const child = new Deno.Command("redis-server", {
@@ -324,6 +456,7 @@ async function startRedis(): Promise<{ address: string; stop(): Promise<void> }>
   }
   return {
     address: `127.0.0.1:${port}`,
+    pid: child.pid,
     async stop() {
       try {
         child.kill("SIGTERM");

@@ -9,13 +9,22 @@
  * deno task bench --compare --rounds 3     # ours vs Mosquitto vs Aedes, medians of 3 rounds
  * deno task bench --scenario fanout --scenario slow --rounds 5
  * deno task bench --scenario stresser --cpu-prof /tmp/prof   # our broker under `deno run --cpu-prof`
+ * deno task bench --cluster --scale 0.2   # single node vs cluster modes vs clustered Aedes, 3 rounds
  * ```
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { available, type BrokerName, BROKERS, isBrokerName, killAllBrokers, startBroker } from "./brokers.ts";
+import {
+  available,
+  type BrokerName,
+  BROKERS,
+  CLUSTER_BROKERS,
+  isBrokerName,
+  killAllBrokers,
+  startBroker,
+} from "./brokers.ts";
 import { sessions } from "./mqtt.ts";
 import { buildCases, type Case, type RunContext, SCENARIOS } from "./scenarios.ts";
 
@@ -23,6 +32,10 @@ const USAGE = `Usage: deno task bench [options]
 
 Options:
   --compare           also run Mosquitto and Aedes (when installed), interleaved, and print ratios
+  --cluster           fanout and fanin against ${CLUSTER_BROKERS.join(", ")}
+                      (one node in cluster mode; two nodes, publishers on one and subscribers on the
+                      other; --workers 2; two Aedes on mqemitter-redis), each with a fresh redis-server,
+                      interleaved, 3 rounds, with CPU per delivery of broker processes and Redis together
   --brokers LIST      comma-separated brokers (overrides --compare's choice): ${BROKERS.join(", ")}, base
                       (ours from --baseline); ours and base take +kv, +redis, +metrics or +default
                       (the CLI's defaults); ratios are the first broker's over each other's
@@ -35,7 +48,7 @@ Options:
   --quick             smaller counts, for a fast sanity run
   --scale F           multiply message counts by F (clients, connections and retained topics stay)
   --persist           run our broker with its Deno KV storage (a fresh directory per run)
-  --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR
+  --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR (every node of it)
   --help              show this help`;
 
 /** The outcome of one case on one broker in one round. */
@@ -146,11 +159,27 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
-function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], rounds: number): string {
-  // Ratios are the first broker's over each other's.
-  const first = brokers[0];
-  const others = brokers.slice(1);
-  const header = ["scenario / metric", ...brokers, ...others.map((b) => `${first}/${b}`)];
+/**
+ * The ratios `--cluster` prints: each cluster mode over the single node (the cross-node and CPU
+ * targets), and each of ours over clustered Aedes.
+ */
+function clusterRatios(brokers: BrokerName[]): [BrokerName, BrokerName][] {
+  const pairs: [BrokerName, BrokerName][] = [];
+  const ours = brokers.filter((b) => b.startsWith("ours+"));
+  if (brokers.includes("ours")) { for (const b of ours) pairs.push([b, "ours"]); }
+  if (brokers.includes("aedes+cluster2")) { for (const b of ours) pairs.push([b, "aedes+cluster2"]); }
+  return pairs;
+}
+
+function summarize(
+  cases: Case[],
+  brokers: BrokerName[],
+  results: RunResult[],
+  rounds: number,
+  pairs: [BrokerName, BrokerName][] = brokers.slice(1).map((b) => [brokers[0], b]),
+): string {
+  // Ratios are the first broker's over each other's, unless other pairs are given.
+  const header = ["scenario / metric", ...brokers, ...pairs.map(([a, b]) => `${a}/${b}`)];
   const rows: string[][] = [];
   for (const c of cases) {
     const of = (b: BrokerName) =>
@@ -161,11 +190,11 @@ function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], r
       const cells = brokers.map((b) => {
         const runs = of(b);
         const ok = runs.filter((r) => r.ok && m.key in r.metrics).map((r) => r.metrics[m.key]);
-        if (ok.length === 0) return runs.length ? "FAIL" : "—";
+        if (ok.length === 0) return runs.some((r) => !r.ok) ? "FAIL" : "—";
         medians.set(b, median(ok));
         return format(median(ok)) + (ok.length < runs.length ? ` (${runs.length - ok.length} failed)` : "");
       });
-      const ratios = others.map((b) => {
+      const ratios = pairs.map(([first, b]) => {
         const a = medians.get(first);
         const o = medians.get(b);
         if (a === undefined || o === undefined || o === 0 || m.better === "none") return "";
@@ -175,7 +204,7 @@ function summarize(cases: Case[], brokers: BrokerName[], results: RunResult[], r
       rows.push([`${c.scenario} ${c.name}: ${m.label}${arrow}`, ...cells, ...ratios]);
     }
   }
-  return `Medians of ${rounds} round(s). ↑ higher is better, ↓ lower is better; ratios are ours / theirs.\n` +
+  return `Medians of ${rounds} round(s). ↑ higher is better, ↓ lower is better; ratios are a/b of medians.\n` +
     table(header, rows);
 }
 
@@ -192,6 +221,7 @@ export async function main(args: string[]): Promise<number> {
       args,
       options: {
         compare: { type: "boolean", default: false },
+        cluster: { type: "boolean", default: false },
         brokers: { type: "string" },
         scenario: { type: "string", multiple: true },
         rounds: { type: "string" },
@@ -214,14 +244,14 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const scenarios = values.scenario ?? [...SCENARIOS, DURABILITY];
+  const scenarios = values.scenario ?? (values.cluster ? ["fanout", "fanin"] : [...SCENARIOS, DURABILITY]);
   for (const s of scenarios) {
     if (!SCENARIOS.includes(s) && s !== DURABILITY) {
       console.error(`Unknown scenario "${s}"; one of ${[...SCENARIOS, DURABILITY].join(", ")}`);
       return 2;
     }
   }
-  const rounds = values.rounds ? Number(values.rounds) : values.compare ? 3 : 1;
+  const rounds = values.rounds ? Number(values.rounds) : values.compare || values.cluster ? 3 : 1;
   if (!Number.isInteger(rounds) || rounds < 1) {
     console.error(`--rounds must be a positive integer, got "${values.rounds}"`);
     return 2;
@@ -233,6 +263,8 @@ export async function main(args: string[]): Promise<number> {
   }
   let brokers: BrokerName[] = values.brokers
     ? values.brokers.split(",").map((b) => b.trim()) as BrokerName[]
+    : values.cluster
+    ? [...CLUSTER_BROKERS]
     : values.compare
     ? [...BROKERS]
     : ["ours"];
@@ -252,7 +284,7 @@ export async function main(args: string[]): Promise<number> {
   if (values["cpu-prof"]) Deno.mkdirSync(values["cpu-prof"], { recursive: true });
 
   sessions.persistent = values.persistent;
-  const cases = buildCases(values.quick, scale).filter((c) => scenarios.includes(c.scenario));
+  const cases = buildCases(values.quick, scale, values.cluster).filter((c) => scenarios.includes(c.scenario));
   const started = new Date();
   console.log(
     `# bench ${started.toISOString()} — brokers: ${brokers.join(", ")}; rounds: ${rounds}; ` +
@@ -274,7 +306,9 @@ export async function main(args: string[]): Promise<number> {
       }
     }
   }
-  console.log(summarize(cases, brokers, results, rounds));
+  console.log(
+    summarize(cases, brokers, results, rounds, values.cluster ? clusterRatios(brokers) : undefined),
+  );
   const minutes = (Date.now() - started.getTime()) / 60000;
   const failed = results.filter((r) => !r.ok);
   console.log(`\n${results.length} runs in ${minutes.toFixed(1)} min; ${failed.length} failed.`);

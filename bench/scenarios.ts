@@ -64,6 +64,11 @@ const CPU: MetricSpec[] = [
   { key: "gen_cpu_pct", label: "generator CPU %", better: "none" },
 ];
 const LOSS: MetricSpec = { key: "loss_pct", label: "QoS 0 loss %", better: "lower" };
+const CPU_PER_MESSAGE: MetricSpec = { key: "cpu_us_per_msg", label: "CPU µs/delivery", better: "lower" };
+const REDIS_CPU: MetricSpec = { key: "redis_cpu_pct", label: "Redis CPU %", better: "none" };
+
+/** The publisher index of route probes (`seq` carries the probing publisher's own index). */
+const PROBE = 0xffffffff;
 
 /** Checks sequence numbers per publisher: gaps (losses), repeats or reordering, and optionally latency. */
 export class SequenceSink implements Sink {
@@ -77,6 +82,8 @@ export class SequenceSink implements Sink {
   disorder = 0;
   /** End-to-end latencies in ms, when recording. */
   latencies: number[] | null = null;
+  /** The publishers whose route probe arrived (probes are not counted as messages). */
+  readonly probes: Set<number> = new Set();
 
   /**
    * @param publishers How many publishers feed this sink.
@@ -92,6 +99,10 @@ export class SequenceSink implements Sink {
     }
     const publisher = view.getUint32(payload);
     const seq = view.getUint32(payload + 4);
+    if (publisher === PROBE) {
+      this.probes.add(seq);
+      return;
+    }
     if (publisher >= this.next.length) {
       this.disorder++;
       return;
@@ -128,14 +139,20 @@ class RetainedSink implements Sink {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function connectMany(ctx: RunContext, count: number, prefix: string, concurrency = 100) {
+async function connectMany(
+  ctx: RunContext,
+  count: number,
+  prefix: string,
+  concurrency = 100,
+  port = ctx.broker.port,
+) {
   const clients: BenchClient[] = new Array(count);
   let next = 0;
   const worker = async () => {
     while (next < count && !ctx.aborted) {
       const i = next++;
       const client = await BenchClient.connect({
-        port: ctx.broker.port,
+        port,
         clientId: `${prefix}-${i}`,
         version: ctx.broker.version,
       });
@@ -184,20 +201,68 @@ async function waitFor(
   return true;
 }
 
-/** CPU use of broker and generator between `start()` and `stop()`. */
+/**
+ * CPU use of the broker (every process of it: each node, a `--workers` supervisor and its workers), its
+ * Redis if any, and the generator, between the call and the returned function's; with `delivered`, also
+ * the CPU time of brokers and Redis together per delivered message.
+ */
 function cpuMeter(broker: Broker) {
-  const b0 = cpuSeconds(broker.pid);
+  const pids = broker.pids();
+  const brokerCpu = () => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  const redisCpu = () => broker.redisPid === undefined ? 0 : cpuSeconds(broker.redisPid);
+  const b0 = brokerCpu();
+  const r0 = redisCpu();
   const g0 = cpuSeconds("self");
   const t0 = performance.now();
-  return (t1 = performance.now()) => {
+  return (t1 = performance.now(), delivered?: number): Record<string, number> => {
     const seconds = (t1 - t0) / 1000;
+    const b = brokerCpu() - b0;
+    const r = redisCpu() - r0;
+    const perMessage: Record<string, number> = delivered
+      ? { cpu_us_per_msg: round((b + r) / delivered * 1e6, 2) }
+      : {};
+    const redis: Record<string, number> = broker.redisPid === undefined
+      ? {}
+      : { redis_cpu_pct: round(r / seconds * 100) };
     // /proc counts in 10 ms ticks: a shorter window says nothing.
-    if (seconds < 0.5) return { broker_cpu_pct: NaN, gen_cpu_pct: NaN };
+    if (seconds < 0.5) return { broker_cpu_pct: NaN, gen_cpu_pct: NaN, ...perMessage };
     return {
-      broker_cpu_pct: round((cpuSeconds(broker.pid) - b0) / seconds * 100),
+      broker_cpu_pct: round(b / seconds * 100),
+      ...redis,
       gen_cpu_pct: round((cpuSeconds("self") - g0) / seconds * 100),
+      ...perMessage,
     };
   };
+}
+
+/**
+ * For brokers of several processes: a route reaches the other nodes a moment after its SUBACK. Each
+ * publisher sends QoS 0 probes (publisher index {@linkcode PROBE}, its own index as the sequence number)
+ * to its topic until every sink has one from every publisher, so that measuring starts with every route
+ * in place. Probes are not counted by the sinks.
+ */
+async function awaitRoutes(
+  ctx: RunContext,
+  publishers: BenchClient[],
+  topics: string[],
+  sinks: SequenceSink[],
+) {
+  if (!ctx.broker.distributed) return;
+  ctx.stage = "waiting for routes to reach every node";
+  const templates = publishers.map((c, i) => new PublishTemplate(topics[i], PAYLOAD, 0, c.version, PROBE));
+  const deadline = performance.now() + 15_000;
+  while (true) {
+    const missing = publishers.map((_, i) => i).filter((i) => sinks.some((s) => !s.probes.has(i)));
+    if (missing.length === 0) return;
+    if (ctx.aborted || performance.now() > deadline) {
+      throw new Error(`Routes did not reach every node: ${missing.length} publisher(s) not heard by all`);
+    }
+    for (const i of missing) {
+      publishers[i].appendPublish(templates[i], i, false);
+      publishers[i].flush();
+    }
+    await sleep(50);
+  }
 }
 
 function round(x: number, digits = 1): number {
@@ -234,7 +299,7 @@ function lastReceive(clients: BenchClient[]): number {
  * @param scale Multiplies message counts (not clients, connections or retained topics).
  * @returns The cases, in run order.
  */
-export function buildCases(quick: boolean, scale = 1): Case[] {
+export function buildCases(quick: boolean, scale = 1, cluster = false): Case[] {
   const q = (full: number, small: number) => (quick ? small : full);
   const qm = (full: number, small: number) => Math.max(1, Math.round(q(full, small) * scale));
   const cases: Case[] = [];
@@ -263,7 +328,9 @@ export function buildCases(quick: boolean, scale = 1): Case[] {
         { key: "deliver_rate", label: "deliveries/s", better: "higher" },
         { key: "pub_rate", label: "publish msgs/s", better: "higher" },
         ...(qos === 0 ? [LOSS] : []),
+        CPU_PER_MESSAGE,
         ...CPU,
+        ...(cluster ? [REDIS_CPU] : []),
       ],
       run: (ctx) => fanout(ctx, qos, 100, fanoutM, -1),
     });
@@ -277,7 +344,9 @@ export function buildCases(quick: boolean, scale = 1): Case[] {
       metrics: [
         { key: "recv_rate", label: "receive msgs/s", better: "higher" },
         ...(qos === 0 ? [LOSS] : []),
+        CPU_PER_MESSAGE,
         ...CPU,
+        ...(cluster ? [REDIS_CPU] : []),
       ],
       run: (ctx) => fanin(ctx, qos, 100, faninM),
     });
@@ -388,7 +457,7 @@ async function fanout(
 ): Promise<Record<string, number>> {
   ctx.stage = "connecting";
   const subs = await connectMany(ctx, subscribers, "fanout-sub");
-  const [publisher] = await connectMany(ctx, 1, "fanout-pub");
+  const [publisher] = await connectMany(ctx, 1, "fanout-pub", 100, ctx.broker.pubPort);
   const sinks = subs.map((c) => (c.sink = new SequenceSink(1)) as SequenceSink);
   ctx.stage = "subscribing";
   await Promise.all(subs.map((c) => c.subscribe(["bench/fanout"], qos)));
@@ -405,6 +474,7 @@ async function fanout(
     await publisher.publishMany(new PublishTemplate("bench/sync", PAYLOAD, 1, publisher.version, 0), 1);
     await sleep(200);
   }
+  await awaitRoutes(ctx, [publisher], ["bench/fanout"], liveSinks);
   const template = new PublishTemplate("bench/fanout", PAYLOAD, qos, publisher.version, 0);
   ctx.stage = "publishing";
   const cpu = cpuMeter(ctx.broker);
@@ -429,7 +499,7 @@ async function fanout(
     deliver_rate: Math.round(checked.received / (end - t0) * 1000),
     pub_rate: Math.round(m / (pubEnd - t0) * 1000),
     ...(qos === 0 ? { loss_pct: checked.loss_pct } : {}),
-    ...cpu(end),
+    ...cpu(end, checked.received),
   };
 }
 
@@ -441,10 +511,11 @@ async function fanin(
 ): Promise<Record<string, number>> {
   ctx.stage = "connecting";
   const [subscriber] = await connectMany(ctx, 1, "fanin-sub");
-  const pubs = await connectMany(ctx, publishers, "fanin-pub");
+  const pubs = await connectMany(ctx, publishers, "fanin-pub", 100, ctx.broker.pubPort);
   const sink = subscriber.sink = new SequenceSink(publishers);
   ctx.stage = "subscribing";
   await subscriber.subscribe(["bench/fanin/+"], qos);
+  await awaitRoutes(ctx, pubs, pubs.map((_, i) => `bench/fanin/${i}`), [sink]);
   const templates = pubs.map((c, i) => new PublishTemplate(`bench/fanin/${i}`, PAYLOAD, qos, c.version, i));
   ctx.stage = "publishing";
   const cpu = cpuMeter(ctx.broker);
@@ -461,7 +532,7 @@ async function fanin(
   return {
     recv_rate: Math.round(checked.received / (end - t0) * 1000),
     ...(qos === 0 ? { loss_pct: checked.loss_pct } : {}),
-    ...cpu(end),
+    ...cpu(end, checked.received),
   };
 }
 
