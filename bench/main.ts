@@ -189,10 +189,11 @@ function summarize(
       const medians = new Map<BrokerName, number>();
       const cells = brokers.map((b) => {
         const runs = of(b);
-        const ok = runs.filter((r) => r.ok && m.key in r.metrics).map((r) => r.metrics[m.key]);
-        if (ok.length === 0) return runs.some((r) => !r.ok) ? "FAIL" : "—";
+        const ok = runs.filter((r) => r.ok && m.key in r.metrics).map((r) => r.metrics[m.key] ?? NaN);
+        const failed = runs.filter((r) => !r.ok).length;
+        if (ok.length === 0) return failed ? "FAIL" : "—";
         medians.set(b, median(ok));
-        return format(median(ok)) + (ok.length < runs.length ? ` (${runs.length - ok.length} failed)` : "");
+        return format(median(ok)) + (failed ? ` (${failed} failed)` : "");
       });
       const ratios = pairs.map(([first, b]) => {
         const a = medians.get(first);

@@ -223,9 +223,9 @@ function cpuMeter(broker: Broker) {
       : {};
     const redis: Record<string, number> = broker.redisPid === undefined
       ? {}
-      : { redis_cpu_pct: round(r / seconds * 100) };
+      : { redis_cpu_pct: seconds < 0.5 ? NaN : round(r / seconds * 100) };
     // /proc counts in 10 ms ticks: a shorter window says nothing.
-    if (seconds < 0.5) return { broker_cpu_pct: NaN, gen_cpu_pct: NaN, ...perMessage };
+    if (seconds < 0.5) return { broker_cpu_pct: NaN, gen_cpu_pct: NaN, ...redis, ...perMessage };
     return {
       broker_cpu_pct: round(b / seconds * 100),
       ...redis,
