@@ -97,6 +97,11 @@ export interface ClusterHost {
   applyRetained(packet: Packet): void;
   /** Resolves when this node's own storage (any storage hook) has everything delivered so far. */
   syncLocal(): Promise<void>;
+  /**
+   * Backpressure: `undefined` when no local subscriber is congested, else a promise that resolves once
+   * they have caught up. A node stops reading its inbox meanwhile (local publishers are paused).
+   */
+  drained(): Promise<void> | undefined;
   /** Connected clients on this node. */
   connections(): number;
   /** Messages received by this node since start. */
@@ -198,6 +203,8 @@ export interface ClusterServer {
   readonly info: Info;
   /** The routing function. */
   publishToSubscribers: ClusterHost["deliver"];
+  /** See {@linkcode ClusterHost.drained}. */
+  drained(): Promise<void> | undefined;
   /** Creates a client object (offline when `conn` is null). */
   newClient(conn: null, listener: string, id: string, inline: boolean): Client;
 }
@@ -241,6 +248,7 @@ export async function attachCluster(
       topics.retain(packet);
     },
     syncLocal: () => hooks.has("sync") ? hooks.sync() : Promise.resolve(),
+    drained: () => server.drained(),
     connections: () => info.clientsConnected,
     messagesReceived: () => info.messagesReceived,
   });

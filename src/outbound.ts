@@ -56,6 +56,8 @@ export class Outbound {
   /** For each paused publisher, how many congested subscribers hold it (resumed at zero). */
   readonly #holds = new Map<Client, number>();
   #congestionTimer: ReturnType<typeof setInterval> | undefined;
+  /** Waiting for every congested subscriber to catch up (see `drained`). */
+  readonly #drainWaiters: (() => void)[] = [];
   /** The message being fanned out (between `startFanOut` and `endFanOut`), whose encodings are shared. */
   #fanOut: Packet | undefined;
   readonly #variants: EncodedVariant[] = [];
@@ -99,6 +101,21 @@ export class Outbound {
   /** Resumes every paused publisher (the server is closing). */
   close(): void {
     for (const target of [...this.#congested.keys()]) this.resumePublishers(target, true);
+  }
+
+  /**
+   * Backpressure for messages with no local publisher to pause (those a cluster node receives from
+   * the others): `undefined` when no subscriber is congested, else a promise that resolves once every
+   * congested subscriber has caught up (or left, or stalled, or the server closed). The cluster stops
+   * reading its inbox meanwhile, as a local publisher would be paused.
+   *
+   * @returns A promise while some subscriber is congested.
+   */
+  drained(): Promise<void> | undefined {
+    if (this.#congested.size === 0) return undefined;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push(resolve);
+    return promise;
   }
 
   /**
@@ -175,24 +192,24 @@ export class Outbound {
    * subscriber pauses nobody: it gets the drop and write-timeout rules instead.
    */
   #slowDown(target: Client, packet: Packet): void {
+    // No local publisher (a message from another cluster node, or the server's own): the subscriber
+    // is still marked congested, for `drained`.
     const origin = packet.origin === undefined ? undefined : this.#clients.get(packet.origin);
-    if (!origin || origin === target || origin.closed || target.writeStalledFor(Date.now()) > STALL_MS) {
-      return;
-    }
+    if (origin === target || origin?.closed || target.writeStalledFor(Date.now()) > STALL_MS) return;
     // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
     // never paused: this keeps two clients that publish to each other from waiting on each other.
-    if (this.#congested.has(origin)) return;
+    if (origin && this.#congested.has(origin)) return;
     let origins = this.#congested.get(target);
     if (!origins) {
       this.#congested.set(target, origins = new Set());
       target.onDrained = this.#onDrained;
       target.resumeReading();
     }
-    if (!origins.has(origin)) {
+    if (origin && !origins.has(origin)) {
       origins.add(origin);
       this.#holds.set(origin, (this.#holds.get(origin) ?? 0) + 1);
     }
-    origin.pauseReading();
+    origin?.pauseReading();
     this.#congestionTimer ??= setInterval(this.#checkCongestion, CONGESTION_CHECK_MS);
   }
 
@@ -230,6 +247,7 @@ export class Outbound {
     if (this.#congested.size === 0) {
       clearInterval(this.#congestionTimer);
       this.#congestionTimer = undefined;
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
     }
   }
 

@@ -613,6 +613,16 @@ export class Server {
   // Routing
 
   /**
+   * Backpressure for messages without a local publisher (a cluster node's inbox): `undefined` when no
+   * subscriber is behind, else a promise that resolves once every one has caught up.
+   *
+   * @returns A promise while some subscriber is congested.
+   */
+  drained(): Promise<void> | undefined {
+    return this.#outbound.drained();
+  }
+
+  /**
    * Delivers an accepted message to every matching subscriber on this server: the one routing seam.
    * In a cluster, a message accepted here also goes to the nodes whose routes match; one from another
    * node comes in with its origin (never forwarded again).
