@@ -149,3 +149,40 @@ Deno.test("Flow control: an offline session past maximumSessionBytes drops and c
   assert.equal(broker.server.clients.get("offline-bytes")?.state.inflight.bytes, 0);
   back.client.close();
 });
+
+Deno.test("Flow control: messages with no local publisher (a cluster node's inbox) wait on `drained()` and lose nothing", async () => {
+  await using broker = await startBroker({ capabilities: { maximumInflight: 20 } });
+  const { client: sub } = await RawClient.connect(broker, "slow-acker", {
+    properties: { receiveMaximum: 5 },
+  });
+  await sub.subscribe([{ filter: "remote/#", qos: 1 }]);
+  assert.equal(broker.server.drained(), undefined, "nobody is behind yet");
+  const total = 200;
+  let waits = 0;
+  // What the cluster's inbox reader does: deliver, and wait whenever a subscriber here is behind.
+  const feeding = (async () => {
+    for (let i = 1; i <= total; i++) {
+      const congested = broker.server.drained();
+      if (congested) {
+        waits++;
+        await congested;
+      }
+      const packet = publishPacket(`remote/${i}`, String(i), 1);
+      packet.created = Date.now();
+      packet.origin = "publisher-on-another-node";
+      broker.server.publishToSubscribers(packet, { node: "other", plain: true, groups: [] });
+    }
+  })();
+  const received: string[] = [];
+  while (received.length < total) {
+    const packet = await sub.expect(PacketType.Publish, 5000);
+    received.push(new TextDecoder().decode(packet.payload));
+    await delay(1);
+    await sub.send(ackPacket(PacketType.Puback, packet.packetId!));
+  }
+  await feeding;
+  assert.deepEqual(received, Array.from({ length: total }, (_, i) => String(i + 1)));
+  assert.equal(broker.server.info.messagesDropped, 0);
+  assert.ok(waits > 0, "the feed waited for the subscriber");
+  sub.close();
+});
