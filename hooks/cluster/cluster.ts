@@ -356,7 +356,7 @@ export class BusCluster implements Cluster {
     this.#batch();
     for (const [node, { plain, groups }] of destinations) {
       let writer = this.#writers.get(node);
-      if (!writer) this.#writers.set(node, writer = new ByteWriter(256 + encoded.length));
+      if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + encoded.length));
       writeRecord(writer, packet, encoded, plain, groups);
     }
   }

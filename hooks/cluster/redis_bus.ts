@@ -566,7 +566,9 @@ export class RedisBus implements ClusterBus {
   async commit(node: string, batch: Batch): Promise<void> {
     const multi = this.#r.multi();
     for (const [destination, records] of batch.forwards) {
-      multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", Buffer.from(records));
+      // A view, not a copy: a batch's records are never written again.
+      const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+      multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", bytes);
     }
     const routes = this.#key("routes", node);
     const nodes = `${this.#prefix}nodes`;

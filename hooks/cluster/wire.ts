@@ -45,16 +45,19 @@ export interface WireControl {
   control: Record<string, unknown>;
 }
 const scratch = new DataView(new ArrayBuffer(8));
+/** Where {@linkcode encodeMessage} encodes (one message at a time: no allocation per message). */
+const messageScratch = new ByteWriter(4096);
 
 /**
  * Encodes a message's PUBLISH once (v5 form, without topic alias or subscription identifiers), to be
  * framed by {@linkcode writeRecord} for any number of destinations.
  *
  * @param packet The message.
- * @returns The PUBLISH bytes.
+ * @returns The PUBLISH bytes: a view of a shared buffer, valid until the next call (copy it to keep it).
  */
 export function encodeMessage(packet: Packet): Uint8Array {
-  const out = new ByteWriter(64 + (packet.payload?.length ?? 0) + (packet.topicName?.length ?? 0));
+  const out = messageScratch;
+  out.reset();
   const qos = packet.fixedHeader.qos ?? 0;
   encodePacket(
     {
