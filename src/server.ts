@@ -612,12 +612,7 @@ export class Server {
   // ---------------------------------------------------------------------------------------------
   // Routing
 
-  /**
-   * Backpressure for messages without a local publisher (a cluster node's inbox): `undefined` when no
-   * subscriber is behind, else a promise that resolves once every one has caught up.
-   *
-   * @returns A promise while some subscriber is congested.
-   */
+  /** Backpressure for a cluster node's inbox: `undefined`, or a promise while a subscriber is behind. */
   drained(): Promise<void> | undefined {
     return this.#outbound.drained();
   }

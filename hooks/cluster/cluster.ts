@@ -472,8 +472,7 @@ export class BusCluster implements Cluster {
           continue;
         }
         for (const message of messages) {
-          // Like a local publisher, the inbox waits while a subscriber here is behind (without it a
-          // fast remote publisher overruns a subscriber's limits: QoS 0 dropped, QoS 1/2 at twice them).
+          // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
           const congested = host.drained();
           if (congested) await congested;
           if ("control" in message) this.#controlled(message.control);
