@@ -22,6 +22,7 @@ import {
 } from "../admin.ts";
 import { INDEX_HTML } from "./index_html.ts";
 import { type BridgeStatus, findBridges } from "../../../hooks/bridge/bridge.ts";
+import type { ClusterView } from "../../system.ts";
 import { DASHBOARD_JS } from "./dashboard_js.ts";
 import { DASHBOARD_CSS } from "./dashboard_css.ts";
 
@@ -69,6 +70,8 @@ export interface LiveSnapshot {
   eventLoopLag: number | null;
   /** Each bridge's state and counters. */
   bridges: BridgeStatus[];
+  /** In a cluster: this node's id and every node (alive, connections, messages per second). */
+  cluster: { nodeId: string; nodes: ReturnType<ClusterView["nodes"]> } | null;
   /** Per-second points newer than the `since` query parameter. */
   history: HistoryPoint[];
 }
@@ -217,6 +220,7 @@ export function liveSnapshot(
     memory: { rss: memory.rss, heapUsed: memory.heapUsed },
     eventLoopLag: metrics ? metrics.eventLoopLag : null,
     bridges: findBridges(server).map((bridge) => bridge.status()),
+    cluster: info.cluster ? { nodeId: info.cluster.nodeId, nodes: info.cluster.nodes() } : null,
     history,
   };
 }

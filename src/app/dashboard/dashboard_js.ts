@@ -124,6 +124,25 @@ export const DASHBOARD_JS: string = String.raw`"use strict";
     ]);
     draw($("chart-clients"), r.t, [{ values: r.clients, color: css.getPropertyValue("--clients").trim() || "#2a9d6a" }]);
     renderBridges(live.bridges || []);
+    renderNodes(live.cluster);
+  }
+
+  function renderNodes(cluster) {
+    $("nodes-section").hidden = !cluster;
+    if (!cluster) return;
+    text("node-id", cluster.nodeId);
+    var body = $("nodes");
+    body.textContent = "";
+    cluster.nodes.forEach(function (n) {
+      var row = document.createElement("tr");
+      if (n.id === cluster.nodeId) row.className = "self";
+      [n.id, n.alive ? "alive" : "dead", fmt(n.connections), fmt(n.messagesPerSecond)].forEach(function (value) {
+        var cell = document.createElement("td");
+        cell.textContent = value;
+        row.appendChild(cell);
+      });
+      body.appendChild(row);
+    });
   }
 
   function renderBridges(bridges) {

@@ -40,6 +40,13 @@ export const INDEX_HTML: string = String.raw`<!doctype html>
       <canvas id="chart-clients" width="600" height="180"></canvas>
     </figure>
   </section>
+  <section class="nodes" id="nodes-section" hidden>
+    <h2>Cluster <small>this node: <span id="node-id"></span></small></h2>
+    <table>
+      <thead><tr><th>Node</th><th>State</th><th>Connections</th><th>Messages/s</th></tr></thead>
+      <tbody id="nodes"></tbody>
+    </table>
+  </section>
   <section class="bridges" id="bridges-section" hidden>
     <h2>Bridges</h2>
     <table>
