@@ -205,8 +205,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const loop = async () => {
         let avoid: string | undefined;
         while (!stopped) {
+          // A v3.1.1 session with CleanSession=1 ends with its connection [MQTT-3.1.2-6]: a persistent
+          // v3.1.1 subscriber uses 0 from the start (Redis starts empty, so nothing stale is resumed).
           const connected = await connect(id, version, {
-            clean: first,
+            clean: first && version === 5,
             incomingStore,
             outgoingStore,
             ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
@@ -216,7 +218,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           current = client;
           const events = history.get(id) ?? [];
           history.set(id, events);
-          events.push(`${at()} on ${slot.id}${client.options.clean ? " (clean)" : ""}`);
+          events.push(`${at()} on ${slot.id}${first ? " (new)" : ""}`);
           client.once("close", () => events.push(`${at()} closed`));
           client.on("message", onMessage);
           if (first) {
