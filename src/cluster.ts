@@ -177,6 +177,13 @@ export interface Cluster extends FilterObserver {
    */
   claimSession(client: Client): Promise<SessionSnapshot | undefined>;
   /**
+   * The session claimed for `client` was admitted here (what was handed over is adopted), or the
+   * client went away meanwhile: messages that arrived for it during the handoff are delivered now.
+   *
+   * @param client The client whose claim resolved.
+   */
+  sessionAdmitted(client: Client): void;
+  /**
    * A session owned here ended (expired, or ended at disconnect): its id is free.
    *
    * @param clientId The client id.
