@@ -160,13 +160,16 @@ local handoff = previous and previous ~= ARGV[1] and alive == 1
 if handoff then redis.call('HSET', KEYS[1], 'pending', previous) else redis.call('HDEL', KEYS[1], 'pending') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2])
+-- A clean start discards the stored session, but not before a live owner's handoff: until then the record is
+-- the previous connection's, with its will (sent by that owner, or by its claimer if it dies first).
+if ARGV[3] == '1' then
+  if not handoff then redis.call('DEL', KEYS[2]) end
 elseif previous and previous ~= ARGV[1] and alive == 0 then stored = redis.call('HGETALL', KEYS[2]) end
 -- Until the handoff, the stored record stays the previous connection's (its will, if that node dies).
 if not handoff then redis.call('HSET', KEYS[2], 'c', ARGV[4]) end
 -- A session to be handed over: its filters (the claimer's routes for them go first).
 local filters = {}
-if handoff then
+if handoff and ARGV[3] ~= '1' then
   for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
     if string.byte(field, 1) == 115 and string.byte(field, 2) == 0 then table.insert(filters, string.sub(field, 3)) end
   end

@@ -1,0 +1,96 @@
+/**
+ * Wills of a SIGKILLed node as the chaos run sends them: QoS 2 wills of clean sessions (v5 with and
+ * without a will delay, v3.1.1) reach a persistent QoS 2 subscriber on another node exactly once,
+ * also for a client that reconnected elsewhere with a clean start before the node was claimed (found
+ * by the chaos run: that claim discarded the stored session, will included, so no will went out).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import mqtt from "../mqtt.ts";
+import { delay, waitFor } from "../helpers.ts";
+import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
+import { type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
+
+const ignore = !(await redisAvailable()) && !redisRequired();
+
+function connect(node: Node, clientId: string, protocolVersion: 4 | 5, options: mqtt.IClientOptions = {}) {
+  return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
+}
+
+Deno.test({
+  name: "`cluster` QoS 2 wills of a SIGKILLed node reach a persistent QoS 2 subscriber once",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      const [a, b, c] = nodes;
+      const watcher = await connect(a, "watcher", 5, {
+        clean: true,
+        properties: { sessionExpiryInterval: 600 },
+      });
+      clients.push(watcher);
+      const wills = new Map<string, number>();
+      watcher.on("message", (topic) => wills.set(topic, (wills.get(topic) ?? 0) + 1));
+      await watcher.subscribeAsync("w/will/#", { qos: 2 });
+      const expected: string[] = [];
+      const carriers = [[c, "c5", 5, 0], [c, "c5d", 5, 1], [c, "c4", 4, 0], [c, "c5r", 5, 0], [
+        b,
+        "b5",
+        5,
+        0,
+      ]] as const;
+      for (
+        const [node, id, version, willDelay] of carriers
+      ) {
+        const topic = `w/will/${id}/1`;
+        if (node === c) expected.push(topic);
+        clients.push(
+          await connect(node, id, version, {
+            clean: true,
+            keepalive: 3,
+            will: {
+              topic,
+              payload: topic,
+              qos: 2,
+              retain: false,
+              ...(version === 5 ? { properties: { willDelayInterval: willDelay } } : {}),
+            },
+          }),
+        );
+      }
+      await delay(300);
+      await c.stop("SIGKILL");
+      // One comes back at once with a clean start, on b, while c still holds its lease (its claim
+      // waits for c's claimer): the will of its lost connection still goes out, once.
+      const back = connect(b, "c5r", 5, {
+        clean: true,
+        keepalive: 3,
+        will: { topic: "w/will/c5r/2", payload: "2", qos: 2, retain: false },
+      });
+      // Started again under the same id at once, as the chaos run does.
+      await delay(500);
+      nodes.push(await startNode(redis.address, "c"));
+      clients.push(await back);
+      await waitFor(() => expected.every((topic) => wills.has(topic)), 10_000, "the wills of c").catch(
+        () => {},
+      );
+      await delay(1500);
+      assert.deepEqual(
+        [...wills].sort(),
+        expected.sort().map((topic) => [topic, 1]),
+        "each will of c once, none of b",
+      );
+    } finally {
+      for (const client of clients) client.end(true);
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
