@@ -148,18 +148,30 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       version: 4 | 5,
       extra: mqtt.IClientOptions,
       avoid?: string,
+      onMessage?: mqtt.OnMessageCallback,
     ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const candidates = up().filter((slot) => slot.id !== avoid);
         const slot = candidates.length ? pick(candidates) : pick(slots);
         try {
-          const client = await mqtt.connectAsync(slot.node.url, {
+          const client = mqtt.connect(slot.node.url, {
             clientId,
             protocolVersion: version,
             reconnectPeriod: 0,
             connectTimeout: 3000,
             keepalive: 3,
             ...extra,
+          });
+          // Listening before the CONNACK: a resumed session's queued messages follow it at once (in the
+          // same read), before a listener added after `connectAsync` would be.
+          if (onMessage) client.on("message", onMessage);
+          await new Promise<void>((resolve, reject) => {
+            client.once("connect", () => resolve());
+            client.once("error", reject);
+            client.once("close", () => reject(new Error("closed before CONNACK")));
+          }).catch((error) => {
+            client.end(true);
+            throw error;
           });
           client.on("error", () => {});
           clients.add(client);
@@ -207,12 +219,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         while (!stopped) {
           // A v3.1.1 session with CleanSession=1 ends with its connection [MQTT-3.1.2-6]: a persistent
           // v3.1.1 subscriber uses 0 from the start (Redis starts empty, so nothing stale is resumed).
-          const connected = await connect(id, version, {
-            clean: first && version === 5,
-            incomingStore,
-            outgoingStore,
-            ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
-          }, avoid);
+          const connected = await connect(
+            id,
+            version,
+            {
+              clean: first && version === 5,
+              incomingStore,
+              outgoingStore,
+              ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
+            },
+            avoid,
+            onMessage,
+          );
           if (!connected) continue;
           const { client, slot } = connected;
           current = client;
@@ -220,7 +238,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           history.set(id, events);
           events.push(`${at()} on ${slot.id}${first ? " (new)" : ""}`);
           client.once("close", () => events.push(`${at()} closed`));
-          client.on("message", onMessage);
           if (first) {
             try {
               await client.subscribeAsync(filter, { qos });
@@ -409,15 +426,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       let current: mqtt.MqttClient | undefined;
       const loop = async () => {
         while (!stopped) {
-          const connected = await connect("will-watcher", 5, {
-            clean: first,
-            incomingStore,
-            outgoingStore,
-            properties: { sessionExpiryInterval: 600 },
-          });
+          const connected = await connect(
+            "will-watcher",
+            5,
+            {
+              clean: first,
+              incomingStore,
+              outgoingStore,
+              properties: { sessionExpiryInterval: 600 },
+            },
+            undefined,
+            (topic) => willsReceived.set(topic, (willsReceived.get(topic) ?? 0) + 1),
+          );
           if (!connected) continue;
           current = connected.client;
-          current.on("message", (topic) => willsReceived.set(topic, (willsReceived.get(topic) ?? 0) + 1));
           if (first) {
             await current.subscribeAsync("chaos/will/#", { qos: 2 });
             first = false;
