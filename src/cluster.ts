@@ -184,6 +184,12 @@ export interface Cluster extends FilterObserver {
    */
   sessionAdmitted(client: Client): void;
   /**
+   * Whether this node may still act for its sessions (send a will): undefined when its lease is known
+   * current; otherwise a promise that resolves once that is known, false when the node was claimed
+   * meanwhile (it stalled past its lease: its claimer sent the wills).
+   */
+  leaseHeld(): Promise<boolean> | undefined;
+  /**
    * A session owned here ended (expired, or ended at disconnect): its id is free.
    *
    * @param clientId The client id.

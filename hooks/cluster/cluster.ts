@@ -523,6 +523,15 @@ export class BusCluster implements Cluster {
     this.#claims.admitted(client);
   }
 
+  leaseHeld(): Promise<boolean> | undefined {
+    if (!this.#fenced && this.#lease.held() === undefined) return undefined;
+    const joins = this.#joins;
+    return (async () => {
+      while (this.#lease.held() !== undefined && !this.#stopped) await this.#lease.held();
+      return joins === this.#joins && !this.#fenced && !this.#stopped;
+    })();
+  }
+
   sessionEnded(clientId: string): void {
     const epoch = this.#owned.get(clientId);
     if (epoch === undefined || this.#stopped) return;

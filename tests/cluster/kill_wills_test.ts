@@ -94,3 +94,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a node stopped past its lease: the wills of its clients arrive once (not again when it wakes)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      const [a, , c] = nodes;
+      const watcher = await connect(a, "watcher", 5, {
+        clean: true,
+        properties: { sessionExpiryInterval: 600 },
+      });
+      clients.push(watcher);
+      const wills = new Map<string, number>();
+      watcher.on("message", (topic) => wills.set(topic, (wills.get(topic) ?? 0) + 1));
+      await watcher.subscribeAsync("w/will/#", { qos: 2 });
+      const expected: string[] = [];
+      for (const [id, version] of [["s5", 5], ["s4", 4]] as const) {
+        const topic = `w/will/${id}`;
+        expected.push(topic);
+        // Their keep alive runs out while c is stopped: the timeouts fire as soon as it wakes.
+        const client = await connect(c, id, version, {
+          keepalive: 1,
+          will: { topic, payload: topic, qos: 2, retain: false },
+        });
+        client.on("error", () => {});
+        clients.push(client);
+      }
+      await delay(300);
+      c.signal("SIGSTOP");
+      await delay(4500);
+      c.signal("SIGCONT");
+      await waitFor(() => expected.every((topic) => wills.has(topic)), 8000, "the wills of c").catch(
+        () => {},
+      );
+      await delay(2000);
+      assert.deepEqual([...wills].sort(), expected.sort().map((topic) => [topic, 1]), "each will of c once");
+    } finally {
+      for (const client of clients) client.end(true);
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
