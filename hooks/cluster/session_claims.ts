@@ -11,6 +11,8 @@
  *   handed over (and it reached this node's inbox before the marker, where it is not held);
  * - after it: the old owner drops it (the session left), but its publisher's node had this node's
  *   route by then, so it is in this node's inbox after the marker, where it is held for the session.
+ * The old owner's own messages are the exception: it delivers them to the session at once, until it
+ *   reads the release, so from it only what follows its handoff record is held.
  * Messages published on this node after the release request are held too (the old owner gets them
  * after the release). Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
@@ -64,6 +66,10 @@ export interface ClaimsNode {
 /** A claim in progress on this node, and the messages held for its session. */
 interface Claim {
   epoch: number;
+  /** The previous owner. */
+  from: string;
+  /** Its handoff was read (its messages after it are held: it no longer delivers them to the session). */
+  handed: boolean;
   /** Holding local messages (from the release request on). */
   local: boolean;
   /** Holding inbox messages (from the marker on). */
@@ -110,7 +116,10 @@ export class SessionClaims {
    */
   hold(packet: Packet, node: string, local: boolean): void {
     for (const claim of this.#claims.values()) {
-      if (local ? claim.local : claim.inbox) claim.held.push({ packet, node });
+      // The previous owner's own messages before its handoff reached the session there (and are in it).
+      if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
+        claim.held.push({ packet, node });
+      }
     }
   }
 
@@ -193,7 +202,14 @@ export class SessionClaims {
       handed = { snapshot };
       arrived.resolve();
     });
-    const held: Claim = { epoch: claim.epoch, local: true, inbox: false, held: [] };
+    const held: Claim = {
+      epoch: claim.epoch,
+      from: claim.previous,
+      handed: false,
+      local: true,
+      inbox: false,
+      held: [],
+    };
     this.#claims.set(clientId, held);
     node.control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
     node.control(node.nodeId, { kind: "marker", clientId, epoch: claim.epoch });
@@ -263,6 +279,8 @@ export class SessionClaims {
       }
       node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
     } else if (control.kind === "handoff") {
+      const claim = this.#claims.get(clientId);
+      if (claim?.epoch === epoch) claim.handed = true;
       this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(control.snapshot as SessionSnapshot | undefined);
     } else if (control.kind === "marker") {
       const claim = this.#claims.get(clientId);
