@@ -103,11 +103,14 @@ export class Server {
       info: this.info,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
       publishWill: (client, will) => {
-        // A cluster node that stalled (a will due on waking: keep alive timeouts) may have been
-        // claimed meanwhile: its claimer sent the will, so it waits until the lease is known.
-        const held = this.#cluster?.leaseHeld();
-        if (held === undefined) this.#publishWill(client, will);
-        else held.then((current) => current && this.#publishWill(client, will));
+        const publish = () => {
+          this.#stamp(will);
+          if (will.fixedHeader.retain) this.#retain(client, will);
+          this.publishToSubscribers(will);
+        };
+        const held = this.#cluster?.leaseHeld(); // a node waking from a stall: known claimed or not
+        if (held === undefined) publish();
+        else held.then((current) => current && publish());
       },
       connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
       sessionEnded: (clientId) => this.#cluster?.sessionEnded(clientId),
@@ -613,12 +616,6 @@ export class Server {
 
   // ---------------------------------------------------------------------------------------------
   // Routing
-
-  #publishWill(client: Client, will: Packet): void {
-    this.#stamp(will);
-    if (will.fixedHeader.retain) this.#retain(client, will);
-    this.publishToSubscribers(will);
-  }
 
   /**
    * Delivers an accepted message to every matching subscriber on this server: the one routing seam.
