@@ -179,6 +179,8 @@ export class Client {
   #spare: ByteWriter | undefined;
   #pendingMessages = 0;
   #lastReadFilled = false;
+  /** When the keep alive started (the CONNACK): silence before it is not the client's. */
+  #keepAliveFrom = 0;
   #paused: PromiseWithResolvers<void> | undefined;
   #writeStartedAt = 0;
   #writing = false;
@@ -600,6 +602,7 @@ export class Client {
     clearTimeout(this.#keepAliveTimer);
     keepAliveWheel.delete(this);
     if (this.properties.keepAlive === 0 || this.#closed) return;
+    this.#keepAliveFrom = Date.now(); // counted from the CONNACK (a cluster claim may delay it)
     this.#onKeepAliveExpired = onExpired;
     keepAliveWheel.add(this); // one timer for every client's check, not one each
   }
@@ -613,7 +616,7 @@ export class Client {
   keepAliveTick(now: number): void {
     if (this.#closed) return keepAliveWheel.delete(this);
     if (this.#paused) return; // we stopped reading, not the client (the clock restarts on resume)
-    if (now - this.lastReceived < this.properties.keepAlive * 1500) return;
+    if (now - Math.max(this.lastReceived, this.#keepAliveFrom) < this.properties.keepAlive * 1500) return;
     keepAliveWheel.delete(this);
     this.#onKeepAliveExpired?.(this);
   }

@@ -182,6 +182,19 @@ export interface Cluster extends FilterObserver {
    */
   claimSession(client: Client): Promise<SessionSnapshot | undefined>;
   /**
+   * The session claimed for `client` was admitted here (what was handed over is adopted), or the
+   * client went away meanwhile: messages that arrived for it during the handoff are delivered now.
+   *
+   * @param client The client whose claim resolved.
+   */
+  sessionAdmitted(client: Client): void;
+  /**
+   * Whether this node may still act for its sessions (send a will): undefined when its lease is known
+   * current; otherwise a promise that resolves once that is known, false when the node was claimed
+   * meanwhile (it stalled past its lease: its claimer sent the wills).
+   */
+  leaseHeld(): Promise<boolean> | undefined;
+  /**
    * A session owned here ended (expired, or ended at disconnect): its id is free.
    *
    * @param clientId The client id.

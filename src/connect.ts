@@ -275,7 +275,7 @@ export class ConnectHandler {
         });
         return this.#refuseConnect(client, ReasonCode.ServerUnavailable);
       }
-      if (client.closed) return;
+      if (client.closed) return cluster.sessionAdmitted(client);
     }
     let sessionPresent = this.#host.sessions.admit(client);
     if (handedOver !== undefined && !sessionPresent) {
@@ -289,6 +289,8 @@ export class ConnectHandler {
     client.startKeepAlive(keepAliveExpired);
     this.#host.hooks.onSessionEstablished(client, packet);
     if (sessionPresent) this.#host.resend(client);
+    // Messages held during a handoff from another node go after what it handed over.
+    cluster?.sessionAdmitted(client);
   }
 
   /**

@@ -16,6 +16,9 @@ import { parseFilter } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
 import { type ClientRecord, messagePacket, STORED_CLIENT_PROPERTIES } from "./storage.ts";
+import { logger } from "./logger.ts";
+
+const log = logger("server");
 
 /** What restoring needs from the server. */
 export interface RestoreTarget {
@@ -107,6 +110,11 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
     const saved = await hooks.storedSysInfo();
     if (saved) info.restore(saved);
   }
+  log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
+    clients: restored.size,
+    subscriptions: topics.subscriptionCount,
+    retained: topics.retainedCount,
+  });
   return { live: [...restored.values()], expired };
 }
 

@@ -103,9 +103,14 @@ export class Server {
       info: this.info,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
       publishWill: (client, will) => {
-        this.#stamp(will);
-        if (will.fixedHeader.retain) this.#retain(client, will);
-        this.publishToSubscribers(will);
+        const publish = () => {
+          this.#stamp(will);
+          if (will.fixedHeader.retain) this.#retain(client, will);
+          this.publishToSubscribers(will);
+        };
+        const held = this.#cluster?.leaseHeld(); // a node waking from a stall: known claimed or not
+        if (held === undefined) publish();
+        else held.then((current) => current && publish());
       },
       connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
       sessionEnded: (clientId) => this.#cluster?.sessionEnded(clientId),
@@ -731,11 +736,6 @@ export class Server {
       newClient: (listener, id) => this.newClient(null, listener, id, false),
     });
     this.#sessions.restored(live, expired);
-    log.info("Restored {clients} sessions, {subscriptions} subscriptions, {retained} retained messages", {
-      clients: live.length,
-      subscriptions: this.topics.subscriptionCount,
-      retained: this.topics.retainedCount,
-    });
   }
 
   #publishInline(topic: string, payload: Uint8Array | string, retain: boolean, qos: QoS): void {

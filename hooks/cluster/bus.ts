@@ -69,6 +69,8 @@ export interface SessionClaim {
   epoch: number;
   /** The stored session left by a dead previous owner (its hash's fields), when resuming it. */
   stored: Record<string, string> | undefined;
+  /** The filters of the session a live previous owner is to hand over (as it stored them). */
+  filters?: string[];
 }
 
 /** One session's writes, applied only if this node still owns it at `epoch`. */

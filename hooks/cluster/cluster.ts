@@ -43,17 +43,17 @@ import type { Packet } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
 import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
 import type { Client } from "../../src/client.ts";
-import { clientRecord } from "../storage/storage.ts";
-import { CLIENT_FIELD, sessionFromFields, SessionStore } from "./session_store.ts";
+import { SessionStore } from "./session_store.ts";
+import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
-import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange, SessionWrite } from "./bus.ts";
+import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
-import { encodeJson, encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
+import { encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
 
 const log = logger("cluster");
 
@@ -127,8 +127,8 @@ export class BusCluster implements Cluster {
   #rateCount = 0;
   /** Client ids owned here, with their ownership epoch. */
   readonly #owned = new Map<string, number>();
-  /** Claims waiting for the previous owner's handoff, by `clientId \0 epoch`. */
-  readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
+  /** Session claims, handoffs, and the messages held for sessions moving here. */
+  readonly #claims: SessionClaims;
   /** QoS 0 messages for other nodes dropped while the engine was unreachable. */
   dropped = 0;
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
@@ -153,6 +153,28 @@ export class BusCluster implements Cluster {
     this.sessionStore = new SessionStore(bus, this);
     this.#trouble = new EngineOutage(bus.address, () => this.#stopped);
     this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
+    const owned = this.#owned;
+    this.#claims = new SessionClaims(bus, {
+      nodeId: this.nodeId,
+      leaseMs: this.#leaseMs,
+      address: bus.address,
+      host: () => this.#host!,
+      owned,
+      troubled: () => this.#trouble.active,
+      failed: (error) => {
+        if (this.#bus.down) this.#trouble.began(error);
+      },
+      fenced: () => this.#fenced,
+      control: (node, control) => this.#control(node, control),
+      addRoute: (filter) => {
+        this.filterAdded(filter);
+        return this.#local.get(filter) === 1;
+      },
+      removeRoute: (filter) => {
+        if (this.#local.has(filter)) this.filterRemoved(filter);
+      },
+      sync: () => this.sync(),
+    });
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,
       leaseMs: this.#leaseMs,
@@ -318,8 +340,9 @@ export class BusCluster implements Cluster {
   }
 
   route(packet: Packet, subscribers: Subscribers): void {
-    if (this.#routes.empty || this.#stopped || this.#fenced) return;
     const topic = packet.topicName!;
+    if (this.#claims.holding && !topic.startsWith("$SYS")) this.#claims.hold(packet, this.nodeId, true);
+    if (this.#routes.empty || this.#stopped || this.#fenced) return;
     if (topic.startsWith("$SYS")) return;
     if (this.#trouble.active && (packet.fixedHeader.qos ?? 0) === 0) {
       this.dropped++;
@@ -475,12 +498,11 @@ export class BusCluster implements Cluster {
           // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
           const congested = host.drained();
           if (congested) await congested;
-          if ("control" in message) this.#controlled(message.control);
-          else {host.deliver(message.packet, {
-              node: entry.from,
-              plain: message.plain,
-              groups: message.groups,
-            });}
+          if ("control" in message) this.#claims.controlled(message.control);
+          else {
+            if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
+            host.deliver(message.packet, { node: entry.from, plain: message.plain, groups: message.groups });
+          }
         }
       }
       // The entries go only once the subscribers (or their stored sessions) have the messages.
@@ -497,94 +519,20 @@ export class BusCluster implements Cluster {
   // Sessions
 
   claimSession(client: Client): Promise<SessionSnapshot | undefined> {
-    return this.#claim(client, 0);
+    return this.#claims.claim(client);
   }
 
-  async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
-    const clientId = client.id;
-    const clean = client.properties.clean;
-    if (this.#trouble.active) throw new Error(`The cluster's Redis at ${this.address} is unreachable`);
-    if (this.#fenced) throw new Error(`Node "${this.nodeId}" is joining the cluster again`);
-    const record = encodeJson(clientRecord(client));
-    const claimed = () =>
-      this.#bus.claimSession(clientId, this.nodeId, clean, record).catch((error) => {
-        if (this.#bus.down) this.#trouble.began(error);
-        throw error;
-      });
-    let claim = await claimed();
-    // The owner died and no survivor has claimed it yet: wait for the claim (within about a lease),
-    // after which the claimer hands the session over with every message left for it.
-    const deadline = Date.now() + 4 * this.#leaseMs;
-    while (claim.wait) {
-      if (Date.now() > deadline || client.closed) {
-        log.warn("Refusing {id}: its node {node} died and has not been claimed yet", {
-          id: clientId,
-          node: claim.previous,
-        });
-        throw new Error(`Node "${claim.previous}" died and has not been claimed yet`);
-      }
-      await delay(100);
-      claim = await claimed();
-    }
-    this.#owned.set(clientId, claim.epoch);
-    if (claim.previous === undefined || claim.previous === this.nodeId) return undefined;
-    if (!claim.previousAlive) {
-      // Left by a dead node that nobody adopted it from: resumed from what it stored.
-      return claim.stored ? sessionFromFields(claim.stored).snapshot : undefined;
-    }
-    // The previous owner reads the request in order after every message it was sent before, hands
-    // the session back through this node's inbox, and has dropped its routes by then.
-    const key = `${clientId}\u0000${claim.epoch}`;
-    let handed: { snapshot: SessionSnapshot | undefined } | undefined;
-    const arrived = Promise.withResolvers<void>();
-    this.#handoffs.set(key, (snapshot) => {
-      handed = { snapshot };
-      arrived.resolve();
-    });
-    this.#control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: this.nodeId });
-    // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
-    // claimed by a survivor, which adopts this session with it and every message left for it: ownership
-    // moves there, and the claim is made again, from that survivor (within about a lease of the death).
-    const handoffDeadline = Date.now() + 4 * this.#leaseMs;
-    try {
-      while (handed === undefined) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([arrived.promise, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
-        clearTimeout(timer);
-        if (handed !== undefined) break;
-        if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
-        if (this.#fenced) throw new Error(`Node "${this.nodeId}" was claimed during the handoff`);
-        const epoch = await this.#bus.sessionEpoch(clientId, this.nodeId).catch((error) => {
-          if (this.#bus.down) this.#trouble.began(error);
-          throw error;
-        });
-        if (epoch !== claim.epoch) {
-          if (this.#owned.get(clientId) === claim.epoch) this.#owned.delete(clientId);
-          if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
-          return this.#claim(client, attempt + 1);
-        }
-        if (Date.now() > handoffDeadline) {
-          log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
-            node: claim.previous,
-            id: clientId,
-          });
-          handed = { snapshot: undefined };
-        }
-      }
-    } finally {
-      this.#handoffs.delete(key);
-    }
-    const snapshot = handed.snapshot;
-    // The stored session is rewritten from what was handed over (the old owner's last writes were
-    // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
-    const write: SessionWrite = {
-      clientId,
-      epoch: claim.epoch,
-      ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
-      from: claim.previous,
-    };
-    await this.#bus.storeSessions(this.nodeId, [write]);
-    return snapshot;
+  sessionAdmitted(client: Client): void {
+    this.#claims.admitted(client);
+  }
+
+  leaseHeld(): Promise<boolean> | undefined {
+    if (!this.#fenced && this.#lease.held() === undefined) return undefined;
+    const joins = this.#joins;
+    return (async () => {
+      while (this.#lease.held() !== undefined && !this.#stopped) await this.#lease.held();
+      return joins === this.#joins && !this.#fenced && !this.#stopped;
+    })();
   }
 
   sessionEnded(clientId: string): void {
@@ -600,22 +548,6 @@ export class BusCluster implements Cluster {
     let writer = this.#writers.get(node);
     if (!writer) this.#writers.set(node, writer = new ByteWriter(256));
     writeControl(writer, control);
-  }
-
-  #controlled(control: Record<string, unknown>): void {
-    const clientId = control.clientId as string;
-    const epoch = control.epoch as number;
-    if (control.kind === "release") {
-      const owned = this.#owned.get(clientId);
-      let snapshot: SessionSnapshot | undefined;
-      if (owned === undefined || owned < epoch) { // not if this node claimed it again since
-        this.#owned.delete(clientId);
-        snapshot = this.#host!.releaseSession(clientId, control.clean === true);
-      }
-      this.#control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
-    } else if (control.kind === "handoff") {
-      this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(control.snapshot as SessionSnapshot | undefined);
-    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ export class Reaper {
       dead,
       node: node.nodeId,
     });
+    // This node forwards nothing more to the dead one: its wills and messages for the sessions adopted
+    // here would come back to them from the dead node's inbox (delivered twice). The other nodes drop its
+    // routes once this node's routes for the adopted sessions are announced (on leave, below).
+    node.dropRoutes(dead);
     const adopted = new Set<string>();
     try {
       const sessions: AdoptedSession[] = [];
@@ -85,7 +89,6 @@ export class Reaper {
     } catch (error) {
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
     }
-    node.dropRoutes(dead);
     await this.#bus.leave(dead, true);
     const messages = await this.#deliverOrphans(dead, adopted);
     log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {

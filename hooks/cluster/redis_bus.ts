@@ -160,11 +160,21 @@ local handoff = previous and previous ~= ARGV[1] and alive == 1
 if handoff then redis.call('HSET', KEYS[1], 'pending', previous) else redis.call('HDEL', KEYS[1], 'pending') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2])
+-- A clean start discards the stored session, but not before a live owner's handoff: until then the record is
+-- the previous connection's, with its will (sent by that owner, or by its claimer if it dies first).
+if ARGV[3] == '1' then
+  if not handoff then redis.call('DEL', KEYS[2]) end
 elseif previous and previous ~= ARGV[1] and alive == 0 then stored = redis.call('HGETALL', KEYS[2]) end
 -- Until the handoff, the stored record stays the previous connection's (its will, if that node dies).
 if not handoff then redis.call('HSET', KEYS[2], 'c', ARGV[4]) end
-return {previous or '', alive, epoch, stored, 0}`;
+-- A session to be handed over: its filters (the claimer's routes for them go first).
+local filters = {}
+if handoff and ARGV[3] ~= '1' then
+  for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if string.byte(field, 1) == 115 and string.byte(field, 2) == 0 then table.insert(filters, string.sub(field, 3)) end
+  end
+end
+return {previous or '', alive, epoch, stored, 0, filters}`;
 
 // KEYS: owner, session, sessions set of the node. ARGV: node, epoch, client id.
 const END_SESSION = `
@@ -223,7 +233,9 @@ function fieldsOf(flat: string[]): Record<string, string> {
 }
 
 type ScriptedRedis = Redis & {
-  clusterClaimSession(...args: (string | number)[]): Promise<[string, number, number, string[], number]>;
+  clusterClaimSession(
+    ...args: (string | number)[]
+  ): Promise<[string, number, number, string[], number, string[] | undefined]>;
   clusterAdoptSessions(...args: (string | number)[]): Promise<[string, number, string[]][]>;
   clusterSetAside(...args: (string | number)[]): Promise<number>;
   clusterJoin(...args: (string | number)[]): Promise<number | string>;
@@ -488,7 +500,7 @@ export class RedisBus implements ClusterBus {
   }
 
   async claimSession(clientId: string, node: string, clean: boolean, record: string): Promise<SessionClaim> {
-    const [previous, alive, epoch, stored, wait] = await this.#run(
+    const [previous, alive, epoch, stored, wait, filters] = await this.#run(
       this.#r.clusterClaimSession(
         this.#key("owner", clientId),
         this.#key("session", clientId),
@@ -509,6 +521,7 @@ export class RedisBus implements ClusterBus {
       wait: wait === 1,
       epoch,
       stored: stored.length > 0 ? fieldsOf(stored) : undefined,
+      filters: filters ?? [],
     };
   }
 

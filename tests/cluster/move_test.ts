@@ -13,19 +13,36 @@ import { redisAvailable, redisRequired, startRedis } from "../storage/redis_serv
 import { type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
+/** A message store that outlives its client (MQTT.js closes the stores in `end`). */
+class KeptStore extends mqtt.Store {
+  override close(callback?: () => void): void {
+    callback?.();
+  }
+}
+
+const persistent5 = { clean: false, properties: { sessionExpiryInterval: 300 } };
 
 function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
   return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
 }
 
-const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
+for (const version of [5, 4] as const) {
+  Deno.test({
+    name: `\`cluster\` a persistent session (MQTT ${
+      version === 5 ? "5" : "3.1.1"
+    }) moved between live nodes keeps receiving from every node`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () => moveBetweenLiveNodes(version),
+  });
+}
 
-Deno.test({
-  name: "`cluster` a persistent session moved between live nodes keeps receiving from every node",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
+async function moveBetweenLiveNodes(version: 4 | 5): Promise<void> {
+  const persistent = version === 5
+    ? { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 300 } }
+    : { protocolVersion: 4 as const, clean: false };
+  {
     const redis = await startRedis();
     let nodes: Node[] = [];
     try {
@@ -41,7 +58,7 @@ Deno.test({
         for (const p of publishers) {
           const text = `r${round}-${p.options.clientId}`;
           expected.push(text);
-          await p.publishAsync("m/x", text, { qos: 1 });
+          await p.publishAsync("m/x", text, { qos: 2 });
         }
         round++;
       };
@@ -52,7 +69,6 @@ Deno.test({
         await sub.endAsync();
         sub = mqtt.connect(next.url, {
           clientId: "mover",
-          protocolVersion: 5,
           reconnectPeriod: 0,
           ...persistent,
         });
@@ -65,6 +81,68 @@ Deno.test({
         await delay(100);
         assert.deepEqual([...got].sort(), [...expected].sort(), `every message after the move to ${next.id}`);
       }
+      await Promise.all([...publishers.map((p) => p.endAsync()), sub.endAsync()]);
+    } finally {
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  }
+}
+
+Deno.test({
+  name:
+    "`cluster` a persistent session moved between live nodes under QoS 2 traffic gets every acknowledged message once",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+      const [a, b, c] = nodes;
+      const publishers = await Promise.all([a, b, c].map((n) => connect(n, `pub-${n.id}`)));
+      // One store across connections, as a client keeps its session state (QoS 2 exactly once).
+      const incomingStore = new KeptStore();
+      const options = { protocolVersion: 5 as const, reconnectPeriod: 0, incomingStore, ...persistent5 };
+      let sub = await mqtt.connectAsync(a.url, { clientId: "mover", ...options });
+      await sub.subscribeAsync("m/#", { qos: 2 });
+      const got = new Set<string>();
+      const twice: string[] = [];
+      const acked: string[] = [];
+      let running = true;
+      // Every publisher publishes QoS 1 all along, each on its own node, the move included.
+      const publishing = publishers.map(async (p) => {
+        for (let i = 0; running; i++) {
+          const text = `${p.options.clientId}-${i}`;
+          await p.publishAsync("m/x", text, { qos: 2 });
+          acked.push(text);
+          await delay(5);
+        }
+      });
+      const listen = (client: mqtt.MqttClient) =>
+        client.on("message", (_t, payload) => {
+          if (got.has(String(payload))) twice.push(String(payload));
+          got.add(String(payload));
+        });
+      listen(sub);
+      await delay(300);
+      for (const next of [b, c, a, b, c]) {
+        await sub.endAsync();
+        // Listening before the CONNACK: queued messages follow it at once.
+        sub = mqtt.connect(next.url, { clientId: "mover", ...options });
+        listen(sub);
+        await new Promise((resolve) => sub.once("connect", resolve));
+        await delay(300);
+      }
+      running = false;
+      await Promise.all(publishing);
+      await waitFor(() => acked.every((text) => got.has(text)), 5000, "every acknowledged message").catch(
+        () => {},
+      );
+      const missing = acked.filter((text) => !got.has(text));
+      assert.deepEqual(twice, [], "no QoS 2 message twice");
+      assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged messages missing`);
       await Promise.all([...publishers.map((p) => p.endAsync()), sub.endAsync()]);
     } finally {
       await stopNodes(nodes);

@@ -1,0 +1,290 @@
+/**
+ * {@linkcode SessionClaims}: how a client id moves to this node. A CONNECT claims the id in the
+ * engine (a compare-and-set with the next epoch); a live previous owner is asked, through its inbox,
+ * to release the session, and hands it back through this node's inbox.
+ *
+ * **No message is lost in the handoff window.** Before asking for the release, this node reserves a
+ * route for each of the session's filters (read from the stored session by the claim), and when one
+ * is new here, waits until it is stored and announced. A control record (the marker) goes into this
+ * node's own inbox in the same commit as the release request. Then, for a message committed anywhere:
+ * - before that commit: it is in the old owner's inbox before the release, so it is in the session
+ *   handed over (and it reached this node's inbox before the marker, where it is not held);
+ * - after it: the old owner drops it (the session left), but its publisher's node had this node's
+ *   route by then, so it is in this node's inbox after the marker, where it is held for the session.
+ * The old owner's own messages are the exception: it delivers them to the session at once, until it
+ *   reads the release, so from it only what follows its handoff record is held.
+ * Messages published on this node after the release request are held too (the old owner gets them
+ * after the release). Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
+ * held messages are delivered to it alone, after what was handed over; the reservations go a lease
+ * later.
+ *
+ * @module
+ */
+
+import type { Packet } from "../../src/packets/types.ts";
+import type { ClusterHost, SessionSnapshot } from "../../src/cluster.ts";
+import type { Client } from "../../src/client.ts";
+import { clientRecord } from "../storage/storage.ts";
+import { logger } from "../../src/logger.ts";
+import type { ClusterBus, SessionWrite } from "./bus.ts";
+import { CLIENT_FIELD, sessionFromFields } from "./session_store.ts";
+import { encodeJson } from "./wire.ts";
+
+const log = logger("cluster");
+
+/** How long a claim waits after a new route is stored, for every node to have its announcement (ms). */
+const ROUTE_SETTLE_MS = 100;
+
+/** What the claims need from their node. */
+export interface ClaimsNode {
+  /** This node's id. */
+  readonly nodeId: string;
+  /** The lease (ms). */
+  readonly leaseMs: number;
+  /** The engine's address (for messages). */
+  readonly address: string;
+  /** The server. */
+  host(): ClusterHost;
+  /** Client ids owned here, with their epoch (shared with the node). */
+  readonly owned: Map<string, number>;
+  /** Whether the engine is known to be unreachable. */
+  troubled(): boolean;
+  /** A command failed: the engine may be unreachable. */
+  failed(error: unknown): void;
+  /** Whether this node was claimed while it stalled (joining again). */
+  fenced(): boolean;
+  /** Queues a control record for a node's inbox (this node's own included). */
+  control(node: string, control: Record<string, unknown>): void;
+  /** Counts one more local subscription to a filter (its route); true when the route is new. */
+  addRoute(filter: string): boolean;
+  /** Counts one local subscription to a filter less. */
+  removeRoute(filter: string): void;
+  /** Resolves when everything queued so far is stored. */
+  sync(): Promise<void>;
+}
+
+/** A claim in progress on this node, and the messages held for its session. */
+interface Claim {
+  epoch: number;
+  /** The previous owner. */
+  from: string;
+  /** Its handoff was read (its messages after it are held: it no longer delivers them to the session). */
+  handed: boolean;
+  /** Holding local messages (from the release request on). */
+  local: boolean;
+  /** Holding inbox messages (from the marker on). */
+  inbox: boolean;
+  held: { packet: Packet; node: string }[];
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Session claims and handoffs of one node. */
+export class SessionClaims {
+  readonly #bus: ClusterBus;
+  readonly #node: ClaimsNode;
+  /** Claims waiting for the previous owner's handoff, by `clientId \0 epoch`. */
+  readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
+  /** Claims of live handoffs, by client id, until the session is admitted. */
+  readonly #claims = new Map<string, Claim>();
+
+  /**
+   * Creates the claims of a node.
+   *
+   * @param bus The engine.
+   * @param node The node.
+   */
+  constructor(bus: ClusterBus, node: ClaimsNode) {
+    this.#bus = bus;
+    this.#node = node;
+  }
+
+  /** Whether any claim is holding messages (a cheap check for the hot path). */
+  get holding(): boolean {
+    return this.#claims.size > 0;
+  }
+
+  /**
+   * A message accepted on this node, or read from this node's inbox (for its non-shared subscriptions):
+   * held for every session in a handoff window.
+   *
+   * @param packet The message.
+   * @param node Its origin node.
+   * @param local Whether it was accepted on this node.
+   */
+  hold(packet: Packet, node: string, local: boolean): void {
+    for (const claim of this.#claims.values()) {
+      // The previous owner's own messages before its handoff reached the session there (and are in it).
+      if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
+        claim.held.push({ packet, node });
+      }
+    }
+  }
+
+  /**
+   * Claims a client id (see `Cluster.claimSession`).
+   *
+   * @param client The connecting client.
+   * @returns The session handed over or left by a dead owner, if any.
+   */
+  claim(client: Client): Promise<SessionSnapshot | undefined> {
+    return this.#claim(client, 0);
+  }
+
+  /**
+   * The session claimed for `client` is admitted (or the client went away): the messages held for it
+   * are delivered to it alone.
+   *
+   * @param client The client.
+   */
+  admitted(client: Client): void {
+    const claim = this.#claims.get(client.id);
+    if (claim === undefined) return;
+    this.#claims.delete(client.id);
+    if (client.closed || this.#node.owned.get(client.id) !== claim.epoch) return;
+    const only = new Set([client.id]);
+    const host = this.#node.host();
+    for (const { packet, node } of claim.held) host.deliver(packet, { node, plain: true, groups: [], only });
+  }
+
+  async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
+    const node = this.#node;
+    const clientId = client.id;
+    const clean = client.properties.clean;
+    if (node.troubled()) throw new Error(`The cluster's Redis at ${node.address} is unreachable`);
+    if (node.fenced()) throw new Error(`Node "${node.nodeId}" is joining the cluster again`);
+    const record = encodeJson(clientRecord(client));
+    const claimed = () =>
+      this.#bus.claimSession(clientId, node.nodeId, clean, record).catch((error) => {
+        node.failed(error);
+        throw error;
+      });
+    let claim = await claimed();
+    // The owner died and no survivor has claimed it yet: wait for the claim (within about a lease),
+    // after which the claimer hands the session over with every message left for it.
+    const deadline = Date.now() + 4 * node.leaseMs;
+    while (claim.wait) {
+      if (Date.now() > deadline || client.closed) {
+        log.warn("Refusing {id}: its node {node} died and has not been claimed yet", {
+          id: clientId,
+          node: claim.previous,
+        });
+        throw new Error(`Node "${claim.previous}" died and has not been claimed yet`);
+      }
+      await delay(100);
+      claim = await claimed();
+    }
+    node.owned.set(clientId, claim.epoch);
+    if (claim.previous === undefined || claim.previous === node.nodeId) return undefined;
+    if (!claim.previousAlive) {
+      // Left by a dead node that nobody adopted it from: resumed from what it stored.
+      return claim.stored ? sessionFromFields(claim.stored).snapshot : undefined;
+    }
+    // Routes for the session's filters first, known everywhere before the release is asked for.
+    const reserved = (claim.filters ?? []).filter((filter) => !filter.startsWith("$share/"));
+    let fresh = false;
+    for (const filter of reserved) fresh = node.addRoute(filter) || fresh;
+    setTimeout(() => {
+      for (const filter of reserved) node.removeRoute(filter);
+    }, node.leaseMs);
+    if (fresh) {
+      await node.sync();
+      await delay(ROUTE_SETTLE_MS);
+    }
+    // The previous owner reads the request in order after every message it was sent before, hands
+    // the session back through this node's inbox, and has dropped its routes by then.
+    const key = `${clientId}\u0000${claim.epoch}`;
+    let handed: { snapshot: SessionSnapshot | undefined } | undefined;
+    const arrived = Promise.withResolvers<void>();
+    this.#handoffs.set(key, (snapshot) => {
+      handed = { snapshot };
+      arrived.resolve();
+    });
+    const held: Claim = {
+      epoch: claim.epoch,
+      from: claim.previous,
+      handed: false,
+      local: true,
+      inbox: false,
+      held: [],
+    };
+    this.#claims.set(clientId, held);
+    node.control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
+    node.control(node.nodeId, { kind: "marker", clientId, epoch: claim.epoch });
+    // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
+    // claimed by a survivor, which adopts this session with it and every message left for it: ownership
+    // moves there, and the claim is made again, from that survivor (within about a lease of the death).
+    const handoffDeadline = Date.now() + 4 * node.leaseMs;
+    try {
+      while (handed === undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([arrived.promise, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
+        clearTimeout(timer);
+        if (handed !== undefined) break;
+        if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
+        if (node.fenced()) throw new Error(`Node "${node.nodeId}" was claimed during the handoff`);
+        const epoch = await this.#bus.sessionEpoch(clientId, node.nodeId).catch((error) => {
+          node.failed(error);
+          throw error;
+        });
+        if (epoch !== claim.epoch) {
+          if (node.owned.get(clientId) === claim.epoch) node.owned.delete(clientId);
+          if (this.#claims.get(clientId) === held) this.#claims.delete(clientId);
+          if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
+          return this.#claim(client, attempt + 1);
+        }
+        if (Date.now() > handoffDeadline) {
+          log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
+            node: claim.previous,
+            id: clientId,
+          });
+          handed = { snapshot: undefined };
+        }
+      }
+      // The stored session is rewritten from what was handed over (the old owner's last writes were
+      // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
+      const write: SessionWrite = {
+        clientId,
+        epoch: claim.epoch,
+        ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
+        from: claim.previous,
+      };
+      await this.#bus.storeSessions(node.nodeId, [write]);
+    } catch (error) {
+      if (this.#claims.get(clientId) === held) this.#claims.delete(clientId);
+      throw error;
+    } finally {
+      this.#handoffs.delete(key);
+    }
+    return handed.snapshot;
+  }
+
+  /**
+   * A control record read from this node's inbox.
+   *
+   * @param control The record.
+   */
+  controlled(control: Record<string, unknown>): void {
+    const node = this.#node;
+    const clientId = control.clientId as string;
+    const epoch = control.epoch as number;
+    if (control.kind === "release") {
+      const owned = node.owned.get(clientId);
+      let snapshot: SessionSnapshot | undefined;
+      if (owned === undefined || owned < epoch) { // not if this node claimed it again since
+        node.owned.delete(clientId);
+        snapshot = node.host().releaseSession(clientId, control.clean === true);
+      }
+      node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
+    } else if (control.kind === "handoff") {
+      const claim = this.#claims.get(clientId);
+      if (claim?.epoch === epoch) claim.handed = true;
+      this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(control.snapshot as SessionSnapshot | undefined);
+    } else if (control.kind === "marker") {
+      const claim = this.#claims.get(clientId);
+      if (claim?.epoch === epoch) claim.inbox = true;
+    }
+  }
+}
