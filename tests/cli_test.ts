@@ -54,7 +54,7 @@ async function startCli(args: string[]): Promise<RunningCli> {
   };
   try {
     await waitFor(
-      // "started" comes after the listeners and just before the signal handlers are in place.
+      // "started" comes after the listeners and the signal handlers are in place.
       () =>
         ((stdout.text + stderr.text).includes(`on 127.0.0.1:${port}`) &&
           /Broker \S+ started/.test(stderr.text)) || exited.status !== undefined,

@@ -450,15 +450,7 @@ export async function main(args: string[]): Promise<number> {
   }
   if (server.listeners.size === 0) log.warn("No listeners: no client can connect");
   await server.serve();
-  log.info("Broker {version} started", { version: VERSION });
-  log.debug("Capabilities: {capabilities}", { capabilities: JSON.stringify(server.options.capabilities) });
-  if (!config && !options.allowAnonymousRemote) {
-    log.info(
-      "Listening on loopback only: clients on other machines cannot connect. To open it, use --config " +
-        "with auth rules, or --allow-anonymous-remote to let anyone connect from anywhere.",
-    );
-  }
-
+  // The signal handlers go in before "started" is logged: whoever waits for that line may stop it at once.
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   let signals = 0;
   const onSignal = () => {
@@ -472,6 +464,15 @@ export async function main(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  log.info("Broker {version} started", { version: VERSION });
+  log.debug("Capabilities: {capabilities}", { capabilities: JSON.stringify(server.options.capabilities) });
+  if (!config && !options.allowAnonymousRemote) {
+    log.info(
+      "Listening on loopback only: clients on other machines cannot connect. To open it, use --config " +
+        "with auth rules, or --allow-anonymous-remote to let anyone connect from anywhere.",
+    );
+  }
+
   if (worker !== undefined) {
     console.log(READY_LINE);
     parentGone().then(() => {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { freePort, waitFor } from "../helpers.ts";
+import { waitFor } from "../helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -46,19 +46,19 @@ export interface NodeOptions {
  * @returns The running node, once it listens.
  */
 export async function startNode(redis: string, id: string, options: NodeOptions = {}): Promise<Node> {
-  const port = freePort();
-  const infoPort = options.info ? freePort() : undefined;
+  // Port 0, then the bound ports from the log: a port picked free beforehand can be taken meanwhile (by
+  // an outgoing connection's ephemeral port, for one) before the node binds it.
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "src/app/cli.ts",
       "--tcp",
-      `127.0.0.1:${port}`,
+      "127.0.0.1:0",
       "--ws",
       "off",
       "--info",
-      infoPort ? `127.0.0.1:${infoPort}` : "off",
+      options.info ? "127.0.0.1:0" : "off",
       "--cluster",
       `redis://${redis}`,
       "--node-id",
@@ -77,10 +77,23 @@ export async function startNode(redis: string, id: string, options: NodeOptions 
   const reading = Promise.all([read(child.stdout), read(child.stderr)]);
   let code: number | undefined;
   const status = child.status.then((s) => code = s.code);
+  const ports = new Map<string, string>();
+  const bound = (protocol: string): string | undefined => {
+    let port = ports.get(protocol);
+    if (port === undefined) {
+      port = new RegExp(`Listener \\S+ \\(${protocol}\\) on 127\\.0\\.0\\.1:(\\d+)`).exec(text)?.[1];
+      if (port !== undefined) ports.set(protocol, port);
+    }
+    return port;
+  };
   const node: Node = {
     id,
-    url: `mqtt://127.0.0.1:${port}`,
-    info: infoPort ? `http://127.0.0.1:${infoPort}` : undefined,
+    get url() {
+      return `mqtt://127.0.0.1:${bound("tcp")}`;
+    },
+    get info() {
+      return options.info ? `http://127.0.0.1:${bound("http")}` : undefined;
+    },
     output: () => text,
     pid: child.pid,
     signal(signal: Deno.Signal) {
