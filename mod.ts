@@ -68,15 +68,7 @@ export type {
 export type { Clients } from "./src/clients.ts";
 export type { Hooks } from "./src/hooks.ts";
 export type { ClientSubscription, FilterObserver, TopicsIndex } from "./src/topics.ts";
-export type { ClusterView, Info } from "./src/system.ts";
-export type {
-  AdoptedSession,
-  Cluster,
-  ClusterHost,
-  ClusterNodeInfo,
-  MessageOrigin,
-  SessionSnapshot,
-} from "./src/cluster.ts";
+export type { Info } from "./src/system.ts";
 export type { Inflight } from "./src/inflight.ts";
 export type { Queue } from "./src/queue.ts";
 export type { SysInfoRecord } from "./src/storage.ts";

@@ -34,3 +34,12 @@ export type {
   SessionWrite,
   StoredRoutes,
 } from "./bus.ts";
+export type {
+  AdoptedSession,
+  Cluster,
+  ClusterHost,
+  ClusterNodeInfo,
+  MessageOrigin,
+  SessionSnapshot,
+} from "../../src/cluster.ts";
+export type { ClusterView } from "../../src/system.ts";
