@@ -45,6 +45,8 @@ export class UnixSock implements Listener {
   readonly connections: ConnectionCounter;
   #listener: Deno.UnixListener | undefined;
   #accepting: Promise<void> | undefined;
+  /** Ends a connection's count: one function for all (no closure per connection). */
+  readonly #release = (): void => this.connections.release();
 
   /**
    * Creates a Unix socket listener.
@@ -96,7 +98,7 @@ export class UnixSock implements Listener {
             conn.close();
             continue;
           }
-          establish(this.id, conn, this.address).finally(() => this.connections.release());
+          establish(this.id, conn, this.address).then(this.#release, this.#release);
         }
       } catch (error) {
         if (!(error instanceof Deno.errors.BadResource)) {

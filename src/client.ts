@@ -95,6 +95,28 @@ export interface ClientState {
   connectedAt: number;
 }
 
+/** A client's {@linkcode ClientState}; its subscriptions map is made when first used. */
+class SessionState implements ClientState {
+  #subscriptions: Map<string, Subscription> | undefined;
+  inflight: Inflight = new Inflight();
+  inboundAliases?: Map<number, string>;
+  outboundAliases?: Map<string, number>;
+  connected = false;
+  disconnectedAt = 0;
+  stopCause?: Error;
+  cleanDisconnect = false;
+  expiresAt = 0;
+  connectedAt: number = Date.now();
+
+  get subscriptions(): Map<string, Subscription> {
+    return this.#subscriptions ??= new Map();
+  }
+
+  set subscriptions(subscriptions: Map<string, Subscription>) {
+    this.#subscriptions = subscriptions;
+  }
+}
+
 /** Called for each complete packet read: the first byte and a view of the body. */
 export type FrameHandler = (client: Client, header: number, body: Uint8Array) => void | Promise<void>;
 
@@ -113,10 +135,34 @@ export interface ClientLimits {
 /** Calls a client's private timeout handler (one function for every client, no closure each). */
 let connectTimedOut: (client: Client) => void;
 
+/** Calls a client's private flush (one function for every client, no closure each). */
+let flushClient: (client: Client) => void;
+
+/** Clients with packets queued this turn, written by one microtask (no closure per client). */
+let flushQueue: Client[] = [];
+
+function flushAll(): void {
+  // Flushing may queue packets for more clients (a close that sends a will): they are added to
+  // this list while it is walked, or to a new one with its own microtask once it is done.
+  const clients = flushQueue;
+  try {
+    for (let i = 0; i < clients.length; i++) flushClient(clients[i]);
+  } finally {
+    flushQueue = [];
+  }
+}
+
+function scheduleFlush(client: Client): void {
+  if (flushQueue.push(client) === 1) queueMicrotask(flushAll);
+}
+
 /** First read buffer of a connection; it doubles up to `readBufferSize` while reads fill it. */
 const INITIAL_READ_BUFFER = 256;
-/** First size of each of a connection's two write buffers; they double as needed. */
-const INITIAL_WRITE_BUFFER = 256;
+/**
+ * Write buffers up to this size are dropped once everything is written (an idle connection keeps
+ * none); larger ones, grown by traffic, are kept for the next writes.
+ */
+const KEPT_WRITE_BUFFER = 256;
 
 /**
  * How long a connection the server is closing may take to flush its last packets and let the
@@ -152,15 +198,7 @@ export class Client {
     willDelayInterval: 0,
   };
   /** Session and connection state. */
-  state: ClientState = {
-    subscriptions: new Map(),
-    inflight: new Inflight(),
-    connected: false,
-    disconnectedAt: 0,
-    cleanDisconnect: false,
-    expiresAt: 0,
-    connectedAt: Date.now(),
-  };
+  state: ClientState = new SessionState();
   /** When a packet was last read (ms since epoch). */
   lastReceived: number = Date.now();
   /** Why the last `send` that returned false refused its packet. */
@@ -174,7 +212,7 @@ export class Client {
   readonly #info: Info;
   readonly #limits: ClientLimits;
   readonly #framer: PacketFramer;
-  #out = new ByteWriter(INITIAL_WRITE_BUFFER);
+  #out = new ByteWriter(0);
   /** The buffer being written while `#out` fills; allocated on the first write that needs it. */
   #spare: ByteWriter | undefined;
   #pendingMessages = 0;
@@ -192,10 +230,6 @@ export class Client {
   #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
   #onKeepAliveExpired: ((client: Client) => void) | undefined;
   #done: Promise<void> | undefined;
-  readonly #flush = () => {
-    this.#scheduled = false;
-    if (!this.#writing) this.#writeLoop();
-  };
 
   /**
    * Creates a client for a connection.
@@ -224,16 +258,25 @@ export class Client {
    *
    * @param handle The frame handler.
    * @param onFrameError Called with a reason code when the byte stream is malformed.
+   * @param onEnded Called once reading has ended (after the last handler has finished).
    * @returns Resolves when the connection has ended.
    */
-  read(handle: FrameHandler, onFrameError: (client: Client, code: number) => void): Promise<void> {
-    this.#done ??= this.#readLoop(handle, onFrameError);
+  read(
+    handle: FrameHandler,
+    onFrameError: (client: Client, code: number) => void,
+    onEnded?: (client: Client) => void,
+  ): Promise<void> {
+    this.#done ??= this.#readLoop(handle, onFrameError, onEnded);
     return this.#done;
   }
 
-  async #readLoop(handle: FrameHandler, onFrameError: (client: Client, code: number) => void): Promise<void> {
+  async #readLoop(
+    handle: FrameHandler,
+    onFrameError: (client: Client, code: number) => void,
+    onEnded: ((client: Client) => void) | undefined,
+  ): Promise<void> {
     const conn = this.net.conn;
-    if (!conn) return;
+    if (!conn) return onEnded?.(this);
     // Idle connections are many and mostly quiet: start with a small read buffer and double it
     // (up to readBufferSize) whenever a read fills it.
     let buffer = new Uint8Array(Math.min(INITIAL_READ_BUFFER, this.#limits.readBufferSize));
@@ -278,6 +321,8 @@ export class Client {
       this.close(new Error("Connection closed by the client"));
     } catch (error) {
       this.close(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      onEnded?.(this);
     }
   }
 
@@ -379,7 +424,7 @@ export class Client {
     }
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
-      queueMicrotask(this.#flush);
+      scheduleFlush(this);
     }
     return true;
   }
@@ -430,7 +475,7 @@ export class Client {
     }
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
-      queueMicrotask(this.#flush);
+      scheduleFlush(this);
     }
     return true;
   }
@@ -526,7 +571,7 @@ export class Client {
     try {
       while (this.#out.length > 0 && !this.#closed) {
         const batch = this.#out;
-        this.#out = this.#spare ?? new ByteWriter(INITIAL_WRITE_BUFFER);
+        this.#out = this.#spare ?? new ByteWriter(0);
         this.#spare = batch;
         this.#pendingMessages = 0;
         const data = batch.toBytes();
@@ -543,6 +588,9 @@ export class Client {
       return;
     }
     this.#writing = false;
+    // Everything is written: small buffers go (most connections are idle most of the time).
+    if (this.#out.buffer.length <= KEPT_WRITE_BUFFER) this.#out.release();
+    if (this.#spare !== undefined && this.#spare.buffer.length <= KEPT_WRITE_BUFFER) this.#spare = undefined;
     if (this.#closeWhenFlushed) this.#finishClose();
   }
 
@@ -645,8 +693,15 @@ export class Client {
     this.#onKeepAliveExpired = undefined;
   }
 
+  /** Writes what was queued this turn (called once per turn for each client that queued packets). */
+  #flush(): void {
+    this.#scheduled = false;
+    if (!this.#writing) this.#writeLoop();
+  }
+
   static {
     connectTimedOut = (client: Client) => client.#connectTimedOut();
+    flushClient = (client: Client) => client.#flush();
   }
 
   /** Takes over another client's session state (subscriptions and in-flight messages). */

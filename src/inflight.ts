@@ -29,11 +29,21 @@ export class Inflight {
    * Outbound QoS 1/2 messages sent and not yet completed, keyed by packet id, in send order.
    * A QoS 2 message whose PUBREC arrived is replaced in place by its PUBREL.
    */
-  readonly outbound: Map<number, Packet> = new Map();
+  get outbound(): Map<number, Packet> {
+    return this.#outbound ??= new Map();
+  }
   /** Outbound messages not yet sent: over the client's Receive Maximum, or the client is offline. */
-  readonly pending: Queue<Packet> = new Queue();
+  get pending(): Queue<Packet> {
+    return this.#pending ??= new Queue();
+  }
   /** Inbound QoS 2 packet ids received (PUBREC sent) and awaiting PUBREL [MQTT-4.3.3-9]. */
-  readonly inboundQos2: Set<number> = new Set();
+  get inboundQos2(): Set<number> {
+    return this.#inboundQos2 ??= new Set();
+  }
+  // Created on first use: most sessions (idle ones, QoS 0 ones) never need them.
+  #outbound: Map<number, Packet> | undefined;
+  #pending: Queue<Packet> | undefined;
+  #inboundQos2: Set<number> | undefined;
   #lastId = 0;
   #sequence = 0;
   #bytes = 0;
@@ -97,15 +107,15 @@ export class Inflight {
 
   /** Outbound messages held: in flight plus pending. */
   get size(): number {
-    return this.outbound.size + this.pending.length;
+    return (this.#outbound?.size ?? 0) + (this.#pending?.length ?? 0);
   }
 
   /** Forgets everything (a session ended). */
   clear(): void {
     this.#bytes = 0;
-    this.outbound.clear();
-    this.pending.clear();
-    this.inboundQos2.clear();
+    this.#outbound?.clear();
+    this.#pending?.clear();
+    this.#inboundQos2?.clear();
   }
 }
 

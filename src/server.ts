@@ -9,7 +9,7 @@ import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicName } from "./packets/topic_rules.ts";
-import { Client, type ClientNet } from "./client.ts";
+import { Client, type ClientLimits, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -72,7 +72,9 @@ export class Server {
   readonly #acks: PublishAcks;
   /** While a QoS 1/2 client publish is routed: the holds its inline subscribers returned. */
   #holds: AckHold[] | undefined;
-  readonly #connections = new Set<Promise<void>>();
+  /** Clients whose connection is being read (close waits for them). */
+  readonly #connections = new Set<Client>();
+  #clientLimits: ClientLimits | undefined;
   readonly #sessions: Sessions;
   readonly #connect: ConnectHandler;
   readonly #subscriptions: SubscriptionHandler;
@@ -218,7 +220,7 @@ export class Server {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
     }
     this.#sessions.close();
-    await Promise.all(this.#connections);
+    await Promise.all([...this.#connections].map((client) => client.read(this.#handleFrame, this.#handleFrameError)));
     await this.#cluster?.stop();
     await this.hooks.stop();
     this.#serving = false;
@@ -238,12 +240,18 @@ export class Server {
   newClient(conn: Connection | null, listener: string, id: string, inline: boolean): Client {
     const net: ClientNet = { conn, remote: inline ? "inline" : "", listener, inline };
     const caps = this.options.capabilities;
-    const client = new Client(net, this.hooks, this.info, {
-      readBufferSize: this.options.clientReadBufferSize,
-      maximumPacketSize: caps.maximumPacketSize,
-      maximumWritesPending: caps.maximumClientWritesPending,
-      maximumWriteBytes: caps.maximumClientWriteBytes,
-    });
+    // One limits object for every client (made on the first, once the options are settled).
+    const client = new Client(
+      net,
+      this.hooks,
+      this.info,
+      this.#clientLimits ??= {
+        readBufferSize: this.options.clientReadBufferSize,
+        maximumPacketSize: caps.maximumPacketSize,
+        maximumWritesPending: caps.maximumClientWritesPending,
+        maximumWriteBytes: caps.maximumClientWriteBytes,
+      },
+    );
     client.id = id;
     if (inline) {
       client.properties.protocolVersion = 5;
@@ -355,9 +363,13 @@ export class Server {
       return Promise.resolve();
     }
     client.startConnectTimeout(this.options.capabilities.connectTimeout, connectTimeout);
-    const done = client.read(this.#handleFrame, this.#handleFrameError);
-    this.#connections.add(done);
-    return done.finally(() => this.#connections.delete(done));
+    // No closure or Promise chained per connection: idle connections are many.
+    this.#connections.add(client);
+    return client.read(this.#handleFrame, this.#handleFrameError, this.#readEnded);
+  };
+
+  readonly #readEnded = (client: Client): void => {
+    this.#connections.delete(client);
   };
 
   readonly #handleFrameError = (client: Client, code: number): void => {

@@ -14,6 +14,10 @@ const encoder = new TextEncoder();
 
 /** Strings at most this long are tried byte by byte before falling back to `encodeInto`. */
 const SHORT_STRING = 64;
+/** The buffer of a writer created with no capacity (shared: nothing is ever written into it). */
+const NO_CAPACITY = new Uint8Array(0);
+/** The least a writer grows to from no capacity. */
+const FIRST_GROWTH = 256;
 
 /**
  * The number of bytes the Variable Byte Integer encoding of a value takes.
@@ -77,10 +81,10 @@ export class ByteWriter {
   /**
    * Creates an empty writer.
    *
-   * @param initialSize The initial capacity in bytes.
+   * @param initialSize The initial capacity in bytes; 0 allocates nothing until the first write.
    */
   constructor(initialSize: number = 4096) {
-    this.buffer = new Uint8Array(Math.max(16, initialSize));
+    this.buffer = initialSize > 0 ? new Uint8Array(Math.max(16, initialSize)) : NO_CAPACITY;
   }
 
   /**
@@ -91,7 +95,7 @@ export class ByteWriter {
   ensure(n: number): void {
     const needed = this.length + n;
     if (needed <= this.buffer.length) return;
-    let size = this.buffer.length * 2;
+    let size = Math.max(this.buffer.length * 2, FIRST_GROWTH);
     while (size < needed) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buffer.subarray(0, this.length));
@@ -223,5 +227,11 @@ export class ByteWriter {
   /** Forgets what was written, keeping the capacity. */
   reset(): void {
     this.length = 0;
+  }
+
+  /** Forgets what was written and drops the buffer (the next write allocates a new one). */
+  release(): void {
+    this.length = 0;
+    this.buffer = NO_CAPACITY;
   }
 }
