@@ -100,7 +100,11 @@ for (const [name, [count, size]] of b) {
   if (count - count0 >= n / 2) rows.push([name, (count - count0) / n, (size - size0) / n]);
 }
 rows.sort((x, y) => y[2] - x[2]);
-console.log(`heap per connection: ${(total / n).toFixed(0)} B; RSS per connection ${((rss1 - rss0) / n / 1024).toFixed(2)} KiB`);
+console.log(
+  `heap per connection: ${(total / n).toFixed(0)} B; RSS per connection ${
+    ((rss1 - rss0) / n / 1024).toFixed(2)
+  } KiB`,
+);
 for (const [name, count, size] of rows.slice(0, 40)) {
   console.log(`${size.toFixed(0).padStart(6)} B  ${count.toFixed(2).padStart(5)} x  ${name}`);
 }

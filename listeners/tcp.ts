@@ -139,7 +139,10 @@ export class TCP implements Listener {
           // TcpConn has setNoDelay; a TlsConn may not expose it.
           (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
           const addr = conn.remoteAddr as Deno.NetAddr;
-          establish(this.id, conn, formatHostPort(addr.hostname, addr.port)).then(this.#release, this.#release);
+          establish(this.id, conn, formatHostPort(addr.hostname, addr.port)).then(
+            this.#release,
+            this.#release,
+          );
         }
       } catch (error) {
         if (!(error instanceof Deno.errors.BadResource)) {

@@ -132,9 +132,6 @@ export interface ClientLimits {
   maximumWriteBytes: number;
 }
 
-/** Calls a client's private timeout handler (one function for every client, no closure each). */
-let connectTimedOut: (client: Client) => void;
-
 /** Calls a client's private flush (one function for every client, no closure each). */
 let flushClient: (client: Client) => void;
 
@@ -227,7 +224,8 @@ export class Client {
   #closeWhenFlushed = false;
   #lingerAfterFlush = true;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the CONNECT must have arrived (ms since epoch), 0 once it has (or when not waiting). */
+  #connectDeadline = 0;
   #onKeepAliveExpired: ((client: Client) => void) | undefined;
   #done: Promise<void> | undefined;
 
@@ -629,7 +627,6 @@ export class Client {
     this.state.connected = false;
     this.state.disconnectedAt = Date.now();
     clearTimeout(this.#closeTimer);
-    clearTimeout(this.#keepAliveTimer);
     keepAliveWheel.delete(this);
     this.resumeReading();
     try {
@@ -647,7 +644,7 @@ export class Client {
    * @param onExpired Called when the client has been silent too long.
    */
   startKeepAlive(onExpired: (client: Client) => void): void {
-    clearTimeout(this.#keepAliveTimer);
+    this.#connectDeadline = 0;
     keepAliveWheel.delete(this);
     if (this.properties.keepAlive === 0 || this.#closed) return;
     this.#keepAliveFrom = Date.now(); // counted from the CONNACK (a cluster claim may delay it)
@@ -663,6 +660,13 @@ export class Client {
    */
   keepAliveTick(now: number): void {
     if (this.#closed) return keepAliveWheel.delete(this);
+    if (this.#connectDeadline !== 0) {
+      if (now < this.#connectDeadline) return;
+      keepAliveWheel.delete(this);
+      this.#connectDeadline = 0;
+      if (!this.state.connected) this.#onKeepAliveExpired?.(this);
+      return;
+    }
     if (this.#paused) return; // we stopped reading, not the client (the clock restarts on resume)
     if (now - Math.max(this.lastReceived, this.#keepAliveFrom) < this.properties.keepAlive * 1500) return;
     keepAliveWheel.delete(this);
@@ -676,21 +680,18 @@ export class Client {
    * @param onTimeout Called on timeout.
    */
   startConnectTimeout(seconds: number, onTimeout: (client: Client) => void): void {
+    // The keep-alive wheel checks it: no timer per connection (a connect storm makes thousands).
     this.#onKeepAliveExpired = onTimeout;
-    this.#keepAliveTimer = setTimeout(connectTimedOut, seconds * 1000, this);
-  }
-
-  /** The CONNECT timeout fired: the connection ends unless CONNECT was accepted meanwhile. */
-  #connectTimedOut(): void {
-    this.#keepAliveTimer = undefined;
-    if (!this.state.connected) this.#onKeepAliveExpired?.(this);
+    this.#connectDeadline = Date.now() + seconds * 1000;
+    keepAliveWheel.add(this);
   }
 
   /** Cancels the CONNECT timeout (CONNECT arrived). */
   clearConnectTimeout(): void {
-    clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined; // an idle connection keeps no timer, nor what it refers to
-    this.#onKeepAliveExpired = undefined;
+    if (this.#connectDeadline === 0) return;
+    this.#connectDeadline = 0;
+    keepAliveWheel.delete(this);
+    this.#onKeepAliveExpired = undefined; // an idle connection keeps nothing it does not need
   }
 
   /** Writes what was queued this turn (called once per turn for each client that queued packets). */
@@ -700,7 +701,6 @@ export class Client {
   }
 
   static {
-    connectTimedOut = (client: Client) => client.#connectTimedOut();
     flushClient = (client: Client) => client.#flush();
   }
 

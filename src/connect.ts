@@ -151,7 +151,8 @@ export class ConnectHandler {
     const certName = client.net.conn ? listener?.usernameFor?.(client.net.conn) : undefined;
     if (certName !== undefined) c.username = certName; // a verified client certificate names the user
     if (this.#host.hooks.has("onPacketRead")) {
-      const read = await this.#host.hooks.onPacketRead(client, packet);
+      let read = this.#host.hooks.onPacketRead(client, packet);
+      if (read instanceof Promise) read = await read;
       if (typeof read === "number") return this.#refuseConnect(client, read);
       packet = read;
     }
@@ -223,12 +224,15 @@ export class ConnectHandler {
     if (listener?.allowAnonymous === false && p.username === "") {
       return this.#refuseConnect(client, ReasonCode.NotAuthorized); // this listener wants a user name
     }
-    const allowed = await this.#host.hooks.onConnectAuthenticate(client, packet);
+    // Awaited only when a hook returned a Promise: each await costs a turn in a connect storm.
+    let allowed = this.#host.hooks.onConnectAuthenticate(client, packet);
+    if (allowed instanceof Promise) allowed = await allowed;
     if (!allowed) return this.#refuseConnect(client, ReasonCode.BadUserNameOrPassword);
     if (props.authenticationMethod !== undefined && !this.#host.hooks.has("onAuthPacket")) {
       return this.#refuseConnect(client, ReasonCode.BadAuthenticationMethod);
     }
-    const refused = await this.#host.hooks.onConnect(client, packet);
+    let refused = this.#host.hooks.onConnect(client, packet);
+    if (refused instanceof Promise) refused = await refused;
     if (refused !== undefined) return this.#refuseConnect(client, refused);
     if (this.#host.info.clientsConnected >= caps.maximumClients) {
       return this.#refuseConnect(client, ReasonCode.QuotaExceeded);

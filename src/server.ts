@@ -220,7 +220,9 @@ export class Server {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
     }
     this.#sessions.close();
-    await Promise.all([...this.#connections].map((client) => client.read(this.#handleFrame, this.#handleFrameError)));
+    await Promise.all(
+      [...this.#connections].map((client) => client.read(this.#handleFrame, this.#handleFrameError)),
+    );
     await this.#cluster?.stop();
     await this.hooks.stop();
     this.#serving = false;

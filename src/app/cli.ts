@@ -246,10 +246,19 @@ function workerArgs(options: CliOptions): string[] {
 /** A sink that writes each record synchronously to stderr (nothing lost on exit). */
 function stderrSink(format: (record: LogRecord) => string): Sink {
   const encoder = new TextEncoder();
-  return (record: LogRecord) => {
-    const bytes = encoder.encode(format(record));
+  // Lines are written once per turn (a connect storm logs thousands); warnings and errors at once.
+  let pending = "";
+  const flush = () => {
+    if (pending === "") return;
+    const bytes = encoder.encode(pending);
+    pending = "";
     let offset = 0;
     while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  };
+  return (record: LogRecord) => {
+    if (pending === "") queueMicrotask(flush);
+    pending += format(record);
+    if (record.level !== "info" && record.level !== "debug" && record.level !== "trace") flush();
   };
 }
 
