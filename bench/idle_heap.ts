@@ -3,7 +3,8 @@
  * v5 clients from a child process, then writes a heap snapshot and prints what the heap holds per
  * connection (self size by constructor, over what it held before the clients came).
  *
- * Run: `deno run -A --lock=tests/deno.lock bench/idle_heap.ts [N] [snapshot-dir]`
+ * Run: `deno run -A --lock=tests/deno.lock bench/idle_heap.ts [N] [snapshot-dir] [--floor]` (`--floor`:
+ * the same for Deno's floor, `bench/floor_server.ts`'s loop, in place of the broker).
  *
  * @module
  */
@@ -68,26 +69,61 @@ function summarize(path: string): Map<string, [number, number]> {
   return sums;
 }
 
-const server = new Server();
-await server.addHook(new AllowHook());
-const tcp = new TCP({ id: "t1", address: "127.0.0.1:0" });
-await server.addListener(tcp);
-await server.serve();
-const port = Number(tcp.address.split(":").pop());
+// `--floor`: Deno's floor instead of the broker (bench/floor_server.ts's loop, in this process).
+const floor = Deno.args.includes("--floor");
+let connected = 0;
+let port: number;
+let server: Server | undefined;
+if (floor) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  port = (listener.addr as Deno.NetAddr).port;
+  const connack = new Uint8Array([0x20, 0x03, 0x00, 0x00, 0x00]);
+  (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        conn.setNoDelay(true);
+        const buffer = new Uint8Array(256);
+        try {
+          let n = await conn.read(buffer);
+          await conn.write(connack);
+          connected++;
+          while (n !== null) n = await conn.read(buffer);
+        } catch {
+          // gone
+        }
+      })();
+    }
+  })();
+} else {
+  server = new Server();
+  await server.addHook(new AllowHook());
+  const tcp = new TCP({ id: "t1", address: "127.0.0.1:0" });
+  await server.addListener(tcp);
+  await server.serve();
+  port = Number(tcp.address.split(":").pop());
+}
 await new Promise((r) => setTimeout(r, 200));
 const before = `${dir}/idle-before.heapsnapshot`;
 v8.writeHeapSnapshot(before);
-const rss0 = Deno.memoryUsage().rss;
+const mem0 = Deno.memoryUsage();
+const rss0 = mem0.rss;
 const child = new Deno.Command(Deno.execPath(), {
   args: ["run", "-A", clientFile, String(port), String(n)],
   stdout: "inherit",
   stderr: "inherit",
 }).spawn();
-while (server.clients.count < n) {
+while ((server ? server.clients.count : connected) < n) {
   await new Promise((r) => setTimeout(r, 1000));
 }
 await new Promise((r) => setTimeout(r, 1000));
-const rss1 = Deno.memoryUsage().rss;
+const mem1 = Deno.memoryUsage();
+const rss1 = mem1.rss;
+const perConn = (key: keyof Deno.MemoryUsage) => ((mem1[key] - mem0[key]) / n / 1024).toFixed(2);
+console.log(
+  `before the snapshot, per connection: heapTotal ${perConn("heapTotal")} KiB, heapUsed ${
+    perConn("heapUsed")
+  } KiB, external ${perConn("external")} KiB`,
+);
 const after = `${dir}/idle-after.heapsnapshot`;
 v8.writeHeapSnapshot(after);
 const a = summarize(before);
@@ -110,4 +146,5 @@ for (const [name, count, size] of rows.slice(0, 40)) {
 }
 child.kill();
 await child.status;
-await server.close();
+await server?.close();
+Deno.exit(0);

@@ -95,10 +95,10 @@ export interface ClientState {
   connectedAt: number;
 }
 
-/** A client's {@linkcode ClientState}; its subscriptions map is made when first used. */
+/** A client's {@linkcode ClientState}; its subscriptions and in-flight state are made when first used. */
 class SessionState implements ClientState {
   #subscriptions: Map<string, Subscription> | undefined;
-  inflight: Inflight = new Inflight();
+  #inflight: Inflight | undefined;
   inboundAliases?: Map<number, string>;
   outboundAliases?: Map<string, number>;
   connected = false;
@@ -114,6 +114,14 @@ class SessionState implements ClientState {
 
   set subscriptions(subscriptions: Map<string, Subscription>) {
     this.#subscriptions = subscriptions;
+  }
+
+  get inflight(): Inflight {
+    return this.#inflight ??= new Inflight();
+  }
+
+  set inflight(inflight: Inflight) {
+    this.#inflight = inflight;
   }
 }
 
@@ -152,6 +160,8 @@ function flushAll(): void {
 function scheduleFlush(client: Client): void {
   if (flushQueue.push(client) === 1) queueMicrotask(flushAll);
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /** First read buffer of a connection; it doubles up to `readBufferSize` while reads fill it. */
 const INITIAL_READ_BUFFER = 256;
@@ -310,6 +320,7 @@ export class Client {
           if (result instanceof Promise) await result;
           if (this.#closed) return;
         }
+        framer.body = NO_BYTES; // the last packet's view would keep the read buffer's object alive
         if (status > FRAME_READY) {
           onFrameError(this, status);
           if (this.#closed) return;
