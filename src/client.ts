@@ -140,6 +140,36 @@ export interface ClientLimits {
   maximumWriteBytes: number;
 }
 
+/**
+ * The limits for a new client: `previous` when the options still give the same, so that every
+ * client shares one object.
+ *
+ * @param previous The limits the last client got.
+ * @param readBufferSize The largest read buffer.
+ * @param caps The server's capabilities.
+ * @returns The limits.
+ */
+export function clientLimits(
+  previous: ClientLimits | undefined,
+  readBufferSize: number,
+  caps: { maximumPacketSize: number; maximumClientWritesPending: number; maximumClientWriteBytes: number },
+): ClientLimits {
+  if (
+    previous !== undefined && previous.readBufferSize === readBufferSize &&
+    previous.maximumPacketSize === caps.maximumPacketSize &&
+    previous.maximumWritesPending === caps.maximumClientWritesPending &&
+    previous.maximumWriteBytes === caps.maximumClientWriteBytes
+  ) {
+    return previous;
+  }
+  return {
+    readBufferSize,
+    maximumPacketSize: caps.maximumPacketSize,
+    maximumWritesPending: caps.maximumClientWritesPending,
+    maximumWriteBytes: caps.maximumClientWriteBytes,
+  };
+}
+
 /** Calls a client's private flush (one function for every client, no closure each). */
 let flushClient: (client: Client) => void;
 
@@ -275,6 +305,11 @@ export class Client {
     onEnded?: (client: Client) => void,
   ): Promise<void> {
     this.#done ??= this.#readLoop(handle, onFrameError, onEnded);
+    return this.#done;
+  }
+
+  /** Resolves when reading has ended (undefined before {@linkcode Client.read}). */
+  get readDone(): Promise<void> | undefined {
     return this.#done;
   }
 

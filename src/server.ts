@@ -9,7 +9,7 @@ import { PacketType } from "./packets/types.ts";
 import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicName } from "./packets/topic_rules.ts";
-import { Client, type ClientLimits, type ClientNet } from "./client.ts";
+import { Client, type ClientLimits, clientLimits, type ClientNet } from "./client.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -220,9 +220,7 @@ export class Server {
       if (!client.closed) this.disconnectClient(client, ReasonCode.ServerShuttingDown);
     }
     this.#sessions.close();
-    await Promise.all(
-      [...this.#connections].map((client) => client.read(this.#handleFrame, this.#handleFrameError)),
-    );
+    await Promise.all([...this.#connections].map((client) => client.readDone));
     await this.#cluster?.stop();
     await this.hooks.stop();
     this.#serving = false;
@@ -241,19 +239,9 @@ export class Server {
    */
   newClient(conn: Connection | null, listener: string, id: string, inline: boolean): Client {
     const net: ClientNet = { conn, remote: inline ? "inline" : "", listener, inline };
-    const caps = this.options.capabilities;
-    // One limits object for every client (made on the first, once the options are settled).
-    const client = new Client(
-      net,
-      this.hooks,
-      this.info,
-      this.#clientLimits ??= {
-        readBufferSize: this.options.clientReadBufferSize,
-        maximumPacketSize: caps.maximumPacketSize,
-        maximumWritesPending: caps.maximumClientWritesPending,
-        maximumWriteBytes: caps.maximumClientWriteBytes,
-      },
-    );
+    const options = this.options;
+    this.#clientLimits = clientLimits(this.#clientLimits, options.clientReadBufferSize, options.capabilities);
+    const client = new Client(net, this.hooks, this.info, this.#clientLimits);
     client.id = id;
     if (inline) {
       client.properties.protocolVersion = 5;
@@ -370,9 +358,7 @@ export class Server {
     return client.read(this.#handleFrame, this.#handleFrameError, this.#readEnded);
   };
 
-  readonly #readEnded = (client: Client): void => {
-    this.#connections.delete(client);
-  };
+  readonly #readEnded = (client: Client): boolean => this.#connections.delete(client);
 
   readonly #handleFrameError = (client: Client, code: number): void => {
     log.debug("Client {id} sent a bad frame: {reason}", { id: client.id, reason: reasonName(code) });
