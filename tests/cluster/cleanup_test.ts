@@ -7,18 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "../mqtt.ts";
+import type mqtt from "../mqtt.ts";
 import { Redis } from "ioredis";
 import { delay } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 const PREFIX = "mqtt:cluster:";
-
-function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
-}
 
 /** What is in Redis that is not a live node's membership: keys, non-empty inboxes, routes. */
 async function leftovers(redis: Redis, live: string[]): Promise<string[]> {
@@ -59,22 +55,22 @@ Deno.test({
       const [a, b, c] = nodes;
       const short = { clean: false, properties: { sessionExpiryInterval: 2 } };
       // A persistent session that goes offline with messages queued for it (stored in Redis).
-      const away = await connect(a, "away", short);
+      const away = await connect(a, "away", 5, short);
       await away.subscribeAsync("x/#", { qos: 1 });
       await away.endAsync();
       // A clean session with a plain and a shared subscription, on another node.
       const plain = await connect(b, "plain");
       await plain.subscribeAsync({ "x/#": { qos: 2 }, "$share/g/x/#": { qos: 1 } });
       // A session taken over across nodes.
-      const before = await connect(a, "mover", {
+      const before = await connect(a, "mover", 5, {
         ...short,
         will: { topic: "w/mover", payload: "w", qos: 1 },
       });
       before.on("error", () => {});
       await before.subscribeAsync("y/#", { qos: 1 });
-      const mover = await connect(b, "mover", short);
+      const mover = await connect(b, "mover", 5, short);
       // A persistent session on a node that dies.
-      const doomed = await connect(c, "doomed", short);
+      const doomed = await connect(c, "doomed", 5, short);
       doomed.on("error", () => {});
       await doomed.subscribeAsync("x/#", { qos: 1 });
       clients.push(plain, mover, doomed, before);

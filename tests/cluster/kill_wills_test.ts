@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -20,10 +20,6 @@ class KeptStore extends mqtt.Store {
   override close(callback?: () => void): void {
     callback?.();
   }
-}
-
-function connect(node: Node, clientId: string, protocolVersion: 4 | 5, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
 }
 
 for (const watcherOnKilled of [false, true]) {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 /** A message store that outlives its client (MQTT.js closes the stores in `end`). */
@@ -21,10 +21,6 @@ class KeptStore extends mqtt.Store {
 }
 
 const persistent5 = { clean: false, properties: { sessionExpiryInterval: 300 } };
-
-function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
-}
 
 for (const version of [5, 4] as const) {
   Deno.test({
@@ -49,7 +45,7 @@ async function moveBetweenLiveNodes(version: 4 | 5): Promise<void> {
       nodes = await startNodes(redis.address, ["a", "b", "c"]);
       const [a, b, c] = nodes;
       const publishers = await Promise.all([a, b, c].map((n) => connect(n, `pub-${n.id}`)));
-      let sub = await connect(a, "mover", persistent);
+      let sub = await connect(a, "mover", 5, persistent);
       await sub.subscribeAsync("m/#", { qos: 1 });
       const got: string[] = [];
       const expected: string[] = [];

@@ -5,6 +5,7 @@
  * @module
  */
 
+import mqtt from "../mqtt.ts";
 import { waitFor } from "../helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -141,4 +142,22 @@ export function startNodes(redis: string, ids: string[], options: NodeOptions = 
 /** Stops nodes (SIGTERM), ignoring ones already stopped. */
 export async function stopNodes(nodes: Node[]): Promise<void> {
   await Promise.all(nodes.map((node) => node.stop()));
+}
+
+/**
+ * Connects an MQTT.js client to a node (no automatic reconnection).
+ *
+ * @param node The node.
+ * @param clientId The client id.
+ * @param protocolVersion 4 (MQTT 3.1.1) or 5.
+ * @param options More MQTT.js options.
+ * @returns The connected client.
+ */
+export function connect(
+  node: Node,
+  clientId: string,
+  protocolVersion: 4 | 5 = 5,
+  options: mqtt.IClientOptions = {},
+): Promise<mqtt.MqttClient> {
+  return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
 }

@@ -7,16 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "../mqtt.ts";
+import type mqtt from "../mqtt.ts";
 import { waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
-
-function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
-}
 
 Deno.test({
   name:
@@ -32,7 +28,7 @@ Deno.test({
       nodes = await startNodes(redis.address, ["a", "b"]);
       const [a, b] = nodes;
       const oldPub = await connect(a, "old-pub");
-      const oldSub = await connect(b, "old-sub", {
+      const oldSub = await connect(b, "old-sub", 5, {
         clean: false,
         properties: { sessionExpiryInterval: 300 },
       });

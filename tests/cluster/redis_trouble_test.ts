@@ -10,14 +10,10 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 const ROOT = new URL("../..", import.meta.url).pathname;
-
-function connect(node: Node, clientId: string, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
-}
 
 /** The warning and error lines a node logged after `from` (an offset into its output). */
 function troubles(node: Node, from: number): string[] {
@@ -51,7 +47,7 @@ Deno.test({
       await waitFor(() => got.includes("t/0"), 3000, "a message across nodes");
       // An offline persistent session on a: its messages are stored in Redis before they are acknowledged.
       const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
-      const away = await connect(a, "away", persistent);
+      const away = await connect(a, "away", 5, persistent);
       await away.subscribeAsync("p/#", { qos: 1 });
       await away.endAsync();
 
@@ -129,7 +125,7 @@ Deno.test({
       const [a, b, c] = nodes;
       const received: Record<string, string[]> = { b: [], c: [] };
       for (const [name, node] of [["b", b], ["c", c]] as const) {
-        const sub = await connect(node, `sub-${name}`, {
+        const sub = await connect(node, `sub-${name}`, 5, {
           clean: false,
           properties: { sessionExpiryInterval: 60 },
         });

@@ -9,18 +9,9 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
-
-function connect(
-  node: Node,
-  clientId: string,
-  protocolVersion: 4 | 5 = 5,
-  options: mqtt.IClientOptions = {},
-) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
-}
 
 Deno.test({
   name: "`cluster` sessions: takeover across nodes (old gets 0x8E) and a session resumed on another node",

@@ -12,13 +12,9 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
-
-function connect(node: Node, clientId: string, protocolVersion: 4 | 5, options: mqtt.IClientOptions = {}) {
-  return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
-}
 
 /** The ids of the clients connected to a node, from its admin API. */
 async function connectedOn(node: Node): Promise<string[]> {
