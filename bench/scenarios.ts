@@ -391,6 +391,7 @@ export function buildCases(quick: boolean, scale = 1, cluster = false): Case[] {
       { key: "rss_per_conn_kb", label: "RSS KiB/conn", better: "lower" },
       { key: "rss_before_mb", label: "RSS before MiB", better: "lower" },
       { key: "rss_after_mb", label: "RSS after MiB", better: "lower" },
+      { key: "cpu_us_per_msg", label: "broker CPU µs/connect", better: "lower" },
       ...CPU,
     ],
     run: (ctx) => connectionsCase(ctx, connections),
@@ -627,7 +628,8 @@ async function connectionsCase(ctx: RunContext, n: number): Promise<Record<strin
     concurrency: 200,
   });
   const connectTime = performance.now() - t0;
-  const used = cpu();
+  // CPU per connect: less at the mercy of what else the machine runs than the rate.
+  const used = cpu(performance.now(), n);
   ctx.stage = "settling";
   await sleep(1000);
   const after = rssBytes(ctx.broker.pid);
