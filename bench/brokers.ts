@@ -15,7 +15,8 @@ import type { Version } from "./mqtt.ts";
  * after in one run), `mosquitto`, `aedes` or `floor` (Deno's floor for idle connections: a program that
  * only accepts, answers CONNECT and keeps one pending read per connection; `bench/floor_server.ts`). `ours` and `base` take a configuration suffix:
  * `+kv` (Deno KV storage), `+redis` (Redis storage, a fresh `redis-server` per run), `+metrics` (the
- * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook),
+ * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook,
+ * and the V8 flags of `deno task start`),
  * `+v8` (the bare broker with the V8 flags of `deno task start`); no suffix is the bare broker (no
  * storage, no stats) under a plain `deno run`.
  */
@@ -211,10 +212,13 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     }
     const config = suffix ?? (options.persist ? "kv" : "");
     let profile = options.cpuProfileDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfileDir)} ` : "";
-    if (config === "v8") {
+    // +default is what `deno task start` gives: its V8 flags too, when it has them.
+    if (config === "v8" || config === "default") {
       const flags = startTaskV8Flags(cwd);
-      if (!flags) throw new Error(`${name}: the start task in ${cwd}/deno.json has no --v8-flags`);
-      profile += `${quote(flags)} `;
+      if (!flags && config === "v8") {
+        throw new Error(`${name}: the start task in ${cwd}/deno.json has no --v8-flags`);
+      }
+      if (flags) profile += `${quote(flags)} `;
     }
     // Only the TCP listener, on loopback. Newer CLIs also start WebSocket and HTTP listeners on all
     // interfaces and keep state in ./data by default: turn those off (state would leak between runs,

@@ -316,6 +316,7 @@ export function buildCases(quick: boolean, scale = 1, cluster = false): Case[] {
         { key: "recv_rate", label: "receive msgs/s", better: "higher" },
         { key: "pub_rate", label: "publish msgs/s", better: "higher" },
         LOSS,
+        CPU_PER_MESSAGE,
         ...CPU,
       ],
       run: (ctx) => stresser(ctx, n, stresserM),
@@ -448,7 +449,7 @@ async function stresser(ctx: RunContext, n: number, m: number): Promise<Record<s
     recv_rate: Math.round(checked.received / (end - t0) * 1000),
     pub_rate: Math.round(n * m / (pubEnd - t0) * 1000),
     loss_pct: checked.loss_pct,
-    ...cpu(end),
+    ...cpu(end, checked.received),
   };
 }
 
