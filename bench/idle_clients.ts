@@ -35,6 +35,12 @@ type Reply =
   | { type: "status"; open: number; ended: number; reason: string }
   | { type: "closed" };
 
+const REPLY_TO: Record<Command["type"], Reply["type"]> = {
+  connect: "connected",
+  status: "status",
+  close: "closed",
+};
+
 /**
  * Idle connections opened from `workers` worker threads.
  *
@@ -47,13 +53,15 @@ type Reply =
  */
 export class IdleClients {
   #workers: Worker[];
-  #replies: ((reply: Reply) => void)[][];
+  /** Per worker, the callers waiting for each kind of reply (a close may overtake a connect). */
+  #replies: Map<Reply["type"], ((reply: Reply) => void)[]>[];
 
   private constructor(workers: Worker[]) {
     this.#workers = workers;
-    this.#replies = workers.map(() => []);
+    this.#replies = workers.map(() => new Map());
     workers.forEach((worker, i) => {
-      worker.onmessage = (event: MessageEvent<Reply>) => this.#replies[i].shift()?.(event.data);
+      worker.onmessage = (event: MessageEvent<Reply>) =>
+        this.#replies[i].get(event.data.type)?.shift()?.(event.data);
     });
   }
 
@@ -88,7 +96,10 @@ export class IdleClients {
 
   #ask(i: number, command: Command): Promise<Reply> {
     return new Promise((resolve) => {
-      this.#replies[i].push(resolve);
+      const type = REPLY_TO[command.type];
+      const waiting = this.#replies[i].get(type) ?? [];
+      waiting.push(resolve);
+      this.#replies[i].set(type, waiting);
       this.#workers[i].postMessage(command);
     });
   }
