@@ -8,7 +8,7 @@
  * connections (bench/README.md, issue 14). Deno applies V8 flags only at start-up (`node:v8`'s
  * `setFlagsFromString` has no effect in Deno 2.9.6), so the program cannot set them itself: a
  * `deno run -A jsr:@x/broker/cli` user adds `--v8-flags=--max-semi-space-size=2`, or sets
- * `DENO_V8_FLAGS`.
+ * `DENO_V8_FLAGS`; the CLI tells them so at start ({@linkcode v8FlagsMissing}).
  *
  * @module
  */
@@ -54,4 +54,23 @@ export function childV8FlagArgs(): string[] {
     return [];
   }
   return inherited ? [] : [`--v8-flags=${BROKER_V8_FLAGS}`];
+}
+
+/**
+ * Whether this process provably runs without V8 flags: Linux (where `/proc/self/cmdline` tells), a
+ * `deno run` (a compiled binary's flags are built in and not on its command line), no `--v8-flags`
+ * and no `DENO_V8_FLAGS`. The CLI then says how to save memory per connection.
+ *
+ * @param moduleUrl The URL of a module of the program (a compiled binary's are under `/deno-compile-`).
+ * @returns True when the flags are known to be missing.
+ */
+export function v8FlagsMissing(moduleUrl: string): boolean {
+  if (moduleUrl.includes("/deno-compile-")) return false;
+  try {
+    if (Deno.env.get("DENO_V8_FLAGS")) return false;
+    Deno.statSync("/proc/self/cmdline");
+  } catch {
+    return false; // no permission, or not Linux: cannot tell
+  }
+  return ownV8FlagArgs().length === 0;
 }
