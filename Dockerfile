@@ -33,5 +33,6 @@ EXPOSE 1883 1882 8080
 ENV HEALTHCHECK_URL=http://127.0.0.1:8080/healthcheck
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["deno", "eval", "--no-config", "--no-lock", "const r = await fetch(Deno.env.get('HEALTHCHECK_URL')); Deno.exit(r.ok ? 0 : 1)"]
-ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/app/cli.ts"]
+# --v8-flags=--max-semi-space-size=2: idle connections cost about a third less memory (src/app/v8_flags.ts).
+ENTRYPOINT ["deno", "run", "--v8-flags=--max-semi-space-size=2", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "--unstable-kv", "src/app/cli.ts"]
 CMD ["--config", "/config/config.yaml"]

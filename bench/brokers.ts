@@ -15,8 +15,10 @@ import type { Version } from "./mqtt.ts";
  * after in one run), `mosquitto`, `aedes` or `floor` (Deno's floor for idle connections: a program that
  * only accepts, answers CONNECT and keeps one pending read per connection; `bench/floor_server.ts`). `ours` and `base` take a configuration suffix:
  * `+kv` (Deno KV storage), `+redis` (Redis storage, a fresh `redis-server` per run), `+metrics` (the
- * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook);
- * no suffix is the bare broker (no storage, no stats).
+ * stats listener and MetricsHook), `+default` (the CLI's defaults: KV, stats listener, MetricsHook,
+ * and the V8 flags of `deno task start`),
+ * `+v8` (the bare broker with the V8 flags of `deno task start`); no suffix is the bare broker (no
+ * storage, no stats) under a plain `deno run`.
  */
 export type BrokerName = string;
 
@@ -24,7 +26,23 @@ export type BrokerName = string;
 export const BROKERS: readonly BrokerName[] = ["ours", "mosquitto", "aedes"];
 
 /** The configurations of ours (and base). */
-export const CONFIGS: readonly string[] = ["kv", "redis", "metrics", "default"];
+export const CONFIGS: readonly string[] = ["kv", "redis", "metrics", "default", "v8"];
+
+/**
+ * The V8 flags `deno task start` passes (`--v8-flags=...` in the checkout's `deno.json`), which `+v8`
+ * adds to the bare broker's command line; empty when there are none.
+ *
+ * @param dir The checkout.
+ * @returns The `--v8-flags=...` argument, or "".
+ */
+export function startTaskV8Flags(dir: string): string {
+  try {
+    const start = JSON.parse(Deno.readTextFileSync(`${dir}/deno.json`)).tasks?.start ?? "";
+    return / (--v8-flags=\S+)/.exec(start)?.[1] ?? "";
+  } catch {
+    return "";
+  }
+}
 
 /**
  * Clustered deployments (`--cluster`), each with a fresh `redis-server`: `ours+cluster1` (one node in cluster
@@ -193,7 +211,15 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       cwd = options.baselineDir;
     }
     const config = suffix ?? (options.persist ? "kv" : "");
-    const profile = options.cpuProfileDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfileDir)} ` : "";
+    let profile = options.cpuProfileDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfileDir)} ` : "";
+    // +default is what `deno task start` gives: its V8 flags too, when it has them.
+    if (config === "v8" || config === "default") {
+      const flags = startTaskV8Flags(cwd);
+      if (!flags && config === "v8") {
+        throw new Error(`${name}: the start task in ${cwd}/deno.json has no --v8-flags`);
+      }
+      if (flags) profile += `${quote(flags)} `;
+    }
     // Only the TCP listener, on loopback. Newer CLIs also start WebSocket and HTTP listeners on all
     // interfaces and keep state in ./data by default: turn those off (state would leak between runs,
     // and Mosquitto runs without persistence too), or give each run a fresh KV directory (+kv), or

@@ -26,7 +26,7 @@ import {
   startBroker,
 } from "./brokers.ts";
 import { sessions } from "./mqtt.ts";
-import { buildCases, type Case, type RunContext, SCENARIOS } from "./scenarios.ts";
+import { buildCases, type Case, generator, type RunContext, SCENARIOS } from "./scenarios.ts";
 
 const USAGE = `Usage: deno task bench [options]
 
@@ -48,6 +48,7 @@ Options:
   --quick             smaller counts, for a fast sanity run
   --scale F           multiply message counts by F (clients, connections and retained topics stay)
   --persist           run our broker with its Deno KV storage (a fresh directory per run)
+  --gen-workers N     threads the connections scenario connects from (default 2)
   --cpu-prof DIR      run our broker with deno --cpu-prof, profiles written to DIR (every node of it)
   --help              show this help`;
 
@@ -82,7 +83,13 @@ async function runOnce(
     metrics: {},
   };
   let instance;
-  const ctx: RunContext = { broker: undefined!, clients: [], stage: "starting the broker", aborted: false };
+  const ctx: RunContext = {
+    broker: undefined!,
+    clients: [],
+    cleanups: [],
+    stage: "starting the broker",
+    aborted: false,
+  };
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     instance = await startBroker(broker, {
@@ -115,6 +122,7 @@ async function runOnce(
     clearTimeout(timer);
     ctx.aborted = true;
     for (const c of ctx.clients) c.close();
+    for (const cleanup of ctx.cleanups) await cleanup().catch(() => {});
     if (instance) await instance.stop(cpuProfileDir ? 10_000 : 2000);
   }
   result.seconds = Math.round((performance.now() - started) / 100) / 10;
@@ -232,6 +240,7 @@ export async function main(args: string[]): Promise<number> {
         persist: { type: "boolean", default: false },
         persistent: { type: "boolean", default: false },
         baseline: { type: "string" },
+        "gen-workers": { type: "string", default: "2" },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -285,6 +294,11 @@ export async function main(args: string[]): Promise<number> {
   if (values["cpu-prof"]) Deno.mkdirSync(values["cpu-prof"], { recursive: true });
 
   sessions.persistent = values.persistent;
+  generator.workers = Number(values["gen-workers"]);
+  if (!Number.isInteger(generator.workers) || generator.workers < 1) {
+    console.error(`--gen-workers must be a positive integer, got "${values["gen-workers"]}"`);
+    return 2;
+  }
   const cases = buildCases(values.quick, scale, values.cluster).filter((c) => scenarios.includes(c.scenario));
   const started = new Date();
   console.log(

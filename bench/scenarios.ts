@@ -9,6 +9,7 @@
 
 import { BenchClient, PAYLOAD_HEADER, PublishTemplate, type Sink } from "./mqtt.ts";
 import { type Broker, cpuSeconds, rssBytes } from "./brokers.ts";
+import { IdleClients } from "./idle_clients.ts";
 
 /** What a case gets to run against. */
 export interface RunContext {
@@ -16,6 +17,8 @@ export interface RunContext {
   broker: Broker;
   /** Every client opened (closed by the runner whatever happens). */
   clients: BenchClient[];
+  /** Also run by the runner whatever happens (closing what a case opened besides `clients`). */
+  cleanups: (() => Promise<void>)[];
   /** What the case is doing now, for timeout messages. */
   stage: string;
   /** Set by the runner on timeout: loops stop. */
@@ -313,6 +316,7 @@ export function buildCases(quick: boolean, scale = 1, cluster = false): Case[] {
         { key: "recv_rate", label: "receive msgs/s", better: "higher" },
         { key: "pub_rate", label: "publish msgs/s", better: "higher" },
         LOSS,
+        CPU_PER_MESSAGE,
         ...CPU,
       ],
       run: (ctx) => stresser(ctx, n, stresserM),
@@ -388,6 +392,8 @@ export function buildCases(quick: boolean, scale = 1, cluster = false): Case[] {
       { key: "rss_per_conn_kb", label: "RSS KiB/conn", better: "lower" },
       { key: "rss_before_mb", label: "RSS before MiB", better: "lower" },
       { key: "rss_after_mb", label: "RSS after MiB", better: "lower" },
+      { key: "cpu_us_per_msg", label: "broker CPU µs/connect", better: "lower" },
+      ...CPU,
     ],
     run: (ctx) => connectionsCase(ctx, connections),
   });
@@ -443,7 +449,7 @@ async function stresser(ctx: RunContext, n: number, m: number): Promise<Record<s
     recv_rate: Math.round(checked.received / (end - t0) * 1000),
     pub_rate: Math.round(n * m / (pubEnd - t0) * 1000),
     loss_pct: checked.loss_pct,
-    ...cpu(end),
+    ...cpu(end, checked.received),
   };
 }
 
@@ -602,25 +608,42 @@ async function latency(ctx: RunContext, rate: number, seconds: number): Promise<
   };
 }
 
+/** Threads the `connections` scenario connects from (`--gen-workers`). */
+export const generator: { workers: number } = { workers: 2 };
+
 async function connectionsCase(ctx: RunContext, n: number): Promise<Record<string, number>> {
+  // The idle clients connect from worker threads: one generator thread bounded every broker near
+  // 2,500-4,000 connects/s, Deno's floor (which does nothing per connect) included.
+  const idle = await IdleClients.start(generator.workers);
+  ctx.cleanups.push(() => idle.close());
   await sleep(500);
   const before = rssBytes(ctx.broker.pid);
   ctx.stage = "connecting";
+  const cpu = cpuMeter(ctx.broker);
   const t0 = performance.now();
-  await connectMany(ctx, n, "idle", 200);
+  await idle.connect({
+    port: ctx.broker.port,
+    version: ctx.broker.version,
+    prefix: "idle",
+    count: n,
+    concurrency: 200,
+  });
   const connectTime = performance.now() - t0;
+  // CPU per connect: less at the mercy of what else the machine runs than the rate.
+  const used = cpu(performance.now(), n);
   ctx.stage = "settling";
   await sleep(1000);
   const after = rssBytes(ctx.broker.pid);
-  const closed = ctx.clients.filter((c) => c.closedReason);
-  if (closed.length > 0) {
-    throw new Error(`${closed.length} idle connection(s) ended: ${closed[0].closedReason}`);
+  const status = await idle.status();
+  if (status.ended > 0) {
+    throw new Error(`${status.ended} idle connection(s) ended: ${status.reason}`);
   }
   return {
     connect_rate: Math.round(n / connectTime * 1000),
     rss_per_conn_kb: round((after - before) / n / 1024, 2),
     rss_before_mb: round(before / 1048576, 1),
     rss_after_mb: round(after / 1048576, 1),
+    ...used,
   };
 }
 

@@ -37,6 +37,7 @@ import { logger } from "../logger.ts";
 import { RedisCluster } from "../../hooks/cluster/redis_cluster.ts";
 import { defaultNodeId } from "../../hooks/cluster/node_id.ts";
 import { parentGone, READY_LINE, runWorkers, workerCount, workerNumber } from "./workers.ts";
+import { BROKER_V8_FLAGS, v8FlagsMissing } from "./v8_flags.ts";
 
 const USAGE = `Usage: deno run -A --unstable-kv jsr:@x/broker/cli [options]
 
@@ -475,6 +476,15 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   log.info("Broker {version} started", { version: VERSION });
   log.debug("Capabilities: {capabilities}", { capabilities: JSON.stringify(server.options.capabilities) });
+  if (worker === undefined && v8FlagsMissing(import.meta.url)) {
+    // deno task start, the Docker image and compiled binaries pass it; `deno run -A jsr:...` cannot.
+    log.info(
+      "Start Deno with --v8-flags={flags} (or DENO_V8_FLAGS={flags}): idle connections then take about a third less memory",
+      {
+        flags: BROKER_V8_FLAGS,
+      },
+    );
+  }
   if (!config && !options.allowAnonymousRemote) {
     log.info(
       "Listening on loopback only: clients on other machines cannot connect. To open it, use --config " +

@@ -20,6 +20,7 @@
  */
 
 import { logger } from "../logger.ts";
+import { childV8FlagArgs } from "./v8_flags.ts";
 
 const log = logger("workers");
 
@@ -78,7 +79,8 @@ export function workerNumber(): number | undefined {
 
 /**
  * The command that starts one more copy of this program: `deno run` of the CLI module, or the
- * compiled binary itself.
+ * compiled binary itself (whose V8 flags were fixed at compile time). A `deno run` child gets this
+ * process's V8 flags, or the broker's own ({@linkcode childV8FlagArgs}).
  *
  * @returns The executable and the arguments before the program's own.
  */
@@ -90,7 +92,7 @@ function programCommand(): { command: string; prefix: string[] } {
   }
   return {
     command: Deno.execPath(),
-    prefix: ["run", "-A", "--unstable-net", "--unstable-kv", cli.href],
+    prefix: ["run", "-A", ...childV8FlagArgs(), "--unstable-net", "--unstable-kv", cli.href],
   };
 }
 
