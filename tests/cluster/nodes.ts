@@ -38,6 +38,9 @@ export interface NodeOptions {
   noWait?: boolean;
 }
 
+/** How long a node may take to stop on a signal before it is killed and the stop fails. */
+const STOP_TIMEOUT_MS = 20_000;
+
 /**
  * Starts a broker node: `src/cli.ts --cluster redis://ADDRESS --node-id ID` on a free port.
  *
@@ -108,8 +111,21 @@ export async function startNode(redis: string, id: string, options: NodeOptions 
           // exited meanwhile
         }
       }
+      // A graceful stop that hangs is a fault of the broker: kill it, and say so with its log.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = await Promise.race([
+        status.then(() => false),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS)),
+      ]);
+      clearTimeout(timer);
+      if (hung) child.kill("SIGKILL");
       await status;
       await reading;
+      if (hung) {
+        throw new Error(
+          `Node ${id} did not stop within ${STOP_TIMEOUT_MS} ms of ${signal}:\n${text.slice(-3000)}`,
+        );
+      }
       return code!;
     },
   };
