@@ -32,6 +32,7 @@ import type {
   SubscriptionRecord,
 } from "../../src/storage.ts";
 import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./kv_outbound.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
 const KV_UNAVAILABLE = 'Deno KV is not available: run Deno with --unstable-kv (or add "unstable": ' +
@@ -128,6 +129,8 @@ export class KVBackend implements StorageBackend {
   /** Chunk versions present per record key (rare: only records over ~48 KiB). */
   #chunks = new Map<string, { key: Deno.KvKey; versions: Map<string, number> }>();
   #version = 0;
+  /** The outbound log's index; undefined until open, and after a failed commit (rebuilt from KV). */
+  #log: OutboundLog | undefined;
 
   /**
    * Creates a backend; nothing is opened before {@linkcode KVBackend.open}.
@@ -179,6 +182,29 @@ export class KVBackend implements StorageBackend {
       if (!known) this.#chunks.set(id, known = { key, versions: new Map() });
       known.versions.set(version, Math.max(known.versions.get(version) ?? 0, index + 1));
     }
+    this.#log = await this.#indexLog();
+  }
+
+  /** Builds the outbound log's index from what is stored. */
+  async #indexLog(): Promise<OutboundLog> {
+    const log = new OutboundLog(Date.now() * 1000);
+    const ignored = new Set<string>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["a"] }, { batchSize: LIST_BATCH })) {
+      log.addAcks(String(entry.key[1]), await this.#value<AckValue>(entry.key, entry.value, ignored));
+    }
+    for await (const entry of this.kv.list<unknown>({ prefix: ["q"] }, { batchSize: LIST_BATCH })) {
+      const value = await this.#value<ChunkValue>(entry.key, entry.value, ignored);
+      log.addChunk(String(entry.key[1]), Number(entry.key[2]), value);
+    }
+    for await (const entry of this.kv.list({ prefix: ["i"] }, { batchSize: LIST_BATCH })) {
+      if (entry.key[2] === "out") log.addLegacy(String(entry.key[1]), Number(entry.key[3]), entry.key);
+    }
+    const groups: number[] = [];
+    for await (const entry of this.kv.list({ prefix: ["m"] }, { batchSize: LIST_BATCH })) {
+      groups.push(Number(entry.key[1]));
+    }
+    log.settle(groups);
+    return log;
   }
 
   /**
@@ -187,8 +213,18 @@ export class KVBackend implements StorageBackend {
    * @param ops The writes.
    */
   async commit(ops: WriteOp[]): Promise<void> {
+    try {
+      await this.#commit(ops);
+    } catch (error) {
+      this.#log = undefined; // it may hold writes that did not happen: read it again from KV
+      throw error;
+    }
+  }
+
+  async #commit(ops: WriteOp[]): Promise<void> {
+    this.#log ??= await this.#indexLog();
     const chunks = new Map(this.#chunks);
-    const mutations = await this.#mutations(ops, chunks);
+    const mutations = await this.#mutations(ops, chunks, this.#log);
     let atomic = this.kv.atomic();
     let count = 0;
     let bytes = 0;
@@ -221,6 +257,7 @@ export class KVBackend implements StorageBackend {
   async #mutations(
     ops: WriteOp[],
     chunks: Map<string, { key: Deno.KvKey; versions: Map<string, number> }>,
+    log: OutboundLog,
   ): Promise<Mutation[]> {
     const out: Mutation[] = [];
     /** Keys written earlier in this batch, per client key part (a later deleteClient removes them). */
@@ -272,8 +309,9 @@ export class KVBackend implements StorageBackend {
         }
         case "deleteClient": {
           const c = await part(op.clientId);
-          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]]]);
-          for (const prefix of [["s", c], ["i", c]]) {
+          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]], [keyId(["a", c]), ["a", c]]]);
+          log.drop(c);
+          for (const prefix of [["s", c], ["i", c], ["q", c]]) {
             for await (const entry of this.kv.list({ prefix }, { batchSize: LIST_BATCH })) {
               keys.set(keyId(entry.key), entry.key);
             }
@@ -293,11 +331,13 @@ export class KVBackend implements StorageBackend {
           break;
         case "putInflight": {
           const c = await part(op.record.clientId);
-          put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
+          if (op.record.direction === "out") log.put(c, op.record);
+          else put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
           break;
         }
         case "deleteInflight":
-          del(["i", await part(op.clientId), op.direction, op.id]);
+          if (op.direction === "out") log.complete(await part(op.clientId), op.id);
+          else del(["i", await part(op.clientId), op.direction, op.id]);
           break;
         case "putRetained":
           put(["r", await part(op.message.topic)], op.message);
@@ -309,6 +349,10 @@ export class KVBackend implements StorageBackend {
           put(["sys"], op.info);
           break;
       }
+    }
+    for (const write of log.flush(estimate)) {
+      if (write.value === undefined) del(write.key);
+      else put(write.key, write.value);
     }
     return out;
   }
@@ -329,7 +373,7 @@ export class KVBackend implements StorageBackend {
     };
     const clients = await read<ClientRecord>(["c"]);
     const subscriptions = await read<SubscriptionRecord>(["s"]);
-    const inflight = await read<InflightRecord>(["i"]);
+    const inflight = await this.#inflight(referenced);
     const retained = await read<StoredMessage>(["r"]);
     const sys = await this.kv.get<unknown>(["sys"]);
     const sysInfo = sys.value === null
@@ -337,6 +381,35 @@ export class KVBackend implements StorageBackend {
       : await this.#value<Record<string, string | number>>(sys.key, sys.value, referenced);
     await this.#collectGarbage(referenced);
     return { clients, subscriptions, inflight, retained, sysInfo };
+  }
+
+  /** In-flight records: inbound ones (and outbound ones of the old layout), then the outbound log. */
+  async #inflight(referenced: Set<string>): Promise<InflightRecord[]> {
+    const groups = new Map<number, GroupValue>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["m"] }, { batchSize: LIST_BATCH })) {
+      groups.set(Number(entry.key[1]), await this.#value<GroupValue>(entry.key, entry.value, referenced));
+    }
+    const acks = new Map<string, AckValue>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["a"] }, { batchSize: LIST_BATCH })) {
+      acks.set(String(entry.key[1]), await this.#value<AckValue>(entry.key, entry.value, referenced));
+    }
+    const logs = new Map<string, [number, ChunkValue][]>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["q"] }, { batchSize: LIST_BATCH })) {
+      const c = String(entry.key[1]);
+      let chunks = logs.get(c);
+      if (!chunks) logs.set(c, chunks = []);
+      chunks.push([Number(entry.key[2]), await this.#value<ChunkValue>(entry.key, entry.value, referenced)]);
+    }
+    const records = new Map<string, InflightRecord>();
+    const id = (r: InflightRecord) => `${r.clientId}\u0000${r.direction}\u0000${inflightId(r)}`;
+    for await (const entry of this.kv.list<unknown>({ prefix: ["i"] }, { batchSize: LIST_BATCH })) {
+      const record = await this.#value<InflightRecord>(entry.key, entry.value, referenced);
+      records.set(id(record), record);
+    }
+    for (const [c, chunks] of logs) {
+      for (const record of restoreLog(chunks, acks.get(c), groups).values()) records.set(id(record), record);
+    }
+    return [...records.values()];
   }
 
   async #value<T>(key: Deno.KvKey, value: unknown, referenced: Set<string>): Promise<T> {
