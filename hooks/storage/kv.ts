@@ -309,7 +309,10 @@ export class KVBackend implements StorageBackend {
         }
         case "deleteClient": {
           const c = await part(op.clientId);
-          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]], [keyId(["a", c]), ["a", c]]]);
+          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]], [keyId(["a", c]), [
+            "a",
+            c,
+          ]]]);
           log.drop(c);
           for (const prefix of [["s", c], ["i", c], ["q", c]]) {
             for await (const entry of this.kv.list({ prefix }, { batchSize: LIST_BATCH })) {

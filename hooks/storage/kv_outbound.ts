@@ -356,7 +356,13 @@ export class OutboundLog {
         chunk.sequences.push(sequence);
         chunk.open.add(sequence);
         holdersOf(session, sequence).add(id);
-        session.live.set(sequence, { chunk: id, packetId: record.packetId, stage, group: at[0], index: at[1] });
+        session.live.set(sequence, {
+          chunk: id,
+          packetId: record.packetId,
+          stage,
+          group: at[0],
+          index: at[1],
+        });
       }
     }
     const ackWrites: LogWrite[] = [];
@@ -464,8 +470,9 @@ export function restoreLog(
       }
       const message = groups.get(e[i + 3])?.m[e[i + 4]];
       // A message whose group is gone was done (a commit split by KV's limits, cut by a crash).
-      if (message) out.set(sequence, { clientId, direction: "out", sequence, packetId, stage: "publish", message });
-      else out.delete(sequence);
+      if (message) {
+        out.set(sequence, { clientId, direction: "out", sequence, packetId, stage: "publish", message });
+      } else out.delete(sequence);
     }
   }
   return out;

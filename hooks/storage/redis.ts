@@ -9,11 +9,16 @@
  * | --- | --- | --- | --- |
  * | `{prefix}clients` | hash | client id | {@linkcode ClientRecord} |
  * | `{prefix}subs:{clientId}` | hash | filter | {@linkcode SubscriptionRecord} |
- * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | {@linkcode InflightRecord} |
+ * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | {@linkcode InflightRecord}, its message as an id (`m`) |
+ * | `{prefix}messages` | hash | message id | {@linkcode StoredMessage} of queued and in-flight records |
  * | `{prefix}retained` | hash | topic | retained {@linkcode StoredMessage} |
  * | `{prefix}sys` | string | | $SYS counters |
  *
- * Each batch of writes is one MULTI/EXEC transaction. Commands fail at once while Redis is
+ * A message delivered to many sessions is stored once per commit, under an id that their in-flight
+ * records refer to; it is deleted when no record refers to it any more (the references are counted
+ * in memory, from a scan on open). Each batch of writes is one MULTI/EXEC transaction, with one HSET
+ * and one HDEL per session that changed. Records of the previous layout (the message inside the
+ * record) are still read. Commands fail at once while Redis is
  * unreachable (no offline queue, no silent resend); the base class keeps the writes, logs once,
  * and retries with backoff while ioredis reconnects on its own.
  *
@@ -99,11 +104,35 @@ function decode<T>(text: string): T {
   return JSON.parse(text, reviver) as T;
 }
 
+/** An outbound record as stored: the message as an id in `{prefix}messages`. */
+type StoredRecord = InflightRecord & { m?: number };
+
+/** The writes of one commit to a session's in-flight hash. */
+interface SessionWrites {
+  /** The hash is deleted first (the session was removed earlier in the batch). */
+  drop: boolean;
+  puts: Map<string, string>;
+  dels: Set<string>;
+}
+
+/** The message ids that outbound records refer to, counted in memory. */
+interface References {
+  /** Client id -> sequence -> message id (0 for none). */
+  sessions: Map<string, Map<number, number>>;
+  /** Message id -> references. */
+  counts: Map<number, number>;
+  /** Ids of messages nothing refers to, deleted with the next commit. */
+  orphans: number[];
+}
+
 /** The {@linkcode StorageBackend} of {@linkcode RedisHook}. */
 export class RedisBackend implements StorageBackend {
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
+  /** Undefined until the first commit, and after a failed one (read again from Redis). */
+  #references: References | undefined;
+  #nextId = 0;
 
   /**
    * Creates a backend; nothing connects before {@linkcode RedisBackend.open}.
@@ -184,33 +213,102 @@ export class RedisBackend implements StorageBackend {
    * @param ops The writes.
    */
   async commit(ops: WriteOp[]): Promise<void> {
+    try {
+      await this.#commit(ops);
+    } catch (error) {
+      this.#references = undefined; // it may count writes that did not happen
+      throw error;
+    }
+  }
+
+  async #commit(ops: WriteOp[]): Promise<void> {
     const p = this.prefix;
+    const refs = this.#references ??= await this.#scanReferences();
     const multi = this.#client.multi();
+    const sessions = new Map<string, SessionWrites>();
+    const of = (clientId: string): SessionWrites => {
+      let writes = sessions.get(clientId);
+      if (!writes) sessions.set(clientId, writes = { drop: false, puts: new Map(), dels: new Set() });
+      return writes;
+    };
+    const messages: (string | number)[] = [];
+    const placed = new Map<StoredMessage, number>();
+    const unused: number[] = refs.orphans;
+    refs.orphans = [];
+    const count = (id: number, delta: number) => {
+      if (id === 0) return;
+      const n = (refs.counts.get(id) ?? 0) + delta;
+      if (n > 0) refs.counts.set(id, n);
+      else {
+        refs.counts.delete(id);
+        unused.push(id);
+      }
+    };
     for (const op of ops) {
       switch (op.op) {
         case "putClient":
           multi.hset(`${p}clients`, op.record.id, encode(op.record));
           break;
-        case "deleteClient":
+        case "deleteClient": {
           multi.hdel(`${p}clients`, op.clientId);
-          multi.del(`${p}subs:${op.clientId}`, `${p}inflight:${op.clientId}`);
+          multi.del(`${p}subs:${op.clientId}`);
+          for (const id of refs.sessions.get(op.clientId)?.values() ?? []) count(id, -1);
+          refs.sessions.delete(op.clientId);
+          sessions.set(op.clientId, { drop: true, puts: new Map(), dels: new Set() });
           break;
+        }
         case "putSubscription":
           multi.hset(`${p}subs:${op.record.clientId}`, op.record.subscription.filter, encode(op.record));
           break;
         case "deleteSubscription":
           multi.hdel(`${p}subs:${op.clientId}`, op.filter);
           break;
-        case "putInflight":
-          multi.hset(
-            `${p}inflight:${op.record.clientId}`,
-            `${op.record.direction}:${inflightId(op.record)}`,
-            encode(op.record),
-          );
+        case "putInflight": {
+          const record = op.record;
+          const field = `${record.direction}:${inflightId(record)}`;
+          const writes = of(record.clientId);
+          writes.dels.delete(field);
+          if (record.direction === "in") {
+            writes.puts.set(field, encode(record));
+            break;
+          }
+          let ofSession = refs.sessions.get(record.clientId);
+          if (!ofSession) refs.sessions.set(record.clientId, ofSession = new Map());
+          const previous = ofSession.get(record.sequence) ?? 0;
+          let id = 0;
+          if (record.stage === "publish") {
+            // A later record of a sequence is the same message: it keeps its id.
+            id = previous;
+            if (id === 0 && record.message) {
+              id = placed.get(record.message) ?? 0;
+              if (id === 0) {
+                id = this.#nextId++;
+                placed.set(record.message, id);
+                messages.push(id, encode(record.message));
+              }
+            }
+          }
+          count(id, 1);
+          count(previous, -1);
+          ofSession.set(record.sequence, id);
+          const { message: _message, ...rest } = record;
+          writes.puts.set(field, encode(id === 0 ? rest : { ...rest, m: id }));
           break;
-        case "deleteInflight":
-          multi.hdel(`${p}inflight:${op.clientId}`, `${op.direction}:${op.id}`);
+        }
+        case "deleteInflight": {
+          const field = `${op.direction}:${op.id}`;
+          const writes = of(op.clientId);
+          writes.puts.delete(field);
+          writes.dels.add(field);
+          if (op.direction === "in") break;
+          const ofSession = refs.sessions.get(op.clientId);
+          const id = ofSession?.get(op.id);
+          if (id === undefined) break;
+          ofSession!.delete(op.id);
+          if (ofSession!.size === 0) refs.sessions.delete(op.clientId);
+          count(id, -1);
           break;
+        }
         case "putRetained":
           multi.hset(`${p}retained`, op.message.topic, encode(op.message));
           break;
@@ -222,6 +320,14 @@ export class RedisBackend implements StorageBackend {
           break;
       }
     }
+    if (messages.length > 0) multi.hset(`${p}messages`, ...messages);
+    for (const [clientId, writes] of sessions) {
+      const key = `${p}inflight:${clientId}`;
+      if (writes.drop) multi.del(key);
+      if (writes.puts.size > 0) multi.hset(key, ...[...writes.puts].flat());
+      if (writes.dels.size > 0) multi.hdel(key, ...writes.dels);
+    }
+    if (unused.length > 0) multi.hdel(`${p}messages`, ...unused.map(String));
     const results = await multi.exec();
     if (!results) throw new Error("Redis aborted the transaction");
     for (const [error] of results) if (error) throw error;
@@ -238,7 +344,17 @@ export class RedisBackend implements StorageBackend {
     const redis = this.#client;
     const clients = Object.values(await redis.hgetall(`${p}clients`)).map((v) => decode<ClientRecord>(v));
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
-    const inflight = await this.#scanHashes<InflightRecord>(`${p}inflight:`);
+    // Messages before the records that refer to them: one written meanwhile is never missed.
+    const messages = await redis.hgetall(`${p}messages`);
+    const inflight: InflightRecord[] = [];
+    for (const { m, ...record } of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
+      if (m !== undefined) {
+        const message = messages[m];
+        if (message === undefined) continue; // not restorable: only a record already done
+        record.message = decode<StoredMessage>(message);
+      }
+      inflight.push(record);
+    }
     const retained = Object.values(await redis.hgetall(`${p}retained`)).map((v) => decode<StoredMessage>(v));
     const sys = await redis.get(`${p}sys`);
     return {
@@ -248,6 +364,28 @@ export class RedisBackend implements StorageBackend {
       retained,
       sysInfo: sys === null ? undefined : decode<Record<string, string | number>>(sys),
     };
+  }
+
+  /** Counts the references of outbound records to stored messages. */
+  async #scanReferences(): Promise<References> {
+    const p = this.prefix;
+    const ids = await this.#client.hkeys(`${p}messages`);
+    const refs: References = { sessions: new Map(), counts: new Map(), orphans: [] };
+    for (const record of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
+      if (record.direction !== "out") continue;
+      let ofSession = refs.sessions.get(record.clientId);
+      if (!ofSession) refs.sessions.set(record.clientId, ofSession = new Map());
+      ofSession.set(record.sequence, record.m ?? 0);
+      if (record.m) refs.counts.set(record.m, (refs.counts.get(record.m) ?? 0) + 1);
+    }
+    let highest = 0;
+    for (const text of ids) {
+      const id = Number(text);
+      if (id > highest) highest = id;
+      if (!refs.counts.has(id)) refs.orphans.push(id);
+    }
+    this.#nextId = Math.max(this.#nextId, Date.now() * 1000, highest + 1);
+    return refs;
   }
 
   async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
