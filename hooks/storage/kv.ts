@@ -97,7 +97,12 @@ function keyBytes(key: Deno.KvKey): number {
 }
 
 /** A string as a key part: itself, or its SHA-256 when too long for a KV key. */
-async function part(value: string): Promise<string> {
+function part(value: string): string | Promise<string> {
+  if (value.length * 3 <= MAX_KEY_PART_BYTES) return value; // the common case: no need to encode
+  return hashedPart(value);
+}
+
+async function hashedPart(value: string): Promise<string> {
   const bytes = encoder.encode(value);
   if (bytes.length <= MAX_KEY_PART_BYTES) return value;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -272,13 +277,12 @@ export class KVBackend implements StorageBackend {
       }
       chunks.delete(id);
     };
-    const put = (key: Deno.KvKey, record: unknown, clientPart?: string) => {
+    const put = (key: Deno.KvKey, record: unknown, clientPart?: string, size = estimate(record)) => {
       if (clientPart !== undefined) {
         let set = written.get(clientPart);
         if (!set) written.set(clientPart, set = new Map());
         set.set(keyId(key), key);
       }
-      const size = estimate(record);
       if (size <= INLINE_MAX_BYTES) {
         dropChunks(key);
         out.push({ key, value: record, bytes: size });
@@ -333,15 +337,19 @@ export class KVBackend implements StorageBackend {
           del(["s", await part(op.clientId), await part(op.filter)]);
           break;
         case "putInflight": {
-          const c = await part(op.record.clientId);
+          let c = part(op.record.clientId); // not awaited unless hashed: this runs per delivery
+          if (typeof c !== "string") c = await c;
           if (op.record.direction === "out") log.put(c, op.record);
           else put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
           break;
         }
-        case "deleteInflight":
-          if (op.direction === "out") log.complete(await part(op.clientId), op.id);
-          else del(["i", await part(op.clientId), op.direction, op.id]);
+        case "deleteInflight": {
+          let c = part(op.clientId);
+          if (typeof c !== "string") c = await c;
+          if (op.direction === "out") log.complete(c, op.id);
+          else del(["i", c, op.direction, op.id]);
           break;
+        }
         case "putRetained":
           put(["r", await part(op.message.topic)], op.message);
           break;
@@ -355,7 +363,7 @@ export class KVBackend implements StorageBackend {
     }
     for (const write of log.flush(estimate)) {
       if (write.value === undefined) del(write.key);
-      else put(write.key, write.value);
+      else put(write.key, write.value, undefined, write.bytes);
     }
     return out;
   }

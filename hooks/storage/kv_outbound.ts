@@ -52,6 +52,8 @@ export interface LogWrite {
   key: Deno.KvKey;
   /** The value to set, or undefined to delete. */
   value?: ChunkValue | AckValue | GroupValue;
+  /** An upper bound of the value's encoded size. */
+  bytes?: number;
 }
 
 const FIELDS = 5;
@@ -64,18 +66,20 @@ const GROUP_BYTES = 32 * 1024;
 
 /** Where a session's awaited entry for a sequence is. */
 interface Live {
+  /** The chunk of its latest entry. */
   chunk: number;
-  packetId: number;
   stage: number;
   group: number;
   index: number;
+  /** Other kept chunks with an earlier entry of the sequence (rare). */
+  older: number[] | undefined;
 }
 
 interface Chunk {
-  /** Every sequence with an entry in the chunk. */
-  sequences: number[];
-  /** Sequences whose latest entry is in this chunk and still awaited. */
-  open: Set<number>;
+  /** The chunk's entries (as stored). */
+  e: number[];
+  /** Awaited sequences whose latest entry is in this chunk. */
+  open: number;
 }
 
 /** One session's part of the log. */
@@ -83,8 +87,8 @@ interface Session {
   /** The client id's key part. */
   part: string;
   chunks: Map<number, Chunk>;
-  /** Sequence -> chunks holding an entry for it. */
-  holders: Map<number, Set<number>>;
+  /** Whether an awaited entry may have `older` chunks (else deleting a chunk has nothing to fix). */
+  superseded: boolean;
   /** Sequence -> its latest, awaited entry. */
   live: Map<number, Live>;
   /** Chunk id -> sequences completed but still in the (kept) chunk: the acknowledgement map. */
@@ -137,7 +141,7 @@ export class OutboundLog {
       session = {
         part,
         chunks: new Map(),
-        holders: new Map(),
+        superseded: false,
         live: new Map(),
         acked: new Map(),
         ackChanged: false,
@@ -161,21 +165,19 @@ export class OutboundLog {
     this.raiseId(id);
     const session = this.#session(part);
     const done = new Set(session.acked.get(id));
-    const chunk: Chunk = { sequences: [], open: new Set() };
-    session.chunks.set(id, chunk);
     const e = value.e;
+    const chunk: Chunk = { e, open: 0 };
+    session.chunks.set(id, chunk);
     for (let i = 0; i < e.length; i += FIELDS) {
       const sequence = e[i];
-      chunk.sequences.push(sequence);
-      holdersOf(session, sequence).add(id);
       if (done.has(sequence)) continue;
-      this.#supersede(session, sequence);
-      chunk.open.add(sequence);
-      const entry = { chunk: id, packetId: e[i + 1], stage: e[i + 2], group: e[i + 3], index: e[i + 4] };
+      const older = this.#supersede(session, sequence);
+      chunk.open++;
+      const entry: Live = { chunk: id, stage: e[i + 2], group: e[i + 3], index: e[i + 4], older };
       session.live.set(sequence, entry);
       if (entry.stage === STAGE_PUBLISH) this.#ref(entry.group, 1);
     }
-    if (chunk.open.size === 0) this.#deleteChunk(session, id);
+    if (chunk.open === 0) this.#deleteChunk(session, id);
   }
 
   /**
@@ -264,19 +266,20 @@ export class OutboundLog {
     if (!live) return;
     session.live.delete(sequence);
     if (live.stage === STAGE_PUBLISH) this.#ref(live.group, -1);
-    const holders = session.holders.get(sequence);
-    if (!holders) return;
-    for (const id of [...holders]) {
-      const chunk = session.chunks.get(id)!;
-      chunk.open.delete(sequence);
-      if (chunk.open.size === 0) this.#deleteChunk(session, id);
-      else {
-        let done = session.acked.get(id);
-        if (!done) session.acked.set(id, done = []);
-        done.push(sequence);
-        session.ackChanged = true;
-      }
-    }
+    const chunk = session.chunks.get(live.chunk);
+    if (chunk && --chunk.open === 0) this.#deleteChunk(session, live.chunk);
+    else this.#markDone(session, live.chunk, sequence);
+    for (const id of live.older ?? []) this.#markDone(session, id, sequence);
+    if (session.live.size === 0) session.superseded = false;
+  }
+
+  /** Marks a sequence done in a kept chunk that holds an entry of it. */
+  #markDone(session: Session, id: number, sequence: number): void {
+    if (!session.chunks.has(id)) return;
+    let done = session.acked.get(id);
+    if (!done) session.acked.set(id, done = []);
+    done.push(sequence);
+    session.ackChanged = true;
   }
 
   /**
@@ -316,11 +319,12 @@ export class OutboundLog {
         groupId = this.#nextId++;
         group = { m: [] };
         groupBytes = 0;
-        groupPuts.push({ key: ["m", groupId], value: group });
+        groupPuts.push({ key: ["m", groupId], value: group, bytes: 64 });
       }
       at = [groupId, group.m.length];
       group.m.push(message);
       groupBytes += size;
+      groupPuts[groupPuts.length - 1].bytes! += size;
       placed.set(message, at);
       return at;
     };
@@ -330,11 +334,15 @@ export class OutboundLog {
       let id = 0;
       let chunk: Chunk | undefined;
       for (const record of records.values()) {
-        if (!chunk || chunk.sequences.length >= CHUNK_ENTRIES) {
+        if (!chunk || e.length >= CHUNK_ENTRIES * FIELDS) {
           id = this.#nextId++;
-          chunk = { sequences: [], open: new Set() };
+          chunk = { e: e = [], open: 0 };
           session.chunks.set(id, chunk);
-          chunkPuts.push({ key: ["q", part, id], value: { c: clientId, e: e = [] } });
+          chunkPuts.push({
+            key: ["q", part, id],
+            value: { c: clientId, e },
+            bytes: 64 + clientId.length * 3,
+          });
         }
         const sequence = record.sequence;
         const previous = session.live.get(sequence);
@@ -346,23 +354,16 @@ export class OutboundLog {
           else if (record.message) at = place(record.message);
           this.#ref(at[0], 1);
         }
-        this.#supersede(session, sequence);
+        const older = this.#supersede(session, sequence);
         const legacy = session.legacy?.get(sequence);
         if (legacy) {
           this.#deletes.push({ key: legacy });
           session.legacy!.delete(sequence);
         }
         e.push(sequence, record.packetId, stage, at[0], at[1]);
-        chunk.sequences.push(sequence);
-        chunk.open.add(sequence);
-        holdersOf(session, sequence).add(id);
-        session.live.set(sequence, {
-          chunk: id,
-          packetId: record.packetId,
-          stage,
-          group: at[0],
-          index: at[1],
-        });
+        chunkPuts[chunkPuts.length - 1].bytes! += FIELDS * 9;
+        chunk.open++;
+        session.live.set(sequence, { chunk: id, stage, group: at[0], index: at[1], older });
       }
     }
     const ackWrites: LogWrite[] = [];
@@ -376,7 +377,7 @@ export class OutboundLog {
       }
       const a: number[] = [];
       for (const [chunk, done] of session.acked) a.push(chunk, done.length, ...done);
-      ackWrites.push({ key: ["a", session.part], value: { a } });
+      ackWrites.push({ key: ["a", session.part], value: { a }, bytes: 64 + a.length * 9 });
       session.ackStored = true;
     }
     const writes = [...groupPuts, ...chunkPuts, ...this.#deletes, ...ackWrites, ...this.#groupDeletes];
@@ -393,16 +394,25 @@ export class OutboundLog {
 
   // Internals ----------------------------------------------------------------------------------
 
-  /** A new entry of `sequence` is coming: the previous one stops being its latest. */
-  #supersede(session: Session, sequence: number): void {
+  /**
+   * A new entry of `sequence` is coming: the previous one stops being its latest.
+   *
+   * @returns The kept chunks that still hold an earlier entry of it.
+   */
+  #supersede(session: Session, sequence: number): number[] | undefined {
     const previous = session.live.get(sequence);
-    if (!previous) return;
+    if (!previous) return undefined;
     session.live.delete(sequence);
     if (previous.stage === STAGE_PUBLISH) this.#ref(previous.group, -1);
+    const older = previous.older;
     const chunk = session.chunks.get(previous.chunk);
-    if (!chunk) return;
-    chunk.open.delete(sequence);
-    if (chunk.open.size === 0) this.#deleteChunk(session, previous.chunk);
+    if (!chunk) return older;
+    if (--chunk.open === 0) {
+      this.#deleteChunk(session, previous.chunk);
+      return older;
+    }
+    session.superseded = true;
+    return older ? [...older, previous.chunk] : [previous.chunk];
   }
 
   #deleteChunk(session: Session, id: number): void {
@@ -410,13 +420,15 @@ export class OutboundLog {
     if (!chunk) return;
     session.chunks.delete(id);
     this.#deletes.push({ key: ["q", session.part, id] });
-    for (const sequence of chunk.sequences) {
-      const holders = session.holders.get(sequence);
-      if (!holders) continue;
-      holders.delete(id);
-      if (holders.size === 0) session.holders.delete(sequence);
-    }
     if (session.acked.delete(id)) session.ackChanged = true;
+    if (!session.superseded) return;
+    const e = chunk.e;
+    for (let i = 0; i < e.length; i += FIELDS) {
+      const live = session.live.get(e[i]);
+      if (!live?.older) continue;
+      const older = live.older.filter((other) => other !== id);
+      live.older = older.length > 0 ? older : undefined;
+    }
   }
 
   #ref(group: number, delta: number): void {
@@ -428,12 +440,6 @@ export class OutboundLog {
       this.#groupDeletes.push({ key: ["m", group] });
     }
   }
-}
-
-function holdersOf(session: Session, sequence: number): Set<number> {
-  let holders = session.holders.get(sequence);
-  if (!holders) session.holders.set(sequence, holders = new Set());
-  return holders;
 }
 
 /**

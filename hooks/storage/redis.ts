@@ -291,8 +291,11 @@ export class RedisBackend implements StorageBackend {
           count(id, 1);
           count(previous, -1);
           ofSession.set(record.sequence, id);
-          const { message: _message, ...rest } = record;
-          writes.puts.set(field, encode(id === 0 ? rest : { ...rest, m: id }));
+          // No binary field left: plain JSON (this runs per delivery).
+          const { clientId, direction, sequence, packetId, stage } = record;
+          const stored: StoredRecord = { clientId, direction, sequence, packetId, stage };
+          if (id !== 0) stored.m = id;
+          writes.puts.set(field, JSON.stringify(stored));
           break;
         }
         case "deleteInflight": {
