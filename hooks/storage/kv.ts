@@ -128,6 +128,8 @@ function estimate(record: unknown): number {
 
 /** The {@linkcode StorageBackend} of {@linkcode KVHook}. */
 export class KVBackend implements StorageBackend {
+  /** Outbound in-flight writes are merged by the log (see the module docs). */
+  readonly mergesOutbound = true;
   #options: KVHookOptions;
   #kv: Deno.Kv | undefined;
   #owned = false;
@@ -339,7 +341,7 @@ export class KVBackend implements StorageBackend {
         case "putInflight": {
           let c = part(op.record.clientId); // not awaited unless hashed: this runs per delivery
           if (typeof c !== "string") c = await c;
-          if (op.record.direction === "out") log.put(c, op.record);
+          if (op.record.direction === "out") log.put(c, op.record, estimate);
           else put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
           break;
         }
@@ -361,7 +363,7 @@ export class KVBackend implements StorageBackend {
           break;
       }
     }
-    for (const write of log.flush(estimate)) {
+    for (const write of log.flush()) {
       if (write.value === undefined) del(write.key);
       else put(write.key, write.value, undefined, write.bytes);
     }

@@ -64,60 +64,75 @@ const CHUNK_ENTRIES = 500;
 /** Payload and topic bytes per message group before a new group starts. */
 const GROUP_BYTES = 32 * 1024;
 
-/** Where a session's awaited entry for a sequence is. */
-interface Live {
-  /** The chunk of its latest entry. */
-  chunk: number;
-  stage: number;
-  group: number;
-  index: number;
-  /** Other kept chunks with an earlier entry of the sequence (rare). */
-  older: number[] | undefined;
+/** A message group: stored, or made by the commit being built. */
+interface Group {
+  id: number;
+  /** Awaited entries that refer to it. */
+  refs: number;
+  /** The value, while it is not written yet. */
+  value: GroupValue | undefined;
+  bytes: number;
 }
 
+/** A log chunk: stored, or made by the commit being built. */
 interface Chunk {
-  /** The chunk's entries (as stored). */
+  id: number;
+  /** The chunk's entries. */
   e: number[];
   /** Awaited sequences whose latest entry is in this chunk. */
   open: number;
+  written: boolean;
+  bytes: number;
+}
+
+/** Where a session's awaited entry for a sequence is. */
+interface Live {
+  /** The chunk of its latest entry. */
+  chunk: Chunk;
+  stage: number;
+  group: Group | undefined;
+  index: number;
+  /** Other kept chunks with an earlier entry of the sequence (rare). */
+  older: Chunk[] | undefined;
 }
 
 /** One session's part of the log. */
 interface Session {
   /** The client id's key part. */
   part: string;
+  /** The client id (undefined for a session only loaded, until its next put). */
+  clientId: string | undefined;
   chunks: Map<number, Chunk>;
+  /** Chunks made by the commit being built (the last one is filled). */
+  fresh: Chunk[];
   /** Whether an awaited entry may have `older` chunks (else deleting a chunk has nothing to fix). */
   superseded: boolean;
   /** Sequence -> its latest, awaited entry. */
   live: Map<number, Live>;
   /** Chunk id -> sequences completed but still in the (kept) chunk: the acknowledgement map. */
   acked: Map<number, number[]>;
-  ackChanged: boolean;
   ackStored: boolean;
   /** Old-layout keys (`["i", clientId, "out", sequence]`) by sequence, removed when done. */
   legacy?: Map<number, Deno.KvKey>;
 }
 
-/** The puts of one session queued in the commit being built. */
-interface Queued {
-  clientId: string;
-  records: Map<number, InflightRecord>;
-}
-
 /**
  * The in-memory index of the outbound log, and the writes of one commit. Build it from what is
- * stored ({@linkcode OutboundLog.addChunk} and the other `add*` methods), then for each commit call
- * {@linkcode OutboundLog.put}, {@linkcode OutboundLog.complete} and {@linkcode OutboundLog.drop} in
- * the order of the batch, and {@linkcode OutboundLog.flush} to get the writes.
+ * stored ({@linkcode OutboundLog.addChunk} and the other `add*` methods, then
+ * {@linkcode OutboundLog.settle}); then for each commit call {@linkcode OutboundLog.put},
+ * {@linkcode OutboundLog.complete} and {@linkcode OutboundLog.drop} in the order of the batch, and
+ * {@linkcode OutboundLog.flush} to get its writes.
  */
 export class OutboundLog {
   readonly #sessions = new Map<string, Session>();
-  /** Group id -> awaited entries that refer to it. */
-  readonly #groups = new Map<number, number>();
   #nextId: number;
-  /** Puts of this commit, per client key part then sequence (the last put of a sequence wins). */
-  #queued = new Map<string, Queued>();
+  /** Stored groups by id, while the index is built. */
+  #stored: Map<number, Group> | undefined = new Map();
+  /** Of the commit being built: sessions with fresh chunks, and with a changed acknowledgement map. */
+  #touched = new Set<Session>();
+  #ackChanged = new Set<Session>();
+  #newGroups: Group[] = [];
+  #placed = new Map<StoredMessage, [Group, number]>();
   #deletes: LogWrite[] = [];
   #groupDeletes: LogWrite[] = [];
 
@@ -130,8 +145,7 @@ export class OutboundLog {
     this.#nextId = firstId;
   }
 
-  /** Ids for new chunks and groups start above this one (from what was found stored). */
-  raiseId(id: number): void {
+  #raiseId(id: number): void {
     if (id >= this.#nextId) this.#nextId = id + 1;
   }
 
@@ -140,11 +154,12 @@ export class OutboundLog {
     if (!session) {
       session = {
         part,
+        clientId: undefined,
         chunks: new Map(),
+        fresh: [],
         superseded: false,
         live: new Map(),
         acked: new Map(),
-        ackChanged: false,
         ackStored: false,
       };
       this.#sessions.set(part, session);
@@ -153,32 +168,6 @@ export class OutboundLog {
   }
 
   // Building from what is stored ---------------------------------------------------------------
-
-  /**
-   * Indexes a stored chunk (call in chunk order per session, after its acknowledgement map).
-   *
-   * @param part The client id's key part.
-   * @param id The chunk id.
-   * @param value The chunk.
-   */
-  addChunk(part: string, id: number, value: ChunkValue): void {
-    this.raiseId(id);
-    const session = this.#session(part);
-    const done = new Set(session.acked.get(id));
-    const e = value.e;
-    const chunk: Chunk = { e, open: 0 };
-    session.chunks.set(id, chunk);
-    for (let i = 0; i < e.length; i += FIELDS) {
-      const sequence = e[i];
-      if (done.has(sequence)) continue;
-      const older = this.#supersede(session, sequence);
-      chunk.open++;
-      const entry: Live = { chunk: id, stage: e[i + 2], group: e[i + 3], index: e[i + 4], older };
-      session.live.set(sequence, entry);
-      if (entry.stage === STAGE_PUBLISH) this.#ref(entry.group, 1);
-    }
-    if (chunk.open === 0) this.#deleteChunk(session, id);
-  }
 
   /**
    * Indexes a stored acknowledgement map (before the session's chunks).
@@ -191,11 +180,42 @@ export class OutboundLog {
     session.ackStored = true;
     const a = value.a;
     for (let i = 0; i < a.length;) {
-      const chunk = a[i];
-      const count = a[i + 1];
-      session.acked.set(chunk, a.slice(i + 2, i + 2 + count));
-      i += 2 + count;
+      session.acked.set(a[i], a.slice(i + 2, i + 2 + a[i + 1]));
+      i += 2 + a[i + 1];
     }
+  }
+
+  /**
+   * Indexes a stored chunk (in chunk order per session, after its acknowledgement map).
+   *
+   * @param part The client id's key part.
+   * @param id The chunk id.
+   * @param value The chunk.
+   */
+  addChunk(part: string, id: number, value: ChunkValue): void {
+    this.#raiseId(id);
+    const session = this.#session(part);
+    session.clientId = value.c;
+    const done = new Set(session.acked.get(id));
+    const e = value.e;
+    const chunk: Chunk = { id, e, open: 0, written: true, bytes: 0 };
+    session.chunks.set(id, chunk);
+    for (let i = 0; i < e.length; i += FIELDS) {
+      const sequence = e[i];
+      if (done.has(sequence)) continue;
+      const older = this.#supersede(session, session.live.get(sequence), chunk);
+      chunk.open++;
+      let group: Group | undefined;
+      if (e[i + 2] === STAGE_PUBLISH) {
+        group = this.#stored!.get(e[i + 3]);
+        if (!group) {
+          this.#stored!.set(e[i + 3], group = { id: e[i + 3], refs: 0, value: undefined, bytes: 0 });
+        }
+        group.refs++;
+      }
+      session.live.set(sequence, { chunk, stage: e[i + 2], group, index: e[i + 4], older });
+    }
+    if (chunk.open === 0) this.#deleteChunk(session, chunk);
   }
 
   /**
@@ -211,8 +231,8 @@ export class OutboundLog {
   }
 
   /**
-   * After the index is built: acknowledgement entries of chunks that are gone are dropped (they are
-   * rewritten with the next commit of the session), and groups no entry refers to are deleted.
+   * Ends building: acknowledgement entries of chunks that are gone are dropped (rewritten with the
+   * next commit), and groups no entry refers to are deleted with it.
    *
    * @param groups Every stored group id.
    */
@@ -221,30 +241,57 @@ export class OutboundLog {
       for (const chunk of session.acked.keys()) {
         if (!session.chunks.has(chunk)) {
           session.acked.delete(chunk);
-          session.ackChanged = true;
+          this.#ackChanged.add(session);
         }
       }
     }
-    for (const group of groups) {
-      this.raiseId(group);
-      if (!this.#groups.has(group)) this.#groupDeletes.push({ key: ["m", group] });
+    for (const id of groups) {
+      this.#raiseId(id);
+      if (!this.#stored!.get(id)?.refs) this.#groupDeletes.push({ key: ["m", id] });
     }
+    this.#stored = undefined;
   }
 
   // One commit ---------------------------------------------------------------------------------
 
   /**
-   * Queues an outbound record (a message queued or sent, or its PUBREL stage).
+   * Adds an outbound record (a message queued or sent, or its PUBREL stage).
    *
    * @param part The client id's key part.
    * @param record The record.
+   * @param estimate The backend's size estimate of a message.
    */
-  put(part: string, record: InflightRecord): void {
-    let queued = this.#queued.get(part);
-    if (!queued) this.#queued.set(part, queued = { clientId: record.clientId, records: new Map() });
-    this.#session(part);
-    queued.records.delete(record.sequence); // a later put goes last, in order
-    queued.records.set(record.sequence, record);
+  put(part: string, record: InflightRecord, estimate: (message: StoredMessage) => number): void {
+    const session = this.#session(part);
+    session.clientId = record.clientId;
+    let chunk = session.fresh[session.fresh.length - 1];
+    if (chunk === undefined || chunk.e.length >= CHUNK_ENTRIES * FIELDS || !session.chunks.has(chunk.id)) {
+      chunk = { id: this.#nextId++, e: [], open: 0, written: false, bytes: 64 + record.clientId.length * 3 };
+      session.chunks.set(chunk.id, chunk);
+      if (session.fresh.length === 0) this.#touched.add(session);
+      session.fresh.push(chunk);
+    }
+    const sequence = record.sequence;
+    const previous = session.live.get(sequence);
+    const stage = record.stage === "pubrel" ? STAGE_PUBREL : STAGE_PUBLISH;
+    let group: Group | undefined;
+    let index = 0;
+    if (stage === STAGE_PUBLISH) {
+      if (previous?.group) {
+        // A later entry of a sequence is the same message: it keeps its group.
+        group = previous.group;
+        index = previous.index;
+      } else if (record.message) {
+        [group, index] = this.#place(record.message, estimate);
+      }
+      if (group) group.refs++;
+    }
+    const older = this.#supersede(session, previous, chunk);
+    if (session.legacy) this.#deleteLegacy(session, sequence);
+    chunk.e.push(sequence, record.packetId, stage, group?.id ?? 0, index);
+    chunk.bytes += FIELDS * 9;
+    chunk.open++;
+    session.live.set(sequence, { chunk, stage, group, index, older });
   }
 
   /**
@@ -254,32 +301,18 @@ export class OutboundLog {
    * @param sequence Its sequence.
    */
   complete(part: string, sequence: number): void {
-    this.#queued.get(part)?.records.delete(sequence);
     const session = this.#sessions.get(part);
     if (!session) return;
-    const legacy = session.legacy?.get(sequence);
-    if (legacy) {
-      this.#deletes.push({ key: legacy });
-      session.legacy!.delete(sequence);
-    }
+    if (session.legacy) this.#deleteLegacy(session, sequence);
     const live = session.live.get(sequence);
     if (!live) return;
     session.live.delete(sequence);
-    if (live.stage === STAGE_PUBLISH) this.#ref(live.group, -1);
-    const chunk = session.chunks.get(live.chunk);
-    if (chunk && --chunk.open === 0) this.#deleteChunk(session, live.chunk);
-    else this.#markDone(session, live.chunk, sequence);
-    for (const id of live.older ?? []) this.#markDone(session, id, sequence);
+    if (live.group) this.#unref(live.group);
+    const chunk = live.chunk;
+    if (--chunk.open === 0) this.#deleteChunk(session, chunk);
+    else this.#markDone(session, chunk, sequence);
+    if (live.older) { for (const older of live.older) this.#markDone(session, older, sequence); }
     if (session.live.size === 0) session.superseded = false;
-  }
-
-  /** Marks a sequence done in a kept chunk that holds an entry of it. */
-  #markDone(session: Session, id: number, sequence: number): void {
-    if (!session.chunks.has(id)) return;
-    let done = session.acked.get(id);
-    if (!done) session.acked.set(id, done = []);
-    done.push(sequence);
-    session.ackChanged = true;
   }
 
   /**
@@ -288,156 +321,155 @@ export class OutboundLog {
    * @param part The client id's key part.
    */
   drop(part: string): void {
-    this.#queued.delete(part);
     const session = this.#sessions.get(part);
     if (!session) return;
-    for (const live of session.live.values()) {
-      if (live.stage === STAGE_PUBLISH) this.#ref(live.group, -1);
-    }
+    for (const live of session.live.values()) if (live.group) this.#unref(live.group);
     this.#sessions.delete(part);
+    this.#touched.delete(session);
+    this.#ackChanged.delete(session);
   }
 
   /**
    * The writes of the commit, in their safe order (see the module docs); the index then holds
    * the state they leave.
    *
-   * @param estimate The backend's size estimate of a message.
    * @returns The writes.
    */
-  flush(estimate: (message: StoredMessage) => number): LogWrite[] {
-    const groupPuts: LogWrite[] = [];
-    const chunkPuts: LogWrite[] = [];
-    let group: GroupValue | undefined;
-    let groupId = 0;
-    let groupBytes = 0;
-    const placed = new Map<StoredMessage, [number, number]>();
-    const place = (message: StoredMessage): [number, number] => {
-      let at = placed.get(message);
-      if (at) return at;
-      const size = estimate(message);
-      if (!group || groupBytes + size > GROUP_BYTES) {
-        groupId = this.#nextId++;
-        group = { m: [] };
-        groupBytes = 0;
-        groupPuts.push({ key: ["m", groupId], value: group, bytes: 64 });
-      }
-      at = [groupId, group.m.length];
-      group.m.push(message);
-      groupBytes += size;
-      groupPuts[groupPuts.length - 1].bytes! += size;
-      placed.set(message, at);
-      return at;
-    };
-    for (const [part, { clientId, records }] of this.#queued) {
-      const session = this.#sessions.get(part)!;
-      let e: number[] = [];
-      let id = 0;
-      let chunk: Chunk | undefined;
-      for (const record of records.values()) {
-        if (!chunk || e.length >= CHUNK_ENTRIES * FIELDS) {
-          id = this.#nextId++;
-          chunk = { e: e = [], open: 0 };
-          session.chunks.set(id, chunk);
-          chunkPuts.push({
-            key: ["q", part, id],
-            value: { c: clientId, e },
-            bytes: 64 + clientId.length * 3,
-          });
-        }
-        const sequence = record.sequence;
-        const previous = session.live.get(sequence);
-        const stage = record.stage === "pubrel" ? STAGE_PUBREL : STAGE_PUBLISH;
-        let at: [number, number] = [0, 0];
-        if (stage === STAGE_PUBLISH) {
-          // A later entry of a sequence is the same message: it keeps its group.
-          if (previous?.stage === STAGE_PUBLISH) at = [previous.group, previous.index];
-          else if (record.message) at = place(record.message);
-          this.#ref(at[0], 1);
-        }
-        const older = this.#supersede(session, sequence);
-        const legacy = session.legacy?.get(sequence);
-        if (legacy) {
-          this.#deletes.push({ key: legacy });
-          session.legacy!.delete(sequence);
-        }
-        e.push(sequence, record.packetId, stage, at[0], at[1]);
-        chunkPuts[chunkPuts.length - 1].bytes! += FIELDS * 9;
-        chunk.open++;
-        session.live.set(sequence, { chunk: id, stage, group: at[0], index: at[1], older });
-      }
+  flush(): LogWrite[] {
+    const writes: LogWrite[] = [];
+    for (const group of this.#newGroups) {
+      if (group.refs > 0) writes.push({ key: ["m", group.id], value: group.value, bytes: group.bytes });
+      group.value = undefined;
     }
-    const ackWrites: LogWrite[] = [];
-    for (const session of this.#sessions.values()) {
-      if (!session.ackChanged) continue;
-      session.ackChanged = false;
+    for (const session of this.#touched) {
+      for (const chunk of session.fresh) {
+        if (!session.chunks.has(chunk.id)) continue; // every entry done already
+        const done = session.acked.get(chunk.id);
+        if (done) {
+          // Entries done within the commit are left out rather than marked.
+          const skip = new Set(done);
+          const e = chunk.e;
+          const kept: number[] = [];
+          for (let i = 0; i < e.length; i += FIELDS) {
+            if (!skip.has(e[i])) kept.push(e[i], e[i + 1], e[i + 2], e[i + 3], e[i + 4]);
+          }
+          chunk.e = kept;
+          session.acked.delete(chunk.id);
+        }
+        chunk.written = true;
+        writes.push({
+          key: ["q", session.part, chunk.id],
+          value: { c: session.clientId!, e: chunk.e },
+          bytes: chunk.bytes,
+        });
+      }
+      session.fresh = [];
+    }
+    writes.push(...this.#deletes);
+    for (const session of this.#ackChanged) {
+      if (this.#sessions.get(session.part) !== session) continue;
       if (session.acked.size === 0) {
-        if (session.ackStored) ackWrites.push({ key: ["a", session.part] });
+        if (session.ackStored) writes.push({ key: ["a", session.part] });
         session.ackStored = false;
         continue;
       }
       const a: number[] = [];
       for (const [chunk, done] of session.acked) a.push(chunk, done.length, ...done);
-      ackWrites.push({ key: ["a", session.part], value: { a }, bytes: 64 + a.length * 9 });
+      writes.push({ key: ["a", session.part], value: { a }, bytes: 64 + a.length * 9 });
       session.ackStored = true;
     }
-    const writes = [...groupPuts, ...chunkPuts, ...this.#deletes, ...ackWrites, ...this.#groupDeletes];
-    this.#queued = new Map();
+    writes.push(...this.#groupDeletes);
+    this.#touched = new Set();
+    this.#ackChanged = new Set();
+    this.#newGroups = [];
+    this.#placed = new Map();
     this.#deletes = [];
     this.#groupDeletes = [];
     return writes;
   }
 
-  /** Sessions in the index (for tests and metrics). */
+  /** Sessions in the index. */
   get sessions(): number {
     return this.#sessions.size;
   }
 
   // Internals ----------------------------------------------------------------------------------
 
+  /** The group of a message in this commit (each message once; a new group when one is full). */
+  #place(message: StoredMessage, estimate: (message: StoredMessage) => number): [Group, number] {
+    let placed = this.#placed.get(message);
+    if (placed) return placed;
+    let group = this.#newGroups[this.#newGroups.length - 1];
+    const size = estimate(message);
+    if (group === undefined || group.bytes + size > GROUP_BYTES) {
+      group = { id: this.#nextId++, refs: 0, value: { m: [] }, bytes: 64 };
+      this.#newGroups.push(group);
+    }
+    placed = [group, group.value!.m.length];
+    this.#placed.set(message, placed);
+    group.value!.m.push(message);
+    group.bytes += size;
+    return placed;
+  }
+
   /**
-   * A new entry of `sequence` is coming: the previous one stops being its latest.
+   * A new entry of a sequence is coming (into `into`): the previous one stops being its latest.
    *
    * @returns The kept chunks that still hold an earlier entry of it.
    */
-  #supersede(session: Session, sequence: number): number[] | undefined {
-    const previous = session.live.get(sequence);
+  #supersede(session: Session, previous: Live | undefined, into: Chunk): Chunk[] | undefined {
     if (!previous) return undefined;
-    session.live.delete(sequence);
-    if (previous.stage === STAGE_PUBLISH) this.#ref(previous.group, -1);
+    if (previous.group) this.#unref(previous.group);
     const older = previous.older;
-    const chunk = session.chunks.get(previous.chunk);
-    if (!chunk) return older;
+    const chunk = previous.chunk;
+    if (chunk === into) {
+      chunk.open--; // a later entry in the same chunk wins on restore
+      return older;
+    }
     if (--chunk.open === 0) {
-      this.#deleteChunk(session, previous.chunk);
+      this.#deleteChunk(session, chunk);
       return older;
     }
     session.superseded = true;
-    return older ? [...older, previous.chunk] : [previous.chunk];
+    return older ? [...older, chunk] : [chunk];
   }
 
-  #deleteChunk(session: Session, id: number): void {
-    const chunk = session.chunks.get(id);
-    if (!chunk) return;
-    session.chunks.delete(id);
-    this.#deletes.push({ key: ["q", session.part, id] });
-    if (session.acked.delete(id)) session.ackChanged = true;
+  #markDone(session: Session, chunk: Chunk, sequence: number): void {
+    if (session.chunks.get(chunk.id) !== chunk) return;
+    let done = session.acked.get(chunk.id);
+    if (!done) session.acked.set(chunk.id, done = []);
+    done.push(sequence);
+    // Entries of a chunk not written yet are left out of it rather than marked (see `flush`).
+    if (chunk.written) this.#ackChanged.add(session);
+  }
+
+  #deleteChunk(session: Session, chunk: Chunk): void {
+    if (session.chunks.get(chunk.id) !== chunk) return;
+    session.chunks.delete(chunk.id);
+    if (chunk.written) this.#deletes.push({ key: ["q", session.part, chunk.id] });
+    if (session.acked.delete(chunk.id) && chunk.written) this.#ackChanged.add(session);
     if (!session.superseded) return;
     const e = chunk.e;
     for (let i = 0; i < e.length; i += FIELDS) {
       const live = session.live.get(e[i]);
       if (!live?.older) continue;
-      const older = live.older.filter((other) => other !== id);
+      const older = live.older.filter((other) => other !== chunk);
       live.older = older.length > 0 ? older : undefined;
     }
   }
 
-  #ref(group: number, delta: number): void {
-    if (group === 0) return;
-    const refs = (this.#groups.get(group) ?? 0) + delta;
-    if (refs > 0) this.#groups.set(group, refs);
-    else {
-      this.#groups.delete(group);
-      this.#groupDeletes.push({ key: ["m", group] });
+  #deleteLegacy(session: Session, sequence: number): void {
+    const key = session.legacy!.get(sequence);
+    if (!key) return;
+    this.#deletes.push({ key });
+    session.legacy!.delete(sequence);
+  }
+
+  #unref(group: Group): void {
+    if (--group.refs > 0) return;
+    // A stored group (a new one is just not written); while building, `settle` decides.
+    if (group.value === undefined && this.#stored === undefined) {
+      this.#groupDeletes.push({ key: ["m", group.id] });
     }
   }
 }

@@ -127,6 +127,8 @@ interface References {
 
 /** The {@linkcode StorageBackend} of {@linkcode RedisHook}. */
 export class RedisBackend implements StorageBackend {
+  /** Outbound in-flight writes are merged by the log (see the module docs). */
+  readonly mergesOutbound = true;
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
