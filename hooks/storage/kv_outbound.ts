@@ -25,6 +25,8 @@
  */
 
 import type { InflightRecord, StoredMessage } from "../../src/storage.ts";
+import type { QoS } from "../../src/packets/types.ts";
+import { sameMessage } from "./storage.ts";
 
 /** A log chunk's value: entries of five numbers each (see the module docs). */
 export interface ChunkValue {
@@ -57,8 +59,9 @@ export interface LogWrite {
 }
 
 const FIELDS = 5;
-const STAGE_PUBLISH = 0;
+/** The stage field: PUBREL awaited; or PUBLISH at `STAGE_QOS + qos` (0: at the stored message's QoS). */
 const STAGE_PUBREL = 1;
+const STAGE_QOS = 2;
 /** Entries per chunk: about 40 KB by the backend's size estimate, under KV's 64 KiB per value. */
 const CHUNK_ENTRIES = 500;
 /** Payload and topic bytes per message group before a new group starts. */
@@ -132,7 +135,8 @@ export class OutboundLog {
   #touched = new Set<Session>();
   #ackChanged = new Set<Session>();
   #newGroups: Group[] = [];
-  #placed = new Map<StoredMessage, [Group, number]>();
+  /** Messages placed in this commit, by payload (see `sameMessage`). */
+  #placed = new Map<Uint8Array, [StoredMessage, Group, number][]>();
   #deletes: LogWrite[] = [];
   #groupDeletes: LogWrite[] = [];
 
@@ -206,7 +210,7 @@ export class OutboundLog {
       const older = this.#supersede(session, session.live.get(sequence), chunk);
       chunk.open++;
       let group: Group | undefined;
-      if (e[i + 2] === STAGE_PUBLISH) {
+      if (e[i + 2] !== STAGE_PUBREL) {
         group = this.#stored!.get(e[i + 3]);
         if (!group) {
           this.#stored!.set(e[i + 3], group = { id: e[i + 3], refs: 0, value: undefined, bytes: 0 });
@@ -273,10 +277,11 @@ export class OutboundLog {
     }
     const sequence = record.sequence;
     const previous = session.live.get(sequence);
-    const stage = record.stage === "pubrel" ? STAGE_PUBREL : STAGE_PUBLISH;
+    let stage = STAGE_PUBREL;
     let group: Group | undefined;
     let index = 0;
-    if (stage === STAGE_PUBLISH) {
+    if (record.stage === "publish") {
+      stage = record.message ? STAGE_QOS + record.message.qos : (previous?.stage ?? STAGE_QOS);
       if (previous?.group) {
         // A later entry of a sequence is the same message: it keeps its group.
         group = previous.group;
@@ -397,19 +402,21 @@ export class OutboundLog {
 
   /** The group of a message in this commit (each message once; a new group when one is full). */
   #place(message: StoredMessage, estimate: (message: StoredMessage) => number): [Group, number] {
-    let placed = this.#placed.get(message);
-    if (placed) return placed;
+    let variants = this.#placed.get(message.payload);
+    if (variants) {
+      for (const [other, group, index] of variants) if (sameMessage(other, message)) return [group, index];
+    } else this.#placed.set(message.payload, variants = []);
     let group = this.#newGroups[this.#newGroups.length - 1];
     const size = estimate(message);
     if (group === undefined || group.bytes + size > GROUP_BYTES) {
       group = { id: this.#nextId++, refs: 0, value: { m: [] }, bytes: 64 };
       this.#newGroups.push(group);
     }
-    placed = [group, group.value!.m.length];
-    this.#placed.set(message, placed);
+    const index = group.value!.m.length;
+    variants.push([message, group, index]);
     group.value!.m.push(message);
     group.bytes += size;
-    return placed;
+    return [group, index];
   }
 
   /**
@@ -506,7 +513,9 @@ export function restoreLog(
         out.set(sequence, { clientId, direction: "out", sequence, packetId, stage: "pubrel" });
         continue;
       }
-      const message = groups.get(e[i + 3])?.m[e[i + 4]];
+      let message = groups.get(e[i + 3])?.m[e[i + 4]];
+      const qos = e[i + 2] - STAGE_QOS;
+      if (message && qos > 0 && message.qos !== qos) message = { ...message, qos: qos as QoS };
       // A message whose group is gone was done (a commit split by KV's limits, cut by a crash).
       if (message) {
         out.set(sequence, { clientId, direction: "out", sequence, packetId, stage: "publish", message });

@@ -46,7 +46,8 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import { inflightId, sameMessage, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import type { QoS } from "../../src/packets/types.ts";
 import { logger } from "../../src/logger.ts";
 
 /** Options of {@linkcode RedisHook} (also accepted as the config of `addHook`). */
@@ -104,8 +105,11 @@ function decode<T>(text: string): T {
   return JSON.parse(text, reviver) as T;
 }
 
-/** An outbound record as stored: the message as an id in `{prefix}messages`. */
-type StoredRecord = InflightRecord & { m?: number };
+/**
+ * An outbound record as stored: the message as an id in `{prefix}messages` (`m`), and the QoS it is
+ * delivered at (`q`; the deliveries of one message at QoS 1 and 2 share it).
+ */
+type StoredRecord = InflightRecord & { m?: number; q?: QoS };
 
 /** The writes of one commit to a session's in-flight hash. */
 interface SessionWrites {
@@ -234,7 +238,8 @@ export class RedisBackend implements StorageBackend {
       return writes;
     };
     const messages: (string | number)[] = [];
-    const placed = new Map<StoredMessage, number>();
+    /** Messages stored by this commit, by payload (see `sameMessage`). */
+    const placed = new Map<Uint8Array, [StoredMessage, number][]>();
     const unused: number[] = refs.orphans;
     refs.orphans = [];
     const count = (id: number, delta: number) => {
@@ -281,12 +286,15 @@ export class RedisBackend implements StorageBackend {
           if (record.stage === "publish") {
             // A later record of a sequence is the same message: it keeps its id.
             id = previous;
-            if (id === 0 && record.message) {
-              id = placed.get(record.message) ?? 0;
+            const message = record.message;
+            if (id === 0 && message) {
+              let variants = placed.get(message.payload);
+              if (!variants) placed.set(message.payload, variants = []);
+              for (const [other, otherId] of variants) if (sameMessage(other, message)) id = otherId;
               if (id === 0) {
                 id = this.#nextId++;
-                placed.set(record.message, id);
-                messages.push(id, encode(record.message));
+                variants.push([message, id]);
+                messages.push(id, encode(message));
               }
             }
           }
@@ -296,7 +304,10 @@ export class RedisBackend implements StorageBackend {
           // No binary field left: plain JSON (this runs per delivery).
           const { clientId, direction, sequence, packetId, stage } = record;
           const stored: StoredRecord = { clientId, direction, sequence, packetId, stage };
-          if (id !== 0) stored.m = id;
+          if (id !== 0) {
+            stored.m = id;
+            if (record.message) stored.q = record.message.qos;
+          }
           writes.puts.set(field, JSON.stringify(stored));
           break;
         }
@@ -351,12 +362,16 @@ export class RedisBackend implements StorageBackend {
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
     // Messages before the records that refer to them: one written meanwhile is never missed.
     const messages = await redis.hgetall(`${p}messages`);
+    const decoded = new Map<number, StoredMessage>();
     const inflight: InflightRecord[] = [];
-    for (const { m, ...record } of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
+    for (const { m, q, ...record } of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
       if (m !== undefined) {
-        const message = messages[m];
-        if (message === undefined) continue; // not restorable: only a record already done
-        record.message = decode<StoredMessage>(message);
+        let message = decoded.get(m);
+        if (!message) {
+          if (messages[m] === undefined) continue; // not restorable: only a record already done
+          decoded.set(m, message = decode<StoredMessage>(messages[m]));
+        }
+        record.message = q === undefined || q === message.qos ? message : { ...message, qos: q };
       }
       inflight.push(record);
     }

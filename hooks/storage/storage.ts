@@ -510,27 +510,49 @@ export function clientRecord(client: Client): ClientRecord {
   };
 }
 
-/** The last message stored for a delivery, and the packet fields it was made from. */
-let lastMessage: StoredMessage | undefined;
+/** The last message stored for a delivery, per QoS, and the packet properties they were made from. */
+const lastMessages: (StoredMessage | undefined)[] = [undefined, undefined, undefined];
 let lastProperties: Packet["properties"];
 
 /**
  * The stored form of a delivered message, shared by the deliveries of one message to many
- * subscribers (their packets differ only in what the record does not hold, or hold the same).
+ * subscribers (their packets differ only in what the record does not hold, or hold the same). The
+ * variants of one message for different QoS share everything but their `qos`, so that backends
+ * can tell them apart from other messages by {@linkcode sameMessage}.
  */
 function sharedStoredMessage(packet: Packet): StoredMessage {
-  const m = lastMessage;
   const header = packet.fixedHeader;
-  if (
-    m !== undefined && m.payload === packet.payload && lastProperties === packet.properties &&
-    m.topic === packet.topicName && m.qos === (header.qos ?? 0) && m.retain === (header.retain ?? false) &&
-    m.created === (packet.created ?? 0) && m.expiry === (packet.expiry ?? 0) &&
-    m.origin === (packet.origin ?? "")
-  ) {
-    return m;
+  const qos = header.qos ?? 0;
+  const m = lastMessages[qos];
+  if (m !== undefined && lastProperties === packet.properties && matches(m, packet)) return m;
+  for (const other of lastMessages) {
+    if (other !== undefined && lastProperties === packet.properties && matches(other, packet)) {
+      return lastMessages[qos] = { ...other, qos };
+    }
   }
   lastProperties = packet.properties;
-  return lastMessage = storedMessage(packet);
+  lastMessages.fill(undefined);
+  return lastMessages[qos] = storedMessage(packet);
+}
+
+function matches(m: StoredMessage, packet: Packet): boolean {
+  return m.payload === packet.payload && m.topic === packet.topicName &&
+    m.retain === (packet.fixedHeader.retain ?? false) && m.created === (packet.created ?? 0) &&
+    m.expiry === (packet.expiry ?? 0) && m.origin === (packet.origin ?? "");
+}
+
+/**
+ * Whether two stored messages are one message, delivered at the same or at different QoS: the
+ * deliveries of one publish share their payload and properties objects (a cheap test that never
+ * says yes to two different messages).
+ *
+ * @param a A message.
+ * @param b Another.
+ * @returns True if they differ at most in `qos`.
+ */
+export function sameMessage(a: StoredMessage, b: StoredMessage): boolean {
+  return a.payload === b.payload && a.properties === b.properties && a.topic === b.topic &&
+    a.retain === b.retain && a.created === b.created && a.expiry === b.expiry && a.origin === b.origin;
 }
 
 function inflightRecord(clientId: string, packet: Packet): InflightRecord | undefined {

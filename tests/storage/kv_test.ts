@@ -12,6 +12,13 @@ import type { StoredMessage } from "../../src/storage.ts";
 import { AllowHook, Server } from "../../mod.ts";
 import { runStorageSuite } from "./suite.ts";
 
+/** Messages in the outbound log's message groups. */
+async function messageCopies(kv: Deno.Kv): Promise<number> {
+  let n = 0;
+  for await (const entry of kv.list<{ m: unknown[] }>({ prefix: ["m"] })) n += entry.value.m.length;
+  return n;
+}
+
 Deno.test("KVHook on :memory: passes the storage suite", async (t) => {
   await runStorageSuite(t, async () => {
     const kv = await Deno.openKv(":memory:");
@@ -19,6 +26,7 @@ Deno.test("KVHook on :memory: passes the storage suite", async (t) => {
       hook: () => new KVHook({ kv }),
       backend: () => new KVBackend({ kv }),
       close: () => Promise.resolve(kv.close()),
+      messageCopies: () => messageCopies(kv),
     };
   });
 });
@@ -31,6 +39,10 @@ Deno.test("KVHook on a file passes the storage suite", async (t) => {
       hook: () => new KVHook({ path }),
       backend: () => new KVBackend({ path }),
       close: () => Deno.remove(dir, { recursive: true }),
+      messageCopies: async () => {
+        using kv = await Deno.openKv(path);
+        return await messageCopies(kv);
+      },
     };
   });
 });
