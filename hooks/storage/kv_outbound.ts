@@ -16,10 +16,12 @@
  * - A message group is deleted when no awaited entry refers to it any more (counted in memory,
  *   rebuilt on open; a group nothing refers to after a crash is removed on load).
  *
- * One commit writes its mutations in this order: message groups, chunks, chunk deletes,
- * acknowledgement maps, group deletes. When KV's limits split a commit into several atomic
- * operations and the process dies between them, what is stored still restores correctly: an entry
- * never refers to a group not yet written, and a group is deleted only after what refers to it.
+ * One commit writes its mutations in this order: message groups, chunks, acknowledgement maps,
+ * chunk deletes, group deletes. When KV's limits split a commit into several atomic operations and
+ * the process dies between them, each record restores as it was before the commit or after it
+ * (tests/storage/kv_outbound_test.ts cuts commits anywhere): an entry never refers to a group not
+ * yet written, a chunk goes only after the marks that make the older entries it superseded done,
+ * and a group only after what refers to it.
  *
  * @module
  */
@@ -85,6 +87,8 @@ interface Chunk {
   /** Awaited sequences whose latest entry is in this chunk. */
   open: number;
   written: boolean;
+  /** Deleted by the commit being built: its marks stay in the acknowledgement map written before the delete. */
+  dying: boolean;
   bytes: number;
 }
 
@@ -108,13 +112,14 @@ interface Session {
   chunks: Map<number, Chunk>;
   /** Chunks made by the commit being built (the last one is filled). */
   fresh: Chunk[];
-  /** Whether an awaited entry may have `older` chunks (else deleting a chunk has nothing to fix). */
-  superseded: boolean;
   /** Sequence -> its latest, awaited entry. */
   live: Map<number, Live>;
   /** Chunk id -> sequences completed but still in the (kept) chunk: the acknowledgement map. */
   acked: Map<number, number[]>;
   ackStored: boolean;
+  /** Marks of this commit that must be written: on kept chunks (by id), on dying chunks' older entries. */
+  markedKept: Set<number>;
+  olderMark: boolean;
   /** Old-layout keys (`["i", clientId, "out", sequence]`) by sequence, removed when done. */
   legacy?: Map<number, Deno.KvKey>;
 }
@@ -139,6 +144,7 @@ export class OutboundLog {
   #placed = new Map<Uint8Array, [StoredMessage, Group, number][]>();
   #deletes: LogWrite[] = [];
   #groupDeletes: LogWrite[] = [];
+  #dying: [Session, Chunk][] = [];
 
   /**
    * Creates an empty index.
@@ -161,10 +167,11 @@ export class OutboundLog {
         clientId: undefined,
         chunks: new Map(),
         fresh: [],
-        superseded: false,
         live: new Map(),
         acked: new Map(),
         ackStored: false,
+        markedKept: new Set(),
+        olderMark: false,
       };
       this.#sessions.set(part, session);
     }
@@ -202,7 +209,7 @@ export class OutboundLog {
     session.clientId = value.c;
     const done = new Set(session.acked.get(id));
     const e = value.e;
-    const chunk: Chunk = { id, e, open: 0, written: true, bytes: 0 };
+    const chunk: Chunk = { id, e, open: 0, written: true, dying: false, bytes: 0 };
     session.chunks.set(id, chunk);
     for (let i = 0; i < e.length; i += FIELDS) {
       const sequence = e[i];
@@ -241,9 +248,11 @@ export class OutboundLog {
    * @param groups Every stored group id.
    */
   settle(groups: Iterable<number>): void {
+    // Chunks found all done are deleted with the first commit, and keep their marks until then.
+    const dying = new Set(this.#dying.map(([, chunk]) => chunk.id));
     for (const session of this.#sessions.values()) {
       for (const chunk of session.acked.keys()) {
-        if (!session.chunks.has(chunk)) {
+        if (!session.chunks.has(chunk) && !dying.has(chunk)) {
           session.acked.delete(chunk);
           this.#ackChanged.add(session);
         }
@@ -270,7 +279,14 @@ export class OutboundLog {
     session.clientId = record.clientId;
     let chunk = session.fresh[session.fresh.length - 1];
     if (chunk === undefined || chunk.e.length >= CHUNK_ENTRIES * FIELDS || !session.chunks.has(chunk.id)) {
-      chunk = { id: this.#nextId++, e: [], open: 0, written: false, bytes: 64 + record.clientId.length * 3 };
+      chunk = {
+        id: this.#nextId++,
+        e: [],
+        open: 0,
+        written: false,
+        dying: false,
+        bytes: 64 + record.clientId.length * 3,
+      };
       session.chunks.set(chunk.id, chunk);
       if (session.fresh.length === 0) this.#touched.add(session);
       session.fresh.push(chunk);
@@ -315,9 +331,8 @@ export class OutboundLog {
     if (live.group) this.#unref(live.group);
     const chunk = live.chunk;
     if (--chunk.open === 0) this.#deleteChunk(session, chunk);
-    else this.#markDone(session, chunk, sequence);
-    if (live.older) { for (const older of live.older) this.#markDone(session, older, sequence); }
-    if (session.live.size === 0) session.superseded = false;
+    else this.#markDone(session, chunk, sequence, false);
+    if (live.older) { for (const older of live.older) this.#markDone(session, older, sequence, true); }
   }
 
   /**
@@ -370,20 +385,37 @@ export class OutboundLog {
       }
       session.fresh = [];
     }
-    writes.push(...this.#deletes);
+    // The acknowledgement maps go before the chunk deletes: a chunk deleted by this commit keeps
+    // its marks until it is gone (a commit cut between them restores each record as before or after).
+    const late: LogWrite[] = [];
     for (const session of this.#ackChanged) {
       if (this.#sessions.get(session.part) !== session) continue;
-      if (session.acked.size === 0) {
-        if (session.ackStored) writes.push({ key: ["a", session.part] });
-        session.ackStored = false;
-        continue;
+      let needed = session.olderMark;
+      for (const id of session.markedKept) if (session.chunks.has(id)) needed = true;
+      session.olderMark = false;
+      session.markedKept.clear();
+      let empty = true;
+      for (const id of session.acked.keys()) if (session.chunks.has(id)) empty = false;
+      if (needed) {
+        const a: number[] = [];
+        for (const [chunk, done] of session.acked) a.push(chunk, done.length, ...done);
+        writes.push({ key: ["a", session.part], value: { a }, bytes: 64 + a.length * 9 });
+        session.ackStored = true;
       }
-      const a: number[] = [];
-      for (const [chunk, done] of session.acked) a.push(chunk, done.length, ...done);
-      writes.push({ key: ["a", session.part], value: { a }, bytes: 64 + a.length * 9 });
-      session.ackStored = true;
+      // When only marks of chunks deleted now are left, the map goes after them; otherwise a stored
+      // map may keep marks of deleted chunks (harmless: chunk ids are never reused, and `settle`
+      // drops them) until it is written again.
+      if (empty && session.ackStored) {
+        late.push({ key: ["a", session.part] });
+        session.ackStored = false;
+      }
     }
-    writes.push(...this.#groupDeletes);
+    writes.push(...this.#deletes, ...late, ...this.#groupDeletes);
+    for (const [session, chunk] of this.#dying) {
+      session.acked.delete(chunk.id); // the next map written leaves it out
+      chunk.dying = false;
+    }
+    this.#dying = [];
     this.#touched = new Set();
     this.#ackChanged = new Set();
     this.#newGroups = [];
@@ -433,36 +465,42 @@ export class OutboundLog {
       chunk.open--; // a later entry in the same chunk wins on restore
       return older;
     }
-    if (--chunk.open === 0) {
-      this.#deleteChunk(session, chunk);
-      return older;
-    }
-    session.superseded = true;
-    return older ? [...older, chunk] : [chunk];
+    if (--chunk.open === 0) this.#deleteChunk(session, chunk);
+    // Still stored (kept, or deleted by this commit): the entry there must be marked when done.
+    const stored = (other: Chunk) => other.dying || session.chunks.get(other.id) === other;
+    const kept = older?.filter(stored) ?? [];
+    if (stored(chunk)) kept.push(chunk);
+    return kept.length > 0 ? kept : undefined;
   }
 
-  #markDone(session: Session, chunk: Chunk, sequence: number): void {
-    if (session.chunks.get(chunk.id) !== chunk) return;
+  /**
+   * Marks a sequence done in a chunk: a kept one, one not written yet (its entry is then left out,
+   * see `flush`), or one deleted by this commit (needed only for an `older` entry: until the delete
+   * lands, that entry must not come back).
+   */
+  #markDone(session: Session, chunk: Chunk, sequence: number, older: boolean): void {
+    if (!chunk.dying && session.chunks.get(chunk.id) !== chunk) return;
     let done = session.acked.get(chunk.id);
     if (!done) session.acked.set(chunk.id, done = []);
     done.push(sequence);
-    // Entries of a chunk not written yet are left out of it rather than marked (see `flush`).
-    if (chunk.written) this.#ackChanged.add(session);
+    if (!chunk.written) return;
+    // A mark of an older entry is needed until its chunk is gone; a mark of a latest entry only
+    // while its chunk is kept (deleted, the record restores as before the commit if it is cut).
+    if (older) session.olderMark = true;
+    else if (!chunk.dying) session.markedKept.add(chunk.id);
+    this.#ackChanged.add(session);
   }
 
   #deleteChunk(session: Session, chunk: Chunk): void {
     if (session.chunks.get(chunk.id) !== chunk) return;
     session.chunks.delete(chunk.id);
-    if (chunk.written) this.#deletes.push({ key: ["q", session.part, chunk.id] });
-    if (session.acked.delete(chunk.id) && chunk.written) this.#ackChanged.add(session);
-    if (!session.superseded) return;
-    const e = chunk.e;
-    for (let i = 0; i < e.length; i += FIELDS) {
-      const live = session.live.get(e[i]);
-      if (!live?.older) continue;
-      const older = live.older.filter((other) => other !== chunk);
-      live.older = older.length > 0 ? older : undefined;
-    }
+    if (chunk.written) {
+      this.#deletes.push({ key: ["q", session.part, chunk.id] });
+      chunk.dying = true;
+      this.#dying.push([session, chunk]);
+      if (session.ackStored) this.#ackChanged.add(session);
+    } else session.acked.delete(chunk.id);
+    // `older` lists may still name it: marks on it are ignored once its delete is written.
   }
 
   #deleteLegacy(session: Session, sequence: number): void {
