@@ -194,7 +194,7 @@ export class KVBackend implements StorageBackend {
 
   /** Builds the outbound log's index from what is stored. */
   async #indexLog(): Promise<OutboundLog> {
-    const log = new OutboundLog(Date.now() * 1000);
+    const log = new OutboundLog(1); // small ids (above every stored one) keep keys and values small
     const ignored = new Set<string>();
     for await (const entry of this.kv.list<unknown>({ prefix: ["a"] }, { batchSize: LIST_BATCH })) {
       log.addAcks(String(entry.key[1]), await this.#value<AckValue>(entry.key, entry.value, ignored));

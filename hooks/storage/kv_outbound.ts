@@ -191,6 +191,7 @@ export class OutboundLog {
     session.ackStored = true;
     const a = value.a;
     for (let i = 0; i < a.length;) {
+      this.#raiseId(a[i]); // a map may name chunks deleted since: their ids are never used again
       session.acked.set(a[i], a.slice(i + 2, i + 2 + a[i + 1]));
       i += 2 + a[i + 1];
     }
@@ -468,7 +469,8 @@ export class OutboundLog {
     if (--chunk.open === 0) this.#deleteChunk(session, chunk);
     // Still stored (kept, or deleted by this commit): the entry there must be marked when done.
     const stored = (other: Chunk) => other.dying || session.chunks.get(other.id) === other;
-    const kept = older?.filter(stored) ?? [];
+    if (!older) return stored(chunk) ? [chunk] : undefined;
+    const kept = older.filter(stored);
     if (stored(chunk)) kept.push(chunk);
     return kept.length > 0 ? kept : undefined;
   }
