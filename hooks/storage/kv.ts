@@ -126,6 +126,12 @@ function estimate(record: unknown): number {
   return n;
 }
 
+/** A generous estimate of a message's encoded size, without walking it (once per message stored). */
+function messageBytes(message: StoredMessage): number {
+  return 256 + message.payload.byteLength + message.topic.length * 3 + message.origin.length * 3 +
+    (message.properties ? estimate(message.properties) : 0);
+}
+
 /** The {@linkcode StorageBackend} of {@linkcode KVHook}. */
 export class KVBackend implements StorageBackend {
   /** Outbound in-flight writes are merged by the log (see the module docs). */
@@ -341,7 +347,7 @@ export class KVBackend implements StorageBackend {
         case "putInflight": {
           let c = part(op.record.clientId); // not awaited unless hashed: this runs per delivery
           if (typeof c !== "string") c = await c;
-          if (op.record.direction === "out") log.put(c, op.record, estimate);
+          if (op.record.direction === "out") log.put(c, op.record, messageBytes);
           else put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
           break;
         }
