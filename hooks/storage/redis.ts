@@ -9,7 +9,7 @@
  * | --- | --- | --- | --- |
  * | `{prefix}clients` | hash | client id | {@linkcode ClientRecord} |
  * | `{prefix}subs:{clientId}` | hash | filter | {@linkcode SubscriptionRecord} |
- * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | {@linkcode InflightRecord}, its message as an id (`m`) |
+ * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | outbound: `[sequence, packetId, stage (0 publish, 1 pubrel), message id, QoS]`; inbound: {@linkcode InflightRecord} |
  * | `{prefix}messages` | hash | message id | {@linkcode StoredMessage} of queued and in-flight records |
  * | `{prefix}retained` | hash | topic | retained {@linkcode StoredMessage} |
  * | `{prefix}sys` | string | | $SYS counters |
@@ -301,14 +301,12 @@ export class RedisBackend implements StorageBackend {
           count(id, 1);
           count(previous, -1);
           ofSession.set(record.sequence, id);
-          // No binary field left: plain JSON (this runs per delivery).
-          const { clientId, direction, sequence, packetId, stage } = record;
-          const stored: StoredRecord = { clientId, direction, sequence, packetId, stage };
-          if (id !== 0) {
-            stored.m = id;
-            if (record.message) stored.q = record.message.qos;
-          }
-          writes.puts.set(field, JSON.stringify(stored));
+          // Compact (this runs per delivery): [sequence, packetId, stage (1: pubrel), message id, QoS].
+          const qos = record.message?.qos ?? 0;
+          writes.puts.set(
+            field,
+            `[${record.sequence},${record.packetId},${record.stage === "pubrel" ? 1 : 0},${id},${qos}]`,
+          );
           break;
         }
         case "deleteInflight": {
@@ -364,7 +362,7 @@ export class RedisBackend implements StorageBackend {
     const messages = await redis.hgetall(`${p}messages`);
     const decoded = new Map<number, StoredMessage>();
     const inflight: InflightRecord[] = [];
-    for (const { m, q, ...record } of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
+    for (const { m, q, ...record } of await this.#scanInflight()) {
       if (m !== undefined) {
         let message = decoded.get(m);
         if (!message) {
@@ -391,7 +389,7 @@ export class RedisBackend implements StorageBackend {
     const p = this.prefix;
     const ids = await this.#client.hkeys(`${p}messages`);
     const refs: References = { sessions: new Map(), counts: new Map(), orphans: [] };
-    for (const record of await this.#scanHashes<StoredRecord>(`${p}inflight:`)) {
+    for (const record of await this.#scanInflight()) {
       if (record.direction !== "out") continue;
       let ofSession = refs.sessions.get(record.clientId);
       if (!ofSession) refs.sessions.set(record.clientId, ofSession = new Map());
@@ -408,7 +406,28 @@ export class RedisBackend implements StorageBackend {
     return refs;
   }
 
-  async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
+  /** Every in-flight record: outbound ones in their compact form, others (and old ones) as JSON. */
+  #scanInflight(): Promise<StoredRecord[]> {
+    const keyPrefix = `${this.prefix}inflight:`;
+    return this.#scanHashes<StoredRecord>(keyPrefix, (value, key) => {
+      if (!value.startsWith("[")) return decode<StoredRecord>(value);
+      const [sequence, packetId, stage, m, q] = JSON.parse(value) as number[];
+      const record: StoredRecord = {
+        clientId: key.slice(keyPrefix.length),
+        direction: "out",
+        sequence,
+        packetId,
+        stage: stage === 1 ? "pubrel" : "publish",
+      };
+      if (m !== 0) {
+        record.m = m;
+        record.q = q as QoS;
+      }
+      return record;
+    });
+  }
+
+  async #scanHashes<T>(keyPrefix: string, read: (value: string, key: string) => T = decode): Promise<T[]> {
     const redis = this.#client;
     const match = keyPrefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
     const out: T[] = [];
@@ -419,9 +438,11 @@ export class RedisBackend implements StorageBackend {
       if (keys.length === 0) continue;
       const pipeline = redis.pipeline();
       for (const key of keys) pipeline.hgetall(key);
-      for (const [error, hash] of (await pipeline.exec()) ?? []) {
+      const results = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < results.length; i++) {
+        const [error, hash] = results[i];
         if (error) throw error;
-        for (const value of Object.values(hash as Record<string, string>)) out.push(decode<T>(value));
+        for (const value of Object.values(hash as Record<string, string>)) out.push(read(value, keys[i]));
       }
     } while (cursor !== "0");
     return out;
