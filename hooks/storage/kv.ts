@@ -32,7 +32,7 @@ import type {
   SubscriptionRecord,
 } from "../../src/storage.ts";
 import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
-import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./kv_outbound.ts";
+import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
 const KV_UNAVAILABLE = 'Deno KV is not available: run Deno with --unstable-kv (or add "unstable": ' +

@@ -9,16 +9,18 @@
  * | --- | --- | --- | --- |
  * | `{prefix}clients` | hash | client id | {@linkcode ClientRecord} |
  * | `{prefix}subs:{clientId}` | hash | filter | {@linkcode SubscriptionRecord} |
- * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | outbound: `[sequence, packetId, stage (0 publish, 1 pubrel), message id, QoS]`; inbound: {@linkcode InflightRecord} |
- * | `{prefix}messages` | hash | message id | {@linkcode StoredMessage} of queued and in-flight records |
+ * | `{prefix}inflight:{clientId}` | hash | `in:{packetId}` | inbound QoS 2 {@linkcode InflightRecord} awaiting PUBREL |
+ * | `{prefix}log:{clientId}` | hash | `q:{chunkId}`, `a` | the session's outbound log: chunks of entries, acknowledgement map |
+ * | `{prefix}messages` | hash | group id | messages of queued and in-flight records, each once per commit |
  * | `{prefix}retained` | hash | topic | retained {@linkcode StoredMessage} |
  * | `{prefix}sys` | string | | $SYS counters |
  *
- * A message delivered to many sessions is stored once per commit, under an id that their in-flight
- * records refer to; it is deleted when no record refers to it any more (the references are counted
- * in memory, from a scan on open). Each batch of writes is one MULTI/EXEC transaction, with one HSET
- * and one HDEL per session that changed. Records of the previous layout (the message inside the
- * record) are still read. Commands fail at once while Redis is
+ * Queued and in-flight outbound messages go through the outbound log the Deno KV backend uses
+ * (`outbound_log.ts`): a message delivered to many sessions is stored once per commit, each session
+ * gets one chunk of compact entries per commit, and acknowledgements are released per batch through
+ * a per-session map, not one field each. Each batch of writes is one MULTI/EXEC transaction.
+ * Outbound records of the previous layout (`out:{sequence}` fields in `{prefix}inflight:{clientId}`,
+ * the message inside) are still read, and deleted once done. Commands fail at once while Redis is
  * unreachable (no offline queue, no silent resend); the base class keeps the writes, logs once,
  * and retries with backoff while ioredis reconnects on its own.
  *
@@ -46,8 +48,8 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import { inflightId, sameMessage, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
-import type { QoS } from "../../src/packets/types.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 import { logger } from "../../src/logger.ts";
 
 /** Options of {@linkcode RedisHook} (also accepted as the config of `addHook`). */
@@ -105,28 +107,10 @@ function decode<T>(text: string): T {
   return JSON.parse(text, reviver) as T;
 }
 
-/**
- * An outbound record as stored: the message as an id in `{prefix}messages` (`m`), and the QoS it is
- * delivered at (`q`; the deliveries of one message at QoS 1 and 2 share it).
- */
-type StoredRecord = InflightRecord & { m?: number; q?: QoS };
-
-/** The writes of one commit to a session's in-flight hash. */
-interface SessionWrites {
-  /** The hash is deleted first (the session was removed earlier in the batch). */
-  drop: boolean;
-  puts: Map<string, string>;
-  dels: Set<string>;
-}
-
-/** The message ids that outbound records refer to, counted in memory. */
-interface References {
-  /** Client id -> sequence -> message id (0 for none). */
-  sessions: Map<string, Map<number, number>>;
-  /** Message id -> references. */
-  counts: Map<number, number>;
-  /** Ids of messages nothing refers to, deleted with the next commit. */
-  orphans: number[];
+/** A generous estimate of a message's encoded size (base64 payload), without walking it. */
+function messageBytes(message: StoredMessage): number {
+  return 256 + Math.ceil(message.payload.byteLength * 4 / 3) + message.topic.length * 3 +
+    message.origin.length * 3 + (message.properties ? JSON.stringify(message.properties).length * 2 : 0);
 }
 
 /** The {@linkcode StorageBackend} of {@linkcode RedisHook}. */
@@ -136,9 +120,8 @@ export class RedisBackend implements StorageBackend {
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
-  /** Undefined until the first commit, and after a failed one (read again from Redis). */
-  #references: References | undefined;
-  #nextId = 0;
+  /** The outbound log's index: undefined until the first commit, and after a failed one (read again). */
+  #log: OutboundLog | undefined;
 
   /**
    * Creates a backend; nothing connects before {@linkcode RedisBackend.open}.
@@ -222,107 +205,43 @@ export class RedisBackend implements StorageBackend {
     try {
       await this.#commit(ops);
     } catch (error) {
-      this.#references = undefined; // it may count writes that did not happen
+      this.#log = undefined; // it may hold writes that did not happen: read it again
       throw error;
     }
   }
 
   async #commit(ops: WriteOp[]): Promise<void> {
     const p = this.prefix;
-    const refs = this.#references ??= await this.#scanReferences();
+    const log = this.#log ??= await this.#indexLog();
     const multi = this.#client.multi();
-    const sessions = new Map<string, SessionWrites>();
-    const of = (clientId: string): SessionWrites => {
-      let writes = sessions.get(clientId);
-      if (!writes) sessions.set(clientId, writes = { drop: false, puts: new Map(), dels: new Set() });
-      return writes;
-    };
-    const messages: (string | number)[] = [];
-    /** Messages stored by this commit, by payload (see `sameMessage`). */
-    const placed = new Map<Uint8Array, [StoredMessage, number][]>();
-    const unused: number[] = refs.orphans;
-    refs.orphans = [];
-    const count = (id: number, delta: number) => {
-      if (id === 0) return;
-      const n = (refs.counts.get(id) ?? 0) + delta;
-      if (n > 0) refs.counts.set(id, n);
-      else {
-        refs.counts.delete(id);
-        unused.push(id);
-      }
-    };
     for (const op of ops) {
       switch (op.op) {
         case "putClient":
           multi.hset(`${p}clients`, op.record.id, encode(op.record));
           break;
-        case "deleteClient": {
+        case "deleteClient":
           multi.hdel(`${p}clients`, op.clientId);
-          multi.del(`${p}subs:${op.clientId}`);
-          for (const id of refs.sessions.get(op.clientId)?.values() ?? []) count(id, -1);
-          refs.sessions.delete(op.clientId);
-          sessions.set(op.clientId, { drop: true, puts: new Map(), dels: new Set() });
+          multi.del(`${p}subs:${op.clientId}`, `${p}inflight:${op.clientId}`, `${p}log:${op.clientId}`);
+          log.drop(op.clientId);
           break;
-        }
         case "putSubscription":
           multi.hset(`${p}subs:${op.record.clientId}`, op.record.subscription.filter, encode(op.record));
           break;
         case "deleteSubscription":
           multi.hdel(`${p}subs:${op.clientId}`, op.filter);
           break;
-        case "putInflight": {
-          const record = op.record;
-          const field = `${record.direction}:${inflightId(record)}`;
-          const writes = of(record.clientId);
-          writes.dels.delete(field);
-          if (record.direction === "in") {
-            writes.puts.set(field, encode(record));
-            break;
-          }
-          let ofSession = refs.sessions.get(record.clientId);
-          if (!ofSession) refs.sessions.set(record.clientId, ofSession = new Map());
-          const previous = ofSession.get(record.sequence) ?? 0;
-          let id = 0;
-          if (record.stage === "publish") {
-            // A later record of a sequence is the same message: it keeps its id.
-            id = previous;
-            const message = record.message;
-            if (id === 0 && message) {
-              let variants = placed.get(message.payload);
-              if (!variants) placed.set(message.payload, variants = []);
-              for (const [other, otherId] of variants) if (sameMessage(other, message)) id = otherId;
-              if (id === 0) {
-                id = this.#nextId++;
-                variants.push([message, id]);
-                messages.push(id, encode(message));
-              }
-            }
-          }
-          count(id, 1);
-          count(previous, -1);
-          ofSession.set(record.sequence, id);
-          // Compact (this runs per delivery): [sequence, packetId, stage (1: pubrel), message id, QoS].
-          const qos = record.message?.qos ?? 0;
-          writes.puts.set(
-            field,
-            `[${record.sequence},${record.packetId},${record.stage === "pubrel" ? 1 : 0},${id},${qos}]`,
-          );
+        case "putInflight":
+          if (op.record.direction === "out") log.put(op.record.clientId, op.record, messageBytes);
+          else {multi.hset(
+              `${p}inflight:${op.record.clientId}`,
+              `in:${op.record.packetId}`,
+              encode(op.record),
+            );}
           break;
-        }
-        case "deleteInflight": {
-          const field = `${op.direction}:${op.id}`;
-          const writes = of(op.clientId);
-          writes.puts.delete(field);
-          writes.dels.add(field);
-          if (op.direction === "in") break;
-          const ofSession = refs.sessions.get(op.clientId);
-          const id = ofSession?.get(op.id);
-          if (id === undefined) break;
-          ofSession!.delete(op.id);
-          if (ofSession!.size === 0) refs.sessions.delete(op.clientId);
-          count(id, -1);
+        case "deleteInflight":
+          if (op.direction === "out") log.complete(op.clientId, op.id);
+          else multi.hdel(`${p}inflight:${op.clientId}`, `in:${op.id}`);
           break;
-        }
         case "putRetained":
           multi.hset(`${p}retained`, op.message.topic, encode(op.message));
           break;
@@ -334,17 +253,54 @@ export class RedisBackend implements StorageBackend {
           break;
       }
     }
-    if (messages.length > 0) multi.hset(`${p}messages`, ...messages);
-    for (const [clientId, writes] of sessions) {
-      const key = `${p}inflight:${clientId}`;
-      if (writes.drop) multi.del(key);
-      if (writes.puts.size > 0) multi.hset(key, ...[...writes.puts].flat());
-      if (writes.dels.size > 0) multi.hdel(key, ...writes.dels);
+    // The log's writes as hash fields, in its order (within one transaction the order is moot).
+    for (const { key, value } of log.flush()) {
+      let hash: string;
+      let field: string;
+      if (key[0] === "m") [hash, field] = [`${p}messages`, String(key[1])];
+      else if (key[0] === "q") [hash, field] = [`${p}log:${String(key[1])}`, `q:${String(key[2])}`];
+      else if (key[0] === "a") [hash, field] = [`${p}log:${String(key[1])}`, "a"];
+      else [hash, field] = [`${p}inflight:${String(key[1])}`, `out:${String(key[3])}`]; // an old-layout record
+      if (value === undefined) multi.hdel(hash, field);
+      else multi.hset(hash, field, key[0] === "m" ? encode(value) : JSON.stringify(value));
     }
-    if (unused.length > 0) multi.hdel(`${p}messages`, ...unused.map(String));
     const results = await multi.exec();
     if (!results) throw new Error("Redis aborted the transaction");
     for (const [error] of results) if (error) throw error;
+  }
+
+  /** Every session's outbound log, by client id: its chunks (by id) and acknowledgement map. */
+  async #logs(): Promise<Map<string, { chunks: [number, ChunkValue][]; acks?: AckValue }>> {
+    const keyPrefix = `${this.prefix}log:`;
+    const out = new Map<string, { chunks: [number, ChunkValue][]; acks?: AckValue }>();
+    await this.#scan(keyPrefix, (key, hash) => {
+      const session: { chunks: [number, ChunkValue][]; acks?: AckValue } = { chunks: [] };
+      for (const [field, value] of Object.entries(hash)) {
+        if (field === "a") session.acks = JSON.parse(value);
+        else session.chunks.push([Number(field.slice(2)), JSON.parse(value)]);
+      }
+      session.chunks.sort((a, b) => a[0] - b[0]);
+      out.set(key.slice(keyPrefix.length), session);
+    });
+    return out;
+  }
+
+  /** Builds the outbound log's index from what is stored. */
+  async #indexLog(): Promise<OutboundLog> {
+    const p = this.prefix;
+    const groups = (await this.#client.hkeys(`${p}messages`)).map(Number);
+    const log = new OutboundLog(1);
+    for (const [clientId, { chunks, acks }] of await this.#logs()) {
+      if (acks) log.addAcks(clientId, acks);
+      for (const [id, chunk] of chunks) log.addChunk(clientId, id, chunk);
+    }
+    for (const record of await this.#scanHashes<InflightRecord>(`${p}inflight:`)) {
+      if (record.direction === "out") {
+        log.addLegacy(record.clientId, record.sequence, ["i", record.clientId, "out", record.sequence]);
+      }
+    }
+    log.settle(groups);
+    return log;
   }
 
   /**
@@ -358,21 +314,21 @@ export class RedisBackend implements StorageBackend {
     const redis = this.#client;
     const clients = Object.values(await redis.hgetall(`${p}clients`)).map((v) => decode<ClientRecord>(v));
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
-    // Messages before the records that refer to them: one written meanwhile is never missed.
-    const messages = await redis.hgetall(`${p}messages`);
-    const decoded = new Map<number, StoredMessage>();
-    const inflight: InflightRecord[] = [];
-    for (const { m, q, ...record } of await this.#scanInflight()) {
-      if (m !== undefined) {
-        let message = decoded.get(m);
-        if (!message) {
-          if (messages[m] === undefined) continue; // not restorable: only a record already done
-          decoded.set(m, message = decode<StoredMessage>(messages[m]));
-        }
-        record.message = q === undefined || q === message.qos ? message : { ...message, qos: q };
-      }
-      inflight.push(record);
+    // Groups before the logs that refer to them: one written meanwhile is never missed.
+    const groups = new Map<number, GroupValue>();
+    for (const [id, value] of Object.entries(await redis.hgetall(`${p}messages`))) {
+      groups.set(Number(id), decode<GroupValue>(value));
     }
+    const records = new Map<string, InflightRecord>();
+    const id = (r: InflightRecord) => `${r.clientId}\u0000${r.direction}\u0000${inflightId(r)}`;
+    // Inbound records, and outbound ones of the previous layout; then the logs.
+    for (const record of await this.#scanHashes<InflightRecord>(`${p}inflight:`)) {
+      records.set(id(record), record);
+    }
+    for (const { chunks, acks } of (await this.#logs()).values()) {
+      for (const record of restoreLog(chunks, acks, groups).values()) records.set(id(record), record);
+    }
+    const inflight = [...records.values()];
     const retained = Object.values(await redis.hgetall(`${p}retained`)).map((v) => decode<StoredMessage>(v));
     const sys = await redis.get(`${p}sys`);
     return {
@@ -384,53 +340,10 @@ export class RedisBackend implements StorageBackend {
     };
   }
 
-  /** Counts the references of outbound records to stored messages. */
-  async #scanReferences(): Promise<References> {
-    const p = this.prefix;
-    const ids = await this.#client.hkeys(`${p}messages`);
-    const refs: References = { sessions: new Map(), counts: new Map(), orphans: [] };
-    for (const record of await this.#scanInflight()) {
-      if (record.direction !== "out") continue;
-      let ofSession = refs.sessions.get(record.clientId);
-      if (!ofSession) refs.sessions.set(record.clientId, ofSession = new Map());
-      ofSession.set(record.sequence, record.m ?? 0);
-      if (record.m) refs.counts.set(record.m, (refs.counts.get(record.m) ?? 0) + 1);
-    }
-    let highest = 0;
-    for (const text of ids) {
-      const id = Number(text);
-      if (id > highest) highest = id;
-      if (!refs.counts.has(id)) refs.orphans.push(id);
-    }
-    this.#nextId = Math.max(this.#nextId, Date.now() * 1000, highest + 1);
-    return refs;
-  }
-
-  /** Every in-flight record: outbound ones in their compact form, others (and old ones) as JSON. */
-  #scanInflight(): Promise<StoredRecord[]> {
-    const keyPrefix = `${this.prefix}inflight:`;
-    return this.#scanHashes<StoredRecord>(keyPrefix, (value, key) => {
-      if (!value.startsWith("[")) return decode<StoredRecord>(value);
-      const [sequence, packetId, stage, m, q] = JSON.parse(value) as number[];
-      const record: StoredRecord = {
-        clientId: key.slice(keyPrefix.length),
-        direction: "out",
-        sequence,
-        packetId,
-        stage: stage === 1 ? "pubrel" : "publish",
-      };
-      if (m !== 0) {
-        record.m = m;
-        record.q = q as QoS;
-      }
-      return record;
-    });
-  }
-
-  async #scanHashes<T>(keyPrefix: string, read: (value: string, key: string) => T = decode): Promise<T[]> {
+  /** Calls `each` with every hash whose key starts with `keyPrefix` (SCAN, then HGETALL per batch). */
+  async #scan(keyPrefix: string, each: (key: string, hash: Record<string, string>) => void): Promise<void> {
     const redis = this.#client;
     const match = keyPrefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
-    const out: T[] = [];
     let cursor = "0";
     do {
       const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 1000);
@@ -442,9 +355,16 @@ export class RedisBackend implements StorageBackend {
       for (let i = 0; i < results.length; i++) {
         const [error, hash] = results[i];
         if (error) throw error;
-        for (const value of Object.values(hash as Record<string, string>)) out.push(read(value, keys[i]));
+        each(keys[i], hash as Record<string, string>);
       }
     } while (cursor !== "0");
+  }
+
+  async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
+    const out: T[] = [];
+    await this.#scan(keyPrefix, (_key, hash) => {
+      for (const value of Object.values(hash)) out.push(decode<T>(value));
+    });
     return out;
   }
 

@@ -32,7 +32,8 @@ Deno.test({ name: "RedisHook passes the storage suite", ignore }, async (t) => {
           const client = new Redis({ host, port: Number(port), lazyConnect: true });
           try {
             await client.connect();
-            return await client.hlen(`${prefix}messages`);
+            const groups = Object.values(await client.hgetall(`${prefix}messages`));
+            return groups.reduce((n, group) => n + (JSON.parse(group) as { m: unknown[] }).m.length, 0);
           } finally {
             client.disconnect();
           }

@@ -17,7 +17,7 @@ import {
   type LogWrite,
   OutboundLog,
   restoreLog,
-} from "../../hooks/storage/kv_outbound.ts";
+} from "../../hooks/storage/outbound_log.ts";
 import type { InflightRecord, StoredMessage } from "../../src/storage.ts";
 import type { QoS } from "../../src/packets/types.ts";
 

@@ -1,7 +1,9 @@
 /**
- * The outbound log of {@linkcode KVBackend}: how the QoS 1/2 messages queued or in flight to each
- * session are laid out in Deno KV so that a delivery costs a fraction of a mutation, not two (Deno
- * KV applies mutations one after another, so their number is the cost).
+ * The outbound log of the Deno KV and Redis backends: how the QoS 1/2 messages queued or in flight
+ * to each session are laid out so that a delivery costs a fraction of a write, not two writes and
+ * a copy of the payload (Deno KV applies mutations one after another, so their number is the cost;
+ * for Redis, the commands and bytes of each transaction). Keys are written as KV keys; the Redis
+ * backend maps them to hash fields.
  *
  * - A message is stored once per commit, in a **message group** `["m", groupId]` holding the
  *   messages of that commit (as many as fit in one value); deliveries refer to it by
@@ -19,7 +21,7 @@
  * One commit writes its mutations in this order: message groups, chunks, acknowledgement maps,
  * chunk deletes, group deletes. When KV's limits split a commit into several atomic operations and
  * the process dies between them, each record restores as it was before the commit or after it
- * (tests/storage/kv_outbound_test.ts cuts commits anywhere): an entry never refers to a group not
+ * (tests/storage/outbound_log_test.ts cuts commits anywhere): an entry never refers to a group not
  * yet written, a chunk goes only after the marks that make the older entries it superseded done,
  * and a group only after what refers to it.
  *
@@ -424,11 +426,6 @@ export class OutboundLog {
     this.#deletes = [];
     this.#groupDeletes = [];
     return writes;
-  }
-
-  /** Sessions in the index. */
-  get sessions(): number {
-    return this.#sessions.size;
   }
 
   // Internals ----------------------------------------------------------------------------------
