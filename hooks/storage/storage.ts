@@ -167,6 +167,7 @@ export class StorageHook implements Hook {
       this.#loaded = await this.backend.load();
       for (const record of this.#loaded.clients) this.#stored.add(record.id);
       for (const record of this.#loaded.inflight) {
+        if (this.backend.mergesOutbound && record.direction === "out") continue; // the backend's business
         indexAdd(this.#written, record.clientId, inflightKey(record));
       }
     }
