@@ -32,6 +32,7 @@ import type {
   SubscriptionRecord,
 } from "../../src/storage.ts";
 import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
 const KV_UNAVAILABLE = 'Deno KV is not available: run Deno with --unstable-kv (or add "unstable": ' +
@@ -96,7 +97,12 @@ function keyBytes(key: Deno.KvKey): number {
 }
 
 /** A string as a key part: itself, or its SHA-256 when too long for a KV key. */
-async function part(value: string): Promise<string> {
+function part(value: string): string | Promise<string> {
+  if (value.length * 3 <= MAX_KEY_PART_BYTES) return value; // the common case: no need to encode
+  return hashedPart(value);
+}
+
+async function hashedPart(value: string): Promise<string> {
   const bytes = encoder.encode(value);
   if (bytes.length <= MAX_KEY_PART_BYTES) return value;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -120,14 +126,24 @@ function estimate(record: unknown): number {
   return n;
 }
 
+/** A generous estimate of a message's encoded size, without walking it (once per message stored). */
+function messageBytes(message: StoredMessage): number {
+  return 256 + message.payload.byteLength + message.topic.length * 3 + message.origin.length * 3 +
+    (message.properties ? estimate(message.properties) : 0);
+}
+
 /** The {@linkcode StorageBackend} of {@linkcode KVHook}. */
 export class KVBackend implements StorageBackend {
+  /** Outbound in-flight writes are merged by the log (see the module docs). */
+  readonly mergesOutbound = true;
   #options: KVHookOptions;
   #kv: Deno.Kv | undefined;
   #owned = false;
   /** Chunk versions present per record key (rare: only records over ~48 KiB). */
   #chunks = new Map<string, { key: Deno.KvKey; versions: Map<string, number> }>();
   #version = 0;
+  /** The outbound log's index; undefined until open, and after a failed commit (rebuilt from KV). */
+  #log: OutboundLog | undefined;
 
   /**
    * Creates a backend; nothing is opened before {@linkcode KVBackend.open}.
@@ -179,6 +195,29 @@ export class KVBackend implements StorageBackend {
       if (!known) this.#chunks.set(id, known = { key, versions: new Map() });
       known.versions.set(version, Math.max(known.versions.get(version) ?? 0, index + 1));
     }
+    this.#log = await this.#indexLog();
+  }
+
+  /** Builds the outbound log's index from what is stored. */
+  async #indexLog(): Promise<OutboundLog> {
+    const log = new OutboundLog(1); // small ids (above every stored one) keep keys and values small
+    const ignored = new Set<string>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["a"] }, { batchSize: LIST_BATCH })) {
+      log.addAcks(String(entry.key[1]), await this.#value<AckValue>(entry.key, entry.value, ignored));
+    }
+    for await (const entry of this.kv.list<unknown>({ prefix: ["q"] }, { batchSize: LIST_BATCH })) {
+      const value = await this.#value<ChunkValue>(entry.key, entry.value, ignored);
+      log.addChunk(String(entry.key[1]), Number(entry.key[2]), value);
+    }
+    for await (const entry of this.kv.list({ prefix: ["i"] }, { batchSize: LIST_BATCH })) {
+      if (entry.key[2] === "out") log.addLegacy(String(entry.key[1]), Number(entry.key[3]), entry.key);
+    }
+    const groups: number[] = [];
+    for await (const entry of this.kv.list({ prefix: ["m"] }, { batchSize: LIST_BATCH })) {
+      groups.push(Number(entry.key[1]));
+    }
+    log.settle(groups);
+    return log;
   }
 
   /**
@@ -187,8 +226,18 @@ export class KVBackend implements StorageBackend {
    * @param ops The writes.
    */
   async commit(ops: WriteOp[]): Promise<void> {
+    try {
+      await this.#commit(ops);
+    } catch (error) {
+      this.#log = undefined; // it may hold writes that did not happen: read it again from KV
+      throw error;
+    }
+  }
+
+  async #commit(ops: WriteOp[]): Promise<void> {
+    this.#log ??= await this.#indexLog();
     const chunks = new Map(this.#chunks);
-    const mutations = await this.#mutations(ops, chunks);
+    const mutations = await this.#mutations(ops, chunks, this.#log);
     let atomic = this.kv.atomic();
     let count = 0;
     let bytes = 0;
@@ -221,6 +270,7 @@ export class KVBackend implements StorageBackend {
   async #mutations(
     ops: WriteOp[],
     chunks: Map<string, { key: Deno.KvKey; versions: Map<string, number> }>,
+    log: OutboundLog,
   ): Promise<Mutation[]> {
     const out: Mutation[] = [];
     /** Keys written earlier in this batch, per client key part (a later deleteClient removes them). */
@@ -235,13 +285,12 @@ export class KVBackend implements StorageBackend {
       }
       chunks.delete(id);
     };
-    const put = (key: Deno.KvKey, record: unknown, clientPart?: string) => {
+    const put = (key: Deno.KvKey, record: unknown, clientPart?: string, size = estimate(record)) => {
       if (clientPart !== undefined) {
         let set = written.get(clientPart);
         if (!set) written.set(clientPart, set = new Map());
         set.set(keyId(key), key);
       }
-      const size = estimate(record);
       if (size <= INLINE_MAX_BYTES) {
         dropChunks(key);
         out.push({ key, value: record, bytes: size });
@@ -272,8 +321,12 @@ export class KVBackend implements StorageBackend {
         }
         case "deleteClient": {
           const c = await part(op.clientId);
-          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]]]);
-          for (const prefix of [["s", c], ["i", c]]) {
+          const keys = new Map<string, Deno.KvKey>([[keyId(["c", c]), ["c", c]], [keyId(["a", c]), [
+            "a",
+            c,
+          ]]]);
+          log.drop(c);
+          for (const prefix of [["s", c], ["i", c], ["q", c]]) {
             for await (const entry of this.kv.list({ prefix }, { batchSize: LIST_BATCH })) {
               keys.set(keyId(entry.key), entry.key);
             }
@@ -292,13 +345,19 @@ export class KVBackend implements StorageBackend {
           del(["s", await part(op.clientId), await part(op.filter)]);
           break;
         case "putInflight": {
-          const c = await part(op.record.clientId);
-          put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
+          let c = part(op.record.clientId); // not awaited unless hashed: this runs per delivery
+          if (typeof c !== "string") c = await c;
+          if (op.record.direction === "out") log.put(c, op.record, messageBytes);
+          else put(["i", c, op.record.direction, inflightId(op.record)], op.record, c);
           break;
         }
-        case "deleteInflight":
-          del(["i", await part(op.clientId), op.direction, op.id]);
+        case "deleteInflight": {
+          let c = part(op.clientId);
+          if (typeof c !== "string") c = await c;
+          if (op.direction === "out") log.complete(c, op.id);
+          else del(["i", c, op.direction, op.id]);
           break;
+        }
         case "putRetained":
           put(["r", await part(op.message.topic)], op.message);
           break;
@@ -309,6 +368,10 @@ export class KVBackend implements StorageBackend {
           put(["sys"], op.info);
           break;
       }
+    }
+    for (const write of log.flush()) {
+      if (write.value === undefined) del(write.key);
+      else put(write.key, write.value, undefined, write.bytes);
     }
     return out;
   }
@@ -329,7 +392,7 @@ export class KVBackend implements StorageBackend {
     };
     const clients = await read<ClientRecord>(["c"]);
     const subscriptions = await read<SubscriptionRecord>(["s"]);
-    const inflight = await read<InflightRecord>(["i"]);
+    const inflight = await this.#inflight(referenced);
     const retained = await read<StoredMessage>(["r"]);
     const sys = await this.kv.get<unknown>(["sys"]);
     const sysInfo = sys.value === null
@@ -337,6 +400,35 @@ export class KVBackend implements StorageBackend {
       : await this.#value<Record<string, string | number>>(sys.key, sys.value, referenced);
     await this.#collectGarbage(referenced);
     return { clients, subscriptions, inflight, retained, sysInfo };
+  }
+
+  /** In-flight records: inbound ones (and outbound ones of the old layout), then the outbound log. */
+  async #inflight(referenced: Set<string>): Promise<InflightRecord[]> {
+    const groups = new Map<number, GroupValue>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["m"] }, { batchSize: LIST_BATCH })) {
+      groups.set(Number(entry.key[1]), await this.#value<GroupValue>(entry.key, entry.value, referenced));
+    }
+    const acks = new Map<string, AckValue>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["a"] }, { batchSize: LIST_BATCH })) {
+      acks.set(String(entry.key[1]), await this.#value<AckValue>(entry.key, entry.value, referenced));
+    }
+    const logs = new Map<string, [number, ChunkValue][]>();
+    for await (const entry of this.kv.list<unknown>({ prefix: ["q"] }, { batchSize: LIST_BATCH })) {
+      const c = String(entry.key[1]);
+      let chunks = logs.get(c);
+      if (!chunks) logs.set(c, chunks = []);
+      chunks.push([Number(entry.key[2]), await this.#value<ChunkValue>(entry.key, entry.value, referenced)]);
+    }
+    const records = new Map<string, InflightRecord>();
+    const id = (r: InflightRecord) => `${r.clientId}\u0000${r.direction}\u0000${inflightId(r)}`;
+    for await (const entry of this.kv.list<unknown>({ prefix: ["i"] }, { batchSize: LIST_BATCH })) {
+      const record = await this.#value<InflightRecord>(entry.key, entry.value, referenced);
+      records.set(id(record), record);
+    }
+    for (const [c, chunks] of logs) {
+      for (const record of restoreLog(chunks, acks.get(c), groups).values()) records.set(id(record), record);
+    }
+    return [...records.values()];
   }
 
   async #value<T>(key: Deno.KvKey, value: unknown, referenced: Set<string>): Promise<T> {

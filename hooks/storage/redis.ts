@@ -9,11 +9,18 @@
  * | --- | --- | --- | --- |
  * | `{prefix}clients` | hash | client id | {@linkcode ClientRecord} |
  * | `{prefix}subs:{clientId}` | hash | filter | {@linkcode SubscriptionRecord} |
- * | `{prefix}inflight:{clientId}` | hash | `out:{sequence}` or `in:{packetId}` | {@linkcode InflightRecord} |
+ * | `{prefix}inflight:{clientId}` | hash | `in:{packetId}` | inbound QoS 2 {@linkcode InflightRecord} awaiting PUBREL |
+ * | `{prefix}log:{clientId}` | hash | `q:{chunkId}`, `a` | the session's outbound log: chunks of entries, acknowledgement map |
+ * | `{prefix}messages` | hash | group id | messages of queued and in-flight records, each once per commit |
  * | `{prefix}retained` | hash | topic | retained {@linkcode StoredMessage} |
  * | `{prefix}sys` | string | | $SYS counters |
  *
- * Each batch of writes is one MULTI/EXEC transaction. Commands fail at once while Redis is
+ * Queued and in-flight outbound messages go through the outbound log the Deno KV backend uses
+ * (`outbound_log.ts`): a message delivered to many sessions is stored once per commit, each session
+ * gets one chunk of compact entries per commit, and acknowledgements are released per batch through
+ * a per-session map, not one field each. Each batch of writes is one MULTI/EXEC transaction.
+ * Outbound records of the previous layout (`out:{sequence}` fields in `{prefix}inflight:{clientId}`,
+ * the message inside) are still read, and deleted once done. Commands fail at once while Redis is
  * unreachable (no offline queue, no silent resend); the base class keeps the writes, logs once,
  * and retries with backoff while ioredis reconnects on its own.
  *
@@ -42,6 +49,7 @@ import type {
   SubscriptionRecord,
 } from "../../src/storage.ts";
 import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 import { logger } from "../../src/logger.ts";
 
 /** Options of {@linkcode RedisHook} (also accepted as the config of `addHook`). */
@@ -99,11 +107,21 @@ function decode<T>(text: string): T {
   return JSON.parse(text, reviver) as T;
 }
 
+/** A generous estimate of a message's encoded size (base64 payload), without walking it. */
+function messageBytes(message: StoredMessage): number {
+  return 256 + Math.ceil(message.payload.byteLength * 4 / 3) + message.topic.length * 3 +
+    message.origin.length * 3 + (message.properties ? JSON.stringify(message.properties).length * 2 : 0);
+}
+
 /** The {@linkcode StorageBackend} of {@linkcode RedisHook}. */
 export class RedisBackend implements StorageBackend {
+  /** Outbound in-flight writes are merged by the log (see the module docs). */
+  readonly mergesOutbound = true;
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
+  /** The outbound log's index: undefined until the first commit, and after a failed one (read again). */
+  #log: OutboundLog | undefined;
 
   /**
    * Creates a backend; nothing connects before {@linkcode RedisBackend.open}.
@@ -184,7 +202,17 @@ export class RedisBackend implements StorageBackend {
    * @param ops The writes.
    */
   async commit(ops: WriteOp[]): Promise<void> {
+    try {
+      await this.#commit(ops);
+    } catch (error) {
+      this.#log = undefined; // it may hold writes that did not happen: read it again
+      throw error;
+    }
+  }
+
+  async #commit(ops: WriteOp[]): Promise<void> {
     const p = this.prefix;
+    const log = this.#log ??= await this.#indexLog();
     const multi = this.#client.multi();
     for (const op of ops) {
       switch (op.op) {
@@ -193,7 +221,8 @@ export class RedisBackend implements StorageBackend {
           break;
         case "deleteClient":
           multi.hdel(`${p}clients`, op.clientId);
-          multi.del(`${p}subs:${op.clientId}`, `${p}inflight:${op.clientId}`);
+          multi.del(`${p}subs:${op.clientId}`, `${p}inflight:${op.clientId}`, `${p}log:${op.clientId}`);
+          log.drop(op.clientId);
           break;
         case "putSubscription":
           multi.hset(`${p}subs:${op.record.clientId}`, op.record.subscription.filter, encode(op.record));
@@ -202,14 +231,16 @@ export class RedisBackend implements StorageBackend {
           multi.hdel(`${p}subs:${op.clientId}`, op.filter);
           break;
         case "putInflight":
-          multi.hset(
-            `${p}inflight:${op.record.clientId}`,
-            `${op.record.direction}:${inflightId(op.record)}`,
-            encode(op.record),
-          );
+          if (op.record.direction === "out") log.put(op.record.clientId, op.record, messageBytes);
+          else {multi.hset(
+              `${p}inflight:${op.record.clientId}`,
+              `in:${op.record.packetId}`,
+              encode(op.record),
+            );}
           break;
         case "deleteInflight":
-          multi.hdel(`${p}inflight:${op.clientId}`, `${op.direction}:${op.id}`);
+          if (op.direction === "out") log.complete(op.clientId, op.id);
+          else multi.hdel(`${p}inflight:${op.clientId}`, `in:${op.id}`);
           break;
         case "putRetained":
           multi.hset(`${p}retained`, op.message.topic, encode(op.message));
@@ -222,9 +253,54 @@ export class RedisBackend implements StorageBackend {
           break;
       }
     }
+    // The log's writes as hash fields, in its order (within one transaction the order is moot).
+    for (const { key, value } of log.flush()) {
+      let hash: string;
+      let field: string;
+      if (key[0] === "m") [hash, field] = [`${p}messages`, String(key[1])];
+      else if (key[0] === "q") [hash, field] = [`${p}log:${String(key[1])}`, `q:${String(key[2])}`];
+      else if (key[0] === "a") [hash, field] = [`${p}log:${String(key[1])}`, "a"];
+      else [hash, field] = [`${p}inflight:${String(key[1])}`, `out:${String(key[3])}`]; // an old-layout record
+      if (value === undefined) multi.hdel(hash, field);
+      else multi.hset(hash, field, key[0] === "m" ? encode(value) : JSON.stringify(value));
+    }
     const results = await multi.exec();
     if (!results) throw new Error("Redis aborted the transaction");
     for (const [error] of results) if (error) throw error;
+  }
+
+  /** Every session's outbound log, by client id: its chunks (by id) and acknowledgement map. */
+  async #logs(): Promise<Map<string, { chunks: [number, ChunkValue][]; acks?: AckValue }>> {
+    const keyPrefix = `${this.prefix}log:`;
+    const out = new Map<string, { chunks: [number, ChunkValue][]; acks?: AckValue }>();
+    await this.#scan(keyPrefix, (key, hash) => {
+      const session: { chunks: [number, ChunkValue][]; acks?: AckValue } = { chunks: [] };
+      for (const [field, value] of Object.entries(hash)) {
+        if (field === "a") session.acks = JSON.parse(value);
+        else session.chunks.push([Number(field.slice(2)), JSON.parse(value)]);
+      }
+      session.chunks.sort((a, b) => a[0] - b[0]);
+      out.set(key.slice(keyPrefix.length), session);
+    });
+    return out;
+  }
+
+  /** Builds the outbound log's index from what is stored. */
+  async #indexLog(): Promise<OutboundLog> {
+    const p = this.prefix;
+    const groups = (await this.#client.hkeys(`${p}messages`)).map(Number);
+    const log = new OutboundLog(1);
+    for (const [clientId, { chunks, acks }] of await this.#logs()) {
+      if (acks) log.addAcks(clientId, acks);
+      for (const [id, chunk] of chunks) log.addChunk(clientId, id, chunk);
+    }
+    for (const record of await this.#scanHashes<InflightRecord>(`${p}inflight:`)) {
+      if (record.direction === "out") {
+        log.addLegacy(record.clientId, record.sequence, ["i", record.clientId, "out", record.sequence]);
+      }
+    }
+    log.settle(groups);
+    return log;
   }
 
   /**
@@ -238,7 +314,21 @@ export class RedisBackend implements StorageBackend {
     const redis = this.#client;
     const clients = Object.values(await redis.hgetall(`${p}clients`)).map((v) => decode<ClientRecord>(v));
     const subscriptions = await this.#scanHashes<SubscriptionRecord>(`${p}subs:`);
-    const inflight = await this.#scanHashes<InflightRecord>(`${p}inflight:`);
+    // Groups before the logs that refer to them: one written meanwhile is never missed.
+    const groups = new Map<number, GroupValue>();
+    for (const [id, value] of Object.entries(await redis.hgetall(`${p}messages`))) {
+      groups.set(Number(id), decode<GroupValue>(value));
+    }
+    const records = new Map<string, InflightRecord>();
+    const id = (r: InflightRecord) => `${r.clientId}\u0000${r.direction}\u0000${inflightId(r)}`;
+    // Inbound records, and outbound ones of the previous layout; then the logs.
+    for (const record of await this.#scanHashes<InflightRecord>(`${p}inflight:`)) {
+      records.set(id(record), record);
+    }
+    for (const { chunks, acks } of (await this.#logs()).values()) {
+      for (const record of restoreLog(chunks, acks, groups).values()) records.set(id(record), record);
+    }
+    const inflight = [...records.values()];
     const retained = Object.values(await redis.hgetall(`${p}retained`)).map((v) => decode<StoredMessage>(v));
     const sys = await redis.get(`${p}sys`);
     return {
@@ -250,10 +340,10 @@ export class RedisBackend implements StorageBackend {
     };
   }
 
-  async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
+  /** Calls `each` with every hash whose key starts with `keyPrefix` (SCAN, then HGETALL per batch). */
+  async #scan(keyPrefix: string, each: (key: string, hash: Record<string, string>) => void): Promise<void> {
     const redis = this.#client;
     const match = keyPrefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
-    const out: T[] = [];
     let cursor = "0";
     do {
       const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 1000);
@@ -261,11 +351,20 @@ export class RedisBackend implements StorageBackend {
       if (keys.length === 0) continue;
       const pipeline = redis.pipeline();
       for (const key of keys) pipeline.hgetall(key);
-      for (const [error, hash] of (await pipeline.exec()) ?? []) {
+      const results = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < results.length; i++) {
+        const [error, hash] = results[i];
         if (error) throw error;
-        for (const value of Object.values(hash as Record<string, string>)) out.push(decode<T>(value));
+        each(keys[i], hash as Record<string, string>);
       }
     } while (cursor !== "0");
+  }
+
+  async #scanHashes<T>(keyPrefix: string): Promise<T[]> {
+    const out: T[] = [];
+    await this.#scan(keyPrefix, (_key, hash) => {
+      for (const value of Object.values(hash)) out.push(decode<T>(value));
+    });
     return out;
   }
 

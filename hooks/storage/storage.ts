@@ -49,6 +49,12 @@ export type WriteOp =
  * whole batch, so every op must be idempotent.
  */
 export interface StorageBackend {
+  /**
+   * Whether the backend merges outbound in-flight writes itself (a put and a delete of one record
+   * in a batch, or a delete of a record never written, cost it nothing): then the base class leaves
+   * them to it instead of coalescing them per batch.
+   */
+  readonly mergesOutbound?: boolean;
   /** Takes options given to `addHook(hook, options)`, merged over the constructor's (before `open`). */
   configure?(options: unknown): void;
   /** Opens the store. */
@@ -161,6 +167,7 @@ export class StorageHook implements Hook {
       this.#loaded = await this.backend.load();
       for (const record of this.#loaded.clients) this.#stored.add(record.id);
       for (const record of this.#loaded.inflight) {
+        if (this.backend.mergesOutbound && record.direction === "out") continue; // the backend's business
         indexAdd(this.#written, record.clientId, inflightKey(record));
       }
     }
@@ -289,14 +296,20 @@ export class StorageHook implements Hook {
 
   #deleteInflight(client: Client, packet: Packet): void {
     if (ephemeral(client)) return;
-    const record = inflightRecord(client.id, packet);
-    if (record) {
-      this.#write({
-        op: "deleteInflight",
-        clientId: client.id,
-        direction: record.direction,
-        id: inflightId(record),
-      });
+    // The record's key only: building the record would store the message again, per acknowledgement.
+    switch (packet.fixedHeader.type) {
+      case PacketType.Publish:
+      case PacketType.Pubrel:
+        this.#write({
+          op: "deleteInflight",
+          clientId: client.id,
+          direction: "out",
+          id: packet.sequence ?? 0,
+        });
+        break;
+      case PacketType.Pubrec:
+        this.#write({ op: "deleteInflight", clientId: client.id, direction: "in", id: packet.packetId! });
+        break;
     }
   }
 
@@ -317,7 +330,11 @@ export class StorageHook implements Hook {
     if (this.#committing || (this.#queue.length === 0 && !this.#retrying)) return;
     this.#committing = true;
     // Deletes of records never written are dropped too, once the stored state is known (loaded).
-    const fresh = coalesce(this.#queue, this.#loaded && !this.sharedStore ? this.#written : undefined);
+    const fresh = coalesce(
+      this.#queue,
+      this.#loaded && !this.sharedStore ? this.#written : undefined,
+      this.backend.mergesOutbound,
+    );
     const batch = this.#retrying ? this.#retrying.concat(fresh) : fresh;
     this.#retrying = undefined;
     const upTo = this.#appended;
@@ -384,7 +401,7 @@ export class StorageHook implements Hook {
  * @param ops The queued writes, in order.
  * @returns The writes to commit.
  */
-export function coalesce(ops: WriteOp[], written?: InflightIndex): WriteOp[] {
+export function coalesce(ops: WriteOp[], written?: InflightIndex, inboundOnly = false): WriteOp[] {
   // Position of the last in-flight put per client, by record id (outbound ids as is, inbound as -id - 1).
   let puts: Map<string, Map<number, number>> | undefined;
   let dropped = 0;
@@ -395,9 +412,11 @@ export function coalesce(ops: WriteOp[], written?: InflightIndex): WriteOp[] {
     let id: number;
     if (op.op === "putInflight") {
       const record = op.record;
+      if (inboundOnly && record.direction === "out") continue;
       clientId = record.clientId;
       id = record.direction === "out" ? record.sequence : -record.packetId - 1;
     } else if (op.op === "deleteInflight") {
+      if (inboundOnly && op.direction === "out") continue;
       clientId = op.clientId;
       id = op.direction === "out" ? op.id : -op.id - 1;
     } else continue;
@@ -412,7 +431,7 @@ export function coalesce(ops: WriteOp[], written?: InflightIndex): WriteOp[] {
     if (op.op === "putInflight") ofClient.set(id, i);
     else ofClient.delete(id);
   }
-  if (written) dropped += dropUnwritten(kept, written);
+  if (written) dropped += dropUnwritten(kept, written, inboundOnly);
   if (dropped === 0) return ops;
   return kept.filter((op): op is WriteOp => op !== undefined);
 }
@@ -436,11 +455,18 @@ function indexAdd(index: InflightIndex, clientId: string, key: number): void {
  *
  * @returns How many writes were dropped.
  */
-function dropUnwritten(ops: (WriteOp | undefined)[], written: InflightIndex): number {
+function dropUnwritten(ops: (WriteOp | undefined)[], written: InflightIndex, inboundOnly: boolean): number {
   let dropped = 0;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
     if (op === undefined) continue;
+    if (
+      inboundOnly &&
+      (op.op === "putInflight" ? op.record.direction : op.op === "deleteInflight" ? op.direction : "") ===
+        "out"
+    ) {
+      continue;
+    }
     if (op.op === "putInflight") indexAdd(written, op.record.clientId, inflightKey(op.record));
     else if (op.op === "deleteInflight") {
       const keys = written.get(op.clientId);
@@ -485,27 +511,49 @@ export function clientRecord(client: Client): ClientRecord {
   };
 }
 
-/** The last message stored for a delivery, and the packet fields it was made from. */
-let lastMessage: StoredMessage | undefined;
+/** The last message stored for a delivery, per QoS, and the packet properties they were made from. */
+const lastMessages: (StoredMessage | undefined)[] = [undefined, undefined, undefined];
 let lastProperties: Packet["properties"];
 
 /**
  * The stored form of a delivered message, shared by the deliveries of one message to many
- * subscribers (their packets differ only in what the record does not hold, or hold the same).
+ * subscribers (their packets differ only in what the record does not hold, or hold the same). The
+ * variants of one message for different QoS share everything but their `qos`, so that backends
+ * can tell them apart from other messages by {@linkcode sameMessage}.
  */
 function sharedStoredMessage(packet: Packet): StoredMessage {
-  const m = lastMessage;
   const header = packet.fixedHeader;
-  if (
-    m !== undefined && m.payload === packet.payload && lastProperties === packet.properties &&
-    m.topic === packet.topicName && m.qos === (header.qos ?? 0) && m.retain === (header.retain ?? false) &&
-    m.created === (packet.created ?? 0) && m.expiry === (packet.expiry ?? 0) &&
-    m.origin === (packet.origin ?? "")
-  ) {
-    return m;
+  const qos = header.qos ?? 0;
+  const m = lastMessages[qos];
+  if (m !== undefined && lastProperties === packet.properties && matches(m, packet)) return m;
+  for (const other of lastMessages) {
+    if (other !== undefined && lastProperties === packet.properties && matches(other, packet)) {
+      return lastMessages[qos] = { ...other, qos };
+    }
   }
   lastProperties = packet.properties;
-  return lastMessage = storedMessage(packet);
+  lastMessages.fill(undefined);
+  return lastMessages[qos] = storedMessage(packet);
+}
+
+function matches(m: StoredMessage, packet: Packet): boolean {
+  return m.payload === packet.payload && m.topic === packet.topicName &&
+    m.retain === (packet.fixedHeader.retain ?? false) && m.created === (packet.created ?? 0) &&
+    m.expiry === (packet.expiry ?? 0) && m.origin === (packet.origin ?? "");
+}
+
+/**
+ * Whether two stored messages are one message, delivered at the same or at different QoS: the
+ * deliveries of one publish share their payload and properties objects (a cheap test that never
+ * says yes to two different messages).
+ *
+ * @param a A message.
+ * @param b Another.
+ * @returns True if they differ at most in `qos`.
+ */
+export function sameMessage(a: StoredMessage, b: StoredMessage): boolean {
+  return a.payload === b.payload && a.properties === b.properties && a.topic === b.topic &&
+    a.retain === b.retain && a.created === b.created && a.expiry === b.expiry && a.origin === b.origin;
 }
 
 function inflightRecord(clientId: string, packet: Packet): InflightRecord | undefined {

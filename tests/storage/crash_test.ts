@@ -1,9 +1,11 @@
 /**
  * Crash tests with real processes: the broker runs as a child process on Deno KV (and again on
- * Redis); a persistent v5 subscriber is offline; a publisher streams 5,000 QoS 1 and 1,000 QoS 2
- * messages and 200 retained ones; the broker gets SIGKILL at a seeded random point of the stream
- * and is started again on the same store. Every message the broker acknowledged must reach the
- * subscriber (QoS 2 exactly once) and every acknowledged retained message must be there.
+ * Redis); one persistent v5 subscriber is offline (its messages queue), another is online and
+ * acknowledges each message a few milliseconds late (so that messages are in flight to it, sent and
+ * not acknowledged, at any moment); a publisher streams 5,000 QoS 1 and 1,000 QoS 2 messages and
+ * 200 retained ones; the broker gets SIGKILL at a seeded random point of the stream and is started
+ * again on the same store. Every message the broker acknowledged must reach both subscribers (the
+ * offline one QoS 2 exactly once) and every acknowledged retained message must be there.
  *
  * The seed is printed; set `CRASH_SEED` to replay a run. `CRASH_DURABILITY=async` runs the brokers
  * with asynchronous durability, as a check that the test does catch lost messages (it should fail).
@@ -107,6 +109,27 @@ async function crashRun(brokerArgs: string[]): Promise<void> {
     });
     await sub.subscribeAsync({ "c/1": { qos: 1 }, "c/2": { qos: 2 } });
     await sub.endAsync();
+    // Online through the stream, acknowledging late: what it received counts, in both connections.
+    const liveReceived = new Set<string>();
+    const lateAcks = new Set<ReturnType<typeof setTimeout>>();
+    const live = await connect(broker.url, {
+      clientId: "live",
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      customHandleAcks: (_topic, payload, packet, done) => {
+        const timer = setTimeout(() => {
+          lateAcks.delete(timer);
+          done(0);
+          // A QoS 2 message is the client's once it sent PUBREC: after a crash only its PUBREL
+          // comes again, and MQTT.js (no stored state in a new client) has no message to emit then.
+          if (packet.qos === 2) liveReceived.add(payload.toString());
+        }, 1 + Math.floor(rand() * 5));
+        lateAcks.add(timer);
+      },
+    });
+    live.on("message", (_topic, payload) => liveReceived.add(payload.toString()));
+    live.on("error", () => {});
+    await live.subscribeAsync({ "c/1": { qos: 1 }, "c/2": { qos: 2 } });
 
     // The stream: QoS 1, QoS 2 and retained messages interleaved, at most WINDOW unacknowledged.
     const messages: { topic: string; payload: string; qos: 1 | 2; retain: boolean }[] = [];
@@ -143,6 +166,9 @@ async function crashRun(brokerArgs: string[]): Promise<void> {
     });
     await killed;
     pub.end(true);
+    live.end(true);
+    for (const timer of lateAcks) clearTimeout(timer);
+    console.log(`live subscriber: ${liveReceived.size} received before the kill`);
     assert.ok(acked.size >= killAt && acked.size < total, `acked ${acked.size}`);
 
     broker = await BrokerProcess.start(brokerArgs);
@@ -165,15 +191,38 @@ async function crashRun(brokerArgs: string[]): Promise<void> {
       });
       client.once("error", reject);
     });
+    // Listening before the CONNACK: the resent messages come right after it.
+    const live2 = mqtt.connect(broker.url, {
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      clientId: "live",
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
+    live2.on("message", (_topic, payload) => liveReceived.add(payload.toString()));
     try {
+      const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+        live2.once("connect", resolve);
+        live2.once("error", reject);
+      });
+      assert.equal(connack.sessionPresent, true, "the online subscriber's session was restored");
       const missing = () => [...acked].filter((p) => !p.startsWith("r-") && !received.has(p));
       await waitFor(() => missing().length === 0, 30_000, "every acknowledged message").catch((error) => {
         throw new Error(`${error.message}: ${missing().length} missing, e.g. ${missing().slice(0, 5)}`);
       });
       const twice = [...received].filter(([p, n]) => p.startsWith("q2-") && n > 1);
       assert.deepEqual(twice, [], "QoS 2 exactly once");
+      const liveMissing = () => [...acked].filter((p) => !p.startsWith("r-") && !liveReceived.has(p));
+      await waitFor(() => liveMissing().length === 0, 30_000, "every acknowledged message, online").catch(
+        (error) => {
+          throw new Error(
+            `${error.message}: ${liveMissing().length} missing, e.g. ${liveMissing().slice(0, 5)}`,
+          );
+        },
+      );
     } finally {
       await sub2.endAsync();
+      await live2.endAsync();
     }
 
     const reader = await connect(broker.url, { clientId: "reader" });

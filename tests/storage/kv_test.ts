@@ -12,6 +12,13 @@ import type { StoredMessage } from "../../src/storage.ts";
 import { AllowHook, Server } from "../../mod.ts";
 import { runStorageSuite } from "./suite.ts";
 
+/** Messages in the outbound log's message groups. */
+async function messageCopies(kv: Deno.Kv): Promise<number> {
+  let n = 0;
+  for await (const entry of kv.list<{ m: unknown[] }>({ prefix: ["m"] })) n += entry.value.m.length;
+  return n;
+}
+
 Deno.test("KVHook on :memory: passes the storage suite", async (t) => {
   await runStorageSuite(t, async () => {
     const kv = await Deno.openKv(":memory:");
@@ -19,6 +26,7 @@ Deno.test("KVHook on :memory: passes the storage suite", async (t) => {
       hook: () => new KVHook({ kv }),
       backend: () => new KVBackend({ kv }),
       close: () => Promise.resolve(kv.close()),
+      messageCopies: () => messageCopies(kv),
     };
   });
 });
@@ -31,6 +39,10 @@ Deno.test("KVHook on a file passes the storage suite", async (t) => {
       hook: () => new KVHook({ path }),
       backend: () => new KVBackend({ path }),
       close: () => Deno.remove(dir, { recursive: true }),
+      messageCopies: async () => {
+        using kv = await Deno.openKv(path);
+        return await messageCopies(kv);
+      },
     };
   });
 });
@@ -93,4 +105,58 @@ Deno.test("KVHook takes its options from addHook and closes the database it open
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("KVBackend stores a large queued message once, restores it to each session, and leaves no keys when done", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const backend = new KVBackend({ kv });
+  await backend.open();
+  const payload = new Uint8Array(200_000).map((_, i) => i % 241);
+  const message: StoredMessage = {
+    topic: "big",
+    payload,
+    qos: 2,
+    retain: false,
+    created: 1,
+    expiry: 0,
+    origin: "p",
+  };
+  const sessions = ["a", "b", "c"];
+  await backend.commit(sessions.map((clientId, i) => ({
+    op: "putInflight",
+    record: { clientId, direction: "out", sequence: 1, packetId: i, stage: "publish", message },
+  })));
+  let blobKeys = 0;
+  for await (const _ of kv.list({ prefix: ["x", "m"] })) blobKeys++;
+  assert.equal(blobKeys, 4, "one copy of 200 KB, in 60 KB chunks");
+  // A new backend on the same store (a restart) restores it to each session and carries on.
+  const reopened = new KVBackend({ kv });
+  await reopened.open();
+  const { inflight } = await reopened.load();
+  assert.deepEqual(inflight.map((r) => [r.clientId, r.packetId, r.message?.payload.length]).sort(), [
+    ["a", 0, 200_000],
+    ["b", 1, 200_000],
+    ["c", 2, 200_000],
+  ]);
+  assert.deepEqual(inflight[0].message?.payload, payload);
+  await reopened.commit([
+    {
+      op: "putInflight",
+      record: { clientId: "a", direction: "out", sequence: 1, packetId: 7, stage: "pubrel" },
+    },
+    { op: "deleteInflight", clientId: "b", direction: "out", id: 1 },
+  ]);
+  assert.deepEqual(
+    (await reopened.load()).inflight.map((r) => [r.clientId, r.stage, r.packetId]).sort(),
+    [["a", "pubrel", 7], ["c", "publish", 2]],
+  );
+  await reopened.commit([
+    { op: "deleteInflight", clientId: "a", direction: "out", id: 1 },
+    { op: "deleteClient", clientId: "c" },
+  ]);
+  const left: Deno.KvKey[] = [];
+  for await (const entry of kv.list({ prefix: [] })) left.push(entry.key);
+  assert.deepEqual(left, []);
+  await reopened.close();
+  await backend.close();
 });

@@ -11,6 +11,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { AllowHook, PacketType } from "../../mod.ts";
 import { collect, delay, mqttConnect, RawClient, startBroker, waitFor } from "../helpers.ts";
 import { RedisBackend, RedisHook } from "../../hooks/storage/redis.ts";
+import { Redis } from "ioredis";
 import { runStorageSuite } from "./suite.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
 
@@ -26,6 +27,17 @@ Deno.test({ name: "RedisHook passes the storage suite", ignore }, async (t) => {
         hook: () => new RedisHook({ address: redis.address, prefix }),
         backend: () => new RedisBackend({ address: redis.address, prefix }),
         close: () => Promise.resolve(),
+        messageCopies: async () => {
+          const [host, port] = redis.address.split(":");
+          const client = new Redis({ host, port: Number(port), lazyConnect: true });
+          try {
+            await client.connect();
+            const groups = Object.values(await client.hgetall(`${prefix}messages`));
+            return groups.reduce((n, group) => n + (JSON.parse(group) as { m: unknown[] }).m.length, 0);
+          } finally {
+            client.disconnect();
+          }
+        },
       });
     });
   } finally {

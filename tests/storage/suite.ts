@@ -29,6 +29,11 @@ export interface StorageFixture {
   backend(): StorageBackend;
   /** Releases the store. */
   close(): Promise<void>;
+  /**
+   * How many copies of messages the store holds for queued and in-flight records (a backend that
+   * keeps a copy in each record does not say).
+   */
+  messageCopies?(): Promise<number>;
 }
 
 const encoder = new TextEncoder();
@@ -600,6 +605,100 @@ const CASES: Case[] = [
       await h.close();
     }
   }],
+
+  [
+    "a message queued for and in flight to many sessions is stored once, and restored to each",
+    async (fixture) => {
+      const h = await Harness.start(fixture);
+      const ids = ["o0", "o1", "o2", "o3", "l0", "l1"];
+      const clients: RawClient[] = [];
+      try {
+        for (const id of ids) {
+          const { client } = await connect(h.broker, id);
+          await subscribe(client, [{ filter: "once/#", qos: id === "o3" || id === "l1" ? 2 : 1 }]);
+          if (id.startsWith("o")) await disconnect(h.broker, client, id);
+          else clients.push(client);
+        }
+        const { client: p } = await connect(h.broker, "p", { connect: { clean: true }, properties: {} });
+        for (let i = 0; i < 20; i++) await publish(p, `once/${i}`, `m${i}`, (1 + (i % 2)) as QoS, i + 1);
+        p.close();
+        // The online ones read everything and acknowledge the first half: the rest stays in flight.
+        for (const client of clients) {
+          for (const m of await readPublishes(client, 20)) {
+            if (Number(text(m).slice(1)) >= 10) continue;
+            await client.send(
+              ack(m.fixedHeader.qos === 1 ? PacketType.Puback : PacketType.Pubrec, m.packetId!),
+            );
+          }
+        }
+        // l1 (QoS 2) holds 10 messages unacknowledged and 5 at the PUBREL stage.
+        await waitFor(() => h.broker.server.clients.get("l1")!.state.inflight.outbound.size === 15);
+        const stored = await h.stored();
+        for (const id of ids) {
+          assert.equal(
+            recordsOf(stored, id).inflight.length,
+            id.startsWith("o") ? 20 : id === "l1" ? 15 : 10,
+            id,
+          );
+        }
+        if (fixture.messageCopies) {
+          assert.equal(
+            await fixture.messageCopies(),
+            20,
+            "each message stored once",
+          );
+        }
+        for (const client of clients) client.close();
+        clients.length = 0;
+        await h.crash();
+        for (const id of ids) {
+          const { client } = await connect(h.broker, id);
+          clients.push(client);
+          const expected = id.startsWith("o") ? 20 : 10;
+          if (id === "l1") {
+            // PUBREL first for the QoS 2 ones it received (PUBREC sent), then what was not acknowledged.
+            for (let i = 1; i < 10; i += 2) {
+              await client.send(ack(PacketType.Pubcomp, (await client.expect(PacketType.Pubrel)).packetId!));
+            }
+          }
+          const got = await readPublishes(client, expected);
+          const first = id.startsWith("o") ? 0 : 10;
+          assert.deepEqual(got.map(text), Array.from({ length: expected }, (_, i) => `m${first + i}`), id);
+          assert.deepEqual(
+            got.map((m) => m.fixedHeader.dup ?? false),
+            got.map(() => !id.startsWith("o")),
+            id,
+          );
+          for (const m of got) {
+            if (m.fixedHeader.qos === 1) await client.send(ack(PacketType.Puback, m.packetId!));
+            else {
+              await client.send(ack(PacketType.Pubrec, m.packetId!));
+              await client.send(ack(PacketType.Pubcomp, (await client.expect(PacketType.Pubrel)).packetId!));
+            }
+          }
+        }
+        await waitFor(() =>
+          ids.every((id) => h.broker.server.clients.get(id)!.state.inflight.outbound.size === 0)
+        );
+        const after = await h.stored();
+        for (const id of ids) assert.deepEqual(recordsOf(after, id).inflight, [], id);
+        if (fixture.messageCopies) {
+          assert.equal(
+            await fixture.messageCopies(),
+            0,
+            "messages nobody awaits are deleted",
+          );
+        }
+        const { client: q } = await connect(h.broker, "q", { connect: { clean: true }, properties: {} });
+        await publish(q, "once/after", "after", 1, 1);
+        q.close();
+        for (const client of clients) assert.equal(text(await client.expect(PacketType.Publish)), "after");
+      } finally {
+        for (const client of clients) client.close();
+        await h.close();
+      }
+    },
+  ],
 
   ["the backend round-trips every record kind, large values, long keys and big batches", async (fixture) => {
     const backend = fixture.backend();
