@@ -41,7 +41,13 @@
 
 import type { Packet } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
-import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type {
+  Cluster,
+  ClusterHost,
+  ClusterNodeInfo,
+  MessageOrigin,
+  SessionSnapshot,
+} from "../../src/cluster.ts";
 import type { Client } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
@@ -53,7 +59,7 @@ import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
-import { encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
+import { encodeMessage, messageRecord, NO_GROUPS, readRecords, writeControl, writeRecord } from "./wire.ts";
 
 const log = logger("cluster");
 
@@ -348,6 +354,12 @@ export class BusCluster implements Cluster {
       this.dropped++;
       return;
     }
+    const nodes = this.#routes.plainNodes(topic);
+    if (nodes !== undefined) {
+      // No shared route matches (the usual case): to each node, encoded once.
+      if (nodes.length > 0) this.#forward(packet, nodes);
+      return;
+    }
     const remote = this.#routes.match(topic);
     let destinations: Map<string, { plain: boolean; groups: string[] }> | undefined;
     for (const node of remote.subscriptions.keys()) {
@@ -378,10 +390,28 @@ export class BusCluster implements Cluster {
     const encoded = encodeMessage(packet);
     this.#batch();
     for (const [node, { plain, groups }] of destinations) {
-      let writer = this.#writers.get(node);
-      if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + encoded.length));
-      writeRecord(writer, packet, encoded, plain, groups);
+      writeRecord(this.#writer(node, encoded.length), packet, encoded, plain, groups);
     }
+  }
+
+  /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */
+  #forward(packet: Packet, nodes: readonly string[]): void {
+    this.#batch();
+    const first = this.#writer(nodes[0], packet.payload?.length ?? 0);
+    const start = writeRecord(first, packet, undefined, true, NO_GROUPS);
+    if (nodes.length === 1) return;
+    // A view of the first writer's bytes: valid while the others are written (it is not written to).
+    const encoded = first.buffer.subarray(start, first.length);
+    for (let i = 1; i < nodes.length; i++) {
+      writeRecord(this.#writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS);
+    }
+  }
+
+  /** The writer of this turn's batch for a node. */
+  #writer(node: string, size: number): ByteWriter {
+    let writer = this.#writers.get(node);
+    if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + size));
+    return writer;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -483,6 +513,8 @@ export class BusCluster implements Cluster {
       const host = this.#host!;
       for (const entry of entries) {
         after = entry.id;
+        // One origin for the entry's messages to non-shared subscriptions (the usual record).
+        const plainOrigin: MessageOrigin = { node: entry.from, plain: true, groups: NO_GROUPS };
         let messages;
         try {
           messages = readRecords(entry.records);
@@ -501,7 +533,11 @@ export class BusCluster implements Cluster {
           if ("control" in message) this.#claims.controlled(message.control);
           else {
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
-            host.deliver(message.packet, { node: entry.from, plain: message.plain, groups: message.groups });
+            const plainOnly = message.plain && message.groups.length === 0;
+            host.deliver(
+              message.packet,
+              plainOnly ? plainOrigin : { node: entry.from, plain: message.plain, groups: message.groups },
+            );
           }
         }
       }
