@@ -79,6 +79,16 @@ interface Report {
   seq: number;
 }
 
+/** A batch gathering while commits are in flight is sent once its forwards reach this size. */
+const PIPELINE_BYTES = 64 * 1024;
+/** At most this many commits are in flight; past it, the next batch gathers. */
+const MAX_COMMITS_IN_FLIGHT = 256;
+
+/** The result of a commit that succeeded (no error). */
+function committed(): undefined {
+  return undefined;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -106,7 +116,12 @@ export class BusCluster implements Cluster {
   #pendingDone: PromiseWithResolvers<void> | undefined;
   readonly #writers = new Map<string, ByteWriter>();
   #tail: Promise<void> = Promise.resolve();
-  #committing = false;
+  /** Settles when every commit sent so far has (in order). */
+  #settled: Promise<void> = Promise.resolve();
+  /** Commits sent and not settled. */
+  #inFlight = 0;
+  /** A commit in flight failed: nothing more is sent until it is retried. */
+  #broken = false;
   #scheduled = false;
   readonly #trouble: EngineOutage;
 
@@ -407,10 +422,11 @@ export class BusCluster implements Cluster {
     }
   }
 
-  /** The writer of this turn's batch for a node. */
+  /** The writer of this turn's batch for a node (a full one gets the batch sent, see `#flush`). */
   #writer(node: string, size: number): ByteWriter {
     let writer = this.#writers.get(node);
     if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + size));
+    else if (writer.length >= PIPELINE_BYTES && this.#inFlight > 0) this.#scheduleFlush();
     return writer;
   }
 
@@ -437,39 +453,74 @@ export class BusCluster implements Cluster {
       this.#pending = { forwards: new Map(), routes: [], retained: [], delivered: [], endedSessions: [] };
       this.#pendingDone = Promise.withResolvers<void>();
       this.#tail = this.#pendingDone.promise;
-      if (!this.#committing && !this.#scheduled) {
-        this.#scheduled = true;
-        queueMicrotask(this.#flush);
-      }
+      if (this.#inFlight === 0) this.#scheduleFlush();
     }
     return this.#pending;
   }
 
-  readonly #flush = async (): Promise<void> => {
+  #scheduleFlush(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#flush);
+  }
+
+  /**
+   * Sends the gathered batch: at once when no commit is in flight; while some are, only once it holds
+   * {@linkcode PIPELINE_BYTES} of forwards (else it gathers until they are done: group commit). A node
+   * flooded with messages keeps its event loop busy for long turns, and the engine's replies wait for
+   * the turn to end: without pipelining, its forwards would leave in a few huge batches and the
+   * receiving nodes idle meanwhile. Commits are applied in the order sent (one connection); after a
+   * failure nothing more is sent until the failed ones have been retried, in order.
+   */
+  readonly #flush = (): void => {
     this.#scheduled = false;
-    if (this.#committing || this.#pending === undefined) return;
+    if (this.#pending === undefined) return;
+    if (this.#inFlight > 0) {
+      if (this.#broken || this.#inFlight >= MAX_COMMITS_IN_FLIGHT) return;
+      let bytes = 0;
+      for (const writer of this.#writers.values()) bytes += writer.length;
+      if (bytes < PIPELINE_BYTES) return;
+    }
     const batch = this.#pending;
     const done = this.#pendingDone!;
     for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
     this.#writers.clear();
     this.#pending = this.#pendingDone = undefined;
-    this.#committing = true;
-    for (let attempt = 0;; attempt++) {
+    this.#inFlight++;
+    const sent = this.#bus.commit(this.nodeId, batch).then(committed, (error) => {
+      this.#broken = true; // seen before anything else is sent: nothing overtakes the retry
+      return error instanceof Error ? error : new Error(String(error));
+    });
+    const previous = this.#settled;
+    this.#settled = this.#settle(batch, sent, previous, done);
+  };
+
+  /** Waits for a commit and every earlier one, retries it if it failed, then releases its waiters. */
+  async #settle(
+    batch: Batch,
+    sent: Promise<Error | undefined>,
+    previous: Promise<void>,
+    done: PromiseWithResolvers<void>,
+  ): Promise<void> {
+    let error = await sent;
+    await previous;
+    for (let attempt = 0; error !== undefined; attempt++) {
+      if (this.#stopped && attempt >= 3) break;
+      this.#trouble.began(error);
+      await delay(Math.min(50 * 2 ** attempt, 500));
       try {
         await this.#bus.commit(this.nodeId, batch);
-        this.#trouble.ended();
-        break;
-      } catch (error) {
-        if (this.#stopped && attempt >= 3) break;
-        this.#trouble.began(error);
-        await delay(Math.min(50 * 2 ** attempt, 500));
+        error = undefined;
+      } catch (failure) {
+        error = failure instanceof Error ? failure : new Error(String(failure));
       }
     }
+    if (error === undefined) this.#trouble.ended();
     for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
-    this.#committing = false;
+    if (--this.#inFlight === 0) this.#broken = false;
     done.resolve();
-    if (this.#pending !== undefined) this.#flush();
-  };
+    if (this.#pending !== undefined) this.#scheduleFlush();
+  }
 
   /**
    * The session store's writes started failing (see `SessionOwner`).
