@@ -422,11 +422,18 @@ export class BusCluster implements Cluster {
     }
   }
 
-  /** The writer of this turn's batch for a node (a full one gets the batch sent, see `#flush`). */
+  /**
+   * The writer of the gathering batch for a node. One that is full gets the batch sent first, at once
+   * (see `#flush`): not at the end of the turn, which for a flooded node can hold megabytes.
+   */
   #writer(node: string, size: number): ByteWriter {
     let writer = this.#writers.get(node);
-    if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + size));
-    else if (writer.length >= PIPELINE_BYTES && this.#inFlight > 0) this.#scheduleFlush();
+    if (writer !== undefined && writer.length + size >= PIPELINE_BYTES) {
+      this.#flush();
+      this.#batch();
+      writer = this.#writers.get(node);
+    }
+    if (writer === undefined) this.#writers.set(node, writer = new ByteWriter(PIPELINE_BYTES + size + 256));
     return writer;
   }
 
@@ -479,7 +486,7 @@ export class BusCluster implements Cluster {
       if (this.#broken || this.#inFlight >= MAX_COMMITS_IN_FLIGHT) return;
       let bytes = 0;
       for (const writer of this.#writers.values()) bytes += writer.length;
-      if (bytes < PIPELINE_BYTES) return;
+      if (bytes < PIPELINE_BYTES - 1024) return;
     }
     const batch = this.#pending;
     const done = this.#pendingDone!;
