@@ -84,6 +84,9 @@ const PIPELINE_BYTES = 64 * 1024;
 /** At most this many commits are in flight; past it, the next batch gathers. */
 const MAX_COMMITS_IN_FLIGHT = 256;
 
+/** At most this many batch writers are kept for reuse. */
+const SPARE_WRITERS = 16;
+
 /** The result of a commit that succeeded (no error). */
 function committed(): undefined {
   return undefined;
@@ -115,6 +118,8 @@ export class BusCluster implements Cluster {
   #pending: Batch | undefined;
   #pendingDone: PromiseWithResolvers<void> | undefined;
   readonly #writers = new Map<string, ByteWriter>();
+  /** Writers of committed batches, for the next ones (a fresh 64 KiB buffer costs more than its bytes). */
+  readonly #spareWriters: ByteWriter[] = [];
   #tail: Promise<void> = Promise.resolve();
   /** Settles when every commit sent so far has (in order). */
   #settled: Promise<void> = Promise.resolve();
@@ -433,7 +438,10 @@ export class BusCluster implements Cluster {
       this.#batch();
       writer = this.#writers.get(node);
     }
-    if (writer === undefined) this.#writers.set(node, writer = new ByteWriter(PIPELINE_BYTES + size + 256));
+    if (writer === undefined) {
+      writer = this.#spareWriters.pop() ?? new ByteWriter(PIPELINE_BYTES + 1024);
+      this.#writers.set(node, writer);
+    }
     return writer;
   }
 
@@ -490,6 +498,7 @@ export class BusCluster implements Cluster {
     }
     const batch = this.#pending;
     const done = this.#pendingDone!;
+    const writers = [...this.#writers.values()];
     for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
     this.#writers.clear();
     this.#pending = this.#pendingDone = undefined;
@@ -499,12 +508,13 @@ export class BusCluster implements Cluster {
       return error instanceof Error ? error : new Error(String(error));
     });
     const previous = this.#settled;
-    this.#settled = this.#settle(batch, sent, previous, done);
+    this.#settled = this.#settle(batch, writers, sent, previous, done);
   };
 
   /** Waits for a commit and every earlier one, retries it if it failed, then releases its waiters. */
   async #settle(
     batch: Batch,
+    writers: ByteWriter[],
     sent: Promise<Error | undefined>,
     previous: Promise<void>,
     done: PromiseWithResolvers<void>,
@@ -525,6 +535,14 @@ export class BusCluster implements Cluster {
     if (error === undefined) this.#trouble.ended();
     for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
     if (--this.#inFlight === 0) this.#broken = false;
+    // The engine has the bytes (or they were given up): their writers serve the next batches.
+    for (const writer of writers) {
+      const capacity = writer.buffer.length;
+      if (capacity < PIPELINE_BYTES || capacity > 4 * PIPELINE_BYTES) continue;
+      if (this.#spareWriters.length >= SPARE_WRITERS) break;
+      writer.reset();
+      this.#spareWriters.push(writer);
+    }
     done.resolve();
     if (this.#pending !== undefined) this.#scheduleFlush();
   }

@@ -166,7 +166,7 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     const expiry = view.getFloat64(at + 8);
     at += 16;
     const originLength = view.getUint16(at);
-    const origin = text(bytes, at, originLength);
+    const origin = recentText(bytes, at, originLength);
     at += 2 + originLength;
     const length = view.getUint32(at);
     at += 4;
@@ -176,6 +176,34 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     messages.push({ packet, plain, groups });
   }
   return messages;
+}
+
+/**
+ * Recently read topics and client ids by a hash of their bytes: the same few repeat in every batch,
+ * and one string object per value (flat, its hash computed once) is cheaper to decode, match and keep
+ * than a new one per message.
+ */
+const recent = new Map<number, { bytes: Uint8Array; text: string }>();
+const RECENT_SIZE = 4096;
+
+/** A two-byte-length string at `at` (its `length` already read), from {@linkcode recent} when there. */
+function recentText(bytes: Uint8Array, at: number, length: number): string {
+  const start = at + 2;
+  const end = start + length;
+  if (length > 256 || end > bytes.length) return text(bytes, at, length);
+  let hash = 0x811c9dc5 ^ length;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  const seen = recent.get(hash);
+  if (seen !== undefined && seen.bytes.length === length) {
+    const known = seen.bytes;
+    let i = 0;
+    while (i < length && known[i] === bytes[start + i]) i++;
+    if (i === length) return seen.text;
+  }
+  const value = text(bytes, at, length);
+  if (recent.size >= RECENT_SIZE) recent.clear();
+  recent.set(hash, { bytes: bytes.slice(start, end), text: value });
+  return value;
 }
 
 /** A two-byte-length string at `at` (its `length` already read). */
@@ -262,7 +290,7 @@ function decodeMessage(
   while (at < end && (bytes[at] & 0x80) !== 0) at++; // the Remaining Length: the record gave the size
   at++;
   const topicLength = (bytes[at] << 8) | bytes[at + 1];
-  const topicName = text(bytes, at, topicLength);
+  const topicName = recentText(bytes, at, topicLength);
   at += 2 + topicLength;
   const qos = ((first >> 1) & 3) as QoS;
   if (qos > 0) at += 2; // the placeholder packet id

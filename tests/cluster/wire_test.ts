@@ -96,3 +96,24 @@ Deno.test("RouteTable.plainNodes follows route changes", () => {
   routes.apply("n1", 2, "a/+", 0);
   assert.deepEqual(routes.plainNodes("a/b"), []);
 });
+
+Deno.test("wire records keep topics and client ids apart whatever was read before", () => {
+  const out = new ByteWriter(1024);
+  const sent: Packet[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const n = i % 4500; // past the cache's size, then ones seen before
+    sent.push(message(0, { topicName: `t/${n}`, origin: `c${n % 7}`, payload: bytes(String(i)) }));
+  }
+  sent.push(
+    message(0, { topicName: "t/ü", origin: "c/ü" }),
+    message(0, { topicName: "t/ü2", origin: "c/ü" }),
+  );
+  for (const packet of sent) writeRecord(out, packet, undefined, true, []);
+  for (let round = 0; round < 2; round++) {
+    const read = readRecords(out.toBytes()) as WireMessage[];
+    assert.deepEqual(
+      read.map((m) => [m.packet.topicName, m.packet.origin]),
+      sent.map((p) => [p.topicName, p.origin]),
+    );
+  }
+});
