@@ -14,14 +14,15 @@
  *   which weighs the node in the group) together with its announcement and a sequence number, before
  *   the SUBACK goes out. Every node keeps every other node's routes in a {@linkcode RouteTable};
  *   a sequence gap, a reconnection, or a lease reporting a newer sequence reloads that node's routes.
- * - **Forwarding.** A message accepted here goes to the nodes whose routes match, as records appended
- *   to a per-node buffer and written as one inbox entry per destination per turn of the event loop,
- *   all in one atomic commit. Commits run one after another; while one is in flight the next batch
- *   gathers (group commit). Acks wait for {@linkcode BusCluster.sync}, which resolves when the commit
- *   holding everything queued so far succeeded: a QoS 1/2 publisher is acknowledged only when the
- *   message is in the inbox of every node that must deliver it. Same-node traffic never touches the
- *   engine. Each node reads its inbox in order (per-publisher order is kept), delivers through the
- *   server's routing function, waits for local storage, and only then deletes the entries.
+ * - **Forwarding.** A message accepted here goes to the nodes whose routes match (a per-topic answer
+ *   cached until the routes change), as records encoded once into a per-node buffer and written as one
+ *   inbox entry per destination per commit, all in one atomic commit. Commits are group commits,
+ *   pipelined in 64 KiB batches under load, applied in order (see `commits.ts`). Acks wait for
+ *   {@linkcode BusCluster.sync}, which resolves when the commit holding everything queued so far
+ *   and every earlier one succeeded: a QoS 1/2 publisher is acknowledged only when the message is in
+ *   the inbox of every node that must deliver it. Same-node traffic never touches the engine. Each
+ *   node reads its inbox in order (per-publisher order is kept), delivers through the server's
+ *   routing function, waits for local storage, and only then deletes the entries.
  * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
  *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
  *   that node picks the member among its own.
@@ -40,7 +41,6 @@
  */
 
 import type { Packet } from "../../src/packets/types.ts";
-import { ByteWriter } from "../../src/packets/writer.ts";
 import type {
   Cluster,
   ClusterHost,
@@ -53,8 +53,9 @@ import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
-import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
+import type { BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
+import { Commits } from "./commits.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
@@ -77,19 +78,6 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
-}
-
-/** A batch gathering while commits are in flight is sent once its forwards reach this size. */
-const PIPELINE_BYTES = 64 * 1024;
-/** At most this many commits are in flight; past it, the next batch gathers. */
-const MAX_COMMITS_IN_FLIGHT = 256;
-
-/** At most this many batch writers are kept for reuse. */
-const SPARE_WRITERS = 16;
-
-/** The result of a commit that succeeded (no error). */
-function committed(): undefined {
-  return undefined;
 }
 
 function delay(ms: number): Promise<void> {
@@ -115,19 +103,8 @@ export class BusCluster implements Cluster {
   /** Shared-group rotation counters. */
   readonly #rotation = new Map<string, number>();
 
-  #pending: Batch | undefined;
-  #pendingDone: PromiseWithResolvers<void> | undefined;
-  readonly #writers = new Map<string, ByteWriter>();
-  /** Writers of committed batches, for the next ones (a fresh 64 KiB buffer costs more than its bytes). */
-  readonly #spareWriters: ByteWriter[] = [];
-  #tail: Promise<void> = Promise.resolve();
-  /** Settles when every commit sent so far has (in order). */
-  #settled: Promise<void> = Promise.resolve();
-  /** Commits sent and not settled. */
-  #inFlight = 0;
-  /** A commit in flight failed: nothing more is sent until it is retried. */
-  #broken = false;
-  #scheduled = false;
+  /** The batches of writes, gathered and committed in order. */
+  readonly #commits: Commits;
   readonly #trouble: EngineOutage;
 
   readonly #retained: RetainedMirror;
@@ -178,6 +155,12 @@ export class BusCluster implements Cluster {
     }
     this.sessionStore = new SessionStore(bus, this);
     this.#trouble = new EngineOutage(bus.address, () => this.#stopped);
+    this.#commits = new Commits(bus, this.nodeId, this.#trouble, {
+      stopped: () => this.#stopped,
+      committed: (batch) => {
+        for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
+      },
+    });
     this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
     const owned = this.#owned;
     this.#claims = new SessionClaims(bus, {
@@ -259,7 +242,7 @@ export class BusCluster implements Cluster {
       const stale = await this.#bus.routes(this.nodeId);
       this.#routeSeq = this.#committedSeq = stale.seq;
       for (const filter of stale.filters.keys()) {
-        this.#batch().routes.push({ filter, count: 0, seq: ++this.#routeSeq });
+        this.#commits.batch().routes.push({ filter, count: 0, seq: ++this.#routeSeq });
       }
       await this.sync();
       for (const member of await this.#bus.members()) {
@@ -296,7 +279,7 @@ export class BusCluster implements Cluster {
     await this.#reaper.close();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
-    await Promise.race([this.#tail, timeout]);
+    await Promise.race([this.#commits.tail, timeout]);
     clearTimeout(timer);
     try {
       await this.#bus.leave(this.nodeId);
@@ -327,7 +310,7 @@ export class BusCluster implements Cluster {
 
   #routeChanged(filter: string, count: number): void {
     if (this.#stopped || this.#fenced) return;
-    this.#batch().routes.push({ filter, count, seq: ++this.#routeSeq });
+    this.#commits.batch().routes.push({ filter, count, seq: ++this.#routeSeq });
   }
 
   #routeAnnounced(node: string, change: RouteChange): void {
@@ -408,41 +391,23 @@ export class BusCluster implements Cluster {
     }
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
-    this.#batch();
+    this.#commits.batch();
     for (const [node, { plain, groups }] of destinations) {
-      writeRecord(this.#writer(node, encoded.length), packet, encoded, plain, groups);
+      writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups);
     }
   }
 
   /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */
   #forward(packet: Packet, nodes: readonly string[]): void {
-    this.#batch();
-    const first = this.#writer(nodes[0], packet.payload?.length ?? 0);
+    this.#commits.batch();
+    const first = this.#commits.writer(nodes[0], packet.payload?.length ?? 0);
     const start = writeRecord(first, packet, undefined, true, NO_GROUPS);
     if (nodes.length === 1) return;
     // A view of the first writer's bytes: valid while the others are written (it is not written to).
     const encoded = first.buffer.subarray(start, first.length);
     for (let i = 1; i < nodes.length; i++) {
-      writeRecord(this.#writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS);
+      writeRecord(this.#commits.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS);
     }
-  }
-
-  /**
-   * The writer of the gathering batch for a node. One that is full gets the batch sent first, at once
-   * (see `#flush`): not at the end of the turn, which for a flooded node can hold megabytes.
-   */
-  #writer(node: string, size: number): ByteWriter {
-    let writer = this.#writers.get(node);
-    if (writer !== undefined && writer.length + size >= PIPELINE_BYTES) {
-      this.#flush();
-      this.#batch();
-      writer = this.#writers.get(node);
-    }
-    if (writer === undefined) {
-      writer = this.#spareWriters.pop() ?? new ByteWriter(PIPELINE_BYTES + 1024);
-      this.#writers.set(node, writer);
-    }
-    return writer;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -450,7 +415,7 @@ export class BusCluster implements Cluster {
 
   /** Resolves when everything queued so far is stored and this node's lease is known to be current. */
   sync(): Promise<void> {
-    return this.#tail.then(this.#lease.held);
+    return this.#commits.tail.then(this.#lease.held);
   }
 
   /** Joins (a new incarnation of this node id); the lease counts from before the request. */
@@ -460,91 +425,6 @@ export class BusCluster implements Cluster {
     this.#lease.renewed(started, this.#leaseMs);
     this.#joins++;
     return true;
-  }
-
-  /** The batch being gathered for the next commit (a commit is scheduled). */
-  #batch(): Batch {
-    if (this.#pending === undefined) {
-      this.#pending = { forwards: new Map(), routes: [], retained: [], delivered: [], endedSessions: [] };
-      this.#pendingDone = Promise.withResolvers<void>();
-      this.#tail = this.#pendingDone.promise;
-      if (this.#inFlight === 0) this.#scheduleFlush();
-    }
-    return this.#pending;
-  }
-
-  #scheduleFlush(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    queueMicrotask(this.#flush);
-  }
-
-  /**
-   * Sends the gathered batch: at once when no commit is in flight; while some are, only once it holds
-   * {@linkcode PIPELINE_BYTES} of forwards (else it gathers until they are done: group commit). A node
-   * flooded with messages keeps its event loop busy for long turns, and the engine's replies wait for
-   * the turn to end: without pipelining, its forwards would leave in a few huge batches and the
-   * receiving nodes idle meanwhile. Commits are applied in the order sent (one connection); after a
-   * failure nothing more is sent until the failed ones have been retried, in order.
-   */
-  readonly #flush = (): void => {
-    this.#scheduled = false;
-    if (this.#pending === undefined) return;
-    if (this.#inFlight > 0) {
-      if (this.#broken || this.#inFlight >= MAX_COMMITS_IN_FLIGHT) return;
-      let bytes = 0;
-      for (const writer of this.#writers.values()) bytes += writer.length;
-      if (bytes < PIPELINE_BYTES - 1024) return;
-    }
-    const batch = this.#pending;
-    const done = this.#pendingDone!;
-    const writers = [...this.#writers.values()];
-    for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
-    this.#writers.clear();
-    this.#pending = this.#pendingDone = undefined;
-    this.#inFlight++;
-    const sent = this.#bus.commit(this.nodeId, batch).then(committed, (error) => {
-      this.#broken = true; // seen before anything else is sent: nothing overtakes the retry
-      return error instanceof Error ? error : new Error(String(error));
-    });
-    const previous = this.#settled;
-    this.#settled = this.#settle(batch, writers, sent, previous, done);
-  };
-
-  /** Waits for a commit and every earlier one, retries it if it failed, then releases its waiters. */
-  async #settle(
-    batch: Batch,
-    writers: ByteWriter[],
-    sent: Promise<Error | undefined>,
-    previous: Promise<void>,
-    done: PromiseWithResolvers<void>,
-  ): Promise<void> {
-    let error = await sent;
-    await previous;
-    for (let attempt = 0; error !== undefined; attempt++) {
-      if (this.#stopped && attempt >= 3) break;
-      this.#trouble.began(error);
-      await delay(Math.min(50 * 2 ** attempt, 500));
-      try {
-        await this.#bus.commit(this.nodeId, batch);
-        error = undefined;
-      } catch (failure) {
-        error = failure instanceof Error ? failure : new Error(String(failure));
-      }
-    }
-    if (error === undefined) this.#trouble.ended();
-    for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
-    if (--this.#inFlight === 0) this.#broken = false;
-    // The engine has the bytes (or they were given up): their writers serve the next batches.
-    for (const writer of writers) {
-      const capacity = writer.buffer.length;
-      if (capacity < PIPELINE_BYTES || capacity > 4 * PIPELINE_BYTES) continue;
-      if (this.#spareWriters.length >= SPARE_WRITERS) break;
-      writer.reset();
-      this.#spareWriters.push(writer);
-    }
-    done.resolve();
-    if (this.#pending !== undefined) this.#scheduleFlush();
   }
 
   /**
@@ -622,7 +502,7 @@ export class BusCluster implements Cluster {
       if (this.#stopped) return;
       if (this.#fenced) continue; // its claimer delivers what was left
 
-      const delivered = this.#batch().delivered;
+      const delivered = this.#commits.batch().delivered;
       for (const entry of entries) delivered.push(entry.id);
     }
   }
@@ -651,15 +531,12 @@ export class BusCluster implements Cluster {
     const epoch = this.#owned.get(clientId);
     if (epoch === undefined || this.#stopped) return;
     this.#owned.delete(clientId);
-    this.#batch().endedSessions.push({ clientId, epoch });
+    this.#commits.batch().endedSessions.push({ clientId, epoch });
   }
 
   /** Queues a control record for another node's inbox. */
   #control(node: string, control: Record<string, unknown>): void {
-    this.#batch();
-    let writer = this.#writers.get(node);
-    if (!writer) this.#writers.set(node, writer = new ByteWriter(256));
-    writeControl(writer, control);
+    writeControl(this.#commits.writer(node, 0), control);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -669,7 +546,7 @@ export class BusCluster implements Cluster {
     const topic = packet.topicName!;
     if (topic.startsWith("$SYS") || this.#stopped || this.#fenced) return;
     const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
-    this.#batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
+    this.#commits.batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
   }
 
   retainedReady(): Promise<void> {
@@ -789,7 +666,8 @@ export class BusCluster implements Cluster {
     this.#fenced = this.#lease.closed = true;
     const stalled = Date.now() - this.#lease.since;
     this.#owned.clear();
-    if (this.#pending) this.#pending.routes = this.#pending.delivered = [];
+    const pending = this.#commits.pending;
+    if (pending) pending.routes = pending.delivered = [];
     const closed = this.#host!.dropSessions(0x8b);
     this.#local.clear();
     if (lost) {
