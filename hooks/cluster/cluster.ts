@@ -17,7 +17,7 @@
  * - **Forwarding.** A message accepted here goes to the nodes whose routes match (a per-topic answer
  *   cached until the routes change), as records encoded once into a per-node buffer and written as one
  *   inbox entry per destination per commit, all in one atomic commit. Commits are group commits,
- *   pipelined in 256 KiB batches under load, applied in order (see `commits.ts`). Acks wait for
+ *   pipelined in 64 KiB batches under load, applied in order (see `commits.ts`). Acks wait for
  *   {@linkcode BusCluster.sync}, which resolves when the commit holding everything queued so far
  *   and every earlier one succeeded: a QoS 1/2 publisher is acknowledged only when the message is in
  *   the inbox of every node that must deliver it. Same-node traffic never touches the engine. Each
