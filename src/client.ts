@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ReadTurns } from "./read_turns.ts";
 import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode } from "./packets/reason_codes.ts";
@@ -138,6 +139,8 @@ export interface ClientLimits {
   maximumWritesPending: number;
   /** Bytes that may wait in the outbound buffer before QoS 0 messages are dropped. */
   maximumWriteBytes: number;
+  /** Shared by the server's connections when reads must leave room for other I/O. */
+  turns?: ReadTurns;
 }
 
 /**
@@ -153,12 +156,13 @@ export function clientLimits(
   previous: ClientLimits | undefined,
   readBufferSize: number,
   caps: { maximumPacketSize: number; maximumClientWritesPending: number; maximumClientWriteBytes: number },
+  turns?: ReadTurns,
 ): ClientLimits {
   if (
     previous !== undefined && previous.readBufferSize === readBufferSize &&
     previous.maximumPacketSize === caps.maximumPacketSize &&
     previous.maximumWritesPending === caps.maximumClientWritesPending &&
-    previous.maximumWriteBytes === caps.maximumClientWriteBytes
+    previous.maximumWriteBytes === caps.maximumClientWriteBytes && previous.turns === turns
   ) {
     return previous;
   }
@@ -167,6 +171,7 @@ export function clientLimits(
     maximumPacketSize: caps.maximumPacketSize,
     maximumWritesPending: caps.maximumClientWritesPending,
     maximumWriteBytes: caps.maximumClientWriteBytes,
+    turns,
   };
 }
 
@@ -361,6 +366,8 @@ export class Client {
           if (this.#closed) return;
           broken = true; // keep reading, so the client's end of stream closes the connection
         }
+        const turn = this.#limits.turns?.read(n);
+        if (turn !== undefined) await turn;
       }
       this.close(new Error("Connection closed by the client"));
     } catch (error) {
