@@ -274,20 +274,21 @@ export class BusCluster implements Cluster {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#lease.release();
+    this.#lease.stop();
     clearInterval(this.#timer);
     await this.#reaper.close();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
-    await Promise.race([this.#commits.tail, timeout]);
-    clearTimeout(timer);
+    // The inbox reader ends once its current read returns; what it read is delivered and its commit
+    // sent while the engine is still there (after the close, a commit waited on could never end).
+    if (!(await settlesWithin(this.#reading, this.#leaseMs))) {
+      log.warn("The inbox reader did not finish within {ms} ms of the stop", { ms: this.#leaseMs });
+    }
+    await settlesWithin(this.#commits.tail, 2000);
     try {
       await this.#bus.leave(this.nodeId);
     } catch (error) {
       log.warn("Could not leave the cluster cleanly: {error}", { error: String(error) });
     }
     await this.#bus.close();
-    await this.#reading;
     this.#retained.close();
     log.info("Node {node} left the cluster", { node: this.nodeId });
   }
@@ -718,4 +719,17 @@ export class BusCluster implements Cluster {
   nodes(): ClusterNodeInfo[] {
     return this.#nodes;
   }
+}
+
+/**
+ * Waits for a promise, at most `ms`.
+ *
+ * @returns Whether it settled in time.
+ */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ms, false));
+  const settled = await Promise.race([promise.then(() => true, () => true), timeout]);
+  clearTimeout(timer);
+  return settled;
 }

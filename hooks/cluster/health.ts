@@ -91,15 +91,27 @@ export class LeaseGate {
     return this.#since;
   }
 
+  /** The node is stopping: nothing waits on the lease any more (no renewal will come). */
+  #stopped = false;
+
   /** Resolves (undefined: at once) when the lease is known to be current. */
   readonly held = (): Promise<void> | undefined => {
-    if (!this.closed && Date.now() < this.#until) return undefined;
+    if (this.#stopped || (!this.closed && Date.now() < this.#until)) return undefined;
     return (this.#waiting ??= Promise.withResolvers<void>()).promise;
   };
 
-  /** Lets every waiter go (the lease is current, or the node is stopping). */
+  /** Lets every waiter go (the lease is current). */
   release(): void {
     this.#waiting?.resolve();
     this.#waiting = undefined;
+  }
+
+  /**
+   * The node is stopping: lets every waiter go, now and later (a wait begun after the last renewal
+   * would otherwise never end, and hold up the stop).
+   */
+  stop(): void {
+    this.#stopped = true;
+    this.release();
   }
 }
