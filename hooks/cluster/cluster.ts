@@ -53,7 +53,15 @@ import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
-import { encodeMessage, messageRecord, readRecords, writeControl, writeRecord } from "./wire.ts";
+import {
+  encodeMessage,
+  type MessageId,
+  messageRecord,
+  readRecords,
+  writeControl,
+  writeRecord,
+} from "./wire.ts";
+import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 
 const log = logger("cluster");
 
@@ -131,6 +139,14 @@ export class BusCluster implements Cluster {
   readonly #claims: SessionClaims;
   /** QoS 0 messages for other nodes dropped while the engine was unreachable. */
   dropped = 0;
+  /** Forwarded messages read twice and delivered once (see `delivered_once.ts`). */
+  duplicates = 0;
+  /** The id of the last message forwarded (the epoch is this process's, random; see `wire.ts`). */
+  readonly #forwardId: MessageId = { epoch: crypto.getRandomValues(new Uint32Array(1))[0] || 1, seq: 0 };
+  /** The last id read from each origin in this node's inbox. */
+  readonly #inboxSequences = new OriginSequences();
+  /** The dead nodes' claims worked through here (copies of a message that meet here are delivered once). */
+  readonly #windows = new ClaimWindows();
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
   readonly sessionStore: SessionStore;
   readonly #reaper: Reaper;
@@ -184,6 +200,8 @@ export class BusCluster implements Cluster {
       sync: () => this.sync(),
       dropRoutes: (node) => this.#routes.drop(node),
       stopped: () => this.#stopped,
+      windows: this.#windows,
+      duplicate: () => this.duplicates++,
     });
   }
 
@@ -377,10 +395,12 @@ export class BusCluster implements Cluster {
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
     this.#batch();
+    const id = this.#forwardId;
+    id.seq++; // one id for every destination's copy
     for (const [node, { plain, groups }] of destinations) {
       let writer = this.#writers.get(node);
       if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + encoded.length));
-      writeRecord(writer, packet, encoded, plain, groups);
+      writeRecord(writer, packet, encoded, plain, groups, id);
     }
   }
 
@@ -499,9 +519,18 @@ export class BusCluster implements Cluster {
           const congested = host.drained();
           if (congested) await congested;
           if ("control" in message) this.#claims.controlled(message.control);
+          else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
           else {
+            const except = this.#windows.active
+              ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
+              : undefined;
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
-            host.deliver(message.packet, { node: entry.from, plain: message.plain, groups: message.groups });
+            host.deliver(message.packet, {
+              node: entry.from,
+              plain: message.plain,
+              groups: message.groups,
+              except,
+            });
           }
         }
       }
@@ -533,6 +562,16 @@ export class BusCluster implements Cluster {
       while (this.#lease.held() !== undefined && !this.#stopped) await this.#lease.held();
       return joins === this.#joins && !this.#fenced && !this.#stopped;
     })();
+  }
+
+  endedCleanly(client: Client): Promise<void> | undefined {
+    if (this.#owned.get(client.id) === undefined || this.#stopped || this.#fenced) return undefined;
+    // Stored under this node's epoch while its lease is current; a node claimed meanwhile (it stalled)
+    // has its writes fenced and drops the connection itself. Never held for more than a few seconds.
+    const stored = this.sessionStore.storeCleanEnd(client).then(this.#lease.held);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2 * this.#leaseMs));
+    return Promise.race([stored, timeout]).finally(() => clearTimeout(timer));
   }
 
   sessionEnded(clientId: string): void {

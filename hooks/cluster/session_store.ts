@@ -137,6 +137,17 @@ export class SessionStore extends StorageHook {
     else super.writeRecovered();
   }
 
+  /**
+   * Stores the client's record without its will (it sent a clean DISCONNECT), before its socket closes.
+   *
+   * @param client The client (its will already removed).
+   * @returns Resolves when stored.
+   */
+  storeCleanEnd(client: Client): Promise<void> {
+    this.saveClient(client);
+    return this.sync();
+  }
+
   // A session that ends with its connection (expiry 0) needs only its record (for its will).
   /** Saves granted subscriptions of a persistent session. */
   override onSubscribed(client: Client, packet: Packet, reasonCodes: number[]): void {

@@ -5,9 +5,10 @@
  *
  * | bytes | field |
  * | --- | --- |
- * | 1 | flags: bit 0 = deliver to non-shared subscriptions |
+ * | 1 | flags: bit 0 = deliver to non-shared subscriptions; bit 2 = the message id follows |
  * | 1 | number of shared groups, then each as a two-byte length and UTF-8 |
  * | 8 + 8 | `created`, `expiry` (float64, ms since epoch) |
+ * | 4 + 8 | if flags bit 2: the message's id, its origin process's random epoch (uint32) and that process's forward sequence number (float64) |
  * | 2 + n | the publisher's client id (`origin`) |
  * | 4 + n | the message as an MQTT v5 PUBLISH packet (fixed header included) |
  *
@@ -15,6 +16,12 @@
  * four-byte length and JSON (binary fields as `{"$b64": ...}`).
  *
  * A forwarded batch (one stream entry per destination node per turn) is records one after another.
+ * Every forwarded message has an id unique cluster-wide (with the stream entry's sender node): every
+ * destination node gets the same id for it, and one process's ids increase in the order it forwards, so
+ * that in one node's inbox the ids from one origin only increase. A receiver delivers an id once: a
+ * batch written twice (a Redis write whose reply was lost, retried) repeats ids it already passed, and
+ * the copies that meet at a dead node's claimer (its own, and the dead node's inbox) share their id.
+ * Retained records carry no id.
  * The PUBLISH is the codec's own v5 encoding: properties, payload and flags round-trip exactly,
  * and it is encoded once per message whatever the number of destination nodes.
  *
@@ -34,6 +41,18 @@ export interface WireMessage {
   plain: boolean;
   /** Shared groups (`"{group}/{topicFilter}"`) whose member is to be picked on the receiver. */
   groups: string[];
+  /** The origin process's epoch (0 when the record has no id: a retained record). */
+  epoch: number;
+  /** The message's sequence number in its origin process (0 when the record has no id). */
+  seq: number;
+}
+
+/** A forwarded message's id: its origin process's random epoch and sequence number. */
+export interface MessageId {
+  /** The origin process's epoch (random, nonzero, fixed for the process's life). */
+  epoch: number;
+  /** The message's number in that process (increasing from 1). */
+  seq: number;
 }
 
 const decoder = new TextDecoder();
@@ -81,6 +100,7 @@ export function encodeMessage(packet: Packet): Uint8Array {
  * @param encoded Its PUBLISH bytes from {@linkcode encodeMessage}.
  * @param plain For the receiver's non-shared subscriptions.
  * @param groups Shared groups picked on the receiver.
+ * @param id The message's id (the same for every destination); none for a retained record.
  */
 export function writeRecord(
   out: ByteWriter,
@@ -88,12 +108,17 @@ export function writeRecord(
   encoded: Uint8Array,
   plain: boolean,
   groups: readonly string[],
+  id?: MessageId,
 ): void {
-  out.u8(plain ? 1 : 0);
+  out.u8((plain ? 1 : 0) | (id ? 4 : 0));
   out.u8(groups.length);
   for (const group of groups) out.utf8(group);
   writeFloat(out, packet.created ?? Date.now());
   writeFloat(out, packet.expiry ?? 0);
+  if (id) {
+    out.u32(id.epoch);
+    writeFloat(out, id.seq);
+  }
   out.utf8(packet.origin ?? "");
   out.u32(encoded.length);
   out.bytes(encoded);
@@ -132,6 +157,13 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     const created = view.getFloat64(at);
     const expiry = view.getFloat64(at + 8);
     at += 16;
+    let epoch = 0;
+    let seq = 0;
+    if ((flags & 4) !== 0) {
+      epoch = view.getUint32(at);
+      seq = view.getFloat64(at + 4);
+      at += 12;
+    }
     const origin = text();
     const length = view.getUint32(at);
     at += 4;
@@ -141,7 +173,7 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     packet.expiry = expiry;
     packet.origin = origin;
     delete packet.packetId;
-    messages.push({ packet, plain, groups });
+    messages.push({ packet, plain, groups, epoch, seq });
   }
   return messages;
 }

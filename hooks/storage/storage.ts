@@ -218,6 +218,16 @@ export class StorageHook implements Hook {
     this.#deleteClient(client.id);
   }
 
+  /**
+   * Queues the client's record as it is now (e.g. its will dropped); {@linkcode StorageHook.sync} tells
+   * when it is stored.
+   *
+   * @param client The client.
+   */
+  protected saveClient(client: Client): void {
+    this.#putClient(client);
+  }
+
   #putClient(client: Client): void {
     this.#stored.add(client.id);
     this.#write({ op: "putClient", record: clientRecord(client) });
