@@ -83,6 +83,24 @@ async function endClient(client: mqtt.MqttClient, options?: mqtt.IDisconnectPack
   clearTimeout(timer);
   if (!client.disconnected) client.end(true);
 }
+/**
+ * Sends a DISCONNECT (reason 0) without half-closing the socket, and waits for the broker to close it: a
+ * clean end is confirmed only by the broker's close (in a cluster it closes once the clean end is stored).
+ *
+ * @returns When the socket closed (ms since epoch), or undefined when it did not within 3 s (then forced).
+ */
+async function disconnectCleanly(client: mqtt.MqttClient): Promise<number | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const closedAt = await new Promise<number | undefined>((resolve) => {
+    if (client.disconnected || !client.connected) return resolve(undefined);
+    client.once("close", () => resolve(Date.now()));
+    timer = setTimeout(() => resolve(undefined), 3000);
+    client.stream.write(new Uint8Array([0xe0, 0x00]));
+  });
+  clearTimeout(timer);
+  if (!client.disconnected) client.end(true);
+  return closedAt;
+}
 const LEASE_MS = 2500;
 
 interface NodeSlot {
@@ -103,8 +121,12 @@ interface Sent {
 
 interface Incarnation {
   node: string;
+  /** When its CONNACK arrived. */
+  connectedAt: number;
   /** Set when the client sent DISCONNECT itself. */
   cleanAt?: number;
+  /** When the broker closed the socket after that DISCONNECT (undefined: it did not within 3 s). */
+  closedAt?: number;
   /** Closed by the connection dropping. */
   lost?: boolean;
 }
@@ -283,7 +305,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const willClient = (id: string, version: 4 | 5) => {
       let stopped = false;
       let generation = 0;
-      let current: mqtt.MqttClient | undefined;
+      let current: { client: mqtt.MqttClient; incarnation: Incarnation } | undefined;
       const loop = async () => {
         let avoid: string | undefined;
         while (!stopped) {
@@ -301,15 +323,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           }, avoid);
           if (!connected) continue;
           const { client, slot } = connected;
-          current = client;
-          const incarnation: Incarnation = { node: slot.id };
+          const incarnation: Incarnation = { node: slot.id, connectedAt: Date.now() };
+          current = { client, incarnation };
           incarnations.set(topic, incarnation);
           const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
           const move = delay(6000 + rand() * 14000).then(() => "move" as const);
           const result = await Promise.race([closed.then(() => "closed" as const), move]);
           if (result === "move" && !stopped) {
             incarnation.cleanAt = Date.now();
-            await endClient(client);
+            incarnation.closedAt = await disconnectCleanly(client);
             avoid = slot.id;
           } else {
             if (!stopped) incarnation.lost = true;
@@ -321,12 +343,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const looping = loop();
       willStops.push(async () => {
         stopped = true;
-        const client = current;
-        if (client?.connected) {
-          for (const incarnation of incarnations.values()) {
-            if (incarnation.cleanAt === undefined && !incarnation.lost) incarnation.cleanAt = Date.now();
-          }
-          await endClient(client);
+        if (current?.client.connected) {
+          current.incarnation.cleanAt = Date.now();
+          current.incarnation.closedAt = await disconnectCleanly(current.client);
         }
         await looping;
       });
@@ -595,13 +614,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (times !== 1) {
           violations.push(`Will ${topic} (connection on ${incarnation.node} lost) delivered ${times} times`);
         }
-      } else if (incarnation.cleanAt !== undefined && times > 0) {
-        // A clean DISCONNECT sent while that node was down or stopped (or racing its fault) never reached
-        // it: the client gave up and closed the socket, so the will is due. Not counted.
-        const cleanAt = incarnation.cleanAt;
-        if (!faulted.faulted.some(([from, to]) => cleanAt > from - 3000 && cleanAt < to + 3000)) {
+      } else if (incarnation.cleanAt !== undefined) {
+        // A clean end is confirmed when the broker closed the socket after the DISCONNECT (it does so once
+        // the clean end is stored) and its node had no fault from the connection to that close: a killed
+        // node's sockets close too, and a node stopped past its lease was claimed (its wills sent) before
+        // it read the DISCONNECT. Otherwise the will may have been due: at most once.
+        const { connectedAt, closedAt } = incarnation;
+        const confirmed = closedAt !== undefined &&
+          !faulted.faulted.some(([from, to]) => from <= closedAt && to >= connectedAt);
+        if (confirmed) count("cleanEndsConfirmed");
+        if (confirmed ? times > 0 : times > 1) {
           violations.push(
-            `Will ${topic} delivered ${times} times after a clean disconnect from ${incarnation.node}`,
+            `Will ${topic} delivered ${times} times after a clean disconnect from ${incarnation.node} (${
+              confirmed ? `confirmed by its close at ${rel(closedAt!)}` : "not confirmed"
+            })`,
           );
         }
       }
