@@ -282,11 +282,12 @@ export async function attachCluster(
 }
 
 /**
- * Closes a client's connection after its DISCONNECT; in a cluster, a clean end (no will) is stored first,
- * so that no node that claims this one if it dies now sends that will ({@linkcode Cluster.endedCleanly}).
+ * Closes a client's connection after its DISCONNECT, dropping its will if the DISCONNECT was clean
+ * [MQTT-3.1.2-10]. In a cluster, a will dropped so is stored first, so that no node that claims this
+ * one if it dies now sends it ({@linkcode Cluster.endedCleanly}).
  *
  * @param cluster The server's cluster, if any.
- * @param client The client that sent DISCONNECT.
+ * @param client The client that sent DISCONNECT (`state.cleanDisconnect` set).
  * @param reason Why the connection closes.
  * @returns Resolves once closed (undefined: closed at once).
  */
@@ -295,7 +296,9 @@ export function closeCleanly(
   client: Client,
   reason: string,
 ): void | Promise<void> {
-  const stored = client.state.cleanDisconnect ? cluster?.endedCleanly?.(client) : undefined;
+  const dropped = client.state.cleanDisconnect && client.properties.will !== undefined;
+  if (client.state.cleanDisconnect) client.properties.will = undefined;
+  const stored = dropped ? cluster?.endedCleanly?.(client) : undefined;
   if (stored === undefined) return client.close(new Error(reason));
   return stored.then(() => client.close(new Error(reason)));
 }

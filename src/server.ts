@@ -708,11 +708,10 @@ export class Server {
       }
       p.sessionExpiryInterval = Math.min(requested, this.options.capabilities.maximumSessionExpiryInterval);
     }
-    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
+    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will (closeCleanly drops it); 0x04 asks for it.
     client.state.cleanDisconnect = packet.reasonCode !== ReasonCode.DisconnectWithWill;
-    if (client.state.cleanDisconnect) p.will = undefined;
     const reason = `Client disconnected: ${reasonName(packet.reasonCode ?? 0)}`;
-    return closeCleanly(this.#cluster, client, reason); // in a cluster, once the clean end is stored
+    return closeCleanly(this.#cluster, client, reason); // in a cluster, once the will's drop is stored
   }
 
   async #processAuth(client: Client, packet: Packet): Promise<void> {
