@@ -175,6 +175,21 @@ let flushClient: (client: Client) => void;
 
 /** Clients with packets queued this turn, written by one microtask (no closure per client). */
 let flushQueue: Client[] = [];
+/** While set, the clients with a persistent session that are sent anything have their writes held. */
+let heldWrites: Set<Client> | undefined;
+
+/**
+ * Holds back the socket writes of every client with a persistent session that is sent anything from
+ * now until this is called again with undefined: each is added to `into`, and writes nothing more
+ * until {@linkcode Client.releaseWrites}. A cluster node delivers messages from its inbox so, and lets
+ * them go once the inbox knows they are delivered: if the node dies before that, the messages reach
+ * the client once, from the node that claims it, never also from this one.
+ *
+ * @param into Where the clients held go, or undefined to stop holding.
+ */
+export function holdWritesOf(into: Set<Client> | undefined): void {
+  heldWrites = into;
+}
 
 function flushAll(): void {
   // Flushing may queue packets for more clients (a close that sends a will): they are added to
@@ -260,6 +275,8 @@ export class Client {
   #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
+  /** Holds on the writes (see {@linkcode holdWritesOf}). */
+  #holds = 0;
   #closed = false;
   #closeWhenFlushed = false;
   #lingerAfterFlush = true;
@@ -466,10 +483,7 @@ export class Client {
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      scheduleFlush(this);
-    }
+    this.#queued();
     return true;
   }
 
@@ -517,10 +531,7 @@ export class Client {
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      scheduleFlush(this);
-    }
+    this.#queued();
     return true;
   }
 
@@ -613,7 +624,7 @@ export class Client {
     if (!conn) return;
     this.#writing = true;
     try {
-      while (this.#out.length > 0 && !this.#closed) {
+      while (this.#out.length > 0 && !this.#closed && this.#holds === 0) {
         const batch = this.#out;
         this.#out = this.#spare ?? new ByteWriter(0);
         this.#spare = batch;
@@ -632,6 +643,7 @@ export class Client {
       return;
     }
     this.#writing = false;
+    if (this.#holds > 0) return; // the rest once released
     // Everything is written: small buffers go (most connections are idle most of the time).
     if (this.#out.buffer.length <= KEPT_WRITE_BUFFER) this.#out.release();
     if (this.#spare !== undefined && this.#spare.buffer.length <= KEPT_WRITE_BUFFER) this.#spare = undefined;
@@ -651,7 +663,7 @@ export class Client {
     this.#closeWhenFlushed = true;
     this.#lingerAfterFlush = linger;
     this.#closeTimer = setTimeout(() => this.close(cause), CLOSE_LINGER_MS);
-    if (!this.#writing && !this.#scheduled) this.#finishClose();
+    if (!this.#writing && !this.#scheduled && this.#holds === 0) this.#finishClose();
   }
 
   /** Everything is flushed: half-close and wait for the client's end of stream (or the linger timer). */
@@ -743,7 +755,29 @@ export class Client {
   /** Writes what was queued this turn (called once per turn for each client that queued packets). */
   #flush(): void {
     this.#scheduled = false;
-    if (!this.#writing) this.#writeLoop();
+    if (!this.#writing && this.#holds === 0) this.#writeLoop();
+  }
+
+  /** A packet was queued: held (see {@linkcode holdWritesOf}), or written this turn. */
+  #queued(): void {
+    const held = heldWrites;
+    if (held !== undefined && this.properties.sessionExpiryInterval !== 0 && !held.has(this)) {
+      held.add(this);
+      this.#holds++;
+    }
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      scheduleFlush(this);
+    }
+  }
+
+  /** Lets go one hold on this client's writes (see {@linkcode holdWritesOf}); the last one writes. */
+  releaseWrites(): void {
+    if (this.#holds === 0 || --this.#holds > 0) return;
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      scheduleFlush(this);
+    }
   }
 
   static {

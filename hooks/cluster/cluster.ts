@@ -42,7 +42,7 @@
 import type { Packet } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
 import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
-import type { Client } from "../../src/client.ts";
+import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
@@ -424,7 +424,7 @@ export class BusCluster implements Cluster {
   /** The batch being gathered for the next commit (a commit is scheduled). */
   #batch(): Batch {
     if (this.#pending === undefined) {
-      this.#pending = { forwards: new Map(), routes: [], retained: [], delivered: [], endedSessions: [] };
+      this.#pending = { forwards: new Map(), routes: [], retained: [], endedSessions: [] };
       this.#pendingDone = Promise.withResolvers<void>();
       this.#tail = this.#pendingDone.promise;
       if (!this.#committing && !this.#scheduled) {
@@ -501,6 +501,7 @@ export class BusCluster implements Cluster {
       if (entries.length === 0 || this.#fenced) continue;
       await this.#reaping;
       const host = this.#host!;
+      const held = new Set<Client>();
       for (const entry of entries) {
         after = entry.id;
         let messages;
@@ -525,22 +526,26 @@ export class BusCluster implements Cluster {
               ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
               : undefined;
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
+            holdWritesOf(held);
             host.deliver(message.packet, {
               node: entry.from,
               plain: message.plain,
               groups: message.groups,
               except,
             });
+            holdWritesOf(undefined);
           }
         }
       }
-      // The entries go only once the subscribers (or their stored sessions) have the messages.
+      // The entries go in the commit that stores the messages in their sessions (see `SessionStore`), and
+      // the messages go out to persistent sessions' connections only after it, while this node's lease
+      // is known current: if this node dies before, the claimer delivers them, once.
+      if (!this.#fenced) this.sessionStore.inboxDelivered(entries.map((entry) => entry.id));
       await host.syncLocal();
+      const lease = this.#stopped ? undefined : this.#lease.held();
+      if (lease) await lease; // a node claimed meanwhile closed those connections before this resolves
+      for (const client of held) client.releaseWrites();
       if (this.#stopped) return;
-      if (this.#fenced) continue; // its claimer delivers what was left
-
-      const delivered = this.#batch().delivered;
-      for (const entry of entries) delivered.push(entry.id);
     }
   }
 
@@ -716,7 +721,7 @@ export class BusCluster implements Cluster {
     this.#fenced = this.#lease.closed = true;
     const stalled = Date.now() - this.#lease.since;
     this.#owned.clear();
-    if (this.#pending) this.#pending.routes = this.#pending.delivered = [];
+    if (this.#pending) this.#pending.routes = [];
     const closed = this.#host!.dropSessions(0x8b);
     this.#local.clear();
     if (lost) {

@@ -88,15 +88,18 @@ export class Reaper {
       dead,
       node: node.nodeId,
     });
-    // This node forwards nothing more to the dead one: its wills and messages for the sessions adopted
-    // here would come back to them from the dead node's inbox (delivered twice). The other nodes drop its
-    // routes once this node's routes for the adopted sessions are announced (on leave, below).
-    node.dropRoutes(dead);
     const adopted = new Set<string>();
     const reaping: Reaping = { adopted, window: undefined, sequences: new OriginSequences() };
     try {
+      const entries = await this.#bus.adoptSessions(dead, node.nodeId);
+      // In the turn the sessions arrive here, this node stops forwarding to the dead one: what it accepted
+      // before went to the dead node's inbox (delivered from there to the adopted sessions, which were not
+      // here yet), what it accepts after reaches them here (from the dead node's inbox it would come twice,
+      // wills included). The other nodes drop its routes once this node's routes for the adopted sessions
+      // are announced (on leave, below); a message they send both ways meanwhile is delivered once.
+      node.dropRoutes(dead);
       const sessions: AdoptedSession[] = [];
-      for (const entry of await this.#bus.adoptSessions(dead, node.nodeId)) {
+      for (const entry of entries) {
         node.own(entry.clientId, entry.epoch);
         const { record, snapshot } = sessionFromFields(entry.fields);
         if (record === undefined) node.sessionEnded(entry.clientId);
@@ -109,8 +112,9 @@ export class Reaper {
         node.host().adoptSessions(sessions, diedAt);
         reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
       }
-      await node.sync();
+      await node.sync(); // what this node forwarded to the dead one is in its inbox before it is set aside
     } catch (error) {
+      node.dropRoutes(dead);
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
     }
     await this.#bus.leave(dead, true);

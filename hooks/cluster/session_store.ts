@@ -36,6 +36,11 @@ export interface SessionOwner {
   storeRecovered?(): void;
 }
 
+/** A note: this node's inbox entries whose messages the writes before it store (deleted with them). */
+interface InboxDelivered {
+  inboxDelivered: string[];
+}
+
 /** Writes storage ops into the engine, grouped per client and fenced by epoch. */
 class SessionBackend implements StorageBackend {
   readonly #bus: ClusterBus;
@@ -70,8 +75,12 @@ class SessionBackend implements StorageBackend {
       }
       return write;
     };
+    let delivered: string[] | undefined;
     for (const op of ops) {
       switch (op.op) {
+        case "note":
+          (delivered ??= []).push(...(op.note as InboxDelivered).inboxDelivered);
+          break;
         case "putClient":
           of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
           break;
@@ -101,7 +110,9 @@ class SessionBackend implements StorageBackend {
           break; // retained messages and $SYS counters are not sessions
       }
     }
-    if (writes.size > 0) await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()]);
+    if (writes.size > 0 || delivered) {
+      await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()], delivered);
+    }
   }
 }
 
@@ -135,6 +146,18 @@ export class SessionStore extends StorageHook {
   protected override writeRecovered(): void {
     if (this.#owner.storeRecovered) this.#owner.storeRecovered();
     else super.writeRecovered();
+  }
+
+  /**
+   * Deletes inbox entries of this node in the same commit as the session writes queued so far, which
+   * store their messages: the stored sessions and the inbox never both hold one (a claimer would
+   * deliver it again), nor neither. {@linkcode SessionStore.sync} tells when it is done.
+   *
+   * @param ids The inbox entries delivered.
+   */
+  inboxDelivered(ids: string[]): void {
+    const note: InboxDelivered = { inboxDelivered: ids };
+    this.queueNote(note);
   }
 
   /**
