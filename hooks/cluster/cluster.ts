@@ -20,8 +20,16 @@
  *   gathers (group commit). Acks wait for {@linkcode BusCluster.sync}, which resolves when the commit
  *   holding everything queued so far succeeded: a QoS 1/2 publisher is acknowledged only when the
  *   message is in the inbox of every node that must deliver it. Same-node traffic never touches the
- *   engine. Each node reads its inbox in order (per-publisher order is kept), delivers through the
- *   server's routing function, waits for local storage, and only then deletes the entries.
+ *   engine. Each node reads its inbox in order (per-publisher order is kept) and delivers through the
+ *   server's routing function; the entries are deleted in the same commit that stores their messages
+ *   in the persistent sessions (`SessionStore.inboxDelivered`), and those sessions' connections get
+ *   the messages only once that commit is done (their writes are held meanwhile: `holdWritesOf`), so
+ *   that a node dying at any moment leaves each message either in its inbox or in the stored session,
+ *   never both and never neither.
+ * - **Exactly once.** Every forwarded message carries an id unique cluster-wide (this process's random
+ *   epoch and a counter: `wire.ts`), the same for every destination. A batch written twice (a commit
+ *   retried after its reply was lost) is read once, and the copies that meet at a dead node's claimer
+ *   (its own inbox, and the dead node's) reach each adopted session once (`delivered_once.ts`).
  * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
  *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
  *   that node picks the member among its own.

@@ -254,6 +254,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             onMessage,
           );
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client, slot } = connected;
           current = client;
           const events = history.get(id) ?? [];
@@ -322,6 +326,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             },
           }, avoid);
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client, slot } = connected;
           const incarnation: Incarnation = { node: slot.id, connectedAt: Date.now() };
           current = { client, incarnation };
@@ -365,6 +373,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         while (!stopped) {
           const connected = await connect(id, version, { clean: true });
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client } = connected;
           current = client;
           const byPacketId = new Map<number, string>();
@@ -458,6 +470,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             (topic) => willsReceived.set(topic, (willsReceived.get(topic) ?? 0) + 1),
           );
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           current = connected.client;
           if (first) {
             await current.subscribeAsync("chaos/will/#", { qos: 2 });
