@@ -186,9 +186,12 @@ let heldWrites: Set<Client> | undefined;
  * the client once, from the node that claims it, never also from this one.
  *
  * @param into Where the clients held go, or undefined to stop holding.
+ * @returns Where they went before (to put back after a nested use).
  */
-export function holdWritesOf(into: Set<Client> | undefined): void {
+export function holdWritesOf(into: Set<Client> | undefined): Set<Client> | undefined {
+  const before = heldWrites;
   heldWrites = into;
+  return before;
 }
 
 function flushAll(): void {
@@ -769,6 +772,11 @@ export class Client {
       this.#scheduled = true;
       scheduleFlush(this);
     }
+  }
+
+  /** Whether this client's writes are held (see {@linkcode holdWritesOf}). */
+  get writesHeld(): boolean {
+    return this.#holds > 0;
   }
 
   /** Lets go one hold on this client's writes (see {@linkcode holdWritesOf}); the last one writes. */

@@ -273,13 +273,12 @@ export class BusCluster implements Cluster {
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
     const period = Math.max(50, Math.floor(this.#leaseMs / 5));
-    let beat = Date.now();
+    this.#lease.beat(Date.now());
     this.#timer = setInterval(() => {
       // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
       // outage too; a shorter stall goes unremarked, and so does one of this process (a late beat).
       const now = Date.now();
-      const late = now - beat > 2 * period;
-      beat = now;
+      const late = this.#lease.beat(now) > 2 * period;
       if (this.#ticking && !late && !this.#fenced && now - this.#tickStarted > this.#leaseMs * 0.6) {
         this.#trouble.began(new Error(`no answer for ${now - this.#tickStarted} ms`));
       }
@@ -366,6 +365,7 @@ export class BusCluster implements Cluster {
   }
 
   route(packet: Packet, subscribers: Subscribers): void {
+    this.#lease.holdWritesIfStalled(this.#leaseMs); // woken from a stall: claimed meanwhile?
     const topic = packet.topicName!;
     if (this.#claims.holding && !topic.startsWith("$SYS")) this.#claims.hold(packet, this.nodeId, true);
     if (this.#routes.empty || this.#stopped || this.#fenced) return;
@@ -534,14 +534,14 @@ export class BusCluster implements Cluster {
               ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
               : undefined;
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
-            holdWritesOf(held);
+            const outer = holdWritesOf(held);
             host.deliver(message.packet, {
               node: entry.from,
               plain: message.plain,
               groups: message.groups,
               except,
             });
-            holdWritesOf(undefined);
+            holdWritesOf(outer);
           }
         }
       }
