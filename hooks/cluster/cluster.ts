@@ -87,8 +87,6 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
-  /** The route sequence number of each other node as this node last applied it (see `SessionClaims`). */
-  known: Record<string, number>;
 }
 
 function delay(ms: number): Promise<void> {
@@ -200,7 +198,6 @@ export class BusCluster implements Cluster {
         if (this.#local.has(filter)) this.filterRemoved(filter);
       },
       sync: () => this.sync(),
-      routeSeq: () => this.#routeSeq,
     });
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,
@@ -629,7 +626,6 @@ export class BusCluster implements Cluster {
       rate: this.#rate,
       started: this.#started,
       seq: this.#committedSeq,
-      known: this.#routes.known(),
     };
     return JSON.stringify(report);
   }

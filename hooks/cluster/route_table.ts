@@ -38,17 +38,6 @@ export class RouteTable {
   }
 
   /**
-   * The sequence number of every node in the table.
-   *
-   * @returns Node id to sequence number.
-   */
-  known(): Record<string, number> {
-    const known: Record<string, number> = {};
-    for (const node of this.nodes()) known[node] = this.seq(node)!;
-    return known;
-  }
-
-  /**
    * The route sequence number applied for a node.
    *
    * @param node The node.

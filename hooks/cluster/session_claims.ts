@@ -32,8 +32,8 @@ import { encodeJson } from "./wire.ts";
 
 const log = logger("cluster");
 
-/** How often a claim checks whether every node has its new route (ms). */
-const ROUTE_POLL_MS = 100;
+/** How long a claim waits after a new route is stored, for every node to have its announcement (ms). */
+const ROUTE_SETTLE_MS = 100;
 
 /** What the claims need from their node. */
 export interface ClaimsNode {
@@ -61,8 +61,6 @@ export interface ClaimsNode {
   removeRoute(filter: string): void;
   /** Resolves when everything queued so far is stored. */
   sync(): Promise<void>;
-  /** This node's route sequence number (the last change queued). */
-  routeSeq(): number;
 }
 
 /** A claim in progress on this node, and the messages held for its session. */
@@ -193,7 +191,7 @@ export class SessionClaims {
     }, node.leaseMs);
     if (fresh) {
       await node.sync();
-      await this.#routesKnown(node.routeSeq());
+      await delay(ROUTE_SETTLE_MS);
     }
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
@@ -261,26 +259,6 @@ export class SessionClaims {
       this.#handoffs.delete(key);
     }
     return handed.snapshot;
-  }
-
-  /**
-   * Resolves once every live node reports (in its lease, renewed every fifth of a lease) that it applied
-   * this node's routes up to `seq`, or after two leases: a node that routes by an older table would
-   * send a message committed after the release request only to the previous owner, which drops it.
-   */
-  async #routesKnown(seq: number): Promise<void> {
-    const node = this.#node;
-    const deadline = Date.now() + 2 * node.leaseMs;
-    while (Date.now() < deadline && !node.fenced()) {
-      const members = await this.#bus.members();
-      const behind = members.some((member) => {
-        if (member.id === node.nodeId || member.lease === undefined) return false;
-        const known = (JSON.parse(member.lease) as { known?: Record<string, number> }).known;
-        return (known?.[node.nodeId] ?? -1) < seq;
-      });
-      if (!behind) return;
-      await delay(ROUTE_POLL_MS);
-    }
   }
 
   /**
