@@ -168,13 +168,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const connect = async (
       clientId: string,
       version: 4 | 5,
-      extra: mqtt.IClientOptions,
+      options: mqtt.IClientOptions | (() => mqtt.IClientOptions),
       avoid?: string,
       onMessage?: mqtt.OnMessageCallback,
-    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> => {
+    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot; extra: mqtt.IClientOptions } | undefined> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const candidates = up().filter((slot) => slot.id !== avoid);
         const slot = candidates.length ? pick(candidates) : pick(slots);
+        // Options made per attempt: a will topic of its own (an attempt that fails after its CONNACK
+        // ends a connection the broker accepted, whose will is then due).
+        const extra = typeof options === "function" ? options() : options;
         try {
           const client = mqtt.connect(slot.node.url, {
             clientId,
@@ -198,7 +201,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           client.on("error", () => {});
           clients.add(client);
           client.once("close", () => clients.delete(client));
-          return { client, slot };
+          return { client, slot, extra };
         } catch {
           await delay(200 + rand() * 300);
         }
@@ -313,19 +316,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const loop = async () => {
         let avoid: string | undefined;
         while (!stopped) {
-          const topic = `chaos/will/${id}/${++generation}`;
-          const delaySeconds = version === 5 && rand() < 0.3 ? 1 : 0;
-          const connected = await connect(id, version, {
-            clean: true,
-            will: {
-              topic,
-              payload: topic,
-              qos: 2,
-              retain: false,
-              ...(version === 5 ? { properties: { willDelayInterval: delaySeconds } } : {}),
-            },
+          const connected = await connect(id, version, () => {
+            const topic = `chaos/will/${id}/${++generation}`;
+            const delaySeconds = version === 5 && rand() < 0.3 ? 1 : 0;
+            return {
+              clean: true,
+              will: {
+                topic,
+                payload: topic,
+                qos: 2,
+                retain: false,
+                ...(version === 5 ? { properties: { willDelayInterval: delaySeconds } } : {}),
+              },
+            };
           }, avoid);
           if (!connected) continue;
+          const topic = connected.extra.will!.topic;
           if (stopped) { // stopped while connecting: nobody else ends this one
             connected.client.end(true);
             break;
