@@ -278,8 +278,7 @@ export class Client {
   #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
-  /** Holds on the writes (see {@linkcode holdWritesOf}). */
-  #holds = 0;
+  #holds = 0; // holds on the writes (see holdWritesOf)
   #closed = false;
   #closeWhenFlushed = false;
   #lingerAfterFlush = true;

@@ -513,9 +513,25 @@ export class Outbound {
     };
     inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
     this.#hooks.onQosPublish(client, pubrel, Date.now(), 0);
-    client.send(pubrel);
+    // The client forgets the id at PUBREL: a session resumed from storage (after a crash, or on another
+    // cluster node) must not resend the PUBLISH then, so a stored session's PUBREL waits for its stage.
+    if (client.properties.sessionExpiryInterval === 0 || !this.#hooks.has("sync")) client.send(pubrel);
+    else if (this.#pubrels.push([client, pubrel]) === 1) queueMicrotask(this.#sendStoredPubrels);
     return 0;
   }
+
+  /** PUBRELs waiting for their stage to be stored (one storage sync per turn for all of them). */
+  #pubrels: [Client, Packet][] = [];
+
+  readonly #sendStoredPubrels = (): void => {
+    const batch = this.#pubrels;
+    this.#pubrels = [];
+    this.#hooks.sync().then(() => {
+      for (const [client, pubrel] of batch) {
+        if (client.state.inflight.outbound.get(pubrel.packetId!) === pubrel) client.send(pubrel);
+      }
+    });
+  };
 }
 
 /**
