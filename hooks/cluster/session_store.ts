@@ -10,6 +10,10 @@
  * `i\0{packetId}`: an inbound QoS 2 id awaiting PUBREL). The record with the will is written by the
  * session claim itself, before the CONNACK (see `ClusterBus.claimSession`).
  *
+ * The node's inbox entries whose messages a commit stores are deleted in that same commit
+ * ({@linkcode SessionStore.inboxDelivered}): a node that dies leaves each message in its inbox or in the
+ * stored sessions, never both.
+ *
  * @module
  */
 
