@@ -303,7 +303,10 @@ export class BusCluster implements Cluster {
       log.warn("Could not leave the cluster cleanly: {error}", { error: String(error) });
     }
     await this.#bus.close();
-    await this.#reading;
+    // A reader waiting on a write that can no longer be stored is not waited for.
+    const given = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
+    await Promise.race([this.#reading, given]);
+    clearTimeout(timer);
     this.#retained.close();
     log.info("Node {node} left the cluster", { node: this.nodeId });
   }
@@ -507,6 +510,7 @@ export class BusCluster implements Cluster {
         continue;
       }
       if (entries.length === 0 || this.#fenced) continue;
+      if (this.#stopped) return; // leaving: nothing more is delivered or written
       await this.#reaping;
       const host = this.#host!;
       const held = new Set<Client>();
@@ -548,6 +552,10 @@ export class BusCluster implements Cluster {
       // The entries go in the commit that stores the messages in their sessions (see `SessionStore`), and
       // the messages go out to persistent sessions' connections only after it, while this node's lease
       // is known current: if this node dies before, the claimer delivers them, once.
+      if (this.#stopped) { // leaving (the engine may be gone): nothing more is written
+        for (const client of held) client.releaseWrites();
+        return;
+      }
       if (!this.#fenced) this.sessionStore.inboxDelivered(entries.map((entry) => entry.id));
       await host.syncLocal();
       const lease = this.#stopped ? undefined : this.#lease.held();
