@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ReadTurns } from "./read_turns.ts";
 import type { Packet, Properties, ProtocolVersion, Subscription } from "./packets/types.ts";
 import { PacketType } from "./packets/types.ts";
 import { ReasonCode } from "./packets/reason_codes.ts";
@@ -138,6 +139,8 @@ export interface ClientLimits {
   maximumWritesPending: number;
   /** Bytes that may wait in the outbound buffer before QoS 0 messages are dropped. */
   maximumWriteBytes: number;
+  /** Shared by the server's connections when reads must leave room for other I/O. */
+  turns?: ReadTurns;
 }
 
 /**
@@ -153,12 +156,13 @@ export function clientLimits(
   previous: ClientLimits | undefined,
   readBufferSize: number,
   caps: { maximumPacketSize: number; maximumClientWritesPending: number; maximumClientWriteBytes: number },
+  turns?: ReadTurns,
 ): ClientLimits {
   if (
     previous !== undefined && previous.readBufferSize === readBufferSize &&
     previous.maximumPacketSize === caps.maximumPacketSize &&
     previous.maximumWritesPending === caps.maximumClientWritesPending &&
-    previous.maximumWriteBytes === caps.maximumClientWriteBytes
+    previous.maximumWriteBytes === caps.maximumClientWriteBytes && previous.turns === turns
   ) {
     return previous;
   }
@@ -167,6 +171,7 @@ export function clientLimits(
     maximumPacketSize: caps.maximumPacketSize,
     maximumWritesPending: caps.maximumClientWritesPending,
     maximumWriteBytes: caps.maximumClientWriteBytes,
+    turns,
   };
 }
 
@@ -179,11 +184,8 @@ let flushQueue: Client[] = [];
 let heldWrites: Set<Client> | undefined;
 
 /**
- * Holds back the socket writes of every client with a persistent session that is sent anything from
- * now until this is called again with undefined: each is added to `into`, and writes nothing more
- * until {@linkcode Client.releaseWrites}. A cluster node delivers messages from its inbox so, and lets
- * them go once the inbox knows they are delivered: if the node dies before that, the messages reach
- * the client once, from the node that claims it, never also from this one.
+ * Holds back the writes of every client with a persistent session sent anything until this is called
+ * again: each goes into `into` until {@linkcode Client.releaseWrites} (a cluster node's inbox delivery).
  *
  * @param into Where the clients held go, or undefined to stop holding.
  * @returns Where they went before (to put back after a nested use).
@@ -278,7 +280,8 @@ export class Client {
   #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
-  #holds = 0; // holds on the writes (see holdWritesOf)
+  /** Holds on this client's writes (see {@linkcode holdWritesOf}): read it, never set it. */
+  writesHeld = 0;
   #closed = false;
   #closeWhenFlushed = false;
   #lingerAfterFlush = true;
@@ -380,6 +383,8 @@ export class Client {
           if (this.#closed) return;
           broken = true; // keep reading, so the client's end of stream closes the connection
         }
+        const turn = this.#limits.turns?.read(n);
+        if (turn !== undefined) await turn;
       }
       this.close(new Error("Connection closed by the client"));
     } catch (error) {
@@ -626,7 +631,7 @@ export class Client {
     if (!conn) return;
     this.#writing = true;
     try {
-      while (this.#out.length > 0 && !this.#closed && this.#holds === 0) {
+      while (this.#out.length > 0 && !this.#closed && this.writesHeld === 0) {
         const batch = this.#out;
         this.#out = this.#spare ?? new ByteWriter(0);
         this.#spare = batch;
@@ -645,7 +650,7 @@ export class Client {
       return;
     }
     this.#writing = false;
-    if (this.#holds > 0) return; // the rest once released
+    if (this.writesHeld > 0) return; // the rest once released
     // Everything is written: small buffers go (most connections are idle most of the time).
     if (this.#out.buffer.length <= KEPT_WRITE_BUFFER) this.#out.release();
     if (this.#spare !== undefined && this.#spare.buffer.length <= KEPT_WRITE_BUFFER) this.#spare = undefined;
@@ -665,7 +670,7 @@ export class Client {
     this.#closeWhenFlushed = true;
     this.#lingerAfterFlush = linger;
     this.#closeTimer = setTimeout(() => this.close(cause), CLOSE_LINGER_MS);
-    if (!this.#writing && !this.#scheduled && this.#holds === 0) this.#finishClose();
+    if (!this.#writing && !this.#scheduled && this.writesHeld === 0) this.#finishClose();
   }
 
   /** Everything is flushed: half-close and wait for the client's end of stream (or the linger timer). */
@@ -757,7 +762,7 @@ export class Client {
   /** Writes what was queued this turn (called once per turn for each client that queued packets). */
   #flush(): void {
     this.#scheduled = false;
-    if (!this.#writing && this.#holds === 0) this.#writeLoop();
+    if (!this.#writing && this.writesHeld === 0) this.#writeLoop();
   }
 
   /** A packet was queued: held (see {@linkcode holdWritesOf}), or written this turn. */
@@ -765,7 +770,7 @@ export class Client {
     const held = heldWrites;
     if (held !== undefined && this.properties.sessionExpiryInterval !== 0 && !held.has(this)) {
       held.add(this);
-      this.#holds++;
+      this.writesHeld++;
     }
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
@@ -773,14 +778,9 @@ export class Client {
     }
   }
 
-  /** Whether this client's writes are held (see {@linkcode holdWritesOf}). */
-  get writesHeld(): boolean {
-    return this.#holds > 0;
-  }
-
   /** Lets go one hold on this client's writes (see {@linkcode holdWritesOf}); the last one writes. */
   releaseWrites(): void {
-    if (this.#holds === 0 || --this.#holds > 0) return;
+    if (this.writesHeld === 0 || --this.writesHeld > 0) return;
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
       scheduleFlush(this);

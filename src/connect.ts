@@ -342,3 +342,12 @@ function peekProtocolLevel(body: Uint8Array): ProtocolVersion | 0 {
   const level = body[2 + nameLength];
   return level === 3 || level === 4 || level === 5 ? level : 0;
 }
+
+/**
+ * Ends a connection that sent no CONNECT in time (one function for every connection).
+ *
+ * @param client The connection's client.
+ */
+export function connectTimeout(client: Client): void {
+  client.close(new Error("No CONNECT within the connect timeout"));
+}

@@ -202,7 +202,7 @@ export class Outbound {
     const origin = packet.origin === undefined ? undefined : this.#clients.get(packet.origin);
     if (origin === target || origin?.closed || target.writeStalledFor(Date.now()) > STALL_MS) return;
     // Writes held (see `holdWritesOf`) cannot drain before they are released: waiting would never end.
-    if (target.writesHeld) return;
+    if (target.writesHeld > 0) return;
     // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
     // never paused: this keeps two clients that publish to each other from waiting on each other.
     if (origin && this.#congested.has(origin)) return;

@@ -9,6 +9,7 @@ import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicName } from "./packets/topic_rules.ts";
 import { Client, type ClientLimits, clientLimits, type ClientNet } from "./client.ts";
+import { ReadTurns } from "./read_turns.ts";
 import { Clients } from "./clients.ts";
 import { type Hook, Hooks } from "./hooks.ts";
 import { obscureNotAuthorized, type Options, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -21,7 +22,7 @@ import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
 import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
 import { closeCleanly } from "./cluster.ts";
-import { ConnectHandler } from "./connect.ts";
+import { ConnectHandler, connectTimeout } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
 import {
   type AckHold,
@@ -87,6 +88,8 @@ export class Server {
   #tickTimer: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
   #cluster: Cluster | undefined;
+  /** In a cluster, the connections' read budget per event-loop turn (acks wait for the engine's replies). */
+  #turns: ReadTurns | undefined;
 
   /**
    * Creates a broker. Add hooks and listeners, then call {@linkcode Server.serve}.
@@ -167,6 +170,7 @@ export class Server {
     if (this.#cluster !== undefined || this.#serving) throw new TypeError("Add one cluster, before serve()");
     await attachCluster(cluster, this, this.#sessions);
     this.#cluster = cluster;
+    this.#turns = new ReadTurns();
   }
 
   /** The cluster this server is a node of, if any. */
@@ -239,8 +243,8 @@ export class Server {
    */
   newClient(conn: Connection | null, listener: string, id: string, inline: boolean): Client {
     const net: ClientNet = { conn, remote: inline ? "inline" : "", listener, inline };
-    const options = this.options;
-    this.#clientLimits = clientLimits(this.#clientLimits, options.clientReadBufferSize, options.capabilities);
+    const { clientReadBufferSize, capabilities } = this.options;
+    this.#clientLimits = clientLimits(this.#clientLimits, clientReadBufferSize, capabilities, this.#turns);
     const client = new Client(net, this.hooks, this.info, this.#clientLimits);
     client.id = id;
     if (inline) {
@@ -791,9 +795,4 @@ export class Server {
     this.hooks.onSysInfoTick(info);
     for (const [topic, value] of info.sysTopics()) this.#publishInline(topic, value, true, 0);
   }
-}
-
-/** Ends a connection that sent no CONNECT in time (one function for every connection). */
-function connectTimeout(client: Client): void {
-  client.close(new Error("No CONNECT within the connect timeout"));
 }

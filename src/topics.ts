@@ -451,8 +451,9 @@ export class TopicsIndex {
    * @returns Fresh maps of deliveries and of matching shared groups.
    */
   subscribers(topic: string): Subscribers {
-    const levels = topic.split("/");
     const result: Subscribers = { subscriptions: new Map(), shared: new Map() };
+    if (this.#root.children === undefined) return result; // no subscriptions: nothing to split or walk
+    const levels = topic.split("/");
     this.#match(this.#root, levels, 0, topic.charCodeAt(0) === DOLLAR, result);
     return result;
   }

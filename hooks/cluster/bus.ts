@@ -48,6 +48,9 @@ export interface Batch {
   routes: RouteChange[];
   /** Retained changes, in order (each gets the next cluster-wide version and is announced). */
   retained: RetainedChange[];
+  /** Entries of this node's inbox that were delivered and may be deleted (unused by `BusCluster`, which
+   * deletes them with the session writes: {@linkcode ClusterBus.storeSessions}). */
+  delivered: string[];
   /** Sessions that ended here: their ownership is removed if this node still holds it at that epoch. */
   endedSessions: { clientId: string; epoch: number }[];
 }

@@ -14,17 +14,18 @@
  *   which weighs the node in the group) together with its announcement and a sequence number, before
  *   the SUBACK goes out. Every node keeps every other node's routes in a {@linkcode RouteTable};
  *   a sequence gap, a reconnection, or a lease reporting a newer sequence reloads that node's routes.
- * - **Forwarding.** A message accepted here goes to the nodes whose routes match, as records appended
- *   to a per-node buffer and written as one inbox entry per destination per turn of the event loop,
- *   all in one atomic commit. Commits run one after another; while one is in flight the next batch
- *   gathers (group commit). Acks wait for {@linkcode BusCluster.sync}, which resolves when the commit
- *   holding everything queued so far succeeded: a QoS 1/2 publisher is acknowledged only when the
- *   message is in the inbox of every node that must deliver it. Same-node traffic never touches the
- *   engine. Each node reads its inbox in order (per-publisher order is kept) and delivers through the
- *   server's routing function; the entries are deleted in the same commit that stores their messages
- *   in the persistent sessions (`SessionStore.inboxDelivered`), and those sessions' connections get
- *   the messages only once that commit is done (their writes are held meanwhile: `holdWritesOf`), so
- *   that a node dying at any moment leaves each message either in its inbox or in the stored session,
+ * - **Forwarding.** A message accepted here goes to the nodes whose routes match (a per-topic answer
+ *   cached until the routes change), as records encoded once into a per-node buffer and written as one
+ *   inbox entry per destination per commit, all in one atomic commit. Commits are group commits,
+ *   pipelined in 64 KiB batches under load, applied in order (see `commits.ts`). Acks wait for
+ *   {@linkcode BusCluster.sync}, which resolves when the commit holding everything queued so far
+ *   and every earlier one succeeded: a QoS 1/2 publisher is acknowledged only when the message is in
+ *   the inbox of every node that must deliver it. Same-node traffic never touches the engine. Each
+ *   node reads its inbox in order (per-publisher order is kept) and delivers through the server's
+ *   routing function; the entries are deleted in the same commit that stores their messages in the
+ *   persistent sessions (`SessionStore.inboxDelivered`), and those sessions' connections get the
+ *   messages only once that commit is done (their writes are held meanwhile: `holdWritesOf`), so that
+ *   a node dying at any moment leaves each message either in its inbox or in the stored session,
  *   never both and never neither.
  * - **Exactly once.** Every forwarded message carries an id unique cluster-wide (this process's random
  *   epoch and a counter: `wire.ts`), the same for every destination. A batch written twice (a commit
@@ -48,15 +49,21 @@
  */
 
 import type { Packet } from "../../src/packets/types.ts";
-import { ByteWriter } from "../../src/packets/writer.ts";
-import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type {
+  Cluster,
+  ClusterHost,
+  ClusterNodeInfo,
+  MessageOrigin,
+  SessionSnapshot,
+} from "../../src/cluster.ts";
 import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
-import type { Batch, BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
+import type { BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
+import { Commits } from "./commits.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
@@ -65,6 +72,7 @@ import {
   encodeMessage,
   type MessageId,
   messageRecord,
+  NO_GROUPS,
   readRecords,
   writeControl,
   writeRecord,
@@ -112,12 +120,8 @@ export class BusCluster implements Cluster {
   /** Shared-group rotation counters. */
   readonly #rotation = new Map<string, number>();
 
-  #pending: Batch | undefined;
-  #pendingDone: PromiseWithResolvers<void> | undefined;
-  readonly #writers = new Map<string, ByteWriter>();
-  #tail: Promise<void> = Promise.resolve();
-  #committing = false;
-  #scheduled = false;
+  /** The batches of writes, gathered and committed in order. */
+  readonly #commits: Commits;
   readonly #trouble: EngineOutage;
 
   readonly #retained: RetainedMirror;
@@ -176,6 +180,12 @@ export class BusCluster implements Cluster {
     }
     this.sessionStore = new SessionStore(bus, this);
     this.#trouble = new EngineOutage(bus.address, () => this.#stopped);
+    this.#commits = new Commits(bus, this.nodeId, this.#trouble, {
+      stopped: () => this.#stopped,
+      committed: (batch) => {
+        for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
+      },
+    });
     this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
     const owned = this.#owned;
     this.#claims = new SessionClaims(bus, {
@@ -259,7 +269,7 @@ export class BusCluster implements Cluster {
       const stale = await this.#bus.routes(this.nodeId);
       this.#routeSeq = this.#committedSeq = stale.seq;
       for (const filter of stale.filters.keys()) {
-        this.#batch().routes.push({ filter, count: 0, seq: ++this.#routeSeq });
+        this.#commits.batch().routes.push({ filter, count: 0, seq: ++this.#routeSeq });
       }
       await this.sync();
       for (const member of await this.#bus.members()) {
@@ -295,7 +305,7 @@ export class BusCluster implements Cluster {
     await this.#reaper.close();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2000));
-    await Promise.race([this.#tail, timeout]);
+    await Promise.race([this.#commits.tail, timeout]);
     clearTimeout(timer);
     try {
       await this.#bus.leave(this.nodeId);
@@ -329,7 +339,7 @@ export class BusCluster implements Cluster {
 
   #routeChanged(filter: string, count: number): void {
     if (this.#stopped || this.#fenced) return;
-    this.#batch().routes.push({ filter, count, seq: ++this.#routeSeq });
+    this.#commits.batch().routes.push({ filter, count, seq: ++this.#routeSeq });
   }
 
   #routeAnnounced(node: string, change: RouteChange): void {
@@ -377,6 +387,12 @@ export class BusCluster implements Cluster {
       this.dropped++;
       return;
     }
+    const nodes = this.#routes.plainNodes(topic);
+    if (nodes !== undefined) {
+      // No shared route matches (the usual case): to each node, encoded once.
+      if (nodes.length > 0) this.#forward(packet, nodes);
+      return;
+    }
     const remote = this.#routes.match(topic);
     let destinations: Map<string, { plain: boolean; groups: string[] }> | undefined;
     for (const node of remote.subscriptions.keys()) {
@@ -405,13 +421,26 @@ export class BusCluster implements Cluster {
     }
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
-    this.#batch();
+    this.#commits.batch();
     const id = this.#forwardId;
     id.seq++; // one id for every destination's copy
     for (const [node, { plain, groups }] of destinations) {
-      let writer = this.#writers.get(node);
-      if (!writer) this.#writers.set(node, writer = new ByteWriter(16384 + encoded.length));
-      writeRecord(writer, packet, encoded, plain, groups, id);
+      writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups, id);
+    }
+  }
+
+  /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */
+  #forward(packet: Packet, nodes: readonly string[]): void {
+    this.#commits.batch();
+    const id = this.#forwardId;
+    id.seq++; // one id for every destination's copy
+    const first = this.#commits.writer(nodes[0], packet.payload?.length ?? 0);
+    const start = writeRecord(first, packet, undefined, true, NO_GROUPS, id);
+    if (nodes.length === 1) return;
+    // A view of the first writer's bytes: valid while the others are written (it is not written to).
+    const encoded = first.buffer.subarray(start, first.length);
+    for (let i = 1; i < nodes.length; i++) {
+      writeRecord(this.#commits.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS, id);
     }
   }
 
@@ -420,7 +449,7 @@ export class BusCluster implements Cluster {
 
   /** Resolves when everything queued so far is stored and this node's lease is known to be current. */
   sync(): Promise<void> {
-    return this.#tail.then(this.#lease.held);
+    return this.#commits.tail.then(this.#lease.held);
   }
 
   /** Joins (a new incarnation of this node id); the lease counts from before the request. */
@@ -431,46 +460,6 @@ export class BusCluster implements Cluster {
     this.#joins++;
     return true;
   }
-
-  /** The batch being gathered for the next commit (a commit is scheduled). */
-  #batch(): Batch {
-    if (this.#pending === undefined) {
-      this.#pending = { forwards: new Map(), routes: [], retained: [], endedSessions: [] };
-      this.#pendingDone = Promise.withResolvers<void>();
-      this.#tail = this.#pendingDone.promise;
-      if (!this.#committing && !this.#scheduled) {
-        this.#scheduled = true;
-        queueMicrotask(this.#flush);
-      }
-    }
-    return this.#pending;
-  }
-
-  readonly #flush = async (): Promise<void> => {
-    this.#scheduled = false;
-    if (this.#committing || this.#pending === undefined) return;
-    const batch = this.#pending;
-    const done = this.#pendingDone!;
-    for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
-    this.#writers.clear();
-    this.#pending = this.#pendingDone = undefined;
-    this.#committing = true;
-    for (let attempt = 0;; attempt++) {
-      try {
-        await this.#bus.commit(this.nodeId, batch);
-        this.#trouble.ended();
-        break;
-      } catch (error) {
-        if (this.#stopped && attempt >= 3) break;
-        this.#trouble.began(error);
-        await delay(Math.min(50 * 2 ** attempt, 500));
-      }
-    }
-    for (const change of batch.routes) this.#committedSeq = Math.max(this.#committedSeq, change.seq);
-    this.#committing = false;
-    done.resolve();
-    if (this.#pending !== undefined) this.#flush();
-  };
 
   /**
    * The session store's writes started failing (see `SessionOwner`).
@@ -516,6 +505,8 @@ export class BusCluster implements Cluster {
       const held = new Set<Client>();
       for (const entry of entries) {
         after = entry.id;
+        // One origin for the entry's messages to non-shared subscriptions (the usual record).
+        const plainOrigin: MessageOrigin = { node: entry.from, plain: true, groups: NO_GROUPS };
         let messages;
         try {
           messages = readRecords(entry.records);
@@ -538,13 +529,14 @@ export class BusCluster implements Cluster {
               ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
               : undefined;
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
+            const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
             const outer = holdWritesOf(held);
-            host.deliver(message.packet, {
-              node: entry.from,
-              plain: message.plain,
-              groups: message.groups,
-              except,
-            });
+            host.deliver(
+              message.packet,
+              plainOnly
+                ? plainOrigin
+                : { node: entry.from, plain: message.plain, groups: message.groups, except },
+            );
             holdWritesOf(outer);
           }
         }
@@ -599,15 +591,12 @@ export class BusCluster implements Cluster {
     const epoch = this.#owned.get(clientId);
     if (epoch === undefined || this.#stopped) return;
     this.#owned.delete(clientId);
-    this.#batch().endedSessions.push({ clientId, epoch });
+    this.#commits.batch().endedSessions.push({ clientId, epoch });
   }
 
   /** Queues a control record for another node's inbox. */
   #control(node: string, control: Record<string, unknown>): void {
-    this.#batch();
-    let writer = this.#writers.get(node);
-    if (!writer) this.#writers.set(node, writer = new ByteWriter(256));
-    writeControl(writer, control);
+    writeControl(this.#commits.writer(node, 0), control);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -617,7 +606,7 @@ export class BusCluster implements Cluster {
     const topic = packet.topicName!;
     if (topic.startsWith("$SYS") || this.#stopped || this.#fenced) return;
     const record = (packet.payload?.length ?? 0) > 0 ? messageRecord(packet) : undefined;
-    this.#batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
+    this.#commits.batch().retained.push({ topic, record, expiry: record ? packet.expiry ?? 0 : 0 });
   }
 
   retainedReady(): Promise<void> {
@@ -737,7 +726,8 @@ export class BusCluster implements Cluster {
     this.#fenced = this.#lease.closed = true;
     const stalled = Date.now() - this.#lease.since;
     this.#owned.clear();
-    if (this.#pending) this.#pending.routes = [];
+    const pending = this.#commits.pending;
+    if (pending) pending.routes = pending.delivered = [];
     const closed = this.#host!.dropSessions(0x8b);
     this.#local.clear();
     if (lost) {

@@ -587,17 +587,24 @@ export class RedisBus implements ClusterBus {
   }
 
   async commit(node: string, batch: Batch): Promise<void> {
-    const multi = this.#r.multi();
+    const commands = batch.forwards.size + batch.routes.length + batch.retained.length +
+      batch.endedSessions.length + (batch.delivered.length > 0 ? 1 : 0);
+    if (commands === 0) return;
+    // One command is atomic alone: sent without MULTI/EXEC (the usual batch under load: one node's
+    // forwards, or one inbox deletion), which saves Redis two commands and ioredis a copy of the batch.
+    const single = commands === 1;
+    // deno-lint-ignore no-explicit-any
+    const multi: any = single ? this.#r : this.#r.multi();
+    let reply: Promise<unknown> | undefined;
     for (const [destination, records] of batch.forwards) {
       // A view, not a copy: a batch's records are never written again.
       const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
-      multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", bytes);
+      reply = multi.xadd(this.#key("inbox", destination), "*", "n", node, "m", bytes);
     }
     const routes = this.#key("routes", node);
     const nodes = `${this.#prefix}nodes`;
     for (const change of batch.routes) {
-      // deno-lint-ignore no-explicit-any
-      (multi as any).clusterRoute(
+      reply = multi.clusterRoute(
         routes,
         nodes,
         node,
@@ -610,8 +617,7 @@ export class RedisBus implements ClusterBus {
       );
     }
     for (const change of batch.retained) {
-      // deno-lint-ignore no-explicit-any
-      (multi as any).clusterRetain(
+      reply = multi.clusterRetain(
         `${this.#prefix}retained`,
         `${this.#prefix}retained:version`,
         `${this.#prefix}retained:expiry`,
@@ -622,8 +628,7 @@ export class RedisBus implements ClusterBus {
       );
     }
     for (const { clientId, epoch } of batch.endedSessions) {
-      // deno-lint-ignore no-explicit-any
-      (multi as any).clusterEndSession(
+      reply = multi.clusterEndSession(
         this.#key("owner", clientId),
         this.#key("session", clientId),
         this.#key("sessions", node),
@@ -632,7 +637,20 @@ export class RedisBus implements ClusterBus {
         clientId,
       );
     }
-    const results = await this.#run(multi.exec());
+    if (batch.delivered.length > 0) {
+      reply = multi.clusterDelivered(
+        this.#key("inbox", node),
+        nodes,
+        node,
+        this.#incarnation,
+        ...batch.delivered,
+      );
+    }
+    if (single) {
+      await this.#run(reply!);
+      return;
+    }
+    const results: [Error | null, unknown][] | null = await this.#run(multi.exec());
     for (const [error] of results ?? []) {
       if (error) throw error;
     }
@@ -704,11 +722,17 @@ export class RedisBus implements ClusterBus {
 
 function entryOf(id: Buffer | string, fields: Buffer[]): InboxEntry {
   let from = "";
-  let records = new Uint8Array();
+  let records: Uint8Array = new Uint8Array();
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i].toString();
-    if (name === "n") from = fields[i + 1].toString("utf8");
-    else if (name === "m") records = new Uint8Array(fields[i + 1]);
+    const name = fields[i];
+    if (name.length !== 1) continue;
+    if (name[0] === 0x6e) from = fields[i + 1].toString("utf8"); // n
+    else if (name[0] === 0x6d) { // m
+      // A view, not a copy: ioredis's reply buffers are never written again (a reply spanning reads
+      // is gathered into a fresh buffer, or a part of its pool that is never handed out twice).
+      const value = fields[i + 1];
+      records = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    }
   }
   return { id: id.toString(), from, records };
 }

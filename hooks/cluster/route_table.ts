@@ -9,6 +9,9 @@
 
 import { type Subscribers, TopicsIndex } from "../../src/topics.ts";
 
+/** At most this many topics are remembered by {@linkcode RouteTable.plainNodes} (then it starts over). */
+const PLAIN_CACHE_SIZE = 4096;
+
 interface NodeRoutes {
   seq: number;
   filters: Map<string, number>;
@@ -31,6 +34,11 @@ export class RouteTable {
   readonly #index = new TopicsIndex();
   readonly #nodes = new Map<string, NodeRoutes>();
   #filters = 0;
+  /**
+   * Per topic, the nodes with a matching non-shared route when no shared route matches (null when
+   * one does). Cleared on every change: routes change rarely, messages to the same topics repeat.
+   */
+  readonly #plain = new Map<string, readonly string[] | null>();
 
   /** Whether no other node has any route (then nothing is ever forwarded). */
   get empty(): boolean {
@@ -65,6 +73,7 @@ export class RouteTable {
     if (!routes) this.#nodes.set(node, routes = { seq, filters: new Map() });
     routes.seq = seq;
     const had = routes.filters.has(filter);
+    if (had !== count > 0) this.#plain.clear();
     if (count > 0) {
       routes.filters.set(filter, count);
       if (!had) {
@@ -101,6 +110,7 @@ export class RouteTable {
   drop(node: string): void {
     const routes = this.#nodes.get(node);
     if (!routes) return;
+    this.#plain.clear();
     for (const filter of routes.filters.keys()) this.#index.unsubscribe(node, filter);
     this.#filters -= routes.filters.size;
     this.#nodes.delete(node);
@@ -115,6 +125,35 @@ export class RouteTable {
    */
   match(topic: string): Subscribers {
     return this.#index.subscribers(topic);
+  }
+
+  /**
+   * The nodes a topic goes to when it matches no shared route: the common case, answered from a
+   * cache (no trie walk, nothing allocated) until the routes change.
+   *
+   * @param topic A topic name.
+   * @returns The nodes with a matching non-shared route (shared, do not change it), or undefined when
+   *   a shared route matches too (use {@linkcode RouteTable.match}).
+   *
+   * @example A cached answer
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { RouteTable } from "./route_table.ts";
+   * const routes = new RouteTable();
+   * routes.replace("b", 1, new Map([["a/+", 1], ["$share/g/s/+", 1]]));
+   * assert.deepEqual(routes.plainNodes("a/x"), ["b"]);
+   * assert.deepEqual(routes.plainNodes("s/x"), undefined); // a shared route: see match()
+   * ```
+   */
+  plainNodes(topic: string): readonly string[] | undefined {
+    let nodes = this.#plain.get(topic);
+    if (nodes === undefined) {
+      const matched = this.#index.subscribers(topic);
+      nodes = matched.shared.size > 0 ? null : [...matched.subscriptions.keys()];
+      if (this.#plain.size >= PLAIN_CACHE_SIZE) this.#plain.clear();
+      this.#plain.set(topic, nodes);
+    }
+    return nodes ?? undefined;
   }
 
   /**

@@ -8,7 +8,7 @@
  * | 1 | flags: bit 0 = deliver to non-shared subscriptions; bit 2 = the message id follows |
  * | 1 | number of shared groups, then each as a two-byte length and UTF-8 |
  * | 8 + 8 | `created`, `expiry` (float64, ms since epoch) |
- * | 4 + 8 | if flags bit 2: the message's id, its origin process's random epoch (uint32) and that process's forward sequence number (float64) |
+ * | 8 + 8 | if flags bit 2: the message's id, its origin process's random epoch and that process's forward sequence number (float64 each) |
  * | 2 + n | the publisher's client id (`origin`) |
  * | 4 + n | the message as an MQTT v5 PUBLISH packet (fixed header included) |
  *
@@ -28,9 +28,11 @@
  * @module
  */
 
-import type { Packet } from "../../src/packets/types.ts";
+import { type Packet, PacketType, type QoS } from "../../src/packets/types.ts";
 import { ByteWriter } from "../../src/packets/writer.ts";
-import { decodePacket, encodePacket } from "../../src/packets/codec.ts";
+import { encodePacket } from "../../src/packets/codec.ts";
+import { ByteReader, decodeUtf8 } from "../../src/packets/reader.ts";
+import { propertyTargetBit, readProperties } from "../../src/packets/properties.ts";
 import { stripRoutingProperties } from "../../src/outbound.ts";
 
 /** A message read from a record, with whom it is for on the receiving node. */
@@ -63,9 +65,20 @@ export interface WireControl {
   /** The control message. */
   control: Record<string, unknown>;
 }
+/** Big-endian float64s are written through this (one at a time). */
 const scratch = new DataView(new ArrayBuffer(8));
 /** Where {@linkcode encodeMessage} encodes (one message at a time: no allocation per message). */
 const messageScratch = new ByteWriter(4096);
+/** The PUBLISH that {@linkcode encodeInto} encodes, reused for every message (no allocation per message). */
+const forward: Packet = {
+  fixedHeader: { type: PacketType.Publish, qos: 0, retain: false },
+  topicName: "",
+  payload: undefined,
+  properties: undefined,
+  packetId: undefined,
+};
+/** The groups of a record for non-shared subscriptions only (one frozen array, never written to). */
+export const NO_GROUPS: readonly string[] = Object.freeze([]);
 
 /**
  * Encodes a message's PUBLISH once (v5 form, without topic alias or subscription identifiers), to be
@@ -77,19 +90,25 @@ const messageScratch = new ByteWriter(4096);
 export function encodeMessage(packet: Packet): Uint8Array {
   const out = messageScratch;
   out.reset();
-  const qos = packet.fixedHeader.qos ?? 0;
-  encodePacket(
-    {
-      fixedHeader: { type: packet.fixedHeader.type, qos, retain: packet.fixedHeader.retain ?? false },
-      topicName: packet.topicName,
-      payload: packet.payload,
-      properties: stripRoutingProperties(packet.properties),
-      packetId: qos > 0 ? 1 : undefined,
-    },
-    5,
-    out,
-  );
+  encodeInto(packet, out);
   return out.toBytes();
+}
+
+/** Appends the message's PUBLISH (v5, packet id 1 when QoS > 0) to `out`. */
+function encodeInto(packet: Packet, out: ByteWriter): void {
+  const qos = packet.fixedHeader.qos ?? 0;
+  const header = forward.fixedHeader;
+  header.qos = qos;
+  header.retain = packet.fixedHeader.retain ?? false;
+  forward.topicName = packet.topicName;
+  forward.payload = packet.payload;
+  forward.properties = stripRoutingProperties(packet.properties);
+  forward.packetId = qos > 0 ? 1 : undefined;
+  try {
+    encodePacket(forward, 5, out);
+  } finally {
+    forward.payload = forward.properties = undefined; // nothing kept alive between messages
+  }
 }
 
 /**
@@ -97,31 +116,41 @@ export function encodeMessage(packet: Packet): Uint8Array {
  *
  * @param out Where to write.
  * @param packet The message (for `created`, `expiry`, `origin`).
- * @param encoded Its PUBLISH bytes from {@linkcode encodeMessage}.
+ * @param encoded Its PUBLISH bytes from {@linkcode encodeMessage}; undefined to encode it straight
+ *   into `out` (one copy less for a message that goes to one node).
  * @param plain For the receiver's non-shared subscriptions.
  * @param groups Shared groups picked on the receiver.
  * @param id The message's id (the same for every destination); none for a retained record.
+ * @returns Where the PUBLISH bytes start in `out.buffer` (they end at `out.length`).
  */
 export function writeRecord(
   out: ByteWriter,
   packet: Packet,
-  encoded: Uint8Array,
+  encoded: Uint8Array | undefined,
   plain: boolean,
   groups: readonly string[],
   id?: MessageId,
-): void {
-  out.u8((plain ? 1 : 0) | (id ? 4 : 0));
-  out.u8(groups.length);
-  for (const group of groups) out.utf8(group);
-  writeFloat(out, packet.created ?? Date.now());
-  writeFloat(out, packet.expiry ?? 0);
-  if (id) {
-    out.u32(id.epoch);
-    writeFloat(out, id.seq);
-  }
+): number {
+  out.ensure(18);
+  out.buffer[out.length++] = (plain ? 1 : 0) | (id ? 4 : 0);
+  out.buffer[out.length++] = groups.length;
+  for (let i = 0; i < groups.length; i++) out.utf8(groups[i]);
+  writeFloats(out, packet.created ?? Date.now(), packet.expiry ?? 0);
+  if (id) writeFloats(out, id.epoch, id.seq);
   out.utf8(packet.origin ?? "");
-  out.u32(encoded.length);
-  out.bytes(encoded);
+  out.ensure(4);
+  const lengthAt = out.length;
+  out.length += 4;
+  const start = out.length;
+  if (encoded === undefined) encodeInto(packet, out);
+  else out.bytes(encoded);
+  const length = out.length - start;
+  const buffer = out.buffer;
+  buffer[lengthAt] = length >>> 24;
+  buffer[lengthAt + 1] = (length >>> 16) & 0xff;
+  buffer[lengthAt + 2] = (length >>> 8) & 0xff;
+  buffer[lengthAt + 3] = length & 0xff;
+  return start;
 }
 
 /**
@@ -134,15 +163,9 @@ export function writeRecord(
 export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const messages: (WireMessage | WireControl)[] = [];
+  const end = bytes.length;
   let at = 0;
-  const text = () => {
-    const length = view.getUint16(at);
-    at += 2;
-    const value = decoder.decode(bytes.subarray(at, at + length));
-    at += length;
-    return value;
-  };
-  while (at < bytes.length) {
+  while (at < end) {
     const flags = bytes[at++];
     if ((flags & 2) !== 0) {
       const length = view.getUint32(at);
@@ -152,30 +175,71 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
       continue;
     }
     const plain = (flags & 1) === 1;
-    const groups: string[] = [];
-    for (let n = bytes[at++]; n > 0; n--) groups.push(text());
+    let groups = NO_GROUPS as string[];
+    const count = bytes[at++];
+    if (count > 0) {
+      groups = [];
+      for (let n = count; n > 0; n--) {
+        groups.push(text(bytes, at, view.getUint16(at)));
+        at += 2 + view.getUint16(at);
+      }
+    }
     const created = view.getFloat64(at);
     const expiry = view.getFloat64(at + 8);
     at += 16;
     let epoch = 0;
     let seq = 0;
     if ((flags & 4) !== 0) {
-      epoch = view.getUint32(at);
-      seq = view.getFloat64(at + 4);
-      at += 12;
+      epoch = view.getFloat64(at);
+      seq = view.getFloat64(at + 8);
+      at += 16;
     }
-    const origin = text();
+    const originLength = view.getUint16(at);
+    const origin = recentText(bytes, at, originLength);
+    at += 2 + originLength;
     const length = view.getUint32(at);
     at += 4;
-    const packet = decodeMessage(bytes.subarray(at, at + length));
+    if (at + length > end) throw new RangeError("Bad forwarded message (truncated)");
+    const packet = decodeMessage(bytes, at, at + length, created, expiry, origin);
     at += length;
-    packet.created = created;
-    packet.expiry = expiry;
-    packet.origin = origin;
-    delete packet.packetId;
     messages.push({ packet, plain, groups, epoch, seq });
   }
   return messages;
+}
+
+/**
+ * Recently read topics and client ids by a hash of their bytes: the same few repeat in every batch,
+ * and one string object per value (flat, its hash computed once) is cheaper to decode, match and keep
+ * than a new one per message.
+ */
+const recent = new Map<number, { bytes: Uint8Array; text: string }>();
+const RECENT_SIZE = 4096;
+
+/** A two-byte-length string at `at` (its `length` already read), from {@linkcode recent} when there. */
+function recentText(bytes: Uint8Array, at: number, length: number): string {
+  const start = at + 2;
+  const end = start + length;
+  if (length > 256 || end > bytes.length) return text(bytes, at, length);
+  let hash = 0x811c9dc5 ^ length;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  const seen = recent.get(hash);
+  if (seen !== undefined && seen.bytes.length === length) {
+    const known = seen.bytes;
+    let i = 0;
+    while (i < length && known[i] === bytes[start + i]) i++;
+    if (i === length) return seen.text;
+  }
+  const value = text(bytes, at, length);
+  if (recent.size >= RECENT_SIZE) recent.clear();
+  recent.set(hash, { bytes: bytes.slice(start, end), text: value });
+  return value;
+}
+
+/** A two-byte-length string at `at` (its `length` already read). */
+function text(bytes: Uint8Array, at: number, length: number): string {
+  const value = decodeUtf8(bytes, at + 2, at + 2 + length);
+  if (typeof value === "number") throw new RangeError(`Bad forwarded string (reason ${value})`);
+  return value;
 }
 
 /**
@@ -232,26 +296,67 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-/** Decodes a whole PUBLISH packet (fixed header included). */
-function decodeMessage(bytes: Uint8Array): Packet {
-  let at = 1;
-  let multiplier = 1;
-  let length = 0;
-  for (;;) {
-    const byte = bytes[at++];
-    length += (byte & 0x7f) * multiplier;
-    if ((byte & 0x80) === 0) break;
-    multiplier *= 128;
+const PUBLISH_BIT = propertyTargetBit(PacketType.Publish);
+const propertyReader = new ByteReader();
+
+/**
+ * Decodes a PUBLISH written by {@linkcode encodeMessage} (`bytes[start..end]`, fixed header included).
+ * This node's own encoding, so only its shape is checked: the topic was valid when it was accepted.
+ * The packet is built whole at once (one object shape for every forwarded message); the payload is a
+ * view into `bytes`.
+ */
+function decodeMessage(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  created: number,
+  expiry: number,
+  origin: string,
+): Packet {
+  const first = bytes[start];
+  if (first >> 4 !== PacketType.Publish) throw new RangeError("Bad forwarded message (not a PUBLISH)");
+  let at = start + 1;
+  while (at < end && (bytes[at] & 0x80) !== 0) at++; // the Remaining Length: the record gave the size
+  at++;
+  const topicLength = (bytes[at] << 8) | bytes[at + 1];
+  const topicName = recentText(bytes, at, topicLength);
+  at += 2 + topicLength;
+  const qos = ((first >> 1) & 3) as QoS;
+  if (qos > 0) at += 2; // the placeholder packet id
+  let properties: Packet["properties"];
+  if (bytes[at] === 0) at++;
+  else {
+    const reader = propertyReader.reset(bytes, at, end);
+    const read = readProperties(reader, PUBLISH_BIT, PacketType.Publish);
+    if (typeof read === "number") throw new RangeError(`Bad forwarded message (reason ${read})`);
+    properties = read;
+    at = reader.position;
+    reader.reset(EMPTY);
   }
-  const decoded = decodePacket(bytes[0], bytes.subarray(at, at + length), 5);
-  if (typeof decoded === "number") throw new RangeError(`Bad forwarded message (reason ${decoded})`);
-  return decoded;
+  if (at > end) throw new RangeError("Bad forwarded message (truncated)");
+  return {
+    fixedHeader: { type: PacketType.Publish, dup: false, qos, retain: (first & 1) !== 0 },
+    topicName,
+    payload: bytes.subarray(at, end),
+    properties,
+    created,
+    expiry,
+    origin,
+  };
 }
 
-function writeFloat(out: ByteWriter, value: number): void {
-  scratch.setFloat64(0, value);
-  out.ensure(8);
-  for (let i = 0; i < 8; i++) out.buffer[out.length++] = scratch.getUint8(i);
+const EMPTY = new Uint8Array(0);
+
+/** Writes two big-endian float64s. */
+function writeFloats(out: ByteWriter, first: number, second: number): void {
+  out.ensure(16);
+  const buffer = out.buffer;
+  let at = out.length;
+  scratch.setFloat64(0, first);
+  for (let i = 0; i < 8; i++) buffer[at++] = scratch.getUint8(i);
+  scratch.setFloat64(0, second);
+  for (let i = 0; i < 8; i++) buffer[at++] = scratch.getUint8(i);
+  out.length = at;
 }
 
 /**
@@ -262,6 +367,6 @@ function writeFloat(out: ByteWriter, value: number): void {
  */
 export function messageRecord(packet: Packet): Uint8Array {
   const out = new ByteWriter(64 + (packet.payload?.length ?? 0));
-  writeRecord(out, packet, encodeMessage(packet), true, []);
+  writeRecord(out, packet, undefined, true, NO_GROUPS);
   return out.toBytes();
 }
