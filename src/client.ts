@@ -180,6 +180,21 @@ let flushClient: (client: Client) => void;
 
 /** Clients with packets queued this turn, written by one microtask (no closure per client). */
 let flushQueue: Client[] = [];
+/** While set, the clients with a persistent session that are sent anything have their writes held. */
+let heldWrites: Set<Client> | undefined;
+
+/**
+ * Holds back the writes of every client with a persistent session sent anything until this is called
+ * again: each goes into `into` until {@linkcode Client.releaseWrites} (a cluster node's inbox delivery).
+ *
+ * @param into Where the clients held go, or undefined to stop holding.
+ * @returns Where they went before (to put back after a nested use).
+ */
+export function holdWritesOf(into: Set<Client> | undefined): Set<Client> | undefined {
+  const before = heldWrites;
+  heldWrites = into;
+  return before;
+}
 
 function flushAll(): void {
   // Flushing may queue packets for more clients (a close that sends a will): they are added to
@@ -265,6 +280,8 @@ export class Client {
   #writeStartedAt = 0;
   #writing = false;
   #scheduled = false;
+  /** Holds on this client's writes (see {@linkcode holdWritesOf}): read it, never set it. */
+  writesHeld = 0;
   #closed = false;
   #closeWhenFlushed = false;
   #lingerAfterFlush = true;
@@ -473,10 +490,7 @@ export class Client {
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      scheduleFlush(this);
-    }
+    this.#queued();
     return true;
   }
 
@@ -524,10 +538,7 @@ export class Client {
     if (this.#hooks.has("onPacketSent")) {
       this.#hooks.onPacketSent(this, packet, out.buffer.subarray(start, start + size));
     }
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      scheduleFlush(this);
-    }
+    this.#queued();
     return true;
   }
 
@@ -620,7 +631,7 @@ export class Client {
     if (!conn) return;
     this.#writing = true;
     try {
-      while (this.#out.length > 0 && !this.#closed) {
+      while (this.#out.length > 0 && !this.#closed && this.writesHeld === 0) {
         const batch = this.#out;
         this.#out = this.#spare ?? new ByteWriter(0);
         this.#spare = batch;
@@ -639,6 +650,7 @@ export class Client {
       return;
     }
     this.#writing = false;
+    if (this.writesHeld > 0) return; // the rest once released
     // Everything is written: small buffers go (most connections are idle most of the time).
     if (this.#out.buffer.length <= KEPT_WRITE_BUFFER) this.#out.release();
     if (this.#spare !== undefined && this.#spare.buffer.length <= KEPT_WRITE_BUFFER) this.#spare = undefined;
@@ -658,7 +670,7 @@ export class Client {
     this.#closeWhenFlushed = true;
     this.#lingerAfterFlush = linger;
     this.#closeTimer = setTimeout(() => this.close(cause), CLOSE_LINGER_MS);
-    if (!this.#writing && !this.#scheduled) this.#finishClose();
+    if (!this.#writing && !this.#scheduled && this.writesHeld === 0) this.#finishClose();
   }
 
   /** Everything is flushed: half-close and wait for the client's end of stream (or the linger timer). */
@@ -750,7 +762,29 @@ export class Client {
   /** Writes what was queued this turn (called once per turn for each client that queued packets). */
   #flush(): void {
     this.#scheduled = false;
-    if (!this.#writing) this.#writeLoop();
+    if (!this.#writing && this.writesHeld === 0) this.#writeLoop();
+  }
+
+  /** A packet was queued: held (see {@linkcode holdWritesOf}), or written this turn. */
+  #queued(): void {
+    const held = heldWrites;
+    if (held !== undefined && this.properties.sessionExpiryInterval !== 0 && !held.has(this)) {
+      held.add(this);
+      this.writesHeld++;
+    }
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      scheduleFlush(this);
+    }
+  }
+
+  /** Lets go one hold on this client's writes (see {@linkcode holdWritesOf}); the last one writes. */
+  releaseWrites(): void {
+    if (this.writesHeld === 0 || --this.writesHeld > 0) return;
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      scheduleFlush(this);
+    }
   }
 
   static {

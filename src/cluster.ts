@@ -47,6 +47,8 @@ export interface MessageOrigin {
   readonly groups: readonly string[];
   /** Deliver only to these client ids (messages left for a dead node, to the sessions adopted from it). */
   readonly only?: ReadonlySet<string>;
+  /** Not to these client ids' non-shared subscriptions (they have this message already). */
+  readonly except?: ReadonlySet<string>;
 }
 
 /** One node of the cluster, as the cluster reports it (for `/api/info`, `$SYS`, the dashboard). */
@@ -195,6 +197,15 @@ export interface Cluster extends FilterObserver {
    */
   leaseHeld(): Promise<boolean> | undefined;
   /**
+   * The client sent a clean DISCONNECT (its will is dropped): stores that, so that no node that claims
+   * this one if it dies now sends the will. The server closes the socket once it resolves.
+   *
+   * @param client The client (its will already removed).
+   * @returns Resolves when stored (or after a few seconds if the engine is unreachable); undefined when
+   *   there is nothing to store.
+   */
+  endedCleanly?(client: Client): Promise<void> | undefined;
+  /**
    * A session owned here ended (expired, or ended at disconnect): its id is free.
    *
    * @param clientId The client id.
@@ -271,6 +282,28 @@ export async function attachCluster(
 }
 
 /**
+ * Closes a client's connection after its DISCONNECT, dropping its will if the DISCONNECT was clean
+ * [MQTT-3.1.2-10]. In a cluster, a will dropped so is stored first, so that no node that claims this
+ * one if it dies now sends it ({@linkcode Cluster.endedCleanly}).
+ *
+ * @param cluster The server's cluster, if any.
+ * @param client The client that sent DISCONNECT (`state.cleanDisconnect` set).
+ * @param reason Why the connection closes.
+ * @returns Resolves once closed (undefined: closed at once).
+ */
+export function closeCleanly(
+  cluster: Cluster | undefined,
+  client: Client,
+  reason: string,
+): void | Promise<void> {
+  const dropped = client.state.cleanDisconnect && client.properties.will !== undefined;
+  if (client.state.cleanDisconnect) client.properties.will = undefined;
+  const stored = dropped ? cluster?.endedCleanly?.(client) : undefined;
+  if (stored === undefined) return client.close(new Error(reason));
+  return stored.then(() => client.close(new Error(reason)));
+}
+
+/**
  * Narrows a message's subscribers on this node to what the node that forwarded it chose this node
  * for: non-shared subscriptions only if `plain`, and only the listed shared groups.
  *
@@ -281,6 +314,10 @@ export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin):
   if (!from.plain) subscribers.subscriptions.clear();
   for (const key of subscribers.shared.keys()) {
     if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  }
+  const except = from.except;
+  if (except !== undefined) {
+    for (const clientId of except) subscribers.subscriptions.delete(clientId);
   }
   const only = from.only;
   if (only === undefined) return;

@@ -201,6 +201,8 @@ export class Outbound {
     // is still marked congested, for `drained`.
     const origin = packet.origin === undefined ? undefined : this.#clients.get(packet.origin);
     if (origin === target || origin?.closed || target.writeStalledFor(Date.now()) > STALL_MS) return;
+    // Writes held (see `holdWritesOf`) cannot drain before they are released: waiting would never end.
+    if (target.writesHeld > 0) return;
     // A subscriber that is behind must keep being read (its acknowledgements drain it), so it is
     // never paused: this keeps two clients that publish to each other from waiting on each other.
     if (origin && this.#congested.has(origin)) return;
@@ -511,9 +513,25 @@ export class Outbound {
     };
     inflight.outbound.set(id, pubrel); // same key: keeps its place in the resend order
     this.#hooks.onQosPublish(client, pubrel, Date.now(), 0);
-    client.send(pubrel);
+    // The client forgets the id at PUBREL: a session resumed from storage (after a crash, or on another
+    // cluster node) must not resend the PUBLISH then, so a stored session's PUBREL waits for its stage.
+    if (client.properties.sessionExpiryInterval === 0 || !this.#hooks.has("sync")) client.send(pubrel);
+    else if (this.#pubrels.push([client, pubrel]) === 1) queueMicrotask(this.#sendStoredPubrels);
     return 0;
   }
+
+  /** PUBRELs waiting for their stage to be stored (one storage sync per turn for all of them). */
+  #pubrels: [Client, Packet][] = [];
+
+  readonly #sendStoredPubrels = (): void => {
+    const batch = this.#pubrels;
+    this.#pubrels = [];
+    this.#hooks.sync().then(() => {
+      for (const [client, pubrel] of batch) {
+        if (client.state.inflight.outbound.get(pubrel.packetId!) === pubrel) client.send(pubrel);
+      }
+    });
+  };
 }
 
 /**

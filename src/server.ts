@@ -4,8 +4,7 @@
  * @module
  */
 
-import type { Packet, QoS } from "./packets/types.ts";
-import { PacketType } from "./packets/types.ts";
+import { type Packet, PacketType, type QoS } from "./packets/types.ts";
 import { ReasonCode, reasonName } from "./packets/reason_codes.ts";
 import { decodePacket } from "./packets/codec.ts";
 import { isValidTopicName } from "./packets/topic_rules.ts";
@@ -22,6 +21,7 @@ import type { Connection, Listener } from "./listener.ts";
 import { restoreState } from "./restore.ts";
 import { Sessions } from "./sessions.ts";
 import { attachCluster, type Cluster, type MessageOrigin, restrictToOrigin } from "./cluster.ts";
+import { closeCleanly } from "./cluster.ts";
 import { ConnectHandler, connectTimeout } from "./connect.ts";
 import { SubscriptionHandler } from "./subscriptions.ts";
 import {
@@ -427,7 +427,7 @@ export class Server {
         client.send({ fixedHeader: { type: PacketType.Pingresp } });
         break;
       case PacketType.Disconnect:
-        this.#processDisconnect(client, packet);
+        result = this.#processDisconnect(client, packet);
         break;
       case PacketType.Auth:
         result = this.#processAuth(client, packet);
@@ -702,7 +702,7 @@ export class Server {
   // ---------------------------------------------------------------------------------------------
   // DISCONNECT, AUTH
 
-  #processDisconnect(client: Client, packet: Packet): void {
+  #processDisconnect(client: Client, packet: Packet): void | Promise<void> {
     const p = client.properties;
     const requested = packet.properties?.sessionExpiryInterval;
     if (requested !== undefined) {
@@ -712,10 +712,10 @@ export class Server {
       }
       p.sessionExpiryInterval = Math.min(requested, this.options.capabilities.maximumSessionExpiryInterval);
     }
-    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
+    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will (closeCleanly drops it); 0x04 asks for it.
     client.state.cleanDisconnect = packet.reasonCode !== ReasonCode.DisconnectWithWill;
-    if (client.state.cleanDisconnect) p.will = undefined;
-    client.close(new Error(`Client disconnected: ${reasonName(packet.reasonCode ?? 0)}`));
+    const reason = `Client disconnected: ${reasonName(packet.reasonCode ?? 0)}`;
+    return closeCleanly(this.#cluster, client, reason); // in a cluster, once the will's drop is stored
   }
 
   async #processAuth(client: Client, packet: Packet): Promise<void> {

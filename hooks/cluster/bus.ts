@@ -14,7 +14,7 @@
  * - leases expire by the engine's clock; {@linkcode ClusterBus.claim} succeeds for exactly one caller;
  * - each {@linkcode ClusterBus.join} registers a new incarnation of the node; once a survivor claimed
  *   it, nothing of that incarnation is applied any more: its renewals report `"claimed"`, its session
- *   claims are refused, and the route changes and inbox deletions of its commits are skipped (a node
+ *   claims are refused, and its route changes and inbox deletions are skipped (a node
  *   that stalled past its lease cannot undo what its claimer did).
  *
  * @module
@@ -48,7 +48,8 @@ export interface Batch {
   routes: RouteChange[];
   /** Retained changes, in order (each gets the next cluster-wide version and is announced). */
   retained: RetainedChange[];
-  /** Entries of this node's inbox that were delivered and may be deleted. */
+  /** Entries of this node's inbox that were delivered and may be deleted (unused by `BusCluster`, which
+   * deletes them with the session writes: {@linkcode ClusterBus.storeSessions}). */
   delivered: string[];
   /** Sessions that ended here: their ownership is removed if this node still holds it at that epoch. */
   endedSessions: { clientId: string; epoch: number }[];
@@ -205,8 +206,12 @@ export interface ClusterBus {
    * @returns The epoch, or undefined when another node (or none) owns it.
    */
   sessionEpoch(clientId: string, node: string): Promise<number | undefined>;
-  /** Applies session writes, each only if `node` still owns the session at its epoch. */
-  storeSessions(node: string, writes: SessionWrite[]): Promise<void>;
+  /**
+   * Applies session writes, each only if `node` still owns the session at its epoch, and (atomically with
+   * them) deletes entries of the node's inbox that were delivered (unless the node's incarnation was
+   * claimed: then its claimer delivers them).
+   */
+  storeSessions(node: string, writes: SessionWrite[], delivered?: string[]): Promise<void>;
   /**
    * Takes every session still owned by a dead node (claimed by `by`), and every session claimed from
    * it that it never handed over: each gets `by` as owner with the next epoch, atomically.

@@ -21,8 +21,16 @@
  *   {@linkcode BusCluster.sync}, which resolves when the commit holding everything queued so far
  *   and every earlier one succeeded: a QoS 1/2 publisher is acknowledged only when the message is in
  *   the inbox of every node that must deliver it. Same-node traffic never touches the engine. Each
- *   node reads its inbox in order (per-publisher order is kept), delivers through the server's
- *   routing function, waits for local storage, and only then deletes the entries.
+ *   node reads its inbox in order (per-publisher order is kept) and delivers through the server's
+ *   routing function; the entries are deleted in the same commit that stores their messages in the
+ *   persistent sessions (`SessionStore.inboxDelivered`), and those sessions' connections get the
+ *   messages only once that commit is done (their writes are held meanwhile: `holdWritesOf`), so that
+ *   a node dying at any moment leaves each message either in its inbox or in the stored session,
+ *   never both and never neither.
+ * - **Exactly once.** Every forwarded message carries an id unique cluster-wide (this process's random
+ *   epoch and a counter: `wire.ts`), the same for every destination. A batch written twice (a commit
+ *   retried after its reply was lost) is read once, and the copies that meet at a dead node's claimer
+ *   (its own inbox, and the dead node's) reach each adopted session once (`delivered_once.ts`).
  * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
  *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
  *   that node picks the member among its own.
@@ -48,7 +56,7 @@ import type {
   MessageOrigin,
   SessionSnapshot,
 } from "../../src/cluster.ts";
-import type { Client } from "../../src/client.ts";
+import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
@@ -60,7 +68,16 @@ import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
-import { encodeMessage, messageRecord, NO_GROUPS, readRecords, writeControl, writeRecord } from "./wire.ts";
+import {
+  encodeMessage,
+  type MessageId,
+  messageRecord,
+  NO_GROUPS,
+  readRecords,
+  writeControl,
+  writeRecord,
+} from "./wire.ts";
+import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 
 const log = logger("cluster");
 
@@ -134,6 +151,14 @@ export class BusCluster implements Cluster {
   readonly #claims: SessionClaims;
   /** QoS 0 messages for other nodes dropped while the engine was unreachable. */
   dropped = 0;
+  /** Forwarded messages read twice and delivered once (see `delivered_once.ts`). */
+  duplicates = 0;
+  /** The id of the last message forwarded (the epoch is this process's, random; see `wire.ts`). */
+  readonly #forwardId: MessageId = { epoch: crypto.getRandomValues(new Uint32Array(1))[0] || 1, seq: 0 };
+  /** The last id read from each origin in this node's inbox. */
+  readonly #inboxSequences = new OriginSequences();
+  /** The dead nodes' claims worked through here (copies of a message that meet here are delivered once). */
+  readonly #windows = new ClaimWindows();
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
   readonly sessionStore: SessionStore;
   readonly #reaper: Reaper;
@@ -193,6 +218,8 @@ export class BusCluster implements Cluster {
       sync: () => this.sync(),
       dropRoutes: (node) => this.#routes.drop(node),
       stopped: () => this.#stopped,
+      windows: this.#windows,
+      duplicate: () => this.duplicates++,
     });
   }
 
@@ -256,13 +283,12 @@ export class BusCluster implements Cluster {
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
     const period = Math.max(50, Math.floor(this.#leaseMs / 5));
-    let beat = Date.now();
+    this.#lease.beat(Date.now());
     this.#timer = setInterval(() => {
       // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
       // outage too; a shorter stall goes unremarked, and so does one of this process (a late beat).
       const now = Date.now();
-      const late = now - beat > 2 * period;
-      beat = now;
+      const late = this.#lease.beat(now) > 2 * period;
       if (this.#ticking && !late && !this.#fenced && now - this.#tickStarted > this.#leaseMs * 0.6) {
         this.#trouble.began(new Error(`no answer for ${now - this.#tickStarted} ms`));
       }
@@ -350,6 +376,7 @@ export class BusCluster implements Cluster {
   }
 
   route(packet: Packet, subscribers: Subscribers): void {
+    this.#lease.holdWritesIfStalled(this.#leaseMs); // woken from a stall: claimed meanwhile?
     const topic = packet.topicName!;
     if (this.#claims.holding && !topic.startsWith("$SYS")) this.#claims.hold(packet, this.nodeId, true);
     if (this.#routes.empty || this.#stopped || this.#fenced) return;
@@ -393,21 +420,25 @@ export class BusCluster implements Cluster {
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
     this.#commits.batch();
+    const id = this.#forwardId;
+    id.seq++; // one id for every destination's copy
     for (const [node, { plain, groups }] of destinations) {
-      writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups);
+      writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups, id);
     }
   }
 
   /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */
   #forward(packet: Packet, nodes: readonly string[]): void {
     this.#commits.batch();
+    const id = this.#forwardId;
+    id.seq++; // one id for every destination's copy
     const first = this.#commits.writer(nodes[0], packet.payload?.length ?? 0);
-    const start = writeRecord(first, packet, undefined, true, NO_GROUPS);
+    const start = writeRecord(first, packet, undefined, true, NO_GROUPS, id);
     if (nodes.length === 1) return;
     // A view of the first writer's bytes: valid while the others are written (it is not written to).
     const encoded = first.buffer.subarray(start, first.length);
     for (let i = 1; i < nodes.length; i++) {
-      writeRecord(this.#commits.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS);
+      writeRecord(this.#commits.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS, id);
     }
   }
 
@@ -466,8 +497,10 @@ export class BusCluster implements Cluster {
         continue;
       }
       if (entries.length === 0 || this.#fenced) continue;
+      if (this.#stopped) return; // leaving: nothing more is delivered or written
       await this.#reaping;
       const host = this.#host!;
+      const held = new Set<Client>();
       for (const entry of entries) {
         after = entry.id;
         // One origin for the entry's messages to non-shared subscriptions (the usual record).
@@ -488,23 +521,37 @@ export class BusCluster implements Cluster {
           const congested = host.drained();
           if (congested) await congested;
           if ("control" in message) this.#claims.controlled(message.control);
+          else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
           else {
+            const except = this.#windows.active
+              ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
+              : undefined;
             if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
-            const plainOnly = message.plain && message.groups.length === 0;
+            const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
+            const outer = holdWritesOf(held);
             host.deliver(
               message.packet,
-              plainOnly ? plainOrigin : { node: entry.from, plain: message.plain, groups: message.groups },
+              plainOnly
+                ? plainOrigin
+                : { node: entry.from, plain: message.plain, groups: message.groups, except },
             );
+            holdWritesOf(outer);
           }
         }
       }
-      // The entries go only once the subscribers (or their stored sessions) have the messages.
+      // The entries go in the commit that stores the messages in their sessions (see `SessionStore`), and
+      // the messages go out to persistent sessions' connections only after it, while this node's lease
+      // is known current: if this node dies before, the claimer delivers them, once.
+      if (this.#stopped) { // leaving (the engine may be gone): nothing more is written
+        for (const client of held) client.releaseWrites();
+        return;
+      }
+      if (!this.#fenced) this.sessionStore.inboxDelivered(entries.map((entry) => entry.id));
       await host.syncLocal();
+      const lease = this.#stopped ? undefined : this.#lease.held();
+      if (lease) await lease; // a node claimed meanwhile closed those connections before this resolves
+      for (const client of held) client.releaseWrites();
       if (this.#stopped) return;
-      if (this.#fenced) continue; // its claimer delivers what was left
-
-      const delivered = this.#commits.batch().delivered;
-      for (const entry of entries) delivered.push(entry.id);
     }
   }
 
@@ -526,6 +573,16 @@ export class BusCluster implements Cluster {
       while (this.#lease.held() !== undefined && !this.#stopped) await this.#lease.held();
       return joins === this.#joins && !this.#fenced && !this.#stopped;
     })();
+  }
+
+  endedCleanly(client: Client): Promise<void> | undefined {
+    if (this.#owned.get(client.id) === undefined || this.#stopped || this.#fenced) return undefined;
+    // Stored under this node's epoch while its lease is current; a node claimed meanwhile (it stalled)
+    // has its writes fenced and drops the connection itself. Never held for more than a few seconds.
+    const stored = this.sessionStore.storeCleanEnd(client).then(this.#lease.held);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2 * this.#leaseMs));
+    return Promise.race([stored, timeout]).finally(() => clearTimeout(timer));
   }
 
   sessionEnded(clientId: string): void {

@@ -7,6 +7,11 @@
  * node id cannot join again (a node that only stalled rejoins after that, as a new member, with an
  * empty inbox that nobody takes from it).
  *
+ * A message published while the other nodes still route to the dead node but already to the sessions
+ * adopted here reaches this node twice (its own inbox, and the dead node's): from the adoption to the
+ * release, a {@linkcode ClaimWindows} window gives each adopted session one copy of each message id, and
+ * a batch written twice into the dead node's inbox (a retried write) is read once ({@linkcode OriginSequences}).
+ *
  * @module
  */
 
@@ -15,6 +20,7 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus } from "./bus.ts";
 import { sessionFromFields } from "./session_store.ts";
 import { readRecords } from "./wire.ts";
+import { type ClaimWindow, type ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 
 const log = logger("cluster");
 
@@ -36,6 +42,20 @@ export interface ReaperNode {
   dropRoutes(node: string): void;
   /** Whether the node is stopping. */
   stopped(): boolean;
+  /** The node's claim windows (shared with its inbox reader). */
+  readonly windows: ClaimWindows;
+  /** Counts a copy of a message that was not delivered again. */
+  duplicate(): void;
+}
+
+/** One dead node being worked through. */
+interface Reaping {
+  /** The sessions adopted from it, by client id. */
+  adopted: Set<string>;
+  /** Its window (while sessions were adopted). */
+  window: ClaimWindow | undefined;
+  /** The last id read from each origin in its inbox. */
+  sequences: OriginSequences;
 }
 
 /** Cleans up after the dead nodes this node claimed. */
@@ -43,7 +63,7 @@ export class Reaper {
   readonly #bus: ClusterBus;
   readonly #node: ReaperNode;
   /** Second passes still to run, by dead node. */
-  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #timers = new Map<string, { timer: ReturnType<typeof setTimeout>; reaping: Reaping }>();
 
   /**
    * Creates the reaper.
@@ -68,14 +88,18 @@ export class Reaper {
       dead,
       node: node.nodeId,
     });
-    // This node forwards nothing more to the dead one: its wills and messages for the sessions adopted
-    // here would come back to them from the dead node's inbox (delivered twice). The other nodes drop its
-    // routes once this node's routes for the adopted sessions are announced (on leave, below).
-    node.dropRoutes(dead);
     const adopted = new Set<string>();
+    const reaping: Reaping = { adopted, window: undefined, sequences: new OriginSequences() };
     try {
+      const entries = await this.#bus.adoptSessions(dead, node.nodeId);
+      // In the turn the sessions arrive here, this node stops forwarding to the dead one: what it accepted
+      // before went to the dead node's inbox (delivered from there to the adopted sessions, which were not
+      // here yet), what it accepts after reaches them here (from the dead node's inbox it would come twice,
+      // wills included). The other nodes drop its routes once this node's routes for the adopted sessions
+      // are announced (on leave, below); a message they send both ways meanwhile is delivered once.
+      node.dropRoutes(dead);
       const sessions: AdoptedSession[] = [];
-      for (const entry of await this.#bus.adoptSessions(dead, node.nodeId)) {
+      for (const entry of entries) {
         node.own(entry.clientId, entry.epoch);
         const { record, snapshot } = sessionFromFields(entry.fields);
         if (record === undefined) node.sessionEnded(entry.clientId);
@@ -84,36 +108,41 @@ export class Reaper {
           adopted.add(entry.clientId);
         }
       }
-      if (sessions.length > 0) node.host().adoptSessions(sessions, diedAt);
-      await node.sync();
+      if (sessions.length > 0) {
+        node.host().adoptSessions(sessions, diedAt);
+        reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
+      }
+      await node.sync(); // what this node forwarded to the dead one is in its inbox before it is set aside
     } catch (error) {
+      node.dropRoutes(dead);
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
     }
     await this.#bus.leave(dead, true);
-    const messages = await this.#deliverOrphans(dead, adopted);
+    const messages = await this.#deliverOrphans(dead, reaping);
     log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {
       sessions: adopted.size,
       dead,
       messages,
     });
     const timer = setTimeout(async () => {
-      if (!node.stopped()) await this.#deliverOrphans(dead, adopted);
+      if (!node.stopped()) await this.#deliverOrphans(dead, reaping);
       this.#timers.delete(dead);
-      await this.#release(dead);
+      await this.#release(dead, reaping);
     }, node.leaseMs);
-    this.#timers.set(dead, timer);
+    this.#timers.set(dead, { timer, reaping });
   }
 
   /** Releases the claims still held (the node is stopping): the second passes are skipped. */
   async close(): Promise<void> {
-    for (const [dead, timer] of this.#timers) {
+    for (const [dead, { timer, reaping }] of this.#timers) {
       clearTimeout(timer);
-      await this.#release(dead);
+      await this.#release(dead, reaping);
     }
     this.#timers.clear();
   }
 
-  async #release(dead: string): Promise<void> {
+  async #release(dead: string, reaping: Reaping): Promise<void> {
+    if (reaping.window) this.#node.windows.close(reaping.window);
     try {
       await this.#bus.claimDone(dead);
     } catch (error) {
@@ -122,7 +151,8 @@ export class Reaper {
   }
 
   /** Delivers what is left in a dead node's inbox to the sessions adopted from it, then deletes it. */
-  async #deliverOrphans(dead: string, only: ReadonlySet<string>): Promise<number> {
+  async #deliverOrphans(dead: string, reaping: Reaping): Promise<number> {
+    const only = reaping.adopted;
     let count = 0;
     try {
       const entries = await this.#bus.orphans(dead);
@@ -138,12 +168,23 @@ export class Reaper {
         }
         for (const message of messages) {
           if ("control" in message) continue;
-          host.deliver(message.packet, {
-            node: entry.from,
-            plain: message.plain,
-            groups: message.groups,
-            only,
-          });
+          if (!reaping.sequences.fresh(entry.from, message.epoch, message.seq)) {
+            this.#node.duplicate();
+            continue;
+          }
+          // The adopted sessions' copy may have come (or come later) through this node's own inbox.
+          const plain = reaping.window && message.epoch !== 0
+            ? this.#node.windows.orphan(
+              reaping.window,
+              idKey(entry.from, message.epoch, message.seq),
+              message.plain,
+            )
+            : message.plain;
+          if (!plain && message.groups.length === 0) {
+            if (message.plain) this.#node.duplicate();
+            continue;
+          }
+          host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only });
           count++;
         }
       }

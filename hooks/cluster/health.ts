@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type Client, holdWritesOf } from "../../src/client.ts";
 import { logger } from "../../src/logger.ts";
 
 const log = logger("cluster");
@@ -73,6 +74,50 @@ export class LeaseGate {
   #waiting: PromiseWithResolvers<void> | undefined;
   /** Closed whatever the clock says (the node was claimed and is joining again). */
   closed = false;
+  /** When the renewal timer last fired (a process that stalled finds it late). */
+  #beat = Number.MAX_SAFE_INTEGER;
+  /** Connections held this turn (see {@linkcode LeaseGate.holdWritesIfStalled}). */
+  #heldWrites: Set<Client> | undefined;
+  /** The node is stopping: nothing waits on the lease any more (no renewal will come). */
+  #stopped = false;
+
+  /**
+   * The renewal timer fired.
+   *
+   * @param now The time (ms since epoch).
+   * @returns How long since it last fired (ms).
+   */
+  beat(now: number): number {
+    const since = now - this.#beat;
+    this.#beat = now;
+    return since;
+  }
+
+  /**
+   * Called as the node accepts a message. When the process wakes from a stall (its renewal timer is late)
+   * with its lease not known current, it may have been claimed meanwhile, its sessions adopted by another
+   * node that gets this message too: until the lease is known current, what persistent sessions'
+   * connections are sent this turn is held (a node that was claimed closes them first, unsent). An engine
+   * outage holds nothing: the process runs, its timer fires, and nobody claims a node meanwhile.
+   *
+   * @param leaseMs The lease.
+   */
+  holdWritesIfStalled(leaseMs: number): void {
+    if (Date.now() - this.#beat <= leaseMs * 0.4 || this.#heldWrites !== undefined) return;
+    if (this.held() === undefined) return;
+    const held = this.#heldWrites = new Set<Client>();
+    const outer = holdWritesOf(held);
+    queueMicrotask(() => {
+      holdWritesOf(outer);
+      this.#heldWrites = undefined;
+      const release = () => {
+        for (const client of held) client.releaseWrites();
+      };
+      const lease = this.held();
+      if (lease === undefined) release();
+      else lease.then(release);
+    });
+  }
 
   /**
    * A renewal (or a join) sent at `at` found the lease current: waiting acknowledgements go out.
@@ -90,9 +135,6 @@ export class LeaseGate {
   get since(): number {
     return this.#since;
   }
-
-  /** The node is stopping: nothing waits on the lease any more (no renewal will come). */
-  #stopped = false;
 
   /** Resolves (undefined: at once) when the lease is known to be current. */
   readonly held = (): Promise<void> | undefined => {

@@ -525,8 +525,18 @@ export class RedisBus implements ClusterBus {
     };
   }
 
-  async storeSessions(node: string, writes: SessionWrite[]): Promise<void> {
+  async storeSessions(node: string, writes: SessionWrite[], delivered?: string[]): Promise<void> {
     const multi = this.#r.multi();
+    if (delivered !== undefined && delivered.length > 0) {
+      // deno-lint-ignore no-explicit-any
+      (multi as any).clusterDelivered(
+        this.#key("inbox", node),
+        `${this.#prefix}nodes`,
+        node,
+        this.#incarnation,
+        ...delivered,
+      );
+    }
     for (const { clientId, epoch, ops, from } of writes) {
       const handedOver = from === undefined ? [] : ["F", this.#key("sessions", from), clientId];
       // deno-lint-ignore no-explicit-any

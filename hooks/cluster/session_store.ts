@@ -10,6 +10,10 @@
  * `i\0{packetId}`: an inbound QoS 2 id awaiting PUBREL). The record with the will is written by the
  * session claim itself, before the CONNACK (see `ClusterBus.claimSession`).
  *
+ * The node's inbox entries whose messages a commit stores are deleted in that same commit
+ * ({@linkcode SessionStore.inboxDelivered}): a node that dies leaves each message in its inbox or in the
+ * stored sessions, never both.
+ *
  * @module
  */
 
@@ -34,6 +38,11 @@ export interface SessionOwner {
   storeFailed?(error: unknown): void;
   /** Writes to the engine work again. */
   storeRecovered?(): void;
+}
+
+/** A note: this node's inbox entries whose messages the writes before it store (deleted with them). */
+interface InboxDelivered {
+  inboxDelivered: string[];
 }
 
 /** Writes storage ops into the engine, grouped per client and fenced by epoch. */
@@ -70,8 +79,12 @@ class SessionBackend implements StorageBackend {
       }
       return write;
     };
+    let delivered: string[] | undefined;
     for (const op of ops) {
       switch (op.op) {
+        case "note":
+          (delivered ??= []).push(...(op.note as InboxDelivered).inboxDelivered);
+          break;
         case "putClient":
           of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
           break;
@@ -101,7 +114,9 @@ class SessionBackend implements StorageBackend {
           break; // retained messages and $SYS counters are not sessions
       }
     }
-    if (writes.size > 0) await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()]);
+    if (writes.size > 0 || delivered) {
+      await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()], delivered);
+    }
   }
 }
 
@@ -135,6 +150,29 @@ export class SessionStore extends StorageHook {
   protected override writeRecovered(): void {
     if (this.#owner.storeRecovered) this.#owner.storeRecovered();
     else super.writeRecovered();
+  }
+
+  /**
+   * Deletes inbox entries of this node in the same commit as the session writes queued so far, which
+   * store their messages: the stored sessions and the inbox never both hold one (a claimer would
+   * deliver it again), nor neither. {@linkcode SessionStore.sync} tells when it is done.
+   *
+   * @param ids The inbox entries delivered.
+   */
+  inboxDelivered(ids: string[]): void {
+    const note: InboxDelivered = { inboxDelivered: ids };
+    this.queueNote(note);
+  }
+
+  /**
+   * Stores the client's record without its will (it sent a clean DISCONNECT), before its socket closes.
+   *
+   * @param client The client (its will already removed).
+   * @returns Resolves when stored.
+   */
+  storeCleanEnd(client: Client): Promise<void> {
+    this.saveClient(client);
+    return this.sync();
   }
 
   // A session that ends with its connection (expiry 0) needs only its record (for its will).

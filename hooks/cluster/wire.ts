@@ -5,9 +5,10 @@
  *
  * | bytes | field |
  * | --- | --- |
- * | 1 | flags: bit 0 = deliver to non-shared subscriptions |
+ * | 1 | flags: bit 0 = deliver to non-shared subscriptions; bit 2 = the message id follows |
  * | 1 | number of shared groups, then each as a two-byte length and UTF-8 |
  * | 8 + 8 | `created`, `expiry` (float64, ms since epoch) |
+ * | 8 + 8 | if flags bit 2: the message's id, its origin process's random epoch and that process's forward sequence number (float64 each) |
  * | 2 + n | the publisher's client id (`origin`) |
  * | 4 + n | the message as an MQTT v5 PUBLISH packet (fixed header included) |
  *
@@ -15,6 +16,12 @@
  * four-byte length and JSON (binary fields as `{"$b64": ...}`).
  *
  * A forwarded batch (one stream entry per destination node per turn) is records one after another.
+ * Every forwarded message has an id unique cluster-wide (with the stream entry's sender node): every
+ * destination node gets the same id for it, and one process's ids increase in the order it forwards, so
+ * that in one node's inbox the ids from one origin only increase. A receiver delivers an id once: a
+ * batch written twice (a Redis write whose reply was lost, retried) repeats ids it already passed, and
+ * the copies that meet at a dead node's claimer (its own, and the dead node's inbox) share their id.
+ * Retained records carry no id.
  * The PUBLISH is the codec's own v5 encoding: properties, payload and flags round-trip exactly,
  * and it is encoded once per message whatever the number of destination nodes.
  *
@@ -36,6 +43,18 @@ export interface WireMessage {
   plain: boolean;
   /** Shared groups (`"{group}/{topicFilter}"`) whose member is to be picked on the receiver. */
   groups: string[];
+  /** The origin process's epoch (0 when the record has no id: a retained record). */
+  epoch: number;
+  /** The message's sequence number in its origin process (0 when the record has no id). */
+  seq: number;
+}
+
+/** A forwarded message's id: its origin process's random epoch and sequence number. */
+export interface MessageId {
+  /** The origin process's epoch (random, nonzero, fixed for the process's life). */
+  epoch: number;
+  /** The message's number in that process (increasing from 1). */
+  seq: number;
 }
 
 const decoder = new TextDecoder();
@@ -101,6 +120,7 @@ function encodeInto(packet: Packet, out: ByteWriter): void {
  *   into `out` (one copy less for a message that goes to one node).
  * @param plain For the receiver's non-shared subscriptions.
  * @param groups Shared groups picked on the receiver.
+ * @param id The message's id (the same for every destination); none for a retained record.
  * @returns Where the PUBLISH bytes start in `out.buffer` (they end at `out.length`).
  */
 export function writeRecord(
@@ -109,12 +129,14 @@ export function writeRecord(
   encoded: Uint8Array | undefined,
   plain: boolean,
   groups: readonly string[],
+  id?: MessageId,
 ): number {
   out.ensure(18);
-  out.buffer[out.length++] = plain ? 1 : 0;
+  out.buffer[out.length++] = (plain ? 1 : 0) | (id ? 4 : 0);
   out.buffer[out.length++] = groups.length;
   for (let i = 0; i < groups.length; i++) out.utf8(groups[i]);
   writeFloats(out, packet.created ?? Date.now(), packet.expiry ?? 0);
+  if (id) writeFloats(out, id.epoch, id.seq);
   out.utf8(packet.origin ?? "");
   out.ensure(4);
   const lengthAt = out.length;
@@ -165,6 +187,13 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     const created = view.getFloat64(at);
     const expiry = view.getFloat64(at + 8);
     at += 16;
+    let epoch = 0;
+    let seq = 0;
+    if ((flags & 4) !== 0) {
+      epoch = view.getFloat64(at);
+      seq = view.getFloat64(at + 8);
+      at += 16;
+    }
     const originLength = view.getUint16(at);
     const origin = recentText(bytes, at, originLength);
     at += 2 + originLength;
@@ -173,7 +202,7 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     if (at + length > end) throw new RangeError("Bad forwarded message (truncated)");
     const packet = decodeMessage(bytes, at, at + length, created, expiry, origin);
     at += length;
-    messages.push({ packet, plain, groups });
+    messages.push({ packet, plain, groups, epoch, seq });
   }
   return messages;
 }

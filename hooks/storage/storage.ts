@@ -30,7 +30,11 @@ import {
 import { type Info, SYS_PREFIX } from "../../src/system.ts";
 import { logger } from "../../src/logger.ts";
 
-/** One write. `deleteClient` removes a client record and every record of that client. */
+/**
+ * One write. `deleteClient` removes a client record and every record of that client. A `note` is data
+ * for a backend that knows it, committed with the batch's writes (a cluster node's inbox entries whose
+ * messages the batch stores); other backends ignore it.
+ */
 export type WriteOp =
   | { op: "putClient"; record: ClientRecord }
   | { op: "deleteClient"; clientId: string }
@@ -40,7 +44,8 @@ export type WriteOp =
   | { op: "deleteInflight"; clientId: string; direction: "out" | "in"; id: number }
   | { op: "putRetained"; message: StoredMessage }
   | { op: "deleteRetained"; topic: string }
-  | { op: "putSysInfo"; info: Record<string, string | number> };
+  | { op: "putSysInfo"; info: Record<string, string | number> }
+  | { op: "note"; note: unknown };
 
 /**
  * What a backend implements. `commit` applies a batch atomically where the store allows (in
@@ -216,6 +221,25 @@ export class StorageHook implements Hook {
   /** Removes an expired session and everything that belongs to it. */
   onClientExpired(client: Client): void {
     this.#deleteClient(client.id);
+  }
+
+  /**
+   * Queues the client's record as it is now (e.g. its will dropped); {@linkcode StorageHook.sync} tells
+   * when it is stored.
+   *
+   * @param client The client.
+   */
+  protected saveClient(client: Client): void {
+    this.#putClient(client);
+  }
+
+  /**
+   * Queues a note for the backend, committed with the writes queued so far (see {@linkcode WriteOp}).
+   *
+   * @param note The note.
+   */
+  protected queueNote(note: unknown): void {
+    this.#write({ op: "note", note });
   }
 
   #putClient(client: Client): void {

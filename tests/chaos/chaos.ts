@@ -83,6 +83,24 @@ async function endClient(client: mqtt.MqttClient, options?: mqtt.IDisconnectPack
   clearTimeout(timer);
   if (!client.disconnected) client.end(true);
 }
+/**
+ * Sends a DISCONNECT (reason 0) without half-closing the socket, and waits for the broker to close it: a
+ * clean end is confirmed only by the broker's close (in a cluster it closes once the clean end is stored).
+ *
+ * @returns When the socket closed (ms since epoch), or undefined when it did not within 3 s (then forced).
+ */
+async function disconnectCleanly(client: mqtt.MqttClient): Promise<number | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const closedAt = await new Promise<number | undefined>((resolve) => {
+    if (client.disconnected || !client.connected) return resolve(undefined);
+    client.once("close", () => resolve(Date.now()));
+    timer = setTimeout(() => resolve(undefined), 3000);
+    client.stream.write(new Uint8Array([0xe0, 0x00]));
+  });
+  clearTimeout(timer);
+  if (!client.disconnected) client.end(true);
+  return closedAt;
+}
 const LEASE_MS = 2500;
 
 interface NodeSlot {
@@ -103,8 +121,12 @@ interface Sent {
 
 interface Incarnation {
   node: string;
+  /** When its CONNACK arrived. */
+  connectedAt: number;
   /** Set when the client sent DISCONNECT itself. */
   cleanAt?: number;
+  /** When the broker closed the socket after that DISCONNECT (undefined: it did not within 3 s). */
+  closedAt?: number;
   /** Closed by the connection dropping. */
   lost?: boolean;
 }
@@ -146,13 +168,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const connect = async (
       clientId: string,
       version: 4 | 5,
-      extra: mqtt.IClientOptions,
+      options: mqtt.IClientOptions | (() => mqtt.IClientOptions),
       avoid?: string,
       onMessage?: mqtt.OnMessageCallback,
-    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot } | undefined> => {
+    ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot; extra: mqtt.IClientOptions } | undefined> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const candidates = up().filter((slot) => slot.id !== avoid);
         const slot = candidates.length ? pick(candidates) : pick(slots);
+        // Options made per attempt: a will topic of its own (an attempt that fails after its CONNACK
+        // ends a connection the broker accepted, whose will is then due).
+        const extra = typeof options === "function" ? options() : options;
         try {
           const client = mqtt.connect(slot.node.url, {
             clientId,
@@ -176,7 +201,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           client.on("error", () => {});
           clients.add(client);
           client.once("close", () => clients.delete(client));
-          return { client, slot };
+          return { client, slot, extra };
         } catch {
           await delay(200 + rand() * 300);
         }
@@ -232,6 +257,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             onMessage,
           );
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client, slot } = connected;
           current = client;
           const events = history.get(id) ?? [];
@@ -283,33 +312,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const willClient = (id: string, version: 4 | 5) => {
       let stopped = false;
       let generation = 0;
-      let current: mqtt.MqttClient | undefined;
+      let current: { client: mqtt.MqttClient; incarnation: Incarnation } | undefined;
       const loop = async () => {
         let avoid: string | undefined;
         while (!stopped) {
-          const topic = `chaos/will/${id}/${++generation}`;
-          const delaySeconds = version === 5 && rand() < 0.3 ? 1 : 0;
-          const connected = await connect(id, version, {
-            clean: true,
-            will: {
-              topic,
-              payload: topic,
-              qos: 2,
-              retain: false,
-              ...(version === 5 ? { properties: { willDelayInterval: delaySeconds } } : {}),
-            },
+          const connected = await connect(id, version, () => {
+            const topic = `chaos/will/${id}/${++generation}`;
+            const delaySeconds = version === 5 && rand() < 0.3 ? 1 : 0;
+            return {
+              clean: true,
+              will: {
+                topic,
+                payload: topic,
+                qos: 2,
+                retain: false,
+                ...(version === 5 ? { properties: { willDelayInterval: delaySeconds } } : {}),
+              },
+            };
           }, avoid);
           if (!connected) continue;
+          const topic = connected.extra.will!.topic;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client, slot } = connected;
-          current = client;
-          const incarnation: Incarnation = { node: slot.id };
+          const incarnation: Incarnation = { node: slot.id, connectedAt: Date.now() };
+          current = { client, incarnation };
           incarnations.set(topic, incarnation);
           const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
           const move = delay(6000 + rand() * 14000).then(() => "move" as const);
           const result = await Promise.race([closed.then(() => "closed" as const), move]);
           if (result === "move" && !stopped) {
             incarnation.cleanAt = Date.now();
-            await endClient(client);
+            incarnation.closedAt = await disconnectCleanly(client);
             avoid = slot.id;
           } else {
             if (!stopped) incarnation.lost = true;
@@ -321,12 +357,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const looping = loop();
       willStops.push(async () => {
         stopped = true;
-        const client = current;
-        if (client?.connected) {
-          for (const incarnation of incarnations.values()) {
-            if (incarnation.cleanAt === undefined && !incarnation.lost) incarnation.cleanAt = Date.now();
-          }
-          await endClient(client);
+        if (current?.client.connected) {
+          current.incarnation.cleanAt = Date.now();
+          current.incarnation.closedAt = await disconnectCleanly(current.client);
         }
         await looping;
       });
@@ -346,6 +379,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         while (!stopped) {
           const connected = await connect(id, version, { clean: true });
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           const { client } = connected;
           current = client;
           const byPacketId = new Map<number, string>();
@@ -439,6 +476,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             (topic) => willsReceived.set(topic, (willsReceived.get(topic) ?? 0) + 1),
           );
           if (!connected) continue;
+          if (stopped) { // stopped while connecting: nobody else ends this one
+            connected.client.end(true);
+            break;
+          }
           current = connected.client;
           if (first) {
             await current.subscribeAsync("chaos/will/#", { qos: 2 });
@@ -595,13 +636,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (times !== 1) {
           violations.push(`Will ${topic} (connection on ${incarnation.node} lost) delivered ${times} times`);
         }
-      } else if (incarnation.cleanAt !== undefined && times > 0) {
-        // A clean DISCONNECT sent while that node was down or stopped (or racing its fault) never reached
-        // it: the client gave up and closed the socket, so the will is due. Not counted.
-        const cleanAt = incarnation.cleanAt;
-        if (!faulted.faulted.some(([from, to]) => cleanAt > from - 3000 && cleanAt < to + 3000)) {
+      } else if (incarnation.cleanAt !== undefined) {
+        // A clean end is confirmed when the broker closed the socket after the DISCONNECT (it does so once
+        // the clean end is stored) and its node had no fault from the connection to that close: a killed
+        // node's sockets close too, and a node stopped past its lease was claimed (its wills sent) before
+        // it read the DISCONNECT. Otherwise the will may have been due: at most once.
+        const { connectedAt, closedAt } = incarnation;
+        const confirmed = closedAt !== undefined &&
+          !faulted.faulted.some(([from, to]) => from <= closedAt && to >= connectedAt);
+        if (confirmed) count("cleanEndsConfirmed");
+        if (confirmed ? times > 0 : times > 1) {
           violations.push(
-            `Will ${topic} delivered ${times} times after a clean disconnect from ${incarnation.node}`,
+            `Will ${topic} delivered ${times} times after a clean disconnect from ${incarnation.node} (${
+              confirmed ? `confirmed by its close at ${rel(closedAt!)}` : "not confirmed"
+            })`,
           );
         }
       }

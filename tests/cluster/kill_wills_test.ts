@@ -167,3 +167,63 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a clean DISCONNECT is stored before its socket closes: a SIGKILL right after sends no will",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    let nodes: Node[] = [];
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      nodes = await startNodes(redis.address, ["a", "b"]);
+      const [a, b] = nodes;
+      const watcher = await connect(a, "watcher", 5, { clean: true, keepalive: 3 });
+      clients.push(watcher);
+      const wills: string[] = [];
+      watcher.on("message", (topic) => wills.push(topic));
+      await watcher.subscribeAsync("w/will/#", { qos: 2 });
+      const ids = ["d5", "d4", "d5s", "kept"];
+      const carriers: mqtt.MqttClient[] = [];
+      for (const id of ids) {
+        const version = id === "d4" ? 4 : 5;
+        carriers.push(
+          await connect(b, id, version, {
+            clean: true,
+            keepalive: 3,
+            will: { topic: `w/will/${id}`, payload: id, qos: 2, retain: false },
+            ...(id === "d5s" ? { properties: { sessionExpiryInterval: 600 } } : {}),
+          }),
+        );
+      }
+      clients.push(...carriers);
+      // A DISCONNECT without half-closing: the broker's close says the clean end is stored. With Redis
+      // stalled, the close waits for it.
+      redis.signal("SIGSTOP");
+      let closed = 0;
+      const closes = Promise.all(
+        carriers.slice(0, 3).map((client) =>
+          new Promise<void>((resolve) => {
+            client.once("close", () => resolve(void closed++));
+            client.stream.write(new Uint8Array([0xe0, 0x00]));
+          })
+        ),
+      );
+      await delay(400);
+      redis.signal("SIGCONT");
+      assert.equal(closed, 0, "no socket closed before its clean end was stored");
+      await closes;
+      await b.stop("SIGKILL");
+      await waitFor(() => wills.length > 0, 10_000, "the will of the client still connected");
+      await delay(1500);
+      assert.deepEqual(wills, ["w/will/kept"], "no will of a clean disconnect");
+    } finally {
+      for (const client of clients) client.end(true);
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
