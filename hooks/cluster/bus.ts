@@ -172,11 +172,22 @@ export interface ClusterBus {
    */
   renew(node: string, value: string, ttlMs: number): Promise<Renewal>;
   /**
-   * Leaves: lease, registration, routes and inbox removed, `routesDropped` announced. With
-   * `keepInbox` (a dead node's claimer), the inbox is kept for {@linkcode ClusterBus.orphans} and the
-   * claim stays until {@linkcode ClusterBus.claimDone}.
+   * A claimed dead node leaves (its claimer calls this once it adopted its sessions): lease, registration
+   * and routes removed, `routesDropped` announced. The inbox is kept for {@linkcode ClusterBus.orphans},
+   * and the claim stays until {@linkcode ClusterBus.claimDone}.
    */
-  leave(node: string, keepInbox?: boolean): Promise<void>;
+  leave(node: string): Promise<void>;
+  /**
+   * A graceful stop. While another node is alive, only the node's lease goes: it counts as dead at once,
+   * and a survivor claims it as it would a dead node, adopting its sessions (which keep collecting their
+   * messages) and delivering what is left in its inbox. The last live node leaves instead (its lease,
+   * registration, routes, inbox and claim removed, `routesDropped` announced), and so do the nodes that
+   * retired before it with nobody left to claim them; their sessions stay in the engine for their
+   * clients to resume. Atomic: of nodes stopping together, exactly one is the last.
+   *
+   * @returns True when a survivor adopts the node's sessions.
+   */
+  retire(node: string): Promise<boolean>;
   /** Releases the claim of a dead node once its claimer is done with it: the node id may join again. */
   claimDone(dead: string): Promise<void>;
   /** Every registered node, with its lease value if alive. */

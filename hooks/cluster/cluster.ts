@@ -9,6 +9,8 @@
  *   routes and inbox. Acks wait until this node's lease is known current ({@linkcode LeaseGate}); a
  *   node that learns on renewal that it was claimed while it stalled drops every client (0x8B) and
  *   session without a write, and joins again as a new incarnation (the old one is fenced in the engine).
+ *   A node that stops gracefully gives up its lease once what it holds is stored, so that a survivor claims
+ *   it at once and adopts its sessions; the last live node leaves instead ({@linkcode ClusterBus.retire}).
  * - **Routes.** Each node counts its local subscriptions per filter (told by the topic index) and
  *   stores a change when a filter appears or goes (for shared filters, every change of the count,
  *   which weighs the node in the group) together with its announcement and a sequence number, before
@@ -309,14 +311,18 @@ export class BusCluster implements Cluster {
       log.warn("The inbox reader did not finish within {ms} ms of the stop", { ms: this.#leaseMs });
     }
     await settlesWithin(this.#commits.tail, 2000);
+    let adopted = false;
     try {
-      await this.#bus.leave(this.nodeId);
+      adopted = await this.#bus.retire(this.nodeId); // another node adopts its sessions, or it was the last
     } catch (error) {
       log.warn("Could not leave the cluster cleanly: {error}", { error: String(error) });
     }
     await this.#bus.close();
     this.#retained.close();
-    log.info("Node {node} left the cluster", { node: this.nodeId });
+    log.info("Node {node} left the cluster{adopted}", {
+      node: this.nodeId,
+      adopted: adopted ? ": another node adopts its sessions" : "",
+    });
   }
 
   // -------------------------------------------------------------------------------------------

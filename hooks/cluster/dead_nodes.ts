@@ -117,7 +117,7 @@ export class Reaper {
       node.dropRoutes(dead);
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
     }
-    await this.#bus.leave(dead, true);
+    await this.#bus.leave(dead);
     const messages = await this.#deliverOrphans(dead, reaping);
     log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {
       sessions: adopted.size,

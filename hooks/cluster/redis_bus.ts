@@ -116,6 +116,25 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', 60000)
 return 1`;
 
+// KEYS: nodes hash. ARGV: node, lease prefix, routes prefix, inbox prefix, claim prefix, channel.
+// Another live node: only the lease goes (it claims this one). The last: it leaves, with the members that
+// retired before it (no lease, no claim in progress).
+const RETIRE = `
+for _, m in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if m ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. m) == 1 then
+    redis.call('DEL', ARGV[2] .. ARGV[1])
+    return 1
+  end
+end
+for _, m in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if m == ARGV[1] or redis.call('EXISTS', ARGV[5] .. m) == 0 then
+    redis.call('HDEL', KEYS[1], m)
+    redis.call('DEL', ARGV[2] .. m, ARGV[3] .. m, ARGV[4] .. m, ARGV[5] .. m)
+    redis.call('PUBLISH', ARGV[6], 'D' .. m)
+  end
+end
+return 0`;
+
 // KEYS: retained, version, expiry (sorted set: topic by expiry). ARGV: topic, record, channel, expiry.
 const RETAIN = `
 local v = redis.call('INCR', KEYS[2])
@@ -241,6 +260,7 @@ type ScriptedRedis = Redis & {
   clusterJoin(...args: (string | number)[]): Promise<number | string>;
   clusterRenew(...args: (string | number)[]): Promise<number>;
   clusterClaim(...args: (string | number)[]): Promise<number>;
+  clusterRetire(...args: (string | number)[]): Promise<number>;
   clusterRoute(...args: (string | number)[]): Promise<number>;
   clusterDelivered(...args: (string | number)[]): Promise<number>;
   clusterExpireRetained(...args: (string | number)[]): Promise<number>;
@@ -336,6 +356,7 @@ export class RedisBus implements ClusterBus {
       redis.defineCommand("clusterJoin", { numberOfKeys: 4, lua: JOIN });
       redis.defineCommand("clusterRenew", { numberOfKeys: 3, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
+      redis.defineCommand("clusterRetire", { numberOfKeys: 1, lua: RETIRE });
       redis.defineCommand("clusterRetain", { numberOfKeys: 3, lua: RETAIN });
       redis.defineCommand("clusterExpireRetained", { numberOfKeys: 3, lua: EXPIRE_RETAINED });
       redis.defineCommand("clusterClaimSession", { numberOfKeys: 3, lua: CLAIM_SESSION });
@@ -463,9 +484,8 @@ export class RedisBus implements ClusterBus {
     return result === 1 ? "renewed" : result === 0 ? "lapsed" : result === -1 ? "claimed" : "lost";
   }
 
-  async leave(node: string, keepInbox = false): Promise<void> {
+  async leave(node: string): Promise<void> {
     const keys = [this.#key("routes", node), this.#key("lease", node)];
-    if (!keepInbox) keys.push(this.#key("inbox", node), this.#key("claim", node));
     await this.#run(
       this.#r.multi()
         .hdel(`${this.#prefix}nodes`, node)
@@ -473,6 +493,22 @@ export class RedisBus implements ClusterBus {
         .publish(this.#channel, `D${node}`)
         .exec(),
     );
+  }
+
+  async retire(node: string): Promise<boolean> {
+    const key = (kind: string) => this.#key(kind, "");
+    const result = await this.#run(
+      this.#r.clusterRetire(
+        `${this.#prefix}nodes`,
+        node,
+        key("lease"),
+        key("routes"),
+        key("inbox"),
+        key("claim"),
+        this.#channel,
+      ),
+    );
+    return result === 1;
   }
 
   async claimDone(dead: string): Promise<void> {

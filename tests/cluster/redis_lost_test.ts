@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import type mqtt from "../mqtt.ts";
-import { waitFor } from "../helpers.ts";
+import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
 import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
 
@@ -64,6 +64,7 @@ Deno.test({
       const got: string[] = [];
       sub.on("message", (topic) => got.push(topic));
       await sub.subscribeAsync("t/#", { qos: 1 });
+      await delay(1000); // a route is in effect on every node within 1 s of its SUBACK
       await pub.publishAsync("t/1", "x", { qos: 1 });
       await waitFor(() => got.includes("t/1"), 3000, "a message across nodes after the reset");
       await pub.publishAsync("r/new", "new", { qos: 1, retain: true });

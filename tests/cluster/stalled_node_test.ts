@@ -145,6 +145,7 @@ Deno.test({
       const freshGot: string[] = [];
       fresh.on("message", (topic) => freshGot.push(topic));
       await fresh.subscribeAsync("fresh/#", { qos: 1 });
+      await delay(1000); // a route is in effect on every node within 1 s of its SUBACK
       await pub.publishAsync("fresh/1", "x", { qos: 1 });
       await waitFor(() => freshGot.includes("fresh/1"), 3000, "a message from a to b's new client");
       await fresh.publishAsync("data/from-fresh", "x", { qos: 1 });
