@@ -7,6 +7,7 @@
 
 import mqtt from "../mqtt.ts";
 import { waitFor } from "../helpers.ts";
+import { type RedisServer, startRedis } from "../storage/redis_server.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -176,4 +177,92 @@ export function connect(
   options: mqtt.IClientOptions = {},
 ): Promise<mqtt.MqttClient> {
   return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
+}
+
+/** What {@linkcode withCluster} hands its body. */
+export interface Cluster {
+  /** The redis-server. */
+  readonly redis: RedisServer;
+  /** The nodes started, in the order of their ids; push a node started later and it is stopped too. */
+  readonly nodes: Node[];
+  /** Push every MQTT.js client here: each is ended (forcibly) before the nodes stop. */
+  readonly clients: mqtt.MqttClient[];
+}
+
+/** Options of {@linkcode withCluster}: those of each node, and more. */
+export interface ClusterOptions extends NodeOptions {
+  /** Options of the redis-server (`startRedis`). */
+  redis?: Parameters<typeof startRedis>[0];
+  /** When the body fails, print each node's log lines that match this before the tear-down. */
+  logOnFailure?: RegExp;
+}
+
+/**
+ * Runs a test body on a cluster: starts a redis-server and the nodes `ids`, then tears everything down
+ * whatever happens: resumes any process stopped with SIGSTOP, ends the clients in `clients`, stops every
+ * node in `nodes` (SIGTERM) and the redis-server. A failure of the body is the one reported; a failing
+ * tear-down is then only logged (and is thrown when the body passed).
+ *
+ * @param ids The ids of the nodes to start, at the same moment (none is fine).
+ * @param options Options of each node, of the redis-server, and what to log on failure.
+ * @param body The test, given the redis-server, the nodes and the list of clients to end.
+ * @returns When the body and the tear-down are done.
+ */
+export async function withCluster(
+  ids: string[],
+  options: ClusterOptions,
+  body: (cluster: Cluster) => Promise<void>,
+): Promise<void>;
+/**
+ * Runs a test body on a cluster with default options (see the other overload).
+ *
+ * @param ids The ids of the nodes to start.
+ * @param body The test.
+ * @returns When the body and the tear-down are done.
+ */
+export async function withCluster(ids: string[], body: (cluster: Cluster) => Promise<void>): Promise<void>;
+export async function withCluster(
+  ids: string[],
+  optionsOrBody: ClusterOptions | ((cluster: Cluster) => Promise<void>),
+  maybeBody?: (cluster: Cluster) => Promise<void>,
+): Promise<void> {
+  const options = typeof optionsOrBody === "function" ? {} : optionsOrBody;
+  const body = typeof optionsOrBody === "function" ? optionsOrBody : maybeBody!;
+  const { redis: redisOptions, logOnFailure, ...nodeOptions } = options;
+  const redis = await startRedis(redisOptions);
+  const cluster: Cluster = { redis, nodes: [], clients: [] };
+  let failure: { error: unknown } | undefined;
+  try {
+    // Each node that started is kept, so that it is stopped even when another fails to start.
+    const started = await Promise.allSettled(ids.map((id) => startNode(redis.address, id, nodeOptions)));
+    for (const result of started) if (result.status === "fulfilled") cluster.nodes.push(result.value);
+    for (const result of started) if (result.status === "rejected") throw result.reason;
+    await body(cluster);
+  } catch (error) {
+    failure = { error };
+    if (logOnFailure) {
+      for (const node of cluster.nodes) {
+        console.log(node.id, node.output().split("\n").filter((line) => logOnFailure.test(line)).join("\n"));
+      }
+    }
+  }
+  const errors: unknown[] = [];
+  const attempt = async (step: () => unknown) => {
+    try {
+      await step();
+    } catch (error) {
+      errors.push(error);
+    }
+  };
+  // A process left stopped (SIGSTOP) would hang its own stop and the others'.
+  for (const child of [redis, ...cluster.nodes]) await attempt(() => child.signal("SIGCONT"));
+  await Promise.all(cluster.clients.map((client) => client.endAsync(true).catch(() => {})));
+  await attempt(() => stopNodes(cluster.nodes));
+  await attempt(() => redis.stop());
+  if (failure) {
+    for (const error of errors) console.error("The tear-down failed too:", error);
+    throw failure.error;
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, "The tear-down failed");
 }
