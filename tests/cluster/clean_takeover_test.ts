@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -20,10 +20,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"]);
+    await withCluster(["a", "b"], async ({ nodes }) => {
       const [a, b] = nodes;
       for (const protocolVersion of [4, 5] as const) {
         const id = `clean-${protocolVersion}`;
@@ -43,9 +40,6 @@ Deno.test({
         assert.deepEqual(got, [], `v${protocolVersion}: the clean session's subscription did not move`);
         await Promise.all([second.endAsync(), pub.endAsync()]);
       }
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

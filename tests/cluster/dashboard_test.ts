@@ -7,8 +7,8 @@
 
 import assert from "node:assert/strict";
 import { delay } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { type Node, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -29,10 +29,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"], { info: true });
+    await withCluster(["a", "b"], { info: true }, async ({ nodes }) => {
       const [a, b] = nodes;
       let seenByA = await liveCluster(a);
       for (let tries = 0; (seenByA?.nodes.length ?? 0) < 2 && tries < 50; tries++) {
@@ -45,9 +42,6 @@ Deno.test({
       assert.equal((await liveCluster(b))!.nodeId, "b");
       const page = await (await fetch(`${a.info}/index.html`)).text();
       assert.match(page, /id="nodes-section"/, "the dashboard has the cluster table");
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -31,11 +31,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], { logOnFailure: /WRN|ERR/ }, async ({ nodes, clients }) => {
       const [a, b, c] = nodes;
       const watcher = await connect(a, "watcher", 5);
       clients.push(watcher);
@@ -118,19 +114,7 @@ Deno.test({
       assert.deepEqual(duplicates, [], "no message twice");
       const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of b/g) ?? [];
       assert.equal(claims.length, 1, "b claimed once");
-    } catch (error) {
-      for (const node of nodes) {
-        console.log(
-          node.id,
-          node.output().split("\n").filter((l) => /WRN|ERR/.test(l)).join("\n"),
-        );
-      }
-      throw error;
-    } finally {
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -141,11 +125,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], { logOnFailure: /WRN|ERR/ }, async ({ nodes, clients }) => {
       const [a, b, c] = nodes;
       const quiet = { sessionExpiryInterval: 300 };
       const sub = await connect(b, "early", 5, { clean: false, properties: quiet });
@@ -194,15 +174,6 @@ Deno.test({
       const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of "?b"?/g) ?? [];
       assert.equal(claims.length, 1, "b claimed once");
       console.log(`CONNACK ${connackAfter} ms after the death`);
-    } catch (error) {
-      for (const node of nodes) {
-        console.log(node.id, node.output().split("\n").filter((l) => /WRN|ERR/.test(l)).join("\n"));
-      }
-      throw error;
-    } finally {
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -21,11 +21,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"]);
+    await withCluster(["a", "b"], async ({ nodes, clients }) => {
       const [a, b] = nodes;
       const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
       const subscriber = await connect(a, "keeper", 5, persistent);
@@ -76,10 +72,6 @@ Deno.test({
       assert.deepEqual(got, ["0", "1", "2", "3", "4"]);
       await delay(1500);
       assert.deepEqual([...wills].sort(), [["will/w0", 1], ["will/w1", 1]], "each will once");
-    } finally {
-      for (const client of clients) client.end(true);
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, startNode, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -36,11 +36,7 @@ for (const watcherOnKilled of [false, true]) {
 
 async function killedWills(watcherOnKilled: boolean): Promise<void> {
   {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ redis, nodes, clients }) => {
       const [a, b, c] = nodes;
       const incomingStore = new KeptStore();
       const watcherOptions = { keepalive: 3, incomingStore, properties: { sessionExpiryInterval: 600 } };
@@ -111,11 +107,7 @@ async function killedWills(watcherOnKilled: boolean): Promise<void> {
         expected.sort().map((topic) => [topic, 1]),
         "each will of c once, none of b",
       );
-    } finally {
-      for (const client of clients) client.end(true);
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   }
 }
 
@@ -126,11 +118,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes, clients }) => {
       const [a, , c] = nodes;
       const watcherOptions = { keepalive: 3, properties: { sessionExpiryInterval: 600 } };
       const watcher = await connect(a, "watcher", 5, { clean: true, ...watcherOptions });
@@ -160,11 +148,7 @@ Deno.test({
       );
       await delay(2000);
       assert.deepEqual([...wills].sort(), expected.sort().map((topic) => [topic, 1]), "each will of c once");
-    } finally {
-      for (const client of clients) client.end(true);
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -175,11 +159,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"]);
+    await withCluster(["a", "b"], async ({ redis, nodes, clients }) => {
       const [a, b] = nodes;
       const watcher = await connect(a, "watcher", 5, { clean: true, keepalive: 3 });
       clients.push(watcher);
@@ -220,10 +200,6 @@ Deno.test({
       await waitFor(() => wills.length > 0, 10_000, "the will of the client still connected");
       await delay(1500);
       assert.deepEqual(wills, ["w/will/kept"], "no will of a clean disconnect");
-    } finally {
-      for (const client of clients) client.end(true);
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

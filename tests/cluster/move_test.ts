@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 /** A message store that outlives its client (MQTT.js closes the stores in `end`). */
@@ -39,10 +39,7 @@ async function moveBetweenLiveNodes(version: 4 | 5): Promise<void> {
     ? { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 300 } }
     : { protocolVersion: 4 as const, clean: false };
   {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
       const publishers = await Promise.all([a, b, c].map((n) => connect(n, `pub-${n.id}`)));
       let sub = await connect(a, "mover", 5, persistent);
@@ -78,10 +75,7 @@ async function moveBetweenLiveNodes(version: 4 | 5): Promise<void> {
         assert.deepEqual([...got].sort(), [...expected].sort(), `every message after the move to ${next.id}`);
       }
       await Promise.all([...publishers.map((p) => p.endAsync()), sub.endAsync()]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   }
 }
 
@@ -92,10 +86,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
       const publishers = await Promise.all([a, b, c].map((n) => connect(n, `pub-${n.id}`)));
       // One store across connections, as a client keeps its session state (QoS 2 exactly once).
@@ -140,9 +131,6 @@ Deno.test({
       assert.deepEqual(twice, [], "no QoS 2 message twice");
       assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged messages missing`);
       await Promise.all([...publishers.map((p) => p.endAsync()), sub.endAsync()]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

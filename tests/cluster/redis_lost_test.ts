@@ -7,10 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import type mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -21,11 +20,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis(); // no persistence: a restart comes back empty
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"]);
+    await withCluster(["a", "b"], { logOnFailure: /WRN|ERR|cluster/ }, async ({ redis, nodes, clients }) => { // no persistence: a restart comes back empty
       const [a, b] = nodes;
       const oldPub = await connect(a, "old-pub");
       const oldSub = await connect(b, "old-sub", 5, {
@@ -80,15 +75,6 @@ Deno.test({
         assert.equal(lines.length, 1, `${node.id}: said once`);
         assert.doesNotMatch(node.output().slice(marks[i]), /was declared dead|stopped renewing/);
       }
-    } catch (error) {
-      for (const node of nodes) {
-        console.log(node.id, node.output().split("\n").filter((l) => /WRN|ERR|cluster/.test(l)).join("\n"));
-      }
-      throw error;
-    } finally {
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

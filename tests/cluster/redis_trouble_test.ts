@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNode, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, type Node, startNode, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -27,11 +27,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis({ appendonly: true });
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b"]);
+    await withCluster(["a", "b"], { redis: { appendonly: true } }, async ({ redis, nodes, clients }) => {
       const [a, b] = nodes;
       const remote = await connect(b, "remote-sub");
       const local = await connect(a, "local-sub");
@@ -103,11 +99,7 @@ Deno.test({
         assert.match(lines[0], new RegExp(`Redis at "?${redis.address}"? is unreachable`));
         assert.equal(after.match(/is back/g)?.length, 1, `${node.id}: one line when it is back`);
       }
-    } finally {
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -117,11 +109,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ redis, nodes, clients }) => {
       const [a, b, c] = nodes;
       const received: Record<string, string[]> = { b: [], c: [] };
       for (const [name, node] of [["b", b], ["c", c]] as const) {
@@ -169,12 +157,7 @@ Deno.test({
         assert.deepEqual(troubles(node, marks[i]), [], `${node.id}: nothing to report`);
       }
       assert.ok(acked.length > 50, `${acked.length} messages published`);
-    } finally {
-      redis.signal("SIGCONT");
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -184,9 +167,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis({ args: ["--requirepass", "s3cret"] });
-    let good: Node | undefined;
-    try {
+    await withCluster([], { redis: { args: ["--requirepass", "s3cret"] } }, async ({ redis, nodes }) => {
       for (const credentials of ["", ":hunter2x@"]) {
         const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
           args: [
@@ -212,10 +193,7 @@ Deno.test({
         assert.match(output, new RegExp(`Redis at ${redis.address} refused the credentials`));
         assert.doesNotMatch(output, /hunter2x/, "the password is not logged");
       }
-      good = await startNode(`:s3cret@${redis.address}`, "good");
-    } finally {
-      await good?.stop();
-      await redis.stop();
-    }
+      nodes.push(await startNode(`:s3cret@${redis.address}`, "good"));
+    });
   },
 });

@@ -7,8 +7,8 @@
 
 import assert from "node:assert/strict";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -18,10 +18,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"], { info: true });
+    await withCluster(["a", "b", "c"], { info: true }, async ({ nodes }) => {
       const [a, b, c] = nodes;
       const subB = await connect(b, "sub-b");
       const subC = await connect(c, "sub-c", 4);
@@ -70,10 +67,7 @@ Deno.test({
       await subA.subscribeAsync("$SYS/broker/cluster/node_id");
       await waitFor(() => sys.includes("$SYS/broker/cluster/node_id=a"), 3000, "$SYS node id");
       await Promise.all([pub.endAsync(), subA.endAsync(), subB.endAsync(), subC.endAsync()]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -83,10 +77,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
       const lanes = 10;
       const trials = 1000;
@@ -132,10 +123,7 @@ Deno.test({
       await delay(300);
       assert.deepEqual(got, ["ret/8=new"]);
       await Promise.all([clearer.endAsync(), viewer.endAsync()]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -145,10 +133,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
       const members = [await connect(b, "m1"), await connect(b, "m2", 4), await connect(c, "m3")];
       const counts = [0, 0, 0];
@@ -170,10 +155,7 @@ Deno.test({
         assert.ok(Math.abs(count - total / 3) <= total / 30, `spread within 10%: ${counts.join(", ")}`);
       }
       await Promise.all([pub.endAsync(), ...members.map((m) => m.endAsync())]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -19,10 +19,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
 
       // Takeover: the same id on b while connected on a.
@@ -78,10 +75,7 @@ Deno.test({
       await old3Closed;
       assert.equal(new3.connected, true);
       await Promise.all([third.endAsync(), pub.endAsync(), new3.endAsync()]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
 
@@ -92,10 +86,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"]);
+    await withCluster(["a", "b", "c"], async ({ nodes }) => {
       const [a, b, c] = nodes;
       const victim = await connect(b, "on-b", 5, {
         clean: false,
@@ -126,9 +117,6 @@ Deno.test({
       await pub.publishAsync("k/1", "x", { qos: 1 });
       await waitFor(() => got.length === 1, 3000, "delivery after the death");
       await Promise.all([pub.endAsync(), again.endAsync(), victim.endAsync(true)]);
-    } finally {
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });

@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
-import { redisAvailable, redisRequired, startRedis } from "../storage/redis_server.ts";
-import { connect, type Node, startNodes, stopNodes } from "./nodes.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, type Node, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -30,14 +30,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const redis = await startRedis();
-    let nodes: Node[] = [];
-    const clients: mqtt.MqttClient[] = [];
-    let b: Node | undefined;
-    try {
-      nodes = await startNodes(redis.address, ["a", "b", "c"], { info: true });
-      const [a, , c] = nodes;
-      b = nodes[1];
+    const options = { info: true, logOnFailure: /WRN|ERR|INF.*cluster/ };
+    await withCluster(["a", "b", "c"], options, async ({ nodes, clients }) => {
+      const [a, b, c] = nodes;
       const watcher = await connect(a, "watcher", 5);
       clients.push(watcher);
       const wills: string[] = [];
@@ -124,7 +119,7 @@ Deno.test({
       for (const name of ["persistent", "clean", "sub", "pub"]) {
         assert.equal(disconnects.get(name), 0x8b, `${name}: DISCONNECT 0x8B`);
       }
-      await waitFor(() => /joined the cluster again/.test(b!.output().slice(mark)), 8000, "b joining again");
+      await waitFor(() => /joined the cluster again/.test(b.output().slice(mark)), 8000, "b joining again");
 
       // No client id is connected on two nodes.
       const connected = await Promise.all(nodes.map(connectedOn));
@@ -171,19 +166,6 @@ Deno.test({
       const claims = (a.output() + c.output()).match(/Adopted \d+ sessions of b/g) ?? [];
       assert.equal(claims.length, 1, "b claimed once");
       assert.match(b.output().slice(mark), /was declared dead and claimed/);
-    } catch (error) {
-      for (const node of nodes) {
-        console.log(
-          node.id,
-          node.output().split("\n").filter((l) => /WRN|ERR|INF.*cluster/.test(l)).join("\n"),
-        );
-      }
-      throw error;
-    } finally {
-      b?.signal("SIGCONT");
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => {})));
-      await stopNodes(nodes);
-      await redis.stop();
-    }
+    });
   },
 });
