@@ -255,7 +255,13 @@ export async function withCluster(
     }
   };
   // A process left stopped (SIGSTOP) would hang its own stop and the others'.
-  for (const child of [redis, ...cluster.nodes]) await attempt(() => child.signal("SIGCONT"));
+  for (const child of [redis, ...cluster.nodes]) {
+    try {
+      child.signal("SIGCONT");
+    } catch {
+      // exited meanwhile
+    }
+  }
   await Promise.all(cluster.clients.map((client) => client.endAsync(true).catch(() => {})));
   await attempt(() => stopNodes(cluster.nodes));
   await attempt(() => redis.stop());
