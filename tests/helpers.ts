@@ -135,6 +135,23 @@ export async function startExample(script: string, ...args: string[]): Promise<E
   };
 }
 
+/**
+ * A small seeded pseudo-random generator (mulberry32), for runs that a seed reproduces.
+ *
+ * @param seed The seed.
+ * @returns A function giving numbers in [0, 1).
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Resolves after `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

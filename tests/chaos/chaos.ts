@@ -23,6 +23,7 @@
 import mqtt from "../mqtt.ts";
 import { startRedis } from "../storage/redis_server.ts";
 import { type Node, startNode } from "../cluster/nodes.ts";
+import { seededRandom } from "../helpers.ts";
 
 /** Options of {@linkcode runChaos}. */
 export interface ChaosOptions {
@@ -50,18 +51,6 @@ export interface ChaosReport {
   violations: string[];
   /** A printable summary. */
   text: string;
-}
-
-/** A small seeded generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A message store that outlives its client (MQTT.js closes the stores in `end`). */
@@ -138,7 +127,7 @@ interface Incarnation {
  * @returns The report (its `violations` empty when every invariant held).
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const rand = random(options.seed);
+  const rand = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
   const log = options.log ?? (() => {});
   const start = Date.now();

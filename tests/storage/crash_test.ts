@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { redisAvailable, redisRequired, startRedis } from "./redis_server.ts";
-import { waitFor } from "../helpers.ts";
+import { seededRandom, waitFor } from "../helpers.ts";
 
 const QOS1 = 5000;
 const QOS2 = 1000;
@@ -26,18 +26,6 @@ const SEED = Number(Deno.env.get("CRASH_SEED") ?? Math.floor(Math.random() * 2 *
 const DURABILITY = Deno.env.get("CRASH_DURABILITY") ?? "sync";
 const config = new URL("../../deno.json", import.meta.url).pathname;
 const entry = new URL("./crash_broker.ts", import.meta.url).pathname;
-
-/** mulberry32: a small seeded PRNG. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A broker child process. */
 class BrokerProcess {
@@ -95,7 +83,7 @@ function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttCl
 }
 
 async function crashRun(brokerArgs: string[]): Promise<void> {
-  const rand = random(SEED);
+  const rand = seededRandom(SEED);
   const total = QOS1 + QOS2 + RETAINED;
   const killAt = Math.floor(total * (0.1 + 0.8 * rand()));
   console.log(`crash seed ${SEED}: SIGKILL after ${killAt} of ${total} acknowledgements`);

@@ -20,6 +20,7 @@ import {
 } from "../../hooks/storage/outbound_log.ts";
 import type { InflightRecord, StoredMessage } from "../../src/storage.ts";
 import type { QoS } from "../../src/packets/types.ts";
+import { seededRandom } from "../helpers.ts";
 
 type Store = Map<string, { key: Deno.KvKey; value: unknown }>;
 /** What restores: per session, per sequence, a comparable description. */
@@ -82,22 +83,10 @@ function clone(state: State): State {
   return new Map([...state].map(([part, records]) => [part, new Map(records)]));
 }
 
-/** mulberry32. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const estimate = (m: StoredMessage) => m.payload.length + 100;
 
 function run(seed: number, commits: number, crashes: boolean): void {
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const pick = <T>(items: T[]): T => items[Math.floor(rand() * items.length)];
   const sessions = Array.from({ length: 6 }, (_, i) => `c${i}`);
   const store: Store = new Map();
