@@ -80,6 +80,7 @@ import {
   writeRecord,
 } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
+import { delay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
 
@@ -97,10 +98,6 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -586,9 +583,7 @@ export class BusCluster implements Cluster {
     // Stored under this node's epoch while its lease is current; a node claimed meanwhile (it stalled)
     // has its writes fenced and drops the connection itself. Never held for more than a few seconds.
     const stored = this.sessionStore.storeCleanEnd(client).then(this.#lease.held);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, 2 * this.#leaseMs));
-    return Promise.race([stored, timeout]).finally(() => clearTimeout(timer));
+    return settlesWithin(stored, 2 * this.#leaseMs).then(() => undefined);
   }
 
   sessionEnded(clientId: string): void {
@@ -782,17 +777,4 @@ export class BusCluster implements Cluster {
   nodes(): ClusterNodeInfo[] {
     return this.#nodes;
   }
-}
-
-/**
- * Waits for a promise, at most `ms`.
- *
- * @returns Whether it settled in time.
- */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ms, false));
-  const settled = await Promise.race([promise.then(() => true, () => true), timeout]);
-  clearTimeout(timer);
-  return settled;
 }

@@ -21,6 +21,7 @@
 import { ByteWriter } from "../../src/packets/writer.ts";
 import type { Batch, ClusterBus } from "./bus.ts";
 import type { EngineOutage } from "./health.ts";
+import { delay } from "./timing.ts";
 
 /**
  * A batch gathering while commits are in flight is sent once its forwards reach this many bytes. Measured
@@ -45,10 +46,6 @@ export interface CommitsHost {
 /** The result of a commit that succeeded (no error). */
 function succeeded(): undefined {
   return undefined;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -29,6 +29,7 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionWrite } from "./bus.ts";
 import { CLIENT_FIELD, sessionFromFields } from "./session_store.ts";
 import { encodeJson } from "./wire.ts";
+import { delay } from "./timing.ts";
 
 const log = logger("cluster");
 
@@ -75,10 +76,6 @@ interface Claim {
   /** Holding inbox messages (from the marker on). */
   inbox: boolean;
   held: { packet: Packet; node: string }[];
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Session claims and handoffs of one node. */
