@@ -22,7 +22,7 @@
 
 import mqtt from "../mqtt.ts";
 import { startRedis } from "../storage/redis_server.ts";
-import { type Node, startNode } from "../cluster/nodes.ts";
+import { KeptStore, type Node, startNode } from "../cluster/nodes.ts";
 import { seededRandom } from "../helpers.ts";
 
 /** Options of {@linkcode runChaos}. */
@@ -51,13 +51,6 @@ export interface ChaosReport {
   violations: string[];
   /** A printable summary. */
   text: string;
-}
-
-/** A message store that outlives its client (MQTT.js closes the stores in `end`). */
-class KeptStore extends mqtt.Store {
-  override close(callback?: () => void): void {
-    callback?.();
-  }
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

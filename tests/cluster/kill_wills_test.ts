@@ -11,16 +11,9 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
-import { connect, startNode, withCluster } from "./nodes.ts";
+import { connect, KeptStore, startNode, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
-
-/** A message store that outlives its client (MQTT.js closes the stores in `end`). */
-class KeptStore extends mqtt.Store {
-  override close(callback?: () => void): void {
-    callback?.();
-  }
-}
 
 for (const watcherOnKilled of [false, true]) {
   Deno.test({

@@ -10,16 +10,9 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
-import { connect, withCluster } from "./nodes.ts";
+import { connect, KeptStore, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
-/** A message store that outlives its client (MQTT.js closes the stores in `end`). */
-class KeptStore extends mqtt.Store {
-  override close(callback?: () => void): void {
-    callback?.();
-  }
-}
-
 const persistent5 = { clean: false, properties: { sessionExpiryInterval: 300 } };
 
 for (const version of [5, 4] as const) {

@@ -272,3 +272,10 @@ export async function withCluster(
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, "The tear-down failed");
 }
+
+/** A message store that outlives its client (MQTT.js closes the stores in `end`): one session's state across connections. */
+export class KeptStore extends mqtt.Store {
+  override close(callback?: () => void): void {
+    callback?.();
+  }
+}
