@@ -27,7 +27,7 @@ import type { Client } from "../../src/client.ts";
 import { clientRecord } from "../storage/storage.ts";
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionWrite } from "./bus.ts";
-import { CLIENT_FIELD, sessionFromFields } from "./session_store.ts";
+import { CLIENT_FIELD, sessionFromFields, snapshotOps } from "./session_store.ts";
 import { encodeJson } from "./wire.ts";
 import { delay } from "./timing.ts";
 
@@ -241,11 +241,16 @@ export class SessionClaims {
         }
       }
       // The stored session is rewritten from what was handed over (the old owner's last writes were
-      // fenced off); adopting it stores its subscriptions and messages again under this node's epoch.
+      // fenced off), whole in one write: a node that dies right after leaves its claimer the session
+      // with its subscriptions and messages, not the bare record. (A session that ends with its
+      // connection keeps only its record, as the store does.)
+      const state = handed.snapshot && client.properties.sessionExpiryInterval !== 0
+        ? snapshotOps(handed.snapshot)
+        : [];
       const write: SessionWrite = {
         clientId,
         epoch: claim.epoch,
-        ops: [["D", "", ""], ["S", CLIENT_FIELD, record]],
+        ops: [["D", "", ""], ["S", CLIENT_FIELD, record], ...state],
         from: claim.previous,
       };
       await this.#bus.storeSessions(node.nodeId, [write]);

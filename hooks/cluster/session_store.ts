@@ -25,6 +25,9 @@ import { type StorageBackend, StorageHook, type WriteOp } from "../storage/stora
 import type { ClusterBus, SessionWrite } from "./bus.ts";
 import { decodeJson, encodeJson } from "./wire.ts";
 
+/** One write to a session's hash (see {@linkcode SessionWrite}). */
+type FieldOp = SessionWrite["ops"][number];
+
 /** The field of a session hash holding the client record. */
 export const CLIENT_FIELD = "c";
 
@@ -92,21 +95,14 @@ class SessionBackend implements StorageBackend {
           of(op.clientId)?.ops.push(["D", "", ""]);
           break;
         case "putSubscription":
-          of(op.record.clientId)?.ops.push([
-            "S",
-            `s\0${op.record.subscription.filter}`,
-            encodeJson(op.record.subscription),
-          ]);
+          of(op.record.clientId)?.ops.push(subscriptionOp(op.record.subscription));
           break;
         case "deleteSubscription":
           of(op.clientId)?.ops.push(["H", `s\0${op.filter}`, ""]);
           break;
-        case "putInflight": {
-          const r = op.record;
-          const field = r.direction === "out" ? `o\0${r.sequence}` : `i\0${r.packetId}`;
-          of(r.clientId)?.ops.push(["S", field, encodeJson(r)]);
+        case "putInflight":
+          of(op.record.clientId)?.ops.push(inflightOp(op.record));
           break;
-        }
         case "deleteInflight":
           of(op.clientId)?.ops.push(["H", `${op.direction === "out" ? "o" : "i"}\0${op.id}`, ""]);
           break;
@@ -200,6 +196,38 @@ export class SessionStore extends StorageHook {
   override onQosDropped(client: Client, packet: Packet): void {
     if (client.properties.sessionExpiryInterval !== 0) super.onQosDropped(client, packet);
   }
+}
+
+/** The write that stores a subscription in its session's hash. */
+function subscriptionOp(subscription: Subscription): FieldOp {
+  return ["S", `s\0${subscription.filter}`, encodeJson(subscription)];
+}
+
+/** The write that stores an outbound message (or its PUBREL stage) or an inbound QoS 2 id. */
+function inflightOp(record: InflightRecord): FieldOp {
+  const field = record.direction === "out" ? `o\0${record.sequence}` : `i\0${record.packetId}`;
+  return ["S", field, encodeJson(record)];
+}
+
+/**
+ * The writes that store a whole session state in its hash: the inverse of {@linkcode sessionFromFields}
+ * (for a session handed over, stored in the same write as its new record).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sessionFromFields, snapshotOps } from "./session_store.ts";
+ *
+ * const snapshot = { subscriptions: [{ filter: "a/#", qos: 1 as const }], inflight: [] };
+ * const fields = Object.fromEntries(snapshotOps(snapshot).map(([, field, value]) => [field, value]));
+ * assert.deepEqual(sessionFromFields(fields).snapshot, snapshot);
+ * ```
+ *
+ * @param snapshot The session's subscriptions and messages.
+ * @returns One set per subscription and per message.
+ */
+export function snapshotOps(snapshot: SessionSnapshot): FieldOp[] {
+  return [...snapshot.subscriptions.map(subscriptionOp), ...snapshot.inflight.map(inflightOp)];
 }
 
 /**

@@ -11,6 +11,7 @@ import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
 import { connect, KeptStore, withCluster } from "./nodes.ts";
+import { Redis } from "ioredis";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 const persistent5 = { clean: false, properties: { sessionExpiryInterval: 300 } };
@@ -124,6 +125,59 @@ Deno.test({
       assert.deepEqual(twice, [], "no QoS 2 message twice");
       assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged messages missing`);
       await Promise.all([...publishers.map((p) => p.endAsync()), sub.endAsync()]);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "`cluster` a session handed over between nodes is stored whole in one write, subscriptions and messages",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The new owner rewrites the stored session from what the old owner handed over. Were the record
+    // written first and the subscriptions after, a node dying between the two would leave its claimer
+    // a session without subscriptions: resumed with session present, it would get nothing more (found
+    // by the chaos run). So the rewrite carries the session's subscriptions and queued messages.
+    await withCluster(["a", "b"], async ({ redis, nodes, clients }) => {
+      const [a, b] = nodes;
+      const sub = await connect(a, "mover", 5, persistent5);
+      await sub.subscribeAsync("m/#", { qos: 1 });
+      await sub.endAsync();
+      const pub = await connect(a, "pub");
+      clients.push(pub);
+      await pub.publishAsync("m/x", "queued", { qos: 1 }); // queued in the session, on a
+      const monitor = await new Redis(redis.port, "127.0.0.1").monitor();
+      const rewrites: string[][] = [];
+      monitor.on("monitor", (_time: string, args: string[]) => {
+        if (args.includes("D") && args.some((arg) => arg.endsWith("session:mover"))) rewrites.push(args);
+      });
+      try {
+        const got: string[] = [];
+        const moved = mqtt.connect(b.url, {
+          clientId: "mover",
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+          ...persistent5,
+        });
+        clients.push(moved);
+        moved.on("message", (_t, payload) => got.push(String(payload)));
+        const connack = await new Promise<mqtt.IConnackPacket>((resolve) => moved.once("connect", resolve));
+        assert.equal(connack.sessionPresent, true);
+        await waitFor(
+          () => got.length > 0 && rewrites.length > 0,
+          3000,
+          "the queued message and the rewrite",
+        );
+        assert.deepEqual(got, ["queued"]);
+        assert.equal(rewrites.length, 1, "one rewrite of the session");
+        const fields = rewrites[0].map((arg) => arg.replaceAll("\\x00", "\0"));
+        assert.ok(fields.includes("s\0m/#"), `the subscription in the rewrite: ${rewrites[0].join(" ")}`);
+        assert.ok(fields.some((f) => f.startsWith("o\0")), `the queued message in the rewrite`);
+      } finally {
+        monitor.disconnect();
+      }
     });
   },
 });
