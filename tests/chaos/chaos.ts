@@ -98,6 +98,8 @@ interface Sent {
   shared: boolean;
   retain: boolean;
   sentAt: number;
+  /** The node its publisher was connected to. */
+  node: string;
   acked: boolean;
 }
 
@@ -152,7 +154,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       version: 4 | 5,
       options: mqtt.IClientOptions | (() => mqtt.IClientOptions),
       avoid?: string,
-      onMessage?: mqtt.OnMessageCallback,
+      onMessage?: (topic: string, payload: Uint8Array, packet: mqtt.IPublishPacket, node: string) => void,
     ): Promise<{ client: mqtt.MqttClient; slot: NodeSlot; extra: mqtt.IClientOptions } | undefined> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const candidates = up().filter((slot) => slot.id !== avoid);
@@ -171,7 +173,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           });
           // Listening before the CONNACK: a resumed session's queued messages follow it at once (in the
           // same read), before a listener added after `connectAsync` would be.
-          if (onMessage) client.on("message", onMessage);
+          if (onMessage) {
+            client.on("message", (topic, payload, packet) => onMessage(topic, payload, packet, slot.id));
+          }
           await new Promise<void>((resolve, reject) => {
             client.once("connect", () => resolve());
             client.once("error", reject);
@@ -196,6 +200,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const sent = new Map<string, Sent>();
     const plainReceived = new Map<string, Map<string, number>>(); // subscriber -> id -> times
+    const qos2Copies = new Map<string, string[]>(); // "subscriber id" -> how each copy came
     const subscribedAt = new Map<string, number>();
     const sharedReceivers = new Map<string, Set<string>>(); // message id -> members
     const history = new Map<string, string[]>();
@@ -208,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       let current: mqtt.MqttClient | undefined;
       let stopped = false;
       let first = true;
-      const onMessage = (_topic: string, payload: Uint8Array, packet: mqtt.IPublishPacket) => {
+      const onMessage = (_topic: string, payload: Uint8Array, packet: mqtt.IPublishPacket, node: string) => {
         const messageId = new TextDecoder().decode(payload);
         if (shared) {
           let members = sharedReceivers.get(messageId);
@@ -219,6 +224,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const received = plainReceived.get(id)!;
         received.set(messageId, (received.get(messageId) ?? 0) + 1);
         if (packet.qos === 2 && received.get(messageId)! > 1) count("qos2Duplicates");
+        // How each copy came (kept for QoS 2, to explain a duplicate).
+        if (packet.qos === 2) {
+          const key = `${id} ${messageId}`;
+          const copies = qos2Copies.get(key) ?? [];
+          qos2Copies.set(key, copies);
+          copies.push(`${at()} on ${node} (packet id ${packet.messageId}${packet.dup ? ", DUP" : ""})`);
+        }
       };
       if (!shared) plainReceived.set(id, new Map());
       const loop = async () => {
@@ -365,7 +377,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             connected.client.end(true);
             break;
           }
-          const { client } = connected;
+          const { client, slot } = connected;
           current = client;
           const byPacketId = new Map<number, string>();
           client.on("packetsend", (packet) => {
@@ -411,7 +423,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
               retain = true;
               retainedTopics.add(topic);
             }
-            sent.set(messageId, { qos, shared, retain, sentAt: Date.now(), acked: false });
+            sent.set(messageId, { qos, shared, retain, sentAt: Date.now(), node: slot.id, acked: false });
             count(`published.qos${qos}${shared ? ".shared" : ""}${retain ? ".retained" : ""}`);
             client.publish(topic, messageId, { qos, retain }, () => {});
           }
@@ -598,7 +610,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const times = received.get(messageId) ?? 0;
         count(`checked.qos${record.qos}`);
         if (record.qos === 2 && times > 1) {
-          violations.push(`QoS 2 message ${messageId} delivered ${times} times to ${subscriber}`);
+          violations.push(
+            `QoS 2 message ${messageId} (sent ${
+              rel(record.sentAt)
+            } on ${record.node}) delivered ${times} times to ${subscriber}: ${
+              qos2Copies.get(`${subscriber} ${messageId}`)?.join(", ")
+            } (${history.get(subscriber)?.join(", ")})`,
+          );
         } else if (record.acked && record.sentAt > since && times === 0) {
           violations.push(
             `QoS ${record.qos} message ${messageId} (${record.qos === 1 ? "PUBACKed" : "PUBRECed"}, sent ${
