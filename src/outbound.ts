@@ -150,6 +150,7 @@ export class Outbound {
       created: packet.created,
       expiry: packet.expiry,
       origin: packet.origin,
+      clusterId: packet.clusterId,
     };
     // Subscription identifiers make the bytes this subscriber's own; otherwise they may be shared.
     const shared = this.#fanOut === packet && delivery.identifiers.length === 0;

@@ -28,6 +28,8 @@ export interface StoredMessage {
   expiry: number;
   /** The publisher's client id. */
   origin: string;
+  /** Cluster: the message's cluster-wide id, when known (see `Packet.clusterId`). */
+  clusterId?: string;
 }
 
 /** The {@linkcode ClientProperties} a session record keeps, under the same names. */
@@ -113,7 +115,7 @@ export interface StoredState {
  */
 export function storedMessage(packet: Packet): StoredMessage {
   const { topicAlias: _alias, subscriptionIdentifier: _ids, ...properties } = packet.properties ?? {};
-  return {
+  const message: StoredMessage = {
     topic: packet.topicName ?? "",
     payload: packet.payload ?? new Uint8Array(),
     qos: packet.fixedHeader.qos ?? 0,
@@ -123,6 +125,8 @@ export function storedMessage(packet: Packet): StoredMessage {
     expiry: packet.expiry ?? 0,
     origin: packet.origin ?? "",
   };
+  if (packet.clusterId !== undefined) message.clusterId = packet.clusterId;
+  return message;
 }
 
 /**
@@ -132,7 +136,7 @@ export function storedMessage(packet: Packet): StoredMessage {
  * @returns The packet.
  */
 export function messagePacket(message: StoredMessage): Packet {
-  return {
+  const packet: Packet = {
     fixedHeader: { type: PacketType.Publish, qos: message.qos, retain: message.retain, dup: false },
     topicName: message.topic,
     payload: message.payload,
@@ -141,4 +145,6 @@ export function messagePacket(message: StoredMessage): Packet {
     expiry: message.expiry,
     origin: message.origin,
   };
+  if (message.clusterId !== undefined) packet.clusterId = message.clusterId;
+  return packet;
 }

@@ -380,8 +380,23 @@ export class BusCluster implements Cluster {
 
   route(packet: Packet, subscribers: Subscribers): void {
     this.#lease.holdWritesIfStalled(this.#leaseMs); // woken from a stall: claimed meanwhile?
+    const id = this.#forwardId;
+    const seq = id.seq;
+    this.#toNodes(packet, subscribers);
+    if (this.#claims.holding && !packet.topicName!.startsWith("$SYS")) {
+      // With its id if it was forwarded: a session's old owner may get that copy from a dead node's inbox.
+      this.#claims.hold(
+        packet,
+        this.nodeId,
+        true,
+        id.seq === seq ? undefined : idKey(this.nodeId, id.epoch, id.seq),
+      );
+    }
+  }
+
+  /** Forwards a message accepted here to the nodes whose routes match (see `route`). */
+  #toNodes(packet: Packet, subscribers: Subscribers): void {
     const topic = packet.topicName!;
-    if (this.#claims.holding && !topic.startsWith("$SYS")) this.#claims.hold(packet, this.nodeId, true);
     if (this.#routes.empty || this.#stopped || this.#fenced) return;
     if (topic.startsWith("$SYS")) return;
     if (this.#trouble.active && (packet.fixedHeader.qos ?? 0) === 0) {
@@ -529,7 +544,10 @@ export class BusCluster implements Cluster {
             const except = this.#windows.active
               ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
               : undefined;
-            if (message.plain && this.#claims.holding) this.#claims.hold(message.packet, entry.from, false);
+            if (message.plain && this.#claims.holding) {
+              const id = message.epoch === 0 ? undefined : idKey(entry.from, message.epoch, message.seq);
+              this.#claims.hold(message.packet, entry.from, false, id);
+            }
             const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
             const outer = holdWritesOf(held);
             host.deliver(

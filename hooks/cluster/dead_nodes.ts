@@ -172,18 +172,17 @@ export class Reaper {
             this.#node.duplicate();
             continue;
           }
+          const id = message.epoch === 0 ? undefined : idKey(entry.from, message.epoch, message.seq);
           // The adopted sessions' copy may have come (or come later) through this node's own inbox.
-          const plain = reaping.window && message.epoch !== 0
-            ? this.#node.windows.orphan(
-              reaping.window,
-              idKey(entry.from, message.epoch, message.seq),
-              message.plain,
-            )
+          const plain = reaping.window && id !== undefined
+            ? this.#node.windows.orphan(reaping.window, id, message.plain)
             : message.plain;
           if (!plain && message.groups.length === 0) {
             if (message.plain) this.#node.duplicate();
             continue;
           }
+          // Stored with its id: a node the session moves to may hold a copy of its own (`SessionClaims`).
+          message.packet.clusterId = id;
           host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only });
           count++;
         }

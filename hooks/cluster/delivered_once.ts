@@ -1,5 +1,5 @@
 /**
- * Each forwarded message delivered once per session, by its id (see `wire.ts`): the two ways a node
+ * Each forwarded message delivered once per session, by its id (see `wire.ts`): the ways a node
  * could get one message twice.
  *
  * - **A batch written twice.** A commit whose reply was lost (Redis crashed or the connection dropped
@@ -13,6 +13,9 @@
  *   sessions it adopted). Both copies meet on the claimer: while a claim is worked through,
  *   {@linkcode ClaimWindows} remembers which ids reached the adopted sessions either way, and the second
  *   copy skips them. Outside a claim this costs one length check per message.
+ * - **A session moving during a claim.** What a claimer delivers from a dead node's inbox keeps its id
+ *   in the session (`Packet.clusterId`), so that the node the session then moves to does not deliver
+ *   again the copy it held for it (see `session_claims.ts`).
  *
  * @module
  */

@@ -14,7 +14,11 @@
  * The old owner's own messages are the exception: it delivers them to the session at once, until it
  *   reads the release, so from it only what follows its handoff record is held.
  * Messages published on this node after the release request are held too (the old owner gets them
- * after the release). Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
+ * after the release). One path breaks that rule: a copy that went to a dead node's inbox reaches the old
+ * owner before the release when the old owner is that node's claimer (it delivers what was left for the
+ * sessions it adopted before it reads anything else). Such a copy carries its cluster-wide id into the
+ * session (`Packet.clusterId`), and the held copy of an id the session was handed over with is skipped.
+ * Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
  * later.
  *
@@ -75,7 +79,10 @@ interface Claim {
   local: boolean;
   /** Holding inbox messages (from the marker on). */
   inbox: boolean;
-  held: { packet: Packet; node: string }[];
+  /** The messages held, with their cluster-wide ids when forwarded. */
+  held: { packet: Packet; node: string; id: string | undefined }[];
+  /** The ids of the messages the session was handed over with (their held copies are not delivered). */
+  had: Set<string> | undefined;
 }
 
 /** Session claims and handoffs of one node. */
@@ -110,12 +117,13 @@ export class SessionClaims {
    * @param packet The message.
    * @param node Its origin node.
    * @param local Whether it was accepted on this node.
+   * @param id Its cluster-wide id, if it was forwarded.
    */
-  hold(packet: Packet, node: string, local: boolean): void {
+  hold(packet: Packet, node: string, local: boolean, id: string | undefined): void {
     for (const claim of this.#claims.values()) {
       // The previous owner's own messages before its handoff reached the session there (and are in it).
       if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
-        claim.held.push({ packet, node });
+        claim.held.push({ packet, node, id });
       }
     }
   }
@@ -143,7 +151,12 @@ export class SessionClaims {
     if (client.closed || this.#node.owned.get(client.id) !== claim.epoch) return;
     const only = new Set([client.id]);
     const host = this.#node.host();
-    for (const { packet, node } of claim.held) host.deliver(packet, { node, plain: true, groups: [], only });
+    for (const { packet, node, id } of claim.held) {
+      // A copy that reached the previous owner all the same (through a dead node's inbox, which its
+      // claimer delivers before it reads the release) came in the handoff.
+      if (id !== undefined && claim.had?.has(id)) continue;
+      host.deliver(packet, { node, plain: true, groups: [], only });
+    }
   }
 
   async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
@@ -206,6 +219,7 @@ export class SessionClaims {
       local: true,
       inbox: false,
       held: [],
+      had: undefined,
     };
     this.#claims.set(clientId, held);
     node.control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
@@ -247,6 +261,7 @@ export class SessionClaims {
       const state = handed.snapshot && client.properties.sessionExpiryInterval !== 0
         ? snapshotOps(handed.snapshot)
         : [];
+      held.had = handedIds(handed.snapshot);
       const write: SessionWrite = {
         clientId,
         epoch: claim.epoch,
@@ -289,4 +304,14 @@ export class SessionClaims {
       if (claim?.epoch === epoch) claim.inbox = true;
     }
   }
+}
+
+/** The cluster-wide ids of the messages a session was handed over with. */
+function handedIds(snapshot: SessionSnapshot | undefined): Set<string> | undefined {
+  let ids: Set<string> | undefined;
+  for (const record of snapshot?.inflight ?? []) {
+    const id = record.message?.clusterId;
+    if (id !== undefined) (ids ??= new Set()).add(id);
+  }
+  return ids;
 }

@@ -221,4 +221,10 @@ export interface Packet {
   origin?: string;
   /** Broker bookkeeping: orders a session's stored outbound messages (restored in this order). */
   sequence?: number;
+  /**
+   * Broker bookkeeping (cluster): the message's cluster-wide id, where a node needs it later (a message
+   * delivered from a dead node's inbox). Stored with the message, so that a session moving to another
+   * node is not given there a second copy of it.
+   */
+  clusterId?: string;
 }
