@@ -74,7 +74,10 @@ export interface SessionClaim {
   filters?: string[];
 }
 
-/** One session's writes, applied only if this node still owns it at `epoch`. */
+/**
+ * One session's writes, applied only if this node still owns it at `epoch`, or owned it at `epoch` and is
+ * handing it over (a claim waits for its handoff: until then the previous owner's writes still count).
+ */
 export interface SessionWrite {
   /** The client id. */
   clientId: string;

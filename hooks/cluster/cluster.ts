@@ -207,6 +207,7 @@ export class BusCluster implements Cluster {
         if (this.#local.has(filter)) this.filterRemoved(filter);
       },
       sync: () => this.sync(),
+      storeSync: () => this.sessionStore.sync(),
     });
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,
@@ -538,7 +539,7 @@ export class BusCluster implements Cluster {
           // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
           const congested = host.drained();
           if (congested) await congested;
-          if ("control" in message) this.#claims.controlled(message.control);
+          if ("control" in message) await this.#claims.controlled(message.control);
           else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
           else {
             const except = this.#windows.active

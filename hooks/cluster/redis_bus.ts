@@ -173,10 +173,14 @@ if previous then
   -- its claimer adopts the session (see 'pending') and this claim is made again from there.
   if alive == 0 or previous == ARGV[1] then redis.call('SREM', ARGV[5] .. previous, ARGV[6]) end
 end
+local previousEpoch = redis.call('HGET', KEYS[1], 'epoch')
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
 local handoff = previous and previous ~= ARGV[1] and alive == 1
-if handoff then redis.call('HSET', KEYS[1], 'pending', previous) else redis.call('HDEL', KEYS[1], 'pending') end
+-- Until it hands the session over, the live previous owner still stores what it does with it, under its
+-- own epoch: if this node dies before it reads the handoff, its claimer adopts the session whole.
+if handoff then redis.call('HSET', KEYS[1], 'pending', previous, 'pendingEpoch', previousEpoch)
+else redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
 -- A clean start discards the stored session, but not before a live owner's handoff: until then the record is
@@ -206,13 +210,14 @@ return 1`;
 // KEYS: owner, session. ARGV: node, epoch, then op, field, value triples ('F': handed over from the
 // node whose sessions set is the field, for the client id in the value).
 const STORE_SESSION = `
-if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then
+local owner = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'pending', 'pendingEpoch')
+if not ((owner[1] == ARGV[1] and owner[2] == ARGV[2]) or (owner[3] == ARGV[1] and owner[4] == ARGV[2])) then
   return 0
 end
 for i = 3, #ARGV, 3 do
   if ARGV[i] == 'D' then redis.call('DEL', KEYS[2])
   elseif ARGV[i] == 'F' then
-    redis.call('HDEL', KEYS[1], 'pending')
+    redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch')
     redis.call('SREM', ARGV[i + 1], ARGV[i + 2])
   elseif ARGV[i] == 'S' then redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
   else redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
@@ -229,7 +234,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local node = redis.call('HGET', owner, 'node')
   if node == ARGV[1] or redis.call('HGET', owner, 'pending') == ARGV[1] then
     if node ~= ARGV[1] then redis.call('SREM', ARGV[5] .. node, id) end
-    redis.call('HDEL', owner, 'pending')
+    redis.call('HDEL', owner, 'pending', 'pendingEpoch')
     local epoch = redis.call('HINCRBY', owner, 'epoch', 1)
     redis.call('HSET', owner, 'node', ARGV[2])
     redis.call('SADD', KEYS[2], id)

@@ -66,6 +66,8 @@ export interface ClaimsNode {
   removeRoute(filter: string): void;
   /** Resolves when everything queued so far is stored. */
   sync(): Promise<void>;
+  /** Resolves when every session write queued so far is stored. */
+  storeSync(): Promise<void>;
 }
 
 /** A claim in progress on this node, and the messages held for its session. */
@@ -282,12 +284,17 @@ export class SessionClaims {
    * A control record read from this node's inbox.
    *
    * @param control The record.
+   * @returns Resolves when it is dealt with (a release, once what this node did with the session is stored).
    */
-  controlled(control: Record<string, unknown>): void {
+  async controlled(control: Record<string, unknown>): Promise<void> {
     const node = this.#node;
     const clientId = control.clientId as string;
     const epoch = control.epoch as number;
     if (control.kind === "release") {
+      // Stored first, still under this node's epoch (the engine lets the previous owner write until the
+      // handoff): if the claiming node dies before it reads the handoff, its claimer adopts the session
+      // whole from the store. (Messages delivered to it during this wait are in the handoff only.)
+      if (node.owned.has(clientId)) await node.storeSync();
       const owned = node.owned.get(clientId);
       let snapshot: SessionSnapshot | undefined;
       if (owned === undefined || owned < epoch) { // not if this node claimed it again since

@@ -3,7 +3,9 @@
  * engine, so that a session outlives its node. It is the storage hook of `hooks/storage/` (same
  * events, same group commit, acknowledgements wait for its `sync()`) on a backend that writes into
  * the engine, every write fenced by the session's ownership epoch: a node that lost a session (taken
- * over, or claimed after the node was thought dead) can no longer change it.
+ * over, or claimed after the node was thought dead) can no longer change it. A live owner asked to hand
+ * the session over still writes until it does, so that the stored session is whole if the claiming node
+ * dies before it reads the handoff.
  *
  * One engine hash per client id holds the session (`c`: the client record with its will; `s\0{filter}`:
  * a subscription; `o\0{sequence}`: an outbound message queued or in flight, or its PUBREL stage;

@@ -621,7 +621,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           violations.push(
             `QoS ${record.qos} message ${messageId} (${record.qos === 1 ? "PUBACKed" : "PUBRECed"}, sent ${
               rel(record.sentAt)
-            }) never reached ${subscriber} (${history.get(subscriber)?.join(", ")})`,
+            } on ${record.node}) never reached ${subscriber} (${history.get(subscriber)?.join(", ")})`,
           );
         }
       }
