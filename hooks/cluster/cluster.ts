@@ -61,7 +61,7 @@ import type {
 import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
-import type { Subscribers } from "../../src/topics.ts";
+import type { ClientSubscription, Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
@@ -415,25 +415,12 @@ export class BusCluster implements Cluster {
       (destinations ??= new Map()).set(node, { plain: true, groups: [] });
     }
     for (const [key, members] of remote.shared) {
-      const local = subscribers.shared.get(key)?.size ?? 0;
-      let total = local;
-      for (const member of members.values()) total += this.#routes.count(member.clientId, member.filter);
-      const turn = this.#rotation.get(key) ?? 0;
-      this.#rotation.set(key, turn + 1);
-      let pick = turn % total;
-      if (pick < local) continue; // this node's turn: its own members take it
-      pick -= local;
-      for (const member of members.values()) {
-        pick -= this.#routes.count(member.clientId, member.filter);
-        if (pick >= 0) continue;
-        subscribers.shared.delete(key);
-        let destination = destinations?.get(member.clientId);
-        if (!destination) {
-          (destinations ??= new Map()).set(member.clientId, destination = { plain: false, groups: [] });
-        }
-        destination.groups.push(key);
-        break;
-      }
+      const node = this.#sharedNode(key, members, subscribers.shared.get(key)?.size ?? 0);
+      if (node === undefined) continue; // this node's turn: its own members take it
+      subscribers.shared.delete(key);
+      let destination = destinations?.get(node);
+      if (!destination) (destinations ??= new Map()).set(node, destination = { plain: false, groups: [] });
+      destination.groups.push(key);
     }
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
@@ -443,6 +430,36 @@ export class BusCluster implements Cluster {
     for (const [node, { plain, groups }] of destinations) {
       writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups, id);
     }
+  }
+
+  /** Where a shared group's member for the next message is (undefined: here), by the group's rotation. */
+  #sharedNode(
+    key: string,
+    members: ReadonlyMap<string, ClientSubscription>,
+    local: number,
+  ): string | undefined {
+    const turn = this.#rotation.get(key) ?? 0;
+    this.#rotation.set(key, turn + 1);
+    return this.#routes.sharedNode(members, local, turn);
+  }
+
+  handOff(packet: Packet, group: string, localMembers: number): boolean {
+    if (this.#routes.empty || this.#stopped || this.#fenced) return false;
+    const members = this.#routes.match(packet.topicName!).shared.get(group);
+    const node = members === undefined ? undefined : this.#sharedNode(group, members, localMembers);
+    if (node === undefined) return false;
+    this.#commits.batch();
+    const id = this.#forwardId;
+    id.seq++;
+    writeRecord(
+      this.#commits.writer(node, packet.payload?.length ?? 0),
+      packet,
+      undefined,
+      false,
+      [group],
+      id,
+    );
+    return true;
   }
 
   /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Subscribers, TopicsIndex } from "../../src/topics.ts";
+import { type ClientSubscription, type Subscribers, TopicsIndex } from "../../src/topics.ts";
 
 /** At most this many topics are remembered by {@linkcode RouteTable.plainNodes} (then it starts over). */
 const PLAIN_CACHE_SIZE = 4096;
@@ -154,6 +154,48 @@ export class RouteTable {
       this.#plain.set(topic, nodes);
     }
     return nodes ?? undefined;
+  }
+
+  /**
+   * Where a shared group's member for one message is: turn `turn` of a rotation over every member of
+   * the group, this node's `local` members first, then each other node's as many times as it has members
+   * (so the load spreads over members, not nodes).
+   *
+   * @param members The group's routes on other nodes, as {@linkcode RouteTable.match} gives them.
+   * @param local How many members the group has on this node.
+   * @param turn The group's rotation counter (one per message).
+   * @returns The node to forward the message to, or undefined when it is this node's members' turn.
+   *
+   * @example Two members here and one on node b: every third message goes to b
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { RouteTable } from "./route_table.ts";
+   * const routes = new RouteTable();
+   * routes.replace("b", 1, new Map([["$share/g/s/+", 1]]));
+   * const members = routes.match("s/x").shared.get("g/s/+")!;
+   * assert.deepEqual([0, 1, 2, 3].map((turn) => routes.sharedNode(members, 2, turn)), [
+   *   undefined,
+   *   undefined,
+   *   "b",
+   *   undefined,
+   * ]);
+   * ```
+   */
+  sharedNode(
+    members: ReadonlyMap<string, ClientSubscription>,
+    local: number,
+    turn: number,
+  ): string | undefined {
+    let total = local;
+    for (const member of members.values()) total += this.count(member.clientId, member.filter);
+    let pick = turn % total;
+    if (pick < local) return undefined;
+    pick -= local;
+    for (const member of members.values()) {
+      pick -= this.count(member.clientId, member.filter);
+      if (pick < 0) return member.clientId;
+    }
+    return undefined;
   }
 
   /**
