@@ -113,3 +113,47 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a persistent shared member whose node died: its adopted session passes its messages on when it ends",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(["a", "b"], { logOnFailure: /WRN|ERR/ }, async ({ nodes, clients }) => {
+      const [nodeA, nodeB] = nodes;
+      const { client: a } = await RawClient.connect(address(nodeB), "member-a", {
+        connect: { clean: true },
+        properties: { receiveMaximum: 1, sessionExpiryInterval: 300 },
+      });
+      try {
+        await a.subscribe([{ filter: FILTER, qos: 1 }]);
+        const pub = await connect(nodeA, "pub");
+        clients.push(pub);
+        for (const payload of ["m1", "m2", "m3"]) await pub.publishAsync("t", payload, { qos: 1 });
+        assert.equal(text((await a.expect(PacketType.Publish, 5000)).payload), "m1"); // m2, m3 queued
+        const b = await connect(nodeA, "member-b");
+        clients.push(b);
+        const order: string[] = [];
+        b.on("packetreceive", (packet) => packet.cmd === "publish" && order.push(String(packet.payload)));
+        await b.subscribeAsync(FILTER, { qos: 1 });
+        await delay(1000);
+        await nodeB.stop("SIGKILL");
+        a.close();
+        await waitFor(() => /Adopted \d+ sessions of b/.test(nodeA.output()), 8000, "the claim");
+        assert.deepEqual(order, [], "the adopted session keeps its messages while it lives");
+        // The client comes back with a clean start: the adopted session ends, its messages go to B.
+        const { client: again } = await RawClient.connect(address(nodeA), "member-a", {
+          connect: { clean: true },
+        });
+        again.close();
+        await waitFor(() => order.length >= 3, 5000, "the messages of the adopted session");
+        await delay(300);
+        assert.deepEqual(order, ["m1", "m2", "m3"]);
+      } finally {
+        a.close();
+      }
+    });
+  },
+});
