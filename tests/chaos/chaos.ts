@@ -108,7 +108,7 @@ interface Sent {
 }
 
 /** One connection of a persistent subscriber (for the shared-group check). */
-interface MemberConnection {
+export interface MemberConnection {
   /** Its node ("" until it is known). */
   node: string;
   /** When it was attempted (before its CONNACK). */
@@ -118,10 +118,67 @@ interface MemberConnection {
 }
 
 /** A shared message received by a member. */
-interface SharedReceipt {
+export interface SharedReceipt {
+  /** The member's client id. */
   member: string;
+  /** When it arrived. */
   at: number;
+  /** The connection it arrived on. */
   connection: MemberConnection;
+}
+
+/**
+ * Invariant 5: a shared message reaches one member of its group, except as MQTT 5.0 §4.8.2 allows. A member
+ * that got a message after another member did is allowed only as a hand-off: the other's session ended after
+ * it got the message (and after every receipt of it before this member's) and before this member got it, and
+ * the other cannot have acknowledged it: no connection that got it ended cleanly (the broker closed it after
+ * the member's DISCONNECT, so it had read the PUBACK sent before) on a node that then had no fault until that
+ * session's end (a node that died or stalled past its lease may have lost the acknowledgement).
+ *
+ * @param receipts Each message's receipts, in order.
+ * @param sessionEnds Each member's session ends: [the clean-start connection attempted, its CONNACK].
+ * @param faulted Whether a node was down or stopped at any moment between two times.
+ * @param rel Formats a time for the messages.
+ * @returns The violations, and how many deliveries were hand-offs the spec allows.
+ */
+export function sharedViolations(
+  receipts: ReadonlyMap<string, readonly SharedReceipt[]>,
+  sessionEnds: ReadonlyMap<string, readonly [number, number][]>,
+  faulted: (node: string, from: number, to: number) => boolean,
+  rel: (time: number) => string = String,
+): { violations: string[]; handedOff: number } {
+  const violations: string[] = [];
+  let handedOff = 0;
+  const acknowledged = (receipt: SharedReceipt, sessionEndedBy: number) =>
+    receipt.connection.closedAt !== undefined && receipt.connection.closedAt < sessionEndedBy &&
+    !faulted(receipt.connection.node, receipt.connection.from, sessionEndedBy);
+  for (const [messageId, got] of receipts) {
+    const firsts = new Map<string, number>(); // member -> first receipt, in order
+    for (const receipt of got) if (!firsts.has(receipt.member)) firsts.set(receipt.member, receipt.at);
+    const members = [...firsts.keys()];
+    for (let i = 1; i < members.length; i++) {
+      const later = members[i];
+      const laterAt = firsts.get(later)!;
+      let allowed = true;
+      for (const earlier of members.slice(0, i)) {
+        const before = got.filter((r) => r.member === earlier && r.at < laterAt);
+        const lastAt = Math.max(...before.map((r) => r.at));
+        const ended = (sessionEnds.get(earlier) ?? []).some(([from, to]) =>
+          from > lastAt && from < laterAt && !before.some((r) => acknowledged(r, to))
+        );
+        if (ended) continue;
+        allowed = false;
+        violations.push(
+          `Shared message ${messageId} delivered to ${members.length} members (${members.join(", ")}): ` +
+            `${later} got it at ${rel(laterAt)} though ${earlier} (got it at ${
+              rel(lastAt)
+            }) had no session end that left it unacknowledged in between`,
+        );
+      }
+      if (allowed) handedOff++;
+    }
+  }
+  return { violations, handedOff };
 }
 
 interface Incarnation {
@@ -698,43 +755,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     }
     stats.willsDelivered = [...willsReceived.values()].reduce((a, b) => a + b, 0);
-    // 5: shared groups. A member that got a message after another did is allowed only as a hand-off: the
-    // other's session ended after it got the message and before this one did, and the other cannot have
-    // acknowledged it (no connection that got it ended cleanly, as its broker confirmed, on a node that
-    // then had no fault until the session's end: a node that died may have lost the acknowledgement).
+    // 5: shared groups (see sharedViolations).
     const faultedBetween = (node: string, from: number, to: number) =>
       slots.find((slot) => slot.id === node)?.faulted.some(([start, end]) => start <= to && end >= from) ??
         true;
-    const acknowledged = (receipt: SharedReceipt, sessionEndedBy: number) =>
-      receipt.connection.closedAt !== undefined && receipt.connection.closedAt < sessionEndedBy &&
-      !faultedBetween(receipt.connection.node, receipt.connection.from, sessionEndedBy);
-    for (const [messageId, receipts] of sharedReceipts) {
-      count("sharedDelivered");
-      const firsts = new Map<string, number>(); // member -> first receipt, in order
-      for (const receipt of receipts) if (!firsts.has(receipt.member)) firsts.set(receipt.member, receipt.at);
-      if (firsts.size === 1) continue;
-      count("sharedHandedOff", firsts.size - 1);
-      const members = [...firsts.keys()];
-      for (let i = 1; i < members.length; i++) {
-        const later = members[i];
-        const laterAt = firsts.get(later)!;
-        for (const earlier of members.slice(0, i)) {
-          const got = receipts.filter((r) => r.member === earlier && r.at < laterAt);
-          const lastAt = Math.max(...got.map((r) => r.at));
-          const allowed = (sessionEnds.get(earlier) ?? []).some(([from, to]) =>
-            from > lastAt && from < laterAt && !got.some((r) => acknowledged(r, to))
-          );
-          if (!allowed) {
-            violations.push(
-              `Shared message ${messageId} delivered to ${members.length} members (${members.join(", ")}): ` +
-                `${later} got it at ${rel(laterAt)} though ${earlier} (got it at ${
-                  rel(lastAt)
-                }) had no session end that left it unacknowledged in between`,
-            );
-          }
-        }
-      }
-    }
+    const shared = sharedViolations(sharedReceipts, sessionEnds, faultedBetween, rel);
+    violations.push(...shared.violations);
+    count("sharedDelivered", sharedReceipts.size);
+    if (shared.handedOff > 0) count("sharedHandedOff", shared.handedOff);
     for (const [messageId, record] of sent) {
       if (record.shared && record.acked && !sharedReceipts.has(messageId)) count("sharedAckedNotDelivered");
       if (record.acked) count(`acked.qos${record.qos}`);
