@@ -26,9 +26,8 @@
  *
  * A session's copy records the groups that picked it (`Packet.sharedGroups`, set only for a delivery
  * that came from shared subscriptions alone: a client that matched through a non-shared subscription as
- * well had the message anyway), and storage keeps them on the in-flight record where it stores whole
- * records (the memory backend and a cluster's session store; the Deno KV and Redis backends' compact
- * outbound log does not, so a session restored from them after a restart no longer knows its groups).
+ * well had the message anyway), and storage keeps them with the in-flight record (`InflightRecord.groups`;
+ * the Deno KV and Redis backends' outbound log per chunk), so a restored or adopted session still knows them.
  *
  * @module
  */
