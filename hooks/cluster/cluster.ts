@@ -61,7 +61,7 @@ import type {
 import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
-import type { ClientSubscription, Subscribers } from "../../src/topics.ts";
+import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
@@ -116,8 +116,6 @@ export class BusCluster implements Cluster {
   #committedSeq = 0;
   /** Route announcements held while a node's routes load. */
   readonly #routeLoads = new Map<string, RouteChange[]>();
-  /** Shared-group rotation counters. */
-  readonly #rotation = new Map<string, number>();
 
   /** The batches of writes, gathered and committed in order. */
   readonly #commits: Commits;
@@ -415,7 +413,7 @@ export class BusCluster implements Cluster {
       (destinations ??= new Map()).set(node, { plain: true, groups: [] });
     }
     for (const [key, members] of remote.shared) {
-      const node = this.#sharedNode(key, members, subscribers.shared.get(key)?.size ?? 0);
+      const node = this.#routes.sharedNode(key, members, subscribers.shared.get(key)?.size ?? 0);
       if (node === undefined) continue; // this node's turn: its own members take it
       subscribers.shared.delete(key);
       let destination = destinations?.get(node);
@@ -432,33 +430,15 @@ export class BusCluster implements Cluster {
     }
   }
 
-  /** Where a shared group's member for the next message is (undefined: here), by the group's rotation. */
-  #sharedNode(
-    key: string,
-    members: ReadonlyMap<string, ClientSubscription>,
-    local: number,
-  ): string | undefined {
-    const turn = this.#rotation.get(key) ?? 0;
-    this.#rotation.set(key, turn + 1);
-    return this.#routes.sharedNode(members, local, turn);
-  }
-
   handOff(packet: Packet, group: string, localMembers: number): boolean {
     if (this.#routes.empty || this.#stopped || this.#fenced) return false;
     const members = this.#routes.match(packet.topicName!).shared.get(group);
-    const node = members === undefined ? undefined : this.#sharedNode(group, members, localMembers);
+    const node = members === undefined ? undefined : this.#routes.sharedNode(group, members, localMembers);
     if (node === undefined) return false;
     this.#commits.batch();
-    const id = this.#forwardId;
-    id.seq++;
-    writeRecord(
-      this.#commits.writer(node, packet.payload?.length ?? 0),
-      packet,
-      undefined,
-      false,
-      [group],
-      id,
-    );
+    const writer = this.#commits.writer(node, packet.payload?.length ?? 0);
+    this.#forwardId.seq++;
+    writeRecord(writer, packet, undefined, false, [group], this.#forwardId);
     return true;
   }
 
