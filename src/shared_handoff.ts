@@ -4,8 +4,8 @@
  * A message a shared group gives one of its members is that member's to deliver. When the member's
  * session ends (a disconnect with session expiry 0, a clean-start takeover, its expiry) before its client
  * has the message, the message goes to another current member of the same group instead, chosen as any
- * message of the group is (connected members first, round robin; in a cluster, on whichever node that
- * member is), with the new member's granted QoS and DUP 0 (it never had it). What "before its client has
+ * message of the group is (round robin, connected members first among a node's members; in a cluster, on
+ * whichever node the rotation picks), with the new member's granted QoS and DUP 0 (it never had it). What "before its client has
  * it" means follows the spec and EMQX:
  *
  * - a QoS 1 message sent and not PUBACKed goes on (the spec: SHOULD);
