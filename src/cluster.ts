@@ -8,6 +8,7 @@
  * - routing: `Server.publishToSubscribers(packet, from)` hands every message accepted on this node
  *   to {@linkcode Cluster.route} (which forwards it to the nodes whose routes match), and delivers a
  *   message from another node locally, restricted to what that node asked for ({@linkcode MessageOrigin});
+ *   a message a shared group's member gave back when it left goes through {@linkcode Cluster.handOff};
  * - routes: the topic index reports each (client, filter) pair added or removed
  *   ({@linkcode FilterObserver}), so every node knows which filters the others have;
  * - retained messages: set or cleared through {@linkcode Cluster.retain}, mirrored from other nodes
@@ -161,6 +162,19 @@ export interface Cluster extends FilterObserver {
    * @param subscribers This node's matching subscribers (its `shared` map may be narrowed).
    */
   route(packet: Packet, subscribers: Subscribers): void;
+  /**
+   * Routes a message that a member of a shared group gave back when it left the group (its session
+   * ended: see `shared_handoff.ts`) to the group's other members: picks where the group's member for it
+   * is, as {@linkcode Cluster.route} does for that one group, and forwards it there (to that group only,
+   * never to non-shared subscriptions) unless it is this node's turn.
+   *
+   * @param packet The message (a fresh PUBLISH).
+   * @param group The group, `"{ShareName}/{topicFilter}"`.
+   * @param localMembers How many members the group has on this node now.
+   * @returns True when forwarded to another node; false when this node's members take it (or, with
+   *   none here, when no node has a member left).
+   */
+  handOff?(packet: Packet, group: string, localMembers: number): boolean;
   /**
    * Sets or clears (empty payload) a retained message cluster-wide.
    *

@@ -151,6 +151,8 @@ export class Outbound {
       expiry: packet.expiry,
       origin: packet.origin,
       clusterId: packet.clusterId,
+      // A copy only shared groups gave this client goes to another member if its session ends first.
+      sharedGroups: delivery.shared ? delivery.groups : undefined,
     };
     // Subscription identifiers make the bytes this subscriber's own; otherwise they may be shared.
     const shared = this.#fanOut === packet && delivery.identifiers.length === 0;

@@ -89,6 +89,7 @@ export async function restoreState(target: RestoreTarget): Promise<RestoredSessi
     } else if (record.message) {
       const packet = messagePacket(record.message);
       packet.sequence = record.sequence;
+      if (record.groups !== undefined) packet.sharedGroups = record.groups;
       inflight.hold(packet);
       if (record.packetId > 0) {
         packet.packetId = record.packetId;

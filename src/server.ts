@@ -32,6 +32,7 @@ import {
   isInlineSubscriber,
 } from "./inline.ts";
 import { PublishAcks } from "./publish_acks.ts";
+import { SharedHandoff } from "./shared_handoff.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
 export const VERSION = "0.1.0";
@@ -101,11 +102,13 @@ export class Server {
     this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
     this.info.version = VERSION;
     this.info.countFrom(this.topics);
+    const handoff = new SharedHandoff(this); // what a member leaving a shared group passes on
     this.#sessions = new Sessions({
       clients: this.clients,
       topics: this.topics,
       hooks: this.hooks,
       info: this.info,
+      handoff,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
       publishWill: (client, will) => {
         const publish = () => {
@@ -135,6 +138,7 @@ export class Server {
       options: this.options,
       hooks: this.hooks,
       topics: this.topics,
+      handoff,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
       sendDurable: (client, packet, after) => this.#sendDurable(client, packet, after),
       deliverChecked: (client, delivery, packet, retained) =>
@@ -381,10 +385,7 @@ export class Server {
       }
       return this.#connect.process(client, decoded);
     }
-    if (typeof decoded === "number") {
-      this.disconnectClient(client, decoded);
-      return;
-    }
+    if (typeof decoded === "number") return this.disconnectClient(client, decoded);
     if (this.hooks.has("onPacketRead")) {
       const read = this.hooks.onPacketRead(client, decoded);
       if (read instanceof Promise) return read.then((p) => this.#processRead(client, p));
@@ -394,10 +395,7 @@ export class Server {
   };
 
   #processRead(client: Client, packet: Packet | number): void | Promise<void> {
-    if (typeof packet === "number") {
-      this.disconnectClient(client, packet);
-      return;
-    }
+    if (typeof packet === "number") return this.disconnectClient(client, packet);
     return this.#process(client, packet);
   }
 
@@ -639,10 +637,8 @@ export class Server {
   publishToSubscribers(packet: Packet, from?: MessageOrigin): number {
     let matched = 0;
     let subscribers = this.topics.subscribers(packet.topicName!);
-    if (this.#cluster !== undefined) {
-      if (from === undefined) this.#cluster.route(packet, subscribers);
-      else restrictToOrigin(subscribers, from);
-    }
+    if (from !== undefined) restrictToOrigin(subscribers, from); // another node's, or a shared hand-off
+    else this.#cluster?.route(packet, subscribers);
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
       subscribers = this.hooks.onSelectSubscribers(subscribers, packet);

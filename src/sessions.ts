@@ -24,6 +24,7 @@ import type { AdoptedSession, SessionSnapshot } from "./cluster.ts";
 import { restoreClient } from "./restore.ts";
 import { messagePacket, storedMessage } from "./storage.ts";
 import type { InflightRecord } from "./storage.ts";
+import { returnedMessages, type SharedHandoff } from "./shared_handoff.ts";
 
 /** setTimeout's longest delay, in whole seconds. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
@@ -42,6 +43,8 @@ export interface SessionHost {
   disconnectClient(client: Client, code: number): void;
   /** Publishes an allowed will: stamps it, retains it if asked, routes it to subscribers. */
   publishWill(client: Client, will: Packet): void;
+  /** Passes on what a shared group's member held when its session ends (see `shared_handoff.ts`). */
+  readonly handoff?: SharedHandoff;
   /** Releases publishers paused by a client whose connection ended. */
   connectionEnded(client: Client): void;
   /** A session ended for good (its id is free cluster-wide); unset without a cluster. */
@@ -221,7 +224,7 @@ export class Sessions {
       if (!keep) this.#sendWill(pending.client); // [MQTT-3.1.3-9]
     }
     const snapshot = keep ? snapshotOf(client) : undefined;
-    this.#endSession(client);
+    this.#endSession(client, !keep); // a session that goes on keeps its messages
     return snapshot;
   }
 
@@ -248,7 +251,7 @@ export class Sessions {
         this.ended(client, new Error("Dropped: this node must join its cluster again"));
         closed++;
       }
-      this.#endSession(client);
+      this.#endSession(client, false); // adopted by the claimer, messages and all
     }
     return closed;
   }
@@ -296,6 +299,7 @@ export class Sessions {
       } else if (record.message) {
         packet = messagePacket(record.message);
         packet.sequence = sequence;
+        if (record.groups !== undefined) packet.sharedGroups = record.groups;
         inflight.hold(packet);
         if (record.packetId > 0) {
           packet.packetId = record.packetId;
@@ -375,8 +379,12 @@ export class Sessions {
     else send(result);
   }
 
-  /** Ends a session: removes its subscriptions and drops its in-flight messages. */
-  #endSession(client: Client): void {
+  /**
+   * Ends a session: removes its subscriptions and drops its in-flight messages. Unless the session goes
+   * on elsewhere (`handOff` false), what its shared groups gave it and its client does not have goes to
+   * other members of the groups, once it is out of them [MQTT 5.0 §4.8.2].
+   */
+  #endSession(client: Client, handOff = true): void {
     const { topics, hooks, info } = this.#host;
     const subscriptions = client.state.subscriptions;
     if (subscriptions.size > 0) {
@@ -386,6 +394,7 @@ export class Sessions {
       hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
     }
     const inflight = client.state.inflight;
+    const returned = handOff && this.#host.handoff ? returnedMessages(inflight) : undefined;
     for (const packet of inflight.outbound.values()) {
       info.inflight--;
       hooks.onQosDropped(client, packet);
@@ -395,6 +404,7 @@ export class Sessions {
       hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
     }
     inflight.clear();
+    if (returned !== undefined && returned.length > 0) this.#host.handoff!.pass(returned);
   }
 }
 
@@ -404,14 +414,16 @@ function snapshotOf(client: Client): SessionSnapshot {
   const state = client.state.inflight;
   const outbound = (packet: Packet, packetId: number) => {
     const pubrel = packet.fixedHeader.type === PacketType.Pubrel;
-    inflight.push({
+    const record: InflightRecord = {
       clientId: client.id,
       direction: "out",
       sequence: packet.sequence ?? 0,
       packetId,
       stage: pubrel ? "pubrel" : "publish",
       message: pubrel ? undefined : storedMessage(packet),
-    });
+    };
+    if (packet.sharedGroups !== undefined) record.groups = packet.sharedGroups;
+    inflight.push(record);
   };
   for (const [packetId, packet] of state.outbound) outbound(packet, packetId);
   for (const packet of state.pending) outbound(packet, 0);

@@ -88,6 +88,8 @@ export interface InflightRecord {
   stage: "publish" | "pubrel" | "pubrec";
   /** The message, for the `publish` stage. */
   message?: StoredMessage;
+  /** The shared groups that gave the session this message (`Packet.sharedGroups`), if any. */
+  groups?: readonly string[];
 }
 
 /** The $SYS counters as saved, by Mochi's JSON names. */

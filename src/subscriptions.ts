@@ -15,6 +15,7 @@ import type { Client } from "./client.ts";
 import type { Hooks } from "./hooks.ts";
 import { type Delivery, parseFilter, type TopicsIndex, withinTopicLimits } from "./topics.ts";
 import { obscureNotAuthorized, type ResolvedOptions } from "./options.ts";
+import type { SharedHandoff } from "./shared_handoff.ts";
 
 /** What subscription handling needs from the server. */
 export interface SubscriptionHost {
@@ -32,6 +33,8 @@ export interface SubscriptionHost {
   deliverChecked(client: Client, delivery: Delivery, packet: Packet, retained: boolean): void;
   /** The cluster this server is a node of, if any. */
   cluster(): Cluster | undefined;
+  /** Passes on what a shared group queued for a member that unsubscribes from it. */
+  readonly handoff?: SharedHandoff;
 }
 
 /**
@@ -230,6 +233,7 @@ export class SubscriptionHandler {
       }
       const existed = this.#host.topics.unsubscribe(client.id, filter);
       client.state.subscriptions.delete(filter);
+      if (existed && filter.startsWith("$share/")) this.#host.handoff?.unsubscribed(client, filter);
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     }
     this.#host.sendDurable(client, {

@@ -17,7 +17,8 @@ export interface ClusterView {
 
 /**
  * Why a message was dropped: outbound (`queue_full`, `expired`, `too_large`, `offline`,
- * `packet_id_exhausted`) or an inbound PUBLISH refused (`acl_denied`, `rejected`).
+ * `packet_id_exhausted`), an inbound PUBLISH refused (`acl_denied`, `rejected`), or a message a shared
+ * group's member gave back when it left and no other member was left to take (`no_member`).
  */
 export type MessageDropReason =
   | "queue_full"
@@ -26,12 +27,14 @@ export type MessageDropReason =
   | "acl_denied"
   | "offline"
   | "packet_id_exhausted"
-  | "rejected";
+  | "rejected"
+  | "no_member";
 
 /** Every drop reason, in the order of {@linkcode Traffic.messagesDropped}. */
 // deno-fmt-ignore
 export const DROP_REASONS: readonly MessageDropReason[] = [
   "queue_full", "expired", "too_large", "acl_denied", "offline", "packet_id_exhausted", "rejected",
+  "no_member",
 ];
 
 /** v3 CONNACK return codes 1-5 as the v5 reason they stand for. */

@@ -64,6 +64,8 @@ export interface Delivery {
   identifiers: number[];
   /** True when the delivery comes only from shared subscriptions (see {@linkcode TopicsIndex.selectShared}). */
   shared: boolean;
+  /** The shared groups (`"{group}/{topicFilter}"`) that picked this client; undefined when none did. */
+  groups?: string[];
 }
 
 /** Everything that matches one topic name, as returned by {@linkcode TopicsIndex.subscribers}. */
@@ -166,8 +168,8 @@ export function matchTopic(filter: string, topic: string): boolean {
   }
 }
 
-/** Adds one matching subscription to the per-client deliveries, merging with what the client already has. */
-function mergeDelivery(deliveries: Map<string, Delivery>, sub: ClientSubscription, shared: boolean): void {
+/** Adds a matching subscription (picked by shared group `group`, if any) to the per-client deliveries. */
+function mergeDelivery(deliveries: Map<string, Delivery>, sub: ClientSubscription, group?: string): void {
   const existing = deliveries.get(sub.clientId);
   if (existing === undefined) {
     deliveries.set(sub.clientId, {
@@ -176,15 +178,17 @@ function mergeDelivery(deliveries: Map<string, Delivery>, sub: ClientSubscriptio
       noLocal: sub.noLocal,
       retainAsPublished: sub.retainAsPublished,
       identifiers: sub.identifier === undefined ? [] : [sub.identifier],
-      shared,
+      shared: group !== undefined,
+      groups: group === undefined ? undefined : [group],
     });
     return;
   }
+  if (group !== undefined) (existing.groups ??= []).push(group);
+  else existing.shared = false;
   if (sub.qos > existing.qos) existing.qos = sub.qos; // [MQTT-3.3.4-2]
   if (!sub.noLocal) existing.noLocal = false;
   if (sub.retainAsPublished) existing.retainAsPublished = true;
   if (sub.identifier !== undefined) existing.identifiers.push(sub.identifier); // [MQTT-3.3.4-4]
-  if (!shared) existing.shared = false;
 }
 
 /** Picks the first eligible candidate, else the first one: for groups the index no longer knows. */
@@ -474,7 +478,7 @@ export class TopicsIndex {
       const chosen = group === undefined
         ? firstCandidate(candidates, eligible)
         : group.select(candidates, eligible);
-      if (chosen !== undefined) mergeDelivery(subs.subscriptions, chosen, true);
+      if (chosen !== undefined) mergeDelivery(subs.subscriptions, chosen, key);
     }
   }
 
@@ -737,7 +741,7 @@ export class TopicsIndex {
 /** Adds the subscriptions ending at one node to the result. */
 function collect(node: SubscriptionNode, out: Subscribers): void {
   if (node.subscriptions !== undefined) {
-    for (const sub of node.subscriptions.values()) mergeDelivery(out.subscriptions, sub, false);
+    for (const sub of node.subscriptions.values()) mergeDelivery(out.subscriptions, sub);
   }
   if (node.shared !== undefined) {
     for (const group of node.shared.values()) out.shared.set(group.key, group.members);

@@ -222,6 +222,7 @@ Deno.test("TopicsIndex.subscribers merges overlapping subscriptions of a client"
       retainAsPublished: false,
       identifiers: [9],
       shared: false,
+      groups: undefined,
     } satisfies Delivery,
   );
   // Only "a/#" matches "a".
@@ -487,6 +488,7 @@ Deno.test("TopicsIndex.selectShared merges with the client's non-shared subscrip
   assert.deepEqual([...delivery.identifiers].sort(), [1, 2, 3]);
   assert.equal(delivery.noLocal, false);
   assert.equal(delivery.shared, false);
+  assert.deepEqual(delivery.groups?.sort(), ["g/a/#", "h/a/b"]); // the groups that picked c1
   // From shared groups only.
   const onlyShared = index.subscribers("a");
   index.selectShared(onlyShared);
@@ -499,6 +501,7 @@ Deno.test("TopicsIndex.selectShared merges with the client's non-shared subscrip
       retainAsPublished: false,
       identifiers: [2],
       shared: true,
+      groups: ["g/a/#"],
     } satisfies Delivery,
   );
 });

@@ -116,8 +116,6 @@ export class BusCluster implements Cluster {
   #committedSeq = 0;
   /** Route announcements held while a node's routes load. */
   readonly #routeLoads = new Map<string, RouteChange[]>();
-  /** Shared-group rotation counters. */
-  readonly #rotation = new Map<string, number>();
 
   /** The batches of writes, gathered and committed in order. */
   readonly #commits: Commits;
@@ -416,25 +414,12 @@ export class BusCluster implements Cluster {
       (destinations ??= new Map()).set(node, { plain: true, groups: [] });
     }
     for (const [key, members] of remote.shared) {
-      const local = subscribers.shared.get(key)?.size ?? 0;
-      let total = local;
-      for (const member of members.values()) total += this.#routes.count(member.clientId, member.filter);
-      const turn = this.#rotation.get(key) ?? 0;
-      this.#rotation.set(key, turn + 1);
-      let pick = turn % total;
-      if (pick < local) continue; // this node's turn: its own members take it
-      pick -= local;
-      for (const member of members.values()) {
-        pick -= this.#routes.count(member.clientId, member.filter);
-        if (pick >= 0) continue;
-        subscribers.shared.delete(key);
-        let destination = destinations?.get(member.clientId);
-        if (!destination) {
-          (destinations ??= new Map()).set(member.clientId, destination = { plain: false, groups: [] });
-        }
-        destination.groups.push(key);
-        break;
-      }
+      const node = this.#routes.sharedNode(key, members, subscribers.shared.get(key)?.size ?? 0);
+      if (node === undefined) continue; // this node's turn: its own members take it
+      subscribers.shared.delete(key);
+      let destination = destinations?.get(node);
+      if (!destination) (destinations ??= new Map()).set(node, destination = { plain: false, groups: [] });
+      destination.groups.push(key);
     }
     if (destinations === undefined) return;
     const encoded = encodeMessage(packet);
@@ -444,6 +429,18 @@ export class BusCluster implements Cluster {
     for (const [node, { plain, groups }] of destinations) {
       writeRecord(this.#commits.writer(node, encoded.length), packet, encoded, plain, groups, id);
     }
+  }
+
+  handOff(packet: Packet, group: string, localMembers: number): boolean {
+    if (this.#routes.empty || this.#stopped || this.#fenced) return false;
+    const members = this.#routes.match(packet.topicName!).shared.get(group);
+    const node = members === undefined ? undefined : this.#routes.sharedNode(group, members, localMembers);
+    if (node === undefined) return false;
+    this.#commits.batch();
+    const writer = this.#commits.writer(node, packet.payload?.length ?? 0);
+    this.#forwardId.seq++;
+    writeRecord(writer, packet, undefined, false, [group], this.#forwardId);
+    return true;
   }
 
   /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Subscribers, TopicsIndex } from "../../src/topics.ts";
+import { type ClientSubscription, type Subscribers, TopicsIndex } from "../../src/topics.ts";
 
 /** At most this many topics are remembered by {@linkcode RouteTable.plainNodes} (then it starts over). */
 const PLAIN_CACHE_SIZE = 4096;
@@ -39,6 +39,8 @@ export class RouteTable {
    * one does). Cleared on every change: routes change rarely, messages to the same topics repeat.
    */
   readonly #plain = new Map<string, readonly string[] | null>();
+  /** Shared-group rotation counters, by group (see {@linkcode RouteTable.sharedNode}). */
+  readonly #rotation = new Map<string, number>();
 
   /** Whether no other node has any route (then nothing is ever forwarded). */
   get empty(): boolean {
@@ -154,6 +156,46 @@ export class RouteTable {
       this.#plain.set(topic, nodes);
     }
     return nodes ?? undefined;
+  }
+
+  /**
+   * Where a shared group's member for the next message is: the group's next turn in a rotation over every
+   * member of the group, this node's `local` members first, then each other node's as many times as it has
+   * members (so the load spreads over members, not nodes).
+   *
+   * @param group The group, `"{ShareName}/{topicFilter}"` (its rotation advances by one).
+   * @param members The group's routes on other nodes, as {@linkcode RouteTable.match} gives them.
+   * @param local How many members the group has on this node.
+   * @returns The node to forward the message to, or undefined when it is this node's members' turn.
+   *
+   * @example Two members here and one on node b: every third message goes to b
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { RouteTable } from "./route_table.ts";
+   * const routes = new RouteTable();
+   * routes.replace("b", 1, new Map([["$share/g/s/+", 1]]));
+   * const members = routes.match("s/x").shared.get("g/s/+")!;
+   * const picks = [0, 1, 2, 3].map(() => routes.sharedNode("g/s/+", members, 2));
+   * assert.deepEqual(picks, [undefined, undefined, "b", undefined]);
+   * ```
+   */
+  sharedNode(
+    group: string,
+    members: ReadonlyMap<string, ClientSubscription>,
+    local: number,
+  ): string | undefined {
+    const turn = this.#rotation.get(group) ?? 0;
+    this.#rotation.set(group, turn + 1);
+    let total = local;
+    for (const member of members.values()) total += this.count(member.clientId, member.filter);
+    let pick = turn % total;
+    if (pick < local) return undefined;
+    pick -= local;
+    for (const member of members.values()) {
+      pick -= this.count(member.clientId, member.filter);
+      if (pick < 0) return member.clientId;
+    }
+    return undefined;
   }
 
   /**

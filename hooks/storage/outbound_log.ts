@@ -38,6 +38,8 @@ export interface ChunkValue {
   c: string;
   /** `[sequence, packetId, stage (0 publish, 1 pubrel), groupId, index]` per entry. */
   e: number[];
+  /** Sequence -> the shared groups that gave the session its message (`InflightRecord.groups`), if any. */
+  g?: Record<number, readonly string[]>;
 }
 
 /** An acknowledgement map's value: `[chunkId, count, ...sequences]` per chunk. */
@@ -86,6 +88,8 @@ interface Chunk {
   id: number;
   /** The chunk's entries. */
   e: number[];
+  /** The shared groups of its entries that have some (see {@linkcode ChunkValue}). */
+  g?: Record<number, readonly string[]>;
   /** Awaited sequences whose latest entry is in this chunk. */
   open: number;
   written: boolean;
@@ -314,6 +318,10 @@ export class OutboundLog {
     if (session.legacy) this.#deleteLegacy(session, sequence);
     chunk.e.push(sequence, record.packetId, stage, group?.id ?? 0, index);
     chunk.bytes += FIELDS * 9;
+    if (record.groups !== undefined && stage !== STAGE_PUBREL) {
+      (chunk.g ??= {})[sequence] = record.groups;
+      for (const name of record.groups) chunk.bytes += 16 + name.length * 3;
+    }
     chunk.open++;
     session.live.set(sequence, { chunk, stage, group, index, older });
   }
@@ -375,6 +383,7 @@ export class OutboundLog {
           const kept: number[] = [];
           for (let i = 0; i < e.length; i += FIELDS) {
             if (!skip.has(e[i])) kept.push(e[i], e[i + 1], e[i + 2], e[i + 3], e[i + 4]);
+            else if (chunk.g) delete chunk.g[e[i]];
           }
           chunk.e = kept;
           session.acked.delete(chunk.id);
@@ -382,7 +391,9 @@ export class OutboundLog {
         chunk.written = true;
         writes.push({
           key: ["q", session.part, chunk.id],
-          value: { c: session.clientId!, e: chunk.e },
+          value: chunk.g
+            ? { c: session.clientId!, e: chunk.e, g: chunk.g }
+            : { c: session.clientId!, e: chunk.e },
           bytes: chunk.bytes,
         });
       }
@@ -540,7 +551,7 @@ export function restoreLog(
   }
   const out = new Map<number, InflightRecord>();
   chunks.sort((x, y) => x[0] - y[0]);
-  for (const [id, { c: clientId, e }] of chunks) {
+  for (const [id, { c: clientId, e, g }] of chunks) {
     const completed = done.get(id);
     for (let i = 0; i < e.length; i += FIELDS) {
       const sequence = e[i];
@@ -555,7 +566,17 @@ export function restoreLog(
       if (message && qos > 0 && message.qos !== qos) message = { ...message, qos: qos as QoS };
       // A message whose group is gone was done (a commit split by KV's limits, cut by a crash).
       if (message) {
-        out.set(sequence, { clientId, direction: "out", sequence, packetId, stage: "publish", message });
+        const record: InflightRecord = {
+          clientId,
+          direction: "out",
+          sequence,
+          packetId,
+          stage: "publish",
+          message,
+        };
+        const shared = g?.[sequence];
+        if (shared !== undefined) record.groups = shared;
+        out.set(sequence, record);
       } else out.delete(sequence);
     }
   }

@@ -582,8 +582,8 @@ export function sameMessage(a: StoredMessage, b: StoredMessage): boolean {
 
 function inflightRecord(clientId: string, packet: Packet): InflightRecord | undefined {
   switch (packet.fixedHeader.type) {
-    case PacketType.Publish:
-      return {
+    case PacketType.Publish: {
+      const record: InflightRecord = {
         clientId,
         direction: "out",
         sequence: packet.sequence ?? 0,
@@ -591,6 +591,9 @@ function inflightRecord(clientId: string, packet: Packet): InflightRecord | unde
         stage: "publish",
         message: sharedStoredMessage(packet),
       };
+      if (packet.sharedGroups !== undefined) record.groups = packet.sharedGroups;
+      return record;
+    }
     case PacketType.Pubrel:
       return {
         clientId,

@@ -227,4 +227,10 @@ export interface Packet {
    * node is not given there a second copy of it.
    */
   clusterId?: string;
+  /**
+   * Broker bookkeeping: on a session's copy of a message that only shared subscriptions gave it, the
+   * groups (`"{ShareName}/{filter}"`) that picked it, so that the message goes to another member if this
+   * session ends before its client has it (MQTT 5.0 §4.8.2).
+   */
+  sharedGroups?: readonly string[];
 }

@@ -11,7 +11,11 @@
  * 3. every will of a connection that ended without a clean DISCONNECT (its node killed or stopped)
  *    was delivered exactly once, and no will of a clean disconnect was delivered;
  * 4. no client id had two live connections (on two nodes) in two samples a second apart;
- * 5. no shared-subscription message was delivered to two members of the group;
+ * 5. no shared-subscription message was delivered to two members of the group, except as MQTT 5.0
+ *    §4.8.2 allows: a member's session ended (v5 shared members sometimes move with a clean start) after it
+ *    received the message and before the other member did, and the member cannot have acknowledged it
+ *    (its broker confirmed no clean end of the connection that got it, or that connection's node had a
+ *    fault before the session ended: the acknowledgement may be lost);
  * 6. once every session has ended or expired and the nodes have stopped, Redis holds nothing but
  *    the retained-message version counter.
  *
@@ -101,6 +105,80 @@ interface Sent {
   /** The node its publisher was connected to. */
   node: string;
   acked: boolean;
+}
+
+/** One connection of a persistent subscriber (for the shared-group check). */
+export interface MemberConnection {
+  /** Its node ("" until it is known). */
+  node: string;
+  /** When it was attempted (before its CONNACK). */
+  from: number;
+  /** When the broker closed it after its DISCONNECT: everything the member sent on it was read. */
+  closedAt?: number;
+}
+
+/** A shared message received by a member. */
+export interface SharedReceipt {
+  /** The member's client id. */
+  member: string;
+  /** When it arrived. */
+  at: number;
+  /** The connection it arrived on. */
+  connection: MemberConnection;
+}
+
+/**
+ * Invariant 5: a shared message reaches one member of its group, except as MQTT 5.0 §4.8.2 allows. A member
+ * that got a message after another member did is allowed only as a hand-off: the other's session ended after
+ * it got the message (and after every receipt of it before this member's) and before this member got it, and
+ * the other cannot have acknowledged it: no connection that got it ended cleanly (the broker closed it after
+ * the member's DISCONNECT, so it had read the PUBACK sent before) on a node that then had no fault until that
+ * session's end (a node that died or stalled past its lease may have lost the acknowledgement).
+ *
+ * @param receipts Each message's receipts, in order.
+ * @param sessionEnds Each member's session ends: [the clean-start connection attempted, its CONNACK].
+ * @param faulted Whether a node was down or stopped at any moment between two times.
+ * @param rel Formats a time for the messages.
+ * @returns The violations, and how many deliveries were hand-offs the spec allows.
+ */
+export function sharedViolations(
+  receipts: ReadonlyMap<string, readonly SharedReceipt[]>,
+  sessionEnds: ReadonlyMap<string, readonly [number, number][]>,
+  faulted: (node: string, from: number, to: number) => boolean,
+  rel: (time: number) => string = String,
+): { violations: string[]; handedOff: number } {
+  const violations: string[] = [];
+  let handedOff = 0;
+  const acknowledged = (receipt: SharedReceipt, sessionEndedBy: number) =>
+    receipt.connection.closedAt !== undefined && receipt.connection.closedAt < sessionEndedBy &&
+    !faulted(receipt.connection.node, receipt.connection.from, sessionEndedBy);
+  for (const [messageId, got] of receipts) {
+    const firsts = new Map<string, number>(); // member -> first receipt, in order
+    for (const receipt of got) if (!firsts.has(receipt.member)) firsts.set(receipt.member, receipt.at);
+    const members = [...firsts.keys()];
+    for (let i = 1; i < members.length; i++) {
+      const later = members[i];
+      const laterAt = firsts.get(later)!;
+      let allowed = true;
+      for (const earlier of members.slice(0, i)) {
+        const before = got.filter((r) => r.member === earlier && r.at < laterAt);
+        const lastAt = Math.max(...before.map((r) => r.at));
+        const ended = (sessionEnds.get(earlier) ?? []).some(([from, to]) =>
+          from > lastAt && from < laterAt && !before.some((r) => acknowledged(r, to))
+        );
+        if (ended) continue;
+        allowed = false;
+        violations.push(
+          `Shared message ${messageId} delivered to ${members.length} members (${members.join(", ")}): ` +
+            `${later} got it at ${rel(laterAt)} though ${earlier} (got it at ${
+              rel(lastAt)
+            }) had no session end that left it unacknowledged in between`,
+        );
+      }
+      if (allowed) handedOff++;
+    }
+  }
+  return { violations, handedOff };
 }
 
 interface Incarnation {
@@ -202,7 +280,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const plainReceived = new Map<string, Map<string, number>>(); // subscriber -> id -> times
     const qos2Copies = new Map<string, string[]>(); // "subscriber id" -> how each copy came
     const subscribedAt = new Map<string, number>();
-    const sharedReceivers = new Map<string, Set<string>>(); // message id -> members
+    const sharedReceipts = new Map<string, SharedReceipt[]>(); // message id -> receipts, in order
+    // Member -> its sessions' ends: [the clean-start connection attempted, its CONNACK].
+    const sessionEnds = new Map<string, [number, number][]>();
+    // Whether members end their sessions: a generator of its own, so the rest of the run stays as the seed makes it.
+    const endRand = seededRandom(options.seed + 1_000_003);
     const history = new Map<string, string[]>();
     const rel = (time: number) => `t+${((time - start) / 1000).toFixed(1)}s`;
     const persistent: { id: string; version: 4 | 5; stop: () => Promise<void> }[] = [];
@@ -213,12 +295,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       let current: mqtt.MqttClient | undefined;
       let stopped = false;
       let first = true;
+      let renew = false; // the next connection starts a new session (a v5 member ends its session)
+      let connection: MemberConnection = { node: "", from: Date.now() };
       const onMessage = (_topic: string, payload: Uint8Array, packet: mqtt.IPublishPacket, node: string) => {
         const messageId = new TextDecoder().decode(payload);
         if (shared) {
-          let members = sharedReceivers.get(messageId);
-          if (!members) sharedReceivers.set(messageId, members = new Set());
-          members.add(id);
+          let receipts = sharedReceipts.get(messageId);
+          if (!receipts) sharedReceipts.set(messageId, receipts = []);
+          receipts.push({ member: id, at: Date.now(), connection });
           return;
         }
         const received = plainReceived.get(id)!;
@@ -238,11 +322,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         while (!stopped) {
           // A v3.1.1 session with CleanSession=1 ends with its connection [MQTT-3.1.2-6]: a persistent
           // v3.1.1 subscriber uses 0 from the start (Redis starts empty, so nothing stale is resumed).
+          connection = { node: "", from: Date.now() };
           const connected = await connect(
             id,
             version,
             {
-              clean: first && version === 5,
+              clean: (first || renew) && version === 5,
               incomingStore,
               outgoingStore,
               ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
@@ -257,15 +342,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           }
           const { client, slot } = connected;
           current = client;
+          connection.node = slot.id;
+          if (renew) {
+            (sessionEnds.get(id) ?? sessionEnds.set(id, []).get(id)!).push([connection.from, Date.now()]);
+            count("sharedSessionsEnded");
+          }
           const events = history.get(id) ?? [];
           history.set(id, events);
-          events.push(`${at()} on ${slot.id}${first ? " (new)" : ""}`);
+          events.push(`${at()} on ${slot.id}${first || renew ? " (new)" : ""}`);
           client.once("close", () => events.push(`${at()} closed`));
-          if (first) {
+          if (first || renew) {
             try {
               await client.subscribeAsync(filter, { qos });
               if (!shared) subscribedAt.set(id, Date.now());
               first = false;
+              renew = false;
             } catch {
               client.end(true);
               continue;
@@ -277,7 +368,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const result = await Promise.race([closed.then(() => "closed" as const), move]);
           if (result === "move" && !stopped) {
             count("moves");
-            await endClient(client);
+            if (!shared) await endClient(client);
+            else {
+              // A member's clean end is confirmed by the broker's close (its acknowledgements were read).
+              connection.closedAt = await disconnectCleanly(client);
+              // A v5 member sometimes comes back with a clean start: its session ends, and what it had
+              // not acknowledged goes to another member [MQTT 5.0 §4.8.2].
+              renew = version === 5 && endRand() < 0.3;
+            }
             avoid = slot.id;
           } else avoid = undefined;
           await closed;
@@ -593,7 +691,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await delay(500);
       let delivered = 0;
       for (const received of plainReceived.values()) delivered += received.size;
-      for (const members of sharedReceivers.values()) delivered += members.size;
+      for (const receipts of sharedReceipts.values()) {
+        delivered += new Set(receipts.map((r) => r.member)).size;
+      }
       delivered += willsReceived.size;
       if (delivered === last && i >= 10) break;
       last = delivered;
@@ -655,17 +755,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     }
     stats.willsDelivered = [...willsReceived.values()].reduce((a, b) => a + b, 0);
-    // 5: shared groups.
-    for (const [messageId, receivers] of sharedReceivers) {
-      count("sharedDelivered");
-      if (receivers.size > 1) {
-        violations.push(
-          `Shared message ${messageId} delivered to ${receivers.size} members: ${[...receivers].join(", ")}`,
-        );
-      }
-    }
+    // 5: shared groups (see sharedViolations).
+    const faultedBetween = (node: string, from: number, to: number) =>
+      slots.find((slot) => slot.id === node)?.faulted.some(([start, end]) => start <= to && end >= from) ??
+        true;
+    const shared = sharedViolations(sharedReceipts, sessionEnds, faultedBetween, rel);
+    violations.push(...shared.violations);
+    count("sharedDelivered", sharedReceipts.size);
+    if (shared.handedOff > 0) count("sharedHandedOff", shared.handedOff);
     for (const [messageId, record] of sent) {
-      if (record.shared && record.acked && !sharedReceivers.has(messageId)) count("sharedAckedNotDelivered");
+      if (record.shared && record.acked && !sharedReceipts.has(messageId)) count("sharedAckedNotDelivered");
       if (record.acked) count(`acked.qos${record.qos}`);
     }
 

@@ -285,6 +285,43 @@ const CASES: Case[] = [
     }
   }],
 
+  [
+    "a shared member's messages keep their group across a restart: its session's end passes them on",
+    async (fixture) => {
+      const h = await Harness.start(fixture);
+      try {
+        const { client: a } = await connect(h.broker, "a");
+        await subscribe(a, [{ filter: "$share/g/s", qos: 1 }]);
+        const { client: p } = await connect(h.broker, "p", { connect: { clean: true }, properties: {} });
+        await publish(p, "s", "sent", 1, 1);
+        await readPublishes(a, 1); // never acknowledged
+        await disconnect(h.broker, a, "a");
+        await publish(p, "s", "queued", 1, 2);
+        p.close();
+        await h.restart();
+        const restored = h.broker.server.clients.get("a")!.state.inflight;
+        assert.deepEqual([...restored.outbound.values(), ...restored.pending].map((m) => m.sharedGroups), [[
+          "g/s",
+        ], [
+          "g/s",
+        ]]);
+        const { client: b } = await connect(h.broker, "b", { connect: { clean: true }, properties: {} });
+        try {
+          await subscribe(b, [{ filter: "$share/g/s", qos: 1 }]);
+          const { client: a2 } = await connect(h.broker, "a", { connect: { clean: true }, properties: {} });
+          a2.close(); // its clean start ended the restored session
+          const passed = await readPublishes(b, 2);
+          assert.deepEqual(passed.map(text), ["sent", "queued"]);
+          assert.deepEqual(passed.map((m) => m.fixedHeader.dup ?? false), [false, false]);
+        } finally {
+          b.close();
+        }
+      } finally {
+        await h.close();
+      }
+    },
+  ],
+
   ["a QoS 2 flow at the PUBREL stage resumes after a restart", async (fixture) => {
     const h = await Harness.start(fixture);
     try {
