@@ -279,7 +279,18 @@ export class ConnectHandler {
         });
         return this.#refuseConnect(client, ReasonCode.ServerUnavailable);
       }
-      if (client.closed) return cluster.sessionAdmitted(client);
+      if (client.closed) {
+        // Gone during the claim (its CONNECT timed out on its side, say): a session handed over from
+        // another node is kept here as a disconnected one, or it would be lost (that node let it go).
+        // The connection was never accepted: its will does not count.
+        if (handedOver !== undefined) {
+          client.properties.will = undefined;
+          this.#host.sessions.admit(client);
+          this.#host.sessions.adopt(client, handedOver);
+          this.#host.sessions.ended(client, new Error("Connection closed before its CONNACK"));
+        }
+        return cluster.sessionAdmitted(client);
+      }
     }
     let sessionPresent = this.#host.sessions.admit(client);
     if (handedOver !== undefined && !sessionPresent) {

@@ -95,6 +95,8 @@ export class SessionClaims {
   readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
   /** Claims of live handoffs, by client id, until the session is admitted. */
   readonly #claims = new Map<string, Claim>();
+  /** The claim in progress here for each client id (a second CONNECT for the id waits for it). */
+  readonly #claiming = new Map<string, Promise<unknown>>();
 
   /**
    * Creates the claims of a node.
@@ -137,7 +139,20 @@ export class SessionClaims {
    * @returns The session handed over or left by a dead owner, if any.
    */
   claim(client: Client): Promise<SessionSnapshot | undefined> {
-    return this.#claim(client, 0);
+    // One claim of an id at a time on this node: a client that gave up waiting for its CONNACK and
+    // connects again here must not race its first attempt (the handoff would reach neither). The second
+    // claim finds the first one's session here and takes it over as on one node.
+    const id = client.id;
+    const before = this.#claiming.get(id);
+    const claimed = before === undefined
+      ? this.#claim(client, 0)
+      : before.then(() => this.#claim(client, 0), () => this.#claim(client, 0));
+    const settled = claimed.then(() => {}, () => {});
+    this.#claiming.set(id, settled);
+    settled.then(() => {
+      if (this.#claiming.get(id) === settled) this.#claiming.delete(id);
+    });
+    return claimed;
   }
 
   /**
@@ -236,7 +251,8 @@ export class SessionClaims {
         await Promise.race([arrived.promise, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
         clearTimeout(timer);
         if (handed !== undefined) break;
-        if (client.closed) throw new Error(`The client ${clientId} went away during the handoff`);
+        // A client that went away meanwhile still gets its session here (disconnected): the previous
+        // owner lets it go when it reads the release.
         if (node.fenced()) throw new Error(`Node "${node.nodeId}" was claimed during the handoff`);
         const epoch = await this.#bus.sessionEpoch(clientId, node.nodeId).catch((error) => {
           node.failed(error);
