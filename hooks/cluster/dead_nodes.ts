@@ -106,6 +106,12 @@ export class Reaper {
         else {
           sessions.push({ record, snapshot });
           adopted.add(entry.clientId);
+          log.debug("Adopting {id} from {dead}: {subscriptions} subscriptions, {messages} messages", {
+            id: entry.clientId,
+            dead,
+            subscriptions: snapshot.subscriptions.length,
+            messages: snapshot.inflight.length,
+          });
         }
       }
       if (sessions.length > 0) {

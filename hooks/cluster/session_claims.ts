@@ -204,6 +204,12 @@ export class SessionClaims {
       claim = await claimed();
     }
     node.owned.set(clientId, claim.epoch);
+    log.debug("Claimed {id} at epoch {epoch} (previous owner: {previous}, alive: {alive})", {
+      id: clientId,
+      epoch: claim.epoch,
+      previous: claim.previous ?? "none",
+      alive: claim.previousAlive,
+    });
     if (claim.previous === undefined || claim.previous === node.nodeId) return undefined;
     if (!claim.previousAlive) {
       // Left by a dead node that nobody adopted it from: resumed from what it stored.
@@ -280,6 +286,12 @@ export class SessionClaims {
         ? snapshotOps(handed.snapshot)
         : [];
       held.had = handedIds(handed.snapshot);
+      log.debug("{id} handed over by {node}: {subscriptions} subscriptions, {messages} messages", {
+        id: clientId,
+        node: claim.previous,
+        subscriptions: handed.snapshot?.subscriptions.length ?? "no session",
+        messages: handed.snapshot?.inflight.length ?? 0,
+      });
       const write: SessionWrite = {
         clientId,
         epoch: claim.epoch,
@@ -317,6 +329,16 @@ export class SessionClaims {
         node.owned.delete(clientId);
         snapshot = node.host().releaseSession(clientId, control.clean === true);
       }
+      log.debug(
+        "Released {id} to {node} (epoch {epoch}, owned here at {owned}): {subscriptions} subscriptions",
+        {
+          id: clientId,
+          node: control.to as string,
+          epoch,
+          owned: owned ?? "none",
+          subscriptions: snapshot?.subscriptions.length ?? "no session",
+        },
+      );
       node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
     } else if (control.kind === "handoff") {
       const claim = this.#claims.get(clientId);

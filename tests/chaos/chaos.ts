@@ -97,6 +97,9 @@ interface NodeSlot {
   faulted: [number, number][];
 }
 
+/** Each node's options: `CHAOS_NODE_ARGS` adds CLI arguments (say `--log-level debug`, with `CHAOS_LOGS`). */
+const nodeOptions = { info: true, args: Deno.env.get("CHAOS_NODE_ARGS")?.split(" ").filter(Boolean) };
+
 interface Sent {
   qos: 0 | 1 | 2;
   shared: boolean;
@@ -218,7 +221,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   try {
     for (
       const node of await Promise.all(
-        ["a", "b", "c"].map((id) => startNode(redis.address, id, { info: true })),
+        ["a", "b", "c"].map((id) => startNode(redis.address, id, nodeOptions)),
       )
     ) {
       slots.push({ id: node.id, node, state: "up", faulted: [] });
@@ -661,7 +664,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const from = Date.now();
         await slot.node.stop("SIGKILL");
         await delay(300 + rand() * 1500);
-        slot.node = await startNode(redis.address, slot.id, { info: true });
+        slot.node = await startNode(redis.address, slot.id, nodeOptions);
         lives.push(slot.node);
         slot.state = "up";
         slot.faulted.push([from, Date.now()]);
