@@ -206,6 +206,7 @@ export class BusCluster implements Cluster {
       },
       sync: () => this.sync(),
       storeSync: () => this.sessionStore.sync(),
+      joins: () => this.#joins,
     });
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,

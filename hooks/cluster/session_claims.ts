@@ -58,6 +58,8 @@ export interface ClaimsNode {
   failed(error: unknown): void;
   /** Whether this node was claimed while it stalled (joining again). */
   fenced(): boolean;
+  /** How many times this node has joined the cluster (once more after each time it was claimed). */
+  joins(): number;
   /** Queues a control record for a node's inbox (this node's own included). */
   control(node: string, control: Record<string, unknown>): void;
   /** Counts one more local subscription to a filter (its route); true when the route is new. */
@@ -144,9 +146,17 @@ export class SessionClaims {
     // claim finds the first one's session here and takes it over as on one node.
     const id = client.id;
     const before = this.#claiming.get(id);
-    const claimed = before === undefined
-      ? this.#claim(client, 0)
-      : before.then(() => this.#claim(client, 0), () => this.#claim(client, 0));
+    const node = this.#node;
+    const joins = node.joins();
+    const claim = () =>
+      this.#claim(client, 0).then((snapshot) => {
+        // Claimed itself meanwhile (it stalled past its lease): the session is its claimer's now.
+        if (node.fenced() || node.joins() !== joins) {
+          throw new Error(`Node "${node.nodeId}" was claimed while it claimed ${id}`);
+        }
+        return snapshot;
+      });
+    const claimed = before === undefined ? claim() : before.then(claim, claim);
     const settled = claimed.then(() => {}, () => {});
     this.#claiming.set(id, settled);
     settled.then(() => {
