@@ -383,14 +383,11 @@ export class BusCluster implements Cluster {
     const id = this.#forwardId;
     const seq = id.seq;
     this.#toNodes(packet, subscribers);
+    // A QoS 1/2 message forwarded keeps its id in the sessions here that store it: another node that
+    // gets a copy too (a dead node's claimer, a session's new owner) can tell it is the same message.
+    if (id.seq !== seq && packet.fixedHeader.qos) packet.clusterId = idKey(this.nodeId, id.epoch, id.seq);
     if (this.#claims.holding && !packet.topicName!.startsWith("$SYS")) {
-      // With its id if it was forwarded: a session's old owner may get that copy from a dead node's inbox.
-      this.#claims.hold(
-        packet,
-        this.nodeId,
-        true,
-        id.seq === seq ? undefined : idKey(this.nodeId, id.epoch, id.seq),
-      );
+      this.#claims.hold(packet, this.nodeId, true, packet.clusterId);
     }
   }
 
@@ -540,12 +537,19 @@ export class BusCluster implements Cluster {
           if ("control" in message) await this.#claims.controlled(message.control);
           else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
           else {
+            const packet = message.packet;
+            // Its id stays with the sessions here that store it (see `route`).
+            if (message.epoch !== 0 && packet.fixedHeader.qos) {
+              packet.clusterId = idKey(entry.from, message.epoch, message.seq);
+            }
             const except = this.#windows.active
-              ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
+              ? this.#windows.inbox(
+                packet.clusterId ?? idKey(entry.from, message.epoch, message.seq),
+                message.plain,
+              )
               : undefined;
             if (message.plain && this.#claims.holding) {
-              const id = message.epoch === 0 ? undefined : idKey(entry.from, message.epoch, message.seq);
-              this.#claims.hold(message.packet, entry.from, false, id);
+              this.#claims.hold(packet, entry.from, false, packet.clusterId);
             }
             const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
             const outer = holdWritesOf(held);

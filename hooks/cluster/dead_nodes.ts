@@ -10,7 +10,8 @@
  * A message published while the other nodes still route to the dead node but already to the sessions
  * adopted here reaches this node twice (its own inbox, and the dead node's): from the adoption to the
  * release, a {@linkcode ClaimWindows} window gives each adopted session one copy of each message id, and
- * a batch written twice into the dead node's inbox (a retried write) is read once ({@linkcode OriginSequences}).
+ * a batch written twice into the dead node's inbox (a retried write) is read once ({@linkcode OriginSequences}),
+ * and a message an adopted session already holds (by its id) is not delivered to it again.
  *
  * @module
  */
@@ -56,6 +57,8 @@ interface Reaping {
   window: ClaimWindow | undefined;
   /** The last id read from each origin in its inbox. */
   sequences: OriginSequences;
+  /** The adopted sessions that hold each message id already (stored with it: see `Packet.clusterId`). */
+  holders: Map<string, Set<string>>;
 }
 
 /** Cleans up after the dead nodes this node claimed. */
@@ -89,7 +92,8 @@ export class Reaper {
       node: node.nodeId,
     });
     const adopted = new Set<string>();
-    const reaping: Reaping = { adopted, window: undefined, sequences: new OriginSequences() };
+    const holders = new Map<string, Set<string>>();
+    const reaping: Reaping = { adopted, window: undefined, sequences: new OriginSequences(), holders };
     try {
       const entries = await this.#bus.adoptSessions(dead, node.nodeId);
       // In the turn the sessions arrive here, this node stops forwarding to the dead one: what it accepted
@@ -106,6 +110,13 @@ export class Reaper {
         else {
           sessions.push({ record, snapshot });
           adopted.add(entry.clientId);
+          for (const { message } of snapshot.inflight) {
+            const id = message?.clusterId;
+            if (id === undefined) continue;
+            const holding = holders.get(id);
+            if (holding === undefined) holders.set(id, new Set([entry.clientId]));
+            else holding.add(entry.clientId);
+          }
           log.debug("Adopting {id} from {dead}: {subscriptions} subscriptions, {messages} messages", {
             id: entry.clientId,
             dead,
@@ -189,7 +200,10 @@ export class Reaper {
           }
           // Stored with its id: a node the session moves to may hold a copy of its own (`SessionClaims`).
           message.packet.clusterId = id;
-          host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only });
+          // Not again to a session that has it: the node that handed it to the dead one put it there
+          // before its handoff, or the dead node stored it.
+          const except = id === undefined ? undefined : reaping.holders.get(id);
+          host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only, except });
           count++;
         }
       }

@@ -13,9 +13,12 @@
  *   sessions it adopted). Both copies meet on the claimer: while a claim is worked through,
  *   {@linkcode ClaimWindows} remembers which ids reached the adopted sessions either way, and the second
  *   copy skips them. Outside a claim this costs one length check per message.
- * - **A session moving during a claim.** What a claimer delivers from a dead node's inbox keeps its id
- *   in the session (`Packet.clusterId`), so that the node the session then moves to does not deliver
- *   again the copy it held for it (see `session_claims.ts`).
+ * - **A session moving during a claim.** A forwarded QoS 1/2 message keeps its id in every session that
+ *   stores it (`Packet.clusterId`: set by the node that forwards it and by each node that reads it). So
+ *   the node a session moves to does not deliver again a copy it held for it that the session was handed
+ *   over with (`session_claims.ts`), and a dead node's claimer does not deliver from the dead node's inbox
+ *   a message that an adopted session already holds (`dead_nodes.ts`), such as one the session's previous
+ *   owner put in it before it handed the session to the node that died.
  *
  * @module
  */
