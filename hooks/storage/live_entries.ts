@@ -19,7 +19,11 @@ interface Far<C, G> {
 }
 
 const FIRST_CAPACITY = 16;
-/** A ring this large or larger that empties is replaced by a small one. */
+/**
+ * A ring this large or larger that empties is made smaller when it spanned under a quarter of its
+ * slots since it last emptied (not each time: a session that fills and drains its ring every
+ * commit would reallocate it every commit).
+ */
 const SHRINK_CAPACITY = 256;
 /** Stage values fit in 3 bits; the group index is the rest. */
 const STAGE_BITS = 8;
@@ -45,6 +49,8 @@ export class LiveEntries<C extends object, G extends object> {
   #span = 0;
   /** Entries in the ring. */
   #count = 0;
+  /** The largest span since the ring last emptied. */
+  #peak = 0;
   #mask = -1;
   #chunks: (C | undefined)[] = [];
   #groups: (G | undefined)[] = [];
@@ -124,7 +130,10 @@ export class LiveEntries<C extends object, G extends object> {
     this.#chunks[slot] = chunk;
     this.#groups[slot] = group;
     this.#packed[slot] = packed;
-    if (offset >= this.#span) this.#span = offset + 1;
+    if (offset >= this.#span) {
+      this.#span = offset + 1;
+      if (offset >= this.#peak) this.#peak = offset + 1;
+    }
   }
 
   /**
@@ -147,7 +156,13 @@ export class LiveEntries<C extends object, G extends object> {
       this.#base = sequence + 1;
       this.#head = 0;
       this.#span = 0;
-      if (this.#mask + 1 >= SHRINK_CAPACITY) this.#allocate(FIRST_CAPACITY); // every slot is empty
+      const capacity = this.#mask + 1;
+      if (capacity >= SHRINK_CAPACITY && this.#peak * 4 <= capacity) {
+        let smaller = FIRST_CAPACITY;
+        while (smaller < this.#peak * 2) smaller *= 2;
+        this.#allocate(smaller); // every slot is empty
+      }
+      this.#peak = 0;
       return;
     }
     if (offset === 0) this.#skipHoles();

@@ -280,8 +280,39 @@ export class OutboundLog {
    * @param estimate The backend's size estimate of a message.
    */
   put(part: string, record: InflightRecord, estimate: (message: StoredMessage) => number): void {
+    this.putEntry(
+      part,
+      record.clientId,
+      record.sequence,
+      record.packetId,
+      record.stage !== "publish",
+      record.message,
+      estimate,
+    );
+  }
+
+  /**
+   * Adds an outbound record given by its fields (what {@linkcode OutboundLog.put} does with a record).
+   *
+   * @param part The client id's key part.
+   * @param clientId The client id.
+   * @param sequence The record's sequence.
+   * @param packetId Its packet id (0 while queued).
+   * @param pubrel True for the PUBREL stage, false for the message.
+   * @param message The message (undefined for a later entry of a message already stored).
+   * @param estimate The backend's size estimate of a message.
+   */
+  putEntry(
+    part: string,
+    clientId: string,
+    sequence: number,
+    packetId: number,
+    pubrel: boolean,
+    message: StoredMessage | undefined,
+    estimate: (message: StoredMessage) => number,
+  ): void {
     const session = this.#session(part);
-    session.clientId = record.clientId;
+    session.clientId = clientId;
     let chunk = session.fresh[session.fresh.length - 1];
     if (chunk === undefined || chunk.e.length >= CHUNK_ENTRIES * FIELDS || !session.chunks.has(chunk.id)) {
       chunk = {
@@ -290,13 +321,12 @@ export class OutboundLog {
         open: 0,
         written: false,
         dying: false,
-        bytes: 64 + record.clientId.length * 3,
+        bytes: 64 + clientId.length * 3,
       };
       session.chunks.set(chunk.id, chunk);
       if (session.fresh.length === 0) this.#touched.add(session);
       session.fresh.push(chunk);
     }
-    const sequence = record.sequence;
     const live = session.live;
     const found = live.find(sequence);
     const previousChunk = found ? live.chunk : undefined;
@@ -304,21 +334,21 @@ export class OutboundLog {
     let stage = STAGE_PUBREL;
     let group: Group | undefined;
     let index = 0;
-    if (record.stage === "publish") {
-      stage = record.message ? STAGE_QOS + record.message.qos : (found ? live.stage : STAGE_QOS);
+    if (!pubrel) {
+      stage = message ? STAGE_QOS + message.qos : (found ? live.stage : STAGE_QOS);
       if (previousGroup) {
         // A later entry of a sequence is the same message: it keeps its group.
         group = previousGroup;
         index = live.index;
-      } else if (record.message) {
-        group = this.#place(record.message, estimate);
+      } else if (message) {
+        group = this.#place(message, estimate);
         index = this.#lastIndex;
       }
       if (group) group.refs++;
     }
     if (previousChunk) this.#supersede(session, sequence, previousChunk, previousGroup, chunk);
     if (session.legacy) this.#deleteLegacy(session, sequence);
-    chunk.e.push(sequence, record.packetId, stage, group?.id ?? 0, index);
+    chunk.e.push(sequence, packetId, stage, group?.id ?? 0, index);
     chunk.bytes += FIELDS * 9;
     if (record.groups !== undefined && stage !== STAGE_PUBREL) {
       (chunk.g ??= {})[sequence] = record.groups;

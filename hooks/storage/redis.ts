@@ -48,7 +48,14 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import {
+  inflightId,
+  OUTBOUND_DONE,
+  OUTBOUND_PUBREL,
+  type StorageBackend,
+  StorageHook,
+  type WriteOp,
+} from "./storage.ts";
 import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 import { logger } from "../../src/logger.ts";
 
@@ -117,6 +124,8 @@ function messageBytes(message: StoredMessage): number {
 export class RedisBackend implements StorageBackend {
   /** Outbound in-flight writes are merged by the log (see the module docs). */
   readonly mergesOutbound = true;
+  /** They come as flat events (no record and op object per delivery). */
+  readonly takesOutboundEvents = true;
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
@@ -242,6 +251,25 @@ export class RedisBackend implements StorageBackend {
           if (op.direction === "out") log.complete(op.clientId, op.id);
           else multi.hdel(`${p}inflight:${op.clientId}`, `in:${op.id}`);
           break;
+        case "outbound": {
+          const { clients, numbers, messages } = op.events;
+          for (let i = op.from; i < op.to; i++) {
+            const kind = numbers[i * 3 + 2];
+            if (kind === OUTBOUND_DONE) log.complete(clients[i], numbers[i * 3]);
+            else {
+              log.putEntry(
+                clients[i],
+                clients[i],
+                numbers[i * 3],
+                numbers[i * 3 + 1],
+                kind === OUTBOUND_PUBREL,
+                messages[i],
+                messageBytes,
+              );
+            }
+          }
+          break;
+        }
         case "putRetained":
           multi.hset(`${p}retained`, op.message.topic, encode(op.message));
           break;

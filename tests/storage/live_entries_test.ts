@@ -100,3 +100,22 @@ Deno.test("LiveEntries keeps an entry left behind without growing with the traff
   assert.equal(live.size, 8);
   assert.ok(!live.find(1));
 });
+
+Deno.test("LiveEntries keeps its ring while it is used and shrinks it once traffic is smaller", () => {
+  const live = new LiveEntries<Chunk, Group>();
+  const chunk = { id: 1 };
+  let sequence = 1;
+  const burst = (n: number) => {
+    const first = sequence;
+    for (let i = 0; i < n; i++) live.set(sequence++, chunk, 2, undefined, 0);
+    for (let s = first; s < sequence; s++) live.delete(s);
+    assert.equal(live.size, 0);
+  };
+  burst(5000);
+  const large = live.capacity;
+  assert.ok(large >= 5000);
+  burst(4000);
+  assert.equal(live.capacity, large); // not reallocated for a burst of the same size
+  burst(10);
+  assert.ok(live.capacity <= 32, `ring of ${live.capacity} slots`);
+});
