@@ -68,10 +68,40 @@ export const OUTBOUND_DONE = 2;
 export class OutboundEvents {
   /** The client id of each event. */
   readonly clients: string[] = [];
-  /** Sequence, packet id and kind of each event. */
-  readonly numbers: number[] = [];
+  /** Sequence, packet id and kind of each event (a typed array: nothing for the GC to scan or copy). */
+  numbers: Float64Array = new Float64Array(192);
   /** The message of each event (undefined but for a publish that carries it). */
   readonly messages: (StoredMessage | undefined)[] = [];
+
+  /**
+   * Adds an event.
+   *
+   * @param clientId The client id.
+   * @param sequence The record's sequence.
+   * @param packetId Its packet id.
+   * @param kind {@linkcode OUTBOUND_PUBLISH}, {@linkcode OUTBOUND_PUBREL} or {@linkcode OUTBOUND_DONE}.
+   * @param message The message, for a publish that carries it.
+   */
+  push(
+    clientId: string,
+    sequence: number,
+    packetId: number,
+    kind: number,
+    message: StoredMessage | undefined,
+  ): void {
+    const at = this.clients.length * 3;
+    let numbers = this.numbers;
+    if (at + 3 > numbers.length) {
+      numbers = new Float64Array(numbers.length * 2);
+      numbers.set(this.numbers);
+      this.numbers = numbers;
+    }
+    numbers[at] = sequence;
+    numbers[at + 1] = packetId;
+    numbers[at + 2] = kind;
+    this.clients.push(clientId);
+    this.messages.push(message);
+  }
 }
 
 /**
@@ -421,9 +451,7 @@ export class StorageHook implements Hook {
       const at = events.clients.length;
       this.#queue.push(this.#run = run = { op: "outbound", events, from: at, to: at });
     }
-    events.clients.push(clientId);
-    events.numbers.push(sequence, packetId, kind);
-    events.messages.push(message);
+    events.push(clientId, sequence, packetId, kind, message);
     run.to++;
     this.#appended++;
     if (!this.#scheduled && !this.#committing && !this.#failing) {
