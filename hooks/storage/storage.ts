@@ -66,9 +66,11 @@ export const OUTBOUND_DONE = 2;
  * publish that carries it, the message `messages[i]`.
  */
 export class OutboundEvents {
+  /** How many events there are (the arrays may be longer: they are reused). */
+  length = 0;
   /** The client id of each event. */
   readonly clients: string[] = [];
-  /** Sequence, packet id and kind of each event (a typed array: nothing for the GC to scan or copy). */
+  /** Sequence, packet id and kind of each event (a typed array: nothing for the GC to scan). */
   numbers: Float64Array = new Float64Array(192);
   /** The message of each event (undefined but for a publish that carries it). */
   readonly messages: (StoredMessage | undefined)[] = [];
@@ -89,7 +91,8 @@ export class OutboundEvents {
     kind: number,
     message: StoredMessage | undefined,
   ): void {
-    const at = this.clients.length * 3;
+    const n = this.length++;
+    const at = n * 3;
     let numbers = this.numbers;
     if (at + 3 > numbers.length) {
       numbers = new Float64Array(numbers.length * 2);
@@ -99,8 +102,14 @@ export class OutboundEvents {
     numbers[at] = sequence;
     numbers[at + 1] = packetId;
     numbers[at + 2] = kind;
-    this.clients.push(clientId);
-    this.messages.push(message);
+    this.clients[n] = clientId;
+    this.messages[n] = message;
+  }
+
+  /** Empties it for reuse (keeping its arrays' room; the messages are let go). */
+  clear(): void {
+    this.messages.fill(undefined, 0, this.length);
+    this.length = 0;
   }
 }
 
@@ -161,6 +170,8 @@ export class StorageHook implements Hook {
   readonly #flat: boolean;
   /** The queued batch's outbound events, and its `outbound` op that is last in the queue, if any. */
   #events: OutboundEvents | undefined;
+  /** Events of a committed batch, emptied for reuse (a batch of events takes its arrays' full room). */
+  #spareEvents: OutboundEvents | undefined;
   #run: { op: "outbound"; events: OutboundEvents; from: number; to: number } | undefined;
   /** A batch whose commit failed: retried as it is (it was coalesced already), before newer writes. */
   #retrying: WriteOp[] | undefined;
@@ -231,7 +242,7 @@ export class StorageHook implements Hook {
 
   /** Writes waiting to be committed (for metrics). */
   get queueDepth(): number {
-    return this.#queue.length + (this.#events?.clients.length ?? 0) + (this.#retrying?.length ?? 0);
+    return this.#queue.length + (this.#events?.length ?? 0) + (this.#retrying?.length ?? 0);
   }
 
   // Restore ------------------------------------------------------------------------------------
@@ -445,10 +456,14 @@ export class StorageHook implements Hook {
     message: StoredMessage | undefined,
   ): void {
     if (this.#stopped) return;
-    const events = this.#events ??= new OutboundEvents();
+    let events = this.#events;
+    if (events === undefined) {
+      this.#events = events = this.#spareEvents ?? new OutboundEvents();
+      this.#spareEvents = undefined;
+    }
     let run = this.#run;
     if (run === undefined) {
-      const at = events.clients.length;
+      const at = events.length;
       this.#queue.push(this.#run = run = { op: "outbound", events, from: at, to: at });
     }
     events.push(clientId, sequence, packetId, kind, message);
@@ -474,6 +489,7 @@ export class StorageHook implements Hook {
     this.#retrying = undefined;
     const upTo = this.#appended;
     this.#queue = [];
+    const events = this.#events;
     this.#events = this.#run = undefined; // the batch keeps its events (a retry needs them)
     try {
       const started = performance.now();
@@ -483,6 +499,10 @@ export class StorageHook implements Hook {
       this.#failing = false;
       this.#retryMs = RETRY_FIRST_MS;
       this.#committed = upTo;
+      if (events !== undefined) {
+        events.clear(); // the batch is done with them
+        this.#spareEvents = events;
+      }
       this.#wake();
     } catch (error) {
       if (!this.#failing) this.writeFailed(error);
