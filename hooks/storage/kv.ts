@@ -368,25 +368,26 @@ export class KVBackend implements StorageBackend {
           break;
         }
         case "outbound": {
-          const { clients, numbers, messages } = op.events;
+          const events = op.events;
           let clientId: string | undefined;
           let c = "";
           for (let i = op.from; i < op.to; i++) {
-            if (clients[i] !== clientId) {
-              clientId = clients[i];
-              const p = part(clientId); // not awaited unless hashed: this runs per delivery
+            const id = events.clientOf(i);
+            if (id !== clientId) {
+              clientId = id;
+              const p = part(id); // not awaited unless hashed: this runs per delivery
               c = typeof p === "string" ? p : await p;
             }
-            const kind = numbers[i * 3 + 2];
-            if (kind === OUTBOUND_DONE) log.complete(c, numbers[i * 3]);
+            const kind = events.kindOf(i);
+            if (kind === OUTBOUND_DONE) log.complete(c, events.sequenceOf(i));
             else {
               log.putEntry(
                 c,
-                clientId!,
-                numbers[i * 3],
-                numbers[i * 3 + 1],
+                id,
+                events.sequenceOf(i),
+                events.packetIdOf(i),
                 kind === OUTBOUND_PUBREL,
-                messages[i],
+                events.messageOf(i),
                 messageBytes,
               );
             }

@@ -252,18 +252,19 @@ export class RedisBackend implements StorageBackend {
           else multi.hdel(`${p}inflight:${op.clientId}`, `in:${op.id}`);
           break;
         case "outbound": {
-          const { clients, numbers, messages } = op.events;
+          const events = op.events;
           for (let i = op.from; i < op.to; i++) {
-            const kind = numbers[i * 3 + 2];
-            if (kind === OUTBOUND_DONE) log.complete(clients[i], numbers[i * 3]);
+            const clientId = events.clientOf(i);
+            const kind = events.kindOf(i);
+            if (kind === OUTBOUND_DONE) log.complete(clientId, events.sequenceOf(i));
             else {
               log.putEntry(
-                clients[i],
-                clients[i],
-                numbers[i * 3],
-                numbers[i * 3 + 1],
+                clientId,
+                clientId,
+                events.sequenceOf(i),
+                events.packetIdOf(i),
                 kind === OUTBOUND_PUBREL,
-                messages[i],
+                events.messageOf(i),
                 messageBytes,
               );
             }

@@ -58,22 +58,22 @@ export const OUTBOUND_PUBREL = 1;
 export const OUTBOUND_DONE = 2;
 
 /**
- * The outbound in-flight events of a batch, flat: one entry per delivery or acknowledgement in
- * parallel arrays, so that a persistent delivery costs the hook no record and no op object (see
- * {@linkcode StorageBackend.takesOutboundEvents}). Event `i` is for client `clients[i]`, with
- * sequence `numbers[3i]`, packet id `numbers[3i + 1]`, kind `numbers[3i + 2]`
- * ({@linkcode OUTBOUND_PUBLISH}, {@linkcode OUTBOUND_PUBREL} or {@linkcode OUTBOUND_DONE}) and, for a
- * publish that carries it, the message `messages[i]`.
+ * The outbound in-flight events of a batch, flat: one entry per delivery or acknowledgement in a
+ * typed array (sequence, packet id, kind, and the indexes of its client id and message in small
+ * tables), so that a persistent delivery costs the hook no record, no op object and no pointer for
+ * the GC to trace (see {@linkcode StorageBackend.takesOutboundEvents}). Read event `i` with
+ * {@linkcode OutboundEvents.clientOf} and the other `*Of` methods.
  */
 export class OutboundEvents {
-  /** How many events there are (the arrays may be longer: they are reused). */
+  /** How many events there are. */
   length = 0;
-  /** The client id of each event. */
-  readonly clients: string[] = [];
-  /** Sequence, packet id and kind of each event (a typed array: nothing for the GC to scan). */
-  numbers: Float64Array = new Float64Array(192);
-  /** The message of each event (undefined but for a publish that carries it). */
-  readonly messages: (StoredMessage | undefined)[] = [];
+  /** Per event: sequence, packet id, kind, client index, message index (-1: none). */
+  #numbers = new Float64Array(5 * 64);
+  /** The batch's client ids, each once. */
+  readonly #clients: string[] = [];
+  readonly #clientIndex = new Map<string, number>();
+  /** The batch's messages, each once (the deliveries of one message come together). */
+  readonly #messages: StoredMessage[] = [];
 
   /**
    * Adds an event.
@@ -91,25 +91,88 @@ export class OutboundEvents {
     kind: number,
     message: StoredMessage | undefined,
   ): void {
-    const n = this.length++;
-    const at = n * 3;
-    let numbers = this.numbers;
-    if (at + 3 > numbers.length) {
+    const at = this.length++ * 5;
+    let numbers = this.#numbers;
+    if (at + 5 > numbers.length) {
       numbers = new Float64Array(numbers.length * 2);
-      numbers.set(this.numbers);
-      this.numbers = numbers;
+      numbers.set(this.#numbers);
+      this.#numbers = numbers;
+    }
+    let client = this.#clientIndex.get(clientId);
+    if (client === undefined) {
+      client = this.#clients.push(clientId) - 1;
+      this.#clientIndex.set(clientId, client);
+    }
+    let index = -1;
+    if (message !== undefined) {
+      const messages = this.#messages;
+      index = messages.length - 1;
+      if (index < 0 || messages[index] !== message) index = messages.push(message) - 1;
     }
     numbers[at] = sequence;
     numbers[at + 1] = packetId;
     numbers[at + 2] = kind;
-    this.clients[n] = clientId;
-    this.messages[n] = message;
+    numbers[at + 3] = client;
+    numbers[at + 4] = index;
   }
 
-  /** Empties it for reuse (keeping its arrays' room; the messages are let go). */
+  /**
+   * The client id of event `i`.
+   *
+   * @param i The event.
+   * @returns The client id.
+   */
+  clientOf(i: number): string {
+    return this.#clients[this.#numbers[i * 5 + 3]];
+  }
+
+  /**
+   * The sequence of event `i`.
+   *
+   * @param i The event.
+   * @returns The sequence.
+   */
+  sequenceOf(i: number): number {
+    return this.#numbers[i * 5];
+  }
+
+  /**
+   * The packet id of event `i`.
+   *
+   * @param i The event.
+   * @returns The packet id.
+   */
+  packetIdOf(i: number): number {
+    return this.#numbers[i * 5 + 1];
+  }
+
+  /**
+   * The kind of event `i`.
+   *
+   * @param i The event.
+   * @returns {@linkcode OUTBOUND_PUBLISH}, {@linkcode OUTBOUND_PUBREL} or {@linkcode OUTBOUND_DONE}.
+   */
+  kindOf(i: number): number {
+    return this.#numbers[i * 5 + 2];
+  }
+
+  /**
+   * The message of event `i`.
+   *
+   * @param i The event.
+   * @returns The message, if the event carries one.
+   */
+  messageOf(i: number): StoredMessage | undefined {
+    const index = this.#numbers[i * 5 + 4];
+    return index < 0 ? undefined : this.#messages[index];
+  }
+
+  /** Empties it for reuse (keeping its room). */
   clear(): void {
-    this.messages.fill(undefined, 0, this.length);
     this.length = 0;
+    this.#clients.length = 0;
+    this.#clientIndex.clear();
+    this.#messages.length = 0;
   }
 }
 
