@@ -446,7 +446,17 @@ export class Hooks {
 
   /** Fires `onQosPublish`. */
   onQosPublish(client: Client, packet: Packet, sent: number, resends: number): void {
-    // Called by name (a fast property load), not through `invoke`: this runs per delivery.
+    // Small enough to inline where it runs per delivery; no lookup by name when no hook has it.
+    if (this.#qosPublish.length > 0) this.#qosPublishTo(client, packet, sent, resends);
+  }
+
+  /** Fires `onQosComplete`. */
+  onQosComplete(client: Client, packet: Packet): void {
+    if (this.#qosComplete.length > 0) this.#qosCompleteTo(client, packet);
+  }
+
+  /** Calls each hook's `onQosPublish` by name (a fast property load), not through `invoke`. */
+  #qosPublishTo(client: Client, packet: Packet, sent: number, resends: number): void {
     const hooks = this.#qosPublish;
     for (let i = 0; i < hooks.length; i++) {
       try {
@@ -458,8 +468,7 @@ export class Hooks {
     }
   }
 
-  /** Fires `onQosComplete`. */
-  onQosComplete(client: Client, packet: Packet): void {
+  #qosCompleteTo(client: Client, packet: Packet): void {
     const hooks = this.#qosComplete;
     for (let i = 0; i < hooks.length; i++) {
       try {
