@@ -389,6 +389,7 @@ export class KVBackend implements StorageBackend {
                 kind === OUTBOUND_PUBREL,
                 events.messageOf(i),
                 messageBytes,
+                events.groupsOf(i),
               );
             }
           }

@@ -31,6 +31,8 @@ export class OutboundEvents {
   readonly #clientIndex = new Map<string, number>();
   /** The batch's messages, each once (the deliveries of one message come together). */
   readonly #messages: StoredMessage[] = [];
+  /** The shared groups of the events that have some, by event (rare: shared subscriptions only). */
+  #groups: Map<number, readonly string[]> | undefined;
 
   /**
    * Adds an event.
@@ -40,6 +42,7 @@ export class OutboundEvents {
    * @param packetId Its packet id.
    * @param kind {@linkcode OUTBOUND_PUBLISH}, {@linkcode OUTBOUND_PUBREL} or {@linkcode OUTBOUND_DONE}.
    * @param message The message, for a publish that carries it.
+   * @param groups The shared groups that gave the session the message (`InflightRecord.groups`), if any.
    */
   push(
     clientId: string,
@@ -47,7 +50,9 @@ export class OutboundEvents {
     packetId: number,
     kind: number,
     message: StoredMessage | undefined,
+    groups?: readonly string[],
   ): void {
+    if (groups !== undefined) (this.#groups ??= new Map()).set(this.length, groups);
     const at = this.length++ * 5;
     let numbers = this.#numbers;
     if (at + 5 > numbers.length) {
@@ -124,8 +129,19 @@ export class OutboundEvents {
     return index < 0 ? undefined : this.#messages[index];
   }
 
+  /**
+   * The shared groups of event `i`.
+   *
+   * @param i The event.
+   * @returns The groups, if it has some.
+   */
+  groupsOf(i: number): readonly string[] | undefined {
+    return this.#groups?.get(i);
+  }
+
   /** Empties it for reuse (keeping its room). */
   clear(): void {
+    this.#groups?.clear();
     this.length = 0;
     this.#clients.length = 0;
     this.#clientIndex.clear();

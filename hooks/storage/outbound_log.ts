@@ -288,6 +288,7 @@ export class OutboundLog {
       record.stage !== "publish",
       record.message,
       estimate,
+      record.groups,
     );
   }
 
@@ -301,6 +302,7 @@ export class OutboundLog {
    * @param pubrel True for the PUBREL stage, false for the message.
    * @param message The message (undefined for a later entry of a message already stored).
    * @param estimate The backend's size estimate of a message.
+   * @param groups The shared groups that gave the session the message (`InflightRecord.groups`), if any.
    */
   putEntry(
     part: string,
@@ -310,6 +312,7 @@ export class OutboundLog {
     pubrel: boolean,
     message: StoredMessage | undefined,
     estimate: (message: StoredMessage) => number,
+    groups?: readonly string[],
   ): void {
     const session = this.#session(part);
     session.clientId = clientId;
@@ -350,9 +353,9 @@ export class OutboundLog {
     if (session.legacy) this.#deleteLegacy(session, sequence);
     chunk.e.push(sequence, packetId, stage, group?.id ?? 0, index);
     chunk.bytes += FIELDS * 9;
-    if (record.groups !== undefined && stage !== STAGE_PUBREL) {
-      (chunk.g ??= {})[sequence] = record.groups;
-      for (const name of record.groups) chunk.bytes += 16 + name.length * 3;
+    if (groups !== undefined && stage !== STAGE_PUBREL) {
+      (chunk.g ??= {})[sequence] = groups;
+      for (const name of groups) chunk.bytes += 16 + name.length * 3;
     }
     chunk.open++;
     live.set(sequence, chunk, stage, group, index);

@@ -266,6 +266,7 @@ export class RedisBackend implements StorageBackend {
                 kind === OUTBOUND_PUBREL,
                 events.messageOf(i),
                 messageBytes,
+                events.groupsOf(i),
               );
             }
           }

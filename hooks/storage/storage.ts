@@ -317,6 +317,7 @@ export class StorageHook implements Hook {
           packet.packetId ?? 0,
           OUTBOUND_PUBLISH,
           message,
+          packet.sharedGroups,
         );
       }
       if (type === PacketType.Pubrel) {
@@ -394,6 +395,7 @@ export class StorageHook implements Hook {
     packetId: number,
     kind: number,
     message: StoredMessage | undefined,
+    groups?: readonly string[],
   ): void {
     if (this.#stopped) return;
     let events = this.#events;
@@ -406,7 +408,7 @@ export class StorageHook implements Hook {
       const at = events.length;
       this.#queue.push(this.#run = run = { op: "outbound", events, from: at, to: at });
     }
-    events.push(clientId, sequence, packetId, kind, message);
+    events.push(clientId, sequence, packetId, kind, message, groups);
     run.to++;
     this.#appended++;
     if (!this.#scheduled && !this.#committing && !this.#failing) {
