@@ -222,6 +222,9 @@ export class Hooks {
   /** Hook errors counted since start (thrown or rejected by any hook). */
   errors = 0;
   readonly #byEvent = new Map<HookEvent, Hook[]>();
+  /** The lists of the events fired per delivery and acknowledgement, at hand (no lookup by name). */
+  readonly #qosPublish: Hook[] = this.#for("onQosPublish");
+  readonly #qosComplete: Hook[] = this.#for("onQosComplete");
 
   /**
    * Adds a hook: runs `init(config)` and indexes its event methods.
@@ -443,12 +446,40 @@ export class Hooks {
 
   /** Fires `onQosPublish`. */
   onQosPublish(client: Client, packet: Packet, sent: number, resends: number): void {
-    this.#fire("onQosPublish", client, packet, sent, resends);
+    // Small enough to inline where it runs per delivery; no lookup by name when no hook has it.
+    if (this.#qosPublish.length > 0) this.#qosPublishTo(client, packet, sent, resends);
   }
 
   /** Fires `onQosComplete`. */
   onQosComplete(client: Client, packet: Packet): void {
-    this.#fire("onQosComplete", client, packet);
+    if (this.#qosComplete.length > 0) this.#qosCompleteTo(client, packet);
+  }
+
+  /** Calls each hook's `onQosPublish` by name (a fast property load), not through `invoke`. */
+  #qosPublishTo(client: Client, packet: Packet, sent: number, resends: number): void {
+    const hooks = this.#qosPublish;
+    for (let i = 0; i < hooks.length; i++) {
+      try {
+        const result = hooks[i].onQosPublish!(client, packet, sent, resends) as unknown;
+        if (result instanceof Promise) result.catch((error) => this.#failed(hooks[i], "onQosPublish", error));
+      } catch (error) {
+        this.#failed(hooks[i], "onQosPublish", error);
+      }
+    }
+  }
+
+  #qosCompleteTo(client: Client, packet: Packet): void {
+    const hooks = this.#qosComplete;
+    for (let i = 0; i < hooks.length; i++) {
+      try {
+        const result = hooks[i].onQosComplete!(client, packet) as unknown;
+        if (result instanceof Promise) {
+          result.catch((error) => this.#failed(hooks[i], "onQosComplete", error));
+        }
+      } catch (error) {
+        this.#failed(hooks[i], "onQosComplete", error);
+      }
+    }
   }
 
   /** Fires `onQosDropped`. */

@@ -31,7 +31,14 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import {
+  inflightId,
+  OUTBOUND_DONE,
+  OUTBOUND_PUBREL,
+  type StorageBackend,
+  StorageHook,
+  type WriteOp,
+} from "./storage.ts";
 import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
@@ -136,6 +143,8 @@ function messageBytes(message: StoredMessage): number {
 export class KVBackend implements StorageBackend {
   /** Outbound in-flight writes are merged by the log (see the module docs). */
   readonly mergesOutbound = true;
+  /** They come as flat events (no record and op object per delivery). */
+  readonly takesOutboundEvents = true;
   #options: KVHookOptions;
   #kv: Deno.Kv | undefined;
   #owned = false;
@@ -356,6 +365,34 @@ export class KVBackend implements StorageBackend {
           if (typeof c !== "string") c = await c;
           if (op.direction === "out") log.complete(c, op.id);
           else del(["i", c, op.direction, op.id]);
+          break;
+        }
+        case "outbound": {
+          const events = op.events;
+          let clientId: string | undefined;
+          let c = "";
+          for (let i = op.from; i < op.to; i++) {
+            const id = events.clientOf(i);
+            if (id !== clientId) {
+              clientId = id;
+              const p = part(id); // not awaited unless hashed: this runs per delivery
+              c = typeof p === "string" ? p : await p;
+            }
+            const kind = events.kindOf(i);
+            if (kind === OUTBOUND_DONE) log.complete(c, events.sequenceOf(i));
+            else {
+              log.putEntry(
+                c,
+                id,
+                events.sequenceOf(i),
+                events.packetIdOf(i),
+                kind === OUTBOUND_PUBREL,
+                events.messageOf(i),
+                messageBytes,
+                events.groupsOf(i),
+              );
+            }
+          }
           break;
         }
         case "putRetained":

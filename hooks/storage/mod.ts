@@ -25,7 +25,16 @@
 
 export { KVBackend, KVHook, type KVHookOptions } from "./kv.ts";
 export { MemoryHook, type MemoryHookOptions, MemoryStore } from "./memory.ts";
-export { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+export {
+  inflightId,
+  OUTBOUND_DONE,
+  OUTBOUND_PUBLISH,
+  OUTBOUND_PUBREL,
+  OutboundEvents,
+  type StorageBackend,
+  StorageHook,
+  type WriteOp,
+} from "./storage.ts";
 export {
   type ClientRecord,
   type InflightRecord,

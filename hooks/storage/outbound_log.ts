@@ -31,6 +31,7 @@
 import type { InflightRecord, StoredMessage } from "../../src/storage.ts";
 import type { QoS } from "../../src/packets/types.ts";
 import { sameMessage } from "./storage.ts";
+import { LiveEntries } from "./live_entries.ts";
 
 /** A log chunk's value: entries of five numbers each (see the module docs). */
 export interface ChunkValue {
@@ -98,17 +99,6 @@ interface Chunk {
   bytes: number;
 }
 
-/** Where a session's awaited entry for a sequence is. */
-interface Live {
-  /** The chunk of its latest entry. */
-  chunk: Chunk;
-  stage: number;
-  group: Group | undefined;
-  index: number;
-  /** Other kept chunks with an earlier entry of the sequence (rare). */
-  older: Chunk[] | undefined;
-}
-
 /** One session's part of the log. */
 interface Session {
   /** The client id's key part. */
@@ -118,8 +108,10 @@ interface Session {
   chunks: Map<number, Chunk>;
   /** Chunks made by the commit being built (the last one is filled). */
   fresh: Chunk[];
-  /** Sequence -> its latest, awaited entry. */
-  live: Map<number, Live>;
+  /** Sequence -> its latest, awaited entry: the chunk it is in, its stage, group and index. */
+  live: LiveEntries<Chunk, Group>;
+  /** Sequence -> other kept chunks with an earlier entry of it (rare). */
+  older: Map<number, Chunk[]> | undefined;
   /** Chunk id -> sequences completed but still in the (kept) chunk: the acknowledgement map. */
   acked: Map<number, number[]>;
   ackStored: boolean;
@@ -148,6 +140,10 @@ export class OutboundLog {
   #newGroups: Group[] = [];
   /** Messages placed in this commit, by payload (see `sameMessage`). */
   #placed = new Map<Uint8Array, [StoredMessage, Group, number][]>();
+  /** The last message placed, its group and index (the deliveries of one message come together). */
+  #lastPlaced: StoredMessage | undefined;
+  #lastGroup: Group | undefined;
+  #lastIndex = 0;
   #deletes: LogWrite[] = [];
   #groupDeletes: LogWrite[] = [];
   #dying: [Session, Chunk][] = [];
@@ -173,7 +169,8 @@ export class OutboundLog {
         clientId: undefined,
         chunks: new Map(),
         fresh: [],
-        live: new Map(),
+        live: new LiveEntries(),
+        older: undefined,
         acked: new Map(),
         ackStored: false,
         markedKept: new Set(),
@@ -221,7 +218,8 @@ export class OutboundLog {
     for (let i = 0; i < e.length; i += FIELDS) {
       const sequence = e[i];
       if (done.has(sequence)) continue;
-      const older = this.#supersede(session, session.live.get(sequence), chunk);
+      const live = session.live;
+      if (live.find(sequence)) this.#supersede(session, sequence, live.chunk!, live.group, chunk);
       chunk.open++;
       let group: Group | undefined;
       if (e[i + 2] !== STAGE_PUBREL) {
@@ -231,7 +229,7 @@ export class OutboundLog {
         }
         group.refs++;
       }
-      session.live.set(sequence, { chunk, stage: e[i + 2], group, index: e[i + 4], older });
+      session.live.set(sequence, chunk, e[i + 2], group, e[i + 4]);
     }
     if (chunk.open === 0) this.#deleteChunk(session, chunk);
   }
@@ -282,8 +280,42 @@ export class OutboundLog {
    * @param estimate The backend's size estimate of a message.
    */
   put(part: string, record: InflightRecord, estimate: (message: StoredMessage) => number): void {
+    this.putEntry(
+      part,
+      record.clientId,
+      record.sequence,
+      record.packetId,
+      record.stage !== "publish",
+      record.message,
+      estimate,
+      record.groups,
+    );
+  }
+
+  /**
+   * Adds an outbound record given by its fields (what {@linkcode OutboundLog.put} does with a record).
+   *
+   * @param part The client id's key part.
+   * @param clientId The client id.
+   * @param sequence The record's sequence.
+   * @param packetId Its packet id (0 while queued).
+   * @param pubrel True for the PUBREL stage, false for the message.
+   * @param message The message (undefined for a later entry of a message already stored).
+   * @param estimate The backend's size estimate of a message.
+   * @param groups The shared groups that gave the session the message (`InflightRecord.groups`), if any.
+   */
+  putEntry(
+    part: string,
+    clientId: string,
+    sequence: number,
+    packetId: number,
+    pubrel: boolean,
+    message: StoredMessage | undefined,
+    estimate: (message: StoredMessage) => number,
+    groups?: readonly string[],
+  ): void {
     const session = this.#session(part);
-    session.clientId = record.clientId;
+    session.clientId = clientId;
     let chunk = session.fresh[session.fresh.length - 1];
     if (chunk === undefined || chunk.e.length >= CHUNK_ENTRIES * FIELDS || !session.chunks.has(chunk.id)) {
       chunk = {
@@ -292,38 +324,41 @@ export class OutboundLog {
         open: 0,
         written: false,
         dying: false,
-        bytes: 64 + record.clientId.length * 3,
+        bytes: 64 + clientId.length * 3,
       };
       session.chunks.set(chunk.id, chunk);
       if (session.fresh.length === 0) this.#touched.add(session);
       session.fresh.push(chunk);
     }
-    const sequence = record.sequence;
-    const previous = session.live.get(sequence);
+    const live = session.live;
+    const found = live.find(sequence);
+    const previousChunk = found ? live.chunk : undefined;
+    const previousGroup = found ? live.group : undefined;
     let stage = STAGE_PUBREL;
     let group: Group | undefined;
     let index = 0;
-    if (record.stage === "publish") {
-      stage = record.message ? STAGE_QOS + record.message.qos : (previous?.stage ?? STAGE_QOS);
-      if (previous?.group) {
+    if (!pubrel) {
+      stage = message ? STAGE_QOS + message.qos : (found ? live.stage : STAGE_QOS);
+      if (previousGroup) {
         // A later entry of a sequence is the same message: it keeps its group.
-        group = previous.group;
-        index = previous.index;
-      } else if (record.message) {
-        [group, index] = this.#place(record.message, estimate);
+        group = previousGroup;
+        index = live.index;
+      } else if (message) {
+        group = this.#place(message, estimate);
+        index = this.#lastIndex;
       }
       if (group) group.refs++;
     }
-    const older = this.#supersede(session, previous, chunk);
+    if (previousChunk) this.#supersede(session, sequence, previousChunk, previousGroup, chunk);
     if (session.legacy) this.#deleteLegacy(session, sequence);
-    chunk.e.push(sequence, record.packetId, stage, group?.id ?? 0, index);
+    chunk.e.push(sequence, packetId, stage, group?.id ?? 0, index);
     chunk.bytes += FIELDS * 9;
-    if (record.groups !== undefined && stage !== STAGE_PUBREL) {
-      (chunk.g ??= {})[sequence] = record.groups;
-      for (const name of record.groups) chunk.bytes += 16 + name.length * 3;
+    if (groups !== undefined && stage !== STAGE_PUBREL) {
+      (chunk.g ??= {})[sequence] = groups;
+      for (const name of groups) chunk.bytes += 16 + name.length * 3;
     }
     chunk.open++;
-    session.live.set(sequence, { chunk, stage, group, index, older });
+    live.set(sequence, chunk, stage, group, index);
   }
 
   /**
@@ -336,14 +371,19 @@ export class OutboundLog {
     const session = this.#sessions.get(part);
     if (!session) return;
     if (session.legacy) this.#deleteLegacy(session, sequence);
-    const live = session.live.get(sequence);
-    if (!live) return;
-    session.live.delete(sequence);
-    if (live.group) this.#unref(live.group);
-    const chunk = live.chunk;
+    const live = session.live;
+    if (!live.find(sequence)) return;
+    const chunk = live.chunk!;
+    const group = live.group;
+    live.delete(sequence);
+    if (group) this.#unref(group);
     if (--chunk.open === 0) this.#deleteChunk(session, chunk);
     else this.#markDone(session, chunk, sequence, false);
-    if (live.older) { for (const older of live.older) this.#markDone(session, older, sequence, true); }
+    const older = session.older?.get(sequence);
+    if (older) {
+      session.older!.delete(sequence);
+      for (const other of older) this.#markDone(session, other, sequence, true);
+    }
   }
 
   /**
@@ -354,7 +394,7 @@ export class OutboundLog {
   drop(part: string): void {
     const session = this.#sessions.get(part);
     if (!session) return;
-    for (const live of session.live.values()) if (live.group) this.#unref(live.group);
+    session.live.forEachGroup((group) => this.#unref(group));
     this.#sessions.delete(part);
     this.#touched.delete(session);
     this.#ackChanged.delete(session);
@@ -434,6 +474,7 @@ export class OutboundLog {
     this.#ackChanged = new Set();
     this.#newGroups = [];
     this.#placed = new Map();
+    this.#lastPlaced = this.#lastGroup = undefined;
     this.#deletes = [];
     this.#groupDeletes = [];
     return writes;
@@ -441,11 +482,21 @@ export class OutboundLog {
 
   // Internals ----------------------------------------------------------------------------------
 
-  /** The group of a message in this commit (each message once; a new group when one is full). */
-  #place(message: StoredMessage, estimate: (message: StoredMessage) => number): [Group, number] {
+  /**
+   * The group of a message in this commit (each message once; a new group when one is full); its
+   * index in the group is left in `#lastIndex`.
+   */
+  #place(message: StoredMessage, estimate: (message: StoredMessage) => number): Group {
+    if (message === this.#lastPlaced) return this.#lastGroup!;
+    this.#lastPlaced = message;
     let variants = this.#placed.get(message.payload);
     if (variants) {
-      for (const [other, group, index] of variants) if (sameMessage(other, message)) return [group, index];
+      for (const [other, group, index] of variants) {
+        if (sameMessage(other, message)) {
+          this.#lastIndex = index;
+          return this.#lastGroup = group;
+        }
+      }
     } else this.#placed.set(message.payload, variants = []);
     let group = this.#newGroups[this.#newGroups.length - 1];
     const size = estimate(message);
@@ -457,30 +508,34 @@ export class OutboundLog {
     variants.push([message, group, index]);
     group.value!.m.push(message);
     group.bytes += size;
-    return [group, index];
+    this.#lastIndex = index;
+    return this.#lastGroup = group;
   }
 
   /**
-   * A new entry of a sequence is coming (into `into`): the previous one stops being its latest.
-   *
-   * @returns The kept chunks that still hold an earlier entry of it.
+   * A new entry of a sequence is coming (into `into`): the previous one (in `chunk`, referring to
+   * `group`) stops being its latest. The kept chunks that still hold an earlier entry of it go to
+   * `session.older`.
    */
-  #supersede(session: Session, previous: Live | undefined, into: Chunk): Chunk[] | undefined {
-    if (!previous) return undefined;
-    if (previous.group) this.#unref(previous.group);
-    const older = previous.older;
-    const chunk = previous.chunk;
+  #supersede(session: Session, sequence: number, chunk: Chunk, group: Group | undefined, into: Chunk): void {
+    if (group) this.#unref(group);
     if (chunk === into) {
       chunk.open--; // a later entry in the same chunk wins on restore
-      return older;
+      return;
     }
     if (--chunk.open === 0) this.#deleteChunk(session, chunk);
     // Still stored (kept, or deleted by this commit): the entry there must be marked when done.
     const stored = (other: Chunk) => other.dying || session.chunks.get(other.id) === other;
-    if (!older) return stored(chunk) ? [chunk] : undefined;
-    const kept = older.filter(stored);
-    if (stored(chunk)) kept.push(chunk);
-    return kept.length > 0 ? kept : undefined;
+    const older = session.older?.get(sequence);
+    let kept: Chunk[] | undefined;
+    if (!older) kept = stored(chunk) ? [chunk] : undefined;
+    else {
+      kept = older.filter(stored);
+      if (stored(chunk)) kept.push(chunk);
+      if (kept.length === 0) kept = undefined;
+    }
+    if (kept) (session.older ??= new Map()).set(sequence, kept);
+    else session.older?.delete(sequence);
   }
 
   /**

@@ -48,7 +48,14 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
+import {
+  inflightId,
+  OUTBOUND_DONE,
+  OUTBOUND_PUBREL,
+  type StorageBackend,
+  StorageHook,
+  type WriteOp,
+} from "./storage.ts";
 import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 import { logger } from "../../src/logger.ts";
 
@@ -117,6 +124,8 @@ function messageBytes(message: StoredMessage): number {
 export class RedisBackend implements StorageBackend {
   /** Outbound in-flight writes are merged by the log (see the module docs). */
   readonly mergesOutbound = true;
+  /** They come as flat events (no record and op object per delivery). */
+  readonly takesOutboundEvents = true;
   #options: RedisHookOptions;
   #redis: Redis | undefined;
   #owned = false;
@@ -242,6 +251,27 @@ export class RedisBackend implements StorageBackend {
           if (op.direction === "out") log.complete(op.clientId, op.id);
           else multi.hdel(`${p}inflight:${op.clientId}`, `in:${op.id}`);
           break;
+        case "outbound": {
+          const events = op.events;
+          for (let i = op.from; i < op.to; i++) {
+            const clientId = events.clientOf(i);
+            const kind = events.kindOf(i);
+            if (kind === OUTBOUND_DONE) log.complete(clientId, events.sequenceOf(i));
+            else {
+              log.putEntry(
+                clientId,
+                clientId,
+                events.sequenceOf(i),
+                events.packetIdOf(i),
+                kind === OUTBOUND_PUBREL,
+                events.messageOf(i),
+                messageBytes,
+                events.groupsOf(i),
+              );
+            }
+          }
+          break;
+        }
         case "putRetained":
           multi.hset(`${p}retained`, op.message.topic, encode(op.message));
           break;

@@ -29,11 +29,16 @@ import {
 } from "../../src/storage.ts";
 import { type Info, SYS_PREFIX } from "../../src/system.ts";
 import { logger } from "../../src/logger.ts";
+import { OUTBOUND_DONE, OUTBOUND_PUBLISH, OUTBOUND_PUBREL, OutboundEvents } from "./outbound_events.ts";
+
+export { OUTBOUND_DONE, OUTBOUND_PUBLISH, OUTBOUND_PUBREL, OutboundEvents };
 
 /**
  * One write. `deleteClient` removes a client record and every record of that client. A `note` is data
  * for a backend that knows it, committed with the batch's writes (a cluster node's inbox entries whose
- * messages the batch stores); other backends ignore it.
+ * messages the batch stores); other backends ignore it. `outbound` carries the outbound in-flight
+ * events `from` to `to` (exclusive) of {@linkcode OutboundEvents}, in place of their `putInflight`
+ * and `deleteInflight` ops, to a backend that asks for them ({@linkcode StorageBackend.takesOutboundEvents}).
  */
 export type WriteOp =
   | { op: "putClient"; record: ClientRecord }
@@ -45,7 +50,8 @@ export type WriteOp =
   | { op: "putRetained"; message: StoredMessage }
   | { op: "deleteRetained"; topic: string }
   | { op: "putSysInfo"; info: Record<string, string | number> }
-  | { op: "note"; note: unknown };
+  | { op: "note"; note: unknown }
+  | { op: "outbound"; events: OutboundEvents; from: number; to: number };
 
 /**
  * What a backend implements. `commit` applies a batch atomically where the store allows (in
@@ -60,6 +66,12 @@ export interface StorageBackend {
    * them to it instead of coalescing them per batch.
    */
   readonly mergesOutbound?: boolean;
+  /**
+   * Whether the backend (one that {@linkcode StorageBackend.mergesOutbound}) takes the outbound
+   * in-flight writes as `outbound` ops of {@linkcode OutboundEvents} rather than one `putInflight`
+   * or `deleteInflight` op each.
+   */
+  readonly takesOutboundEvents?: boolean;
   /** Takes options given to `addHook(hook, options)`, merged over the constructor's (before `open`). */
   configure?(options: unknown): void;
   /** Opens the store. */
@@ -94,6 +106,13 @@ export class StorageHook implements Hook {
   /** Called after each successful commit with its duration and size (a metrics hook sets it). */
   commitObserver: ((seconds: number, writes: number) => void) | undefined = undefined;
   #queue: WriteOp[] = [];
+  /** Whether outbound in-flight writes go to {@linkcode OutboundEvents} (see the backend's flag). */
+  readonly #flat: boolean;
+  /** The queued batch's outbound events, and its `outbound` op that is last in the queue, if any. */
+  #events: OutboundEvents | undefined;
+  /** Events of a committed batch, emptied for reuse (a batch of events takes its arrays' full room). */
+  #spareEvents: OutboundEvents | undefined;
+  #run: { op: "outbound"; events: OutboundEvents; from: number; to: number } | undefined;
   /** A batch whose commit failed: retried as it is (it was coalesced already), before newer writes. */
   #retrying: WriteOp[] | undefined;
   #appended = 0;
@@ -130,6 +149,7 @@ export class StorageHook implements Hook {
   constructor(id: string, backend: StorageBackend) {
     this.id = id;
     this.backend = backend;
+    this.#flat = backend.mergesOutbound === true && backend.takesOutboundEvents === true;
   }
 
   /**
@@ -162,7 +182,7 @@ export class StorageHook implements Hook {
 
   /** Writes waiting to be committed (for metrics). */
   get queueDepth(): number {
-    return this.#queue.length + (this.#retrying?.length ?? 0);
+    return this.#queue.length + (this.#events?.length ?? 0) + (this.#retrying?.length ?? 0);
   }
 
   // Restore ------------------------------------------------------------------------------------
@@ -287,6 +307,23 @@ export class StorageHook implements Hook {
   /** Saves an in-flight or queued message (or the PUBREL/PUBREC stage of a QoS 2 flow). */
   onQosPublish(client: Client, packet: Packet): void {
     if (ephemeral(client)) return;
+    if (this.#flat) {
+      const type = packet.fixedHeader.type;
+      if (type === PacketType.Publish) {
+        const message = sharedStoredMessage(packet);
+        return this.#outbound(
+          client.id,
+          packet.sequence ?? 0,
+          packet.packetId ?? 0,
+          OUTBOUND_PUBLISH,
+          message,
+          packet.sharedGroups,
+        );
+      }
+      if (type === PacketType.Pubrel) {
+        return this.#outbound(client.id, packet.sequence ?? 0, packet.packetId!, OUTBOUND_PUBREL, undefined);
+      }
+    }
     const record = inflightRecord(client.id, packet);
     if (record) this.#write({ op: "putInflight", record });
   }
@@ -324,6 +361,7 @@ export class StorageHook implements Hook {
     switch (packet.fixedHeader.type) {
       case PacketType.Publish:
       case PacketType.Pubrel:
+        if (this.#flat) return this.#outbound(client.id, packet.sequence ?? 0, 0, OUTBOUND_DONE, undefined);
         this.#write({
           op: "deleteInflight",
           clientId: client.id,
@@ -342,6 +380,36 @@ export class StorageHook implements Hook {
   #write(op: WriteOp): void {
     if (this.#stopped) return;
     this.#queue.push(op);
+    this.#run = undefined;
+    this.#appended++;
+    if (!this.#scheduled && !this.#committing && !this.#failing) {
+      this.#scheduled = true;
+      queueMicrotask(this.#commit);
+    }
+  }
+
+  /** Queues an outbound in-flight event (consecutive ones share one `outbound` op). */
+  #outbound(
+    clientId: string,
+    sequence: number,
+    packetId: number,
+    kind: number,
+    message: StoredMessage | undefined,
+    groups?: readonly string[],
+  ): void {
+    if (this.#stopped) return;
+    let events = this.#events;
+    if (events === undefined) {
+      this.#events = events = this.#spareEvents ?? new OutboundEvents();
+      this.#spareEvents = undefined;
+    }
+    let run = this.#run;
+    if (run === undefined) {
+      const at = events.length;
+      this.#queue.push(this.#run = run = { op: "outbound", events, from: at, to: at });
+    }
+    events.push(clientId, sequence, packetId, kind, message, groups);
+    run.to++;
     this.#appended++;
     if (!this.#scheduled && !this.#committing && !this.#failing) {
       this.#scheduled = true;
@@ -363,6 +431,8 @@ export class StorageHook implements Hook {
     this.#retrying = undefined;
     const upTo = this.#appended;
     this.#queue = [];
+    const events = this.#events;
+    this.#events = this.#run = undefined; // the batch keeps its events (a retry needs them)
     try {
       const started = performance.now();
       await this.backend.commit(batch);
@@ -371,6 +441,10 @@ export class StorageHook implements Hook {
       this.#failing = false;
       this.#retryMs = RETRY_FIRST_MS;
       this.#committed = upTo;
+      if (events !== undefined) {
+        events.clear(); // the batch is done with them
+        this.#spareEvents = events;
+      }
       this.#wake();
     } catch (error) {
       if (!this.#failing) this.writeFailed(error);

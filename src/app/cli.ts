@@ -19,7 +19,7 @@ import {
   getTextFormatter,
   type LogLevel,
   type LogRecord,
-  reset,
+  reset as resetLogTape,
   type Sink,
 } from "@logtape/logtape";
 import { Server, VERSION } from "../server.ts";
@@ -34,6 +34,7 @@ import { MetricsHook } from "../../hooks/metrics.ts";
 import { type BrokerConfig, loadConfig } from "./config.ts";
 import { addListenerExplained, applyConfig } from "./config_build.ts";
 import { logger } from "../logger.ts";
+import { setConnectionLogSink } from "../connection_log.ts";
 import { RedisCluster } from "../../hooks/cluster/redis_cluster.ts";
 import { defaultNodeId } from "../../hooks/cluster/node_id.ts";
 import { parentGone, READY_LINE, runWorkers, workerCount, workerNumber } from "./workers.ts";
@@ -379,6 +380,12 @@ export async function main(args: string[]): Promise<number> {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+  // The per-connect lines skip LogTape's dispatch (the broker's busiest line in a connect storm).
+  setConnectionLogSink(logger("server").isEnabledFor("info") ? sink : undefined);
+  const reset = async () => {
+    setConnectionLogSink(undefined);
+    await resetLogTape();
+  };
   const log = logger("cli");
   for (const warning of config?.warnings ?? []) log.warn("{warning}", { warning });
 

@@ -10,7 +10,8 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { AllowHook, type Client, type Packet, PacketType } from "../../mod.ts";
 import { ByteWriter, encodePacket } from "../../src/packets/mod.ts";
 import { MemoryHook, MemoryStore } from "../../hooks/storage/memory.ts";
-import { coalesce, type WriteOp } from "../../hooks/storage/storage.ts";
+import { coalesce, StorageHook, type WriteOp } from "../../hooks/storage/storage.ts";
+import { KVBackend } from "../../hooks/storage/kv.ts";
 import { delay, RawClient, startBroker, waitFor } from "../helpers.ts";
 
 /** A store that fails a set number of commits, and can hold commits until released. */
@@ -247,4 +248,82 @@ Deno.test("coalesce drops in-flight writes that a later write of the same batch 
   const batch = [put("a", 2), del("a", 2), del("a", 1), del("b", 5), put("c", 3)];
   assert.deepEqual(coalesce([...batch], written), [batch[2], batch[4]]);
   assert.deepEqual(written, new Map([["c", new Set([3])]]));
+});
+
+/** A KV backend whose commits fail on demand: before writing, or after writing (the reply lost). */
+class FlakyKV extends KVBackend {
+  failBefore = 0;
+  failAfter = 0;
+  override async commit(ops: WriteOp[]): Promise<void> {
+    if (this.failBefore > 0) {
+      this.failBefore--;
+      throw new Error("KV down");
+    }
+    await super.commit(ops);
+    if (this.failAfter > 0) {
+      this.failAfter--;
+      throw new Error("reply lost");
+    }
+  }
+}
+
+Deno.test("StorageHook retries failed commits of outbound events (KV) and restores exactly what is awaited", async () => {
+  const records = await capture(); // the outage's log lines
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const backend = new FlakyKV({ kv });
+    const hook = new StorageHook("flaky-kv", backend);
+    await hook.init();
+    await hook.storedClients(); // loaded, as the server does at start
+    const clients = ["a", "b", "c"].map((id) =>
+      ({ id, properties: { sessionExpiryInterval: 60 }, state: {} }) as unknown as Client
+    );
+    const payload = new TextEncoder().encode("m");
+    const expected = new Map<string, number>();
+    let sequence = 0;
+    for (let round = 0; round < 40; round++) {
+      if (round % 7 === 3) backend.failBefore = 1;
+      if (round % 7 === 5) backend.failAfter = 1;
+      sequence++;
+      const message: Packet = {
+        fixedHeader: { type: PacketType.Publish, qos: 1 },
+        topicName: `t/${round}`,
+        payload,
+        sequence,
+        packetId: sequence,
+      };
+      for (const client of clients) {
+        hook.onQosPublish(client, message);
+        expected.set(`${client.id}/${sequence}`, sequence);
+      }
+      // Acknowledge two rounds back, but not every third message of client "b".
+      if (sequence > 2) {
+        const acked = { ...message, sequence: sequence - 2, packetId: sequence - 2 };
+        for (const client of clients) {
+          if (client.id === "b" && (sequence - 2) % 3 === 0) continue;
+          hook.onQosComplete(client, acked);
+          expected.delete(`${client.id}/${sequence - 2}`);
+        }
+      }
+      await delay(round % 4 === 0 ? 60 : 1);
+    }
+    await hook.sync();
+    assert.ok(records.some((r) => r.level === "error"), "the outages happened");
+    await hook.stop();
+
+    const reopened = new KVBackend({ kv });
+    await reopened.open();
+    const state = await reopened.load();
+    const got = new Map(
+      state.inflight.filter((r) => r.direction === "out").map((
+        r,
+      ) => [`${r.clientId}/${r.sequence}`, r.packetId]),
+    );
+    assert.deepEqual([...got].sort(), [...expected].sort());
+    for (const r of state.inflight) assert.equal(r.message?.topic, `t/${r.sequence - 1}`);
+    await reopened.close();
+  } finally {
+    kv.close();
+    await reset();
+  }
 });
