@@ -75,7 +75,7 @@ import {
   type MessageId,
   messageRecord,
   NO_GROUPS,
-  readRecords,
+  RecordReader,
   writeControl,
   writeRecord,
 } from "./wire.ts";
@@ -83,6 +83,9 @@ import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 import { delay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
+
+/** Inbox entries read at a time (each up to about 64 KiB: see `commits.ts`). */
+const INBOX_READ_COUNT = 128;
 
 /** Options of a cluster node. */
 export interface ClusterOptions {
@@ -505,7 +508,7 @@ export class BusCluster implements Cluster {
       if (joins !== this.#joins) [after, joins] = ["0", this.#joins]; // a new incarnation's inbox
       let entries: InboxEntry[];
       try {
-        entries = await this.#bus.read(this.nodeId, after, 128, 1000);
+        entries = await this.#bus.read(this.nodeId, after, INBOX_READ_COUNT, 1000);
         failures = 0;
       } catch (error) {
         if (this.#stopped) return;
@@ -522,21 +525,23 @@ export class BusCluster implements Cluster {
         after = entry.id;
         // One origin for the entry's messages to non-shared subscriptions (the usual record).
         const plainOrigin: MessageOrigin = { node: entry.from, plain: true, groups: NO_GROUPS };
-        let messages;
-        try {
-          messages = readRecords(entry.records);
-        } catch (error) {
-          log.error("Dropped a bad inbox entry {id} from {node}: {error}", {
-            id: entry.id,
-            node: entry.from,
-            error: String(error),
-          });
-          continue;
-        }
-        for (const message of messages) {
+        const records = new RecordReader(entry.records);
+        for (;;) {
           // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
           const congested = host.drained();
           if (congested) await congested;
+          let message;
+          try {
+            message = records.next();
+          } catch (error) {
+            log.error("Dropped the rest of a bad inbox entry {id} from {node}: {error}", {
+              id: entry.id,
+              node: entry.from,
+              error: String(error),
+            });
+            break;
+          }
+          if (message === undefined) break;
           if ("control" in message) await this.#claims.controlled(message.control);
           else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
           else {
