@@ -500,24 +500,31 @@ export class BusCluster implements Cluster {
     let after = "0";
     let failures = 0;
     let joins = this.#joins;
+    /** The next read, sent while the entries before it are delivered (for `ahead.after` in `ahead.joins`). */
+    let ahead: { after: string; joins: number; read: Promise<InboxEntry[] | Error> } | undefined;
     while (!this.#stopped) {
       if (this.#fenced) {
         await delay(100);
         continue;
       }
       if (joins !== this.#joins) [after, joins] = ["0", this.#joins]; // a new incarnation's inbox
-      let entries: InboxEntry[];
-      try {
-        entries = await this.#bus.read(this.nodeId, after, INBOX_READ_COUNT, 1000);
-        failures = 0;
-      } catch (error) {
+      const read = ahead !== undefined && ahead.after === after && ahead.joins === joins
+        ? ahead.read
+        : this.#readAfter(after);
+      ahead = undefined;
+      const entries = await read;
+      if (entries instanceof Error) {
         if (this.#stopped) return;
-        if (failures++ === 0) log.debug("Inbox read failed: {error}", { error: String(error) });
+        if (failures++ === 0) log.debug("Inbox read failed: {error}", { error: String(entries) });
         await delay(Math.min(100 * failures, 1000));
         continue;
       }
+      failures = 0;
       if (entries.length === 0 || this.#fenced) continue;
       if (this.#stopped) return; // leaving: nothing more is delivered or written
+      // Read ahead (the reader has its own connection) while these are delivered and their deletion committed.
+      const last = entries[entries.length - 1].id;
+      ahead = { after: last, joins, read: this.#readAfter(last) };
       await this.#reaping;
       const host = this.#host!;
       const held = new Set<Client>();
@@ -578,6 +585,13 @@ export class BusCluster implements Cluster {
       for (const client of held) client.releaseWrites();
       if (this.#stopped) return;
     }
+  }
+
+  /** Reads the inbox entries after `after` (an error as a value: a read sent ahead may go unawaited). */
+  #readAfter(after: string): Promise<InboxEntry[] | Error> {
+    return this.#bus.read(this.nodeId, after, INBOX_READ_COUNT, 1000).catch((error: unknown) =>
+      error instanceof Error ? error : new Error(String(error))
+    );
   }
 
   // -------------------------------------------------------------------------------------------
