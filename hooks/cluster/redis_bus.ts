@@ -29,7 +29,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { Redis, type RedisOptions } from "ioredis";
+import { Command, Redis, type RedisOptions } from "ioredis";
 import type {
   AdoptedEntry,
   Batch,
@@ -631,6 +631,14 @@ export class RedisBus implements ClusterBus {
     const commands = batch.forwards.size + batch.routes.length + batch.retained.length +
       batch.endedSessions.length + (batch.delivered.length > 0 ? 1 : 0);
     if (commands === 0) return;
+    if (commands === 1 && batch.forwards.size === 1) {
+      // The usual batch under load: one node's forwards, written from the batch itself.
+      const [[destination, records]] = batch.forwards;
+      const command = new ForwardCommand(this.#key("inbox", destination), node, records);
+      this.#r.sendCommand(command);
+      await this.#run(command.promise);
+      return;
+    }
     // One command is atomic alone: sent without MULTI/EXEC (the usual batch under load: one node's
     // forwards, or one inbox deletion), which saves Redis two commands and ioredis a copy of the batch.
     const single = commands === 1;
@@ -758,6 +766,34 @@ export class RedisBus implements ClusterBus {
       records.set(topic, new Uint8Array(record));
     }
     return { version: Number(version ?? 0), records };
+  }
+}
+
+/**
+ * `XADD {inbox} * n {node} m {records}`, written to the socket from the batch's own bytes: ioredis would
+ * first copy every argument into a fresh buffer (an allocation of the batch's size per commit).
+ */
+class ForwardCommand extends Command {
+  readonly #head: Buffer;
+  readonly #records: Buffer;
+
+  constructor(inbox: string, node: string, records: Uint8Array) {
+    // A view, not a copy: a batch's records are never written again.
+    const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+    super("xadd", [inbox, "*", "n", node, "m", bytes]);
+    this.#records = bytes;
+    this.#head = Buffer.from(
+      `*7\r\n$4\r\nXADD\r\n$${Buffer.byteLength(inbox)}\r\n${inbox}\r\n$1\r\n*\r\n$1\r\nn\r\n` +
+        `$${Buffer.byteLength(node)}\r\n${node}\r\n$1\r\nm\r\n$${bytes.length}\r\n`,
+    );
+  }
+
+  /** Writes the command's head and records, and returns its end for ioredis to write. */
+  override toWritable(stream: object): string {
+    const writable = stream as { write(chunk: Buffer): unknown };
+    writable.write(this.#head);
+    writable.write(this.#records);
+    return "\r\n";
   }
 }
 
