@@ -10,6 +10,7 @@
 
 import type { Packet, QoS, Subscription } from "./packets/types.ts";
 import { isValidTopicFilter, parseSharedFilter } from "./packets/topic_rules.ts";
+import { TopicMatches } from "./topic_matches.ts";
 
 const PLUS = 0x2b;
 const HASH = 0x23;
@@ -350,15 +351,14 @@ export class TopicsIndex {
   #nodeCount = 1;
   #subscriptionCount = 0;
   #sharedSubscriptionCount = 0;
+  /** Recent topics' non-shared matches (none is kept for a topic with shared ones). */
+  readonly #matches = new TopicMatches<Delivery>();
 
   readonly #retainedRoot: RetainedNode = new RetainedNode(undefined, "");
   #retainedNodeCount = 1;
   #retainedCount = 0;
 
-  /**
-   * Told of every (client, filter) pair added or removed (not of option changes), for a cluster's
-   * route table. Unset (and costing one check) on a server that is not part of a cluster.
-   */
+  /** Told of every (client, filter) pair added or removed (not of option changes): a cluster's routes. */
   filterObserver: FilterObserver | undefined;
 
   /**
@@ -385,6 +385,7 @@ export class TopicsIndex {
       retainHandling: sub.retainHandling ?? 0,
     };
     if (sub.identifier !== undefined) stored.identifier = sub.identifier;
+    this.#matches.clear();
     const node = this.#subscriptionNode(parsed.topicFilter);
     if (parsed.group === undefined) {
       const subscriptions = node.subscriptions ??= new Map();
@@ -440,6 +441,7 @@ export class TopicsIndex {
       }
       this.#sharedSubscriptionCount--;
     }
+    this.#matches.clear();
     this.#pruneSubscriptions(node);
     this.filterObserver?.filterRemoved(filter);
     return true;
@@ -457,8 +459,9 @@ export class TopicsIndex {
   subscribers(topic: string): Subscribers {
     const result: Subscribers = { subscriptions: new Map(), shared: new Map() };
     if (this.#root.children === undefined) return result; // no subscriptions: nothing to split or walk
-    const levels = topic.split("/");
-    this.#match(this.#root, levels, 0, topic.charCodeAt(0) === DOLLAR, result);
+    if (this.#matches.fill(topic, result.subscriptions)) return result;
+    this.#match(this.#root, topic.split("/"), 0, topic.charCodeAt(0) === DOLLAR, result);
+    if (result.shared.size === 0) this.#matches.keep(topic, result.subscriptions);
     return result;
   }
 
