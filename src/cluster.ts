@@ -327,8 +327,10 @@ export function closeCleanly(
  */
 export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin): void {
   if (!from.plain) subscribers.subscriptions.clear();
-  for (const key of subscribers.shared.keys()) {
-    if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  if (subscribers.shared.size > 0) {
+    for (const key of subscribers.shared.keys()) {
+      if (!from.groups.includes(key)) subscribers.shared.delete(key);
+    }
   }
   const except = from.except;
   if (except !== undefined) {

@@ -628,7 +628,8 @@ export class Server {
     else this.#cluster?.route(packet, subscribers);
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
-      subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
+      const { subscriptions, shared } = subscribers; // hooks may add groups (a topic's kept match refuses them)
+      subscribers = this.hooks.onSelectSubscribers({ subscriptions, shared: new Map(shared) }, packet);
     }
     // Many subscribers: each distinct encoding of the message is made once (the outbound side shares it).
     const fanOut = subscribers.subscriptions.size > 1;

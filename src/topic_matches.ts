@@ -16,29 +16,33 @@ const KEPT = 4096;
  * ```ts
  * import assert from "node:assert/strict";
  * import { TopicMatches } from "./topic_matches.ts";
- * const matches = new TopicMatches<{ clientId: string; identifiers: number[] }>();
+ * const matches = new TopicMatches<{ clientId: string; identifiers: number[] }, never>();
  * matches.keep("a/b", new Map([["c1", { clientId: "c1", identifiers: [] }]]));
- * const out = new Map();
- * assert.equal(matches.fill("a/b", out), true);
- * assert.equal(out.get("c1").clientId, "c1");
- * assert.equal(matches.fill("a/c", new Map()), false);
+ * const kept = matches.match("a/b")!;
+ * assert.equal(kept.subscriptions.get("c1")!.clientId, "c1");
+ * assert.equal(kept.shared.size, 0);
+ * assert.throws(() => kept.shared.set("g/a/b", undefined as never), TypeError);
+ * assert.equal(matches.match("a/c"), undefined);
  * ```
  */
-export class TopicMatches<T extends { clientId: string; identifiers: number[] }> {
+export class TopicMatches<T extends { clientId: string; identifiers: number[] }, S> {
   readonly #kept = new Map<string, T[]>();
+  /** The `shared` of every kept match: none (a Map costs more to make than the rest of a match). */
+  readonly #noShared: Map<string, S> = new NoSharedGroups<S>();
 
   /**
-   * Adds copies of a topic's kept matches to `out`.
+   * A kept topic's matches.
    *
    * @param topic The topic name.
-   * @param out Where to add them (by client id).
-   * @returns False when the topic has none kept (`out` is untouched).
+   * @returns Fresh copies of its matches by client id, and an empty `shared` map that refuses entries
+   *   (a topic with shared groups has nothing kept); undefined when the topic has nothing kept.
    */
-  fill(topic: string, out: Map<string, T>): boolean {
+  match(topic: string): { subscriptions: Map<string, T>; shared: Map<string, S> } | undefined {
     const kept = this.#kept.get(topic);
-    if (kept === undefined) return false;
-    for (const match of kept) out.set(match.clientId, copyOf(match));
-    return true;
+    if (kept === undefined) return undefined;
+    const subscriptions = new Map<string, T>();
+    for (const match of kept) subscriptions.set(match.clientId, copyOf(match));
+    return { subscriptions, shared: this.#noShared };
   }
 
   /**
@@ -57,6 +61,13 @@ export class TopicMatches<T extends { clientId: string; identifiers: number[] }>
   /** Drops every kept match (the subscriptions changed). */
   clear(): void {
     if (this.#kept.size > 0) this.#kept.clear();
+  }
+}
+
+/** An empty map, shared by every kept match: deleting from it does nothing, adding to it throws. */
+class NoSharedGroups<S> extends Map<string, S> {
+  override set(key: string): this {
+    throw new TypeError(`Cannot add "${key}": a kept topic match has no shared groups (copy the map first)`);
   }
 }
 

@@ -352,7 +352,7 @@ export class TopicsIndex {
   #subscriptionCount = 0;
   #sharedSubscriptionCount = 0;
   /** Recent topics' non-shared matches (none is kept for a topic with shared ones). */
-  readonly #matches = new TopicMatches<Delivery>();
+  readonly #matches = new TopicMatches<Delivery, ReadonlyMap<string, ClientSubscription>>();
 
   readonly #retainedRoot: RetainedNode = new RetainedNode(undefined, "");
   #retainedNodeCount = 1;
@@ -454,12 +454,13 @@ export class TopicsIndex {
    * come back unselected: call {@linkcode selectShared} to pick their members.
    *
    * @param topic A valid topic name (no wildcards).
-   * @returns Fresh maps of deliveries and of matching shared groups.
+   * @returns Fresh maps of deliveries and of matching shared groups (an empty one may refuse entries).
    */
   subscribers(topic: string): Subscribers {
+    const kept = this.#matches.match(topic);
+    if (kept !== undefined) return kept;
     const result: Subscribers = { subscriptions: new Map(), shared: new Map() };
     if (this.#root.children === undefined) return result; // no subscriptions: nothing to split or walk
-    if (this.#matches.fill(topic, result.subscriptions)) return result;
     this.#match(this.#root, topic.split("/"), 0, topic.charCodeAt(0) === DOLLAR, result);
     if (result.shared.size === 0) this.#matches.keep(topic, result.subscriptions);
     return result;
