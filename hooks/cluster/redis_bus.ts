@@ -29,7 +29,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { Command, Redis, type RedisOptions } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import type {
   AdoptedEntry,
   Batch,
@@ -43,6 +43,7 @@ import type {
   StoredRoutes,
 } from "./bus.ts";
 import { logger } from "../../src/logger.ts";
+import { entryOf, ForwardCommand, InboxReader } from "./redis_streams.ts";
 
 /** Where Redis is and how to log in, and the key prefix. */
 export interface RedisBusOptions {
@@ -288,6 +289,8 @@ export class RedisBus implements ClusterBus {
   readonly #channel: string;
   #redis: ScriptedRedis | undefined;
   #reader: Redis | undefined;
+  /** The inbox reader on a plain connection (see `redis_streams.ts`); else `#reader` reads it. */
+  #inbox: InboxReader | undefined;
   #subscriber: Redis | undefined;
   #down = false;
   /** The last error a connection reported (for a clearer message when connecting fails). */
@@ -352,12 +355,28 @@ export class RedisBus implements ClusterBus {
     return redis;
   }
 
+  /** The inbox reader on a plain connection, unless TLS or ioredis options are asked for. */
+  #inboxReader(): InboxReader | undefined {
+    const o = this.#options;
+    const address = o.address ?? "127.0.0.1:6379";
+    if (o.options !== undefined || address.startsWith("rediss:")) return undefined;
+    const url = new URL(/^redis:\/\//.test(address) ? address : `redis://${address}`);
+    return new InboxReader({
+      hostname: url.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
+      port: Number(url.port || 6379),
+      username: o.username ?? (decodeURIComponent(url.username) || undefined),
+      password: o.password ?? (decodeURIComponent(url.password) || undefined),
+      database: Number(url.pathname.slice(1) || o.database || 0),
+    });
+  }
+
   async connect(listener: BusListener): Promise<void> {
     const redis = this.#client("broker-cluster") as ScriptedRedis;
-    const reader = this.#client("broker-cluster-inbox");
+    const inbox = this.#inboxReader();
+    const reader = inbox ? undefined : this.#client("broker-cluster-inbox");
     const subscriber = this.#client("broker-cluster-announce");
     try {
-      await Promise.all([redis.connect(), reader.connect(), subscriber.connect()]);
+      await Promise.all([redis.connect(), reader?.connect(), subscriber.connect()]);
       redis.defineCommand("clusterJoin", { numberOfKeys: 4, lua: JOIN });
       redis.defineCommand("clusterRenew", { numberOfKeys: 3, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
@@ -378,7 +397,7 @@ export class RedisBus implements ClusterBus {
       await subscriber.subscribe(this.#channel);
     } catch (error) {
       redis.disconnect();
-      reader.disconnect();
+      reader?.disconnect();
       subscriber.disconnect();
       const reason = error instanceof Error ? error.message : String(error);
       const last = this.#lastError ?? "";
@@ -395,6 +414,7 @@ export class RedisBus implements ClusterBus {
     first = false;
     this.#redis = redis;
     this.#reader = reader;
+    this.#inbox = inbox;
     this.#subscriber = subscriber;
   }
 
@@ -420,6 +440,8 @@ export class RedisBus implements ClusterBus {
   }
 
   async close(): Promise<void> {
+    this.#inbox?.close();
+    this.#inbox = undefined;
     for (const redis of [this.#subscriber, this.#reader, this.#redis]) {
       if (!redis) continue;
       try {
@@ -717,6 +739,9 @@ export class RedisBus implements ClusterBus {
   }
 
   async read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]> {
+    if (this.#inbox !== undefined) {
+      return await this.#inbox.read(this.#key("inbox", node), after, count, blockMs);
+    }
     const reader = this.#reader;
     if (!reader) throw new Error("The cluster bus is not connected");
     const result = await reader.xreadBuffer(
@@ -767,49 +792,4 @@ export class RedisBus implements ClusterBus {
     }
     return { version: Number(version ?? 0), records };
   }
-}
-
-/**
- * `XADD {inbox} * n {node} m {records}`, written to the socket from the batch's own bytes: ioredis would
- * first copy every argument into a fresh buffer (an allocation of the batch's size per commit).
- */
-class ForwardCommand extends Command {
-  readonly #head: Buffer;
-  readonly #records: Buffer;
-
-  constructor(inbox: string, node: string, records: Uint8Array) {
-    // A view, not a copy: a batch's records are never written again.
-    const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
-    super("xadd", [inbox, "*", "n", node, "m", bytes]);
-    this.#records = bytes;
-    this.#head = Buffer.from(
-      `*7\r\n$4\r\nXADD\r\n$${Buffer.byteLength(inbox)}\r\n${inbox}\r\n$1\r\n*\r\n$1\r\nn\r\n` +
-        `$${Buffer.byteLength(node)}\r\n${node}\r\n$1\r\nm\r\n$${bytes.length}\r\n`,
-    );
-  }
-
-  /** Writes the command's head and records, and returns its end for ioredis to write. */
-  override toWritable(stream: object): string {
-    const writable = stream as { write(chunk: Buffer): unknown };
-    writable.write(this.#head);
-    writable.write(this.#records);
-    return "\r\n";
-  }
-}
-
-function entryOf(id: Buffer | string, fields: Buffer[]): InboxEntry {
-  let from = "";
-  let records: Uint8Array = new Uint8Array();
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i];
-    if (name.length !== 1) continue;
-    if (name[0] === 0x6e) from = fields[i + 1].toString("utf8"); // n
-    else if (name[0] === 0x6d) { // m
-      // A view, not a copy: ioredis's reply buffers are never written again (a reply spanning reads
-      // is gathered into a fresh buffer, or a part of its pool that is never handed out twice).
-      const value = fields[i + 1];
-      records = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    }
-  }
-  return { id: id.toString(), from, records };
 }
