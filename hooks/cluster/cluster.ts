@@ -51,14 +51,8 @@
  */
 
 import type { Packet } from "../../src/packets/types.ts";
-import type {
-  Cluster,
-  ClusterHost,
-  ClusterNodeInfo,
-  MessageOrigin,
-  SessionSnapshot,
-} from "../../src/cluster.ts";
-import { type Client, holdWritesOf } from "../../src/client.ts";
+import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type { Client } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
@@ -75,11 +69,11 @@ import {
   type MessageId,
   messageRecord,
   NO_GROUPS,
-  RecordReader,
   writeControl,
   writeRecord,
 } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
+import { deliverEntry, type InboxNode } from "./inbox.ts";
 import { delay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
@@ -159,6 +153,8 @@ export class BusCluster implements Cluster {
   readonly #inboxSequences = new OriginSequences();
   /** The dead nodes' claims worked through here (copies of a message that meet here are delivered once). */
   readonly #windows = new ClaimWindows();
+  /** What delivering this node's inbox entries needs (see `inbox.ts`). */
+  readonly #inboxNode: InboxNode;
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
   readonly sessionStore: SessionStore;
   readonly #reaper: Reaper;
@@ -211,6 +207,16 @@ export class BusCluster implements Cluster {
       storeSync: () => this.sessionStore.sync(),
       joins: () => this.#joins,
     });
+    const host = () => this.#host!;
+    this.#inboxNode = {
+      get host() {
+        return host();
+      },
+      claims: this.#claims,
+      sequences: this.#inboxSequences,
+      windows: this.#windows,
+      duplicate: () => this.duplicates++,
+    };
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,
       leaseMs: this.#leaseMs,
@@ -530,46 +536,7 @@ export class BusCluster implements Cluster {
       const held = new Set<Client>();
       for (const entry of entries) {
         after = entry.id;
-        // One origin for the entry's messages to non-shared subscriptions (the usual record).
-        const plainOrigin: MessageOrigin = { node: entry.from, plain: true, groups: NO_GROUPS };
-        const records = new RecordReader(entry.records);
-        for (;;) {
-          // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
-          const congested = host.drained();
-          if (congested) await congested;
-          let message;
-          try {
-            message = records.next();
-          } catch (error) {
-            log.error("Dropped the rest of a bad inbox entry {id} from {node}: {error}", {
-              id: entry.id,
-              node: entry.from,
-              error: String(error),
-            });
-            break;
-          }
-          if (message === undefined) break;
-          if ("control" in message) await this.#claims.controlled(message.control);
-          else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
-          else {
-            const except = this.#windows.active
-              ? this.#windows.inbox(idKey(entry.from, message.epoch, message.seq), message.plain)
-              : undefined;
-            if (message.plain && this.#claims.holding) {
-              const id = message.epoch === 0 ? undefined : idKey(entry.from, message.epoch, message.seq);
-              this.#claims.hold(message.packet, entry.from, false, id);
-            }
-            const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
-            const outer = holdWritesOf(held);
-            host.deliver(
-              message.packet,
-              plainOnly
-                ? plainOrigin
-                : { node: entry.from, plain: message.plain, groups: message.groups, except },
-            );
-            holdWritesOf(outer);
-          }
-        }
+        await deliverEntry(this.#inboxNode, entry, held);
       }
       // The entries go in the commit that stores the messages in their sessions (see `SessionStore`), and
       // the messages go out to persistent sessions' connections only after it, while this node's lease
