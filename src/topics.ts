@@ -40,10 +40,7 @@ export interface ClientSubscription extends Subscription {
   retainHandling: 0 | 1 | 2;
 }
 
-/**
- * What one client gets for one message: every matching subscription of that client merged into a single
- * delivery, so the server sends one copy.
- */
+/** What one client gets for one message: its matching subscriptions merged into one delivery (one copy sent). */
 export interface Delivery {
   /** The receiving client. */
   clientId: string;
@@ -351,7 +348,6 @@ export class TopicsIndex {
   #nodeCount = 1;
   #subscriptionCount = 0;
   #sharedSubscriptionCount = 0;
-  /** Recent topics' non-shared matches (none is kept for a topic with shared ones). */
   readonly #matches = new TopicMatches<Delivery, ReadonlyMap<string, ClientSubscription>>();
 
   readonly #retainedRoot: RetainedNode = new RetainedNode(undefined, "");
