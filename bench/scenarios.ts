@@ -214,6 +214,7 @@ function cpuMeter(broker: Broker) {
   const brokerCpu = () => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
   const redisCpu = () => broker.redisPid === undefined ? 0 : cpuSeconds(broker.redisPid);
   const b0 = brokerCpu();
+  const each0 = pids.map((pid) => cpuSeconds(pid));
   const r0 = redisCpu();
   const g0 = cpuSeconds("self");
   const t0 = performance.now();
@@ -224,6 +225,13 @@ function cpuMeter(broker: Broker) {
     const perMessage: Record<string, number> = delivered
       ? { cpu_us_per_msg: round((b + r) / delivered * 1e6, 2) }
       : {};
+    if (delivered) {
+      // Per process too (JSON only): which node of a cluster the work lands on.
+      pids.forEach((pid, i) =>
+        perMessage[`cpu_us_p${i}`] = round((cpuSeconds(pid) - each0[i]) / delivered * 1e6, 2)
+      );
+      if (broker.redisPid !== undefined) perMessage.cpu_us_redis = round(r / delivered * 1e6, 2);
+    }
     const redis: Record<string, number> = broker.redisPid === undefined
       ? {}
       : { redis_cpu_pct: seconds < 0.5 ? NaN : round(r / seconds * 100) };

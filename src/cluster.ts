@@ -158,7 +158,8 @@ export interface Cluster extends FilterObserver {
    * Routes a message accepted on this node: queues it for every other node with a matching route, and
    * removes from `subscribers.shared` the groups whose member for this message is on another node.
    *
-   * @param packet The message.
+   * @param packet The message. When nothing on this node matched, its payload may still be a view of
+   *   the publisher's read buffer, valid only during the call: copy it to keep it.
    * @param subscribers This node's matching subscribers (its `shared` map may be narrowed).
    */
   route(packet: Packet, subscribers: Subscribers): void;
@@ -326,8 +327,10 @@ export function closeCleanly(
  */
 export function restrictToOrigin(subscribers: Subscribers, from: MessageOrigin): void {
   if (!from.plain) subscribers.subscriptions.clear();
-  for (const key of subscribers.shared.keys()) {
-    if (!from.groups.includes(key)) subscribers.shared.delete(key);
+  if (subscribers.shared.size > 0) {
+    for (const key of subscribers.shared.keys()) {
+      if (!from.groups.includes(key)) subscribers.shared.delete(key);
+    }
   }
   const except = from.except;
   if (except !== undefined) {

@@ -31,7 +31,7 @@ import {
   InlineSubscribers,
   isInlineSubscriber,
 } from "./inline.ts";
-import { PublishAcks } from "./publish_acks.ts";
+import { DurableAcks, PublishAcks } from "./publish_acks.ts";
 import { SharedHandoff } from "./shared_handoff.ts";
 
 /** The broker version reported in `$SYS/broker/version`. */
@@ -74,16 +74,17 @@ export class Server {
   readonly #acks: PublishAcks;
   /** While a QoS 1/2 client publish is routed: the holds its inline subscribers returned. */
   #holds: AckHold[] | undefined;
+  /** While a client publish is routed: its payload is still a view of the read buffer (see `#publishAccepted`). */
+  #borrowed = false;
   /** Clients whose connection is being read (close waits for them). */
   readonly #connections = new Set<Client>();
   #clientLimits: ClientLimits | undefined;
   readonly #sessions: Sessions;
   readonly #connect: ConnectHandler;
   readonly #subscriptions: SubscriptionHandler;
-  #durableAcks: [Client, Packet, (() => void) | undefined][] = [];
+  readonly #durable: DurableAcks;
   /** Process RSS in bytes, read once per tick (reading it per CONNECT costs too much in a storm). */
   #rss = Deno.memoryUsage().rss;
-  #durableScheduled = false;
   #serving = false;
   #closing = false;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
@@ -100,6 +101,11 @@ export class Server {
   constructor(options: Options = {}) {
     this.options = resolveOptions(options);
     this.#outbound = new Outbound(this.options.capabilities, this.info, this.hooks, this.clients);
+    this.#durable = new DurableAcks({
+      immediate: () =>
+        this.options.durability === "async" || (!this.hooks.has("sync") && this.#cluster === undefined),
+      sync: () => this.#cluster ? Promise.all([this.hooks.sync(), this.#cluster.sync()]) : this.hooks.sync(),
+    });
     this.info.version = VERSION;
     this.info.countFrom(this.topics);
     const handoff = new SharedHandoff(this); // what a member leaving a shared group passes on
@@ -140,7 +146,7 @@ export class Server {
       topics: this.topics,
       handoff,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
-      sendDurable: (client, packet, after) => this.#sendDurable(client, packet, after),
+      sendDurable: (client, packet, after) => this.#durable.send(client, packet, after),
       deliverChecked: (client, delivery, packet, retained) =>
         this.#deliverChecked(client, delivery, packet, retained),
       cluster: () => this.#cluster,
@@ -148,7 +154,7 @@ export class Server {
     this.#acks = new PublishAcks({
       options: this.options,
       hooks: this.hooks,
-      sendDurable: (client, packet) => this.#sendDurable(client, packet),
+      durable: this.#durable,
     });
     this.#inlineSubscribers = new InlineSubscribers(this.topics, () => this.#inline);
     this.#inline = this.newClient(null, "local", INLINE_CLIENT_ID, true);
@@ -536,7 +542,12 @@ export class Server {
     }
     const packet = result;
     if (packet.payload && ((packet.fixedHeader.qos ?? 0) > 0 || packet.fixedHeader.retain)) {
-      packet.payload = packet.payload.slice(); // kept beyond this read: copy out of the read buffer
+      // Kept beyond this read (in flight, retained, by hooks): copied out of the read buffer. In a cluster,
+      // a message that only leaves for other nodes (encoded into their batches at once) is not.
+      const kept = this.#cluster === undefined || packet.fixedHeader.retain || this.hooks.has("onPublish") ||
+        this.hooks.has("onPublished");
+      if (kept) packet.payload = packet.payload.slice();
+      else this.#borrowed = true; // copied by publishToSubscribers if anything here matches
     }
     packet.origin = client.id;
     this.#stamp(packet);
@@ -559,36 +570,6 @@ export class Server {
     this.#acks.send(client, packet, code, holds?.length ? holds : undefined);
     this.hooks.onPublished(client, packet);
   }
-
-  /**
-   * Sends an acknowledgement that promises durability: with a storage hook and `durability: "sync"`
-   * it waits until everything written so far is stored (one wait per turn for all clients).
-   */
-  #sendDurable(client: Client, packet: Packet, after?: () => void): void {
-    if (this.options.durability === "async" || (!this.hooks.has("sync") && this.#cluster === undefined)) {
-      client.send(packet);
-      after?.();
-      return;
-    }
-    this.#durableAcks.push([client, packet, after]);
-    if (!this.#durableScheduled) {
-      this.#durableScheduled = true;
-      queueMicrotask(this.#flushDurable);
-    }
-  }
-
-  readonly #flushDurable = (): void => {
-    this.#durableScheduled = false;
-    const batch = this.#durableAcks;
-    this.#durableAcks = [];
-    const synced = this.#cluster ? Promise.all([this.hooks.sync(), this.#cluster.sync()]) : this.hooks.sync();
-    synced.then(() => {
-      for (const [client, packet, after] of batch) {
-        client.send(packet);
-        after?.(); // e.g. retained messages, which must follow their SUBACK
-      }
-    });
-  };
 
   /** Sets `created` and `expiry` (capped by the server's maximum message expiry). */
   #stamp(packet: Packet): Packet {
@@ -637,11 +618,18 @@ export class Server {
   publishToSubscribers(packet: Packet, from?: MessageOrigin): number {
     let matched = 0;
     let subscribers = this.topics.subscribers(packet.topicName!);
+    if (this.#borrowed) {
+      this.#borrowed = false;
+      const local = subscribers.subscriptions.size > 0 || subscribers.shared.size > 0 ||
+        this.hooks.has("onSelectSubscribers");
+      if (local) packet.payload = packet.payload!.slice();
+    }
     if (from !== undefined) restrictToOrigin(subscribers, from); // another node's, or a shared hand-off
     else this.#cluster?.route(packet, subscribers);
     if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
-      subscribers = this.hooks.onSelectSubscribers(subscribers, packet);
+      const { subscriptions, shared } = subscribers; // hooks may add groups (a topic's kept match refuses them)
+      subscribers = this.hooks.onSelectSubscribers({ subscriptions, shared: new Map(shared) }, packet);
     }
     // Many subscribers: each distinct encoding of the message is made once (the outbound side shares it).
     const fanOut = subscribers.subscriptions.size > 1;
@@ -688,7 +676,7 @@ export class Server {
     const known = client.state.inflight.inboundQos2.delete(id);
     if (known) this.hooks.onQosComplete(client, { fixedHeader: { type: PacketType.Pubrec }, packetId: id });
     // Durable, so that a restart never remembers an id the client was told is released.
-    this.#sendDurable(client, {
+    this.#durable.send(client, {
       fixedHeader: { type: PacketType.Pubcomp },
       packetId: id,
       reasonCode: known ? 0 : ReasonCode.PacketIdentifierNotFound,

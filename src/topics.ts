@@ -10,6 +10,7 @@
 
 import type { Packet, QoS, Subscription } from "./packets/types.ts";
 import { isValidTopicFilter, parseSharedFilter } from "./packets/topic_rules.ts";
+import { TopicMatches } from "./topic_matches.ts";
 
 const PLUS = 0x2b;
 const HASH = 0x23;
@@ -39,10 +40,7 @@ export interface ClientSubscription extends Subscription {
   retainHandling: 0 | 1 | 2;
 }
 
-/**
- * What one client gets for one message: every matching subscription of that client merged into a single
- * delivery, so the server sends one copy.
- */
+/** What one client gets for one message: its matching subscriptions merged into one delivery (one copy sent). */
 export interface Delivery {
   /** The receiving client. */
   clientId: string;
@@ -350,15 +348,13 @@ export class TopicsIndex {
   #nodeCount = 1;
   #subscriptionCount = 0;
   #sharedSubscriptionCount = 0;
+  readonly #matches = new TopicMatches<Delivery, ReadonlyMap<string, ClientSubscription>>();
 
   readonly #retainedRoot: RetainedNode = new RetainedNode(undefined, "");
   #retainedNodeCount = 1;
   #retainedCount = 0;
 
-  /**
-   * Told of every (client, filter) pair added or removed (not of option changes), for a cluster's
-   * route table. Unset (and costing one check) on a server that is not part of a cluster.
-   */
+  /** Told of every (client, filter) pair added or removed (not of option changes): a cluster's routes. */
   filterObserver: FilterObserver | undefined;
 
   /**
@@ -385,6 +381,7 @@ export class TopicsIndex {
       retainHandling: sub.retainHandling ?? 0,
     };
     if (sub.identifier !== undefined) stored.identifier = sub.identifier;
+    this.#matches.clear();
     const node = this.#subscriptionNode(parsed.topicFilter);
     if (parsed.group === undefined) {
       const subscriptions = node.subscriptions ??= new Map();
@@ -440,6 +437,7 @@ export class TopicsIndex {
       }
       this.#sharedSubscriptionCount--;
     }
+    this.#matches.clear();
     this.#pruneSubscriptions(node);
     this.filterObserver?.filterRemoved(filter);
     return true;
@@ -452,13 +450,15 @@ export class TopicsIndex {
    * come back unselected: call {@linkcode selectShared} to pick their members.
    *
    * @param topic A valid topic name (no wildcards).
-   * @returns Fresh maps of deliveries and of matching shared groups.
+   * @returns Fresh maps of deliveries and of matching shared groups (an empty one may refuse entries).
    */
   subscribers(topic: string): Subscribers {
+    const kept = this.#matches.match(topic);
+    if (kept !== undefined) return kept;
     const result: Subscribers = { subscriptions: new Map(), shared: new Map() };
     if (this.#root.children === undefined) return result; // no subscriptions: nothing to split or walk
-    const levels = topic.split("/");
-    this.#match(this.#root, levels, 0, topic.charCodeAt(0) === DOLLAR, result);
+    this.#match(this.#root, topic.split("/"), 0, topic.charCodeAt(0) === DOLLAR, result);
+    if (result.shared.size === 0) this.#matches.keep(topic, result.subscriptions);
     return result;
   }
 

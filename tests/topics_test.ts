@@ -145,6 +145,31 @@ Deno.test("TopicsIndex.subscribers matches exact filters", () => {
   assert.deepEqual(clients(index, "A/b/c"), []);
 });
 
+Deno.test("TopicsIndex.subscribers answers a topic again from its kept match, fresh, until subscriptions change", () => {
+  const index = new TopicsIndex();
+  index.subscribe("c1", { filter: "a/+", qos: 1 });
+  const first = index.subscribers("a/b").subscriptions.get("c1")!;
+  first.qos = 0; // a caller's change stays its own
+  first.identifiers.push(9);
+  const second = index.subscribers("a/b").subscriptions.get("c1")!;
+  assert.notEqual(second, first);
+  assert.equal(second.qos, 1);
+  assert.deepEqual(second.identifiers, []);
+  index.subscribe("c1", { filter: "a/+", qos: 2, identifier: 4 }); // options replaced
+  assert.equal(index.subscribers("a/b").subscriptions.get("c1")!.qos, 2);
+  assert.deepEqual(index.subscribers("a/b").subscriptions.get("c1")!.identifiers, [4]);
+  index.subscribe("c2", { filter: "a/b", qos: 0 });
+  assert.deepEqual(clients(index, "a/b"), ["c1", "c2"]);
+  index.subscribe("c3", { filter: "$share/g/a/b", qos: 1 }); // a topic with a shared group is matched afresh
+  assert.equal(index.subscribers("a/b").shared.size, 1);
+  index.unsubscribe("c1", "a/+");
+  index.unsubscribe("c3", "$share/g/a/b");
+  assert.deepEqual(clients(index, "a/b"), ["c2"]);
+  assert.equal(index.subscribers("a/b").shared.size, 0);
+  index.unsubscribe("c2", "a/b");
+  assert.deepEqual(clients(index, "a/b"), []);
+});
+
 Deno.test("TopicsIndex.subscribers matches + and #", () => {
   const index = new TopicsIndex();
   for (const filter of ["a/+", "a/+/c", "+/+/+", "a/#", "a/b/#", "+/b/#", "#", "b/#"]) {

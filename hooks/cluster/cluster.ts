@@ -51,14 +51,8 @@
  */
 
 import type { Packet } from "../../src/packets/types.ts";
-import type {
-  Cluster,
-  ClusterHost,
-  ClusterNodeInfo,
-  MessageOrigin,
-  SessionSnapshot,
-} from "../../src/cluster.ts";
-import { type Client, holdWritesOf } from "../../src/client.ts";
+import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
+import type { Client } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
@@ -75,14 +69,17 @@ import {
   type MessageId,
   messageRecord,
   NO_GROUPS,
-  readRecords,
   writeControl,
   writeRecord,
 } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
+import { deliverEntry, type InboxNode } from "./inbox.ts";
 import { delay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
+
+/** Inbox entries read at a time (each up to about 64 KiB: see `commits.ts`); 16 cost less than 128. */
+const INBOX_READ_COUNT = 16;
 
 /** Options of a cluster node. */
 export interface ClusterOptions {
@@ -156,6 +153,8 @@ export class BusCluster implements Cluster {
   readonly #inboxSequences = new OriginSequences();
   /** The dead nodes' claims worked through here (copies of a message that meet here are delivered once). */
   readonly #windows = new ClaimWindows();
+  /** What delivering this node's inbox entries needs (see `inbox.ts`). */
+  readonly #inboxNode: InboxNode;
   /** The storage hook keeping this node's sessions in the engine (added to the server with the cluster). */
   readonly sessionStore: SessionStore;
   readonly #reaper: Reaper;
@@ -208,6 +207,16 @@ export class BusCluster implements Cluster {
       storeSync: () => this.sessionStore.sync(),
       joins: () => this.#joins,
     });
+    const host = () => this.#host!;
+    this.#inboxNode = {
+      get host() {
+        return host();
+      },
+      claims: this.#claims,
+      sequences: this.#inboxSequences,
+      windows: this.#windows,
+      duplicate: () => this.duplicates++,
+    };
     this.#reaper = new Reaper(bus, {
       nodeId: this.nodeId,
       leaseMs: this.#leaseMs,
@@ -494,74 +503,37 @@ export class BusCluster implements Cluster {
     let after = "0";
     let failures = 0;
     let joins = this.#joins;
+    /** The next read, sent while the entries before it are delivered (for `ahead.after` in `ahead.joins`). */
+    let ahead: { after: string; joins: number; read: Promise<InboxEntry[] | Error> } | undefined;
     while (!this.#stopped) {
       if (this.#fenced) {
         await delay(100);
         continue;
       }
       if (joins !== this.#joins) [after, joins] = ["0", this.#joins]; // a new incarnation's inbox
-      let entries: InboxEntry[];
-      try {
-        entries = await this.#bus.read(this.nodeId, after, 128, 1000);
-        failures = 0;
-      } catch (error) {
+      const read = ahead !== undefined && ahead.after === after && ahead.joins === joins
+        ? ahead.read
+        : this.#readAfter(after);
+      ahead = undefined;
+      const entries = await read;
+      if (entries instanceof Error) {
         if (this.#stopped) return;
-        if (failures++ === 0) log.debug("Inbox read failed: {error}", { error: String(error) });
+        if (failures++ === 0) log.debug("Inbox read failed: {error}", { error: String(entries) });
         await delay(Math.min(100 * failures, 1000));
         continue;
       }
+      failures = 0;
       if (entries.length === 0 || this.#fenced) continue;
       if (this.#stopped) return; // leaving: nothing more is delivered or written
+      // Read ahead (the reader has its own connection) while these are delivered and their deletion committed.
+      const last = entries[entries.length - 1].id;
+      ahead = { after: last, joins, read: this.#readAfter(last) };
       await this.#reaping;
       const host = this.#host!;
       const held = new Set<Client>();
       for (const entry of entries) {
         after = entry.id;
-        // One origin for the entry's messages to non-shared subscriptions (the usual record).
-        const plainOrigin: MessageOrigin = { node: entry.from, plain: true, groups: NO_GROUPS };
-        let messages;
-        try {
-          messages = readRecords(entry.records);
-        } catch (error) {
-          log.error("Dropped a bad inbox entry {id} from {node}: {error}", {
-            id: entry.id,
-            node: entry.from,
-            error: String(error),
-          });
-          continue;
-        }
-        for (const message of messages) {
-          // Like a local publisher, the inbox waits while a subscriber here is behind (else: drops).
-          const congested = host.drained();
-          if (congested) await congested;
-          if ("control" in message) await this.#claims.controlled(message.control);
-          else if (!this.#inboxSequences.fresh(entry.from, message.epoch, message.seq)) this.duplicates++;
-          else {
-            const packet = message.packet;
-            // Its id stays with the sessions here that store it (see `route`).
-            if (message.epoch !== 0 && packet.fixedHeader.qos) {
-              packet.clusterId = idKey(entry.from, message.epoch, message.seq);
-            }
-            const except = this.#windows.active
-              ? this.#windows.inbox(
-                packet.clusterId ?? idKey(entry.from, message.epoch, message.seq),
-                message.plain,
-              )
-              : undefined;
-            if (message.plain && this.#claims.holding) {
-              this.#claims.hold(packet, entry.from, false, packet.clusterId);
-            }
-            const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
-            const outer = holdWritesOf(held);
-            host.deliver(
-              message.packet,
-              plainOnly
-                ? plainOrigin
-                : { node: entry.from, plain: message.plain, groups: message.groups, except },
-            );
-            holdWritesOf(outer);
-          }
-        }
+        await deliverEntry(this.#inboxNode, entry, held);
       }
       // The entries go in the commit that stores the messages in their sessions (see `SessionStore`), and
       // the messages go out to persistent sessions' connections only after it, while this node's lease
@@ -577,6 +549,13 @@ export class BusCluster implements Cluster {
       for (const client of held) client.releaseWrites();
       if (this.#stopped) return;
     }
+  }
+
+  /** Reads the inbox entries after `after` (an error as a value: a read sent ahead may go unawaited). */
+  #readAfter(after: string): Promise<InboxEntry[] | Error> {
+    return this.#bus.read(this.nodeId, after, INBOX_READ_COUNT, 1000).catch((error: unknown) =>
+      error instanceof Error ? error : new Error(String(error))
+    );
   }
 
   // -------------------------------------------------------------------------------------------

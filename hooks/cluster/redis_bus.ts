@@ -43,6 +43,7 @@ import type {
   StoredRoutes,
 } from "./bus.ts";
 import { logger } from "../../src/logger.ts";
+import { entryOf, ForwardCommand, InboxReader } from "./redis_streams.ts";
 
 /** Where Redis is and how to log in, and the key prefix. */
 export interface RedisBusOptions {
@@ -288,6 +289,8 @@ export class RedisBus implements ClusterBus {
   readonly #channel: string;
   #redis: ScriptedRedis | undefined;
   #reader: Redis | undefined;
+  /** The inbox reader on a plain connection (see `redis_streams.ts`); else `#reader` reads it. */
+  #inbox: InboxReader | undefined;
   #subscriber: Redis | undefined;
   #down = false;
   /** The last error a connection reported (for a clearer message when connecting fails). */
@@ -352,12 +355,28 @@ export class RedisBus implements ClusterBus {
     return redis;
   }
 
+  /** The inbox reader on a plain connection, unless TLS or ioredis options are asked for. */
+  #inboxReader(): InboxReader | undefined {
+    const o = this.#options;
+    const address = o.address ?? "127.0.0.1:6379";
+    if (o.options !== undefined || address.startsWith("rediss:")) return undefined;
+    const url = new URL(/^redis:\/\//.test(address) ? address : `redis://${address}`);
+    return new InboxReader({
+      hostname: url.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
+      port: Number(url.port || 6379),
+      username: o.username ?? (decodeURIComponent(url.username) || undefined),
+      password: o.password ?? (decodeURIComponent(url.password) || undefined),
+      database: Number(url.pathname.slice(1) || o.database || 0),
+    });
+  }
+
   async connect(listener: BusListener): Promise<void> {
     const redis = this.#client("broker-cluster") as ScriptedRedis;
-    const reader = this.#client("broker-cluster-inbox");
+    const inbox = this.#inboxReader();
+    const reader = inbox ? undefined : this.#client("broker-cluster-inbox");
     const subscriber = this.#client("broker-cluster-announce");
     try {
-      await Promise.all([redis.connect(), reader.connect(), subscriber.connect()]);
+      await Promise.all([redis.connect(), reader?.connect(), subscriber.connect()]);
       redis.defineCommand("clusterJoin", { numberOfKeys: 4, lua: JOIN });
       redis.defineCommand("clusterRenew", { numberOfKeys: 3, lua: RENEW });
       redis.defineCommand("clusterClaim", { numberOfKeys: 3, lua: CLAIM });
@@ -378,7 +397,7 @@ export class RedisBus implements ClusterBus {
       await subscriber.subscribe(this.#channel);
     } catch (error) {
       redis.disconnect();
-      reader.disconnect();
+      reader?.disconnect();
       subscriber.disconnect();
       const reason = error instanceof Error ? error.message : String(error);
       const last = this.#lastError ?? "";
@@ -395,6 +414,7 @@ export class RedisBus implements ClusterBus {
     first = false;
     this.#redis = redis;
     this.#reader = reader;
+    this.#inbox = inbox;
     this.#subscriber = subscriber;
   }
 
@@ -420,6 +440,8 @@ export class RedisBus implements ClusterBus {
   }
 
   async close(): Promise<void> {
+    this.#inbox?.close();
+    this.#inbox = undefined;
     for (const redis of [this.#subscriber, this.#reader, this.#redis]) {
       if (!redis) continue;
       try {
@@ -631,6 +653,14 @@ export class RedisBus implements ClusterBus {
     const commands = batch.forwards.size + batch.routes.length + batch.retained.length +
       batch.endedSessions.length + (batch.delivered.length > 0 ? 1 : 0);
     if (commands === 0) return;
+    if (commands === 1 && batch.forwards.size === 1) {
+      // The usual batch under load: one node's forwards, written from the batch itself.
+      const [[destination, records]] = batch.forwards;
+      const command = new ForwardCommand(this.#key("inbox", destination), node, records);
+      this.#r.sendCommand(command);
+      await this.#run(command.promise);
+      return;
+    }
     // One command is atomic alone: sent without MULTI/EXEC (the usual batch under load: one node's
     // forwards, or one inbox deletion), which saves Redis two commands and ioredis a copy of the batch.
     const single = commands === 1;
@@ -709,6 +739,9 @@ export class RedisBus implements ClusterBus {
   }
 
   async read(node: string, after: string, count: number, blockMs: number): Promise<InboxEntry[]> {
+    if (this.#inbox !== undefined) {
+      return await this.#inbox.read(this.#key("inbox", node), after, count, blockMs);
+    }
     const reader = this.#reader;
     if (!reader) throw new Error("The cluster bus is not connected");
     const result = await reader.xreadBuffer(
@@ -759,21 +792,4 @@ export class RedisBus implements ClusterBus {
     }
     return { version: Number(version ?? 0), records };
   }
-}
-
-function entryOf(id: Buffer | string, fields: Buffer[]): InboxEntry {
-  let from = "";
-  let records: Uint8Array = new Uint8Array();
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i];
-    if (name.length !== 1) continue;
-    if (name[0] === 0x6e) from = fields[i + 1].toString("utf8"); // n
-    else if (name[0] === 0x6d) { // m
-      // A view, not a copy: ioredis's reply buffers are never written again (a reply spanning reads
-      // is gathered into a fresh buffer, or a part of its pool that is never handed out twice).
-      const value = fields[i + 1];
-      records = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    }
-  }
-  return { id: id.toString(), from, records };
 }

@@ -161,18 +161,70 @@ export function writeRecord(
  * @throws {RangeError} When the bytes are not records written by {@linkcode writeRecord}.
  */
 export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const reader = new RecordReader(bytes);
   const messages: (WireMessage | WireControl)[] = [];
-  const end = bytes.length;
-  let at = 0;
-  while (at < end) {
+  for (let message = reader.next(); message !== undefined; message = reader.next()) messages.push(message);
+  return messages;
+}
+
+/**
+ * Reads a batch's records one at a time: nothing is decoded ahead of its delivery, so a message that
+ * waits for nothing dies young (a whole entry decoded at once outlives the waits for a congested
+ * subscriber, and is promoted).
+ *
+ * @example Two records, one at a time
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ByteWriter } from "../../src/packets/writer.ts";
+ * import { PacketType } from "../../src/packets/types.ts";
+ * import { NO_GROUPS, RecordReader, type WireMessage, writeRecord } from "./wire.ts";
+ * const out = new ByteWriter(256);
+ * for (const topicName of ["a", "b"]) {
+ *   const packet = { fixedHeader: { type: PacketType.Publish, qos: 0 as const }, topicName, created: 1 };
+ *   writeRecord(out, packet, undefined, true, NO_GROUPS, { epoch: 7, seq: 1 });
+ * }
+ * const reader = new RecordReader(out.toBytes());
+ * assert.equal((reader.next() as WireMessage).packet.topicName, "a");
+ * assert.equal((reader.next() as WireMessage).packet.topicName, "b");
+ * assert.equal(reader.next(), undefined);
+ * ```
+ */
+export class RecordReader {
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+  #at = 0;
+
+  /**
+   * Starts reading a batch.
+   *
+   * @param bytes The batch (records one after another); payloads are views into it.
+   */
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /**
+   * The next record.
+   *
+   * @returns The record, or undefined after the last one.
+   * @throws {RangeError} When the bytes are not records written by {@linkcode writeRecord} (the records
+   *   before were read).
+   */
+  next(): WireMessage | WireControl | undefined {
+    const bytes = this.#bytes;
+    const view = this.#view;
+    const end = bytes.length;
+    let at = this.#at;
+    if (at >= end) return undefined;
+    this.#at = end; // a record that throws ends the batch
     const flags = bytes[at++];
     if ((flags & 2) !== 0) {
       const length = view.getUint32(at);
       at += 4;
-      messages.push({ control: JSON.parse(decoder.decode(bytes.subarray(at, at + length)), reviver) });
-      at += length;
-      continue;
+      const control = JSON.parse(decoder.decode(bytes.subarray(at, at + length)), reviver);
+      this.#at = at + length;
+      return { control };
     }
     const plain = (flags & 1) === 1;
     let groups = NO_GROUPS as string[];
@@ -201,10 +253,9 @@ export function readRecords(bytes: Uint8Array): (WireMessage | WireControl)[] {
     at += 4;
     if (at + length > end) throw new RangeError("Bad forwarded message (truncated)");
     const packet = decodeMessage(bytes, at, at + length, created, expiry, origin);
-    at += length;
-    messages.push({ packet, plain, groups, epoch, seq });
+    this.#at = at + length;
+    return { packet, plain, groups, epoch, seq };
   }
-  return messages;
 }
 
 /**
