@@ -223,7 +223,7 @@ export class BusCluster implements Cluster {
       host: () => this.#host!,
       own: (clientId, epoch) => this.#owned.set(clientId, epoch),
       sessionEnded: (clientId) => this.sessionEnded(clientId),
-      sync: () => this.sync(),
+      sync: () => this.#commits.tail.then(this.#lease.held),
       dropRoutes: (node) => this.#routes.drop(node),
       stopped: () => this.#stopped,
       windows: this.#windows,
@@ -389,6 +389,7 @@ export class BusCluster implements Cluster {
 
   route(packet: Packet, subscribers: Subscribers): void {
     this.#lease.holdWritesIfStalled(this.#leaseMs); // woken from a stall: claimed meanwhile?
+    this.#reaper.hold(packet, subscribers); // sessions being adopted get their messages in order
     const id = this.#forwardId;
     const seq = id.seq;
     this.#toNodes(packet, subscribers);
@@ -470,7 +471,11 @@ export class BusCluster implements Cluster {
 
   /** Resolves when everything queued so far is stored and this node's lease is known to be current. */
   sync(): Promise<void> {
-    return this.#commits.tail.then(this.#lease.held);
+    const committed = this.#commits.tail.then(this.#lease.held);
+    // While a dead node's sessions are adopted here, also once this node's messages held for them are in them.
+    const released = this.#reaper.released;
+    if (released === undefined) return committed;
+    return Promise.all([committed, released.then(() => this.#host!.syncLocal())]).then(() => {});
   }
 
   /** Joins (a new incarnation of this node id); the lease counts from before the request. */

@@ -17,6 +17,8 @@
  */
 
 import type { AdoptedSession, ClusterHost } from "../../src/cluster.ts";
+import type { Packet } from "../../src/packets/types.ts";
+import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus } from "./bus.ts";
 import { sessionFromFields } from "./session_store.ts";
@@ -37,7 +39,7 @@ export interface ReaperNode {
   own(clientId: string, epoch: number): void;
   /** A session owned here ended. */
   sessionEnded(clientId: string): void;
-  /** Resolves when everything queued so far is stored. */
+  /** Resolves when everything queued so far is committed (not waiting for {@linkcode Reaper.released}). */
   sync(): Promise<void>;
   /** Forgets a node's routes. */
   dropRoutes(node: string): void;
@@ -67,6 +69,8 @@ export class Reaper {
   readonly #node: ReaperNode;
   /** Second passes still to run, by dead node. */
   readonly #timers = new Map<string, { timer: ReturnType<typeof setTimeout>; reaping: Reaping }>();
+  /** From an adoption until the dead node's leftovers are delivered: this node's own messages for them. */
+  #holding: { ids: ReadonlySet<string>; held: Packet[]; done: PromiseWithResolvers<void> } | undefined;
 
   /**
    * Creates the reaper.
@@ -128,14 +132,26 @@ export class Reaper {
       if (sessions.length > 0) {
         node.host().adoptSessions(sessions, diedAt);
         reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
+        // This node's own messages for them wait for the leftovers.
+        this.#holding = { ids: adopted, held: [], done: Promise.withResolvers() };
       }
       await node.sync(); // what this node forwarded to the dead one is in its inbox before it is set aside
     } catch (error) {
       node.dropRoutes(dead);
       log.error("Could not adopt the sessions of {dead}: {error}", { dead, error: String(error) });
     }
-    await this.#bus.leave(dead);
-    const messages = await this.#deliverOrphans(dead, reaping);
+    let messages = 0;
+    try {
+      await this.#bus.leave(dead);
+      messages = await this.#deliverOrphans(dead, reaping);
+    } finally {
+      const holding = this.#holding;
+      this.#holding = undefined;
+      for (const packet of holding?.held ?? []) {
+        node.host().deliver(packet, { node: node.nodeId, plain: true, groups: [], only: holding!.ids });
+      }
+      holding?.done.resolve();
+    }
     log.info("Adopted {sessions} sessions of {dead}, with {messages} messages left for them", {
       sessions: adopted.size,
       dead,
@@ -147,6 +163,33 @@ export class Reaper {
       await this.#release(dead, reaping);
     }, node.leaseMs);
     this.#timers.set(dead, { timer, reaping });
+  }
+
+  /**
+   * While messages are held for adopted sessions (see {@linkcode Reaper.hold}): resolves once they are
+   * delivered to them. Acknowledgements wait for it, so nothing is acknowledged before it is in them.
+   */
+  get released(): Promise<void> | undefined {
+    return this.#holding?.done.promise;
+  }
+
+  /**
+   * A message accepted on this node while the sessions of a dead node are being adopted here: it waits for
+   * them until what the dead node left for them is delivered, so that they get their messages in order.
+   *
+   * @param packet The message.
+   * @param subscribers This node's matching subscribers (the adopted sessions are taken out).
+   */
+  hold(packet: Packet, subscribers: Subscribers): void {
+    const holding = this.#holding;
+    if (holding === undefined) return;
+    let taken = false;
+    for (const clientId of subscribers.subscriptions.keys()) {
+      if (!holding.ids.has(clientId)) continue;
+      subscribers.subscriptions.delete(clientId);
+      taken = true;
+    }
+    if (taken) holding.held.push(packet);
   }
 
   /** Releases the claims still held (the node is stopping): the second passes are skipped. */
