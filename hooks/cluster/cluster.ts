@@ -223,7 +223,8 @@ export class BusCluster implements Cluster {
       host: () => this.#host!,
       own: (clientId, epoch) => this.#owned.set(clientId, epoch),
       sessionEnded: (clientId) => this.sessionEnded(clientId),
-      sync: () => this.#commits.tail.then(this.#lease.held),
+      // Not the lease gate: the reaper runs inside the renewal tick, which alone lets the gate go.
+      sync: () => this.#commits.tail,
       dropRoutes: (node) => this.#routes.drop(node),
       stopped: () => this.#stopped,
       windows: this.#windows,

@@ -39,7 +39,10 @@ export interface ReaperNode {
   own(clientId: string, epoch: number): void;
   /** A session owned here ended. */
   sessionEnded(clientId: string): void;
-  /** Resolves when everything queued so far is committed (not waiting for {@linkcode Reaper.released}). */
+  /**
+   * Resolves when everything queued so far is committed (not waiting for {@linkcode Reaper.released}, nor
+   * for the lease to be known current: the reaper runs in the renewal tick, so that would never come).
+   */
   sync(): Promise<void>;
   /** Forgets a node's routes. */
   dropRoutes(node: string): void;
