@@ -79,6 +79,9 @@ async function disconnectCleanly(client: mqtt.MqttClient): Promise<number | unde
   let timer: ReturnType<typeof setTimeout> | undefined;
   const closedAt = await new Promise<number | undefined>((resolve) => {
     if (client.disconnected || !client.connected) return resolve(undefined);
+    // A v5 broker that closes for another reason says why first (keep alive timeout 0x8D, say): the
+    // DISCONNECT sent may not have been read, so the end is not confirmed clean.
+    client.once("disconnect", (packet) => (packet.reasonCode ?? 0) !== 0 && resolve(undefined));
     client.once("close", () => resolve(Date.now()));
     timer = setTimeout(() => resolve(undefined), 3000);
     client.stream.write(new Uint8Array([0xe0, 0x00]));
