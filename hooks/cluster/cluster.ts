@@ -292,12 +292,12 @@ export class BusCluster implements Cluster {
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
     const period = Math.max(50, Math.floor(this.#leaseMs / 5));
-    this.#lease.beat(Date.now());
+    this.#lease.beat(Date.now(), this.#leaseMs);
     this.#timer = setInterval(() => {
       // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
       // outage too; a shorter stall goes unremarked, and so does one of this process (a late beat).
       const now = Date.now();
-      const late = this.#lease.beat(now) > 2 * period;
+      const late = this.#lease.beat(now, this.#leaseMs) > 2 * period;
       if (this.#ticking && !late && !this.#fenced && now - this.#tickStarted > this.#leaseMs * 0.6) {
         this.#trouble.began(new Error(`no answer for ${now - this.#tickStarted} ms`));
       }

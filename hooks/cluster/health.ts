@@ -78,6 +78,8 @@ export class LeaseGate {
   #beat = Number.MAX_SAFE_INTEGER;
   /** Connections held this turn (see {@linkcode LeaseGate.holdWritesIfStalled}). */
   #heldWrites: Set<Client> | undefined;
+  /** The timer fired late (the process stalled) since the last renewal that found the lease current. */
+  #woke = false;
   /** The node is stopping: nothing waits on the lease any more (no renewal will come). */
   #stopped = false;
 
@@ -85,11 +87,13 @@ export class LeaseGate {
    * The renewal timer fired.
    *
    * @param now The time (ms since epoch).
+   * @param leaseMs The lease (a beat later than 0.4 of it means the process stalled).
    * @returns How long since it last fired (ms).
    */
-  beat(now: number): number {
+  beat(now: number, leaseMs: number): number {
     const since = now - this.#beat;
     this.#beat = now;
+    if (since > leaseMs * 0.4) this.#woke = true;
     return since;
   }
 
@@ -103,7 +107,10 @@ export class LeaseGate {
    * @param leaseMs The lease.
    */
   holdWritesIfStalled(leaseMs: number): void {
-    if (Date.now() - this.#beat <= leaseMs * 0.4 || this.#heldWrites !== undefined) return;
+    // Stalled: the timer is late now, or fired late and no renewal has answered since (the wake-up's
+    // renewal is still on its way: the node may learn it was claimed).
+    const stalled = this.#woke || Date.now() - this.#beat > leaseMs * 0.4;
+    if (!stalled || this.#heldWrites !== undefined) return;
     if (this.held() === undefined) return;
     const held = this.#heldWrites = new Set<Client>();
     const outer = holdWritesOf(held);
@@ -128,6 +135,8 @@ export class LeaseGate {
   renewed(at: number, leaseMs: number): void {
     this.#since = at;
     this.#until = at + leaseMs * 0.9;
+    if (Date.now() >= this.#until) return; // a reply that waited out a stall: the next renewal tells
+    this.#woke = false;
     this.release();
   }
 
