@@ -82,7 +82,11 @@ async function disconnectCleanly(client: mqtt.MqttClient): Promise<number | unde
     // A v5 broker that closes for another reason says why first (keep alive timeout 0x8D, say): the
     // DISCONNECT sent may not have been read, so the end is not confirmed clean.
     client.once("disconnect", (packet) => (packet.reasonCode ?? 0) !== 0 && resolve(undefined));
-    client.once("close", () => resolve(Date.now()));
+    // Closed by the broker (its end of the stream came first), not by the client itself (its keep alive
+    // gave up, say: a reset that can discard the DISCONNECT before the broker reads it).
+    let ended = false;
+    client.stream.once("end", () => ended = true);
+    client.once("close", () => resolve(ended ? Date.now() : undefined));
     timer = setTimeout(() => resolve(undefined), 3000);
     client.stream.write(new Uint8Array([0xe0, 0x00]));
   });
