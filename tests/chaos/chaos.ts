@@ -123,6 +123,8 @@ export interface MemberConnection {
   node: string;
   /** When it was attempted (before its CONNACK). */
   from: number;
+  /** When the member wrote its DISCONNECT (a move). */
+  disconnectAt?: number;
   /** When the broker closed it after its DISCONNECT: everything the member sent on it was read. */
   closedAt?: number;
 }
@@ -135,6 +137,13 @@ export interface SharedReceipt {
   at: number;
   /** The connection it arrived on. */
   connection: MemberConnection;
+  /** How it came, to explain a second member's copy: node, packet id, DUP. */
+  how?: string;
+  /**
+   * It arrived after the member wrote its DISCONNECT: its PUBACK followed the DISCONNECT on the wire, and
+   * the broker does not read what follows a DISCONNECT [MQTT-3.14.4-1] (the member never acknowledged it).
+   */
+  afterDisconnect?: boolean;
 }
 
 /**
@@ -149,6 +158,7 @@ export interface SharedReceipt {
  * @param sessionEnds Each member's session ends: [the clean-start connection attempted, its CONNACK].
  * @param faulted Whether a node was down or stopped at any moment between two times.
  * @param rel Formats a time for the messages.
+ * @param explain A member's connections, for the messages.
  * @returns The violations, and how many deliveries were hand-offs the spec allows.
  */
 export function sharedViolations(
@@ -156,6 +166,7 @@ export function sharedViolations(
   sessionEnds: ReadonlyMap<string, readonly [number, number][]>,
   faulted: (node: string, from: number, to: number) => boolean,
   rel: (time: number) => string = String,
+  explain: (member: string) => string = () => "",
 ): { violations: string[]; handedOff: number } {
   const violations: string[] = [];
   let handedOff = 0;
@@ -182,7 +193,9 @@ export function sharedViolations(
           `Shared message ${messageId} delivered to ${members.length} members (${members.join(", ")}): ` +
             `${later} got it at ${rel(laterAt)} though ${earlier} (got it at ${
               rel(lastAt)
-            }) had no session end that left it unacknowledged in between`,
+            }) had no session end that left it unacknowledged in between (copies: ${
+              got.map((r) => `${r.member} ${rel(r.at)} ${r.how ?? ""}`).join(", ")
+            }; ${earlier}: ${explain(earlier)}; ${later}: ${explain(later)})`,
         );
       }
       if (allowed) handedOff++;
@@ -312,7 +325,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (shared) {
           let receipts = sharedReceipts.get(messageId);
           if (!receipts) sharedReceipts.set(messageId, receipts = []);
-          receipts.push({ member: id, at: Date.now(), connection });
+          receipts.push({
+            member: id,
+            at: Date.now(),
+            connection,
+            how: `on ${node} (packet id ${packet.messageId}${packet.dup ? ", DUP" : ""}${
+              connection.disconnectAt === undefined ? "" : ", after its DISCONNECT"
+            })`,
+            afterDisconnect: connection.disconnectAt !== undefined,
+          });
+          if (connection.disconnectAt !== undefined) count("sharedAfterDisconnect");
           return;
         }
         const received = plainReceived.get(id)!;
@@ -381,6 +403,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             if (!shared) await endClient(client);
             else {
               // A member's clean end is confirmed by the broker's close (its acknowledgements were read).
+              // Set in the same turn as the DISCONNECT is written: a message handled after it is PUBACKed after it.
+              connection.disconnectAt = Date.now();
               connection.closedAt = await disconnectCleanly(client);
               // A v5 member sometimes comes back with a clean start: its session ends, and what it had
               // not acknowledged goes to another member [MQTT 5.0 §4.8.2].
@@ -769,7 +793,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const faultedBetween = (node: string, from: number, to: number) =>
       slots.find((slot) => slot.id === node)?.faulted.some(([start, end]) => start <= to && end >= from) ??
         true;
-    const shared = sharedViolations(sharedReceipts, sessionEnds, faultedBetween, rel);
+    const shared = sharedViolations(
+      sharedReceipts,
+      sessionEnds,
+      faultedBetween,
+      rel,
+      (member) => history.get(member)?.join(", ") ?? "",
+    );
     violations.push(...shared.violations);
     count("sharedDelivered", sharedReceipts.size);
     if (shared.handedOff > 0) count("sharedHandedOff", shared.handedOff);
