@@ -142,7 +142,8 @@ export interface SharedReceipt {
   how?: string;
   /**
    * It arrived after the member wrote its DISCONNECT: its PUBACK followed the DISCONNECT on the wire, and
-   * the broker does not read what follows a DISCONNECT [MQTT-3.14.4-1] (the member never acknowledged it).
+   * the broker reads nothing after a DISCONNECT (nothing may follow one [MQTT-3.14.4-1]): the member never
+   * acknowledged it.
    */
   afterDisconnect?: boolean;
 }
@@ -155,7 +156,8 @@ export interface SharedReceipt {
  * connection that ended cleanly (the broker closed it after that DISCONNECT, so it had read the PUBACK sent
  * before) on a node that then had no fault until that session's end (a node that died or stalled past its
  * lease may have lost the acknowledgement). A copy that arrived after the member wrote its DISCONNECT was
- * PUBACKed after it, which the broker never reads [MQTT-3.14.4-1]: unacknowledged, it goes on when the
+ * PUBACKed after it, which the broker never reads (nothing may follow a DISCONNECT [MQTT-3.14.4-1]):
+ * unacknowledged, it goes on when the
  * session ends, as §4.8.2 says it should.
  *
  * @param receipts Each message's receipts, in order.

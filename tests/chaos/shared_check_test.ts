@@ -66,8 +66,8 @@ Deno.test("`chaos` shared check: a third member needs a session end of each memb
 });
 
 Deno.test("`chaos` shared check: a copy that arrived after A wrote its DISCONNECT was not acknowledged", () => {
-  // A wrote DISCONNECT at 90, the message arrived at 100 (its PUBACK followed the DISCONNECT, and the broker
-  // reads nothing after a DISCONNECT [MQTT-3.14.4-1]), the broker closed the connection at 150, and A came
+  // A wrote DISCONNECT at 90, the message arrived at 100 (its PUBACK followed the DISCONNECT, which nothing may
+  // follow [MQTT-3.14.4-1]: the broker reads nothing after it), the broker closed the connection at 150, and A came
   // back with a clean start at 200: its session ended with the message unacknowledged.
   const late: SharedReceipt = { ...receipt("A", 100, { ...clean, disconnectAt: 90 }), afterDisconnect: true };
   const result = check([late, receipt("B", 300)], { A: [[200, 250]] });

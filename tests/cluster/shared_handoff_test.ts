@@ -166,7 +166,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     // The chaos run's case: member A on node a got m1 just as it moved (its client handled m1 after writing
-    // DISCONNECT, so its PUBACK followed the DISCONNECT and was never read [MQTT-3.14.4-1]), and came back
+    // DISCONNECT, so its PUBACK followed the DISCONNECT and was never read: nothing may follow
+    // a DISCONNECT [MQTT-3.14.4-1]), and came back
     // with a clean start on node b. Its session ended with m1 unacknowledged: m1 goes to B (§4.8.2); m2,
     // PUBACKed before the DISCONNECT, does not.
     await withCluster(["a", "b"], async ({ nodes, clients }) => {

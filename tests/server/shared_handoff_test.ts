@@ -165,8 +165,8 @@ Deno.test("`shared` no member left: what the last member gave back is dropped an
 
 Deno.test("`shared` a PUBACK written after the member's DISCONNECT is not read: the message goes on when the session ends", async () => {
   // The chaos run's member that moved just as a message reached it: its client handled the message after
-  // writing DISCONNECT, so its PUBACK followed the DISCONNECT, which the broker reads nothing after
-  // [MQTT-3.14.4-1]. Its session then ended (a clean start): the message, never acknowledged, goes to
+  // writing DISCONNECT, so its PUBACK followed the DISCONNECT, which nothing may follow
+  // [MQTT-3.14.4-1]: the broker reads nothing after it. Its session then ended (a clean start): the message, never acknowledged, goes to
   // another member (§4.8.2), while one PUBACKed before the DISCONNECT does not.
   await using broker = await startBroker();
   const a = await memberA(broker, { sessionExpiryInterval: 60 });
