@@ -15,7 +15,8 @@
  *    §4.8.2 allows: a member's session ended (v5 shared members sometimes move with a clean start) after it
  *    received the message and before the other member did, and the member cannot have acknowledged it
  *    (its broker confirmed no clean end of the connection that got it, or that connection's node had a
- *    fault before the session ended: the acknowledgement may be lost);
+ *    fault before the session ended: the acknowledgement may be lost; or the message arrived after the
+ *    member wrote its DISCONNECT, so its PUBACK followed the DISCONNECT and was never read);
  * 6. once every session has ended or expired and the nodes have stopped, Redis holds nothing but
  *    the retained-message version counter.
  *
@@ -123,6 +124,8 @@ export interface MemberConnection {
   node: string;
   /** When it was attempted (before its CONNACK). */
   from: number;
+  /** When the member wrote its DISCONNECT (a move). */
+  disconnectAt?: number;
   /** When the broker closed it after its DISCONNECT: everything the member sent on it was read. */
   closedAt?: number;
 }
@@ -135,31 +138,48 @@ export interface SharedReceipt {
   at: number;
   /** The connection it arrived on. */
   connection: MemberConnection;
+  /** How it came, to explain a second member's copy: node, packet id, DUP. */
+  how?: string;
+  /**
+   * It arrived after the member wrote its DISCONNECT: its PUBACK followed the DISCONNECT on the wire, and
+   * the broker reads nothing after a DISCONNECT (nothing may follow one [MQTT-3.14.4-1]): the member never
+   * acknowledged it.
+   */
+  afterDisconnect?: boolean;
 }
 
 /**
  * Invariant 5: a shared message reaches one member of its group, except as MQTT 5.0 §4.8.2 allows. A member
  * that got a message after another member did is allowed only as a hand-off: the other's session ended after
  * it got the message (and after every receipt of it before this member's) and before this member got it, and
- * the other cannot have acknowledged it: no connection that got it ended cleanly (the broker closed it after
- * the member's DISCONNECT, so it had read the PUBACK sent before) on a node that then had no fault until that
- * session's end (a node that died or stalled past its lease may have lost the acknowledgement).
+ * the other cannot have acknowledged it: no copy of it arrived before the member wrote its DISCONNECT on a
+ * connection that ended cleanly (the broker closed it after that DISCONNECT, so it had read the PUBACK sent
+ * before) on a node that then had no fault until that session's end (a node that died or stalled past its
+ * lease may have lost the acknowledgement). A copy that arrived after the member wrote its DISCONNECT was
+ * PUBACKed after it, which the broker never reads (nothing may follow a DISCONNECT [MQTT-3.14.4-1]):
+ * unacknowledged, it goes on when the
+ * session ends, as §4.8.2 says it should.
  *
  * @param receipts Each message's receipts, in order.
  * @param sessionEnds Each member's session ends: [the clean-start connection attempted, its CONNACK].
  * @param faulted Whether a node was down or stopped at any moment between two times.
  * @param rel Formats a time for the messages.
- * @returns The violations, and how many deliveries were hand-offs the spec allows.
+ * @param explain A member's connections, for the messages.
+ * @returns The violations, how many deliveries were hand-offs the spec allows, and those of them that
+ *   were allowed only because the member's copy arrived after its DISCONNECT (`afterDisconnect`, described).
  */
 export function sharedViolations(
   receipts: ReadonlyMap<string, readonly SharedReceipt[]>,
   sessionEnds: ReadonlyMap<string, readonly [number, number][]>,
   faulted: (node: string, from: number, to: number) => boolean,
   rel: (time: number) => string = String,
-): { violations: string[]; handedOff: number } {
+  explain: (member: string) => string = () => "",
+): { violations: string[]; handedOff: number; afterDisconnect: string[] } {
   const violations: string[] = [];
+  const afterDisconnect: string[] = [];
   let handedOff = 0;
-  const acknowledged = (receipt: SharedReceipt, sessionEndedBy: number) =>
+  const acknowledged = (receipt: SharedReceipt, sessionEndedBy: number, evenAfterDisconnect = false) =>
+    (evenAfterDisconnect || !receipt.afterDisconnect) &&
     receipt.connection.closedAt !== undefined && receipt.connection.closedAt < sessionEndedBy &&
     !faulted(receipt.connection.node, receipt.connection.from, sessionEndedBy);
   for (const [messageId, got] of receipts) {
@@ -173,22 +193,34 @@ export function sharedViolations(
       for (const earlier of members.slice(0, i)) {
         const before = got.filter((r) => r.member === earlier && r.at < laterAt);
         const lastAt = Math.max(...before.map((r) => r.at));
-        const ended = (sessionEnds.get(earlier) ?? []).some(([from, to]) =>
-          from > lastAt && from < laterAt && !before.some((r) => acknowledged(r, to))
-        );
-        if (ended) continue;
+        const ends = (sessionEnds.get(earlier) ?? []).filter(([from]) => from > lastAt && from < laterAt);
+        const unacknowledged = (evenAfterDisconnect: boolean) =>
+          ends.some(([, to]) => !before.some((r) => acknowledged(r, to, evenAfterDisconnect)));
+        const copies = () =>
+          `(copies: ${got.map((r) => `${r.member} ${rel(r.at)} ${r.how ?? ""}`).join(", ")}; ${earlier}: ${
+            explain(earlier)
+          }; ${later}: ${explain(later)})`;
+        if (unacknowledged(false)) {
+          if (!unacknowledged(true)) {
+            afterDisconnect.push(
+              `Shared message ${messageId} went from ${earlier} to ${later}: ${earlier} got it after it wrote its ` +
+                `DISCONNECT, and ended its session ${copies()}`,
+            );
+          }
+          continue;
+        }
         allowed = false;
         violations.push(
           `Shared message ${messageId} delivered to ${members.length} members (${members.join(", ")}): ` +
             `${later} got it at ${rel(laterAt)} though ${earlier} (got it at ${
               rel(lastAt)
-            }) had no session end that left it unacknowledged in between`,
+            }) had no session end that left it unacknowledged in between ${copies()}`,
         );
       }
       if (allowed) handedOff++;
     }
   }
-  return { violations, handedOff };
+  return { violations, handedOff, afterDisconnect };
 }
 
 interface Incarnation {
@@ -312,7 +344,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (shared) {
           let receipts = sharedReceipts.get(messageId);
           if (!receipts) sharedReceipts.set(messageId, receipts = []);
-          receipts.push({ member: id, at: Date.now(), connection });
+          receipts.push({
+            member: id,
+            at: Date.now(),
+            connection,
+            how: `on ${node} (packet id ${packet.messageId}${packet.dup ? ", DUP" : ""}${
+              connection.disconnectAt === undefined ? "" : ", after its DISCONNECT"
+            })`,
+            afterDisconnect: connection.disconnectAt !== undefined,
+          });
+          if (connection.disconnectAt !== undefined) count("sharedAfterDisconnect");
           return;
         }
         const received = plainReceived.get(id)!;
@@ -381,6 +422,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             if (!shared) await endClient(client);
             else {
               // A member's clean end is confirmed by the broker's close (its acknowledgements were read).
+              // Set in the same turn as the DISCONNECT is written: a message handled after it is PUBACKed after it.
+              connection.disconnectAt = Date.now();
               connection.closedAt = await disconnectCleanly(client);
               // A v5 member sometimes comes back with a clean start: its session ends, and what it had
               // not acknowledged goes to another member [MQTT 5.0 §4.8.2].
@@ -769,10 +812,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const faultedBetween = (node: string, from: number, to: number) =>
       slots.find((slot) => slot.id === node)?.faulted.some(([start, end]) => start <= to && end >= from) ??
         true;
-    const shared = sharedViolations(sharedReceipts, sessionEnds, faultedBetween, rel);
+    const shared = sharedViolations(
+      sharedReceipts,
+      sessionEnds,
+      faultedBetween,
+      rel,
+      (member) => history.get(member)?.join(", ") ?? "",
+    );
     violations.push(...shared.violations);
     count("sharedDelivered", sharedReceipts.size);
     if (shared.handedOff > 0) count("sharedHandedOff", shared.handedOff);
+    if (shared.afterDisconnect.length > 0) {
+      count("sharedHandedOffAfterDisconnect", shared.afterDisconnect.length);
+      for (const line of shared.afterDisconnect) log(`  allowed: ${line}`);
+    }
     for (const [messageId, record] of sent) {
       if (record.shared && record.acked && !sharedReceipts.has(messageId)) count("sharedAckedNotDelivered");
       if (record.acked) count(`acked.qos${record.qos}`);

@@ -27,8 +27,12 @@ function check(
 }
 
 Deno.test("`chaos` shared check: one member, or the same member twice, is fine", () => {
-  assert.deepEqual(check([receipt("A", 100)]), { violations: [], handedOff: 0 });
-  assert.deepEqual(check([receipt("A", 100), receipt("A", 300)]), { violations: [], handedOff: 0 });
+  assert.deepEqual(check([receipt("A", 100)]), { violations: [], handedOff: 0, afterDisconnect: [] });
+  assert.deepEqual(check([receipt("A", 100), receipt("A", 300)]), {
+    violations: [],
+    handedOff: 0,
+    afterDisconnect: [],
+  });
 });
 
 Deno.test("`chaos` shared check: two members with no session end in between is a violation", () => {
@@ -42,6 +46,7 @@ Deno.test("`chaos` shared check: a hand-off after A's session ended with the mes
   assert.deepEqual(check([receipt("A", 100), receipt("B", 300)], { A: [[200, 250]] }), {
     violations: [],
     handedOff: 1,
+    afterDisconnect: [],
   });
 });
 
@@ -58,4 +63,19 @@ Deno.test("`chaos` shared check: a third member needs a session end of each memb
   const receipts = [receipt("A", 100), receipt("B", 300), receipt("C", 500)];
   assert.equal(check(receipts, { A: [[200, 250]] }).violations.length, 1); // B kept it: C may not have it
   assert.deepEqual(check(receipts, { A: [[200, 250]], B: [[400, 450]] }).violations, []);
+});
+
+Deno.test("`chaos` shared check: a copy that arrived after A wrote its DISCONNECT was not acknowledged", () => {
+  // A wrote DISCONNECT at 90, the message arrived at 100 (its PUBACK followed the DISCONNECT, which nothing may
+  // follow [MQTT-3.14.4-1]: the broker reads nothing after it), the broker closed the connection at 150, and A came
+  // back with a clean start at 200: its session ended with the message unacknowledged.
+  const late: SharedReceipt = { ...receipt("A", 100, { ...clean, disconnectAt: 90 }), afterDisconnect: true };
+  const result = check([late, receipt("B", 300)], { A: [[200, 250]] });
+  assert.deepEqual(result.violations, []);
+  assert.equal(result.handedOff, 1);
+  assert.equal(result.afterDisconnect.length, 1);
+  assert.match(result.afterDisconnect[0], /from A to B: A got it after it wrote its DISCONNECT/);
+  // A copy before the DISCONNECT on the same connection was acknowledged: still a violation.
+  const early: SharedReceipt = receipt("A", 80, { ...clean, disconnectAt: 90 });
+  assert.equal(check([early, late, receipt("B", 300)], { A: [[200, 250]] }).violations.length, 1);
 });

@@ -157,3 +157,57 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a member whose PUBACK followed its DISCONNECT, then back with a clean start on another node: the message goes on",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The chaos run's case: member A on node a got m1 just as it moved (its client handled m1 after writing
+    // DISCONNECT, so its PUBACK followed the DISCONNECT and was never read: nothing may follow
+    // a DISCONNECT [MQTT-3.14.4-1]), and came back
+    // with a clean start on node b. Its session ended with m1 unacknowledged: m1 goes to B (§4.8.2); m2,
+    // PUBACKed before the DISCONNECT, does not.
+    await withCluster(["a", "b"], async ({ nodes, clients }) => {
+      const [nodeA, nodeB] = nodes;
+      const { client: a } = await RawClient.connect(address(nodeA), "member-a", {
+        connect: { clean: true },
+        properties: { sessionExpiryInterval: 300 },
+      });
+      try {
+        await a.subscribe([{ filter: FILTER, qos: 1 }]);
+        const pub = await connect(nodeB, "pub");
+        clients.push(pub);
+        await delay(1000); // a's route is known on b
+        for (const payload of ["m1", "m2"]) await pub.publishAsync("t", payload, { qos: 1 });
+        const [m1, m2] = [await a.expect(PacketType.Publish, 5000), await a.expect(PacketType.Publish, 5000)];
+        assert.deepEqual([text(m1.payload), text(m2.payload)], ["m1", "m2"]);
+        const b = await connect(nodeA, "member-b");
+        clients.push(b);
+        const order: string[] = [];
+        b.on("packetreceive", (packet) => {
+          if (packet.cmd !== "publish") return;
+          order.push(String(packet.payload));
+          assert.equal(packet.dup, false, "DUP 0: B never had it");
+        });
+        await b.subscribeAsync(FILTER, { qos: 1 });
+        const puback = (packetId: number) => [0x40, 0x02, packetId >> 8, packetId & 0xff];
+        await a.sendBytes([...puback(m2.packetId!), 0xe0, 0x00, ...puback(m1.packetId!)]); // one write
+        await a.closed(5000);
+        await delay(300);
+        assert.deepEqual(order, [], "a session that goes on keeps m1");
+        const { client: again } = await RawClient.connect(address(nodeB), "member-a", {
+          connect: { clean: true },
+        });
+        again.close();
+        await waitFor(() => order.length >= 1, 5000, "m1, given back by the session that ended");
+        await delay(500);
+        assert.deepEqual(order, ["m1"]);
+      } finally {
+        a.close();
+      }
+    });
+  },
+});

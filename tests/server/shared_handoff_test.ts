@@ -162,3 +162,32 @@ Deno.test("`shared` no member left: what the last member gave back is dropped an
   assert.deepEqual(got.map((m) => m.payload), ["m6"]);
   await b.endAsync();
 });
+
+Deno.test("`shared` a PUBACK written after the member's DISCONNECT is not read: the message goes on when the session ends", async () => {
+  // The chaos run's member that moved just as a message reached it: its client handled the message after
+  // writing DISCONNECT, so its PUBACK followed the DISCONNECT, which nothing may follow
+  // [MQTT-3.14.4-1]: the broker reads nothing after it. Its session then ended (a clean start): the message, never acknowledged, goes to
+  // another member (§4.8.2), while one PUBACKed before the DISCONNECT does not.
+  await using broker = await startBroker();
+  const a = await memberA(broker, { sessionExpiryInterval: 60 });
+  await publishAll(broker, [["m1", 1], ["m2", 1]]);
+  const [m1, m2] = await publishes(a, 2);
+  assert.deepEqual([text(m1.payload), text(m2.payload)], ["m1", "m2"]);
+  const b = await mqttConnect(broker, { clientId: "b" });
+  const got = collect(b);
+  await b.subscribeAsync(FILTER, { qos: 1 });
+  const puback = (packetId: number) => [0x40, 0x02, packetId >> 8, packetId & 0xff];
+  // One write: PUBACK m2, DISCONNECT, PUBACK m1.
+  await a.sendBytes([...puback(m2.packetId!), 0xe0, 0x00, ...puback(m1.packetId!)]);
+  await a.closed();
+  assert.equal(broker.server.clients.get("a")?.state.inflight.outbound.size, 1, "m1 is still in flight");
+  assert.equal(got.length, 0, "a session that goes on keeps it");
+  const { client: again } = await RawClient.connect(broker, "a", { connect: { clean: true } });
+  await waitFor(() => got.length >= 1, 3000, "m1, given back by the session that ended");
+  await delay(200);
+  assert.deepEqual(got.map((m) => m.payload), ["m1"]);
+  assert.equal(got[0].packet.dup, false);
+  assert.deepEqual(await again.sync(), []);
+  again.close();
+  await b.endAsync();
+});
