@@ -31,14 +31,7 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import {
-  inflightId,
-  OUTBOUND_DONE,
-  OUTBOUND_PUBREL,
-  type StorageBackend,
-  StorageHook,
-  type WriteOp,
-} from "./storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 
 /** Why {@linkcode KVHook} cannot open a store: Deno KV is unstable and needs a flag. */
@@ -378,20 +371,7 @@ export class KVBackend implements StorageBackend {
               const p = part(id); // not awaited unless hashed: this runs per delivery
               c = typeof p === "string" ? p : await p;
             }
-            const kind = events.kindOf(i);
-            if (kind === OUTBOUND_DONE) log.complete(c, events.sequenceOf(i));
-            else {
-              log.putEntry(
-                c,
-                id,
-                events.sequenceOf(i),
-                events.packetIdOf(i),
-                kind === OUTBOUND_PUBREL,
-                events.messageOf(i),
-                messageBytes,
-                events.groupsOf(i),
-              );
-            }
+            log.apply(events, i, c, messageBytes);
           }
           break;
         }

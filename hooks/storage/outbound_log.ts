@@ -32,6 +32,7 @@ import type { InflightRecord, StoredMessage } from "../../src/storage.ts";
 import type { QoS } from "../../src/packets/types.ts";
 import { sameMessage } from "./storage.ts";
 import { LiveEntries } from "./live_entries.ts";
+import { OUTBOUND_DONE, OUTBOUND_PUBREL, type OutboundEvents } from "./outbound_events.ts";
 
 /** A log chunk's value: entries of five numbers each (see the module docs). */
 export interface ChunkValue {
@@ -289,6 +290,33 @@ export class OutboundLog {
       record.message,
       estimate,
       record.groups,
+    );
+  }
+
+  /**
+   * Applies one outbound event of a batch: an entry added ({@linkcode OutboundLog.putEntry}) or completed
+   * ({@linkcode OutboundLog.complete}).
+   *
+   * @param events The batch's events.
+   * @param i The event's index.
+   * @param part Its client id's key part.
+   * @param estimate The backend's size estimate of a message.
+   */
+  apply(events: OutboundEvents, i: number, part: string, estimate: (message: StoredMessage) => number): void {
+    const kind = events.kindOf(i);
+    if (kind === OUTBOUND_DONE) {
+      this.complete(part, events.sequenceOf(i));
+      return;
+    }
+    this.putEntry(
+      part,
+      events.clientOf(i),
+      events.sequenceOf(i),
+      events.packetIdOf(i),
+      kind === OUTBOUND_PUBREL,
+      events.messageOf(i),
+      estimate,
+      events.groupsOf(i),
     );
   }
 

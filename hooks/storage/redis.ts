@@ -48,14 +48,7 @@ import type {
   StoredState,
   SubscriptionRecord,
 } from "../../src/storage.ts";
-import {
-  inflightId,
-  OUTBOUND_DONE,
-  OUTBOUND_PUBREL,
-  type StorageBackend,
-  StorageHook,
-  type WriteOp,
-} from "./storage.ts";
+import { inflightId, type StorageBackend, StorageHook, type WriteOp } from "./storage.ts";
 import { type AckValue, type ChunkValue, type GroupValue, OutboundLog, restoreLog } from "./outbound_log.ts";
 import { logger } from "../../src/logger.ts";
 
@@ -253,23 +246,7 @@ export class RedisBackend implements StorageBackend {
           break;
         case "outbound": {
           const events = op.events;
-          for (let i = op.from; i < op.to; i++) {
-            const clientId = events.clientOf(i);
-            const kind = events.kindOf(i);
-            if (kind === OUTBOUND_DONE) log.complete(clientId, events.sequenceOf(i));
-            else {
-              log.putEntry(
-                clientId,
-                clientId,
-                events.sequenceOf(i),
-                events.packetIdOf(i),
-                kind === OUTBOUND_PUBREL,
-                events.messageOf(i),
-                messageBytes,
-                events.groupsOf(i),
-              );
-            }
-          }
+          for (let i = op.from; i < op.to; i++) log.apply(events, i, events.clientOf(i), messageBytes);
           break;
         }
         case "putRetained":
