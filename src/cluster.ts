@@ -129,6 +129,14 @@ export interface ClusterHost {
    */
   adoptSessions(sessions: AdoptedSession[], diedAt?: number): void;
   /**
+   * The cluster-wide ids (`Packet.clusterId`) of the messages a session on this node holds, queued or in
+   * flight: a claimer delivers none of them to it again from a dead node's inbox.
+   *
+   * @param clientId The client id.
+   * @returns The ids (none when the session is not here).
+   */
+  messageIds(clientId: string): string[];
+  /**
    * Drops every session of this node without a trace: the node was declared dead (it stalled past its
    * lease) and a survivor claimed it meanwhile, sent its wills and adopted its sessions. Every
    * connection gets DISCONNECT `code` and closes; no will goes out; nothing is written back.
@@ -260,6 +268,8 @@ export interface ClusterSessions {
   ): void;
   /** See {@linkcode ClusterHost.dropSessions}. */
   dropAll(code: number): number;
+  /** See {@linkcode ClusterHost.messageIds}. */
+  clusterIds(clientId: string): string[];
 }
 
 /**
@@ -282,6 +292,7 @@ export async function attachCluster(
     deliver: (packet, from) => server.publishToSubscribers(packet, from),
     releaseSession: (clientId, clean) => sessions.release(clientId, clean),
     adoptSessions: (adopted, diedAt) => sessions.adoptStored(adopted, newClient, diedAt),
+    messageIds: (clientId) => sessions.clusterIds(clientId),
     dropSessions: (code) => sessions.dropAll(code),
     applyRetained: (packet) => {
       topics.retain(packet);

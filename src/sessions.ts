@@ -312,6 +312,24 @@ export class Sessions {
   }
 
   /**
+   * The cluster-wide ids (`Packet.clusterId`) of the messages a session here holds, queued or in flight
+   * (see `ClusterHost.messageIds`).
+   *
+   * @param clientId The client id.
+   * @returns The ids; none when the session is not here.
+   */
+  clusterIds(clientId: string): string[] {
+    const ids: string[] = [];
+    const inflight = this.#host.clients.get(clientId)?.state.inflight;
+    if (inflight === undefined || inflight.size === 0) return ids;
+    for (const packet of inflight.outbound.values()) {
+      if (packet.clusterId !== undefined) ids.push(packet.clusterId);
+    }
+    for (const packet of inflight.pending) if (packet.clusterId !== undefined) ids.push(packet.clusterId);
+    return ids;
+  }
+
+  /**
    * Takes in sessions of a dead node of the cluster as disconnected sessions (see
    * `ClusterHost.adoptSessions`): expired ones end now with their will; the others keep their state
    * and their wills wait for their delay.

@@ -117,13 +117,6 @@ export class Reaper {
         else {
           sessions.push({ record, snapshot });
           adopted.add(entry.clientId);
-          for (const { message } of snapshot.inflight) {
-            const id = message?.clusterId;
-            if (id === undefined) continue;
-            const holding = holders.get(id);
-            if (holding === undefined) holders.set(id, new Set([entry.clientId]));
-            else holding.add(entry.clientId);
-          }
           log.debug("Adopting {id} from {dead}: {subscriptions} subscriptions, {messages} messages", {
             id: entry.clientId,
             dead,
@@ -134,6 +127,14 @@ export class Reaper {
       }
       if (sessions.length > 0) {
         node.host().adoptSessions(sessions, diedAt);
+        // What they hold now (as stored, or, for one this node still had, as it is here).
+        for (const clientId of adopted) {
+          for (const id of node.host().messageIds(clientId)) {
+            const holding = holders.get(id);
+            if (holding === undefined) holders.set(id, new Set([clientId]));
+            else holding.add(clientId);
+          }
+        }
         reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
         // This node's own messages for them wait for the leftovers.
         this.#holding = { ids: adopted, held: [], done: Promise.withResolvers() };
