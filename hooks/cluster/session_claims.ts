@@ -126,11 +126,14 @@ export class SessionClaims {
    * @param id Its cluster-wide id, if it was forwarded.
    */
   hold(packet: Packet, node: string, local: boolean, id: string | undefined): void {
-    // A local message's payload may be a view of its publisher's read buffer (see `Cluster.route`).
-    if (local && packet.payload !== undefined) packet.payload = packet.payload.slice();
+    // A local message's payload may be a view of its publisher's read buffer (see `Cluster.route`):
+    // copied once, if a claim keeps it.
+    let kept = !local;
     for (const claim of this.#claims.values()) {
       // The previous owner's own messages before its handoff reached the session there (and are in it).
       if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
+        if (!kept && packet.payload !== undefined) packet.payload = packet.payload.slice();
+        kept = true;
         claim.held.push({ packet, node, id });
       }
     }
