@@ -23,7 +23,7 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus } from "./bus.ts";
 import { sessionFromFields } from "./session_store.ts";
 import { readRecords } from "./wire.ts";
-import { type ClaimWindow, type ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
+import { type ClaimWindow, type ClaimWindows, OriginSequences, stampedId } from "./delivered_once.ts";
 
 const log = logger("cluster");
 
@@ -236,7 +236,8 @@ export class Reaper {
             this.#node.duplicate();
             continue;
           }
-          const id = message.epoch === 0 ? undefined : idKey(entry.from, message.epoch, message.seq);
+          // Stored with its id: a node the session moves to may hold a copy of its own (`SessionClaims`).
+          const id = stampedId(entry.from, message);
           // The adopted sessions' copy may have come (or come later) through this node's own inbox.
           const plain = reaping.window && id !== undefined
             ? this.#node.windows.orphan(reaping.window, id, message.plain)
@@ -245,8 +246,6 @@ export class Reaper {
             if (message.plain) this.#node.duplicate();
             continue;
           }
-          // Stored with its id: a node the session moves to may hold a copy of its own (`SessionClaims`).
-          message.packet.clusterId = id;
           // Not again to a session that has it: the node that handed it to the dead one put it there
           // before its handoff, or the dead node stored it.
           const except = id === undefined ? undefined : reaping.holders.get(id);

@@ -23,6 +23,8 @@
  * @module
  */
 
+import type { Packet } from "../../src/packets/types.ts";
+
 /** The last id read from each origin node, in one stream. */
 export class OriginSequences {
   readonly #last = new Map<string, { epoch: number; seq: number }>();
@@ -136,4 +138,34 @@ export class ClaimWindows {
  */
 export function idKey(node: string, epoch: number, seq: number): string {
   return `${node}\u0000${epoch}\u0000${seq}`;
+}
+
+/**
+ * The id a forwarded message read from a stream carries, as a key; set as its `Packet.clusterId` when it
+ * is QoS 1/2, so that the sessions that store it keep it (see the module docs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Packet, PacketType } from "../../src/packets/types.ts";
+ * import { idKey, stampedId } from "./delivered_once.ts";
+ *
+ * const packet: Packet = { fixedHeader: { type: PacketType.Publish, qos: 1 }, topicName: "t" };
+ * assert.equal(stampedId("a", { packet, epoch: 7, seq: 3 }), idKey("a", 7, 3));
+ * assert.equal(packet.clusterId, idKey("a", 7, 3));
+ * assert.equal(stampedId("a", { packet, epoch: 0, seq: 0 }), undefined); // a record without an id
+ * ```
+ *
+ * @param node The node that wrote the stream entry.
+ * @param message The message read, with its origin process's epoch and sequence number.
+ * @returns The key, or undefined for a record without an id.
+ */
+export function stampedId(
+  node: string,
+  message: { packet: Packet; epoch: number; seq: number },
+): string | undefined {
+  if (message.epoch === 0) return undefined;
+  const id = idKey(node, message.epoch, message.seq);
+  if (message.packet.fixedHeader.qos) message.packet.clusterId = id;
+  return id;
 }

@@ -9,7 +9,7 @@ import { type Client, holdWritesOf } from "../../src/client.ts";
 import { logger } from "../../src/logger.ts";
 import type { InboxEntry } from "./bus.ts";
 import type { SessionClaims } from "./session_claims.ts";
-import { type ClaimWindows, idKey, type OriginSequences } from "./delivered_once.ts";
+import { type ClaimWindows, type OriginSequences, stampedId } from "./delivered_once.ts";
 import { NO_GROUPS, RecordReader } from "./wire.ts";
 
 const log = logger("cluster");
@@ -62,13 +62,8 @@ export async function deliverEntry(node: InboxNode, entry: InboxEntry, held: Set
     else if (!sequences.fresh(entry.from, message.epoch, message.seq)) node.duplicate();
     else {
       const packet = message.packet;
-      // A QoS 1/2 message keeps its id in the sessions here that store it (see `delivered_once.ts`).
-      if (message.epoch !== 0 && packet.fixedHeader.qos) {
-        packet.clusterId = idKey(entry.from, message.epoch, message.seq);
-      }
-      const except = windows.active
-        ? windows.inbox(packet.clusterId ?? idKey(entry.from, message.epoch, message.seq), message.plain)
-        : undefined;
+      const id = stampedId(entry.from, message); // kept by the sessions here that store it
+      const except = windows.active && id !== undefined ? windows.inbox(id, message.plain) : undefined;
       if (message.plain && claims.holding) claims.hold(packet, entry.from, false, packet.clusterId);
       const plainOnly = message.plain && message.groups.length === 0 && except === undefined;
       const outer = holdWritesOf(held);
