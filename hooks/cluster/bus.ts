@@ -83,8 +83,12 @@ export interface SessionWrite {
   clientId: string;
   /** The ownership epoch the writes were made under. */
   epoch: number;
-  /** `["S", field, value]` sets, `["H", field, ""]` removes a field, `["D", "", ""]` deletes the session. */
-  ops: ["S" | "H" | "D", string, string][];
+  /**
+   * `["S", field, value]` sets, `["H", field, ""]` removes a field, `["D", "", ""]` deletes the session,
+   * `["R", prefix, ""]` deletes every field but those whose name starts with `prefix` (a session rewritten
+   * whole, keeping the messages held for it during its move).
+   */
+  ops: ["S" | "H" | "D" | "R", string, string][];
   /** The node that handed the session over (it no longer counts among that node's sessions). */
   from?: string;
 }

@@ -205,6 +205,7 @@ export class BusCluster implements Cluster {
       },
       sync: () => this.sync(),
       storeSync: () => this.sessionStore.sync(),
+      writeFields: (clientId, fields) => this.sessionStore.writeFields(clientId, fields),
       joins: () => this.#joins,
     });
     const host = () => this.#host!;
@@ -223,6 +224,7 @@ export class BusCluster implements Cluster {
       host: () => this.#host!,
       own: (clientId, epoch) => this.#owned.set(clientId, epoch),
       sessionEnded: (clientId) => this.sessionEnded(clientId),
+      writeFields: (clientId, fields) => this.sessionStore.writeFields(clientId, fields),
       // Not the lease gate: the reaper runs inside the renewal tick, which alone lets the gate go.
       sync: () => this.#commits.tail,
       dropRoutes: (node) => this.#routes.drop(node),

@@ -2,7 +2,8 @@
  * {@linkcode Reaper}: what the node that claimed a dead node does with it. It adopts the dead node's
  * sessions (expired ones end with their wills; persistent ones keep collecting messages here, their
  * wills after their delay), stores and announces their routes before the dead node's are dropped,
- * then delivers what was left in the dead node's inbox to the adopted sessions, and once more a lease
+ * delivers into each the messages the dead node held for it while it moved there (stored in the session:
+ * see `SessionClaims`), then what was left in the dead node's inbox to the adopted sessions, and once more a lease
  * later (for forwards that were on their way). Only then is the claim released: until it is, the dead
  * node id cannot join again (a node that only stalled rejoins after that, as a new member, with an
  * empty inbox that nobody takes from it).
@@ -21,7 +22,7 @@ import type { Packet } from "../../src/packets/types.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus } from "./bus.ts";
-import { sessionFromFields } from "./session_store.ts";
+import { type FieldOp, type HeldMessage, sessionFromFields } from "./session_store.ts";
 import { readRecords } from "./wire.ts";
 import { type ClaimWindow, type ClaimWindows, OriginSequences, stampedId } from "./delivered_once.ts";
 
@@ -39,6 +40,8 @@ export interface ReaperNode {
   own(clientId: string, epoch: number): void;
   /** A session owned here ended. */
   sessionEnded(clientId: string): void;
+  /** Queues writes to the stored session of a client id this node owns (see `SessionStore.writeFields`). */
+  writeFields(clientId: string, fields: FieldOp[]): void;
   /**
    * Resolves when everything queued so far is committed (not waiting for {@linkcode Reaper.released}, nor
    * for the lease to be known current: the reaper runs in the renewal tick, so that would never come).
@@ -110,12 +113,14 @@ export class Reaper {
       // are announced (on leave, below); a message they send both ways meanwhile is delivered once.
       node.dropRoutes(dead);
       const sessions: AdoptedSession[] = [];
+      const held = new Map<string, HeldMessage[]>();
       for (const entry of entries) {
         node.own(entry.clientId, entry.epoch);
-        const { record, snapshot } = sessionFromFields(entry.fields);
+        const { record, snapshot, held: kept } = sessionFromFields(entry.fields);
         if (record === undefined) node.sessionEnded(entry.clientId);
         else {
           sessions.push({ record, snapshot });
+          if (kept.length > 0) held.set(entry.clientId, kept);
           adopted.add(entry.clientId);
           log.debug("Adopting {id} from {dead}: {subscriptions} subscriptions, {messages} messages", {
             id: entry.clientId,
@@ -135,6 +140,7 @@ export class Reaper {
             else holding.add(clientId);
           }
         }
+        this.#deliverHeld(held, holders);
         reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
         // This node's own messages for them wait for the leftovers.
         this.#holding = { ids: adopted, held: [], done: Promise.withResolvers() };
@@ -211,6 +217,23 @@ export class Reaper {
       await this.#bus.claimDone(dead);
     } catch (error) {
       log.debug("Could not release the claim of {dead}: {error}", { dead, error: String(error) });
+    }
+  }
+
+  /**
+   * Delivers into adopted sessions what the dead node held for them while they moved to it (before the
+   * inbox's leftovers, which came after), and removes it from where it was kept in the same commit.
+   */
+  #deliverHeld(held: Map<string, HeldMessage[]>, holders: Map<string, Set<string>>): void {
+    const host = this.#node.host();
+    for (const [clientId, messages] of held) {
+      const only = new Set([clientId]);
+      for (const { packet, node, id } of messages) {
+        if (id !== undefined && holders.get(id)?.has(clientId)) continue; // it had it already
+        host.deliver(packet, { node, plain: true, groups: [], only });
+      }
+      this.#node.writeFields(clientId, messages.map(({ field }): FieldOp => ["H", field, ""]));
+      log.debug("Delivered {count} messages held for {id}", { count: messages.length, id: clientId });
     }
   }
 

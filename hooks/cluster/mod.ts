@@ -18,7 +18,7 @@
 export { RedisCluster, type RedisClusterOptions } from "./redis_cluster.ts";
 export { BusCluster, type ClusterOptions } from "./cluster.ts";
 export { defaultNodeId } from "./node_id.ts";
-export { type SessionOwner, SessionStore } from "./session_store.ts";
+export { type FieldOp, type SessionOwner, SessionStore } from "./session_store.ts";
 export { RedisBus, type RedisBusOptions } from "./redis_bus.ts";
 export type {
   AdoptedEntry,

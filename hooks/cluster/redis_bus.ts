@@ -209,7 +209,8 @@ end
 return 1`;
 
 // KEYS: owner, session. ARGV: node, epoch, then op, field, value triples ('F': handed over from the
-// node whose sessions set is the field, for the client id in the value).
+// node whose sessions set is the field, for the client id in the value; 'R': every field deleted but
+// those starting with the field).
 const STORE_SESSION = `
 local owner = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'pending', 'pendingEpoch')
 if not ((owner[1] == ARGV[1] and owner[2] == ARGV[2]) or (owner[3] == ARGV[1] and owner[4] == ARGV[2])) then
@@ -217,6 +218,11 @@ if not ((owner[1] == ARGV[1] and owner[2] == ARGV[2]) or (owner[3] == ARGV[1] an
 end
 for i = 3, #ARGV, 3 do
   if ARGV[i] == 'D' then redis.call('DEL', KEYS[2])
+  elseif ARGV[i] == 'R' then
+    local keep = ARGV[i + 1]
+    for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+      if string.sub(field, 1, #keep) ~= keep then redis.call('HDEL', KEYS[2], field) end
+    end
   elseif ARGV[i] == 'F' then
     redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch')
     redis.call('SREM', ARGV[i + 1], ARGV[i + 2])

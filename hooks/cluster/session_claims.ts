@@ -22,6 +22,14 @@
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
  * later.
  *
+ * **Held messages outlive this node.** A held QoS 1/2 message that matches one of a persistent session's
+ * filters is also written into the stored session (an `h` field under this claim's epoch, see
+ * `session_store.ts`), in the commit that its publisher's acknowledgement, or its inbox entry's deletion,
+ * waits for; the session's rewrite after the handoff keeps those fields, and the delivery into the
+ * session at admission removes them in its own commit. If this node dies first, whoever gets the session
+ * next (the dead node's claimer, which adopts it, or a claim that finds it left by a dead node) delivers
+ * them into it after what it held, skipping the ids it has.
+ *
  * @module
  */
 
@@ -31,7 +39,16 @@ import type { Client } from "../../src/client.ts";
 import { clientRecord } from "../storage/storage.ts";
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionWrite } from "./bus.ts";
-import { CLIENT_FIELD, sessionFromFields, snapshotOps } from "./session_store.ts";
+import {
+  CLIENT_FIELD,
+  type FieldOp,
+  type HeldMessage,
+  heldOp,
+  heldPrefix,
+  sessionFromFields,
+  snapshotOps,
+} from "./session_store.ts";
+import { matchTopic } from "../../src/topics.ts";
 import { encodeJson } from "./wire.ts";
 import { delay } from "./timing.ts";
 
@@ -70,6 +87,8 @@ export interface ClaimsNode {
   sync(): Promise<void>;
   /** Resolves when every session write queued so far is stored. */
   storeSync(): Promise<void>;
+  /** Queues writes to the stored session of a client id this node owns (see `SessionStore.writeFields`). */
+  writeFields(clientId: string, fields: FieldOp[]): void;
 }
 
 /** A claim in progress on this node, and the messages held for its session. */
@@ -83,11 +102,18 @@ interface Claim {
   local: boolean;
   /** Holding inbox messages (from the marker on). */
   inbox: boolean;
-  /** The messages held, with their cluster-wide ids when forwarded. */
-  held: { packet: Packet; node: string; id: string | undefined }[];
+  /** The messages held, with their cluster-wide ids when forwarded, and their fields when stored. */
+  held: Held[];
   /** The ids of the messages the session was handed over with (their held copies are not delivered). */
   had: Set<string> | undefined;
+  /** A persistent session's non-shared filters (read by the claim): its QoS 1/2 messages held are stored. */
+  filters: readonly string[];
+  /** The client id. */
+  clientId: string;
 }
+
+/** A message held for a session moving here (`field`: where it is stored in the session, if it is). */
+type Held = Omit<HeldMessage, "field"> & { field?: string };
 
 /** Session claims and handoffs of one node. */
 export class SessionClaims {
@@ -99,6 +125,8 @@ export class SessionClaims {
   readonly #claims = new Map<string, Claim>();
   /** The claim in progress here for each client id (a second CONNECT for the id waits for it). */
   readonly #claiming = new Map<string, Promise<unknown>>();
+  /** Counts the messages held and stored (their field names). */
+  #stored = 0;
 
   /**
    * Creates the claims of a node.
@@ -134,7 +162,14 @@ export class SessionClaims {
       if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
         if (!kept && packet.payload !== undefined) packet.payload = packet.payload.slice();
         kept = true;
-        claim.held.push({ packet, node, id });
+        const held: Held = { packet, node, id };
+        if (packet.fixedHeader.qos && matchesAny(claim.filters, packet.topicName!)) {
+          // Stored in the session too, so that it outlives this node: acknowledged only once stored.
+          const op = heldOp(claim.epoch, ++this.#stored, node, packet, id);
+          held.field = op[1];
+          this.#node.writeFields(claim.clientId, [op]);
+        }
+        claim.held.push(held);
       }
     }
   }
@@ -180,15 +215,20 @@ export class SessionClaims {
     const claim = this.#claims.get(client.id);
     if (claim === undefined) return;
     this.#claims.delete(client.id);
-    if (client.closed || this.#node.owned.get(client.id) !== claim.epoch) return;
+    if (this.#node.owned.get(client.id) !== claim.epoch) return;
+    // Into the session even if its client went away meanwhile (then kept here disconnected, if persistent).
     const only = new Set([client.id]);
     const host = this.#node.host();
-    for (const { packet, node, id } of claim.held) {
+    const delivered: FieldOp[] = [];
+    for (const { packet, node, id, field } of claim.held) {
+      if (field !== undefined) delivered.push(["H", field, ""]);
       // A copy that reached the previous owner all the same (through a dead node's inbox, which its
       // claimer delivers before it reads the release) came in the handoff.
       if (id !== undefined && claim.had?.has(id)) continue;
       host.deliver(packet, { node, plain: true, groups: [], only });
     }
+    // Stored in the session by the deliveries just queued: no longer kept aside (in the same commit).
+    if (delivered.length > 0) this.#node.writeFields(client.id, delivered);
   }
 
   async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
@@ -228,7 +268,23 @@ export class SessionClaims {
     if (claim.previous === undefined || claim.previous === node.nodeId) return undefined;
     if (!claim.previousAlive) {
       // Left by a dead node that nobody adopted it from: resumed from what it stored.
-      return claim.stored ? sessionFromFields(claim.stored).snapshot : undefined;
+      if (claim.stored === undefined) return undefined;
+      const { snapshot, held } = sessionFromFields(claim.stored);
+      if (held.length > 0) {
+        // Messages held for it by a node it was moving to when that node died: delivered after the rest.
+        this.#claims.set(clientId, {
+          epoch: claim.epoch,
+          from: claim.previous,
+          handed: true,
+          local: false,
+          inbox: false,
+          held,
+          had: handedIds(snapshot),
+          filters: [],
+          clientId,
+        });
+      }
+      return snapshot;
     }
     // Routes for the session's filters first, known everywhere before the release is asked for.
     const reserved = (claim.filters ?? []).filter((filter) => !filter.startsWith("$share/"));
@@ -258,6 +314,8 @@ export class SessionClaims {
       inbox: false,
       held: [],
       had: undefined,
+      filters: client.properties.sessionExpiryInterval === 0 ? [] : reserved,
+      clientId,
     };
     this.#claims.set(clientId, held);
     node.control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
@@ -296,7 +354,7 @@ export class SessionClaims {
       // The stored session is rewritten from what was handed over (the old owner's last writes were
       // fenced off), whole in one write: a node that dies right after leaves its claimer the session
       // with its subscriptions and messages, not the bare record. (A session that ends with its
-      // connection keeps only its record, as the store does.)
+      // connection keeps only its record, as the store does.) The messages held here are kept.
       const state = handed.snapshot && client.properties.sessionExpiryInterval !== 0
         ? snapshotOps(handed.snapshot)
         : [];
@@ -310,7 +368,7 @@ export class SessionClaims {
       const write: SessionWrite = {
         clientId,
         epoch: claim.epoch,
-        ops: [["D", "", ""], ["S", CLIENT_FIELD, record], ...state],
+        ops: [["R", heldPrefix(claim.epoch), ""], ["S", CLIENT_FIELD, record], ...state],
         from: claim.previous,
       };
       await this.#bus.storeSessions(node.nodeId, [write]);
@@ -364,6 +422,12 @@ export class SessionClaims {
       if (claim?.epoch === epoch) claim.inbox = true;
     }
   }
+}
+
+/** Whether a topic matches one of the filters. */
+function matchesAny(filters: readonly string[], topic: string): boolean {
+  for (const filter of filters) if (matchTopic(filter, topic)) return true;
+  return false;
 }
 
 /** The cluster-wide ids of the messages a session was handed over with. */

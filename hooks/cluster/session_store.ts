@@ -9,8 +9,9 @@
  *
  * One engine hash per client id holds the session (`c`: the client record with its will; `s\0{filter}`:
  * a subscription; `o\0{sequence}`: an outbound message queued or in flight, or its PUBREL stage;
- * `i\0{packetId}`: an inbound QoS 2 id awaiting PUBREL). The record with the will is written by the
- * session claim itself, before the CONNACK (see `ClusterBus.claimSession`).
+ * `i\0{packetId}`: an inbound QoS 2 id awaiting PUBREL; `h\0{epoch}\0{n}`: a message held for the session
+ * while it moves to the node that claimed it at that epoch, see `SessionClaims`). The record with the will
+ * is written by the session claim itself, before the CONNACK (see `ClusterBus.claimSession`).
  *
  * The node's inbox entries whose messages a commit stores are deleted in that same commit
  * ({@linkcode SessionStore.inboxDelivered}): a node that dies leaves each message in its inbox or in the
@@ -19,7 +20,14 @@
  * @module
  */
 
-import type { ClientRecord, InflightRecord, StoredState } from "../../src/storage.ts";
+import {
+  type ClientRecord,
+  type InflightRecord,
+  messagePacket,
+  type StoredMessage,
+  storedMessage,
+  type StoredState,
+} from "../../src/storage.ts";
 import type { Packet, Subscription } from "../../src/packets/types.ts";
 import type { Client } from "../../src/client.ts";
 import type { SessionSnapshot } from "../../src/cluster.ts";
@@ -28,7 +36,7 @@ import type { ClusterBus, SessionWrite } from "./bus.ts";
 import { decodeJson, encodeJson } from "./wire.ts";
 
 /** One write to a session's hash (see {@linkcode SessionWrite}). */
-type FieldOp = SessionWrite["ops"][number];
+export type FieldOp = SessionWrite["ops"][number];
 
 /** The field of a session hash holding the client record. */
 export const CLIENT_FIELD = "c";
@@ -48,6 +56,31 @@ export interface SessionOwner {
 /** A note: this node's inbox entries whose messages the writes before it store (deleted with them). */
 interface InboxDelivered {
   inboxDelivered: string[];
+}
+
+/** A note: writes to a session's hash made by the cluster itself (messages held during a move). */
+interface FieldWrites {
+  clientId: string;
+  fields: FieldOp[];
+}
+
+/** A message held for a session moving to a node (see `SessionClaims`), as stored and read back. */
+export interface HeldMessage {
+  /** Its field in the session's hash. */
+  field: string;
+  /** The node that accepted it. */
+  node: string;
+  /** Its cluster-wide id, when it was forwarded. */
+  id: string | undefined;
+  /** The message. */
+  packet: Packet;
+}
+
+/** How a held message is stored (the value of its `h` field). */
+interface HeldRecord {
+  node: string;
+  id?: string;
+  message: StoredMessage;
 }
 
 /** Writes storage ops into the engine, grouped per client and fenced by epoch. */
@@ -87,9 +120,12 @@ class SessionBackend implements StorageBackend {
     let delivered: string[] | undefined;
     for (const op of ops) {
       switch (op.op) {
-        case "note":
-          (delivered ??= []).push(...(op.note as InboxDelivered).inboxDelivered);
+        case "note": {
+          const note = op.note as InboxDelivered | FieldWrites;
+          if ("inboxDelivered" in note) (delivered ??= []).push(...note.inboxDelivered);
+          else of(note.clientId)?.ops.push(...note.fields);
           break;
+        }
         case "putClient":
           of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
           break;
@@ -159,6 +195,19 @@ export class SessionStore extends StorageHook {
    */
   inboxDelivered(ids: string[]): void {
     const note: InboxDelivered = { inboxDelivered: ids };
+    this.queueNote(note);
+  }
+
+  /**
+   * Writes fields of a session this node owns (at its current epoch), in order with the storage writes
+   * queued so far and in the same commit as those queued next in this turn: messages held for a session
+   * moving here ({@linkcode heldOp}), and their removal once delivered into it.
+   *
+   * @param clientId The client id.
+   * @param fields The writes.
+   */
+  writeFields(clientId: string, fields: FieldOp[]): void {
+    const note: FieldWrites = { clientId, fields };
     this.queueNote(note);
   }
 
@@ -233,24 +282,90 @@ export function snapshotOps(snapshot: SessionSnapshot): FieldOp[] {
 }
 
 /**
+ * The start of the fields of the messages held for a session by the node that claimed it at `epoch`.
+ *
+ * @param epoch The claim's ownership epoch.
+ * @returns The prefix.
+ */
+export function heldPrefix(epoch: number): string {
+  return `h\0${epoch}\0`;
+}
+
+/**
+ * The write that stores a message held for a session moving to this node (see `SessionClaims`): the
+ * `n`th of the claim at `epoch`, kept until it is delivered into the session.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { heldOp, sessionFromFields } from "./session_store.ts";
+ * import { PacketType } from "../../src/packets/types.ts";
+ *
+ * const packet = {
+ *   fixedHeader: { type: PacketType.Publish, qos: 1 as const },
+ *   topicName: "a/b",
+ *   payload: new Uint8Array([1]),
+ * };
+ * const [, field, value] = heldOp(7, 1, "node-a", packet, "node-a/1/2");
+ * const [held] = sessionFromFields({ [field]: value }).held;
+ * assert.equal(held.node, "node-a");
+ * assert.equal(held.packet.topicName, "a/b");
+ * ```
+ *
+ * @param epoch The claim's ownership epoch.
+ * @param n The message's number in the claim (they are delivered in that order).
+ * @param node The node that accepted the message.
+ * @param packet The message.
+ * @param id Its cluster-wide id, when it was forwarded.
+ * @returns The write.
+ */
+export function heldOp(
+  epoch: number,
+  n: number,
+  node: string,
+  packet: Packet,
+  id: string | undefined,
+): FieldOp {
+  const record: HeldRecord = { node, message: storedMessage(packet) };
+  if (id !== undefined) record.id = id;
+  return ["S", `${heldPrefix(epoch)}${n}`, encodeJson(record)];
+}
+
+/**
  * Rebuilds a session from its stored hash.
  *
  * @param fields The hash's fields.
- * @returns The client record (if any) and the session's subscriptions and messages in order.
+ * @returns The client record (if any), the session's subscriptions and messages in order, and the messages
+ * held for it during a move that were never delivered into it (in the order they came).
  */
 export function sessionFromFields(
   fields: Record<string, string>,
-): { record: ClientRecord | undefined; snapshot: SessionSnapshot } {
+): { record: ClientRecord | undefined; snapshot: SessionSnapshot; held: HeldMessage[] } {
   let record: ClientRecord | undefined;
   const subscriptions: Subscription[] = [];
   const outbound: InflightRecord[] = [];
   const inbound: InflightRecord[] = [];
+  const held: { epoch: number; n: number; message: HeldMessage }[] = [];
   for (const [field, value] of Object.entries(fields)) {
     if (field === CLIENT_FIELD) record = decodeJson<ClientRecord>(value);
     else if (field.startsWith("s\0")) subscriptions.push(decodeJson<Subscription>(value));
     else if (field.startsWith("o\0")) outbound.push(decodeJson<InflightRecord>(value));
     else if (field.startsWith("i\0")) inbound.push(decodeJson<InflightRecord>(value));
+    else if (field.startsWith("h\0")) {
+      const [, epoch, n] = field.split("\0");
+      const { node, id, message } = decodeJson<HeldRecord>(value);
+      held.push({
+        epoch: Number(epoch),
+        n: Number(n),
+        message: { field, node, id, packet: messagePacket(message) },
+      });
+    }
   }
   outbound.sort((a, b) => a.sequence - b.sequence);
-  return { record, snapshot: { subscriptions, inflight: [...outbound, ...inbound] } };
+  held.sort((a, b) => a.epoch - b.epoch || a.n - b.n);
+  return {
+    record,
+    snapshot: { subscriptions, inflight: [...outbound, ...inbound] },
+    held: held.map(({ message }) => message),
+  };
 }

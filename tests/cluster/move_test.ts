@@ -151,7 +151,7 @@ Deno.test({
       const monitor = await new Redis(redis.port, "127.0.0.1").monitor();
       const rewrites: string[][] = [];
       monitor.on("monitor", (_time: string, args: string[]) => {
-        if (args.includes("D") && args.some((arg) => arg.endsWith("session:mover"))) rewrites.push(args);
+        if (args.includes("R") && args.some((arg) => arg.endsWith("session:mover"))) rewrites.push(args);
       });
       try {
         const got: string[] = [];
