@@ -18,6 +18,7 @@
  */
 
 import type { AdoptedSession, ClusterHost } from "../../src/cluster.ts";
+import { type Client, holdWritesOf } from "../../src/client.ts";
 import type { Packet } from "../../src/packets/types.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
@@ -229,7 +230,13 @@ export class Reaper {
     for (const [clientId, messages] of held) {
       const only = new Set([clientId]);
       for (const { packet, node, id } of messages) {
-        if (id !== undefined && holders.get(id)?.has(clientId)) continue; // it had it already
+        if (id !== undefined) {
+          // Not again: it has it already, or it has it now (its copy left in the inbox is skipped).
+          const holding = holders.get(id);
+          if (holding?.has(clientId)) continue;
+          if (holding === undefined) holders.set(id, new Set([clientId]));
+          else holding.add(clientId);
+        }
         host.deliver(packet, { node, plain: true, groups: [], only });
       }
       this.#node.writeFields(clientId, messages.map(({ field }): FieldOp => ["H", field, ""]));
@@ -237,10 +244,16 @@ export class Reaper {
     }
   }
 
-  /** Delivers what is left in a dead node's inbox to the sessions adopted from it, then deletes it. */
+  /**
+   * Delivers what is left in a dead node's inbox to the sessions adopted from it, then deletes it. As
+   * the inbox does, the connections of persistent sessions get the messages only once they are stored and
+   * deleted there: were this node to die before, its claimer delivers them again, and a QoS 2 message
+   * the client had completed meanwhile would reach it twice.
+   */
   async #deliverOrphans(dead: string, reaping: Reaping): Promise<number> {
     const only = reaping.adopted;
     let count = 0;
+    const held = new Set<Client>();
     try {
       const entries = await this.#bus.orphans(dead);
       if (entries.length === 0) return 0;
@@ -272,7 +285,9 @@ export class Reaper {
           // Not again to a session that has it: the node that handed it to the dead one put it there
           // before its handoff, or the dead node stored it.
           const except = id === undefined ? undefined : reaping.holders.get(id);
+          const outer = holdWritesOf(held);
           host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only, except });
+          holdWritesOf(outer);
           count++;
         }
       }
@@ -280,6 +295,8 @@ export class Reaper {
       await this.#bus.dropOrphans(dead);
     } catch (error) {
       log.error("Could not deliver the messages left for {dead}: {error}", { dead, error: String(error) });
+    } finally {
+      for (const client of held) client.releaseWrites();
     }
     return count;
   }

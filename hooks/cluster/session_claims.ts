@@ -157,7 +157,10 @@ export class SessionClaims {
     // A local message's payload may be a view of its publisher's read buffer (see `Cluster.route`):
     // copied once, if a claim keeps it.
     let kept = !local;
+    const owned = this.#node.owned;
     for (const claim of this.#claims.values()) {
+      // Not for a claim overtaken (the session was adopted, or claimed again): it is given up.
+      if (owned.get(claim.clientId) !== claim.epoch) continue;
       // The previous owner's own messages before its handoff reached the session there (and are in it).
       if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
         if (!kept && packet.payload !== undefined) packet.payload = packet.payload.slice();
@@ -214,8 +217,8 @@ export class SessionClaims {
   admitted(client: Client): void {
     const claim = this.#claims.get(client.id);
     if (claim === undefined) return;
+    if (this.#node.owned.get(client.id) !== claim.epoch) return this.#giveUp(claim);
     this.#claims.delete(client.id);
-    if (this.#node.owned.get(client.id) !== claim.epoch) return;
     // Into the session even if its client went away meanwhile (then kept here disconnected, if persistent).
     const only = new Set([client.id]);
     const host = this.#node.host();
@@ -229,6 +232,21 @@ export class SessionClaims {
     }
     // Stored in the session by the deliveries just queued: no longer kept aside (in the same commit).
     if (delivered.length > 0) this.#node.writeFields(client.id, delivered);
+  }
+
+  /**
+   * A claim overtaken (its session adopted or claimed again meanwhile) or failed: it holds nothing more,
+   * and what it stored is removed if the session is still this node's (under another epoch). What it
+   * held reaches the session otherwise: routed to it where it is now, or delivered by whoever adopted it
+   * from the stored session (before this removal, which is then refused).
+   */
+  #giveUp(claim: Claim): void {
+    if (this.#claims.get(claim.clientId) === claim) this.#claims.delete(claim.clientId);
+    const stored: FieldOp[] = [];
+    for (const { field } of claim.held) if (field !== undefined) stored.push(["H", field, ""]);
+    if (stored.length > 0 && this.#node.owned.has(claim.clientId)) {
+      this.#node.writeFields(claim.clientId, stored);
+    }
   }
 
   async #claim(client: Client, attempt: number): Promise<SessionSnapshot | undefined> {
@@ -339,7 +357,7 @@ export class SessionClaims {
         });
         if (epoch !== claim.epoch) {
           if (node.owned.get(clientId) === claim.epoch) node.owned.delete(clientId);
-          if (this.#claims.get(clientId) === held) this.#claims.delete(clientId);
+          this.#giveUp(held);
           if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
           return this.#claim(client, attempt + 1);
         }
@@ -373,7 +391,7 @@ export class SessionClaims {
       };
       await this.#bus.storeSessions(node.nodeId, [write]);
     } catch (error) {
-      if (this.#claims.get(clientId) === held) this.#claims.delete(clientId);
+      this.#giveUp(held);
       throw error;
     } finally {
       this.#handoffs.delete(key);
