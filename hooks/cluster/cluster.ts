@@ -234,6 +234,11 @@ export class BusCluster implements Cluster {
     });
   }
 
+  /** How often the lease is renewed (ms). */
+  get #renewalPeriod(): number {
+    return Math.max(50, Math.floor(this.#leaseMs / 5));
+  }
+
   /**
    * The ownership epoch of a session this node owns.
    *
@@ -293,7 +298,7 @@ export class BusCluster implements Cluster {
     }
     log.info("Node {node} joined the cluster at {address}", { node: this.nodeId, address: this.address });
     this.#reading = this.#readInbox();
-    const period = Math.max(50, Math.floor(this.#leaseMs / 5));
+    const period = this.#renewalPeriod;
     this.#lease.beat(Date.now(), this.#leaseMs);
     this.#timer = setInterval(() => {
       // A renewal that hangs (the engine stalled, or the network dropped) for over half a lease is an
@@ -682,8 +687,13 @@ export class BusCluster implements Cluster {
         if (member.lease === undefined) {
           nodes.push({ id: member.id, alive: false, connections: 0, messagesPerSecond: 0, started: 0 });
           if (mayClaim && await this.#bus.claim(member.id, this.nodeId)) {
-            // Its last renewal was a lease ago at least, and no later than it was last seen alive.
-            const diedAt = Math.min(this.#lastSeen.get(member.id) ?? Infinity, Date.now() - this.#leaseMs);
+            // Its last renewal was a lease ago at least, and no later than it was last seen alive; it died
+            // before its next renewal was due. Dated then, its wills never go out before their delay.
+            const lastRenewal = Math.min(
+              this.#lastSeen.get(member.id) ?? Infinity,
+              Date.now() - this.#leaseMs,
+            );
+            const diedAt = lastRenewal + this.#renewalPeriod;
             this.#lastSeen.delete(member.id);
             await (this.#reaping = this.#reaper.reap(member.id, diedAt).catch((error) => {
               log.error("Cleanup after {dead} failed: {error}", { dead: member.id, error: String(error) });
