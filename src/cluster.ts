@@ -52,6 +52,14 @@ export interface MessageOrigin {
   readonly except?: ReadonlySet<string>;
 }
 
+/** A message a session holds (see {@linkcode ClusterHost.messageIds}). */
+export interface HeldId {
+  /** Its cluster-wide id. */
+  readonly id: string;
+  /** The shared groups that gave it to the session (`Packet.sharedGroups`), if only they did. */
+  readonly groups: readonly string[] | undefined;
+}
+
 /** One node of the cluster, as the cluster reports it (for `/api/info`, `$SYS`, the dashboard). */
 export interface ClusterNodeInfo {
   /** The node id. */
@@ -130,12 +138,13 @@ export interface ClusterHost {
   adoptSessions(sessions: AdoptedSession[], diedAt?: number): void;
   /**
    * The cluster-wide ids (`Packet.clusterId`) of the messages a session on this node holds, queued or in
-   * flight: a claimer delivers none of them to it again from a dead node's inbox.
+   * flight, with the shared groups that gave it each: a claimer delivers none of them to it again from a
+   * dead node's inbox, nor to those groups.
    *
    * @param clientId The client id.
    * @returns The ids (none when the session is not here).
    */
-  messageIds(clientId: string): string[];
+  messageIds(clientId: string): HeldId[];
   /**
    * Drops every session of this node without a trace: the node was declared dead (it stalled past its
    * lease) and a survivor claimed it meanwhile, sent its wills and adopted its sessions. Every
@@ -269,7 +278,7 @@ export interface ClusterSessions {
   /** See {@linkcode ClusterHost.dropSessions}. */
   dropAll(code: number): number;
   /** See {@linkcode ClusterHost.messageIds}. */
-  clusterIds(clientId: string): string[];
+  clusterIds(clientId: string): HeldId[];
 }
 
 /**

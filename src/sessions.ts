@@ -20,7 +20,7 @@ import type { TopicsIndex } from "./topics.ts";
 import type { Info } from "./system.ts";
 import { NEVER_EXPIRES } from "./options.ts";
 import { logConnection } from "./connection_log.ts";
-import type { AdoptedSession, SessionSnapshot } from "./cluster.ts";
+import type { AdoptedSession, HeldId, SessionSnapshot } from "./cluster.ts";
 import { restoreClient } from "./restore.ts";
 import { messagePacket, storedMessage } from "./storage.ts";
 import type { InflightRecord } from "./storage.ts";
@@ -318,14 +318,15 @@ export class Sessions {
    * @param clientId The client id.
    * @returns The ids; none when the session is not here.
    */
-  clusterIds(clientId: string): string[] {
-    const ids: string[] = [];
+  clusterIds(clientId: string): HeldId[] {
+    const ids: HeldId[] = [];
     const inflight = this.#host.clients.get(clientId)?.state.inflight;
     if (inflight === undefined || inflight.size === 0) return ids;
-    for (const packet of inflight.outbound.values()) {
-      if (packet.clusterId !== undefined) ids.push(packet.clusterId);
+    for (const packets of [inflight.outbound.values(), inflight.pending]) {
+      for (const { clusterId: id, sharedGroups: groups } of packets) {
+        if (id !== undefined) ids.push({ id, groups });
+      }
     }
-    for (const packet of inflight.pending) if (packet.clusterId !== undefined) ids.push(packet.clusterId);
     return ids;
   }
 

@@ -68,6 +68,8 @@ interface Reaping {
   sequences: OriginSequences;
   /** The adopted sessions that hold each message id already (stored with it: see `Packet.clusterId`). */
   holders: Map<string, Set<string>>;
+  /** The shared groups that gave each message id to an adopted session already (they have had it). */
+  groupsHad: Map<string, Set<string>>;
 }
 
 /** Cleans up after the dead nodes this node claimed. */
@@ -104,7 +106,14 @@ export class Reaper {
     });
     const adopted = new Set<string>();
     const holders = new Map<string, Set<string>>();
-    const reaping: Reaping = { adopted, window: undefined, sequences: new OriginSequences(), holders };
+    const groupsHad = new Map<string, Set<string>>();
+    const reaping: Reaping = {
+      adopted,
+      window: undefined,
+      sequences: new OriginSequences(),
+      holders,
+      groupsHad,
+    };
     try {
       const entries = await this.#bus.adoptSessions(dead, node.nodeId);
       // In the turn the sessions arrive here, this node stops forwarding to the dead one: what it accepted
@@ -135,10 +144,14 @@ export class Reaper {
         node.host().adoptSessions(sessions, diedAt);
         // What they hold now (as stored, or, for one this node still had, as it is here).
         for (const clientId of adopted) {
-          for (const id of node.host().messageIds(clientId)) {
+          for (const { id, groups } of node.host().messageIds(clientId)) {
             const holding = holders.get(id);
             if (holding === undefined) holders.set(id, new Set([clientId]));
             else holding.add(clientId);
+            if (groups === undefined) continue;
+            const had = groupsHad.get(id);
+            if (had === undefined) groupsHad.set(id, new Set(groups));
+            else for (const group of groups) had.add(group);
           }
         }
         this.#deliverHeld(held, holders);
@@ -278,15 +291,20 @@ export class Reaper {
           const plain = reaping.window && id !== undefined
             ? this.#node.windows.orphan(reaping.window, id, message.plain)
             : message.plain;
-          if (!plain && message.groups.length === 0) {
-            if (message.plain) this.#node.duplicate();
+          // Not to a group whose member here has it already (a group gives a message to one member).
+          const had = id === undefined ? undefined : reaping.groupsHad.get(id);
+          const groups = had === undefined
+            ? message.groups
+            : message.groups.filter((group) => !had.has(group));
+          if (!plain && groups.length === 0) {
+            if (message.plain || message.groups.length > 0) this.#node.duplicate();
             continue;
           }
           // Not again to a session that has it: the node that handed it to the dead one put it there
           // before its handoff, or the dead node stored it.
           const except = id === undefined ? undefined : reaping.holders.get(id);
           const outer = holdWritesOf(held);
-          host.deliver(message.packet, { node: entry.from, plain, groups: message.groups, only, except });
+          host.deliver(message.packet, { node: entry.from, plain, groups, only, except });
           holdWritesOf(outer);
           count++;
         }
