@@ -39,6 +39,7 @@ export type {
   Cluster,
   ClusterHost,
   ClusterNodeInfo,
+  HeldId,
   MessageOrigin,
   SessionSnapshot,
 } from "../../src/cluster.ts";
