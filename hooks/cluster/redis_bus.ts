@@ -422,6 +422,30 @@ export class RedisBus implements ClusterBus {
     this.#reader = reader;
     this.#inbox = inbox;
     this.#subscriber = subscriber;
+    await this.#warnIfVolatile(redis);
+  }
+
+  /**
+   * Warns when Redis keeps its writes in memory only (`appendonly no`): what the cluster acknowledges then
+   * outlives any node's death, but not a restart of Redis (a node finds the data gone and starts over).
+   * A Redis that does not allow `CONFIG` (a managed one) is not checked.
+   */
+  async #warnIfVolatile(redis: Redis): Promise<void> {
+    let appendonly: string | undefined;
+    try {
+      appendonly = ((await redis.config("GET", "appendonly")) as string[])[1];
+    } catch (error) {
+      log.debug("Could not read the persistence settings of {address}: {error}", {
+        address: this.address,
+        error: String(error),
+      });
+    }
+    if (appendonly !== "no") return;
+    log.warn(
+      "The cluster's Redis at {address} runs with appendonly no: acknowledged messages and sessions " +
+        "outlive a node's death but not a restart of Redis; set appendonly yes (appendfsync everysec or always)",
+      { address: this.address },
+    );
   }
 
   #announced(listener: BusListener, message: Buffer): void {

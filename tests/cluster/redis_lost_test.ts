@@ -1,7 +1,8 @@
 /**
  * A Redis that restarts without its data (no persistence), end to end: every node notices it on its
  * next lease renewal, says so once, closes its connections (0x8B), resets its retained mirror and
- * joins again; the cluster then works as new. Real redis-server, two broker processes.
+ * joins again; the cluster then works as new. A node warns at start when Redis runs that way
+ * (`appendonly no`). Real redis-server, two broker processes.
  *
  * @module
  */
@@ -75,6 +76,24 @@ Deno.test({
         assert.equal(lines.length, 1, `${node.id}: said once`);
         assert.doesNotMatch(node.output().slice(marks[i]), /was declared dead|stopped renewing/);
       }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "`cluster` a node warns at start when Redis keeps its writes in memory only (appendonly no), not otherwise",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const warning =
+      /\[WRN\].*appendonly no: acknowledged messages and sessions outlive a node's death but not a restart/;
+    await withCluster(["a"], async ({ nodes }) => {
+      assert.match(nodes[0].output(), warning);
+    });
+    await withCluster(["a"], { redis: { appendonly: true } }, async ({ nodes }) => {
+      assert.doesNotMatch(nodes[0].output(), warning);
     });
   },
 });
