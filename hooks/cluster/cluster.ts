@@ -206,6 +206,7 @@ export class BusCluster implements Cluster {
       sync: () => this.sync(),
       storeSync: () => this.sessionStore.sync(),
       writeFields: (clientId, fields) => this.sessionStore.writeFields(clientId, fields),
+      deliveredFromDead: (clientId) => this.#reaper.deliveredTo(clientId),
       joins: () => this.#joins,
     });
     const host = () => this.#host!;

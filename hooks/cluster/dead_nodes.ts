@@ -70,6 +70,8 @@ interface Reaping {
   holders: Map<string, Set<string>>;
   /** The shared groups that gave each message id to an adopted session already (they have had it). */
   groupsHad: Map<string, Set<string>>;
+  /** The ids of the messages delivered to the adopted sessions' non-shared subscriptions. */
+  delivered: Set<string>;
 }
 
 /** Cleans up after the dead nodes this node claimed. */
@@ -80,6 +82,8 @@ export class Reaper {
   readonly #timers = new Map<string, { timer: ReturnType<typeof setTimeout>; reaping: Reaping }>();
   /** From an adoption until the dead node's leftovers are delivered: this node's own messages for them. */
   #holding: { ids: ReadonlySet<string>; held: Packet[]; done: PromiseWithResolvers<void> } | undefined;
+  /** The dead nodes being worked through, until their claims are released. */
+  readonly #active = new Set<Reaping>();
 
   /**
    * Creates the reaper.
@@ -113,7 +117,9 @@ export class Reaper {
       sequences: new OriginSequences(),
       holders,
       groupsHad,
+      delivered: new Set(),
     };
+    this.#active.add(reaping);
     try {
       const entries = await this.#bus.adoptSessions(dead, node.nodeId);
       // In the turn the sessions arrive here, this node stops forwarding to the dead one: what it accepted
@@ -154,7 +160,7 @@ export class Reaper {
             else for (const group of groups) had.add(group);
           }
         }
-        this.#deliverHeld(held, holders);
+        this.#deliverHeld(held, reaping);
         reaping.window = node.windows.open(adopted); // before any more of this node's inbox is delivered
         // This node's own messages for them wait for the leftovers.
         this.#holding = { ids: adopted, held: [], done: Promise.withResolvers() };
@@ -225,7 +231,21 @@ export class Reaper {
     this.#timers.clear();
   }
 
+  /**
+   * The ids of the messages delivered to a session adopted here from a dead node's inbox (or held for it
+   * there), while that node's claim lasts: a session handed over names them (see `SessionClaims`).
+   *
+   * @param clientId The client id.
+   * @returns The ids (none when the session was not adopted lately).
+   */
+  deliveredTo(clientId: string): string[] {
+    const ids: string[] = [];
+    for (const reaping of this.#active) if (reaping.adopted.has(clientId)) ids.push(...reaping.delivered);
+    return ids;
+  }
+
   async #release(dead: string, reaping: Reaping): Promise<void> {
+    this.#active.delete(reaping);
     if (reaping.window) this.#node.windows.close(reaping.window);
     try {
       await this.#bus.claimDone(dead);
@@ -238,8 +258,9 @@ export class Reaper {
    * Delivers into adopted sessions what the dead node held for them while they moved to it (before the
    * inbox's leftovers, which came after), and removes it from where it was kept in the same commit.
    */
-  #deliverHeld(held: Map<string, HeldMessage[]>, holders: Map<string, Set<string>>): void {
+  #deliverHeld(held: Map<string, HeldMessage[]>, reaping: Reaping): void {
     const host = this.#node.host();
+    const holders = reaping.holders;
     for (const [clientId, messages] of held) {
       const only = new Set([clientId]);
       for (const { packet, node, id } of messages) {
@@ -249,6 +270,7 @@ export class Reaper {
           if (holding?.has(clientId)) continue;
           if (holding === undefined) holders.set(id, new Set([clientId]));
           else holding.add(clientId);
+          reaping.delivered.add(id);
         }
         host.deliver(packet, { node, plain: true, groups: [], only });
       }
@@ -303,6 +325,7 @@ export class Reaper {
           // Not again to a session that has it: the node that handed it to the dead one put it there
           // before its handoff, or the dead node stored it.
           const except = id === undefined ? undefined : reaping.holders.get(id);
+          if (plain && id !== undefined) reaping.delivered.add(id);
           const outer = holdWritesOf(held);
           host.deliver(message.packet, { node: entry.from, plain, groups, only, except });
           holdWritesOf(outer);

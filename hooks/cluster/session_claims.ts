@@ -17,7 +17,9 @@
  * after the release). One path breaks that rule: a copy that went to a dead node's inbox reaches the old
  * owner before the release when the old owner is that node's claimer (it delivers what was left for the
  * sessions it adopted before it reads anything else). Such a copy carries its cluster-wide id into the
- * session (`Packet.clusterId`), and the held copy of an id the session was handed over with is skipped.
+ * session (`Packet.clusterId`), and the held copy of an id the session was handed over with is skipped,
+ * as is one of an id the handoff names as delivered to it from a dead node's inbox lately (its client
+ * may have had it and acknowledged it already: the session no longer holds it).
  * Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
  * later.
@@ -89,6 +91,8 @@ export interface ClaimsNode {
   storeSync(): Promise<void>;
   /** Queues writes to the stored session of a client id this node owns (see `SessionStore.writeFields`). */
   writeFields(clientId: string, fields: FieldOp[]): void;
+  /** The ids of the messages delivered into a session this node adopted from a dead node's inbox, lately. */
+  deliveredFromDead(clientId: string): string[];
 }
 
 /** A claim in progress on this node, and the messages held for its session. */
@@ -120,7 +124,7 @@ export class SessionClaims {
   readonly #bus: ClusterBus;
   readonly #node: ClaimsNode;
   /** Claims waiting for the previous owner's handoff, by `clientId \0 epoch`. */
-  readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined) => void>();
+  readonly #handoffs = new Map<string, (snapshot: SessionSnapshot | undefined, had: string[]) => void>();
   /** Claims of live handoffs, by client id, until the session is admitted. */
   readonly #claims = new Map<string, Claim>();
   /** The claim in progress here for each client id (a second CONNECT for the id waits for it). */
@@ -318,10 +322,10 @@ export class SessionClaims {
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
     const key = `${clientId}\u0000${claim.epoch}`;
-    let handed: { snapshot: SessionSnapshot | undefined } | undefined;
+    let handed: { snapshot: SessionSnapshot | undefined; had?: string[] } | undefined;
     const arrived = Promise.withResolvers<void>();
-    this.#handoffs.set(key, (snapshot) => {
-      handed = { snapshot };
+    this.#handoffs.set(key, (snapshot, had) => {
+      handed = { snapshot, had };
       arrived.resolve();
     });
     const held: Claim = {
@@ -376,7 +380,7 @@ export class SessionClaims {
       const state = handed.snapshot && client.properties.sessionExpiryInterval !== 0
         ? snapshotOps(handed.snapshot)
         : [];
-      held.had = handedIds(handed.snapshot);
+      held.had = handedIds(handed.snapshot, handed.had);
       log.debug("{id} handed over by {node}: {subscriptions} subscriptions, {messages} messages", {
         id: clientId,
         node: claim.previous,
@@ -430,11 +434,17 @@ export class SessionClaims {
           subscriptions: snapshot?.subscriptions.length ?? "no session",
         },
       );
-      node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot });
+      // With the ids of what a dead node's inbox gave it lately: its client may have had them meanwhile,
+      // and the claimer may hold its own copies (published to that node and to the claimer).
+      const had = snapshot === undefined ? [] : node.deliveredFromDead(clientId);
+      node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot, had });
     } else if (control.kind === "handoff") {
       const claim = this.#claims.get(clientId);
       if (claim?.epoch === epoch) claim.handed = true;
-      this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(control.snapshot as SessionSnapshot | undefined);
+      this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(
+        control.snapshot as SessionSnapshot | undefined,
+        (control.had as string[] | undefined) ?? [],
+      );
     } else if (control.kind === "marker") {
       const claim = this.#claims.get(clientId);
       if (claim?.epoch === epoch) claim.inbox = true;
@@ -448,9 +458,12 @@ function matchesAny(filters: readonly string[], topic: string): boolean {
   return false;
 }
 
-/** The cluster-wide ids of the messages a session was handed over with. */
-function handedIds(snapshot: SessionSnapshot | undefined): Set<string> | undefined {
-  let ids: Set<string> | undefined;
+/** The cluster-wide ids of the messages a session was handed over with, or had lately (`had`). */
+function handedIds(
+  snapshot: SessionSnapshot | undefined,
+  had: readonly string[] = [],
+): Set<string> | undefined {
+  let ids: Set<string> | undefined = had.length > 0 ? new Set(had) : undefined;
   for (const record of snapshot?.inflight ?? []) {
     const id = record.message?.clusterId;
     if (id !== undefined) (ids ??= new Set()).add(id);
