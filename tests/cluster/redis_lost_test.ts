@@ -89,11 +89,13 @@ Deno.test({
   async fn() {
     const warning =
       /\[WRN\].*appendonly no: acknowledged messages and sessions outlive a node's death but not a restart/;
-    await withCluster(["a"], async ({ nodes }) => {
+    await withCluster(["a"], ({ nodes }) => {
       assert.match(nodes[0].output(), warning);
+      return Promise.resolve();
     });
-    await withCluster(["a"], { redis: { appendonly: true } }, async ({ nodes }) => {
+    await withCluster(["a"], { redis: { appendonly: true } }, ({ nodes }) => {
       assert.doesNotMatch(nodes[0].output(), warning);
+      return Promise.resolve();
     });
   },
 });
