@@ -225,6 +225,13 @@ export interface ClusterBus {
    */
   sessionEpoch(clientId: string, node: string): Promise<number | undefined>;
   /**
+   * A session as stored (its hash's fields), whoever owns it: taken as it is when its previous owner
+   * never hands it over.
+   *
+   * @returns The fields, or undefined when nothing is stored.
+   */
+  storedSession(clientId: string): Promise<Record<string, string> | undefined>;
+  /**
    * Applies session writes, each only if `node` still owns the session at its epoch, and (atomically with
    * them) deletes entries of the node's inbox that were delivered (unless the node's incarnation was
    * claimed: then its claimer delivers them).

@@ -648,6 +648,11 @@ export class RedisBus implements ClusterBus {
     }
   }
 
+  async storedSession(clientId: string): Promise<Record<string, string> | undefined> {
+    const fields = await this.#run(this.#r.hgetall(this.#key("session", clientId)));
+    return Object.keys(fields).length > 0 ? fields : undefined;
+  }
+
   async sessionEpoch(clientId: string, node: string): Promise<number | undefined> {
     const [owner, epoch] = await this.#run(this.#r.hmget(this.#key("owner", clientId), "node", "epoch"));
     return owner === node && epoch !== null ? Number(epoch) : undefined;

@@ -24,6 +24,12 @@
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
  * later.
  *
+ * **A client that moves on meanwhile.** A client that gives up waiting for its CONNACK here and connects to
+ * a third node gets its session claimed from this one before it has arrived: this node then waits for the
+ * handoff all the same and passes it on, with what it held for the session (the third node holds only
+ * what came after). A previous owner that never hands the session over (it hung past the deadline) leaves
+ * it as it stored it, not empty.
+ *
  * **Held messages outlive this node.** A held QoS 1/2 message that matches one of a persistent session's
  * filters is also written into the stored session (an `h` field under this claim's epoch, see
  * `session_store.ts`), in the commit that its publisher's acknowledgement, or its inbox entry's deletion,
@@ -43,6 +49,8 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionWrite } from "./bus.ts";
 import {
   CLIENT_FIELD,
+  decodeHeld,
+  encodeHeld,
   type FieldOp,
   type HeldMessage,
   heldOp,
@@ -114,6 +122,8 @@ interface Claim {
   filters: readonly string[];
   /** The client id. */
   clientId: string;
+  /** Claimed from this node meanwhile (its client went elsewhere): where the handoff goes on to. */
+  passOn?: { to: string; epoch: number; clean: boolean };
 }
 
 /** A message held for a session moving here (`field`: where it is stored in the session, if it is). */
@@ -169,14 +179,7 @@ export class SessionClaims {
       if (local ? claim.local : claim.inbox && (node !== claim.from || claim.handed)) {
         if (!kept && packet.payload !== undefined) packet.payload = packet.payload.slice();
         kept = true;
-        const held: Held = { packet, node, id };
-        if (packet.fixedHeader.qos && matchesAny(claim.filters, packet.topicName!)) {
-          // Stored in the session too, so that it outlives this node: acknowledged only once stored.
-          const op = heldOp(claim.epoch, ++this.#stored, node, packet, id);
-          held.field = op[1];
-          this.#node.writeFields(claim.clientId, [op]);
-        }
-        claim.held.push(held);
+        claim.held.push(this.#keep(claim, { packet, node, id }));
       }
     }
   }
@@ -236,6 +239,61 @@ export class SessionClaims {
     }
     // Stored in the session by the deliveries just queued: no longer kept aside (in the same commit).
     if (delivered.length > 0) this.#node.writeFields(client.id, delivered);
+  }
+
+  /** A message held for a claim's session: stored in it too if it matters, so that it outlives this node. */
+  #keep(claim: Claim, held: Held): Held {
+    const { packet, node, id } = held;
+    if (packet.fixedHeader.qos && matchesAny(claim.filters, packet.topicName!)) {
+      // Acknowledged (or deleted from the inbox) only once stored.
+      const op = heldOp(claim.epoch, ++this.#stored, node, packet, id);
+      held.field = op[1];
+      this.#node.writeFields(claim.clientId, [op]);
+    }
+    return held;
+  }
+
+  /**
+   * Passes a session handed to this node on to the node that claimed it from here meanwhile, with what
+   * this node held for it (published here, or forwarded to its inbox, while the session was on its way:
+   * the next node holds only what came after, from here). This node's claim is given up.
+   */
+  #passOn(claim: Claim, handoff: Record<string, unknown>): void {
+    const { to, epoch, clean } = claim.passOn!;
+    const snapshot = clean ? undefined : handoff.snapshot as SessionSnapshot | undefined;
+    const had = handedIds(snapshot, handoff.had as string[] | undefined);
+    const passed = clean ? [] : claim.held.filter(({ id }) => id === undefined || !had?.has(id))
+      .map(({ node, packet, id }) => encodeHeld(node, packet, id));
+    log.debug("Passed {id} on to {node} with {held} messages held here", {
+      id: claim.clientId,
+      node: to,
+      held: passed.length,
+    });
+    this.#node.control(to, {
+      kind: "handoff",
+      clientId: claim.clientId,
+      epoch,
+      snapshot,
+      had: clean ? [] : handoff.had,
+      held: passed,
+    });
+    this.#giveUp(claim);
+  }
+
+  /**
+   * What the previous owner held for the session while it was on its way there (see `#passOn`): before
+   * what this node holds, which has the later copies of some of it.
+   */
+  #passed(claim: Claim, passed: string[]): void {
+    const held = passed.map((value) => this.#keep(claim, decodeHeld(value)));
+    const ids = new Set(held.map(({ id }) => id).filter((id) => id !== undefined));
+    const own = claim.held.filter(({ id }) => id === undefined || !ids.has(id));
+    const dropped: FieldOp[] = [];
+    for (const { id, field } of claim.held) {
+      if (id !== undefined && ids.has(id) && field !== undefined) dropped.push(["H", field, ""]);
+    }
+    if (dropped.length > 0) this.#node.writeFields(claim.clientId, dropped);
+    claim.held = [...held, ...own];
   }
 
   /**
@@ -355,23 +413,33 @@ export class SessionClaims {
         // A client that went away meanwhile still gets its session here (disconnected): the previous
         // owner lets it go when it reads the release.
         if (node.fenced()) throw new Error(`Node "${node.nodeId}" was claimed during the handoff`);
-        const epoch = await this.#bus.sessionEpoch(clientId, node.nodeId).catch((error) => {
-          node.failed(error);
-          throw error;
-        });
+        // Claimed from here meanwhile: the handoff is still awaited, to be passed on.
+        const epoch = held.passOn !== undefined
+          ? claim.epoch
+          : await this.#bus.sessionEpoch(clientId, node.nodeId).catch((error) => {
+            node.failed(error);
+            throw error;
+          });
         if (epoch !== claim.epoch) {
           if (node.owned.get(clientId) === claim.epoch) node.owned.delete(clientId);
           this.#giveUp(held);
+          if (client.closed) throw new Error(`${clientId} went away while its session was claimed elsewhere`);
           if (attempt >= 2) throw new Error(`The session of ${clientId} was claimed elsewhere meanwhile`);
           return this.#claim(client, attempt + 1);
         }
         if (Date.now() > handoffDeadline) {
-          log.warn("Node {node} did not hand over the session of {id} in time: starting it anew", {
+          log.warn("Node {node} did not hand over the session of {id} in time: taken as it is stored", {
             node: claim.previous,
             id: clientId,
           });
-          handed = { snapshot: undefined };
+          const stored = await this.#bus.storedSession(clientId);
+          handed = { snapshot: stored === undefined ? undefined : sessionFromFields(stored).snapshot };
         }
+      }
+      if (held.passOn !== undefined) {
+        // Passed on to the node that claimed it from here (when it came), or now (what was stored).
+        if (this.#claims.get(clientId) === held) this.#passOn(held, { ...handed });
+        throw new Error(`The session of ${clientId} went on to ${held.passOn.to} meanwhile`);
       }
       // The stored session is rewritten from what was handed over (the old owner's last writes were
       // fenced off), whole in one write: a node that dies right after leaves its claimer the session
@@ -417,6 +485,20 @@ export class SessionClaims {
       // Stored first, still under this node's epoch (the engine lets the previous owner write until the
       // handoff): if the claiming node dies before it reads the handoff, its claimer adopts the session
       // whole from the store. (Messages delivered to it during this wait are in the handoff only.)
+      const claiming = this.#claims.get(clientId);
+      if (
+        claiming !== undefined && claiming.epoch < epoch && !claiming.handed && claiming.passOn === undefined
+      ) {
+        // Claimed from here while this node still waits for the session from its own previous owner (its
+        // client gave up and went to another node): what comes is passed on, with what was held for it.
+        claiming.passOn = { to: control.to as string, epoch, clean: control.clean === true };
+        if (node.owned.get(clientId) === claiming.epoch) node.owned.delete(clientId);
+        log.debug("{id} claimed by {node} while it moves here: its handoff is passed on", {
+          id: clientId,
+          node: control.to as string,
+        });
+        return;
+      }
       if (node.owned.has(clientId)) await node.storeSync();
       const owned = node.owned.get(clientId);
       let snapshot: SessionSnapshot | undefined;
@@ -440,7 +522,12 @@ export class SessionClaims {
       node.control(control.to as string, { kind: "handoff", clientId, epoch, snapshot, had });
     } else if (control.kind === "handoff") {
       const claim = this.#claims.get(clientId);
-      if (claim?.epoch === epoch) claim.handed = true;
+      if (claim?.epoch === epoch && claim.passOn !== undefined) this.#passOn(claim, control);
+      else if (claim?.epoch === epoch) {
+        claim.handed = true;
+        const passed = control.held as string[] | undefined;
+        if (passed !== undefined && passed.length > 0) this.#passed(claim, passed);
+      }
       this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(
         control.snapshot as SessionSnapshot | undefined,
         (control.had as string[] | undefined) ?? [],

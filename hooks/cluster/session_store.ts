@@ -326,9 +326,45 @@ export function heldOp(
   packet: Packet,
   id: string | undefined,
 ): FieldOp {
+  return ["S", `${heldPrefix(epoch)}${n}`, encodeHeld(node, packet, id)];
+}
+
+/**
+ * A message held for a session, encoded (see {@linkcode heldOp}; also how a node that passes a session on
+ * sends what it held).
+ *
+ * @param node The node that accepted the message.
+ * @param packet The message.
+ * @param id Its cluster-wide id, when it was forwarded.
+ * @returns The encoded message, for {@linkcode decodeHeld}.
+ */
+export function encodeHeld(node: string, packet: Packet, id: string | undefined): string {
   const record: HeldRecord = { node, message: storedMessage(packet) };
   if (id !== undefined) record.id = id;
-  return ["S", `${heldPrefix(epoch)}${n}`, encodeJson(record)];
+  return encodeJson(record);
+}
+
+/**
+ * Decodes what {@linkcode encodeHeld} wrote.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeHeld, encodeHeld } from "./session_store.ts";
+ * import { PacketType } from "../../src/packets/types.ts";
+ *
+ * const packet = { fixedHeader: { type: PacketType.Publish, qos: 2 as const }, topicName: "t" };
+ * const held = decodeHeld(encodeHeld("b", packet, undefined));
+ * assert.equal(held.node, "b");
+ * assert.equal(held.packet.fixedHeader.qos, 2);
+ * ```
+ *
+ * @param value The encoded message.
+ * @returns The node that accepted it, its cluster-wide id if any, and the message.
+ */
+export function decodeHeld(value: string): Omit<HeldMessage, "field"> {
+  const { node, id, message } = decodeJson<HeldRecord>(value);
+  return { node, id, packet: messagePacket(message) };
 }
 
 /**
@@ -353,12 +389,7 @@ export function sessionFromFields(
     else if (field.startsWith("i\0")) inbound.push(decodeJson<InflightRecord>(value));
     else if (field.startsWith("h\0")) {
       const [, epoch, n] = field.split("\0");
-      const { node, id, message } = decodeJson<HeldRecord>(value);
-      held.push({
-        epoch: Number(epoch),
-        n: Number(n),
-        message: { field, node, id, packet: messagePacket(message) },
-      });
+      held.push({ epoch: Number(epoch), n: Number(n), message: { field, ...decodeHeld(value) } });
     }
   }
   outbound.sort((a, b) => a.sequence - b.sequence);

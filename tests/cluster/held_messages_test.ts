@@ -68,3 +68,65 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a client that gives up on one node and connects to another while its session is on its way gets it whole",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // b waits for the session from a (stalled); the client goes to c meanwhile, which claims it from b.
+    // b passes on what a hands over, with what it held for it: nothing is lost, nothing comes twice.
+    await withCluster(
+      ["a", "b", "c"],
+      { args: ["--log-level", "debug"], logOnFailure: /mover|held|Passed|passed/i },
+      async ({ nodes, clients }) => {
+        const [a, b, c] = nodes;
+        const first = await connect(a, "mover", 5, persistent);
+        await first.subscribeAsync("m/#", { qos: 1 });
+        await first.endAsync();
+        const pubA = await connect(a, "pub-a");
+        const pubB = await connect(b, "pub-b");
+        const pubC = await connect(c, "pub-c");
+        clients.push(pubA, pubB, pubC);
+        await pubA.publishAsync("m/x", "queued on a", { qos: 1 });
+        await delay(1000); // routes in effect everywhere
+        a.signal("SIGSTOP"); // shorter than its lease
+        const onB = mqtt.connect(b.url, {
+          clientId: "mover",
+          reconnectPeriod: 0,
+          connectTimeout: 30_000,
+          ...persistent,
+        });
+        clients.push(onB);
+        onB.on("error", () => {});
+        await waitFor(() => /Claimed mover at epoch/.test(b.output()), 1500, "b's claim");
+        await delay(200);
+        await pubB.publishAsync("m/x", "held on b", { qos: 1 });
+        const got: string[] = [];
+        const onC = mqtt.connect(c.url, {
+          clientId: "mover",
+          reconnectPeriod: 0,
+          connectTimeout: 30_000,
+          ...persistent,
+        });
+        clients.push(onC);
+        onC.on("message", (_t, payload) => got.push(String(payload)));
+        const connack = new Promise<mqtt.IConnackPacket>((resolve) => onC.once("connect", resolve));
+        await waitFor(() => /Claimed mover at epoch/.test(c.output()), 1500, "c's claim");
+        await delay(200);
+        await pubC.publishAsync("m/x", "held on c", { qos: 1 });
+        a.signal("SIGCONT");
+        assert.equal((await connack).sessionPresent, true, "session present on c");
+        await waitFor(() => got.length >= 3, 5000, "every message").catch(() => {});
+        await delay(500);
+        assert.deepEqual(got, ["queued on a", "held on b", "held on c"]);
+        await delay(1000);
+        await pubA.publishAsync("m/x", "after", { qos: 1 });
+        await waitFor(() => got.length >= 4, 5000, "a message published after").catch(() => {});
+        assert.deepEqual(got, ["queued on a", "held on b", "held on c", "after"]);
+      },
+    );
+  },
+});
