@@ -49,6 +49,7 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionWrite } from "./bus.ts";
 import {
   CLIENT_FIELD,
+  currentHeld,
   decodeHeld,
   encodeHeld,
   type FieldOp,
@@ -351,18 +352,22 @@ export class SessionClaims {
       if (claim.stored === undefined) return undefined;
       const { snapshot, held } = sessionFromFields(claim.stored);
       if (held.length > 0) {
-        // Messages held for it by a node it was moving to when that node died: delivered after the rest.
+        // Messages held for it by a node it was moving to when that node died: delivered after the rest
+        // (leftovers of earlier claims are only removed).
+        const current = currentHeld(held, claim.epoch - 1);
         this.#claims.set(clientId, {
           epoch: claim.epoch,
           from: claim.previous,
           handed: true,
           local: false,
           inbox: false,
-          held,
+          held: current,
           had: handedIds(snapshot),
           filters: [],
           clientId,
         });
+        const stale = held.filter((message) => !current.includes(message));
+        if (stale.length > 0) node.writeFields(clientId, stale.map(({ field }): FieldOp => ["H", field, ""]));
       }
       return snapshot;
     }
