@@ -76,7 +76,9 @@ export interface SessionClaim {
 
 /**
  * One session's writes, applied only if this node still owns it at `epoch`, or owned it at `epoch` and is
- * handing it over (a claim waits for its handoff: until then the previous owner's writes still count).
+ * handing it over (a claim waits for its handoff: until then the previous owner's writes still count). An
+ * epoch counts as long as the node has owned the session without a break since (it claimed the id again
+ * for a new connection of its client, without a clean start, while the writes were on their way).
  */
 export interface SessionWrite {
   /** The client id. */

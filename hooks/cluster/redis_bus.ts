@@ -175,13 +175,18 @@ if previous then
   if alive == 0 or previous == ARGV[1] then redis.call('SREM', ARGV[5] .. previous, ARGV[6]) end
 end
 local previousEpoch = redis.call('HGET', KEYS[1], 'epoch')
+local previousSince = redis.call('HGET', KEYS[1], 'since') or previousEpoch
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
+-- Since which epoch this node has owned the session without a break: its writes made under any epoch of
+-- that run still count (a commit under way while it claims the id again for a new connection).
+if previous ~= ARGV[1] or ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'since', epoch) end
 local handoff = previous and previous ~= ARGV[1] and alive == 1
 -- Until it hands the session over, the live previous owner still stores what it does with it, under its
--- own epoch: if this node dies before it reads the handoff, its claimer adopts the session whole.
-if handoff then redis.call('HSET', KEYS[1], 'pending', previous, 'pendingEpoch', previousEpoch)
-else redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch') end
+-- own epochs: if this node dies before it reads the handoff, its claimer adopts the session whole.
+if handoff then
+  redis.call('HSET', KEYS[1], 'pending', previous, 'pendingEpoch', previousEpoch, 'pendingSince', previousSince)
+else redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch', 'pendingSince') end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 local stored = {}
 -- A clean start discards the stored session, but not before a live owner's handoff: until then the record is
@@ -212,8 +217,10 @@ return 1`;
 // node whose sessions set is the field, for the client id in the value; 'R': every field deleted but
 // those starting with the field).
 const STORE_SESSION = `
-local owner = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'pending', 'pendingEpoch')
-if not ((owner[1] == ARGV[1] and owner[2] == ARGV[2]) or (owner[3] == ARGV[1] and owner[4] == ARGV[2])) then
+local owner = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'pending', 'pendingEpoch', 'since', 'pendingSince')
+local epoch = tonumber(ARGV[2])
+local function within(last, since) return last and epoch <= tonumber(last) and epoch >= tonumber(since or last) end
+if not ((owner[1] == ARGV[1] and within(owner[2], owner[5])) or (owner[3] == ARGV[1] and within(owner[4], owner[6]))) then
   return 0
 end
 for i = 3, #ARGV, 3 do
@@ -224,7 +231,7 @@ for i = 3, #ARGV, 3 do
       if string.sub(field, 1, #keep) ~= keep then redis.call('HDEL', KEYS[2], field) end
     end
   elseif ARGV[i] == 'F' then
-    redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch')
+    redis.call('HDEL', KEYS[1], 'pending', 'pendingEpoch', 'pendingSince')
     redis.call('SREM', ARGV[i + 1], ARGV[i + 2])
   elseif ARGV[i] == 'S' then redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
   else redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
@@ -241,9 +248,9 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local node = redis.call('HGET', owner, 'node')
   if node == ARGV[1] or redis.call('HGET', owner, 'pending') == ARGV[1] then
     if node ~= ARGV[1] then redis.call('SREM', ARGV[5] .. node, id) end
-    redis.call('HDEL', owner, 'pending', 'pendingEpoch')
+    redis.call('HDEL', owner, 'pending', 'pendingEpoch', 'pendingSince')
     local epoch = redis.call('HINCRBY', owner, 'epoch', 1)
-    redis.call('HSET', owner, 'node', ARGV[2])
+    redis.call('HSET', owner, 'node', ARGV[2], 'since', epoch)
     redis.call('SADD', KEYS[2], id)
     table.insert(adopted, {id, epoch, redis.call('HGETALL', ARGV[4] .. id)})
   end

@@ -95,3 +95,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` engine: a node's writes under an earlier epoch count while it has owned the session since, not after a break",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    const a = new RedisBus({ address: redis.address });
+    const b = new RedisBus({ address: redis.address });
+    const look = new Redis(redis.port, "127.0.0.1");
+    try {
+      for (const [node, bus] of [["a", a], ["b", b]] as const) {
+        await bus.connect(quiet);
+        assert.ok(await bus.join(node, "{}", 60_000));
+      }
+      const session = () => look.hgetall("mqtt:cluster:session:s");
+      const write = (bus: RedisBus, node: string, epoch: number, field: string) =>
+        bus.storeSessions(node, [{ clientId: "s", epoch, ops: [["S", field, "x"]] }]);
+      const first = await a.claimSession("s", "a", false, "{}");
+      // a claims the id again (its client reconnected to it): a commit made under the first epoch counts.
+      const again = await a.claimSession("s", "a", false, "{}");
+      assert.equal(again.previous, "a");
+      await write(a, "a", first.epoch, "o\x001");
+      assert.equal((await session())["o\x001"], "x", "a write of the same run of ownership");
+      // b claims it: a's writes under either epoch count until the handoff.
+      const claim = await b.claimSession("s", "b", false, "{}");
+      await write(a, "a", first.epoch, "o\x002");
+      assert.equal((await session())["o\x002"], "x", "the previous owner's write under its earlier epoch");
+      await b.storeSessions("b", [{ clientId: "s", epoch: claim.epoch, ops: [], from: "a" }]);
+      // a claims it back: what it wrote before b had it no longer counts.
+      const back = await a.claimSession("s", "a", false, "{}");
+      assert.equal(back.previous, "b");
+      await write(a, "a", again.epoch, "o\x003");
+      assert.equal((await session())["o\x003"], undefined, "a write from before the break");
+      // A clean start begins a new run: the writes of the old session no longer count.
+      const clean = await a.claimSession("s", "a", true, "{}");
+      await write(a, "a", back.epoch, "o\x004");
+      assert.equal((await session())["o\x004"], undefined, "a write for the session a clean start discarded");
+      await write(a, "a", clean.epoch, "o\x005");
+      assert.equal((await session())["o\x005"], "x");
+    } finally {
+      look.disconnect();
+      await Promise.all([a.close(), b.close()]);
+      await redis.stop();
+    }
+  },
+});
