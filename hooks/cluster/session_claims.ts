@@ -487,9 +487,6 @@ export class SessionClaims {
     const clientId = control.clientId as string;
     const epoch = control.epoch as number;
     if (control.kind === "release") {
-      // Stored first, still under this node's epoch (the engine lets the previous owner write until the
-      // handoff): if the claiming node dies before it reads the handoff, its claimer adopts the session
-      // whole from the store. (Messages delivered to it during this wait are in the handoff only.)
       const claiming = this.#claims.get(clientId);
       if (
         claiming !== undefined && claiming.epoch < epoch && !claiming.handed && claiming.passOn === undefined
@@ -504,6 +501,9 @@ export class SessionClaims {
         });
         return;
       }
+      // Stored first, still under this node's epoch (the engine lets the previous owner write until the
+      // handoff): if the claiming node dies before it reads the handoff, its claimer adopts the session
+      // whole from the store. (Messages delivered to it during this wait are in the handoff only.)
       if (node.owned.has(clientId)) await node.storeSync();
       const owned = node.owned.get(clientId);
       let snapshot: SessionSnapshot | undefined;
