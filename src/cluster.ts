@@ -21,6 +21,9 @@
  *   0x8E to a live connection) and the claiming node adopts it; a session that ends gives its id up
  *   ({@linkcode Cluster.sessionEnded}).
  *
+ * - wills and hand-offs: what they forward and change in stored sessions is one write
+ *   ({@linkcode Cluster.atomically}), so that a dead node's claimer neither repeats nor loses them;
+ *
  * - dead nodes: the survivor that claims a dead node adopts its sessions from the engine
  *   ({@linkcode ClusterHost.adoptSessions}): wills go out (after their delay), persistent sessions go on
  *   collecting messages; an engine may store sessions through a storage hook ({@linkcode Cluster.sessionStore}).
@@ -193,6 +196,16 @@ export interface Cluster extends FilterObserver {
    *   none here, when no node has a member left).
    */
   handOff?(packet: Packet, group: string, localMembers: number): boolean;
+  /**
+   * Runs `work`, synchronous, so that what it forwards to other nodes and what it changes in the sessions
+   * this node stores are written together, atomically: a node that dies at any moment has done all of it
+   * or none. The server runs a will's publish (with its removal from the session's record) and a shared
+   * group member's hand-off (with the messages' removal from its session) so; everything else is written
+   * as it comes.
+   *
+   * @param work The work.
+   */
+  atomically?(work: () => void): void;
   /**
    * Sets or clears (empty payload) a retained message cluster-wide.
    *

@@ -116,18 +116,21 @@ export class Server {
       info: this.info,
       handoff,
       disconnectClient: (client, code) => this.disconnectClient(client, code),
-      publishWill: (client, will) => {
-        const publish = () => {
+      publishWill: (client, will, sent) => {
+        const work = () => {
           this.#stamp(will);
           if (will.fixedHeader.retain) this.#retain(client, will);
           this.publishToSubscribers(will);
+          sent();
         };
+        const publish = () => this.#cluster?.atomically ? this.#cluster.atomically(work) : work();
         const held = this.#cluster?.leaseHeld(); // a node waking from a stall: known claimed or not
         if (held === undefined) publish();
         else held.then((current) => current && publish());
       },
       connectionEnded: (client) => this.#outbound.resumePublishers(client, true),
       sessionEnded: (clientId) => this.#cluster?.sessionEnded(clientId),
+      atomically: (work) => this.#cluster?.atomically ? this.#cluster.atomically(work) : work(),
     });
     this.#connect = new ConnectHandler({
       options: this.options,

@@ -41,8 +41,14 @@ export interface SessionHost {
   readonly info: Info;
   /** Disconnects a client with a reason code (v5 gets a DISCONNECT first). */
   disconnectClient(client: Client, code: number): void;
-  /** Publishes an allowed will: stamps it, retains it if asked, routes it to subscribers. */
-  publishWill(client: Client, will: Packet): void;
+  /**
+   * Publishes an allowed will: stamps it, retains it if asked, routes it to subscribers, then calls `sent`
+   * (which stores the session without it), all in one cluster write (see `Cluster.atomically`). A node that
+   * learns it was claimed meanwhile publishes nothing (its claimer sent the will).
+   */
+  publishWill(client: Client, will: Packet, sent: () => void): void;
+  /** Runs work whose stored-session changes and forwards go in one cluster write (see `Cluster.atomically`). */
+  atomically?(work: () => void): void;
   /** Passes on what a shared group's member held when its session ends (see `shared_handoff.ts`). */
   readonly handoff?: SharedHandoff;
   /** Releases publishers paused by a client whose connection ended. */
@@ -387,9 +393,7 @@ export class Sessions {
       if (typeof w === "number" || w.topicName!.charCodeAt(0) === 0x24) return;
       const allowed = hooks.onACLCheck(client, w.topicName!, true);
       const deliver = (ok: boolean) => {
-        if (!ok) return;
-        this.#host.publishWill(client, w);
-        hooks.onWillSent(client, w);
+        if (ok) this.#host.publishWill(client, w, () => hooks.onWillSent(client, w));
       };
       if (allowed instanceof Promise) allowed.then(deliver);
       else deliver(allowed);
@@ -404,6 +408,20 @@ export class Sessions {
    * other members of the groups, once it is out of them [MQTT 5.0 §4.8.2].
    */
   #endSession(client: Client, handOff = true): void {
+    const returned = handOff && this.#host.handoff ? returnedMessages(client.state.inflight) : undefined;
+    if (returned === undefined || returned.length === 0) return this.#dropSession(client);
+    // What the session loses and what its groups get, in one cluster write: a node dying in between
+    // would lose the messages, or have them passed on again by its claimer.
+    const work = () => {
+      this.#dropSession(client);
+      this.#host.handoff!.pass(returned);
+    };
+    if (this.#host.atomically) this.#host.atomically(work);
+    else work();
+  }
+
+  /** Removes a session's subscriptions and drops its in-flight messages. */
+  #dropSession(client: Client): void {
     const { topics, hooks, info } = this.#host;
     const subscriptions = client.state.subscriptions;
     if (subscriptions.size > 0) {
@@ -413,7 +431,6 @@ export class Sessions {
       hooks.onUnsubscribed(client, { fixedHeader: { type: PacketType.Unsubscribe }, filters });
     }
     const inflight = client.state.inflight;
-    const returned = handOff && this.#host.handoff ? returnedMessages(inflight) : undefined;
     for (const packet of inflight.outbound.values()) {
       info.inflight--;
       hooks.onQosDropped(client, packet);
@@ -423,7 +440,6 @@ export class Sessions {
       hooks.onQosDropped(client, { fixedHeader: { type: PacketType.Pubrec }, packetId });
     }
     inflight.clear();
-    if (returned !== undefined && returned.length > 0) this.#host.handoff!.pass(returned);
   }
 }
 

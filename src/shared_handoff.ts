@@ -167,6 +167,14 @@ export class SharedHandoff {
     const group = `${parsed.group}/${parsed.topicFilter}`;
     const queued = [...inflight.pending];
     if (!queued.some((packet) => packet.sharedGroups?.includes(group))) return;
+    // What the session loses and what the group gets, in one cluster write (see `Cluster.atomically`).
+    const cluster = this.#host.cluster;
+    if (cluster?.atomically) cluster.atomically(() => this.#unsubscribed(client, group, queued));
+    else this.#unsubscribed(client, group, queued);
+  }
+
+  #unsubscribed(client: Client, group: string, queued: Packet[]): void {
+    const inflight = client.state.inflight;
     const { hooks } = this.#host;
     const passed: Packet[] = [];
     inflight.pending.clear();

@@ -7,7 +7,9 @@
  *
  * What an engine must guarantee:
  * - {@linkcode ClusterBus.commit} applies a batch atomically and in order, and resolves only when it
- *   is stored (it is what acknowledgements wait for);
+ *   is stored (it is what acknowledgements wait for); session writes in a batch are applied as
+ *   {@linkcode ClusterBus.storeSessions} applies them, in the same atomic write as the batch's forwards
+ *   (a will sent, or a shared group's messages given back, and what they change in stored sessions);
  * - a node's inbox keeps entries in append order until deleted, and survives the node;
  * - announcements reach every listening node in commit order (they may be lost across a
  *   disconnection: the cluster then resyncs, and sequence numbers reveal gaps);
@@ -53,6 +55,11 @@ export interface Batch {
   delivered: string[];
   /** Sessions that ended here: their ownership is removed if this node still holds it at that epoch. */
   endedSessions: { clientId: string; epoch: number }[];
+  /**
+   * Session writes made with this batch's forwards (usually empty: sessions are written by
+   * {@linkcode ClusterBus.storeSessions}); each applied only if this node still owns the session at its epoch.
+   */
+  sessions: SessionWrite[];
 }
 
 /** What {@linkcode ClusterBus.claimSession} found. */

@@ -36,6 +36,8 @@
  * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
  *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
  *   that node picks the member among its own.
+ * - **Wills and hand-offs, all or nothing.** What a will sent here, or a shared group's member giving its
+ *   messages back, forwards and changes in stored sessions is one commit ({@linkcode BusCluster.atomically}).
  * - **Retained messages.** A change is one engine script: the next cluster-wide version, the stored
  *   record, and its announcement. Every node applies announcements in version order to its mirror
  *   (the server's topic index), its own included, so concurrent writes end the same everywhere; a gap
@@ -458,6 +460,14 @@ export class BusCluster implements Cluster {
     this.#forwardId.seq++;
     writeRecord(writer, packet, undefined, false, [group], this.#forwardId);
     return true;
+  }
+
+  atomically(work: () => void): void {
+    const seq = this.#forwardId.seq;
+    if (this.#stopped || this.#fenced) return work();
+    this.sessionStore.atomically(() => this.#commits.unsplit(work), (writes, before) =>
+      // Nothing forwarded: the session writes go through the store as usual.
+      this.#forwardId.seq === seq ? undefined : this.#commits.withSessions(writes, before));
   }
 
   /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */

@@ -14,12 +14,19 @@
  *   has settled, the failed ones retried in order (with backoff) first.
  * - **Waiters.** {@linkcode Commits.tail} resolves when the latest batch and every earlier one are
  *   stored: what acknowledgements wait for.
+ * - **Session writes.** A will sent or a shared group's messages given back change stored sessions and
+ *   forward messages: {@linkcode Commits.withSessions} puts those session writes into the batch holding
+ *   the forwards, which is not split meanwhile ({@linkcode Commits.unsplit}), and which is sent once the
+ *   session store's earlier writes are stored (nothing is sent after it before it settles). The forwards
+ *   stay in this one ordered stream of commits, so each destination reads them in order with this node's
+ *   other forwards (per-publisher order is kept); the price, a round trip of the store before the batch
+ *   goes, is paid only by those rare batches.
  *
  * @module
  */
 
 import { ByteWriter } from "../../src/packets/writer.ts";
-import type { Batch, ClusterBus } from "./bus.ts";
+import type { Batch, ClusterBus, SessionWrite } from "./bus.ts";
 import type { EngineOutage } from "./health.ts";
 import { delay } from "./timing.ts";
 
@@ -58,6 +65,12 @@ export class Commits {
   readonly #host: CommitsHost;
   #pending: Batch | undefined;
   #pendingDone: PromiseWithResolvers<void> | undefined;
+  /** What the gathering batch waits for before it is sent (it holds session writes). */
+  #pendingAfter: Promise<void> | undefined;
+  /** A batch that waited for its session store's writes, in flight: nothing is sent until it settles. */
+  #waiting: Batch | undefined;
+  /** Writers are not flushed when full (the work in progress must land in one batch). */
+  #unsplit = false;
   /** Forwards of the gathering batch, per destination node. */
   readonly #writers = new Map<string, ByteWriter>();
   readonly #spareWriters: ByteWriter[] = [];
@@ -102,7 +115,14 @@ export class Commits {
    */
   batch(): Batch {
     if (this.#pending === undefined) {
-      this.#pending = { forwards: new Map(), routes: [], retained: [], delivered: [], endedSessions: [] };
+      this.#pending = {
+        forwards: new Map(),
+        routes: [],
+        retained: [],
+        delivered: [],
+        endedSessions: [],
+        sessions: [],
+      };
       this.#pendingDone = Promise.withResolvers<void>();
       this.#tail = this.#pendingDone.promise;
       if (this.#inFlight === 0) this.#scheduleFlush();
@@ -122,7 +142,7 @@ export class Commits {
   writer(node: string, size: number): ByteWriter {
     this.batch();
     let writer = this.#writers.get(node);
-    if (writer !== undefined && writer.length + size >= PIPELINE_BYTES) {
+    if (writer !== undefined && writer.length + size >= PIPELINE_BYTES && !this.#unsplit) {
       this.#flush();
       this.batch();
       writer = this.#writers.get(node);
@@ -132,6 +152,36 @@ export class Commits {
       this.#writers.set(node, writer);
     }
     return writer;
+  }
+
+  /**
+   * Runs `work` so that everything it queues lands in the batch gathering (no writer that fills up sends
+   * it meanwhile: the batch may pass {@linkcode PIPELINE_BYTES}).
+   *
+   * @param work The work (synchronous).
+   */
+  unsplit(work: () => void): void {
+    if (this.#unsplit) return work();
+    this.#unsplit = true;
+    try {
+      work();
+    } finally {
+      this.#unsplit = false;
+    }
+  }
+
+  /**
+   * Adds session writes to the gathering batch (see the module docs): it is sent only once `after` resolves
+   * (the session store's earlier writes are stored), and no later batch before it settles.
+   *
+   * @param writes The session writes.
+   * @param after What the batch waits for (a batch that waits already keeps waiting for its first).
+   * @returns Resolves when the batch is stored.
+   */
+  withSessions(writes: readonly SessionWrite[], after: Promise<void>): Promise<void> {
+    this.batch().sessions.push(...writes);
+    this.#pendingAfter ??= after;
+    return this.#tail;
   }
 
   #scheduleFlush(): void {
@@ -148,7 +198,7 @@ export class Commits {
     this.#scheduled = false;
     if (this.#pending === undefined) return;
     if (this.#inFlight > 0) {
-      if (this.#broken || this.#inFlight >= MAX_IN_FLIGHT) return;
+      if (this.#broken || this.#waiting !== undefined || this.#inFlight >= MAX_IN_FLIGHT) return;
       let bytes = 0;
       for (const writer of this.#writers.values()) bytes += writer.length;
       if (bytes < PIPELINE_BYTES - 1024) return;
@@ -158,9 +208,14 @@ export class Commits {
     const writers = [...this.#writers.values()];
     for (const [node, writer] of this.#writers) batch.forwards.set(node, writer.toBytes());
     this.#writers.clear();
-    this.#pending = this.#pendingDone = undefined;
+    const after = this.#pendingAfter;
+    this.#pending = this.#pendingDone = this.#pendingAfter = undefined;
     this.#inFlight++;
-    const sent = this.#bus.commit(this.#nodeId, batch).then(succeeded, (error) => {
+    if (after !== undefined) this.#waiting = batch;
+    const commit = after === undefined
+      ? this.#bus.commit(this.#nodeId, batch)
+      : after.then(() => this.#bus.commit(this.#nodeId, batch));
+    const sent = commit.then(succeeded, (error) => {
       this.#broken = true; // seen before anything else is sent: nothing overtakes the retry
       return error instanceof Error ? error : new Error(String(error));
     });
@@ -191,6 +246,7 @@ export class Commits {
     }
     if (error === undefined) this.#trouble.ended();
     this.#host.committed(batch);
+    if (this.#waiting === batch) this.#waiting = undefined;
     if (--this.#inFlight === 0) this.#broken = false;
     // The engine has the bytes (or they were given up): their writers serve the next batches.
     for (const writer of writers) {

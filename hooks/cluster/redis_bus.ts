@@ -637,18 +637,7 @@ export class RedisBus implements ClusterBus {
         ...delivered,
       );
     }
-    for (const { clientId, epoch, ops, from } of writes) {
-      const handedOver = from === undefined ? [] : ["F", this.#key("sessions", from), clientId];
-      // deno-lint-ignore no-explicit-any
-      (multi as any).clusterStoreSession(
-        this.#key("owner", clientId),
-        this.#key("session", clientId),
-        node,
-        epoch,
-        ...handedOver,
-        ...ops.flat(),
-      );
-    }
+    for (const write of writes) this.#storeSession(multi, node, write);
     const results = await this.#run(multi.exec());
     for (const [error] of results ?? []) {
       if (error) throw error;
@@ -658,6 +647,14 @@ export class RedisBus implements ClusterBus {
   async storedSession(clientId: string): Promise<Record<string, string> | undefined> {
     const fields = await this.#run(this.#r.hgetall(this.#key("session", clientId)));
     return Object.keys(fields).length > 0 ? fields : undefined;
+  }
+
+  /** Queues one session's writes ({@linkcode SessionWrite}) on `multi`; returns the reply's promise. */
+  // deno-lint-ignore no-explicit-any
+  #storeSession(multi: any, node: string, { clientId, epoch, ops, from }: SessionWrite): Promise<unknown> {
+    const handedOver = from === undefined ? [] : ["F", this.#key("sessions", from), clientId];
+    const [owner, session] = [this.#key("owner", clientId), this.#key("session", clientId)];
+    return multi.clusterStoreSession(owner, session, node, epoch, ...handedOver, ...ops.flat());
   }
 
   async sessionEpoch(clientId: string, node: string): Promise<number | undefined> {
@@ -693,7 +690,7 @@ export class RedisBus implements ClusterBus {
 
   async commit(node: string, batch: Batch): Promise<void> {
     const commands = batch.forwards.size + batch.routes.length + batch.retained.length +
-      batch.endedSessions.length + (batch.delivered.length > 0 ? 1 : 0);
+      batch.endedSessions.length + batch.sessions.length + (batch.delivered.length > 0 ? 1 : 0);
     if (commands === 0) return;
     if (commands === 1 && batch.forwards.size === 1) {
       // The usual batch under load: one node's forwards, written from the batch itself.
@@ -740,6 +737,7 @@ export class RedisBus implements ClusterBus {
         change.expiry ?? 0,
       );
     }
+    for (const write of batch.sessions) reply = this.#storeSession(multi, node, write);
     for (const { clientId, epoch } of batch.endedSessions) {
       reply = multi.clusterEndSession(
         this.#key("owner", clientId),

@@ -508,8 +508,11 @@ export class SessionClaims {
       const owned = node.owned.get(clientId);
       let snapshot: SessionSnapshot | undefined;
       if (owned === undefined || owned < epoch) { // not if this node claimed it again since
-        node.owned.delete(clientId);
+        // Still owned during the release: a will it sends and messages its session gives back to a shared
+        // group are removed from the stored session (under this node's epoch, which counts until the
+        // handoff) in the commit that forwards them. Other writes it queues are dropped (made later).
         snapshot = node.host().releaseSession(clientId, control.clean === true);
+        node.owned.delete(clientId);
       }
       log.debug(
         "Released {id} to {node} (epoch {epoch}, owned here at {owned}): {subscriptions} subscriptions",

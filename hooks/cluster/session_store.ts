@@ -106,6 +106,72 @@ interface HeldRecord {
   message: StoredMessage;
 }
 
+/**
+ * A note where a commit of the node holding a will's or a hand-off's writes goes (see
+ * {@linkcode SessionStore.atomically}): the writes before it are stored first (then `before` is called),
+ * those after it only once that commit is stored (`until`). `passed` once the writes before it are stored:
+ * a batch retried after a failure does not write them again over what that commit changed.
+ */
+interface Barrier {
+  barrier: { before: () => void; until: Promise<void>; passed: boolean };
+}
+
+/**
+ * The engine writes of storage ops: grouped per client, each under this node's current epoch of the session
+ * (the ops of a session that is not, or no longer, this node's are dropped).
+ *
+ * @param ops The ops, in order.
+ * @param owner The node.
+ * @returns The session writes, and the inbox entries noted as delivered.
+ */
+function sessionWrites(
+  ops: readonly WriteOp[],
+  owner: SessionOwner,
+): { writes: SessionWrite[]; delivered?: string[] } {
+  const writes = new Map<string, SessionWrite>();
+  const of = (clientId: string): SessionWrite | undefined => {
+    let write = writes.get(clientId);
+    if (write === undefined) {
+      const epoch = owner.epochOf(clientId);
+      if (epoch === undefined) return undefined; // not (or no longer) this node's session
+      writes.set(clientId, write = { clientId, epoch, ops: [] });
+    }
+    return write;
+  };
+  let delivered: string[] | undefined;
+  for (const op of ops) {
+    switch (op.op) {
+      case "note": {
+        const note = op.note as Partial<InboxDelivered & FieldWrites & Barrier>;
+        if (note.inboxDelivered !== undefined) (delivered ??= []).push(...note.inboxDelivered);
+        else if (note.clientId !== undefined) of(note.clientId)?.ops.push(...note.fields!);
+        break;
+      }
+      case "putClient":
+        of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
+        break;
+      case "deleteClient":
+        of(op.clientId)?.ops.push(["D", "", ""]);
+        break;
+      case "putSubscription":
+        of(op.record.clientId)?.ops.push(subscriptionOp(op.record.subscription));
+        break;
+      case "deleteSubscription":
+        of(op.clientId)?.ops.push(["H", `s\0${op.filter}`, ""]);
+        break;
+      case "putInflight":
+        of(op.record.clientId)?.ops.push(inflightOp(op.record));
+        break;
+      case "deleteInflight":
+        of(op.clientId)?.ops.push(["H", `${op.direction === "out" ? "o" : "i"}\0${op.id}`, ""]);
+        break;
+      default:
+        break; // retained messages and $SYS counters are not sessions
+    }
+  }
+  return { writes: [...writes.values()], delivered };
+}
+
 /** Writes storage ops into the engine, grouped per client and fenced by epoch. */
 class SessionBackend implements StorageBackend {
   readonly #bus: ClusterBus;
@@ -130,50 +196,27 @@ class SessionBackend implements StorageBackend {
   }
 
   async commit(ops: WriteOp[]): Promise<void> {
-    const writes = new Map<string, SessionWrite>();
-    const of = (clientId: string): SessionWrite | undefined => {
-      let write = writes.get(clientId);
-      if (write === undefined) {
-        const epoch = this.#owner.epochOf(clientId);
-        if (epoch === undefined) return undefined; // not (or no longer) this node's session
-        writes.set(clientId, write = { clientId, epoch, ops: [] });
-      }
-      return write;
-    };
-    let delivered: string[] | undefined;
-    for (const op of ops) {
-      switch (op.op) {
-        case "note": {
-          const note = op.note as InboxDelivered | FieldWrites;
-          if ("inboxDelivered" in note) (delivered ??= []).push(...note.inboxDelivered);
-          else of(note.clientId)?.ops.push(...note.fields);
-          break;
-        }
-        case "putClient":
-          of(op.record.id)?.ops.push(["S", CLIENT_FIELD, encodeJson(op.record)]);
-          break;
-        case "deleteClient":
-          of(op.clientId)?.ops.push(["D", "", ""]);
-          break;
-        case "putSubscription":
-          of(op.record.clientId)?.ops.push(subscriptionOp(op.record.subscription));
-          break;
-        case "deleteSubscription":
-          of(op.clientId)?.ops.push(["H", `s\0${op.filter}`, ""]);
-          break;
-        case "putInflight":
-          of(op.record.clientId)?.ops.push(inflightOp(op.record));
-          break;
-        case "deleteInflight":
-          of(op.clientId)?.ops.push(["H", `${op.direction === "out" ? "o" : "i"}\0${op.id}`, ""]);
-          break;
-        default:
-          break; // retained messages and $SYS counters are not sessions
-      }
+    let from = 0;
+    for (let i = ops.length - 1; i >= 0 && from === 0; i--) {
+      const op = ops[i];
+      if (op.op === "note" && (op.note as Partial<Barrier>).barrier?.passed) from = i + 1; // a retry
     }
-    if (writes.size > 0 || delivered) {
-      await this.#bus.storeSessions(this.#owner.nodeId, [...writes.values()], delivered);
+    for (let i = from; i < ops.length; i++) {
+      const op = ops[i];
+      const barrier = op.op === "note" ? (op.note as Partial<Barrier>).barrier : undefined;
+      if (barrier === undefined) continue;
+      await this.#store(ops.slice(from, i));
+      barrier.passed = true;
+      barrier.before();
+      await barrier.until;
+      from = i + 1;
     }
+    await this.#store(from === 0 ? ops : ops.slice(from));
+  }
+
+  async #store(ops: WriteOp[]): Promise<void> {
+    const { writes, delivered } = sessionWrites(ops, this.#owner);
+    if (writes.length > 0 || delivered) await this.#bus.storeSessions(this.#owner.nodeId, writes, delivered);
   }
 }
 
@@ -232,6 +275,44 @@ export class SessionStore extends StorageHook {
   writeFields(clientId: string, fields: FieldOp[]): void {
     const note: FieldWrites = { clientId, fields };
     this.queueNote(note);
+  }
+
+  /**
+   * Runs `work` (a will sent, messages a shared group's member gives back) so that the session writes it
+   * makes here (the will removed from its record, the messages from their session, a will put in the
+   * sessions here it reaches) are applied in the node's commit that holds what it forwards to other nodes:
+   * one atomic engine write, so a node that dies at any moment has done all of it or none (its claimer would
+   * otherwise send a will again, or pass a message again, or never). Order: the writes queued here before
+   * `work` are stored before that commit is sent, those queued after it only once it is stored (a
+   * {@linkcode Barrier}), so no older write undoes what it did and no newer one lands before it. Another
+   * such `work` joining the same commit puts the writes queued between the two after it too (only a write
+   * of the same session in that instant could matter).
+   *
+   * @param work The work (synchronous).
+   * @param join Puts the writes into the node's commit gathering the work's forwards, to be sent once
+   *   `before` resolves; returns when that commit is stored, or undefined when the work forwarded nothing
+   *   (the writes then go through this store as usual).
+   */
+  atomically(
+    work: () => void,
+    join: (writes: SessionWrite[], before: Promise<void>) => Promise<void> | undefined,
+  ): void {
+    if (this.diverted !== undefined) return work(); // within another: part of it
+    const ops: WriteOp[] = [];
+    this.diverted = ops;
+    try {
+      work();
+    } finally {
+      this.diverted = undefined;
+    }
+    if (ops.length === 0) return;
+    const { writes } = sessionWrites(ops, this.#owner);
+    if (writes.length === 0) return this.queueWrites(ops); // none of them this node's sessions
+    const before = Promise.withResolvers<void>();
+    const until = join(writes, before.promise);
+    if (until === undefined) return this.queueWrites(ops);
+    const barrier: Barrier = { barrier: { before: before.resolve, until, passed: false } };
+    if (!this.queueNote(barrier)) before.resolve(); // stopped: nothing is written here any more
   }
 
   /**

@@ -135,6 +135,11 @@ export class StorageHook implements Hook {
    * their client record (not their subscriptions or messages), to send a dead node's wills.
    */
   protected sharedStore = false;
+  /**
+   * While set, every write goes here instead of the queue (a cluster node's session store takes the writes
+   * of a will or a shared hand-off into the engine write that holds its forwards: see `session_store.ts`).
+   */
+  protected diverted: WriteOp[] | undefined = undefined;
   /** In-flight records written (or being written), by client: deletes of others are not written. */
   readonly #written: InflightIndex = new Map();
   /** Client ids that have a client record in the store (loaded or written). */
@@ -257,9 +262,21 @@ export class StorageHook implements Hook {
    * Queues a note for the backend, committed with the writes queued so far (see {@linkcode WriteOp}).
    *
    * @param note The note.
+   * @returns False when the hook has stopped (the note is dropped).
    */
-  protected queueNote(note: unknown): void {
+  protected queueNote(note: unknown): boolean {
     this.#write({ op: "note", note });
+    return !this.#stopped;
+  }
+
+  /**
+   * Queues writes as if the hook had made them now (writes taken by {@linkcode StorageHook.diverted} that
+   * go to the store after all).
+   *
+   * @param ops The writes, in order.
+   */
+  protected queueWrites(ops: readonly WriteOp[]): void {
+    for (const op of ops) this.#write(op);
   }
 
   #putClient(client: Client): void {
@@ -379,6 +396,10 @@ export class StorageHook implements Hook {
 
   #write(op: WriteOp): void {
     if (this.#stopped) return;
+    if (this.diverted !== undefined) {
+      this.diverted.push(op);
+      return;
+    }
     this.#queue.push(op);
     this.#run = undefined;
     this.#appended++;
@@ -398,6 +419,16 @@ export class StorageHook implements Hook {
     groups?: readonly string[],
   ): void {
     if (this.#stopped) return;
+    if (this.diverted !== undefined) { // as the ops a backend without outbound events takes
+      const stage = kind === OUTBOUND_PUBREL ? "pubrel" : "publish";
+      this.diverted.push(
+        kind === OUTBOUND_DONE ? { op: "deleteInflight", clientId, direction: "out", id: sequence } : {
+          op: "putInflight",
+          record: { clientId, direction: "out", sequence, packetId, stage, message, groups },
+        },
+      );
+      return;
+    }
     let events = this.#events;
     if (events === undefined) {
       this.#events = events = this.#spareEvents ?? new OutboundEvents();
