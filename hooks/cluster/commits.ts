@@ -29,6 +29,7 @@ import { ByteWriter } from "../../src/packets/writer.ts";
 import type { Batch, ClusterBus, SessionWrite } from "./bus.ts";
 import type { EngineOutage } from "./health.ts";
 import { delay } from "./timing.ts";
+import { diesBefore } from "./test_fault.ts";
 
 /**
  * A batch gathering while commits are in flight is sent once its forwards reach this many bytes. Measured
@@ -212,9 +213,9 @@ export class Commits {
     this.#pending = this.#pendingDone = this.#pendingAfter = undefined;
     this.#inFlight++;
     if (after !== undefined) this.#waiting = batch;
-    const commit = after === undefined
-      ? this.#bus.commit(this.#nodeId, batch)
-      : after.then(() => this.#bus.commit(this.#nodeId, batch));
+    const send = () =>
+      diesBefore(batch) ? new Promise<void>(() => {}) : this.#bus.commit(this.#nodeId, batch);
+    const commit = after === undefined ? send() : after.then(send);
     const sent = commit.then(succeeded, (error) => {
       this.#broken = true; // seen before anything else is sent: nothing overtakes the retry
       return error instanceof Error ? error : new Error(String(error));

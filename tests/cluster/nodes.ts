@@ -37,6 +37,8 @@ export interface NodeOptions {
   args?: string[];
   /** Do not wait until it listens. */
   noWait?: boolean;
+  /** More environment variables (a test fault: see `hooks/cluster/test_fault.ts`). */
+  env?: Record<string, string>;
 }
 
 /** How long a node may take to stop on a signal before it is killed and the stop fails. */
@@ -71,6 +73,7 @@ export async function startNode(redis: string, id: string, options: NodeOptions 
       ...(options.args ?? []),
     ],
     cwd: ROOT,
+    env: options.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
