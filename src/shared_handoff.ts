@@ -29,6 +29,10 @@
  * well had the message anyway), and storage keeps them with the in-flight record (`InflightRecord.groups`;
  * the Deno KV and Redis backends' outbound log per chunk), so a restored or adopted session still knows them.
  *
+ * In a cluster, a message given back leaves the member's stored session in the same engine write that
+ * forwards it to the node of the group's next member ({@linkcode Cluster.atomically}): a node that dies
+ * meanwhile leaves it in the session (for its claimer to pass on) or has passed it, never both or neither.
+ *
  * @module
  */
 

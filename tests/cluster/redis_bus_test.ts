@@ -144,3 +144,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` engine: a commit applies its session writes with its forwards, each write fenced by its epoch",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis();
+    const a = new RedisBus({ address: redis.address });
+    const look = new Redis(redis.port, "127.0.0.1");
+    try {
+      await a.connect(quiet);
+      assert.ok(await a.join("a", "{}", 60_000));
+      const owned = await a.claimSession("s", "a", false, '{"will":1}');
+      await a.storeSessions("a", [{ clientId: "s", epoch: owned.epoch, ops: [["S", "o\x001", "m1"]] }]);
+      const other = await a.claimSession("t", "a", false, "{}");
+      await a.commit("a", {
+        forwards: new Map([["b", new Uint8Array([1, 2, 3])]]),
+        routes: [],
+        retained: [],
+        delivered: [],
+        endedSessions: [],
+        sessions: [
+          { clientId: "s", epoch: owned.epoch, ops: [["S", "c", "{}"], ["H", "o\x001", ""]] },
+          { clientId: "t", epoch: other.epoch - 1, ops: [["S", "o\x002", "stale"]] }, // not its epoch: skipped
+        ],
+      });
+      assert.deepEqual(await look.hgetall("mqtt:cluster:session:s"), { c: "{}" }, "the will and m1 removed");
+      assert.equal((await look.hgetall("mqtt:cluster:session:t"))["o\x002"], undefined);
+      assert.equal(await look.xlen("mqtt:cluster:inbox:b"), 1, "the forward, in the same transaction");
+    } finally {
+      look.disconnect();
+      await a.close();
+      await redis.stop();
+    }
+  },
+});
