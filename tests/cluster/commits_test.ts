@@ -129,3 +129,37 @@ Deno.test("Commits: after a failure nothing more is sent until the failed commit
   assert.equal(committed.length, 4);
   stop();
 });
+
+Deno.test("Commits: a batch with session writes is not split, waits for the store's earlier writes, and nothing overtakes it", async () => {
+  const { bus, commits } = setup();
+  route(commits, "a");
+  await tick();
+  assert.deepEqual(bus.sent, ["a"]);
+  const store = Promise.withResolvers<void>();
+  let done: Promise<void> | undefined;
+  commits.unsplit(() => {
+    forward(commits, "n2", PIPELINE_BYTES - 100);
+    forward(commits, "n2", 200); // would send the batch at once outside `unsplit`
+    done = commits.withSessions([{ clientId: "s", epoch: 1, ops: [["S", "c", "{}"]] }], store.promise);
+  });
+  assert.deepEqual(bus.sent, ["a"], "one batch, kept together");
+  bus.answer();
+  await tick();
+  assert.deepEqual(bus.sent, ["a"], "it waits for the session store");
+  forward(commits, "n3", PIPELINE_BYTES); // a full batch that would be pipelined at once
+  await tick();
+  assert.deepEqual(bus.sent, ["a"]);
+  store.resolve();
+  await tick();
+  assert.deepEqual(bus.sent, ["a", `n2:${PIPELINE_BYTES + 100}`], "then it goes, alone");
+  bus.answer();
+  await done;
+  await tick();
+  assert.deepEqual(
+    bus.sent,
+    ["a", `n2:${PIPELINE_BYTES + 100}`, `n3:${PIPELINE_BYTES}`],
+    "the next one after it",
+  );
+  bus.answer();
+  await commits.tail;
+});
