@@ -66,14 +66,7 @@ import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
 import { EngineOutage, LeaseGate } from "./health.ts";
 import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
-import {
-  encodeMessage,
-  type MessageId,
-  messageRecord,
-  NO_GROUPS,
-  writeControl,
-  writeRecord,
-} from "./wire.ts";
+import { encodeMessage, type MessageId, messageRecord, writeControl, writeRecord } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 import { deliverEntry, type InboxNode } from "./inbox.ts";
 import { delay, settlesWithin } from "./timing.ts";
@@ -424,7 +417,7 @@ export class BusCluster implements Cluster {
     const nodes = this.#routes.plainNodes(topic);
     if (nodes !== undefined) {
       // No shared route matches (the usual case): to each node, encoded once.
-      if (nodes.length > 0) this.#forward(packet, nodes);
+      if (nodes.length > 0) this.#commits.forward(packet, nodes, this.#forwardId);
       return;
     }
     const remote = this.#routes.match(topic);
@@ -468,21 +461,6 @@ export class BusCluster implements Cluster {
     this.sessionStore.atomically(() => this.#commits.unsplit(work), (writes, before) =>
       // Nothing forwarded: the session writes go through the store as usual.
       this.#forwardId.seq === seq ? undefined : this.#commits.withSessions(writes, before));
-  }
-
-  /** Queues a message for the non-shared subscriptions of `nodes`: encoded into the first one's batch. */
-  #forward(packet: Packet, nodes: readonly string[]): void {
-    this.#commits.batch();
-    const id = this.#forwardId;
-    id.seq++; // one id for every destination's copy
-    const first = this.#commits.writer(nodes[0], packet.payload?.length ?? 0);
-    const start = writeRecord(first, packet, undefined, true, NO_GROUPS, id);
-    if (nodes.length === 1) return;
-    // A view of the first writer's bytes: valid while the others are written (it is not written to).
-    const encoded = first.buffer.subarray(start, first.length);
-    for (let i = 1; i < nodes.length; i++) {
-      writeRecord(this.#commits.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS, id);
-    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ import type { Batch, ClusterBus, SessionWrite } from "./bus.ts";
 import type { EngineOutage } from "./health.ts";
 import { delay } from "./timing.ts";
 import { diesBefore } from "./test_fault.ts";
+import type { Packet } from "../../src/packets/types.ts";
+import { type MessageId, NO_GROUPS, writeRecord } from "./wire.ts";
 
 /**
  * A batch gathering while commits are in flight is sent once its forwards reach this many bytes. Measured
@@ -183,6 +185,26 @@ export class Commits {
     this.batch().sessions.push(...writes);
     this.#pendingAfter ??= after;
     return this.#tail;
+  }
+
+  /**
+   * Queues a message for the non-shared subscriptions of `nodes`, encoded once (into the first one's writer).
+   *
+   * @param packet The message.
+   * @param nodes The destination nodes (at least one).
+   * @param id The node's last message id: the next one is taken, the same for every destination's copy.
+   */
+  forward(packet: Packet, nodes: readonly string[], id: MessageId): void {
+    this.batch();
+    id.seq++;
+    const first = this.writer(nodes[0], packet.payload?.length ?? 0);
+    const start = writeRecord(first, packet, undefined, true, NO_GROUPS, id);
+    if (nodes.length === 1) return;
+    // A view of the first writer's bytes: valid while the others are written (it is not written to).
+    const encoded = first.buffer.subarray(start, first.length);
+    for (let i = 1; i < nodes.length; i++) {
+      writeRecord(this.writer(nodes[i], encoded.length), packet, encoded, true, NO_GROUPS, id);
+    }
   }
 
   #scheduleFlush(): void {
