@@ -69,7 +69,7 @@ import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
 import { encodeMessage, type MessageId, messageRecord, writeControl, writeRecord } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 import { deliverEntry, type InboxNode } from "./inbox.ts";
-import { delay, settlesWithin } from "./timing.ts";
+import { delay, routeAnnouncementDelay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
 
@@ -250,8 +250,14 @@ export class BusCluster implements Cluster {
     return this.#bus.address;
   }
 
+  /** Tests only: a node slow to apply route announcements (see `routeAnnouncementDelay`). */
+  readonly #routeDelay = routeAnnouncementDelay();
+
   readonly #listener: BusListener = {
-    route: (node, change) => this.#routeAnnounced(node, change),
+    route: (node, change) =>
+      this.#routeDelay
+        ? setTimeout(() => this.#routeAnnounced(node, change), this.#routeDelay)
+        : this.#routeAnnounced(node, change),
     routesDropped: (node) => {
       if (node !== this.nodeId) this.#routes.drop(node);
     },

@@ -1,0 +1,88 @@
+/**
+ * A session that moves to a node where its route is new loses nothing that a third node, slow to apply
+ * route announcements, publishes meanwhile (issue 12's route barrier). The third node is started with
+ * the test-only `BROKER_TEST_ROUTE_ANNOUNCEMENT_DELAY_MS` (see `hooks/cluster/timing.ts`): it applies
+ * every other node's route announcement 500 ms late, as a node with a busy event loop might. Before the
+ * barrier, the new owner trusted its new route to be known everywhere 100 ms after it was stored: what
+ * the slow node routed to the old owner only, after the old owner had let the session go, was lost
+ * although its publisher had its PUBACK.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import mqtt from "../mqtt.ts";
+import { delay, waitFor } from "../helpers.ts";
+import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import { connect, startNode, withCluster } from "./nodes.ts";
+import { ROUTE_DELAY_ENV } from "../../hooks/cluster/timing.ts";
+
+const ignore = !(await redisAvailable()) && !redisRequired();
+
+Deno.test({
+  name:
+    "`cluster` a session moving to a node where its route is new gets every message a node slow to apply routes acknowledged",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(
+      ["a", "b"],
+      { logOnFailure: /WARN|ERROR|barrier/ },
+      async ({ redis, nodes, clients }) => {
+        const [a, b] = nodes;
+        const c = await startNode(redis.address, "c", { env: { [ROUTE_DELAY_ENV]: "500" } });
+        nodes.push(c);
+        const options = {
+          protocolVersion: 5 as const,
+          reconnectPeriod: 0,
+          clean: false,
+          properties: { sessionExpiryInterval: 300 },
+        };
+        const got = new Set<string>();
+        const listen = (client: mqtt.MqttClient) =>
+          client.on("message", (_t, payload) => got.add(String(payload)));
+        let sub = await mqtt.connectAsync(a.url, { clientId: "mover", ...options });
+        clients.push(sub);
+        listen(sub);
+        await sub.subscribeAsync("m/#", { qos: 1 });
+        await delay(1000); // c has a's route (it applies it 500 ms late)
+        const pub = await connect(c, "pub-c");
+        clients.push(pub);
+        const acked: string[] = [];
+        let running = true;
+        const publishing = (async () => {
+          for (let i = 0; running; i++) {
+            await pub.publishAsync("m/x", `c-${i}`, { qos: 1 });
+            acked.push(`c-${i}`);
+            await delay(2);
+          }
+        })();
+        await delay(300);
+        const moves: number[] = [];
+        // Each move makes the route new where it goes: the node left drops its route, and the reservation
+        // a claim makes goes a lease (2.5 s) after it.
+        for (const next of [b, a, b]) {
+          await sub.endAsync();
+          const started = Date.now();
+          sub = mqtt.connect(next.url, { clientId: "mover", ...options });
+          clients.push(sub);
+          listen(sub);
+          const connack = await new Promise<mqtt.IConnackPacket>((resolve) => sub.once("connect", resolve));
+          moves.push(Date.now() - started);
+          assert.equal(connack.sessionPresent, true, `session present on ${next.id}`);
+          await delay(3000);
+        }
+        running = false;
+        await publishing;
+        await waitFor(() => acked.every((text) => got.has(text)), 5000, "every acknowledged message").catch(
+          () => {},
+        );
+        const missing = acked.filter((text) => !got.has(text));
+        console.log(`moves took ${moves.join(", ")} ms; ${acked.length} messages acknowledged`);
+        assert.ok(acked.length > 500, `published all along (${acked.length})`);
+        assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged messages missing`);
+      },
+    );
+  },
+});
