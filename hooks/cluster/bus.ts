@@ -128,6 +128,8 @@ export interface NodeEntry {
   id: string;
   /** The lease's value (what the node last reported), or undefined when the lease expired. */
   lease: string | undefined;
+  /** Which join of the node this is (another value: it was claimed and joined again), if the engine tells. */
+  incarnation?: string;
 }
 
 /** A node's routes as stored. */

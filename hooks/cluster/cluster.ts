@@ -59,8 +59,9 @@ import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
-import type { BusListener, ClusterBus, InboxEntry, RouteChange } from "./bus.ts";
+import type { BusListener, ClusterBus, InboxEntry } from "./bus.ts";
 import { RouteTable } from "./route_table.ts";
+import { RouteLoads } from "./route_loads.ts";
 import { Commits } from "./commits.ts";
 import { RetainedMirror } from "./retained_mirror.ts";
 import { Reaper } from "./dead_nodes.ts";
@@ -69,7 +70,8 @@ import { defaultNodeId, previousLifeClaimed } from "./node_id.ts";
 import { encodeMessage, type MessageId, messageRecord, writeControl, writeRecord } from "./wire.ts";
 import { ClaimWindows, idKey, OriginSequences } from "./delivered_once.ts";
 import { deliverEntry, type InboxNode } from "./inbox.ts";
-import { delay, routeAnnouncementDelay, settlesWithin } from "./timing.ts";
+import { RouteBarriers } from "./route_barrier.ts";
+import { delay, settlesWithin } from "./timing.ts";
 
 const log = logger("cluster");
 
@@ -106,8 +108,10 @@ export class BusCluster implements Cluster {
   readonly #local = new Map<string, number>();
   #routeSeq = 0;
   #committedSeq = 0;
-  /** Route announcements held while a node's routes load. */
-  readonly #routeLoads = new Map<string, RouteChange[]>();
+  /** Other nodes' route announcements and reloads (into `#routes`). */
+  readonly #routeLoads: RouteLoads;
+  /** This node's routes confirmed on every other node (see `route_barrier.ts`); answers to theirs. */
+  readonly #barriers: RouteBarriers;
 
   /** The batches of writes, gathered and committed in order. */
   readonly #commits: Commits;
@@ -179,6 +183,18 @@ export class BusCluster implements Cluster {
     });
     this.#retained = new RetainedMirror(bus, (packet) => this.#host!.applyRetained(packet));
     const owned = this.#owned;
+    this.#routeLoads = new RouteLoads(bus, this.#routes, this.nodeId);
+    this.#barriers = new RouteBarriers({
+      nodeId: this.nodeId,
+      leaseMs: this.#leaseMs,
+      members: () => this.#bus.members(),
+      control: (node, control) => this.#control(node, control),
+      sync: () => this.sync(),
+      routeSeq: () => this.#routeSeq,
+      appliedSeq: (node) => this.#routes.seq(node),
+      loadRoutes: (node) => this.#routeLoads.load(node),
+      gone: () => this.#stopped || this.#fenced,
+    });
     this.#claims = new SessionClaims(bus, {
       nodeId: this.nodeId,
       leaseMs: this.#leaseMs,
@@ -191,14 +207,11 @@ export class BusCluster implements Cluster {
       },
       fenced: () => this.#fenced,
       control: (node, control) => this.#control(node, control),
-      addRoute: (filter) => {
-        this.filterAdded(filter);
-        return this.#local.get(filter) === 1;
-      },
+      addRoute: (filter) => this.filterAdded(filter),
       removeRoute: (filter) => {
         if (this.#local.has(filter)) this.filterRemoved(filter);
       },
-      sync: () => this.sync(),
+      routesKnown: (filters) => this.#barriers.known(filters),
       storeSync: () => this.sessionStore.sync(),
       writeFields: (clientId, fields) => this.sessionStore.writeFields(clientId, fields),
       deliveredFromDead: (clientId) => this.#reaper.deliveredTo(clientId),
@@ -210,6 +223,7 @@ export class BusCluster implements Cluster {
         return host();
       },
       claims: this.#claims,
+      barriers: this.#barriers,
       sequences: this.#inboxSequences,
       windows: this.#windows,
       duplicate: () => this.duplicates++,
@@ -250,21 +264,15 @@ export class BusCluster implements Cluster {
     return this.#bus.address;
   }
 
-  /** Tests only: a node slow to apply route announcements (see `routeAnnouncementDelay`). */
-  readonly #routeDelay = routeAnnouncementDelay();
-
   readonly #listener: BusListener = {
-    route: (node, change) =>
-      this.#routeDelay
-        ? setTimeout(() => this.#routeAnnounced(node, change), this.#routeDelay)
-        : this.#routeAnnounced(node, change),
+    route: (node, change) => this.#routeLoads.announced(node, change),
     routesDropped: (node) => {
       if (node !== this.nodeId) this.#routes.drop(node);
     },
     retained: (version, topic, record) => this.#retained.announced(version, topic, record),
     reconnected: () => {
       log.debug("Cluster announcements reconnected: reloading routes and retained messages");
-      for (const node of [...this.#routes.nodes()]) this.#loadRoutes(node);
+      for (const node of [...this.#routes.nodes()]) this.#routeLoads.load(node);
       this.#retained.reload();
     },
   };
@@ -291,7 +299,7 @@ export class BusCluster implements Cluster {
       }
       await this.sync();
       for (const member of await this.#bus.members()) {
-        if (member.id !== this.nodeId && member.lease !== undefined) await this.#loadRoutes(member.id);
+        if (member.id !== this.nodeId && member.lease !== undefined) await this.#routeLoads.load(member.id);
       }
       await this.#retained.reload();
     } catch (error) {
@@ -348,6 +356,7 @@ export class BusCluster implements Cluster {
     const count = (this.#local.get(filter) ?? 0) + 1;
     this.#local.set(filter, count);
     if (count === 1 || filter.startsWith("$share/")) this.#routeChanged(filter, count);
+    if (count === 1) this.#barriers.created(filter, this.#routeSeq);
   }
 
   filterRemoved(filter: string): void {
@@ -355,46 +364,12 @@ export class BusCluster implements Cluster {
     if (count <= 0) this.#local.delete(filter);
     else this.#local.set(filter, count);
     if (count <= 0 || filter.startsWith("$share/")) this.#routeChanged(filter, Math.max(0, count));
+    if (count <= 0) this.#barriers.removed(filter);
   }
 
   #routeChanged(filter: string, count: number): void {
     if (this.#stopped || this.#fenced) return;
     this.#commits.batch().routes.push({ filter, count, seq: ++this.#routeSeq });
-  }
-
-  #routeAnnounced(node: string, change: RouteChange): void {
-    if (node === this.nodeId) return;
-    const held = this.#routeLoads.get(node);
-    if (held) {
-      held.push(change);
-      return;
-    }
-    const seq = this.#routes.seq(node);
-    if (seq !== undefined && change.seq <= seq) return;
-    if (seq === undefined || change.seq !== seq + 1) {
-      this.#loadRoutes(node, change);
-      return;
-    }
-    this.#routes.apply(node, change.seq, change.filter, change.count);
-  }
-
-  /** Reloads a node's routes; announcements arriving meanwhile are applied after, in order. */
-  async #loadRoutes(node: string, first?: RouteChange): Promise<void> {
-    if (this.#routeLoads.has(node)) {
-      if (first) this.#routeLoads.get(node)!.push(first);
-      return;
-    }
-    const held: RouteChange[] = first ? [first] : [];
-    this.#routeLoads.set(node, held);
-    try {
-      const stored = await this.#bus.routes(node);
-      this.#routes.replace(node, stored.seq, stored.filters);
-    } catch (error) {
-      log.debug("Could not load the routes of {node}: {error}", { node, error: String(error) });
-    } finally {
-      this.#routeLoads.delete(node);
-    }
-    for (const change of held) this.#routeAnnounced(node, change);
   }
 
   route(packet: Packet, subscribers: Subscribers): void {
@@ -710,7 +685,7 @@ export class BusCluster implements Cluster {
           // Behind on two reports in a row (not just racing an announcement): reload.
           const behind = (this.#seqBehind.get(member.id) ?? 0) + 1;
           this.#seqBehind.set(member.id, behind);
-          if (seq === undefined || behind >= 2) this.#loadRoutes(member.id);
+          if (seq === undefined || behind >= 2) this.#routeLoads.load(member.id);
         } else this.#seqBehind.delete(member.id);
       }
       for (const node of [...this.#routes.nodes()]) {
@@ -742,6 +717,7 @@ export class BusCluster implements Cluster {
     if (pending) pending.routes = pending.delivered = [];
     const closed = this.#host!.dropSessions(0x8b);
     this.#local.clear();
+    this.#barriers.reset();
     if (lost) {
       // Nothing here can be trusted to match Redis any more (ownership, epochs, routes, versions).
       log.error(
@@ -775,9 +751,13 @@ export class BusCluster implements Cluster {
       // Announced with a gap in sequence: every node reloads this node's routes (none, or stale ones removed).
       const stale = await this.#bus.routes(this.nodeId);
       this.#routeSeq = this.#committedSeq = Math.max(this.#routeSeq, stale.seq) + 1;
+      // Every node's routes as stored now, before anything is routed again: a route barrier sent while
+      // this node was claimed did not wait for it (see `route_barrier.ts`).
+      const others = new Set(this.#routes.nodes());
+      for (const { id, lease } of await this.#bus.members()) if (id !== this.nodeId && lease) others.add(id);
+      await Promise.all([...others].map((node) => this.#routeLoads.load(node)));
       this.#fenced = this.#lease.closed = false;
       for (const filter of stale.filters.keys()) this.#routeChanged(filter, 0);
-      for (const node of [...this.#routes.nodes()]) this.#loadRoutes(node);
       this.#retained.reload();
     } catch (error) {
       log.debug("Could not reload after joining again: {error}", { error: String(error) });

@@ -9,6 +9,7 @@ import { type Client, holdWritesOf } from "../../src/client.ts";
 import { logger } from "../../src/logger.ts";
 import type { InboxEntry } from "./bus.ts";
 import type { SessionClaims } from "./session_claims.ts";
+import type { RouteBarriers } from "./route_barrier.ts";
 import { type ClaimWindows, type OriginSequences, stampedId } from "./delivered_once.ts";
 import { NO_GROUPS, RecordReader } from "./wire.ts";
 
@@ -20,6 +21,8 @@ export interface InboxNode {
   readonly host: ClusterHost;
   /** Session claims (control records; messages held for sessions moving here). */
   readonly claims: SessionClaims;
+  /** Route barriers (control records: other nodes' barriers, answers to this node's). */
+  readonly barriers: RouteBarriers;
   /** The last id read from each origin in this inbox (copies of a batch written twice are skipped). */
   readonly sequences: OriginSequences;
   /** The dead nodes' claims worked through here. */
@@ -58,8 +61,9 @@ export async function deliverEntry(node: InboxNode, entry: InboxEntry, held: Set
       return;
     }
     if (message === undefined) return;
-    if ("control" in message) await claims.controlled(message.control);
-    else if (!sequences.fresh(entry.from, message.epoch, message.seq)) node.duplicate();
+    if ("control" in message) {
+      if (!node.barriers.controlled(message.control)) await claims.controlled(message.control);
+    } else if (!sequences.fresh(entry.from, message.epoch, message.seq)) node.duplicate();
     else {
       const packet = message.packet;
       const id = stampedId(entry.from, message); // kept by the sessions here that store it

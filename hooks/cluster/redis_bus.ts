@@ -580,10 +580,11 @@ export class RedisBus implements ClusterBus {
   }
 
   async members(): Promise<NodeEntry[]> {
-    const ids = await this.#run(this.#r.hkeys(`${this.#prefix}nodes`));
+    const registered = await this.#run(this.#r.hgetall(`${this.#prefix}nodes`));
+    const ids = Object.keys(registered);
     if (ids.length === 0) return [];
     const leases = await this.#run(this.#r.mget(...ids.map((id) => this.#key("lease", id))));
-    return ids.map((id, i) => ({ id, lease: leases[i] ?? undefined }));
+    return ids.map((id, i) => ({ id, lease: leases[i] ?? undefined, incarnation: registered[id] }));
   }
 
   async claim(dead: string, by: string): Promise<boolean> {

@@ -46,7 +46,7 @@ import type { ClusterHost, SessionSnapshot } from "../../src/cluster.ts";
 import type { Client } from "../../src/client.ts";
 import { clientRecord } from "../storage/storage.ts";
 import { logger } from "../../src/logger.ts";
-import type { ClusterBus, SessionWrite } from "./bus.ts";
+import type { ClusterBus, SessionClaim, SessionWrite } from "./bus.ts";
 import {
   CLIENT_FIELD,
   currentHeld,
@@ -64,9 +64,6 @@ import { encodeJson } from "./wire.ts";
 import { delay } from "./timing.ts";
 
 const log = logger("cluster");
-
-/** How long a claim waits after a new route is stored, for every node to have its announcement (ms). */
-const ROUTE_SETTLE_MS = 100;
 
 /** What the claims need from their node. */
 export interface ClaimsNode {
@@ -90,12 +87,12 @@ export interface ClaimsNode {
   joins(): number;
   /** Queues a control record for a node's inbox (this node's own included). */
   control(node: string, control: Record<string, unknown>): void;
-  /** Counts one more local subscription to a filter (its route); true when the route is new. */
-  addRoute(filter: string): boolean;
+  /** Counts one more local subscription to a filter (its route). */
+  addRoute(filter: string): void;
   /** Counts one local subscription to a filter less. */
   removeRoute(filter: string): void;
-  /** Resolves when everything queued so far is stored. */
-  sync(): Promise<void>;
+  /** Resolves once this node's routes for `filters` are stored and known on every other node (`route_barrier.ts`). */
+  routesKnown(filters: readonly string[]): Promise<void>;
   /** Resolves when every session write queued so far is stored. */
   storeSync(): Promise<void>;
   /** Queues writes to the stored session of a client id this node owns (see `SessionStore.writeFields`). */
@@ -371,17 +368,36 @@ export class SessionClaims {
       }
       return snapshot;
     }
-    // Routes for the session's filters first, known everywhere before the release is asked for.
+    // Routes for the session's filters first, known everywhere before the release is asked for (a route
+    // barrier, when one is new here or not yet confirmed by one). They are reserved until a lease after
+    // the claim ends (the admitted session has its own subscriptions by then).
     const reserved = (claim.filters ?? []).filter((filter) => !filter.startsWith("$share/"));
-    let fresh = false;
-    for (const filter of reserved) fresh = node.addRoute(filter) || fresh;
-    setTimeout(() => {
-      for (const filter of reserved) node.removeRoute(filter);
-    }, node.leaseMs);
-    if (fresh) {
-      await node.sync();
-      await delay(ROUTE_SETTLE_MS);
+    for (const filter of reserved) node.addRoute(filter);
+    try {
+      await node.routesKnown(reserved).catch((error) => {
+        node.failed(error);
+        throw error;
+      });
+      return await this.#handOver(client, claim, record, reserved, attempt);
+    } finally {
+      setTimeout(() => {
+        for (const filter of reserved) node.removeRoute(filter);
+      }, node.leaseMs);
     }
+  }
+
+  /** Asks the live previous owner for the session and waits for its handoff (see the module). */
+  async #handOver(
+    client: Client,
+    claim: SessionClaim,
+    record: string,
+    reserved: string[],
+    attempt: number,
+  ): Promise<SessionSnapshot | undefined> {
+    const node = this.#node;
+    const clientId = client.id;
+    const clean = client.properties.clean;
+    const previous = claim.previous!;
     // The previous owner reads the request in order after every message it was sent before, hands
     // the session back through this node's inbox, and has dropped its routes by then.
     const key = `${clientId}\u0000${claim.epoch}`;
@@ -393,7 +409,7 @@ export class SessionClaims {
     });
     const held: Claim = {
       epoch: claim.epoch,
-      from: claim.previous,
+      from: previous,
       handed: false,
       local: true,
       inbox: false,
@@ -403,7 +419,7 @@ export class SessionClaims {
       clientId,
     };
     this.#claims.set(clientId, held);
-    node.control(claim.previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
+    node.control(previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
     node.control(node.nodeId, { kind: "marker", clientId, epoch: claim.epoch });
     // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
     // claimed by a survivor, which adopts this session with it and every message left for it: ownership
@@ -434,7 +450,7 @@ export class SessionClaims {
         }
         if (Date.now() > handoffDeadline) {
           log.warn("Node {node} did not hand over the session of {id} in time: taken as it is stored", {
-            node: claim.previous,
+            node: previous,
             id: clientId,
           });
           const stored = await this.#bus.storedSession(clientId);
@@ -456,7 +472,7 @@ export class SessionClaims {
       held.had = handedIds(handed.snapshot, handed.had);
       log.debug("{id} handed over by {node}: {subscriptions} subscriptions, {messages} messages", {
         id: clientId,
-        node: claim.previous,
+        node: previous,
         subscriptions: handed.snapshot?.subscriptions.length ?? "no session",
         messages: handed.snapshot?.inflight.length ?? 0,
       });
@@ -464,7 +480,7 @@ export class SessionClaims {
         clientId,
         epoch: claim.epoch,
         ops: [["R", heldPrefix(claim.epoch), ""], ["S", CLIENT_FIELD, record], ...state],
-        from: claim.previous,
+        from: previous,
       };
       await this.#bus.storeSessions(node.nodeId, [write]);
     } catch (error) {
