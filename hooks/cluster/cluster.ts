@@ -15,7 +15,10 @@
  *   stores a change when a filter appears or goes (for shared filters, every change of the count,
  *   which weighs the node in the group) together with its announcement and a sequence number, before
  *   the SUBACK goes out. Every node keeps every other node's routes in a {@linkcode RouteTable};
- *   a sequence gap, a reconnection, or a lease reporting a newer sequence reloads that node's routes.
+ *   a sequence gap, a reconnection, or a lease reporting a newer sequence reloads that node's routes
+ *   (`route_loads.ts`). Announcements carry no acknowledgement: where a route must be known everywhere
+ *   (a session moving here asks its old owner for it only then), a route barrier goes through every
+ *   other node's inbox and back ({@linkcode RouteBarriers}, `route_barrier.ts`).
  * - **Forwarding.** A message accepted here goes to the nodes whose routes match (a per-topic answer
  *   cached until the routes change), as records encoded once into a per-node buffer and written as one
  *   inbox entry per destination per commit, all in one atomic commit. Commits are group commits,

@@ -5,14 +5,23 @@
  *
  * **No message is lost in the handoff window.** Before asking for the release, this node reserves a
  * route for each of the session's filters (read from the stored session by the claim), and when one
- * is new here, waits until it is stored and announced. A control record (the marker) goes into this
- * node's own inbox in the same commit as the release request. Then, for a message committed anywhere:
+ * is not yet known to be on every other node (new here, or created since the last confirmation), it
+ * sends a route barrier and waits for every other registered node's answer (`route_barrier.ts`): each
+ * answers once its route table has the route, through its ordinary commits, so whatever it routed to
+ * the old owner alone before it knew the route is in the old owner's inbox before its answer. (Until
+ * 2026-12-07 this was a fixed 100 ms after the route was stored; a node slow to apply the announcement
+ * lost messages for the moving session.) A control record (the marker) goes into this node's own
+ * inbox in the same commit as the release request. Then, for a message committed anywhere:
  * - before that commit: it is in the old owner's inbox before the release, so it is in the session
  *   handed over (and it reached this node's inbox before the marker, where it is not held);
- * - after it: the old owner drops it (the session left), but its publisher's node had this node's
- *   route by then, so it is in this node's inbox after the marker, where it is held for the session.
+ * - after it: the old owner drops it (the session left), but its publisher's node had answered the
+ *   barrier, so it had this node's route when it routed the message (or was claimed, and never
+ *   acknowledges it), and the message is in this node's inbox after the marker, where it is held for
+ *   the session.
  * The old owner's own messages are the exception: it delivers them to the session at once, until it
- *   reads the release, so from it only what follows its handoff record is held.
+ *   reads the release, so from it only what follows its handoff record is held. (It answers the barrier
+ *   like every other node, before the release is sent: what its publishers send after the release
+ *   needs this node's route.)
  * Messages published on this node after the release request are held too (the old owner gets them
  * after the release). One path breaks that rule: a copy that went to a dead node's inbox reaches the old
  * owner before the release when the old owner is that node's claimer (it delivers what was left for the
@@ -22,7 +31,7 @@
  * may have had it and acknowledged it already: the session no longer holds it).
  * Once the session is admitted here ({@linkcode SessionClaims.admitted}) the
  * held messages are delivered to it alone, after what was handed over; the reservations go a lease
- * later.
+ * after the claim ends.
  *
  * **A client that moves on meanwhile.** A client that gives up waiting for its CONNACK here and connects to
  * a third node gets its session claimed from this one before it has arrived: this node then waits for the

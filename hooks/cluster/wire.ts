@@ -12,7 +12,8 @@
  * | 2 + n | the publisher's client id (`origin`) |
  * | 4 + n | the message as an MQTT v5 PUBLISH packet (fixed header included) |
  *
- * A control record (flags bit 1: session release and handoff between nodes) is the flags byte, a
+ * A control record (flags bit 1: session release and handoff between nodes, route barriers and their
+ * answers) is the flags byte, a
  * four-byte length and JSON (binary fields as `{"$b64": ...}`).
  *
  * A forwarded batch (one stream entry per destination node per turn) is records one after another.

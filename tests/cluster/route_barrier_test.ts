@@ -16,6 +16,7 @@ import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
 import { connect, startNode, withCluster } from "./nodes.ts";
 import { ROUTE_DELAY_ENV } from "../../hooks/cluster/timing.ts";
+import { type BarrierNode, RouteBarriers } from "../../hooks/cluster/route_barrier.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 
@@ -85,4 +86,82 @@ Deno.test({
       },
     );
   },
+});
+
+/** A node for {@linkcode RouteBarriers} alone: what it sends, and members to change at will. */
+function fakeNode(id: string, others: string[]) {
+  const sent: { to: string; control: Record<string, unknown> }[] = [];
+  const members = new Map<string, string>([[id, "1"], ...others.map((o) => [o, "1"] as [string, string])]);
+  const applied = new Map<string, number>();
+  const stored = new Map<string, number>();
+  let seq = 0;
+  const node: BarrierNode = {
+    nodeId: id,
+    leaseMs: 200,
+    members: () =>
+      Promise.resolve([...members].map(([id, incarnation]) => ({ id, lease: "{}", incarnation }))),
+    control: (to, control) => sent.push({ to, control }),
+    sync: () => Promise.resolve(),
+    routeSeq: () => seq,
+    appliedSeq: (node) => applied.get(node),
+    loadRoutes: (node) => {
+      if (stored.has(node)) applied.set(node, stored.get(node)!);
+      return Promise.resolve();
+    },
+    gone: () => false,
+  };
+  return { node, sent, members, applied, stored, addRoute: () => ++seq };
+}
+
+Deno.test("`RouteBarriers` asks every other node once per unconfirmed route, and goes on with their answers", async () => {
+  const b = fakeNode("b", ["a", "c"]);
+  const barriers = new RouteBarriers(b.node);
+  barriers.created("m/#", b.addRoute());
+  const first = barriers.known(["m/#"]);
+  const second = barriers.known(["m/#"]); // the same barrier
+  await delay(5);
+  assert.deepEqual(b.sent.map(({ to, control }) => [to, control.kind, control.seq]), [
+    ["a", "barrier", 1],
+    ["c", "barrier", 1],
+  ]);
+  let done = false;
+  Promise.all([first, second]).then(() => done = true);
+  const id = b.sent[0].control.id;
+  assert.equal(barriers.controlled({ kind: "barrier-ack", id, node: "a" }), true);
+  await delay(5);
+  assert.equal(done, false, "waits for c");
+  barriers.controlled({ kind: "barrier-ack", id, node: "c" });
+  await Promise.all([first, second]);
+  await barriers.known(["m/#"]); // confirmed: nothing sent
+  assert.equal(b.sent.length, 2);
+  assert.equal(barriers.controlled({ kind: "release" }), false, "not a barrier's");
+});
+
+Deno.test("`RouteBarriers` stops waiting for a node once it is claimed or joined again, not while it is registered", async () => {
+  const b = fakeNode("b", ["a", "c"]);
+  const barriers = new RouteBarriers(b.node);
+  barriers.created("m/#", b.addRoute());
+  let done = false;
+  const known = barriers.known(["m/#"]).then(() => done = true);
+  await delay(5);
+  barriers.controlled({ kind: "barrier-ack", id: b.sent[0].control.id, node: "a" });
+  await delay(250);
+  assert.equal(done, false, "c is still registered (with or without a lease)");
+  b.members.set("c", "2"); // claimed, and joined again (it loaded every route as it joined)
+  await known;
+});
+
+Deno.test("`RouteBarriers` answers a barrier once its table has the sender's routes, loading them if needed", async () => {
+  const c = fakeNode("c", ["b"]);
+  const barriers = new RouteBarriers(c.node);
+  c.applied.set("b", 3);
+  c.stored.set("b", 5);
+  assert.equal(barriers.controlled({ kind: "barrier", node: "b", seq: 3, id: "x" }), true);
+  assert.equal(barriers.controlled({ kind: "barrier", node: "b", seq: 5, id: "y" }), true);
+  await delay(5);
+  assert.deepEqual(c.sent.map(({ to, control }) => [to, control.kind, control.id, control.node]), [
+    ["b", "barrier-ack", "x", "c"],
+    ["b", "barrier-ack", "y", "c"],
+  ]);
+  assert.equal(c.applied.get("b"), 5, "loaded");
 });
