@@ -51,6 +51,8 @@ const log = logger("cluster");
 
 /** How often a barrier not yet answered by every node reads which nodes are still registered (ms). */
 const BARRIER_CHECK_MS = 100;
+/** A barrier that takes longer than this is logged at info (ms). */
+const SLOW_BARRIER_MS = 500;
 
 /** What the barriers need from their node. */
 export interface BarrierNode {
@@ -94,12 +96,6 @@ export class RouteBarriers {
   /** Barriers sent, by id. */
   readonly #pending = new Map<string, Pending>();
   #count = 0;
-  /** Barriers answered by every node, and their total wait (for the debug log). */
-  readonly stats: { barriers: number; waitedMs: number; timedOut: number } = {
-    barriers: 0,
-    waitedMs: 0,
-    timedOut: 0,
-  };
 
   /**
    * Creates the barriers of a node.
@@ -172,6 +168,7 @@ export class RouteBarriers {
         node.control(other, { kind: "barrier", node: node.nodeId, seq, id });
       }
       const deadline = started + 4 * node.leaseMs;
+      const claimed: string[] = [];
       while (pending.waiting.size > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
@@ -182,7 +179,6 @@ export class RouteBarriers {
         answered = Promise.withResolvers<void>();
         if (pending.waiting.size === 0 || node.gone()) break;
         if (Date.now() > deadline) {
-          this.stats.timedOut++;
           log.warn(
             "Route barrier {id}: no answer from {nodes} within {ms} ms; asking for the release all the same",
             { id, nodes: [...pending.waiting].join(", "), ms: Date.now() - started },
@@ -193,19 +189,20 @@ export class RouteBarriers {
         const now = new Map<string, string | undefined>();
         for (const member of await node.members()) now.set(member.id, member.incarnation);
         for (const other of [...pending.waiting]) {
-          if (!now.has(other) || now.get(other) !== incarnations.get(other)) pending.waiting.delete(other);
+          if (!now.has(other) || now.get(other) !== incarnations.get(other)) {
+            pending.waiting.delete(other);
+            claimed.push(other);
+          }
         }
       }
       if (node.gone()) return;
       this.#confirmed = Math.max(this.#confirmed, seq);
-      this.stats.barriers++;
-      this.stats.waitedMs += Date.now() - started;
-      log.debug("Route barrier {id} at sequence {seq}: {nodes} nodes in {ms} ms", {
-        id,
-        seq,
-        nodes: incarnations.size,
-        ms: Date.now() - started,
-      });
+      const ms = Date.now() - started;
+      // A slow one (a node stalled or dead, holding its lease) delays a client's CONNACK: said at info.
+      (ms > SLOW_BARRIER_MS ? log.info : log.debug)(
+        "Route barrier {id} at sequence {seq}: {nodes} nodes in {ms} ms ({claimed} claimed meanwhile)",
+        { id, seq, nodes: incarnations.size, ms, claimed: claimed.join(", ") || "none" },
+      );
     } finally {
       this.#pending.delete(id);
     }
