@@ -580,11 +580,10 @@ export class RedisBus implements ClusterBus {
   }
 
   async members(): Promise<NodeEntry[]> {
-    const registered = await this.#run(this.#r.hgetall(`${this.#prefix}nodes`));
-    const ids = Object.keys(registered);
-    if (ids.length === 0) return [];
-    const leases = await this.#run(this.#r.mget(...ids.map((id) => this.#key("lease", id))));
-    return ids.map((id, i) => ({ id, lease: leases[i] ?? undefined, incarnation: registered[id] }));
+    const registered = Object.entries(await this.#run(this.#r.hgetall(`${this.#prefix}nodes`)));
+    if (registered.length === 0) return [];
+    const leases = await this.#run(this.#r.mget(...registered.map(([id]) => this.#key("lease", id))));
+    return registered.map(([id, incarnation], i) => ({ id, lease: leases[i] ?? undefined, incarnation }));
   }
 
   async claim(dead: string, by: string): Promise<boolean> {
