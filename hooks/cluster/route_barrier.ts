@@ -199,10 +199,11 @@ export class RouteBarriers {
       this.#confirmed = Math.max(this.#confirmed, seq);
       const ms = Date.now() - started;
       // A slow one (a node stalled or dead, holding its lease) delays a client's CONNACK: said at info.
-      (ms > SLOW_BARRIER_MS ? log.info : log.debug)(
-        "Route barrier {id} at sequence {seq}: {nodes} nodes in {ms} ms ({claimed} claimed meanwhile)",
-        { id, seq, nodes: incarnations.size, ms, claimed: claimed.join(", ") || "none" },
-      );
+      const message =
+        "Route barrier {id} at sequence {seq}: {nodes} nodes in {ms} ms ({claimed} claimed meanwhile)";
+      const properties = { id, seq, nodes: incarnations.size, ms, claimed: claimed.join(", ") || "none" };
+      if (ms > SLOW_BARRIER_MS) log.info(message, properties);
+      else log.debug(message, properties);
     } finally {
       this.#pending.delete(id);
     }

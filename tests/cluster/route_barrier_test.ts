@@ -29,7 +29,7 @@ Deno.test({
   async fn() {
     await withCluster(
       ["a", "b"],
-      { logOnFailure: /WARN|ERROR|barrier/ },
+      { logOnFailure: /WRN|ERR|mover|[Bb]arrier/ },
       async ({ redis, nodes, clients }) => {
         const [a, b] = nodes;
         const c = await startNode(redis.address, "c", { env: { [ROUTE_DELAY_ENV]: "500" } });
@@ -54,7 +54,7 @@ Deno.test({
         let running = true;
         const publishing = (async () => {
           for (let i = 0; running; i++) {
-            await pub.publishAsync("m/x", `c-${i}`, { qos: 1 });
+            if (!(await pub.publishAsync("m/x", `c-${i}`, { qos: 1 }).then(() => true, () => false))) break;
             acked.push(`c-${i}`);
             await delay(2);
           }
@@ -66,10 +66,13 @@ Deno.test({
         for (const next of [b, a, b]) {
           await sub.endAsync();
           const started = Date.now();
-          sub = mqtt.connect(next.url, { clientId: "mover", ...options });
+          sub = mqtt.connect(next.url, { clientId: "mover", connectTimeout: 5000, ...options });
           clients.push(sub);
           listen(sub);
-          const connack = await new Promise<mqtt.IConnackPacket>((resolve) => sub.once("connect", resolve));
+          const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+            sub.once("connect", resolve);
+            sub.once("close", () => reject(new Error(`the move to ${next.id} failed`)));
+          });
           moves.push(Date.now() - started);
           assert.equal(connack.sessionPresent, true, `session present on ${next.id}`);
           await delay(3000);
