@@ -634,11 +634,10 @@ export class BusCluster implements Cluster {
       this.#lease.renewed(this.#tickStarted, this.#leaseMs);
       if (renewal === "lapsed") {
         // After an engine outage every lease has lapsed (nobody could renew): expected, not an error.
-        const lapsed =
-          "Node {node}'s lease had expired (stalled too long?) but nobody claimed it: taken again, " +
-          "routes sent again";
-        if (recovering) log.debug(lapsed, { node: this.nodeId });
-        else log.error(lapsed, { node: this.nodeId });
+        (recovering ? log.debug : log.error)(
+          "Node {node}'s lease had expired (stalled too long?) but nobody claimed it: taken again, routes sent again",
+          { node: this.nodeId },
+        );
         for (const [filter, count] of this.#local) this.#routeChanged(filter, count);
       }
       // After an outage, other nodes' leases lapsed too: claim nobody until each had a lease's time to renew.
