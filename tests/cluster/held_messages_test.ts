@@ -31,6 +31,13 @@ Deno.test({
         await old.subscribeAsync("m/#", { qos: 1 });
         const pub = await connect(b, "pub");
         clients.push(pub);
+        // Another session with the same filter moves to b first: its route barrier makes b's route for
+        // m/# known everywhere, so that b asks a for mover's release at once (a new route would wait
+        // for a's answer to a route barrier of its own, and a stalls: see `route_barrier.ts`).
+        const warm = await connect(a, "warm", 5, persistent);
+        await warm.subscribeAsync("m/#", { qos: 1 });
+        await warm.endAsync();
+        clients.push(await connect(b, "warm", 5, persistent));
         await delay(1000); // the route is in effect everywhere
         // a stalls (shorter than its lease): it does not read b's request to release the session, so
         // b holds what its own clients publish for the session meanwhile.
