@@ -382,12 +382,27 @@ export class SessionClaims {
     // the claim ends (the admitted session has its own subscriptions by then).
     const reserved = (claim.filters ?? []).filter((filter) => !filter.startsWith("$share/"));
     for (const filter of reserved) node.addRoute(filter);
+    // The claim is known here from now on (nothing is held before the release request): a node that claims
+    // the session from here meanwhile (its client gave up waiting and went there) gets the handoff passed on.
+    const held: Claim = {
+      epoch: claim.epoch,
+      from: claim.previous,
+      handed: false,
+      local: false,
+      inbox: false,
+      held: [],
+      had: undefined,
+      filters: client.properties.sessionExpiryInterval === 0 ? [] : reserved,
+      clientId,
+    };
+    this.#claims.set(clientId, held);
     try {
       await node.routesKnown(reserved).catch((error) => {
         node.failed(error);
+        this.#giveUp(held);
         throw error;
       });
-      return await this.#handOver(client, claim, record, reserved, attempt);
+      return await this.#handOver(client, claim, record, held, attempt);
     } finally {
       setTimeout(() => {
         for (const filter of reserved) node.removeRoute(filter);
@@ -400,7 +415,7 @@ export class SessionClaims {
     client: Client,
     claim: SessionClaim,
     record: string,
-    reserved: string[],
+    held: Claim,
     attempt: number,
   ): Promise<SessionSnapshot | undefined> {
     const node = this.#node;
@@ -416,18 +431,7 @@ export class SessionClaims {
       handed = { snapshot, had };
       arrived.resolve();
     });
-    const held: Claim = {
-      epoch: claim.epoch,
-      from: previous,
-      handed: false,
-      local: true,
-      inbox: false,
-      held: [],
-      had: undefined,
-      filters: client.properties.sessionExpiryInterval === 0 ? [] : reserved,
-      clientId,
-    };
-    this.#claims.set(clientId, held);
+    held.local = true;
     node.control(previous, { kind: "release", clientId, epoch: claim.epoch, clean, to: node.nodeId });
     node.control(node.nodeId, { kind: "marker", clientId, epoch: claim.epoch });
     // A previous owner that died before it could hand over (its lease not yet expired at the claim) is
