@@ -625,7 +625,8 @@ export class BusCluster implements Cluster {
         this.#rateCount = received;
       }
       const renewal = await this.#bus.renew(this.nodeId, this.#report(), this.#leaseMs);
-      const recovering = this.#trouble.active;
+      // Just back from an engine outage (noticed by this renewal, or by a command moments before).
+      const recovering = this.#trouble.active || Date.now() - this.#trouble.healthySince < this.#leaseMs;
       this.#trouble.ended();
       if (renewal === "claimed" || renewal === "lost") {
         await this.#rejoin(renewal === "lost");
@@ -634,10 +635,10 @@ export class BusCluster implements Cluster {
       this.#lease.renewed(this.#tickStarted, this.#leaseMs);
       if (renewal === "lapsed") {
         // After an engine outage every lease has lapsed (nobody could renew): expected, not an error.
-        (recovering ? log.debug : log.error)(
-          "Node {node}'s lease had expired (stalled too long?) but nobody claimed it: taken again, routes sent again",
-          { node: this.nodeId },
-        );
+        const message =
+          "Node {node}'s lease had expired (stalled too long?) but nobody claimed it: taken again, routes sent again";
+        if (recovering) log.debug(message, { node: this.nodeId });
+        else log.error(message, { node: this.nodeId });
         for (const [filter, count] of this.#local) this.#routeChanged(filter, count);
       }
       // After an outage, other nodes' leases lapsed too: claim nobody until each had a lease's time to renew.
