@@ -9,7 +9,7 @@
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus, RouteChange } from "./bus.ts";
 import type { RouteTable } from "./route_table.ts";
-import { routeAnnouncementDelay } from "./timing.ts";
+import { routeAnnouncementDelay } from "./test_fault.ts";
 
 const log = logger("cluster");
 

@@ -37,33 +37,3 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   clearTimeout(timer);
   return settled;
 }
-
-/** The environment variable of {@linkcode routeAnnouncementDelay} (tests only). */
-export const ROUTE_DELAY_ENV = "BROKER_TEST_ROUTE_ANNOUNCEMENT_DELAY_MS";
-
-/**
- * **For tests only**: how long this process waits before it applies another node's route announcement
- * (ms; 0, the default, applies it at once). Set by the environment variable
- * {@linkcode ROUTE_DELAY_ENV}, read only when the process may read it (no permission prompt), to
- * stand for a node whose event loop is busy or whose announcements connection lags: the tests show
- * that a session moving between other nodes loses nothing while such a node publishes
- * (`tests/cluster/route_barrier_test.ts`). Never set it in production.
- *
- * @returns The delay in ms.
- *
- * @example Unset
- * ```ts
- * import assert from "node:assert/strict";
- * import { routeAnnouncementDelay } from "./timing.ts";
- * assert.equal(typeof routeAnnouncementDelay(), "number");
- * ```
- */
-export function routeAnnouncementDelay(): number {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: ROUTE_DELAY_ENV }).state !== "granted") return 0;
-    const ms = Number(Deno.env.get(ROUTE_DELAY_ENV) ?? 0);
-    return Number.isFinite(ms) && ms > 0 ? ms : 0;
-  } catch {
-    return 0;
-  }
-}

@@ -1,7 +1,7 @@
 /**
  * A session that moves to a node where its route is new loses nothing that a third node, slow to apply
  * route announcements, publishes meanwhile (issue 12's route barrier). The third node is started with
- * the test-only `BROKER_TEST_ROUTE_ANNOUNCEMENT_DELAY_MS` (see `hooks/cluster/timing.ts`): it applies
+ * the test-only `BROKER_TEST_ROUTE_ANNOUNCEMENT_DELAY_MS` (see `hooks/cluster/test_fault.ts`): it applies
  * every other node's route announcement 500 ms late, as a node with a busy event loop might. Before the
  * barrier, the new owner trusted its new route to be known everywhere 100 ms after it was stored: what
  * the slow node routed to the old owner only, after the old owner had let the session go, was lost
@@ -15,7 +15,7 @@ import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
 import { connect, startNode, withCluster } from "./nodes.ts";
-import { ROUTE_DELAY_ENV } from "../../hooks/cluster/timing.ts";
+import { ROUTE_DELAY_ENV } from "../../hooks/cluster/test_fault.ts";
 import { type BarrierNode, RouteBarriers } from "../../hooks/cluster/route_barrier.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
