@@ -57,7 +57,7 @@
 
 import type { Packet } from "../../src/packets/types.ts";
 import type { Cluster, ClusterHost, ClusterNodeInfo, SessionSnapshot } from "../../src/cluster.ts";
-import type { Client } from "../../src/client.ts";
+import { type Client, holdWritesOf } from "../../src/client.ts";
 import { SessionStore } from "./session_store.ts";
 import { SessionClaims } from "./session_claims.ts";
 import type { Subscribers } from "../../src/topics.ts";
@@ -442,9 +442,25 @@ export class BusCluster implements Cluster {
   atomically(work: () => void): void {
     const seq = this.#forwardId.seq;
     if (this.#stopped || this.#fenced) return work();
-    this.sessionStore.atomically(() => this.#commits.unsplit(work), (writes, before) =>
+    // What it sends to persistent sessions' connections here (a will) goes out once it is all stored: were
+    // this node to die before, its claimer would send it again to those sessions.
+    const held = new Set<Client>();
+    let stored: Promise<void> | undefined;
+    this.sessionStore.atomically(() => {
+      const outer = holdWritesOf(held);
+      try {
+        this.#commits.unsplit(work);
+      } finally {
+        holdWritesOf(outer);
+      }
+    }, (writes, before) =>
       // Nothing forwarded: the session writes go through the store as usual.
-      this.#forwardId.seq === seq ? undefined : this.#commits.withSessions(writes, before));
+      this.#forwardId.seq === seq ? undefined : stored = this.#commits.withSessions(writes, before));
+    if (held.size === 0) return;
+    const release = () => {
+      for (const client of held) client.releaseWrites();
+    };
+    (stored ?? this.sessionStore.sync()).then(release, release);
   }
 
   // -------------------------------------------------------------------------------------------

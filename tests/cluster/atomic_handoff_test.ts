@@ -4,7 +4,9 @@
  * claimer send them again. The node is killed at that point by a test fault (`hooks/cluster/test_fault.ts`):
  * it never sends the commit that forwards them, and dies 300 ms later while its session store writes on.
  * Before the change, the session store's write (the will removed from the record, the messages from the
- * session) was committed apart from the forward, so both tests lost the message.
+ * session) was committed apart from the forward, so both tests lost the message. A persistent subscriber on
+ * the dying node gets the will only once that commit is stored (it got it twice before: from the node, and
+ * from its claimer).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import assert from "node:assert/strict";
 import { PacketType } from "../../mod.ts";
 import { delay, RawClient, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
+import mqtt from "../mqtt.ts";
 import { connect, type Node, startNode, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
@@ -55,6 +58,56 @@ Deno.test({
       await waitFor(() => wills.length > 0, 10_000, "the will, sent by a's claimer").catch(() => {});
       await delay(1500);
       assert.deepEqual(wills, ["will-of-w1"], "the will once");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "`cluster` a will reaches a persistent subscriber on the node that sends it only once its commit is stored, so once",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(["b"], { logOnFailure: /WRN|ERR|TEST/ }, async ({ redis, nodes, clients }) => {
+      const [b] = nodes;
+      const remote = await connect(b, "remote-watcher", 5, { properties: { sessionExpiryInterval: 600 } });
+      clients.push(remote);
+      await remote.subscribeAsync("w/will/#", { qos: 2 }); // so that the will is forwarded (the commit)
+      const a = await startNode(redis.address, "a", { env: { [FAULT]: "will-of-w2" } });
+      nodes.push(a);
+      const persistent = { clean: false, properties: { sessionExpiryInterval: 600 } };
+      const wills: string[] = [];
+      const local = await connect(a, "local-watcher", 5, persistent);
+      local.on("error", () => {});
+      local.on("message", (_topic, payload) => wills.push(String(payload)));
+      clients.push(local);
+      // QoS 1: MQTT.js hands a QoS 1 message over as it arrives (a QoS 2 one only at its PUBREL, which a
+      // client that delivers at PUBLISH, as MQTT 5.0 §4.3.3 allows, would not wait for).
+      await local.subscribeAsync("w/will/#", { qos: 1 });
+      const carrier = await connect(a, "w2", 5, {
+        properties: { sessionExpiryInterval: 300 },
+        will: { topic: "w/will/w2", payload: "will-of-w2", qos: 2, retain: false },
+      });
+      carrier.on("error", () => {});
+      clients.push(carrier);
+      await delay(300);
+      carrier.stream.destroy(); // the will goes out now; a dies instead of committing it
+      await waitFor(() => a.output().includes(`${FAULT}:`), 5000, "the test fault");
+      await waitFor(() => /Adopted \d+ sessions of a/.test(b.output()), 10_000, "a's claim");
+      // Listening before the CONNACK: the queued will follows it at once.
+      const again = mqtt.connect(b.url, {
+        clientId: "local-watcher",
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+        ...persistent,
+      });
+      again.on("message", (_topic, payload) => wills.push(String(payload)));
+      clients.push(again);
+      await new Promise((resolve) => again.once("connect", resolve));
+      await waitFor(() => wills.length > 0, 5000, "the will").catch(() => {});
+      await delay(1500);
+      assert.deepEqual(wills, ["will-of-w2"], "the will once, from a's claimer");
     });
   },
 });
