@@ -216,6 +216,7 @@ export class BusCluster implements Cluster {
       },
       routesKnown: (filters) => this.#barriers.known(filters),
       storeSync: () => this.sessionStore.sync(),
+      stored: () => Promise.all([this.#commits.tail, this.sessionStore.sync()]).then(() => {}),
       writeFields: (clientId, fields) => this.sessionStore.writeFields(clientId, fields),
       deliveredFromDead: (clientId) => this.#reaper.deliveredTo(clientId),
       joins: () => this.#joins,

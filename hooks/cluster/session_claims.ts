@@ -39,6 +39,10 @@
  * what came after). A previous owner that never hands the session over (it hung past the deadline) leaves
  * it as it stored it, not empty.
  *
+ * **A clean start where the session is.** A client that connects with a clean start to the node that holds
+ * its session has that session ended here before the claim (which discards the stored session): what its
+ * shared groups get back goes on in the commit that removes it from the stored session, stored first.
+ *
  * **Held messages outlive this node.** A held QoS 1/2 message that matches one of a persistent session's
  * filters is also written into the stored session (an `h` field under this claim's epoch, see
  * `session_store.ts`), in the commit that its publisher's acknowledgement, or its inbox entry's deletion,
@@ -104,6 +108,8 @@ export interface ClaimsNode {
   routesKnown(filters: readonly string[]): Promise<void>;
   /** Resolves when every session write queued so far is stored. */
   storeSync(): Promise<void>;
+  /** Resolves when everything queued so far is stored: commits and session writes. */
+  stored(): Promise<void>;
   /** Queues writes to the stored session of a client id this node owns (see `SessionStore.writeFields`). */
   writeFields(clientId: string, fields: FieldOp[]): void;
   /** The ids of the messages delivered into a session this node adopted from a dead node's inbox, lately. */
@@ -324,6 +330,12 @@ export class SessionClaims {
     const clean = client.properties.clean;
     if (node.troubled()) throw new Error(`The cluster's Redis at ${node.address} is unreachable`);
     if (node.fenced()) throw new Error(`Node "${node.nodeId}" is joining the cluster again`);
+    if (clean && node.owned.has(clientId)) {
+      // A clean start where the session is: it ends here first, and what its shared groups get back goes
+      // on in the commit that removes it from the stored session, stored before the claim discards that.
+      node.host().releaseSession(clientId, true);
+      await node.stored();
+    }
     const record = encodeJson(clientRecord(client));
     const claimed = () =>
       this.#bus.claimSession(clientId, node.nodeId, clean, record).catch((error) => {

@@ -170,3 +170,48 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` a shared member back with a clean start on its node, which dies before the hand-off commit: another member gets them once",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(["b"], { logOnFailure: /WRN|ERR|TEST/ }, async ({ redis, nodes, clients }) => {
+      const [b] = nodes;
+      const a = await startNode(redis.address, "a", { env: { [FAULT]: "clean-2" } });
+      nodes.push(a);
+      const persistent = { clean: true, properties: { receiveMaximum: 1, sessionExpiryInterval: 300 } };
+      const { client: m } = await RawClient.connect(address(a), "member-m", persistent);
+      await m.subscribe([{ filter: "$share/g/t", qos: 1 }]);
+      const pub = await connect(b, "pub");
+      clients.push(pub);
+      const c = await connect(b, "member-c");
+      clients.push(c);
+      const got: string[] = [];
+      c.on("message", (_topic, payload) => got.push(String(payload)));
+      await delay(1000); // m's route is known on b
+      m.close(); // m is away: its session (on a) keeps what the group gives it
+      for (const payload of ["clean-1", "clean-2", "clean-3"]) {
+        await pub.publishAsync("t", payload, { qos: 1 });
+      }
+      await c.subscribeAsync("$share/g/t", { qos: 1 });
+      await delay(1000); // c's route is known on a
+      got.length = 0; // only what m's session gives back counts
+      // m comes back to a with a clean start: its session ends, and what it held goes to c, on b, through
+      // a's commit that never comes.
+      const { client: back } = await RawClient.connect(address(a), "member-m", { connect: { clean: true } })
+        .catch(() => ({ client: undefined }));
+      back?.close();
+      await waitFor(() => a.output().includes(`${FAULT}:`), 5000, "the test fault");
+      await waitFor(() => /Adopted \d+ sessions of a/.test(b.output()), 10_000, "b's claim of a");
+      // m's session, adopted by b, still holds them: back with a clean start there, it ends and they go on.
+      const { client: again } = await RawClient.connect(address(b), "member-m", { connect: { clean: true } });
+      again.close();
+      await waitFor(() => got.length >= 3, 5000, "the messages of m's session, on c").catch(() => {});
+      await delay(500);
+      assert.deepEqual(got.sort(), ["clean-1", "clean-2", "clean-3"], "each message once, to c");
+    });
+  },
+});
