@@ -40,6 +40,7 @@ import type { Hook } from "./hooks.ts";
 import type { FilterObserver, Subscribers, TopicsIndex } from "./topics.ts";
 import type { Hooks } from "./hooks.ts";
 import type { Info } from "./system.ts";
+import { isInlineSubscriber } from "./inline.ts";
 
 /** Where a message delivered by {@linkcode ClusterHost.deliver} came from, and whom it is for here. */
 export interface MessageOrigin {
@@ -148,6 +149,13 @@ export interface ClusterHost {
    * @returns The ids (none when the session is not here).
    */
   messageIds(clientId: string): HeldId[];
+  /**
+   * For each shared group with a member on this node whose client is not connected, how many of its members
+   * here are connected (the other nodes give a group's new messages to connected members first).
+   *
+   * @returns Group (`"{ShareName}/{topicFilter}"`) to its connected members here; the others have all connected.
+   */
+  sharedOnline(): Map<string, number>;
   /**
    * Drops every session of this node without a trace: the node was declared dead (it stalled past its
    * lease) and a survivor claimed it meanwhile, sent its wills and adopted its sessions. Every
@@ -266,6 +274,8 @@ export interface Cluster extends FilterObserver {
 export interface ClusterServer {
   /** The topic index. */
   readonly topics: TopicsIndex;
+  /** The clients (connected and remembered sessions). */
+  readonly clients: { get(id: string): Client | undefined };
   /** The hooks. */
   readonly hooks: Hooks;
   /** The counters. */
@@ -315,6 +325,17 @@ export async function attachCluster(
     releaseSession: (clientId, clean) => sessions.release(clientId, clean),
     adoptSessions: (adopted, diedAt) => sessions.adoptStored(adopted, newClient, diedAt),
     messageIds: (clientId) => sessions.clusterIds(clientId),
+    sharedOnline: () => {
+      const online = new Map<string, number>();
+      for (const [key, { members }] of topics.sharedGroups) {
+        let connected = 0;
+        for (const id of members.keys()) {
+          if (isInlineSubscriber(id) || !(server.clients.get(id)?.closed ?? true)) connected++;
+        }
+        if (connected < members.size) online.set(key, connected);
+      }
+      return online;
+    },
     dropSessions: (code) => sessions.dropAll(code),
     applyRetained: (packet) => {
       topics.retain(packet);

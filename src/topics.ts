@@ -511,9 +511,9 @@ export class TopicsIndex {
     return this.#sharedSubscriptionCount;
   }
 
-  /** The number of shared groups (distinct ShareName and filter pairs). */
-  get sharedGroupCount(): number {
-    return this.#groups.size;
+  /** The shared groups (ShareName and filter pairs) by key, `"{name}/{topicFilter}"`; do not change them. */
+  get sharedGroups(): ReadonlyMap<string, { readonly members: ReadonlyMap<string, ClientSubscription> }> {
+    return this.#groups;
   }
 
   /** Diagnostics: the number of subscription-trie nodes, 1 (the root) when there are no subscriptions. */

@@ -295,7 +295,7 @@ Deno.test("TopicsIndex.subscribe replaces a subscription to the same filter", ()
   assert.equal(index.subscribe("c1", { filter: "$share/h/a/+", qos: 0 }), true);
   assert.equal(index.subscriptionCount, 2);
   assert.equal(index.sharedSubscriptionCount, 2);
-  assert.equal(index.sharedGroupCount, 2);
+  assert.equal(index.sharedGroups.size, 2);
 });
 
 Deno.test("TopicsIndex.subscribe stores a normalised copy", () => {
@@ -358,7 +358,7 @@ Deno.test("TopicsIndex.unsubscribe removes subscriptions and says whether they e
   assert.equal(index.subscribers("a/b").shared.size, 0);
   assert.equal(index.subscriptionCount, 1);
   assert.equal(index.sharedSubscriptionCount, 0);
-  assert.equal(index.sharedGroupCount, 0);
+  assert.equal(index.sharedGroups.size, 0);
 });
 
 Deno.test("TopicsIndex.unsubscribe prunes empty nodes back to the root", () => {
@@ -384,7 +384,7 @@ Deno.test("TopicsIndex.unsubscribe prunes empty nodes back to the root", () => {
   assert.equal(index.nodeCount, 1);
   assert.equal(index.subscriptionCount, 0);
   assert.equal(index.sharedSubscriptionCount, 0);
-  assert.equal(index.sharedGroupCount, 0);
+  assert.equal(index.sharedGroups.size, 0);
   assert.deepEqual([...index.allSubscriptions()], []);
 });
 

@@ -37,8 +37,9 @@
  *   retried after its reply was lost) is read once, and the copies that meet at a dead node's claimer
  *   (its own inbox, and the dead node's) reach each adopted session once (`delivered_once.ts`).
  * - **Shared subscriptions.** For each matching group the publishing node picks where its member is,
- *   round robin weighted by each node's member count (so the load spreads over members, not nodes);
- *   that node picks the member among its own.
+ *   round robin weighted by each node's member count (so the load spreads over members, not nodes),
+ *   counting connected members only while the group has any (each node reports with its lease the groups
+ *   whose members there are not all connected); that node picks the member among its own.
  * - **Wills and hand-offs, all or nothing.** What a will sent here, or a shared group's member giving its
  *   messages back, forwards and changes in stored sessions is one commit ({@linkcode BusCluster.atomically}).
  * - **Retained messages.** A change is one engine script: the next cluster-wide version, the stored
@@ -95,6 +96,8 @@ interface Report {
   rate: number;
   started: number;
   seq: number;
+  /** Shared groups with members here that are not connected: how many are (see `RouteTable.online`). */
+  online?: Record<string, number>;
 }
 
 /**
@@ -106,7 +109,7 @@ export class BusCluster implements Cluster {
   readonly #bus: ClusterBus;
   readonly #leaseMs: number;
   #host: ClusterHost | undefined;
-  readonly #routes = new RouteTable();
+  readonly #routes: RouteTable;
   /** Local subscriptions per filter. */
   readonly #local = new Map<string, number>();
   #routeSeq = 0;
@@ -176,6 +179,7 @@ export class BusCluster implements Cluster {
     if (this.nodeId === "" || /\s/.test(this.nodeId) || this.nodeId.includes("\u0000")) {
       throw new TypeError(`Node id "${this.nodeId}" is not valid (empty, or with spaces)`);
     }
+    this.#routes = new RouteTable(this.nodeId);
     this.sessionStore = new SessionStore(bus, this);
     this.#trouble = new EngineOutage(bus.address, () => this.#stopped);
     this.#commits = new Commits(bus, this.nodeId, this.#trouble, {
@@ -457,11 +461,8 @@ export class BusCluster implements Cluster {
     }, (writes, before) =>
       // Nothing forwarded: the session writes go through the store as usual.
       this.#forwardId.seq === seq ? undefined : stored = this.#commits.withSessions(writes, before));
-    if (held.size === 0) return;
-    const release = () => {
-      for (const client of held) client.releaseWrites();
-    };
-    (stored ?? this.sessionStore.sync()).then(release, release);
+    const release = () => held.forEach((client) => client.releaseWrites());
+    if (held.size > 0) (stored ?? this.sessionStore.sync()).then(release, release);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -626,6 +627,9 @@ export class BusCluster implements Cluster {
       started: this.#started,
       seq: this.#committedSeq,
     };
+    const online = host?.sharedOnline();
+    if (online?.size) this.#routes.online(this.nodeId, report.online = Object.fromEntries(online));
+    else if (online !== undefined) this.#routes.online(this.nodeId, undefined);
     return JSON.stringify(report);
   }
 
@@ -694,6 +698,7 @@ export class BusCluster implements Cluster {
         }
         this.#lastSeen.set(member.id, Date.now());
         const report = JSON.parse(member.lease) as Report;
+        this.#routes.online(member.id, report.online);
         nodes.push({
           id: member.id,
           alive: true,

@@ -41,6 +41,19 @@ export class RouteTable {
   readonly #plain = new Map<string, readonly string[] | null>();
   /** Shared-group rotation counters, by group (see {@linkcode RouteTable.sharedNode}). */
   readonly #rotation = new Map<string, number>();
+  /** Per node, this one included, its groups with members that are not connected: how many are. */
+  readonly #online = new Map<string, ReadonlyMap<string, number>>();
+  /** This node's id (its entry in `#online`). */
+  readonly #self: string;
+
+  /**
+   * Creates an empty table.
+   *
+   * @param self This node's id.
+   */
+  constructor(self = "") {
+    this.#self = self;
+  }
 
   /** Whether no other node has any route (then nothing is ever forwarded). */
   get empty(): boolean {
@@ -116,6 +129,7 @@ export class RouteTable {
     for (const filter of routes.filters.keys()) this.#index.unsubscribe(node, filter);
     this.#filters -= routes.filters.size;
     this.#nodes.delete(node);
+    this.#online.delete(node);
   }
 
   /**
@@ -159,9 +173,24 @@ export class RouteTable {
   }
 
   /**
+   * Records which of a node's shared groups have members that are not connected, and how many are (what
+   * another node reports with its lease; none: every member is connected), or this node (for
+   * {@linkcode RouteTable.sharedNode}'s `local`).
+   *
+   * @param node The node.
+   * @param online Group (`"{ShareName}/{topicFilter}"`) to its connected members there.
+   */
+  online(node: string, online: Record<string, number> | undefined): void {
+    if (online === undefined) this.#online.delete(node);
+    else this.#online.set(node, new Map(Object.entries(online)));
+  }
+
+  /**
    * Where a shared group's member for the next message is: the group's next turn in a rotation over every
    * member of the group, this node's `local` members first, then each other node's as many times as it has
-   * members (so the load spreads over members, not nodes).
+   * members (so the load spreads over members, not nodes). Connected members count, while the group has any
+   * ({@linkcode RouteTable.online}): a node whose members are all disconnected (persistent sessions) gets no
+   * turn while another node has one connected.
    *
    * @param group The group, `"{ShareName}/{topicFilter}"` (its rotation advances by one).
    * @param members The group's routes on other nodes, as {@linkcode RouteTable.match} gives them.
@@ -184,15 +213,31 @@ export class RouteTable {
     members: ReadonlyMap<string, ClientSubscription>,
     local: number,
   ): string | undefined {
+    const localOnline = this.#online.get(this.#self)?.get(group) ?? local;
     const turn = this.#rotation.get(group) ?? 0;
     this.#rotation.set(group, turn + 1);
-    let total = local;
+    const connected = (member: ClientSubscription) =>
+      this.#online.get(member.clientId)?.get(group) ?? this.count(member.clientId, member.filter);
+    let total = localOnline;
+    for (const member of members.values()) total += connected(member);
+    if (total > 0) return this.#turn(turn % total, members, localOnline, connected);
+    // Nobody connected: every member's turn comes (its session keeps the message).
+    total = local;
     for (const member of members.values()) total += this.count(member.clientId, member.filter);
-    let pick = turn % total;
+    return this.#turn(turn % total, members, local, (member) => this.count(member.clientId, member.filter));
+  }
+
+  /** The node whose turn `pick` is: this node's `local` first, then each other node by its weight. */
+  #turn(
+    pick: number,
+    members: ReadonlyMap<string, ClientSubscription>,
+    local: number,
+    weight: (member: ClientSubscription) => number,
+  ): string | undefined {
     if (pick < local) return undefined;
     pick -= local;
     for (const member of members.values()) {
-      pick -= this.count(member.clientId, member.filter);
+      pick -= weight(member);
       if (pick < 0) return member.clientId;
     }
     return undefined;

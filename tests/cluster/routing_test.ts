@@ -172,3 +172,46 @@ Deno.test({
     assert.match(node.output(), /Cannot reach the cluster's Redis at 127\.0\.0\.1:1/);
   },
 });
+
+Deno.test({
+  name:
+    "`cluster` shared subscriptions: a node whose members are all disconnected gets none of a group's new messages while a member elsewhere is connected",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(["a", "b"], async ({ nodes, clients }) => {
+      const [a, b] = nodes;
+      const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
+      const away = await connect(a, "member-away", 5, persistent);
+      await away.subscribeAsync("$share/g/s/+", { qos: 1 });
+      await away.endAsync(); // its session on a keeps what the group gives it
+      const here = await connect(b, "member-here");
+      clients.push(here);
+      const got: string[] = [];
+      here.on("message", (_topic, payload) => got.push(String(payload)));
+      await here.subscribeAsync("$share/g/s/+", { qos: 1 });
+      const pubA = await connect(a, "pub-a");
+      const pubB = await connect(b, "pub-b");
+      clients.push(pubA, pubB);
+      await delay(1500); // routes known, and each node's lease report says who is connected
+      const sent: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        for (const pub of [pubA, pubB]) {
+          const text = `${pub.options.clientId}-${i}`;
+          await pub.publishAsync("s/x", text, { qos: 1 });
+          sent.push(text);
+        }
+      }
+      await waitFor(() => got.length >= sent.length, 5000, "every message, on b").catch(() => {});
+      assert.deepEqual(got.sort(), sent.sort(), "every message to the connected member");
+      // The disconnected member's session got none of them.
+      const queued: string[] = [];
+      const back = await connect(a, "member-away", 5, persistent);
+      clients.push(back);
+      back.on("message", (_topic, payload) => queued.push(String(payload)));
+      await delay(500);
+      assert.deepEqual(queued, [], "nothing waited in the disconnected member's session");
+    });
+  },
+});

@@ -28,7 +28,7 @@ export interface BrokerStats {
   subscriptions: number;
   /** Shared subscriptions: `server.topics.sharedSubscriptionCount`. */
   sharedSubscriptions: number;
-  /** Shared groups: `server.topics.sharedGroupCount`. */
+  /** Shared groups: `server.topics.sharedGroups.size`. */
   sharedGroups: number;
   /** Outbound QoS 1/2 messages in flight: `server.info.inflight`. */
   inflight: number;
@@ -71,7 +71,7 @@ function stats(server: Server, collected: boolean): BrokerStats {
     connected: server.info.clientsConnected,
     subscriptions: server.topics.subscriptionCount,
     sharedSubscriptions: server.topics.sharedSubscriptionCount,
-    sharedGroups: server.topics.sharedGroupCount,
+    sharedGroups: server.topics.sharedGroups.size,
     inflight: server.info.inflight,
     held,
     inboundQos2,
