@@ -23,7 +23,7 @@ import type { Packet } from "../../src/packets/types.ts";
 import type { Subscribers } from "../../src/topics.ts";
 import { logger } from "../../src/logger.ts";
 import type { ClusterBus } from "./bus.ts";
-import { currentHeld, type FieldOp, type HeldMessage, sessionFromFields } from "./session_store.ts";
+import { type FieldOp, type HeldMessage, sessionFromFields } from "./session_store.ts";
 import { readRecords } from "./wire.ts";
 import { type ClaimWindow, type ClaimWindows, OriginSequences, stampedId } from "./delivered_once.ts";
 
@@ -129,14 +129,14 @@ export class Reaper {
       // are announced (on leave, below); a message they send both ways meanwhile is delivered once.
       node.dropRoutes(dead);
       const sessions: AdoptedSession[] = [];
-      const held = new Map<string, { epoch: number; messages: HeldMessage[] }>();
+      const held = new Map<string, HeldMessage[]>();
       for (const entry of entries) {
         node.own(entry.clientId, entry.epoch);
         const { record, snapshot, held: kept } = sessionFromFields(entry.fields);
         if (record === undefined) node.sessionEnded(entry.clientId);
         else {
           sessions.push({ record, snapshot });
-          if (kept.length > 0) held.set(entry.clientId, { epoch: entry.epoch - 1, messages: kept });
+          if (kept.length > 0) held.set(entry.clientId, kept);
           adopted.add(entry.clientId);
           log.debug("Adopting {id} from {dead}: {subscriptions} subscriptions, {messages} messages", {
             id: entry.clientId,
@@ -256,15 +256,16 @@ export class Reaper {
 
   /**
    * Delivers into adopted sessions what was held for them while they moved (by the dead node, or by the
-   * live node that was claiming one from it: `epoch`, the epoch before the adoption), before the inbox's
-   * leftovers, which came after; and removes every held message from where it was kept, in the same commit.
+   * live node that was claiming one from it), before the inbox's leftovers, which came after; and removes
+   * every held message from where it was kept, in the same commit. A held message is stored until the
+   * commit that puts it in the session removes it: one still stored is in no session (but by its id).
    */
-  #deliverHeld(held: Map<string, { epoch: number; messages: HeldMessage[] }>, reaping: Reaping): void {
+  #deliverHeld(held: Map<string, HeldMessage[]>, reaping: Reaping): void {
     const host = this.#node.host();
     const holders = reaping.holders;
-    for (const [clientId, { epoch, messages }] of held) {
+    for (const [clientId, messages] of held) {
       const only = new Set([clientId]);
-      for (const { packet, node, id } of currentHeld(messages, epoch)) {
+      for (const { packet, node, id } of messages) {
         if (id !== undefined) {
           // Not again: it has it already, or it has it now (its copy left in the inbox is skipped).
           const holding = holders.get(id);

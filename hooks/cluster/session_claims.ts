@@ -36,7 +36,7 @@
  * **A client that moves on meanwhile.** A client that gives up waiting for its CONNACK here and connects to
  * a third node gets its session claimed from this one before it has arrived: this node then waits for the
  * handoff all the same and passes it on, with what it held for the session (the third node holds only
- * what came after). A previous owner that never hands the session over (it hung past the deadline) leaves
+ * what came after, and stores what it is passed under its own claim, removing this node's copies). A previous owner that never hands the session over (it hung past the deadline) leaves
  * it as it stored it, not empty.
  *
  * **A clean start where the session is.** A client that connects with a clean start to the node that holds
@@ -62,7 +62,6 @@ import { logger } from "../../src/logger.ts";
 import type { ClusterBus, SessionClaim, SessionWrite } from "./bus.ts";
 import {
   CLIENT_FIELD,
-  currentHeld,
   decodeHeld,
   encodeHeld,
   type FieldOp,
@@ -275,8 +274,9 @@ export class SessionClaims {
     const { to, epoch, clean } = claim.passOn!;
     const snapshot = clean ? undefined : handoff.snapshot as SessionSnapshot | undefined;
     const had = handedIds(snapshot, handoff.had as string[] | undefined);
+    // Each with the field that stores it here, if any (the next node stores it under its own claim).
     const passed = clean ? [] : claim.held.filter(({ id }) => id === undefined || !had?.has(id))
-      .map(({ node, packet, id }) => encodeHeld(node, packet, id));
+      .map(({ node, packet, id, field }) => [field ?? "", encodeHeld(node, packet, id)]);
     log.debug("Passed {id} on to {node} with {held} messages held here", {
       id: claim.clientId,
       node: to,
@@ -297,8 +297,11 @@ export class SessionClaims {
    * What the previous owner held for the session while it was on its way there (see `#passOn`): before
    * what this node holds, which has the later copies of some of it.
    */
-  #passed(claim: Claim, passed: string[]): void {
-    const held = passed.map((value) => this.#keep(claim, decodeHeld(value)));
+  #passed(claim: Claim, passed: [string, string][]): void {
+    // Stored again under this claim, in the commit that removes them as the previous node stored them.
+    const moved: FieldOp[] = passed.filter(([field]) => field !== "").map(([field]) => ["H", field, ""]);
+    if (moved.length > 0) this.#node.writeFields(claim.clientId, moved);
+    const held = passed.map(([, value]) => this.#keep(claim, decodeHeld(value)));
     const ids = new Set(held.map(({ id }) => id).filter((id) => id !== undefined));
     const own = claim.held.filter(({ id }) => id === undefined || !ids.has(id));
     const dropped: FieldOp[] = [];
@@ -370,22 +373,18 @@ export class SessionClaims {
       if (claim.stored === undefined) return undefined;
       const { snapshot, held } = sessionFromFields(claim.stored);
       if (held.length > 0) {
-        // Messages held for it by a node it was moving to when that node died: delivered after the rest
-        // (leftovers of earlier claims are only removed).
-        const current = currentHeld(held, claim.epoch - 1);
+        // Messages held for it by a node it was moving to when that node died: delivered after the rest.
         this.#claims.set(clientId, {
           epoch: claim.epoch,
           from: claim.previous,
           handed: true,
           local: false,
           inbox: false,
-          held: current,
+          held,
           had: handedIds(snapshot),
           filters: [],
           clientId,
         });
-        const stale = held.filter((message) => !current.includes(message));
-        if (stale.length > 0) node.writeFields(clientId, stale.map(({ field }): FieldOp => ["H", field, ""]));
       }
       return snapshot;
     }
@@ -574,7 +573,7 @@ export class SessionClaims {
       if (claim?.epoch === epoch && claim.passOn !== undefined) this.#passOn(claim, control);
       else if (claim?.epoch === epoch) {
         claim.handed = true;
-        const passed = control.held as string[] | undefined;
+        const passed = control.held as [string, string][] | undefined;
         if (passed !== undefined && passed.length > 0) this.#passed(claim, passed);
       }
       this.#handoffs.get(`${clientId}\u0000${epoch}`)?.(

@@ -76,29 +76,6 @@ export interface HeldMessage {
   packet: Packet;
 }
 
-/**
- * The messages held for a session by the claim in progress when its stored session was taken (the claim
- * that made `epoch`, the epoch before the taker's): those of earlier claims are leftovers whose removal
- * was refused (an epoch changed while it was on its way), of messages the session had or got otherwise.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { currentHeld } from "./session_store.ts";
- *
- * const held = [{ field: "h\u00002\u00001" }, { field: "h\u00005\u00003" }];
- * assert.deepEqual(currentHeld(held, 5), [{ field: "h\u00005\u00003" }]);
- * ```
- *
- * @param held The held messages of a stored session.
- * @param epoch The epoch of the claim that was in progress.
- * @returns Those of that claim.
- */
-export function currentHeld<T extends Pick<HeldMessage, "field">>(held: readonly T[], epoch: number): T[] {
-  const prefix = heldPrefix(epoch);
-  return held.filter(({ field }) => field.startsWith(prefix));
-}
-
 /** How a held message is stored (the value of its `h` field). */
 interface HeldRecord {
   node: string;
