@@ -138,6 +138,7 @@ export class StorageHook implements Hook {
   /**
    * While set, every write goes here instead of the queue (a cluster node's session store takes the writes
    * of a will or a shared hand-off into the engine write that holds its forwards: see `session_store.ts`).
+   * Only for a backend that takes no outbound events (their writes bypass it).
    */
   protected diverted: WriteOp[] | undefined = undefined;
   /** In-flight records written (or being written), by client: deletes of others are not written. */
@@ -419,16 +420,6 @@ export class StorageHook implements Hook {
     groups?: readonly string[],
   ): void {
     if (this.#stopped) return;
-    if (this.diverted !== undefined) { // as the ops a backend without outbound events takes
-      const stage = kind === OUTBOUND_PUBREL ? "pubrel" : "publish";
-      this.diverted.push(
-        kind === OUTBOUND_DONE ? { op: "deleteInflight", clientId, direction: "out", id: sequence } : {
-          op: "putInflight",
-          record: { clientId, direction: "out", sequence, packetId, stage, message, groups },
-        },
-      );
-      return;
-    }
     let events = this.#events;
     if (events === undefined) {
       this.#events = events = this.#spareEvents ?? new OutboundEvents();
