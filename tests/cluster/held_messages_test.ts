@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
-import { connect, withCluster } from "./nodes.ts";
+import { connect, connecting, withCluster } from "./nodes.ts";
 
 const ignore = !(await redisAvailable()) && !redisRequired();
 const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
@@ -54,14 +54,7 @@ async function heldOnDeadNode(early: boolean): Promise<void> {
       // a stalls (shorter than its lease): it does not read b's request to release the session, so
       // b holds what its own clients publish for the session meanwhile.
       a.signal("SIGSTOP");
-      const mover = mqtt.connect(b.url, {
-        clientId: "mover",
-        reconnectPeriod: 0,
-        connectTimeout: 30_000,
-        ...persistent,
-      });
-      clients.push(mover);
-      mover.on("error", () => {});
+      clients.push(connecting(b, "mover", { connectTimeout: 30_000, ...persistent }).client);
       await waitFor(() => /Claimed mover at epoch/.test(b.output()), 1500, "b's claim");
       await delay(300); // the release is asked for
       await pub.publishAsync("m/x", "held on b", { qos: 1 });
@@ -71,17 +64,12 @@ async function heldOnDeadNode(early: boolean): Promise<void> {
       if (!early) {
         await waitFor(() => /Adopted \d+ sessions of b/.test(a.output() + c.output()), 10_000, "b's claim");
       }
-      const got: string[] = [];
-      const back = mqtt.connect(c.url, {
-        clientId: "mover",
-        reconnectPeriod: 0,
+      const { client: back, got, connack } = connecting(c, "mover", {
         connectTimeout: 15_000,
         ...persistent,
       });
       clients.push(back);
-      back.on("message", (_t, payload) => got.push(String(payload)));
-      const connack = await new Promise<mqtt.IConnackPacket>((resolve) => back.once("connect", resolve));
-      assert.equal(connack.sessionPresent, true, "session present");
+      assert.equal((await connack).sessionPresent, true, "session present");
       await waitFor(() => got.length >= 1, 5000, "the message held on b").catch(() => {});
       await delay(500);
       assert.deepEqual(got, ["held on b"]);
@@ -121,27 +109,15 @@ Deno.test({
         await pubA.publishAsync("m/x", "queued on a", { qos: 1 });
         await delay(1000); // routes in effect everywhere
         a.signal("SIGSTOP"); // shorter than its lease
-        const onB = mqtt.connect(b.url, {
-          clientId: "mover",
-          reconnectPeriod: 0,
-          connectTimeout: 30_000,
-          ...persistent,
-        });
-        clients.push(onB);
-        onB.on("error", () => {});
+        clients.push(connecting(b, "mover", { connectTimeout: 30_000, ...persistent }).client);
         await waitFor(() => /Claimed mover at epoch/.test(b.output()), 1500, "b's claim");
         await delay(200);
         await pubB.publishAsync("m/x", "held on b", { qos: 1 });
-        const got: string[] = [];
-        const onC = mqtt.connect(c.url, {
-          clientId: "mover",
-          reconnectPeriod: 0,
+        const { client: onC, got, connack } = connecting(c, "mover", {
           connectTimeout: 30_000,
           ...persistent,
         });
         clients.push(onC);
-        onC.on("message", (_t, payload) => got.push(String(payload)));
-        const connack = new Promise<mqtt.IConnackPacket>((resolve) => onC.once("connect", resolve));
         await waitFor(() => /Claimed mover at epoch/.test(c.output()), 1500, "c's claim");
         await delay(200);
         await pubC.publishAsync("m/x", "held on c", { qos: 1 });

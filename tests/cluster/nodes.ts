@@ -182,6 +182,35 @@ export function connect(
   return mqtt.connectAsync(node.url, { clientId, protocolVersion, reconnectPeriod: 0, ...options });
 }
 
+/** A client on its way in (see {@linkcode connecting}). */
+export interface Connecting {
+  /** The client. */
+  readonly client: mqtt.MqttClient;
+  /** The payloads it received, as text, in order. */
+  readonly got: string[];
+  /** Its CONNACK, when it comes. */
+  readonly connack: Promise<mqtt.IConnackPacket>;
+}
+
+/**
+ * Starts connecting an MQTT.js client to a node without waiting for the CONNACK (no automatic
+ * reconnection, errors ignored: the node may die meanwhile), listening from the start, so that the queued
+ * messages that follow the CONNACK at once are not missed.
+ *
+ * @param node The node.
+ * @param clientId The client id.
+ * @param options More MQTT.js options (protocol version 5 unless given).
+ * @returns The client, what it receives, and its CONNACK.
+ */
+export function connecting(node: Node, clientId: string, options: mqtt.IClientOptions = {}): Connecting {
+  const client = mqtt.connect(node.url, { clientId, protocolVersion: 5, reconnectPeriod: 0, ...options });
+  const got: string[] = [];
+  client.on("error", () => {});
+  client.on("message", (_topic, payload) => got.push(String(payload)));
+  const connack = new Promise<mqtt.IConnackPacket>((resolve) => client.once("connect", resolve));
+  return { client, got, connack };
+}
+
 /** What {@linkcode withCluster} hands its body. */
 export interface Cluster {
   /** The redis-server. */
