@@ -213,18 +213,16 @@ export class RouteTable {
     members: ReadonlyMap<string, ClientSubscription>,
     local: number,
   ): string | undefined {
-    const localOnline = this.#online.get(this.#self)?.get(group) ?? local;
     const turn = this.#rotation.get(group) ?? 0;
     this.#rotation.set(group, turn + 1);
-    const connected = (member: ClientSubscription) =>
-      this.#online.get(member.clientId)?.get(group) ?? this.count(member.clientId, member.filter);
+    const localOnline = this.#online.get(this.#self)?.get(group) ?? local;
     let total = localOnline;
-    for (const member of members.values()) total += connected(member);
-    if (total > 0) return this.#turn(turn % total, members, localOnline, connected);
+    for (const member of members.values()) total += this.#weight(member, group);
+    if (total > 0) return this.#turn(turn % total, members, localOnline, group);
     // Nobody connected: every member's turn comes (its session keeps the message).
     total = local;
-    for (const member of members.values()) total += this.count(member.clientId, member.filter);
-    return this.#turn(turn % total, members, local, (member) => this.count(member.clientId, member.filter));
+    for (const member of members.values()) total += this.#weight(member, undefined);
+    return this.#turn(turn % total, members, local, undefined);
   }
 
   /** The node whose turn `pick` is: this node's `local` first, then each other node by its weight. */
@@ -232,15 +230,21 @@ export class RouteTable {
     pick: number,
     members: ReadonlyMap<string, ClientSubscription>,
     local: number,
-    weight: (member: ClientSubscription) => number,
+    group: string | undefined,
   ): string | undefined {
     if (pick < local) return undefined;
     pick -= local;
     for (const member of members.values()) {
-      pick -= weight(member);
+      pick -= this.#weight(member, group);
       if (pick < 0) return member.clientId;
     }
     return undefined;
+  }
+
+  /** A node's weight in a group's rotation: its connected members of `group`, or (none given) all its members. */
+  #weight(member: ClientSubscription, group: string | undefined): number {
+    const online = group === undefined ? undefined : this.#online.get(member.clientId)?.get(group);
+    return online ?? this.count(member.clientId, member.filter);
   }
 
   /**
