@@ -6,7 +6,6 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "../mqtt.ts";
 import { delay, waitFor } from "../helpers.ts";
 import { redisAvailable, redisRequired } from "../storage/redis_server.ts";
 import { connect, connecting, withCluster } from "./nodes.ts";
