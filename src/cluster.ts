@@ -40,7 +40,6 @@ import type { Hook } from "./hooks.ts";
 import type { FilterObserver, Subscribers, TopicsIndex } from "./topics.ts";
 import type { Hooks } from "./hooks.ts";
 import type { Info } from "./system.ts";
-import { isInlineSubscriber } from "./inline.ts";
 
 /** Where a message delivered by {@linkcode ClusterHost.deliver} came from, and whom it is for here. */
 export interface MessageOrigin {
@@ -274,8 +273,8 @@ export interface Cluster extends FilterObserver {
 export interface ClusterServer {
   /** The topic index. */
   readonly topics: TopicsIndex;
-  /** The clients (connected and remembered sessions). */
-  readonly clients: { get(id: string): Client | undefined };
+  /** Whether a client is connected (see `Server.isOnline`). */
+  isOnline(clientId: string): boolean;
   /** The hooks. */
   readonly hooks: Hooks;
   /** The counters. */
@@ -329,9 +328,7 @@ export async function attachCluster(
       const online = new Map<string, number>();
       for (const [key, { members }] of topics.sharedGroups) {
         let connected = 0;
-        for (const id of members.keys()) {
-          if (isInlineSubscriber(id) || !(server.clients.get(id)?.closed ?? true)) connected++;
-        }
+        for (const id of members.keys()) if (server.isOnline(id)) connected++;
         if (connected < members.size) online.set(key, connected);
       }
       return online;

@@ -629,7 +629,7 @@ export class Server {
     }
     if (from !== undefined) restrictToOrigin(subscribers, from); // another node's, or a shared hand-off
     else this.#cluster?.route(packet, subscribers);
-    if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.#isOnline);
+    if (subscribers.shared.size > 0) this.topics.selectShared(subscribers, this.isOnline);
     if (this.hooks.has("onSelectSubscribers")) {
       const { subscriptions, shared } = subscribers; // hooks may add groups (a topic's kept match refuses them)
       subscribers = this.hooks.onSelectSubscribers({ subscriptions, shared: new Map(shared) }, packet);
@@ -668,7 +668,14 @@ export class Server {
     }
   }
 
-  readonly #isOnline = (clientId: string): boolean =>
+  /**
+   * Whether a client is connected (an inline subscriber always is): a shared group's message goes to
+   * connected members first.
+   *
+   * @param clientId The client id.
+   * @returns True when connected.
+   */
+  readonly isOnline = (clientId: string): boolean =>
     isInlineSubscriber(clientId) || !(this.clients.get(clientId)?.closed ?? true);
 
   // ---------------------------------------------------------------------------------------------
